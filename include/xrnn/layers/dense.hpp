@@ -1,0 +1,146 @@
+// xtensor-rnn: dense (fully connected) layer, applied to (B, In) or to every step of (S, B, In).
+//
+// Dimensions: R rows (B, or S * B for a sequence), In inputs, Out outputs.
+//   (F1) y = x W + b                         x (R, In), W (In, Out), b (Out) -> y (R, Out)
+//   (B1) dW += x^T dy
+//   (B2) db += sum over rows of dy
+//   (B3) dx  = dy W^T
+#ifndef XRNN_LAYERS_DENSE_HPP
+#define XRNN_LAYERS_DENSE_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <tuple>
+#include <type_traits>
+
+#include <xtensor/xtensor.hpp>
+
+#include <xrnn/config.hpp>
+#include <xrnn/detail/blas.hpp>
+#include <xrnn/detail/tensor.hpp>
+#include <xrnn/init.hpp>
+#include <xrnn/random.hpp>
+
+namespace xrnn
+{
+    template <class T, std::size_t In, std::size_t Out>
+    struct dense_params
+    {
+        xt::xtensor<T, 2> w;  // (In, Out) = torch.nn.Linear.weight^T
+        xt::xtensor<T, 1> b;  // (Out)
+
+        dense_params()
+            : w({In, Out}, T(0))
+            , b({Out}, T(0))
+        {
+        }
+
+        template <class F, class... Ps>
+        static void zip(F&& f, Ps&... ps)
+        {
+            f("w", ps.w...);
+            f("b", ps.b...);
+        }
+    };
+
+    template <class T, std::size_t In, std::size_t Out>
+    class dense
+    {
+        static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                      "xrnn::dense: T must be float or double");
+        static_assert(In > 0 && Out > 0, "xrnn::dense: In and Out must be at least 1");
+
+    public:
+        using value_type = T;
+        using params_type = dense_params<T, In, Out>;
+        static constexpr std::size_t input_size = In;
+        static constexpr std::size_t output_size = Out;
+
+        params_type p;
+        params_type dp;
+
+        explicit dense(random_engine& rng, init_scheme scheme = init_scheme::keras)
+        {
+            if (scheme == init_scheme::keras)
+            {
+                init::glorot_uniform(p.w, rng);  // Keras Dense: glorot_uniform kernel, zero bias
+            }
+            else
+            {
+                const double bound = 1.0 / std::sqrt(static_cast<double>(In));  // torch.nn.Linear
+                init::uniform(p.w, bound, rng);
+                init::uniform(p.b, bound, rng);
+            }
+        }
+
+        /// x (B, In) -> y (B, Out), or x (S, B, In) -> y (S, B, Out) with the same weights at every step.
+        template <std::size_t N>
+        const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode = mode::inference)
+        {
+            static_assert(N == 2 || N == 3, "xrnn::dense::forward: input must be (B, In) or (S, B, In)");
+            if (x.shape()[N - 1] != In || x.size() == 0)
+            {
+                throw shape_error("dense::forward: x expected shape " + shape_pattern<N>(In)
+                                  + " with every extent at least 1 but got " + detail::shape_to_string(x.shape()));
+            }
+            const std::size_t rows = x.size() / In;
+            detail::ensure_shape(m_input, {rows, In});
+            std::copy(x.data(), x.data() + x.size(), m_input.data());  // kept for (B1)
+            auto output_shape = x.shape();
+            output_shape[N - 1] = Out;
+            auto& y = std::get<N - 2>(m_outputs);
+            detail::ensure_shape(y, output_shape);
+            detail::matmul(x.data(), p.w.data(), y.data(), rows, In, Out);  // (F1)
+            detail::add_row_vector(y.data(), rows, Out, p.b.data());
+            m_forward_rank = N;
+            return y;
+        }
+
+        /// Accumulates dW, db; returns dx with the shape of the last forward's input.
+        template <std::size_t N>
+        const xt::xtensor<T, N>& backward(const xt::xtensor<T, N>& dy)
+        {
+            static_assert(N == 2 || N == 3, "xrnn::dense::backward: gradient must be (B, Out) or (S, B, Out)");
+            const auto& y = std::get<N - 2>(m_outputs);
+            if (m_forward_rank != N)
+            {
+                throw state_error("dense::backward: no forward of a rank-" + std::to_string(N) + " input before it");
+            }
+            if (!std::equal(dy.shape().begin(), dy.shape().end(), y.shape().begin()))
+            {
+                throw shape_error("dense::backward: dy expected shape " + detail::shape_to_string(y.shape())
+                                  + " but got " + detail::shape_to_string(dy.shape()));
+            }
+            const std::size_t rows = m_input.shape()[0];
+            detail::accumulate_weight_gradient(m_input.data(), dy.data(), dp.w.data(), rows, In, Out);  // (B1)
+            detail::accumulate_column_sums(dy.data(), rows, Out, dp.b.data());                       // (B2)
+            auto input_shape = dy.shape();
+            input_shape[N - 1] = In;
+            auto& dx = std::get<N - 2>(m_input_grads);
+            detail::ensure_shape(dx, input_shape);
+            detail::matmul_transposed_weight(dy.data(), p.w.data(), dx.data(), rows, Out, In);  // (B3)
+            return dx;
+        }
+
+        template <class F>
+        void for_each_parameter(F&& f)
+        {
+            params_type::zip(f, p, dp);
+        }
+
+    private:
+        template <std::size_t N>
+        static std::string shape_pattern(std::size_t last)
+        {
+            return std::string(N == 2 ? "(B, " : "(S, B, ") + std::to_string(last) + ")";
+        }
+
+        xt::xtensor<T, 2> m_input;  // (rows, In)
+        std::tuple<xt::xtensor<T, 2>, xt::xtensor<T, 3>> m_outputs, m_input_grads;
+        std::size_t m_forward_rank = 0;
+    };
+}  // namespace xrnn
+
+#endif

@@ -1,0 +1,102 @@
+// xtensor-rnn: inverted dropout. A kept unit is scaled by 1 / (1 - rate) during training so that inference
+// (where dropout is off) needs no rescaling.
+//   mask_j = [u_j >= rate] / (1 - rate),  u_j ~ U[0, 1)      y = x * mask      dx = dy * mask
+#ifndef XRNN_LAYERS_DROPOUT_HPP
+#define XRNN_LAYERS_DROPOUT_HPP
+
+#include <cstddef>
+#include <string>
+#include <tuple>
+
+#include <xtensor/xnoalias.hpp>
+#include <xtensor/xtensor.hpp>
+
+#include <xrnn/config.hpp>
+#include <xrnn/detail/tensor.hpp>
+#include <xrnn/random.hpp>
+
+namespace xrnn
+{
+    namespace detail
+    {
+        /// Fills n mask values with 0 (dropped, probability rate) or 1 / (1 - rate) (kept).
+        template <class T>
+        void sample_dropout_mask(T* mask, std::size_t n, double rate, random_engine& rng)
+        {
+            const T keep_scale = static_cast<T>(1.0 / (1.0 - rate));
+            for (std::size_t j = 0; j < n; ++j)
+            {
+                mask[j] = rng.uniform() >= rate ? keep_scale : T(0);
+            }
+        }
+    }  // namespace detail
+
+    /// Standalone dropout on (B, F) or (S, B, F) tensors: a fresh mask per element and per forward.
+    /// (The recurrent layers have their own per-sequence input and recurrent dropout.)
+    template <class T>
+    class dropout
+    {
+    public:
+        using value_type = T;
+
+        dropout(double rate, random_engine& rng)
+            : m_rate(rate)
+            , m_rng(rng.split())
+        {
+            detail::check_rate("dropout", "rate", rate);
+        }
+
+        double rate() const noexcept
+        {
+            return m_rate;
+        }
+
+        template <std::size_t N>
+        const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode m = mode::inference)
+        {
+            static_assert(N == 2 || N == 3, "xrnn::dropout: input must be (B, F) or (S, B, F)");
+            auto& y = std::get<N - 2>(m_outputs);
+            auto& mask = std::get<N - 2>(m_masks);
+            detail::ensure_shape(y, x.shape());
+            detail::ensure_shape(mask, x.shape());
+            if (m == mode::training && m_rate > 0.0)
+            {
+                detail::sample_dropout_mask(mask.data(), mask.size(), m_rate, m_rng);
+            }
+            else
+            {
+                mask.fill(T(1));
+            }
+            xt::noalias(y) = x * mask;
+            return y;
+        }
+
+        template <std::size_t N>
+        const xt::xtensor<T, N>& backward(const xt::xtensor<T, N>& dy)
+        {
+            static_assert(N == 2 || N == 3, "xrnn::dropout: gradient must be (B, F) or (S, B, F)");
+            const auto& mask = std::get<N - 2>(m_masks);
+            if (!std::equal(dy.shape().begin(), dy.shape().end(), mask.shape().begin()) || mask.size() == 0)
+            {
+                throw shape_error("dropout::backward: dy expected shape " + detail::shape_to_string(mask.shape())
+                                  + " (the last forward's) but got " + detail::shape_to_string(dy.shape()));
+            }
+            auto& dx = std::get<N - 2>(m_input_grads);
+            detail::ensure_shape(dx, dy.shape());
+            xt::noalias(dx) = dy * mask;
+            return dx;
+        }
+
+        template <class F>
+        void for_each_parameter(F&&)
+        {
+        }
+
+    private:
+        double m_rate;
+        random_engine m_rng;
+        std::tuple<xt::xtensor<T, 2>, xt::xtensor<T, 3>> m_outputs, m_masks, m_input_grads;
+    };
+}  // namespace xrnn
+
+#endif

@@ -1,0 +1,129 @@
+// xtensor-rnn: embedding, token ids to dense vectors.
+//
+// Dimensions: S steps, B batch, V vocabulary, D embedding width.
+//   (F1) y[s, b, :] = W[ids[s, b], :]                     ids (S, B) -> y (S, B, D)
+//   (B1) dW[v, :] += sum over (s, b) with ids[s, b] = v of dy[s, b, :]
+// Only the rows of the ids that occurred receive gradient; there is no gradient with respect to the ids.
+#ifndef XRNN_LAYERS_EMBEDDING_HPP
+#define XRNN_LAYERS_EMBEDDING_HPP
+
+#include <cstddef>
+#include <string>
+#include <type_traits>
+
+#include <xtensor/xnoalias.hpp>
+#include <xtensor/xtensor.hpp>
+
+#include <xrnn/config.hpp>
+#include <xrnn/detail/tensor.hpp>
+#include <xrnn/init.hpp>
+#include <xrnn/random.hpp>
+
+namespace xrnn
+{
+    template <class T, std::size_t V, std::size_t D>
+    struct embedding_params
+    {
+        xt::xtensor<T, 2> w;  // (V, D), one row per token id
+
+        embedding_params()
+            : w({V, D}, T(0))
+        {
+        }
+
+        /// Calls f(name, tensors of the same name in each of ps...): one visitor for zeroing, optimizers, files.
+        template <class F, class... Ps>
+        static void zip(F&& f, Ps&... ps)
+        {
+            f("w", ps.w...);
+        }
+    };
+
+    template <class T, std::size_t Vocab, std::size_t Dim>
+    class embedding
+    {
+        static_assert(std::is_floating_point<T>::value, "xrnn::embedding: T must be float or double");
+        static_assert(Vocab > 0, "xrnn::embedding: the vocabulary must hold at least one id");
+        static_assert(Dim > 0, "xrnn::embedding: the embedding width must be at least 1");
+
+    public:
+        using value_type = T;
+        using params_type = embedding_params<T, Vocab, Dim>;
+        using output_type = xt::xtensor<T, 3>;
+        static constexpr std::size_t vocabulary_size = Vocab;
+        static constexpr std::size_t output_size = Dim;
+
+        params_type p;   // weights
+        params_type dp;  // their gradients, accumulated by backward, zeroed by the caller
+
+        explicit embedding(random_engine& rng, init_scheme scheme = init_scheme::keras)
+        {
+            if (scheme == init_scheme::keras)
+            {
+                init::uniform(p.w, 0.05, rng);  // Keras "uniform" embeddings initializer
+            }
+            else
+            {
+                init::normal(p.w, 1.0, rng);  // torch.nn.Embedding: N(0, 1)
+            }
+        }
+
+        /// ids (S, B) of any integer type, each in [0, Vocab); returns y (S, B, Dim).
+        template <class Id>
+        const output_type& forward(const xt::xtensor<Id, 2>& ids, mode = mode::inference)
+        {
+            static_assert(std::is_integral<Id>::value, "xrnn::embedding::forward: token ids must be integers");
+            const std::size_t steps = ids.shape()[0];
+            const std::size_t batch = ids.shape()[1];
+            detail::check_positive("embedding::forward", "steps (ids.shape()[0])", steps);
+            detail::check_positive("embedding::forward", "batch (ids.shape()[1])", batch);
+            detail::ensure_shape(m_ids, {steps, batch});
+            for (std::size_t j = 0; j < ids.size(); ++j)
+            {
+                const Id id = ids.data()[j];
+                // The first comparison is only meaningful for signed ids; written this way to avoid a warning.
+                if (!(id >= Id(0)) || static_cast<unsigned long long>(id) >= Vocab)
+                {
+                    throw value_error("embedding::forward: token id " + std::to_string(id) + " at step "
+                                      + std::to_string(j / batch) + ", batch " + std::to_string(j % batch)
+                                      + " is outside the vocabulary [0, " + std::to_string(Vocab) + ")");
+                }
+                m_ids.data()[j] = static_cast<std::size_t>(id);
+            }
+            detail::ensure_shape(m_output, {steps, batch, Dim});
+            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (F1)
+            {
+                xt::noalias(detail::vector_view(m_output.data() + j * Dim, Dim)) =
+                    detail::vector_view(p.w.data() + m_ids.data()[j] * Dim, Dim);
+            }
+            return m_output;
+        }
+
+        /// Accumulates dW from dy (S, B, Dim) for the ids of the last forward.
+        void backward(const output_type& dy)
+        {
+            if (m_ids.size() == 0)
+            {
+                throw state_error("embedding::backward: no forward before it");
+            }
+            detail::check_shape("embedding::backward", "dy", dy.shape(), {m_ids.shape()[0], m_ids.shape()[1], Dim});
+            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (B1)
+            {
+                detail::vector_view(dp.w.data() + m_ids.data()[j] * Dim, Dim) +=
+                    detail::vector_view(dy.data() + j * Dim, Dim);
+            }
+        }
+
+        template <class F>
+        void for_each_parameter(F&& f)
+        {
+            params_type::zip(f, p, dp);
+        }
+
+    private:
+        xt::xtensor<std::size_t, 2> m_ids;  // validated ids of the last forward
+        output_type m_output;
+    };
+}  // namespace xrnn
+
+#endif

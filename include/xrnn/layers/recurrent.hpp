@@ -1,0 +1,255 @@
+// xtensor-rnn: a recurrent layer that runs a stack of cells over a sequence (PyTorch's num_layers).
+//
+// Layer 0 maps the input (S, B, I) to (S, B, H); each layer above reads the sequence of the one below.
+// Forward runs the layers bottom to top, backward top to bottom (reverse order of forward), each layer
+// running its own BPTT (recurrent_cell.hpp). The output is the top layer's h_1..h_S (output::sequence) or
+// its h_S (output::last). Initial states may be passed and final states read back, so a long stream can be
+// fed in chunks (stateful use); the gradient of the initial states is kept after backward.
+#ifndef XRNN_LAYERS_RECURRENT_HPP
+#define XRNN_LAYERS_RECURRENT_HPP
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include <xtensor/xtensor.hpp>
+
+#include <xrnn/config.hpp>
+#include <xrnn/layers/recurrent_cell.hpp>
+
+namespace xrnn
+{
+    /// What a recurrent layer returns: the top layer's last hidden state (B, H) or all of them (S, B, H).
+    enum class output
+    {
+        last,
+        sequence
+    };
+
+    /// A stack of Layers recurrent layers: FirstCell reads the input, Layers - 1 UpperCells read hidden states.
+    template <class FirstCell, class UpperCell, std::size_t Layers, output Out>
+    class recurrent_stack
+    {
+        static_assert(Layers >= 1, "xrnn: a recurrent layer needs num_layers >= 1");
+        static_assert(UpperCell::input_size == FirstCell::hidden_size,
+                      "xrnn: stacked cells must read the hidden state of the cell below");
+
+    public:
+        using value_type = typename FirstCell::value_type;
+        using T = value_type;
+        static constexpr std::size_t input_size = FirstCell::input_size;
+        static constexpr std::size_t hidden_size = FirstCell::hidden_size;
+        static constexpr std::size_t num_layers = Layers;
+        static constexpr bool has_cell_state = FirstCell::has_cell_state;
+        static constexpr output output_kind = Out;
+        using first_cell_type = FirstCell;
+        using upper_cell_type = UpperCell;
+        using input_type = xt::xtensor<T, 3>;                                         // (S, B, I)
+        using output_type = std::conditional_t<Out == output::last, xt::xtensor<T, 2>,  // (B, H)
+                                               xt::xtensor<T, 3>>;                    // (S, B, H)
+        using state_type = basic_state<xt::xtensor<T, 3>, has_cell_state>;             // (Layers, B, H) each
+
+        explicit recurrent_stack(random_engine& rng, const recurrent_options& options = {})
+            : recurrent_stack(rng, options, std::make_index_sequence<Layers - 1>{})
+        {
+        }
+
+        /// x (S, B, I) from zero initial states.
+        const output_type& forward(const input_type& x, mode m = mode::inference)
+        {
+            return run_forward(x, nullptr, m);
+        }
+
+        /// x (S, B, I) from the given initial states, (Layers, B, H) each.
+        const output_type& forward(const input_type& x, const state_type& initial, mode m = mode::inference)
+        {
+            return run_forward(x, &initial, m);
+        }
+
+        /// States after the last step of the last forward, (Layers, B, H) each.
+        const state_type& final_state() const noexcept
+        {
+            return m_final;
+        }
+
+        /// BPTT through all layers for the last training forward; accumulates the gradients of every layer
+        /// and returns dx (S, B, I).
+        const xt::xtensor<T, 3>& backward(const output_type& dy)
+        {
+            const std::size_t S = m_first.steps();
+            const std::size_t B = m_first.batch();
+            if (S == 0)
+            {
+                throw state_error(std::string(name()) + "::backward: call forward(x, mode::training) before backward");
+            }
+            if constexpr (Out == output::last)
+            {
+                detail::check_shape(name(), "dy", dy.shape(), {B, hidden_size});
+            }
+            else
+            {
+                detail::check_shape(name(), "dy", dy.shape(), {S, B, hidden_size});
+            }
+            for (std::size_t k = Layers; k-- > 0;)
+            {
+                visit_layer(k, [&](auto& cell) {
+                    if (k + 1 == Layers)
+                    {
+                        cell.backward_sequence(Out == output::sequence ? dy.data() : nullptr,
+                                               Out == output::last ? dy.data() : nullptr, nullptr);
+                    }
+                    else
+                    {
+                        visit_layer(k + 1, [&](auto& above) {
+                            cell.backward_sequence(above.input_gradient().data(), nullptr, nullptr);
+                        });
+                    }
+                    copy_layer_state(cell.initial_hidden_gradient(), m_initial_gradient.h, k, B);
+                    if constexpr (has_cell_state)
+                    {
+                        copy_layer_state(cell.initial_cell_gradient(), m_initial_gradient.c, k, B);
+                    }
+                });
+            }
+            return m_first.input_gradient();
+        }
+
+        /// Gradient of the initial states of the last backward, (Layers, B, H) each.
+        const state_type& initial_state_gradient() const noexcept
+        {
+            return m_initial_gradient;
+        }
+
+        /// The cell of stacked layer K (0 = the one reading the input), with its parameters p and gradients dp.
+        template <std::size_t K>
+        auto& layer() noexcept
+        {
+            static_assert(K < Layers, "xrnn: layer index out of range");
+            if constexpr (K == 0)
+            {
+                return m_first;
+            }
+            else
+            {
+                return m_upper[K - 1];
+            }
+        }
+
+        /// Calls f("l<k>.<name>", value, gradient) for every parameter tensor of every stacked layer.
+        template <class F>
+        void for_each_parameter(F&& f)
+        {
+            for (std::size_t k = 0; k < Layers; ++k)
+            {
+                visit_layer(k, [&](auto& cell) {
+                    cell.for_each_parameter([&](const char* tensor, auto& value, auto& grad) {
+                        f("l" + std::to_string(k) + "." + tensor, value, grad);
+                    });
+                });
+            }
+        }
+
+        static const char* name() noexcept
+        {
+            return has_cell_state ? "lstm" : "rnn";
+        }
+
+    private:
+        template <std::size_t... K>
+        recurrent_stack(random_engine& rng, const recurrent_options& options, std::index_sequence<K...>)
+            : m_first(rng, options)
+            , m_upper{{(static_cast<void>(K), UpperCell(rng, options))...}}  // braces: drawn in layer order
+        {
+        }
+
+        template <class F>
+        void visit_layer(std::size_t k, F&& f)
+        {
+            if (k == 0)
+            {
+                f(m_first);
+            }
+            else if (k - 1 < m_upper.size())  // always true for k < Layers; stated so compilers can see it
+            {
+                f(m_upper[k - 1]);
+            }
+        }
+
+        const output_type& run_forward(const input_type& x, const state_type* initial, mode m)
+        {
+            const std::size_t S = x.shape()[0];
+            const std::size_t B = x.shape()[1];
+            if (S == 0 || B == 0 || x.shape()[2] != input_size)
+            {
+                throw shape_error(std::string(name()) + "::forward: x expected shape (S, B, " + std::to_string(input_size)
+                                  + ") with S, B >= 1 but got " + detail::shape_to_string(x.shape()));
+            }
+            if (initial != nullptr)
+            {
+                detail::check_shape(name(), "initial h", initial->h.shape(), {Layers, B, hidden_size});
+                if constexpr (has_cell_state)
+                {
+                    detail::check_shape(name(), "initial c", initial->c.shape(), {Layers, B, hidden_size});
+                }
+            }
+            const std::size_t H = hidden_size;
+            detail::ensure_shape(m_final.h, {Layers, B, H});
+            detail::ensure_shape(m_initial_gradient.h, {Layers, B, H});
+            if constexpr (has_cell_state)
+            {
+                detail::ensure_shape(m_final.c, {Layers, B, H});
+                detail::ensure_shape(m_initial_gradient.c, {Layers, B, H});
+            }
+            const T* input = x.data();
+            for (std::size_t k = 0; k < Layers; ++k)
+            {
+                visit_layer(k, [&](auto& cell) {
+                    const T* h0 = initial != nullptr ? initial->h.data() + k * B * H : nullptr;
+                    const T* c0 = nullptr;
+                    if constexpr (has_cell_state)
+                    {
+                        c0 = initial != nullptr ? initial->c.data() + k * B * H : nullptr;
+                    }
+                    cell.forward_sequence(input, S, B, h0, c0, m);
+                    input = cell.hidden_sequence();
+                    // copied now: `initial` may alias m_final (feeding final_state() back in), read above
+                    copy_layer_state(cell.final_hidden(), m_final.h, k, B);
+                    if constexpr (has_cell_state)
+                    {
+                        copy_layer_state(cell.final_cell(), m_final.c, k, B);
+                    }
+                });
+            }
+            if constexpr (Out == output::last)
+            {
+                detail::ensure_shape(m_output, {B, H});
+                visit_layer(Layers - 1, [&](auto& top) {
+                    std::copy(top.final_hidden(), top.final_hidden() + B * H, m_output.data());
+                });
+            }
+            else
+            {
+                detail::ensure_shape(m_output, {S, B, H});
+                visit_layer(Layers - 1, [&](auto& top) {
+                    std::copy(top.hidden_sequence(), top.hidden_sequence() + S * B * H, m_output.data());
+                });
+            }
+            return m_output;
+        }
+
+        static void copy_layer_state(const T* from, xt::xtensor<T, 3>& to, std::size_t k, std::size_t batch)
+        {
+            std::copy(from, from + batch * hidden_size, to.data() + k * batch * hidden_size);
+        }
+
+        FirstCell m_first;
+        std::array<UpperCell, Layers - 1> m_upper;
+        output_type m_output;
+        state_type m_final;
+        state_type m_initial_gradient;
+    };
+}  // namespace xrnn
+
+#endif

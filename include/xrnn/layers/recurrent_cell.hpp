@@ -1,0 +1,469 @@
+// xtensor-rnn: what every recurrent cell shares: the affine pre-activation, dropout masks, the per-step
+// cache, and backpropagation through time over a whole sequence. A cell (rnn_cell, lstm_cell) adds only its
+// gate equations, through two static functions called once per step:
+//   Cell::activate(z -> gates, c_{t-1} -> c_t, h_t)            the cell's forward equations
+//   Cell::activate_backward(gates, c_{t-1}, c_t, dh_t, dc)     their backward, giving dz_t and dc_{t-1}
+//
+// Dimensions: S steps, B batch, I inputs, H hidden units, G = Gates * H pre-activation width.
+// Sequences are time-major (S, B, .), row-major; step t of a buffer starts at data + t * B * width.
+//
+// Forward, for t = 1..S (one layer):
+//   (R1) x~_t     = x_t * m_x                 m_x (B, I): input dropout mask, one per sequence (1 when off)
+//   (R2) h~_{t-1} = h_{t-1} * m_h             m_h (B, H): recurrent dropout mask, one per sequence
+//   (R3) z_t      = x~_t W_x + h~_{t-1} W_h + b          W_x (I, G), W_h (H, G), b (G) -> z_t (B, G)
+//   (R4) (h_t, c_t) = cell equations of z_t and c_{t-1}   (rnn_cell.hpp, lstm_cell.hpp)
+// (R3) runs as one GEMM over all S * B rows for the x~ W_x + b part, then one GEMM per step for h~ W_h.
+//
+// Backward (BPTT), for t = S..1, with dh_t = dy_t (from the output or the layer above) + the recurrent part:
+//   (Q1) dz_t, dc_{t-1} = cell backward of dh_t, dc_t     ("dz" is the gradient before the nonlinearities)
+//   (Q2) dh_{t-1} = (dz_t W_h^T) * m_h         (+ dy_{t-1} at the next iteration)
+//   (Q3) truncation: with bptt_steps = k > 0, dh_{t-1} and dc_{t-1} are set to 0 when t > 1 and
+//        (S - t + 1) % k == 0, i.e. the sequence is cut into chunks of k steps aligned at its END, and no
+//        gradient crosses a chunk boundary (as detaching the state there would). The last-step output of a
+//        many-to-one model then backpropagates through exactly the last k steps.
+// and then, over all steps at once:
+//   (Q4) dW_x += X~^T dZ        X~ (S*B, I), dZ (S*B, G)
+//   (Q5) dW_h += H~_prev^T dZ   H~_prev (S*B, H): h~_0 .. h~_{S-1}
+//   (Q6) db   += sum over rows of dZ
+//   (Q7) dx    = (dZ W_x^T) * m_x
+//   (Q8) dh_0, dc_0: what (Q2) and (Q1) leave after t = 1 (the initial-state gradients)
+#ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
+#define XRNN_LAYERS_RECURRENT_CELL_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+
+#include <xtensor/xnoalias.hpp>
+#include <xtensor/xtensor.hpp>
+
+#include <xrnn/config.hpp>
+#include <xrnn/detail/blas.hpp>
+#include <xrnn/detail/tensor.hpp>
+#include <xrnn/init.hpp>
+#include <xrnn/layers/dropout.hpp>
+#include <xrnn/random.hpp>
+
+namespace xrnn
+{
+    /// Runtime settings of a recurrent layer (all its stacked layers share them).
+    struct recurrent_options
+    {
+        double dropout = 0.0;            // input dropout rate, one mask per sequence (Keras `dropout`)
+        double recurrent_dropout = 0.0;  // dropout on h_{t-1} before W_h, one mask per sequence (Keras)
+        std::size_t bptt_steps = 0;      // truncated BPTT length; 0 = through all steps
+        init_scheme init = init_scheme::keras;
+    };
+
+    /// Parameters of one recurrent layer; the same struct holds their gradients.
+    template <class T, std::size_t I, std::size_t H, std::size_t Gates>
+    struct recurrent_params
+    {
+        static constexpr std::size_t G = Gates * H;
+        xt::xtensor<T, 2> w_x;  // (I, G) = weight_ih^T in PyTorch
+        xt::xtensor<T, 2> w_h;  // (H, G) = weight_hh^T
+        xt::xtensor<T, 1> b;    // (G)    = bias_ih + bias_hh (one bias: the pair is redundant)
+
+        recurrent_params()
+            : w_x({I, G}, T(0))
+            , w_h({H, G}, T(0))
+            , b({G}, T(0))
+        {
+        }
+
+        template <class F, class... Ps>
+        static void zip(F&& f, Ps&... ps)
+        {
+            f("w_x", ps.w_x...);
+            f("w_h", ps.w_h...);
+            f("b", ps.b...);
+        }
+    };
+
+    /// Hidden state, and cell state where the cell has one. Tensor is (B, H) for a cell, (L, B, H) for a layer.
+    template <class Tensor, bool WithCellState>
+    struct basic_state
+    {
+        Tensor h;
+    };
+
+    template <class Tensor>
+    struct basic_state<Tensor, true>
+    {
+        Tensor h;
+        Tensor c;
+    };
+
+    /// Gradients of one cell step: of its input and of its previous state.
+    template <class T, bool WithCellState>
+    struct step_gradients
+    {
+        xt::xtensor<T, 2> dx;
+        basic_state<xt::xtensor<T, 2>, WithCellState> d_prev;
+    };
+
+    /// CRTP base of rnn_cell and lstm_cell. Cell provides:
+    ///   static constexpr const char* name;
+    ///   static void initial_bias(xt::xtensor<T, 1>& b)              (Keras scheme adjustments, e.g. forget bias)
+    ///   static void activate(T* gates, const T* c_prev, T* c, T* h, std::size_t batch)
+    ///   static void activate_backward(const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dz,
+    ///                                 std::size_t batch)
+    /// CellState says whether the cell carries c_t besides h_t (a template argument: Cell is incomplete here).
+    template <class Cell, class T, std::size_t I, std::size_t H, std::size_t Gates, bool CellState>
+    class recurrent_cell
+    {
+        static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                      "xrnn: recurrent cells take T = float or double");
+        static_assert(I > 0, "xrnn: a recurrent cell needs at least one input feature");
+        static_assert(H > 0, "xrnn: a recurrent cell needs at least one hidden unit");
+
+    public:
+        using value_type = T;
+        using params_type = recurrent_params<T, I, H, Gates>;
+        static constexpr std::size_t input_size = I;
+        static constexpr std::size_t hidden_size = H;
+        static constexpr std::size_t gate_count = Gates;
+        static constexpr std::size_t G = Gates * H;
+        static constexpr bool has_cell_state = CellState;
+
+        params_type p;
+        params_type dp;
+
+        explicit recurrent_cell(random_engine& rng, const recurrent_options& options = {})
+            : m_options(options)
+            , m_mask_rng(0)
+        {
+            detail::check_rate(Cell::name, "dropout", options.dropout);
+            detail::check_rate(Cell::name, "recurrent_dropout", options.recurrent_dropout);
+            if (options.init == init_scheme::keras)
+            {
+                init::glorot_uniform(p.w_x, rng);
+                init::orthogonal(p.w_h, rng);
+                p.b.fill(T(0));
+                Cell::initial_bias(p.b);
+            }
+            else
+            {
+                // PyTorch: every weight and both biases uniform(-1/sqrt(H), 1/sqrt(H)); our one bias is their sum.
+                const double bound = 1.0 / std::sqrt(static_cast<double>(H));
+                init::uniform(p.w_x, bound, rng);
+                init::uniform(p.w_h, bound, rng);
+                for (auto& v : p.b)
+                {
+                    const double b_ih = rng.uniform(-bound, bound);
+                    const double b_hh = rng.uniform(-bound, bound);
+                    v = static_cast<T>(b_ih + b_hh);
+                }
+            }
+            m_mask_rng = rng.split();
+        }
+
+        const recurrent_options& options() const noexcept
+        {
+            return m_options;
+        }
+
+        template <class F>
+        void for_each_parameter(F&& f)
+        {
+            params_type::zip(f, p, dp);
+        }
+
+        // ---- sequence interface, used by the layers in recurrent.hpp ------------------------------------------
+
+        /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros).
+        void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m)
+        {
+            const std::size_t S = steps;
+            const std::size_t B = batch;
+            m_steps = S;
+            m_batch = B;
+            m_training = m == mode::training;
+            m_input_dropout = m_training && m_options.dropout > 0.0;
+            m_recurrent_dropout = m_training && m_options.recurrent_dropout > 0.0;
+            detail::ensure_shape(m_x, {S, B, I});
+            detail::ensure_shape(m_gates, {S, B, G});
+            detail::ensure_shape(m_h, {S + 1, B, H});
+            if constexpr (CellState)
+            {
+                detail::ensure_shape(m_c, {S + 1, B, H});
+            }
+
+            // (R1) masked input, kept for (Q4)
+            if (m_input_dropout)
+            {
+                detail::ensure_shape(m_input_mask, {B, I});
+                detail::sample_dropout_mask(m_input_mask.data(), m_input_mask.size(), m_options.dropout, m_mask_rng);
+                for (std::size_t t = 0; t < S; ++t)
+                {
+                    xt::noalias(step_view(m_x.data(), t, I)) = step_view(x, t, I) * m_input_mask;
+                }
+            }
+            else
+            {
+                std::copy(x, x + S * B * I, m_x.data());
+            }
+            if (m_recurrent_dropout)
+            {
+                detail::ensure_shape(m_recurrent_mask, {B, H});
+                detail::ensure_shape(m_h_masked, {S, B, H});
+                detail::sample_dropout_mask(m_recurrent_mask.data(), m_recurrent_mask.size(),
+                                            m_options.recurrent_dropout, m_mask_rng);
+            }
+
+            // (R3), input part for all steps: Z = X~ W_x + b
+            detail::matmul(m_x.data(), p.w_x.data(), m_gates.data(), S * B, I, G);
+            detail::add_row_vector(m_gates.data(), S * B, G, p.b.data());
+
+            copy_or_zero(h0, m_h.data(), B * H);
+            if constexpr (CellState)
+            {
+                copy_or_zero(c0, m_c.data(), B * H);
+            }
+            for (std::size_t t = 0; t < S; ++t)
+            {
+                const T* h_prev = m_h.data() + t * B * H;
+                if (m_recurrent_dropout)  // (R2)
+                {
+                    xt::noalias(step_view(m_h_masked.data(), t, H)) = step_view(h_prev, 0, H) * m_recurrent_mask;
+                    h_prev = m_h_masked.data() + t * B * H;
+                }
+                T* z = m_gates.data() + t * B * G;
+                detail::matmul(h_prev, p.w_h.data(), z, B, H, G, T(1));  // (R3), recurrent part
+                Cell::activate(z, cell_state(t), cell_state(t + 1), m_h.data() + (t + 1) * B * H, B);  // (R4)
+            }
+        }
+
+        /// BPTT (Q1)-(Q8) for the last training forward. dy_seq (S, B, H): gradient of every step's output, or
+        /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr. Accumulates dp.
+        void backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last)
+        {
+            if (!m_training || m_steps == 0)
+            {
+                throw state_error(std::string(Cell::name)
+                                  + "::backward: call forward(x, mode::training) before backward");
+            }
+            const std::size_t S = m_steps;
+            const std::size_t B = m_batch;
+            detail::ensure_shape(m_dgates, {S, B, G});
+            detail::ensure_shape(m_dx, {S, B, I});
+            detail::ensure_shape(m_dh, {B, H});
+            copy_or_zero(dh_last, m_dh.data(), B * H);
+            if constexpr (CellState)
+            {
+                detail::ensure_shape(m_dc, {B, H});
+                copy_or_zero(dc_last, m_dc.data(), B * H);
+            }
+            const std::size_t k = m_options.bptt_steps;
+            for (std::size_t t = S; t-- > 0;)  // 0-based step t computes h_{t+1} from h_t
+            {
+                if (dy_seq != nullptr)
+                {
+                    m_dh += step_view(dy_seq, t, H);
+                }
+                T* dz = m_dgates.data() + t * B * G;
+                Cell::activate_backward(m_gates.data() + t * B * G, cell_state(t), cell_state(t + 1), m_dh.data(),
+                                        cell_state_gradient(), dz, B);                          // (Q1)
+                detail::matmul_transposed_weight(dz, p.w_h.data(), m_dh.data(), B, G, H);     // (Q2)
+                if (m_recurrent_dropout)
+                {
+                    m_dh *= m_recurrent_mask;
+                }
+                if (k > 0 && t > 0 && (S - t) % k == 0)  // (Q3)
+                {
+                    m_dh.fill(T(0));
+                    if constexpr (CellState)
+                    {
+                        m_dc.fill(T(0));
+                    }
+                }
+            }
+            const T* h_prev_all = m_recurrent_dropout ? m_h_masked.data() : m_h.data();
+            detail::accumulate_weight_gradient(m_x.data(), m_dgates.data(), dp.w_x.data(), S * B, I, G);  // (Q4)
+            detail::accumulate_weight_gradient(h_prev_all, m_dgates.data(), dp.w_h.data(), S * B, H, G);  // (Q5)
+            detail::accumulate_column_sums(m_dgates.data(), S * B, G, dp.b.data());                      // (Q6)
+            detail::matmul_transposed_weight(m_dgates.data(), p.w_x.data(), m_dx.data(), S * B, G, I);   // (Q7)
+            if (m_input_dropout)
+            {
+                for (std::size_t t = 0; t < S; ++t)
+                {
+                    step_view(m_dx.data(), t, I) *= m_input_mask;
+                }
+            }
+        }
+
+        std::size_t steps() const noexcept
+        {
+            return m_steps;
+        }
+
+        std::size_t batch() const noexcept
+        {
+            return m_batch;
+        }
+
+        /// h_1 .. h_S of the last forward, (S, B, H) contiguous.
+        const T* hidden_sequence() const noexcept
+        {
+            return m_h.data() + m_batch * H;
+        }
+
+        const T* final_hidden() const noexcept
+        {
+            return m_h.data() + m_steps * m_batch * H;
+        }
+
+        const T* final_cell() const noexcept
+        {
+            return cell_state(m_steps);
+        }
+
+        /// dx (S, B, I) of the last backward.
+        const xt::xtensor<T, 3>& input_gradient() const noexcept
+        {
+            return m_dx;
+        }
+
+        /// (Q8) dh_0 and dc_0 (B, H) of the last backward.
+        const T* initial_hidden_gradient() const noexcept
+        {
+            return m_dh.data();
+        }
+
+        const T* initial_cell_gradient() const noexcept
+        {
+            return m_dc.data();
+        }
+
+    protected:
+        using state2 = basic_state<xt::xtensor<T, 2>, CellState>;
+
+        /// One step for the cells' public API: x (B, I) from prev -> next state.
+        const state2& step_forward(const xt::xtensor<T, 2>& x, const state2& prev, mode m)
+        {
+            const std::size_t B = x.shape()[0];
+            detail::check_positive(Cell::name, "batch (x.shape()[0])", B);
+            detail::check_shape(Cell::name, "x", x.shape(), {B, I});
+            detail::check_shape(Cell::name, "previous h", prev.h.shape(), {B, H});
+            const T* c0 = nullptr;
+            if constexpr (CellState)
+            {
+                detail::check_shape(Cell::name, "previous c", prev.c.shape(), {B, H});
+                c0 = prev.c.data();
+            }
+            forward_sequence(x.data(), 1, B, prev.h.data(), c0, m);
+            copy_out(final_hidden(), m_next.h, B);
+            if constexpr (CellState)
+            {
+                copy_out(final_cell(), m_next.c, B);
+            }
+            return m_next;
+        }
+
+        /// Backward of step_forward, given the gradient of the next state.
+        const step_gradients<T, CellState>& step_backward(const state2& d_next)
+        {
+            const std::size_t B = m_batch;
+            detail::check_shape(Cell::name, "gradient of h", d_next.h.shape(), {B, H});
+            const T* dc = nullptr;
+            if constexpr (CellState)
+            {
+                detail::check_shape(Cell::name, "gradient of c", d_next.c.shape(), {B, H});
+                dc = d_next.c.data();
+            }
+            backward_sequence(nullptr, d_next.h.data(), dc);
+            detail::ensure_shape(m_step_grads.dx, {B, I});
+            std::copy(m_dx.data(), m_dx.data() + B * I, m_step_grads.dx.data());
+            copy_out(initial_hidden_gradient(), m_step_grads.d_prev.h, B);
+            if constexpr (CellState)
+            {
+                copy_out(initial_cell_gradient(), m_step_grads.d_prev.c, B);
+            }
+            return m_step_grads;
+        }
+
+    private:
+        template <class P>
+        static auto step_view(P* data, std::size_t t, std::size_t width, std::size_t batch)
+        {
+            return detail::matrix_view(data + t * batch * width, batch, width);
+        }
+
+        template <class P>
+        auto step_view(P* data, std::size_t t, std::size_t width) const
+        {
+            return step_view(data, t, width, m_batch);
+        }
+
+        static void copy_or_zero(const T* from, T* to, std::size_t n)
+        {
+            if (from != nullptr)
+            {
+                std::copy(from, from + n, to);
+            }
+            else
+            {
+                std::fill(to, to + n, T(0));
+            }
+        }
+
+        static void copy_out(const T* from, xt::xtensor<T, 2>& to, std::size_t batch)
+        {
+            detail::ensure_shape(to, {batch, H});
+            std::copy(from, from + batch * H, to.data());
+        }
+
+        T* cell_state(std::size_t t) noexcept
+        {
+            if constexpr (CellState)
+            {
+                return m_c.data() + t * m_batch * H;
+            }
+            else
+            {
+                return nullptr;
+            }
+        }
+
+        const T* cell_state(std::size_t t) const noexcept
+        {
+            return const_cast<recurrent_cell*>(this)->cell_state(t);
+        }
+
+        T* cell_state_gradient() noexcept
+        {
+            return CellState ? m_dc.data() : nullptr;
+        }
+
+        recurrent_options m_options;
+        random_engine m_mask_rng;
+        std::size_t m_steps = 0;
+        std::size_t m_batch = 0;
+        bool m_training = false;
+        bool m_input_dropout = false;
+        bool m_recurrent_dropout = false;
+
+        // per-sequence cache of the last forward
+        xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked input
+        xt::xtensor<T, 3> m_gates;     // (S, B, G)   z, then the cell's post-activation gates
+        xt::xtensor<T, 3> m_h;         // (S+1, B, H) h_0 .. h_S
+        xt::xtensor<T, 3> m_c;         // (S+1, B, H) c_0 .. c_S (cells with a cell state)
+        xt::xtensor<T, 3> m_h_masked;  // (S, B, H)   h~_0 .. h~_{S-1} (recurrent dropout only)
+        xt::xtensor<T, 2> m_input_mask;      // (B, I)
+        xt::xtensor<T, 2> m_recurrent_mask;  // (B, H)
+
+        // backward workspaces
+        xt::xtensor<T, 3> m_dgates;  // (S, B, G) dz
+        xt::xtensor<T, 3> m_dx;      // (S, B, I)
+        xt::xtensor<T, 2> m_dh;      // (B, H) running dh_t, dh_0 at the end
+        xt::xtensor<T, 2> m_dc;      // (B, H) running dc_t, dc_0 at the end
+
+        // results of the one-step API
+        state2 m_next;
+        step_gradients<T, CellState> m_step_grads;
+    };
+}  // namespace xrnn
+
+#endif

@@ -1,0 +1,150 @@
+// xtensor-rnn: losses, each returning its value and, when asked, the gradient with respect to its input.
+//
+// All three average over what they score (N elements for MSE and BCE, R rows for cross-entropy), as
+// PyTorch's and Keras's defaults do.
+//   mean_squared_error:                L = 1/N sum (p - y)^2                    dL/dp = 2 (p - y) / N
+//   binary_cross_entropy_with_logits:  L = 1/N sum max(x,0) - x y + log(1 + e^-|x|)
+//                                      dL/dx = (sigmoid(x) - y) / N
+//       (the stable form of -y log s(x) - (1-y) log(1 - s(x)): no exp overflows, no log of 0)
+//   softmax_cross_entropy:             L = 1/R sum_r logsumexp(x_r) - x_r[y_r]   (y_r a class id)
+//                                      dL/dx_r = (softmax(x_r) - onehot(y_r)) / R
+#ifndef XRNN_LOSS_HPP
+#define XRNN_LOSS_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+#include <xrnn/config.hpp>
+#include <xrnn/detail/tensor.hpp>
+#include <xrnn/layers/activations.hpp>
+
+namespace xrnn
+{
+    namespace detail
+    {
+        template <class A, class B>
+        void check_same_shape(const char* where, const char* what, const A& got, const B& expected)
+        {
+            if (got.size() != expected.size() || !std::equal(got.begin(), got.end(), expected.begin()))
+            {
+                throw shape_error(std::string(where) + ": " + what + " expected shape " + shape_to_string(expected)
+                                  + " (the prediction's) but got " + shape_to_string(got));
+            }
+        }
+
+        template <class T, std::size_t N>
+        void check_not_empty(const char* where, const xt::xtensor<T, N>& x)
+        {
+            if (x.size() == 0)
+            {
+                throw shape_error(std::string(where) + ": the prediction is empty, shape " + shape_to_string(x.shape()));
+            }
+        }
+    }  // namespace detail
+
+    /// Mean squared error over all elements; writes dL/dpred into *grad when grad is not null.
+    template <class T, std::size_t N>
+    T mean_squared_error(const xt::xtensor<T, N>& pred, const xt::xtensor<T, N>& target,
+                         xt::xtensor<T, N>* grad = nullptr)
+    {
+        constexpr const char* where = "mean_squared_error";
+        detail::check_not_empty(where, pred);
+        detail::check_same_shape(where, "target", target.shape(), pred.shape());
+        const T n = static_cast<T>(pred.size());
+        if (grad != nullptr)
+        {
+            detail::ensure_shape(*grad, pred.shape());
+            xt::noalias(*grad) = (T(2) / n) * (pred - target);
+        }
+        return xt::sum(xt::square(pred - target))() / n;
+    }
+
+    /// Binary cross-entropy of logits against targets in [0, 1], averaged over all elements.
+    template <class T, std::size_t N>
+    T binary_cross_entropy_with_logits(const xt::xtensor<T, N>& logits, const xt::xtensor<T, N>& target,
+                                       xt::xtensor<T, N>* grad = nullptr)
+    {
+        constexpr const char* where = "binary_cross_entropy_with_logits";
+        detail::check_not_empty(where, logits);
+        detail::check_same_shape(where, "target", target.shape(), logits.shape());
+        for (std::size_t j = 0; j < target.size(); ++j)
+        {
+            const T y = target.data()[j];
+            if (!(y >= T(0) && y <= T(1)))
+            {
+                throw value_error(std::string(where) + ": target expected in [0, 1] but element " + std::to_string(j)
+                                  + " is " + std::to_string(y));
+            }
+        }
+        const T n = static_cast<T>(logits.size());
+        if (grad != nullptr)
+        {
+            detail::ensure_shape(*grad, logits.shape());
+            activation::sigmoid::forward(logits, *grad);
+            *grad = (*grad - target) / n;
+        }
+        return xt::sum(xt::maximum(logits, T(0)) - logits * target + xt::log1p(xt::exp(-xt::abs(logits))))() / n;
+    }
+
+    /// Softmax cross-entropy: logits (R, C) or (S, B, C), targets (R) or (S, B) class ids in [0, C),
+    /// averaged over rows.
+    template <class T, std::size_t N, class Label>
+    T softmax_cross_entropy(const xt::xtensor<T, N>& logits, const xt::xtensor<Label, N - 1>& target,
+                            xt::xtensor<T, N>* grad = nullptr)
+    {
+        static_assert(N >= 2, "xrnn::softmax_cross_entropy: logits must have a class axis");
+        static_assert(std::is_integral<Label>::value, "xrnn::softmax_cross_entropy: targets must be class ids");
+        constexpr const char* where = "softmax_cross_entropy";
+        detail::check_not_empty(where, logits);
+        const std::size_t classes = logits.shape()[N - 1];
+        if (!std::equal(target.shape().begin(), target.shape().end(), logits.shape().begin()))
+        {
+            throw shape_error(std::string(where) + ": target expected shape "
+                              + detail::shape_to_string(std::vector<std::size_t>(logits.shape().begin(),
+                                                                                 logits.shape().end() - 1))
+                              + " but got " + detail::shape_to_string(target.shape()));
+        }
+        const std::size_t rows = logits.size() / classes;
+        if (grad != nullptr)
+        {
+            detail::ensure_shape(*grad, logits.shape());
+        }
+        T total = 0;
+        for (std::size_t r = 0; r < rows; ++r)
+        {
+            const Label label = target.data()[r];
+            if (!(label >= Label(0)) || static_cast<unsigned long long>(label) >= classes)
+            {
+                throw value_error(std::string(where) + ": class id " + std::to_string(label) + " at row "
+                                  + std::to_string(r) + " is outside [0, " + std::to_string(classes) + ")");
+            }
+            const T* x = logits.data() + r * classes;
+            const T peak = *std::max_element(x, x + classes);
+            T sum = 0;
+            for (std::size_t c = 0; c < classes; ++c)
+            {
+                sum += std::exp(x[c] - peak);
+            }
+            const T log_sum_exp = peak + std::log(sum);
+            total += log_sum_exp - x[static_cast<std::size_t>(label)];
+            if (grad != nullptr)
+            {
+                T* g = grad->data() + r * classes;
+                for (std::size_t c = 0; c < classes; ++c)
+                {
+                    g[c] = std::exp(x[c] - log_sum_exp) / static_cast<T>(rows);
+                }
+                g[static_cast<std::size_t>(label)] -= T(1) / static_cast<T>(rows);
+            }
+        }
+        return total / static_cast<T>(rows);
+    }
+}  // namespace xrnn
+
+#endif

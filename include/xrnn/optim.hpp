@@ -1,0 +1,313 @@
+// xtensor-rnn: gradient utilities and optimizers over any set of layers.
+//
+// Every layer exposes for_each_parameter(f), calling f(name, value, gradient) per tensor. That one visitor
+// drives zero_grad, clipping and the optimizers here (and gradient checks in the tests), so a new layer
+// needs nothing else to be trained. Gradients accumulate (+=) in backward and are zeroed separately.
+//
+// Update rules, as PyTorch writes them (g = gradient + weight_decay * p, t = step count from 1):
+//   sgd:      v = momentum * v + g (v = g at t = 1);  p -= lr * (nesterov ? g + momentum * v : v)
+//   adam:     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+//             p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+//   rmsprop:  v = alpha v + (1 - alpha) g^2;  p -= lr * g / (sqrt(v) + eps)
+#ifndef XRNN_OPTIM_HPP
+#define XRNN_OPTIM_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <xtensor/xnoalias.hpp>
+#include <xtensor/xtensor.hpp>
+
+#include <xrnn/config.hpp>
+#include <xrnn/detail/tensor.hpp>
+
+namespace xrnn
+{
+    /// Calls f(name, value, gradient) for every parameter tensor of every layer, in order.
+    template <class F, class... Layers>
+    void for_each_parameter(F&& f, Layers&... layers)
+    {
+        (layers.for_each_parameter(f), ...);
+    }
+
+    template <class... Layers>
+    void zero_grad(Layers&... layers)
+    {
+        for_each_parameter([](const auto&, auto&, auto& grad) { grad.fill(0); }, layers...);
+    }
+
+    /// Scales all gradients together so that their global L2 norm is at most max_norm (PyTorch's
+    /// clip_grad_norm_, with its 1e-6 guard). Returns the norm before clipping.
+    template <class... Layers>
+    double clip_grad_norm(double max_norm, Layers&... layers)
+    {
+        double sum_of_squares = 0.0;
+        for_each_parameter(
+            [&](const auto&, auto&, auto& grad) {
+                for (auto g : grad)
+                {
+                    sum_of_squares += static_cast<double>(g) * static_cast<double>(g);
+                }
+            },
+            layers...);
+        const double norm = std::sqrt(sum_of_squares);
+        const double scale = max_norm / (norm + 1e-6);
+        if (scale < 1.0)
+        {
+            for_each_parameter(
+                [&](const auto&, auto&, auto& grad) {
+                    using T = typename std::decay_t<decltype(grad)>::value_type;
+                    grad *= static_cast<T>(scale);
+                },
+                layers...);
+        }
+        return norm;
+    }
+
+    /// Clamps every gradient element to [-limit, limit].
+    template <class... Layers>
+    void clip_grad_value(double limit, Layers&... layers)
+    {
+        for_each_parameter(
+            [&](const auto&, auto&, auto& grad) {
+                using T = typename std::decay_t<decltype(grad)>::value_type;
+                grad = xt::clip(grad, static_cast<T>(-limit), static_cast<T>(limit));
+            },
+            layers...);
+    }
+
+    namespace detail
+    {
+        /// Per-parameter optimizer state, made at the first step in visiting order and checked at every later
+        /// one, so an optimizer used with another model fails loudly instead of mixing states.
+        template <class T, std::size_t Slots>
+        class optimizer_state
+        {
+        public:
+            /// The Slots state buffers of parameter `index`, each of `size` values.
+            std::array<T*, Slots> slots(const char* optimizer, std::size_t index, const std::string& name,
+                                        std::size_t size)
+            {
+                if (index == m_buffers.size())
+                {
+                    if (m_sealed)
+                    {
+                        throw state_error(std::string(optimizer) + "::step: more parameters (" + name
+                                          + ") than at the first step; use one optimizer per model");
+                    }
+                    m_names.push_back(name);
+                    m_buffers.emplace_back();
+                    for (auto& buffer : m_buffers.back())
+                    {
+                        buffer.assign(size, T(0));
+                    }
+                }
+                auto& buffers = m_buffers[index];
+                if (buffers[0].size() != size || m_names[index] != name)
+                {
+                    throw state_error(std::string(optimizer) + "::step: parameter " + std::to_string(index) + " is "
+                                      + name + " with " + std::to_string(size) + " values, but the state was made for "
+                                      + m_names[index] + " with " + std::to_string(buffers[0].size())
+                                      + "; use one optimizer per model");
+                }
+                std::array<T*, Slots> result{};
+                for (std::size_t s = 0; s < Slots; ++s)
+                {
+                    result[s] = buffers[s].data();
+                }
+                return result;
+            }
+
+            /// Closes the first step: from now on the parameter list must be the same.
+            void end_step(const char* optimizer, std::size_t count)
+            {
+                if (m_sealed && count != m_buffers.size())
+                {
+                    throw state_error(std::string(optimizer) + "::step: " + std::to_string(count)
+                                      + " parameters, but the state was made for " + std::to_string(m_buffers.size())
+                                      + "; use one optimizer per model");
+                }
+                m_sealed = true;
+            }
+
+        private:
+            std::vector<std::string> m_names;
+            std::vector<std::array<std::vector<T>, Slots>> m_buffers;
+            bool m_sealed = false;
+        };
+    }  // namespace detail
+
+    /// Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay.
+    template <class T>
+    class sgd
+    {
+    public:
+        explicit sgd(double learning_rate = 0.01, double momentum = 0.0, bool nesterov = false,
+                     double weight_decay = 0.0)
+            : learning_rate(learning_rate)
+            , momentum(momentum)
+            , nesterov(nesterov)
+            , weight_decay(weight_decay)
+        {
+        }
+
+        template <class... Layers>
+        void step(Layers&... layers)
+        {
+            ++m_steps;
+            std::size_t index = 0;
+            const T lr = static_cast<T>(learning_rate);
+            const T mu = static_cast<T>(momentum);
+            const T wd = static_cast<T>(weight_decay);
+            for_each_parameter(
+                [&](const auto& name, auto& value, auto& grad) {
+                    const std::size_t n = value.size();
+                    auto [velocity_data] = m_state.slots("sgd", index++, name, n);
+                    auto p = detail::vector_view(value.data(), n);
+                    auto g = detail::vector_view(grad.data(), n);
+                    auto v = detail::vector_view(velocity_data, n);
+                    if (mu == T(0))
+                    {
+                        p -= lr * (g + wd * p);
+                        return;
+                    }
+                    if (m_steps == 1)
+                    {
+                        xt::noalias(v) = g + wd * p;
+                    }
+                    else
+                    {
+                        xt::noalias(v) = mu * v + g + wd * p;
+                    }
+                    if (nesterov)
+                    {
+                        p -= lr * (g + wd * p + mu * v);
+                    }
+                    else
+                    {
+                        p -= lr * v;
+                    }
+                },
+                layers...);
+            m_state.end_step("sgd", index);
+        }
+
+        double learning_rate;
+        double momentum;
+        bool nesterov;
+        double weight_decay;
+
+    private:
+        std::size_t m_steps = 0;
+        detail::optimizer_state<T, 1> m_state;
+    };
+
+    /// Adam (Kingma and Ba), PyTorch's form and defaults; weight_decay is L2 added to the gradient.
+    template <class T>
+    class adam
+    {
+    public:
+        explicit adam(double learning_rate = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-8,
+                      double weight_decay = 0.0)
+            : learning_rate(learning_rate)
+            , beta1(beta1)
+            , beta2(beta2)
+            , epsilon(epsilon)
+            , weight_decay(weight_decay)
+        {
+        }
+
+        template <class... Layers>
+        void step(Layers&... layers)
+        {
+            ++m_steps;
+            std::size_t index = 0;
+            const double t = static_cast<double>(m_steps);
+            const T step_size = static_cast<T>(learning_rate / (1.0 - std::pow(beta1, t)));
+            const T bias_correction2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(beta2, t)));
+            const T b1 = static_cast<T>(beta1);
+            const T b2 = static_cast<T>(beta2);
+            const T eps = static_cast<T>(epsilon);
+            const T wd = static_cast<T>(weight_decay);
+            for_each_parameter(
+                [&](const auto& name, auto& value, auto& grad) {
+                    const std::size_t n = value.size();
+                    auto [m_data, v_data] = m_state.slots("adam", index++, name, n);
+                    auto p = detail::vector_view(value.data(), n);
+                    auto g = detail::vector_view(grad.data(), n);
+                    auto m = detail::vector_view(m_data, n);
+                    auto v = detail::vector_view(v_data, n);
+                    xt::noalias(m) = b1 * m + (T(1) - b1) * (g + wd * p);
+                    xt::noalias(v) = b2 * v + (T(1) - b2) * xt::square(g + wd * p);
+                    p -= step_size * m / (xt::sqrt(v) / bias_correction2_sqrt + eps);
+                },
+                layers...);
+            m_state.end_step("adam", index);
+        }
+
+        std::size_t steps() const noexcept
+        {
+            return m_steps;
+        }
+
+        double learning_rate;
+        double beta1;
+        double beta2;
+        double epsilon;
+        double weight_decay;
+
+    private:
+        std::size_t m_steps = 0;
+        detail::optimizer_state<T, 2> m_state;
+    };
+
+    /// RMSProp (Hinton), PyTorch's form: no momentum, not centered.
+    template <class T>
+    class rmsprop
+    {
+    public:
+        explicit rmsprop(double learning_rate = 1e-3, double alpha = 0.99, double epsilon = 1e-8,
+                         double weight_decay = 0.0)
+            : learning_rate(learning_rate)
+            , alpha(alpha)
+            , epsilon(epsilon)
+            , weight_decay(weight_decay)
+        {
+        }
+
+        template <class... Layers>
+        void step(Layers&... layers)
+        {
+            std::size_t index = 0;
+            const T lr = static_cast<T>(learning_rate);
+            const T a = static_cast<T>(alpha);
+            const T eps = static_cast<T>(epsilon);
+            const T wd = static_cast<T>(weight_decay);
+            for_each_parameter(
+                [&](const auto& name, auto& value, auto& grad) {
+                    const std::size_t n = value.size();
+                    auto [v_data] = m_state.slots("rmsprop", index++, name, n);
+                    auto p = detail::vector_view(value.data(), n);
+                    auto g = detail::vector_view(grad.data(), n);
+                    auto v = detail::vector_view(v_data, n);
+                    xt::noalias(v) = a * v + (T(1) - a) * xt::square(g + wd * p);
+                    p -= lr * (g + wd * p) / (xt::sqrt(v) + eps);
+                },
+                layers...);
+            m_state.end_step("rmsprop", index);
+        }
+
+        double learning_rate;
+        double alpha;
+        double epsilon;
+        double weight_decay;
+
+    private:
+        detail::optimizer_state<T, 1> m_state;
+    };
+}  // namespace xrnn
+
+#endif

@@ -1,0 +1,25 @@
+// xtensor-rnn: compile-time-sized RNN and LSTM layers with hand-derived backpropagation through time.
+// The umbrella header: include this one file (from include/ or from single_include/) to get the whole library.
+// It is also the only input of tools/amalgamate.py, which generates single_include/xrnn/xrnn.hpp.
+#ifndef XRNN_XRNN_HPP
+#define XRNN_XRNN_HPP
+
+#include <xrnn/config.hpp>
+#include <xrnn/random.hpp>
+#include <xrnn/detail/blas.hpp>
+#include <xrnn/detail/tensor.hpp>
+#include <xrnn/init.hpp>
+#include <xrnn/layers/activations.hpp>
+#include <xrnn/layers/dropout.hpp>
+#include <xrnn/layers/embedding.hpp>
+#include <xrnn/layers/dense.hpp>
+#include <xrnn/layers/recurrent_cell.hpp>
+#include <xrnn/layers/rnn_cell.hpp>
+#include <xrnn/layers/lstm_cell.hpp>
+#include <xrnn/layers/recurrent.hpp>
+#include <xrnn/layers/rnn.hpp>
+#include <xrnn/layers/lstm.hpp>
+#include <xrnn/loss.hpp>
+#include <xrnn/optim.hpp>
+
+#endif
