@@ -19,6 +19,7 @@
 #include <xrnn/layers/recurrent.hpp>
 #include <xrnn/layers/rnn.hpp>
 #include <xrnn/layers/lstm.hpp>
+#include <xrnn/connect.hpp>
 #include <xrnn/loss.hpp>
 #include <xrnn/optim.hpp>
 

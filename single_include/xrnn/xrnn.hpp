@@ -849,6 +849,7 @@ namespace xrnn
         using params_type = embedding_params<T, Vocab, Dim>;
         using output_type = xt::xtensor<T, 3>;
         static constexpr std::size_t vocabulary_size = Vocab;
+        static constexpr std::size_t input_size = 1;  // one token id per step
         static constexpr std::size_t output_size = Dim;
 
         params_type p;   // weights
@@ -1793,6 +1794,8 @@ namespace xrnn
     template <class FirstCell, class UpperCell, std::size_t Layers, output Out>
     class recurrent_stack
     {
+        static constexpr std::size_t upper_count = Layers > 0 ? Layers - 1 : 0;  // keeps Layers = 0 to one message
+
         static_assert(Layers >= 1, "xrnn: a recurrent layer needs num_layers >= 1");
         static_assert(UpperCell::input_size == FirstCell::hidden_size,
                       "xrnn: stacked cells must read the hidden state of the cell below");
@@ -1802,6 +1805,7 @@ namespace xrnn
         using T = value_type;
         static constexpr std::size_t input_size = FirstCell::input_size;
         static constexpr std::size_t hidden_size = FirstCell::hidden_size;
+        static constexpr std::size_t output_size = hidden_size;
         static constexpr std::size_t num_layers = Layers;
         static constexpr bool has_cell_state = FirstCell::has_cell_state;
         static constexpr output output_kind = Out;
@@ -1813,7 +1817,7 @@ namespace xrnn
         using state_type = basic_state<xt::xtensor<T, 3>, has_cell_state>;             // (Layers, B, H) each
 
         explicit recurrent_stack(random_engine& rng, const recurrent_options& options = {})
-            : recurrent_stack(rng, options, std::make_index_sequence<Layers - 1>{})
+            : recurrent_stack(rng, options, std::make_index_sequence<upper_count>{})
         {
         }
 
@@ -2006,7 +2010,7 @@ namespace xrnn
         }
 
         FirstCell m_first;
-        std::array<UpperCell, Layers - 1> m_upper;
+        std::array<UpperCell, upper_count> m_upper;
         output_type m_output;
         state_type m_final;
         state_type m_initial_gradient;
@@ -2076,6 +2080,38 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/layers/lstm.hpp ----
+// ---- begin include/xrnn/connect.hpp ----
+// xtensor-rnn: compile-time check that one layer can feed the next.
+//
+// Layer sizes are template arguments, so a mismatch between neighbours is known before the program runs:
+//   xrnn::assert_connectable<xrnn::embedding<float, 10000, 128>, xrnn::lstm<float, 128, 64>>();  // compiles
+//   xrnn::assert_connectable<xrnn::embedding<float, 10000, 100>, xrnn::lstm<float, 128, 64>>();  // error:
+//     "xrnn: the upper layer's input size must equal the lower layer's output size"
+// A model that composes layers calls it for every neighbouring pair.
+#ifndef XRNN_CONNECT_HPP
+#define XRNN_CONNECT_HPP
+
+#include <cstddef>
+#include <type_traits>
+
+namespace xrnn
+{
+    template <class Lower, class Upper>
+    constexpr bool connectable = Lower::output_size == Upper::input_size
+                                 && std::is_same<typename Lower::value_type, typename Upper::value_type>::value;
+
+    template <class Lower, class Upper>
+    constexpr void assert_connectable() noexcept
+    {
+        static_assert(std::is_same<typename Lower::value_type, typename Upper::value_type>::value,
+                      "xrnn: neighbouring layers must use the same scalar type T");
+        static_assert(Lower::output_size == Upper::input_size,
+                      "xrnn: the upper layer's input size must equal the lower layer's output size");
+    }
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/connect.hpp ----
 // ---- begin include/xrnn/loss.hpp ----
 // xtensor-rnn: losses, each returning its value and, when asked, the gradient with respect to its input.
 //

@@ -51,6 +51,7 @@ namespace xrnn
         using params_type = embedding_params<T, Vocab, Dim>;
         using output_type = xt::xtensor<T, 3>;
         static constexpr std::size_t vocabulary_size = Vocab;
+        static constexpr std::size_t input_size = 1;  // one token id per step
         static constexpr std::size_t output_size = Dim;
 
         params_type p;   // weights

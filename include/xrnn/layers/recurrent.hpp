@@ -32,6 +32,8 @@ namespace xrnn
     template <class FirstCell, class UpperCell, std::size_t Layers, output Out>
     class recurrent_stack
     {
+        static constexpr std::size_t upper_count = Layers > 0 ? Layers - 1 : 0;  // keeps Layers = 0 to one message
+
         static_assert(Layers >= 1, "xrnn: a recurrent layer needs num_layers >= 1");
         static_assert(UpperCell::input_size == FirstCell::hidden_size,
                       "xrnn: stacked cells must read the hidden state of the cell below");
@@ -41,6 +43,7 @@ namespace xrnn
         using T = value_type;
         static constexpr std::size_t input_size = FirstCell::input_size;
         static constexpr std::size_t hidden_size = FirstCell::hidden_size;
+        static constexpr std::size_t output_size = hidden_size;
         static constexpr std::size_t num_layers = Layers;
         static constexpr bool has_cell_state = FirstCell::has_cell_state;
         static constexpr output output_kind = Out;
@@ -52,7 +55,7 @@ namespace xrnn
         using state_type = basic_state<xt::xtensor<T, 3>, has_cell_state>;             // (Layers, B, H) each
 
         explicit recurrent_stack(random_engine& rng, const recurrent_options& options = {})
-            : recurrent_stack(rng, options, std::make_index_sequence<Layers - 1>{})
+            : recurrent_stack(rng, options, std::make_index_sequence<upper_count>{})
         {
         }
 
@@ -245,7 +248,7 @@ namespace xrnn
         }
 
         FirstCell m_first;
-        std::array<UpperCell, Layers - 1> m_upper;
+        std::array<UpperCell, upper_count> m_upper;
         output_type m_output;
         state_type m_final;
         state_type m_initial_gradient;
