@@ -53,22 +53,7 @@ namespace xrnn
 
     public:
         static constexpr const char* name = "lstm_cell";
-        using state_type = lstm_step_state<T>;
-        using gradients_type = step_gradients<T, true>;
-
-        using base::base;
-
-        /// x (B, In), prev.h and prev.c (B, Hidden) -> next.h, next.c.
-        const state_type& forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m = mode::inference)
-        {
-            return base::step_forward(x, prev, m);
-        }
-
-        /// Given d_next.h and d_next.c (B, Hidden), accumulates dp and returns dx and d_prev (h and c).
-        const gradients_type& backward(const state_type& d_next)
-        {
-            return base::step_backward(d_next);
-        }
+        using base::base;  // forward(x, prev, mode) and backward(d_next): recurrent_cell.hpp
 
     private:
         /// Keras's unit_forget_bias: the forget gate starts open.

@@ -127,6 +127,8 @@ namespace xrnn
         static constexpr std::size_t gate_count = Gates;
         static constexpr std::size_t G = Gates * H;
         static constexpr bool has_cell_state = CellState;
+        using state_type = basic_state<xt::xtensor<T, 2>, CellState>;  // (B, H) each
+        using gradients_type = step_gradients<T, CellState>;
 
         params_type p;
         params_type dp;
@@ -337,11 +339,10 @@ namespace xrnn
             return m_dc.data();
         }
 
-    protected:
-        using state2 = basic_state<xt::xtensor<T, 2>, CellState>;
+        // ---- one-step interface ----------------------------------------------------------------------------------
 
-        /// One step for the cells' public API: x (B, I) from prev -> next state.
-        const state2& step_forward(const xt::xtensor<T, 2>& x, const state2& prev, mode m)
+        /// x (B, I) and prev (h, and c for cells that have it; (B, H) each) -> the next state.
+        const state_type& forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m = mode::inference)
         {
             const std::size_t B = x.shape()[0];
             detail::check_positive(Cell::name, "batch (x.shape()[0])", B);
@@ -362,8 +363,9 @@ namespace xrnn
             return m_next;
         }
 
-        /// Backward of step_forward, given the gradient of the next state.
-        const step_gradients<T, CellState>& step_backward(const state2& d_next)
+        /// Backward of the last one-step training forward, given the gradient of the next state: accumulates dp
+        /// and returns dx (B, I) and the gradient of the previous state.
+        const gradients_type& backward(const state_type& d_next)
         {
             const std::size_t B = m_batch;
             detail::check_shape(Cell::name, "gradient of h", d_next.h.shape(), {B, H});
@@ -461,8 +463,8 @@ namespace xrnn
         xt::xtensor<T, 2> m_dc;      // (B, H) running dc_t, dc_0 at the end
 
         // results of the one-step API
-        state2 m_next;
-        step_gradients<T, CellState> m_step_grads;
+        state_type m_next;
+        gradients_type m_step_grads;
     };
 }  // namespace xrnn
 

@@ -39,22 +39,7 @@ namespace xrnn
 
     public:
         static constexpr const char* name = "rnn_cell";
-        using state_type = rnn_step_state<T>;
-        using gradients_type = step_gradients<T, false>;
-
-        using base::base;
-
-        /// x (B, In), prev.h (B, Hidden) -> next.h (B, Hidden).
-        const state_type& forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m = mode::inference)
-        {
-            return base::step_forward(x, prev, m);
-        }
-
-        /// Given d_next.h (B, Hidden), accumulates dp and returns dx and d_prev.h.
-        const gradients_type& backward(const state_type& d_next)
-        {
-            return base::step_backward(d_next);
-        }
+        using base::base;  // forward(x, prev, mode) and backward(d_next): recurrent_cell.hpp
 
     private:
         static void initial_bias(xt::xtensor<T, 1>&)
