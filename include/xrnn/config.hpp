@@ -37,7 +37,8 @@ namespace xrnn
         using error::error;
     };
 
-    /// A call made in the wrong order, e.g. backward without a training forward before it.
+    /// A call made in the wrong order: backward with no forward before it (recurrent layers and cells: with no
+    /// mode::training forward), or an optimizer stepped with another model's parameters.
     class state_error : public error
     {
     public:

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -78,8 +79,10 @@ namespace xrnn
             const T y = target.data()[j];
             if (!(y >= T(0) && y <= T(1)))
             {
-                throw value_error(std::string(where) + ": target expected in [0, 1] but element " + std::to_string(j)
-                                  + " is " + std::to_string(y));
+                std::ostringstream message;
+                message.precision(17);
+                message << where << ": target expected in [0, 1] but element " << j << " is " << y;
+                throw value_error(message.str());
             }
         }
         const T n = static_cast<T>(logits.size());

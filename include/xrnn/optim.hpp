@@ -13,6 +13,7 @@
 #define XRNN_OPTIM_HPP
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <string>
@@ -81,62 +82,71 @@ namespace xrnn
 
     namespace detail
     {
-        /// Per-parameter optimizer state, made at the first step in visiting order and checked at every later
-        /// one, so an optimizer used with another model fails loudly instead of mixing states.
+        /// Per-parameter optimizer state, made at the first step in visiting order. Every step first checks that it
+        /// is given the same parameters (names, sizes, count) and only then updates anything, so an optimizer used
+        /// with another model fails loudly, before it has changed a weight.
         template <class T, std::size_t Slots>
         class optimizer_state
         {
         public:
-            /// The Slots state buffers of parameter `index`, each of `size` values.
-            std::array<T*, Slots> slots(const char* optimizer, std::size_t index, const std::string& name,
-                                        std::size_t size)
+            template <class... Layers>
+            void prepare(const char* optimizer, Layers&... layers)
             {
-                if (index == m_buffers.size())
+                std::size_t index = 0;
+                for_each_parameter(
+                    [&](const auto& name, auto& value, auto&) {
+                        if (m_buffers.empty() || m_creating)
+                        {
+                            m_creating = true;
+                            m_names.emplace_back(name);
+                            m_buffers.emplace_back();
+                            for (auto& buffer : m_buffers.back())
+                            {
+                                buffer.assign(value.size(), T(0));
+                            }
+                        }
+                        else if (index >= m_buffers.size())
+                        {
+                            throw state_error(std::string(optimizer) + "::step: more parameters (" + name
+                                              + " is parameter " + std::to_string(index) + ") than the "
+                                              + std::to_string(m_buffers.size())
+                                              + " of the first step; use one optimizer per model");
+                        }
+                        else if (m_buffers[index][0].size() != value.size() || m_names[index] != name)
+                        {
+                            throw state_error(std::string(optimizer) + "::step: parameter " + std::to_string(index)
+                                              + " is " + name + " with " + std::to_string(value.size())
+                                              + " values, but the state was made for " + m_names[index] + " with "
+                                              + std::to_string(m_buffers[index][0].size())
+                                              + "; use one optimizer per model");
+                        }
+                        ++index;
+                    },
+                    layers...);
+                m_creating = false;
+                if (index != m_buffers.size())
                 {
-                    if (m_sealed)
-                    {
-                        throw state_error(std::string(optimizer) + "::step: more parameters (" + name
-                                          + ") than at the first step; use one optimizer per model");
-                    }
-                    m_names.push_back(name);
-                    m_buffers.emplace_back();
-                    for (auto& buffer : m_buffers.back())
-                    {
-                        buffer.assign(size, T(0));
-                    }
-                }
-                auto& buffers = m_buffers[index];
-                if (buffers[0].size() != size || m_names[index] != name)
-                {
-                    throw state_error(std::string(optimizer) + "::step: parameter " + std::to_string(index) + " is "
-                                      + name + " with " + std::to_string(size) + " values, but the state was made for "
-                                      + m_names[index] + " with " + std::to_string(buffers[0].size())
-                                      + "; use one optimizer per model");
-                }
-                std::array<T*, Slots> result{};
-                for (std::size_t s = 0; s < Slots; ++s)
-                {
-                    result[s] = buffers[s].data();
-                }
-                return result;
-            }
-
-            /// Closes the first step: from now on the parameter list must be the same.
-            void end_step(const char* optimizer, std::size_t count)
-            {
-                if (m_sealed && count != m_buffers.size())
-                {
-                    throw state_error(std::string(optimizer) + "::step: " + std::to_string(count)
+                    throw state_error(std::string(optimizer) + "::step: " + std::to_string(index)
                                       + " parameters, but the state was made for " + std::to_string(m_buffers.size())
                                       + "; use one optimizer per model");
                 }
-                m_sealed = true;
+            }
+
+            /// The Slots state buffers of parameter `index` (after prepare).
+            std::array<T*, Slots> slots(std::size_t index)
+            {
+                std::array<T*, Slots> result{};
+                for (std::size_t s = 0; s < Slots; ++s)
+                {
+                    result[s] = m_buffers[index][s].data();
+                }
+                return result;
             }
 
         private:
             std::vector<std::string> m_names;
             std::vector<std::array<std::vector<T>, Slots>> m_buffers;
-            bool m_sealed = false;
+            bool m_creating = false;
         };
     }  // namespace detail
 
@@ -157,15 +167,16 @@ namespace xrnn
         template <class... Layers>
         void step(Layers&... layers)
         {
+            m_state.prepare("sgd", layers...);
             ++m_steps;
             std::size_t index = 0;
             const T lr = static_cast<T>(learning_rate);
             const T mu = static_cast<T>(momentum);
             const T wd = static_cast<T>(weight_decay);
             for_each_parameter(
-                [&](const auto& name, auto& value, auto& grad) {
+                [&](const auto&, auto& value, auto& grad) {
                     const std::size_t n = value.size();
-                    auto [velocity_data] = m_state.slots("sgd", index++, name, n);
+                    auto [velocity_data] = m_state.slots(index++);
                     auto p = detail::vector_view(value.data(), n);
                     auto g = detail::vector_view(grad.data(), n);
                     auto v = detail::vector_view(velocity_data, n);
@@ -192,8 +203,7 @@ namespace xrnn
                     }
                 },
                 layers...);
-            m_state.end_step("sgd", index);
-        }
+                    }
 
         double learning_rate;
         double momentum;
@@ -223,6 +233,7 @@ namespace xrnn
         template <class... Layers>
         void step(Layers&... layers)
         {
+            m_state.prepare("adam", layers...);
             ++m_steps;
             std::size_t index = 0;
             const double t = static_cast<double>(m_steps);
@@ -233,9 +244,9 @@ namespace xrnn
             const T eps = static_cast<T>(epsilon);
             const T wd = static_cast<T>(weight_decay);
             for_each_parameter(
-                [&](const auto& name, auto& value, auto& grad) {
+                [&](const auto&, auto& value, auto& grad) {
                     const std::size_t n = value.size();
-                    auto [m_data, v_data] = m_state.slots("adam", index++, name, n);
+                    auto [m_data, v_data] = m_state.slots(index++);
                     auto p = detail::vector_view(value.data(), n);
                     auto g = detail::vector_view(grad.data(), n);
                     auto m = detail::vector_view(m_data, n);
@@ -245,8 +256,7 @@ namespace xrnn
                     p -= step_size * m / (xt::sqrt(v) / bias_correction2_sqrt + eps);
                 },
                 layers...);
-            m_state.end_step("adam", index);
-        }
+                    }
 
         std::size_t steps() const noexcept
         {
@@ -281,15 +291,16 @@ namespace xrnn
         template <class... Layers>
         void step(Layers&... layers)
         {
+            m_state.prepare("rmsprop", layers...);
             std::size_t index = 0;
             const T lr = static_cast<T>(learning_rate);
             const T a = static_cast<T>(alpha);
             const T eps = static_cast<T>(epsilon);
             const T wd = static_cast<T>(weight_decay);
             for_each_parameter(
-                [&](const auto& name, auto& value, auto& grad) {
+                [&](const auto&, auto& value, auto& grad) {
                     const std::size_t n = value.size();
-                    auto [v_data] = m_state.slots("rmsprop", index++, name, n);
+                    auto [v_data] = m_state.slots(index++);
                     auto p = detail::vector_view(value.data(), n);
                     auto g = detail::vector_view(grad.data(), n);
                     auto v = detail::vector_view(v_data, n);
@@ -297,8 +308,7 @@ namespace xrnn
                     p -= lr * (g + wd * p) / (xt::sqrt(v) + eps);
                 },
                 layers...);
-            m_state.end_step("rmsprop", index);
-        }
+                    }
 
         double learning_rate;
         double alpha;

@@ -84,7 +84,7 @@ namespace xrnn
             return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586476925 * u2);
         }
 
-        /// Uniform integer in [0, n) without modulo bias (Lemire's method), for shuffles.
+        /// Uniform integer in [0, n) without modulo bias (rejection below 2^64 mod n, as arc4random_uniform), for shuffles.
         std::uint64_t below(std::uint64_t n) noexcept
         {
             if (n == 0)

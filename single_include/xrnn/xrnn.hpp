@@ -51,7 +51,8 @@ namespace xrnn
         using error::error;
     };
 
-    /// A call made in the wrong order, e.g. backward without a training forward before it.
+    /// A call made in the wrong order: backward with no forward before it (recurrent layers and cells: with no
+    /// mode::training forward), or an optimizer stepped with another model's parameters.
     class state_error : public error
     {
     public:
@@ -222,7 +223,7 @@ namespace xrnn
             return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586476925 * u2);
         }
 
-        /// Uniform integer in [0, n) without modulo bias (Lemire's method), for shuffles.
+        /// Uniform integer in [0, n) without modulo bias (rejection below 2^64 mod n, as arc4random_uniform), for shuffles.
         std::uint64_t below(std::uint64_t n) noexcept
         {
             if (n == 0)
@@ -738,10 +739,9 @@ namespace xrnn
         using value_type = T;
 
         dropout(double rate, random_engine& rng)
-            : m_rate(rate)
+            : m_rate(checked_rate(rate))
             , m_rng(rng.split())
         {
-            detail::check_rate("dropout", "rate", rate);
         }
 
         double rate() const noexcept
@@ -766,6 +766,7 @@ namespace xrnn
                 mask.fill(T(1));
             }
             xt::noalias(y) = x * mask;
+            m_has_forward[N - 2] = true;
             return y;
         }
 
@@ -774,7 +775,11 @@ namespace xrnn
         {
             static_assert(N == 2 || N == 3, "xrnn::dropout: gradient must be (B, F) or (S, B, F)");
             const auto& mask = std::get<N - 2>(m_masks);
-            if (!std::equal(dy.shape().begin(), dy.shape().end(), mask.shape().begin()) || mask.size() == 0)
+            if (!m_has_forward[N - 2])
+            {
+                throw state_error("dropout::backward: no forward of a rank-" + std::to_string(N) + " input before it");
+            }
+            if (!std::equal(dy.shape().begin(), dy.shape().end(), mask.shape().begin()))
             {
                 throw shape_error("dropout::backward: dy expected shape " + detail::shape_to_string(mask.shape())
                                   + " (the last forward's) but got " + detail::shape_to_string(dy.shape()));
@@ -791,9 +796,16 @@ namespace xrnn
         }
 
     private:
+        static double checked_rate(double rate)
+        {
+            detail::check_rate("dropout", "rate", rate);  // before the engine is split: a rejected rate draws nothing
+            return rate;
+        }
+
         double m_rate;
         random_engine m_rng;
         std::tuple<xt::xtensor<T, 2>, xt::xtensor<T, 3>> m_outputs, m_masks, m_input_grads;
+        bool m_has_forward[2] = {false, false};
     };
 }  // namespace xrnn
 
@@ -809,6 +821,7 @@ namespace xrnn
 #ifndef XRNN_LAYERS_EMBEDDING_HPP
 #define XRNN_LAYERS_EMBEDDING_HPP
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <type_traits>
@@ -876,19 +889,21 @@ namespace xrnn
             const std::size_t batch = ids.shape()[1];
             detail::check_positive("embedding::forward", "steps (ids.shape()[0])", steps);
             detail::check_positive("embedding::forward", "batch (ids.shape()[1])", batch);
-            detail::ensure_shape(m_ids, {steps, batch});
+            // validate every id before touching the cache, so a rejected batch leaves nothing for backward
             for (std::size_t j = 0; j < ids.size(); ++j)
             {
                 const Id id = ids.data()[j];
                 // The first comparison is only meaningful for signed ids; written this way to avoid a warning.
                 if (!(id >= Id(0)) || static_cast<unsigned long long>(id) >= Vocab)
                 {
+                    detail::ensure_shape(m_ids, {0, 0});
                     throw value_error("embedding::forward: token id " + std::to_string(id) + " at step "
                                       + std::to_string(j / batch) + ", batch " + std::to_string(j % batch)
                                       + " is outside the vocabulary [0, " + std::to_string(Vocab) + ")");
                 }
-                m_ids.data()[j] = static_cast<std::size_t>(id);
             }
+            detail::ensure_shape(m_ids, {steps, batch});
+            std::copy(ids.begin(), ids.end(), m_ids.begin());
             detail::ensure_shape(m_output, {steps, batch, Dim});
             for (std::size_t j = 0; j < m_ids.size(); ++j)  // (F1)
             {
@@ -903,7 +918,7 @@ namespace xrnn
         {
             if (m_ids.size() == 0)
             {
-                throw state_error("embedding::backward: no forward before it");
+                throw state_error("embedding::backward: no successful forward before it");
             }
             detail::check_shape("embedding::backward", "dy", dy.shape(), {m_ids.shape()[0], m_ids.shape()[1], Dim});
             for (std::size_t j = 0; j < m_ids.size(); ++j)  // (B1)
@@ -2101,6 +2116,7 @@ namespace xrnn
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -2162,8 +2178,10 @@ namespace xrnn
             const T y = target.data()[j];
             if (!(y >= T(0) && y <= T(1)))
             {
-                throw value_error(std::string(where) + ": target expected in [0, 1] but element " + std::to_string(j)
-                                  + " is " + std::to_string(y));
+                std::ostringstream message;
+                message.precision(17);
+                message << where << ": target expected in [0, 1] but element " << j << " is " << y;
+                throw value_error(message.str());
             }
         }
         const T n = static_cast<T>(logits.size());
@@ -2249,6 +2267,7 @@ namespace xrnn
 #define XRNN_OPTIM_HPP
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <string>
@@ -2315,62 +2334,71 @@ namespace xrnn
 
     namespace detail
     {
-        /// Per-parameter optimizer state, made at the first step in visiting order and checked at every later
-        /// one, so an optimizer used with another model fails loudly instead of mixing states.
+        /// Per-parameter optimizer state, made at the first step in visiting order. Every step first checks that it
+        /// is given the same parameters (names, sizes, count) and only then updates anything, so an optimizer used
+        /// with another model fails loudly, before it has changed a weight.
         template <class T, std::size_t Slots>
         class optimizer_state
         {
         public:
-            /// The Slots state buffers of parameter `index`, each of `size` values.
-            std::array<T*, Slots> slots(const char* optimizer, std::size_t index, const std::string& name,
-                                        std::size_t size)
+            template <class... Layers>
+            void prepare(const char* optimizer, Layers&... layers)
             {
-                if (index == m_buffers.size())
+                std::size_t index = 0;
+                for_each_parameter(
+                    [&](const auto& name, auto& value, auto&) {
+                        if (m_buffers.empty() || m_creating)
+                        {
+                            m_creating = true;
+                            m_names.emplace_back(name);
+                            m_buffers.emplace_back();
+                            for (auto& buffer : m_buffers.back())
+                            {
+                                buffer.assign(value.size(), T(0));
+                            }
+                        }
+                        else if (index >= m_buffers.size())
+                        {
+                            throw state_error(std::string(optimizer) + "::step: more parameters (" + name
+                                              + " is parameter " + std::to_string(index) + ") than the "
+                                              + std::to_string(m_buffers.size())
+                                              + " of the first step; use one optimizer per model");
+                        }
+                        else if (m_buffers[index][0].size() != value.size() || m_names[index] != name)
+                        {
+                            throw state_error(std::string(optimizer) + "::step: parameter " + std::to_string(index)
+                                              + " is " + name + " with " + std::to_string(value.size())
+                                              + " values, but the state was made for " + m_names[index] + " with "
+                                              + std::to_string(m_buffers[index][0].size())
+                                              + "; use one optimizer per model");
+                        }
+                        ++index;
+                    },
+                    layers...);
+                m_creating = false;
+                if (index != m_buffers.size())
                 {
-                    if (m_sealed)
-                    {
-                        throw state_error(std::string(optimizer) + "::step: more parameters (" + name
-                                          + ") than at the first step; use one optimizer per model");
-                    }
-                    m_names.push_back(name);
-                    m_buffers.emplace_back();
-                    for (auto& buffer : m_buffers.back())
-                    {
-                        buffer.assign(size, T(0));
-                    }
-                }
-                auto& buffers = m_buffers[index];
-                if (buffers[0].size() != size || m_names[index] != name)
-                {
-                    throw state_error(std::string(optimizer) + "::step: parameter " + std::to_string(index) + " is "
-                                      + name + " with " + std::to_string(size) + " values, but the state was made for "
-                                      + m_names[index] + " with " + std::to_string(buffers[0].size())
-                                      + "; use one optimizer per model");
-                }
-                std::array<T*, Slots> result{};
-                for (std::size_t s = 0; s < Slots; ++s)
-                {
-                    result[s] = buffers[s].data();
-                }
-                return result;
-            }
-
-            /// Closes the first step: from now on the parameter list must be the same.
-            void end_step(const char* optimizer, std::size_t count)
-            {
-                if (m_sealed && count != m_buffers.size())
-                {
-                    throw state_error(std::string(optimizer) + "::step: " + std::to_string(count)
+                    throw state_error(std::string(optimizer) + "::step: " + std::to_string(index)
                                       + " parameters, but the state was made for " + std::to_string(m_buffers.size())
                                       + "; use one optimizer per model");
                 }
-                m_sealed = true;
+            }
+
+            /// The Slots state buffers of parameter `index` (after prepare).
+            std::array<T*, Slots> slots(std::size_t index)
+            {
+                std::array<T*, Slots> result{};
+                for (std::size_t s = 0; s < Slots; ++s)
+                {
+                    result[s] = m_buffers[index][s].data();
+                }
+                return result;
             }
 
         private:
             std::vector<std::string> m_names;
             std::vector<std::array<std::vector<T>, Slots>> m_buffers;
-            bool m_sealed = false;
+            bool m_creating = false;
         };
     }  // namespace detail
 
@@ -2391,15 +2419,16 @@ namespace xrnn
         template <class... Layers>
         void step(Layers&... layers)
         {
+            m_state.prepare("sgd", layers...);
             ++m_steps;
             std::size_t index = 0;
             const T lr = static_cast<T>(learning_rate);
             const T mu = static_cast<T>(momentum);
             const T wd = static_cast<T>(weight_decay);
             for_each_parameter(
-                [&](const auto& name, auto& value, auto& grad) {
+                [&](const auto&, auto& value, auto& grad) {
                     const std::size_t n = value.size();
-                    auto [velocity_data] = m_state.slots("sgd", index++, name, n);
+                    auto [velocity_data] = m_state.slots(index++);
                     auto p = detail::vector_view(value.data(), n);
                     auto g = detail::vector_view(grad.data(), n);
                     auto v = detail::vector_view(velocity_data, n);
@@ -2426,8 +2455,7 @@ namespace xrnn
                     }
                 },
                 layers...);
-            m_state.end_step("sgd", index);
-        }
+                    }
 
         double learning_rate;
         double momentum;
@@ -2457,6 +2485,7 @@ namespace xrnn
         template <class... Layers>
         void step(Layers&... layers)
         {
+            m_state.prepare("adam", layers...);
             ++m_steps;
             std::size_t index = 0;
             const double t = static_cast<double>(m_steps);
@@ -2467,9 +2496,9 @@ namespace xrnn
             const T eps = static_cast<T>(epsilon);
             const T wd = static_cast<T>(weight_decay);
             for_each_parameter(
-                [&](const auto& name, auto& value, auto& grad) {
+                [&](const auto&, auto& value, auto& grad) {
                     const std::size_t n = value.size();
-                    auto [m_data, v_data] = m_state.slots("adam", index++, name, n);
+                    auto [m_data, v_data] = m_state.slots(index++);
                     auto p = detail::vector_view(value.data(), n);
                     auto g = detail::vector_view(grad.data(), n);
                     auto m = detail::vector_view(m_data, n);
@@ -2479,8 +2508,7 @@ namespace xrnn
                     p -= step_size * m / (xt::sqrt(v) / bias_correction2_sqrt + eps);
                 },
                 layers...);
-            m_state.end_step("adam", index);
-        }
+                    }
 
         std::size_t steps() const noexcept
         {
@@ -2515,15 +2543,16 @@ namespace xrnn
         template <class... Layers>
         void step(Layers&... layers)
         {
+            m_state.prepare("rmsprop", layers...);
             std::size_t index = 0;
             const T lr = static_cast<T>(learning_rate);
             const T a = static_cast<T>(alpha);
             const T eps = static_cast<T>(epsilon);
             const T wd = static_cast<T>(weight_decay);
             for_each_parameter(
-                [&](const auto& name, auto& value, auto& grad) {
+                [&](const auto&, auto& value, auto& grad) {
                     const std::size_t n = value.size();
-                    auto [v_data] = m_state.slots("rmsprop", index++, name, n);
+                    auto [v_data] = m_state.slots(index++);
                     auto p = detail::vector_view(value.data(), n);
                     auto g = detail::vector_view(grad.data(), n);
                     auto v = detail::vector_view(v_data, n);
@@ -2531,8 +2560,7 @@ namespace xrnn
                     p -= lr * (g + wd * p) / (xt::sqrt(v) + eps);
                 },
                 layers...);
-            m_state.end_step("rmsprop", index);
-        }
+                    }
 
         double learning_rate;
         double alpha;

@@ -40,10 +40,9 @@ namespace xrnn
         using value_type = T;
 
         dropout(double rate, random_engine& rng)
-            : m_rate(rate)
+            : m_rate(checked_rate(rate))
             , m_rng(rng.split())
         {
-            detail::check_rate("dropout", "rate", rate);
         }
 
         double rate() const noexcept
@@ -68,6 +67,7 @@ namespace xrnn
                 mask.fill(T(1));
             }
             xt::noalias(y) = x * mask;
+            m_has_forward[N - 2] = true;
             return y;
         }
 
@@ -76,7 +76,11 @@ namespace xrnn
         {
             static_assert(N == 2 || N == 3, "xrnn::dropout: gradient must be (B, F) or (S, B, F)");
             const auto& mask = std::get<N - 2>(m_masks);
-            if (!std::equal(dy.shape().begin(), dy.shape().end(), mask.shape().begin()) || mask.size() == 0)
+            if (!m_has_forward[N - 2])
+            {
+                throw state_error("dropout::backward: no forward of a rank-" + std::to_string(N) + " input before it");
+            }
+            if (!std::equal(dy.shape().begin(), dy.shape().end(), mask.shape().begin()))
             {
                 throw shape_error("dropout::backward: dy expected shape " + detail::shape_to_string(mask.shape())
                                   + " (the last forward's) but got " + detail::shape_to_string(dy.shape()));
@@ -93,9 +97,16 @@ namespace xrnn
         }
 
     private:
+        static double checked_rate(double rate)
+        {
+            detail::check_rate("dropout", "rate", rate);  // before the engine is split: a rejected rate draws nothing
+            return rate;
+        }
+
         double m_rate;
         random_engine m_rng;
         std::tuple<xt::xtensor<T, 2>, xt::xtensor<T, 3>> m_outputs, m_masks, m_input_grads;
+        bool m_has_forward[2] = {false, false};
     };
 }  // namespace xrnn
 

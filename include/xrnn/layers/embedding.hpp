@@ -7,6 +7,7 @@
 #ifndef XRNN_LAYERS_EMBEDDING_HPP
 #define XRNN_LAYERS_EMBEDDING_HPP
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <type_traits>
@@ -78,19 +79,21 @@ namespace xrnn
             const std::size_t batch = ids.shape()[1];
             detail::check_positive("embedding::forward", "steps (ids.shape()[0])", steps);
             detail::check_positive("embedding::forward", "batch (ids.shape()[1])", batch);
-            detail::ensure_shape(m_ids, {steps, batch});
+            // validate every id before touching the cache, so a rejected batch leaves nothing for backward
             for (std::size_t j = 0; j < ids.size(); ++j)
             {
                 const Id id = ids.data()[j];
                 // The first comparison is only meaningful for signed ids; written this way to avoid a warning.
                 if (!(id >= Id(0)) || static_cast<unsigned long long>(id) >= Vocab)
                 {
+                    detail::ensure_shape(m_ids, {0, 0});
                     throw value_error("embedding::forward: token id " + std::to_string(id) + " at step "
                                       + std::to_string(j / batch) + ", batch " + std::to_string(j % batch)
                                       + " is outside the vocabulary [0, " + std::to_string(Vocab) + ")");
                 }
-                m_ids.data()[j] = static_cast<std::size_t>(id);
             }
+            detail::ensure_shape(m_ids, {steps, batch});
+            std::copy(ids.begin(), ids.end(), m_ids.begin());
             detail::ensure_shape(m_output, {steps, batch, Dim});
             for (std::size_t j = 0; j < m_ids.size(); ++j)  // (F1)
             {
@@ -105,7 +108,7 @@ namespace xrnn
         {
             if (m_ids.size() == 0)
             {
-                throw state_error("embedding::backward: no forward before it");
+                throw state_error("embedding::backward: no successful forward before it");
             }
             detail::check_shape("embedding::backward", "dy", dy.shape(), {m_ids.shape()[0], m_ids.shape()[1], Dim});
             for (std::size_t j = 0; j < m_ids.size(); ++j)  // (B1)
