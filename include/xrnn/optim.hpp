@@ -61,7 +61,7 @@ namespace xrnn
             for_each_parameter(
                 [&](const auto&, auto&, auto& grad) {
                     using T = typename std::decay_t<decltype(grad)>::value_type;
-                    grad *= static_cast<T>(scale);
+                    xt::noalias(grad) *= static_cast<T>(scale);
                 },
                 layers...);
         }
@@ -182,7 +182,7 @@ namespace xrnn
                     auto v = detail::vector_view(velocity_data, n);
                     if (mu == T(0))
                     {
-                        p -= lr * (g + wd * p);
+                        xt::noalias(p) -= lr * (g + wd * p);
                         return;
                     }
                     if (m_steps == 1)
@@ -195,11 +195,11 @@ namespace xrnn
                     }
                     if (nesterov)
                     {
-                        p -= lr * (g + wd * p + mu * v);
+                        xt::noalias(p) -= lr * (g + wd * p + mu * v);
                     }
                     else
                     {
-                        p -= lr * v;
+                        xt::noalias(p) -= lr * v;
                     }
                 },
                 layers...);
@@ -253,7 +253,7 @@ namespace xrnn
                     auto v = detail::vector_view(v_data, n);
                     xt::noalias(m) = b1 * m + (T(1) - b1) * (g + wd * p);
                     xt::noalias(v) = b2 * v + (T(1) - b2) * xt::square(g + wd * p);
-                    p -= step_size * m / (xt::sqrt(v) / bias_correction2_sqrt + eps);
+                    xt::noalias(p) -= step_size * m / (xt::sqrt(v) / bias_correction2_sqrt + eps);
                 },
                 layers...);
                     }
@@ -305,7 +305,7 @@ namespace xrnn
                     auto g = detail::vector_view(grad.data(), n);
                     auto v = detail::vector_view(v_data, n);
                     xt::noalias(v) = a * v + (T(1) - a) * xt::square(g + wd * p);
-                    p -= lr * (g + wd * p) / (xt::sqrt(v) + eps);
+                    xt::noalias(p) -= lr * (g + wd * p) / (xt::sqrt(v) + eps);
                 },
                 layers...);
                     }

@@ -382,7 +382,7 @@ namespace xrnn::detail
         auto sums = vector_view(out, cols);
         for (std::size_t r = 0; r < rows; ++r)
         {
-            sums += vector_view(m + r * cols, cols);
+            xt::noalias(sums) += vector_view(m + r * cols, cols);
         }
     }
 
@@ -393,7 +393,8 @@ namespace xrnn::detail
         const auto bias = vector_view(b, cols);
         for (std::size_t r = 0; r < rows; ++r)
         {
-            vector_view(y + r * cols, cols) += bias;
+            auto row = vector_view(y + r * cols, cols);
+            xt::noalias(row) += bias;
         }
     }
 }  // namespace xrnn::detail
@@ -610,7 +611,8 @@ namespace xrnn
                     auto yr = detail::vector_view(y + r * classes, classes);
                     const T peak = *std::max_element(xr.begin(), xr.end());  // shift: exp never overflows
                     xt::noalias(yr) = xt::exp(xr - peak);
-                    yr /= xt::sum(yr)();
+                    const T total = xt::sum(yr)();
+                    xt::noalias(yr) /= total;
                 }
             }
 
@@ -923,7 +925,7 @@ namespace xrnn
             detail::check_shape("embedding::backward", "dy", dy.shape(), {m_ids.shape()[0], m_ids.shape()[1], Dim});
             for (std::size_t j = 0; j < m_ids.size(); ++j)  // (B1)
             {
-                detail::vector_view(dp.w.data() + m_ids.data()[j] * Dim, Dim) +=
+                xt::noalias(detail::vector_view(dp.w.data() + m_ids.data()[j] * Dim, Dim)) +=
                     detail::vector_view(dy.data() + j * Dim, Dim);
             }
         }
@@ -1345,7 +1347,7 @@ namespace xrnn
             {
                 if (dy_seq != nullptr)
                 {
-                    m_dh += step_view(dy_seq, t, H);
+                    xt::noalias(m_dh) += step_view(dy_seq, t, H);
                 }
                 T* dz = m_dgates.data() + t * B * G;
                 Cell::activate_backward(m_gates.data() + t * B * G, cell_state(t), cell_state(t + 1), m_dh.data(),
@@ -1353,7 +1355,7 @@ namespace xrnn
                 detail::matmul_transposed_weight(dz, p.w_h.data(), m_dh.data(), B, G, H);     // (Q2)
                 if (m_recurrent_dropout)
                 {
-                    m_dh *= m_recurrent_mask;
+                    xt::noalias(m_dh) *= m_recurrent_mask;
                 }
                 if (k > 0 && t > 0 && (S - t) % k == 0)  // (Q3)
                 {
@@ -1373,7 +1375,8 @@ namespace xrnn
             {
                 for (std::size_t t = 0; t < S; ++t)
                 {
-                    step_view(m_dx.data(), t, I) *= m_input_mask;
+                    auto dx_t = step_view(m_dx.data(), t, I);
+                    xt::noalias(dx_t) *= m_input_mask;
                 }
             }
         }
@@ -1735,12 +1738,12 @@ namespace xrnn
                 auto dc_r = detail::vector_view(dc + r * H, H);
 
                 xt::noalias(dz_o) = xt::tanh(c_r);  // tanh(c_t), computed once, then overwritten by (B1)
-                dc_r += dh_r * o * (T(1) - dz_o * dz_o);            // (B2)
+                xt::noalias(dc_r) += dh_r * o * (T(1) - dz_o * dz_o);  // (B2)
                 xt::noalias(dz_o) = dh_r * dz_o * o * (T(1) - o);   // (B1)
                 xt::noalias(dz_i) = dc_r * g * i * (T(1) - i);      // (B3)
                 xt::noalias(dz_f) = dc_r * c_prev_r * f * (T(1) - f);  // (B4)
                 xt::noalias(dz_g) = dc_r * i * (T(1) - g * g);      // (B5)
-                dc_r *= f;                                          // (B6)
+                xt::noalias(dc_r) *= f;                                // (B6)
             }
         }
     };
@@ -2313,7 +2316,7 @@ namespace xrnn
             for_each_parameter(
                 [&](const auto&, auto&, auto& grad) {
                     using T = typename std::decay_t<decltype(grad)>::value_type;
-                    grad *= static_cast<T>(scale);
+                    xt::noalias(grad) *= static_cast<T>(scale);
                 },
                 layers...);
         }
@@ -2434,7 +2437,7 @@ namespace xrnn
                     auto v = detail::vector_view(velocity_data, n);
                     if (mu == T(0))
                     {
-                        p -= lr * (g + wd * p);
+                        xt::noalias(p) -= lr * (g + wd * p);
                         return;
                     }
                     if (m_steps == 1)
@@ -2447,11 +2450,11 @@ namespace xrnn
                     }
                     if (nesterov)
                     {
-                        p -= lr * (g + wd * p + mu * v);
+                        xt::noalias(p) -= lr * (g + wd * p + mu * v);
                     }
                     else
                     {
-                        p -= lr * v;
+                        xt::noalias(p) -= lr * v;
                     }
                 },
                 layers...);
@@ -2505,7 +2508,7 @@ namespace xrnn
                     auto v = detail::vector_view(v_data, n);
                     xt::noalias(m) = b1 * m + (T(1) - b1) * (g + wd * p);
                     xt::noalias(v) = b2 * v + (T(1) - b2) * xt::square(g + wd * p);
-                    p -= step_size * m / (xt::sqrt(v) / bias_correction2_sqrt + eps);
+                    xt::noalias(p) -= step_size * m / (xt::sqrt(v) / bias_correction2_sqrt + eps);
                 },
                 layers...);
                     }
@@ -2557,7 +2560,7 @@ namespace xrnn
                     auto g = detail::vector_view(grad.data(), n);
                     auto v = detail::vector_view(v_data, n);
                     xt::noalias(v) = a * v + (T(1) - a) * xt::square(g + wd * p);
-                    p -= lr * (g + wd * p) / (xt::sqrt(v) + eps);
+                    xt::noalias(p) -= lr * (g + wd * p) / (xt::sqrt(v) + eps);
                 },
                 layers...);
                     }

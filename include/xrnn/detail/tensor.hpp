@@ -47,7 +47,7 @@ namespace xrnn::detail
         auto sums = vector_view(out, cols);
         for (std::size_t r = 0; r < rows; ++r)
         {
-            sums += vector_view(m + r * cols, cols);
+            xt::noalias(sums) += vector_view(m + r * cols, cols);
         }
     }
 
@@ -58,7 +58,8 @@ namespace xrnn::detail
         const auto bias = vector_view(b, cols);
         for (std::size_t r = 0; r < rows; ++r)
         {
-            vector_view(y + r * cols, cols) += bias;
+            auto row = vector_view(y + r * cols, cols);
+            xt::noalias(row) += bias;
         }
     }
 }  // namespace xrnn::detail

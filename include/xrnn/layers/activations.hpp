@@ -93,7 +93,8 @@ namespace xrnn
                     auto yr = detail::vector_view(y + r * classes, classes);
                     const T peak = *std::max_element(xr.begin(), xr.end());  // shift: exp never overflows
                     xt::noalias(yr) = xt::exp(xr - peak);
-                    yr /= xt::sum(yr)();
+                    const T total = xt::sum(yr)();
+                    xt::noalias(yr) /= total;
                 }
             }
 

@@ -113,7 +113,7 @@ namespace xrnn
             detail::check_shape("embedding::backward", "dy", dy.shape(), {m_ids.shape()[0], m_ids.shape()[1], Dim});
             for (std::size_t j = 0; j < m_ids.size(); ++j)  // (B1)
             {
-                detail::vector_view(dp.w.data() + m_ids.data()[j] * Dim, Dim) +=
+                xt::noalias(detail::vector_view(dp.w.data() + m_ids.data()[j] * Dim, Dim)) +=
                     detail::vector_view(dy.data() + j * Dim, Dim);
             }
         }

@@ -116,12 +116,12 @@ namespace xrnn
                 auto dc_r = detail::vector_view(dc + r * H, H);
 
                 xt::noalias(dz_o) = xt::tanh(c_r);  // tanh(c_t), computed once, then overwritten by (B1)
-                dc_r += dh_r * o * (T(1) - dz_o * dz_o);            // (B2)
+                xt::noalias(dc_r) += dh_r * o * (T(1) - dz_o * dz_o);  // (B2)
                 xt::noalias(dz_o) = dh_r * dz_o * o * (T(1) - o);   // (B1)
                 xt::noalias(dz_i) = dc_r * g * i * (T(1) - i);      // (B3)
                 xt::noalias(dz_f) = dc_r * c_prev_r * f * (T(1) - f);  // (B4)
                 xt::noalias(dz_g) = dc_r * i * (T(1) - g * g);      // (B5)
-                dc_r *= f;                                          // (B6)
+                xt::noalias(dc_r) *= f;                                // (B6)
             }
         }
     };

@@ -263,7 +263,7 @@ namespace xrnn
             {
                 if (dy_seq != nullptr)
                 {
-                    m_dh += step_view(dy_seq, t, H);
+                    xt::noalias(m_dh) += step_view(dy_seq, t, H);
                 }
                 T* dz = m_dgates.data() + t * B * G;
                 Cell::activate_backward(m_gates.data() + t * B * G, cell_state(t), cell_state(t + 1), m_dh.data(),
@@ -271,7 +271,7 @@ namespace xrnn
                 detail::matmul_transposed_weight(dz, p.w_h.data(), m_dh.data(), B, G, H);     // (Q2)
                 if (m_recurrent_dropout)
                 {
-                    m_dh *= m_recurrent_mask;
+                    xt::noalias(m_dh) *= m_recurrent_mask;
                 }
                 if (k > 0 && t > 0 && (S - t) % k == 0)  // (Q3)
                 {
@@ -291,7 +291,8 @@ namespace xrnn
             {
                 for (std::size_t t = 0; t < S; ++t)
                 {
-                    step_view(m_dx.data(), t, I) *= m_input_mask;
+                    auto dx_t = step_view(m_dx.data(), t, I);
+                    xt::noalias(dx_t) *= m_input_mask;
                 }
             }
         }
