@@ -78,24 +78,36 @@ namespace xrnn
             return shape_to_string<std::initializer_list<std::size_t>>(shape);
         }
 
-        /// Throws shape_error "<where>: <what> expected shape (a, b) but got (c, d)" unless the shapes agree.
-        template <class Got>
-        void check_shape(const char* where, const char* what, const Got& got, std::initializer_list<std::size_t> expected)
+        /// Throws shape_error "<where>: <what> expected shape (a, b)<note> but got (c, d)" unless the shapes agree.
+        template <class Got, class Expected>
+        void check_same_shape(const char* where, const char* what, const Got& got, const Expected& expected,
+                              const char* note = "")
         {
             bool same = got.size() == expected.size();
-            if (same)
+            auto it = expected.begin();
+            for (auto g = got.begin(); same && g != got.end(); ++g, ++it)
             {
-                auto it = expected.begin();
-                for (auto extent : got)
-                {
-                    same = same && static_cast<std::size_t>(extent) == *it++;
-                }
+                same = static_cast<std::size_t>(*g) == static_cast<std::size_t>(*it);
             }
             if (!same)
             {
                 throw shape_error(std::string(where) + ": " + what + " expected shape " + shape_to_string(expected)
-                                  + " but got " + shape_to_string(got));
+                                  + note + " but got " + shape_to_string(got));
             }
+        }
+
+        template <class Got>
+        void check_shape(const char* where, const char* what, const Got& got, std::initializer_list<std::size_t> expected)
+        {
+            check_same_shape(where, what, got, expected);
+        }
+
+        /// Whether an integer id (signed or not) lies in [0, n).
+        template <class Id>
+        constexpr bool index_in_range(Id id, std::size_t n) noexcept
+        {
+            // `id >= Id(0)` is only meaningful for signed ids; written this way to avoid a warning for unsigned ones.
+            return id >= Id(0) && static_cast<unsigned long long>(id) < n;
         }
 
         /// Throws shape_error unless a runtime extent (batch, steps) is at least one.

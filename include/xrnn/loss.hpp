@@ -29,16 +29,6 @@ namespace xrnn
 {
     namespace detail
     {
-        template <class A, class B>
-        void check_same_shape(const char* where, const char* what, const A& got, const B& expected)
-        {
-            if (got.size() != expected.size() || !std::equal(got.begin(), got.end(), expected.begin()))
-            {
-                throw shape_error(std::string(where) + ": " + what + " expected shape " + shape_to_string(expected)
-                                  + " (the prediction's) but got " + shape_to_string(got));
-            }
-        }
-
         template <class T, std::size_t N>
         void check_not_empty(const char* where, const xt::xtensor<T, N>& x)
         {
@@ -56,7 +46,7 @@ namespace xrnn
     {
         constexpr const char* where = "mean_squared_error";
         detail::check_not_empty(where, pred);
-        detail::check_same_shape(where, "target", target.shape(), pred.shape());
+        detail::check_same_shape(where, "target", target.shape(), pred.shape(), " (the prediction's)");
         const T n = static_cast<T>(pred.size());
         if (grad != nullptr)
         {
@@ -73,7 +63,7 @@ namespace xrnn
     {
         constexpr const char* where = "binary_cross_entropy_with_logits";
         detail::check_not_empty(where, logits);
-        detail::check_same_shape(where, "target", target.shape(), logits.shape());
+        detail::check_same_shape(where, "target", target.shape(), logits.shape(), " (the prediction's)");
         for (std::size_t j = 0; j < target.size(); ++j)
         {
             const T y = target.data()[j];
@@ -106,13 +96,8 @@ namespace xrnn
         constexpr const char* where = "softmax_cross_entropy";
         detail::check_not_empty(where, logits);
         const std::size_t classes = logits.shape()[N - 1];
-        if (!std::equal(target.shape().begin(), target.shape().end(), logits.shape().begin()))
-        {
-            throw shape_error(std::string(where) + ": target expected shape "
-                              + detail::shape_to_string(std::vector<std::size_t>(logits.shape().begin(),
-                                                                                 logits.shape().end() - 1))
-                              + " but got " + detail::shape_to_string(target.shape()));
-        }
+        const std::vector<std::size_t> row_shape(logits.shape().begin(), logits.shape().end() - 1);
+        detail::check_same_shape(where, "target", target.shape(), row_shape);
         const std::size_t rows = logits.size() / classes;
         if (grad != nullptr)
         {
@@ -122,7 +107,7 @@ namespace xrnn
         for (std::size_t r = 0; r < rows; ++r)
         {
             const Label label = target.data()[r];
-            if (!(label >= Label(0)) || static_cast<unsigned long long>(label) >= classes)
+            if (!detail::index_in_range(label, classes))
             {
                 throw value_error(std::string(where) + ": class id " + std::to_string(label) + " at row "
                                   + std::to_string(r) + " is outside [0, " + std::to_string(classes) + ")");

@@ -92,24 +92,36 @@ namespace xrnn
             return shape_to_string<std::initializer_list<std::size_t>>(shape);
         }
 
-        /// Throws shape_error "<where>: <what> expected shape (a, b) but got (c, d)" unless the shapes agree.
-        template <class Got>
-        void check_shape(const char* where, const char* what, const Got& got, std::initializer_list<std::size_t> expected)
+        /// Throws shape_error "<where>: <what> expected shape (a, b)<note> but got (c, d)" unless the shapes agree.
+        template <class Got, class Expected>
+        void check_same_shape(const char* where, const char* what, const Got& got, const Expected& expected,
+                              const char* note = "")
         {
             bool same = got.size() == expected.size();
-            if (same)
+            auto it = expected.begin();
+            for (auto g = got.begin(); same && g != got.end(); ++g, ++it)
             {
-                auto it = expected.begin();
-                for (auto extent : got)
-                {
-                    same = same && static_cast<std::size_t>(extent) == *it++;
-                }
+                same = static_cast<std::size_t>(*g) == static_cast<std::size_t>(*it);
             }
             if (!same)
             {
                 throw shape_error(std::string(where) + ": " + what + " expected shape " + shape_to_string(expected)
-                                  + " but got " + shape_to_string(got));
+                                  + note + " but got " + shape_to_string(got));
             }
+        }
+
+        template <class Got>
+        void check_shape(const char* where, const char* what, const Got& got, std::initializer_list<std::size_t> expected)
+        {
+            check_same_shape(where, what, got, expected);
+        }
+
+        /// Whether an integer id (signed or not) lies in [0, n).
+        template <class Id>
+        constexpr bool index_in_range(Id id, std::size_t n) noexcept
+        {
+            // `id >= Id(0)` is only meaningful for signed ids; written this way to avoid a warning for unsigned ones.
+            return id >= Id(0) && static_cast<unsigned long long>(id) < n;
         }
 
         /// Throws shape_error unless a runtime extent (batch, steps) is at least one.
@@ -668,11 +680,8 @@ namespace xrnn
             {
                 throw state_error(std::string("activation_layer<") + Fn::name + ">::backward: no forward before it");
             }
-            if (!std::equal(dy.shape().begin(), dy.shape().end(), y.shape().begin()))
-            {
-                throw shape_error(std::string("activation_layer<") + Fn::name + ">::backward: dy expected shape "
-                                  + detail::shape_to_string(y.shape()) + " but got " + detail::shape_to_string(dy.shape()));
-            }
+            detail::check_same_shape((std::string("activation_layer<") + Fn::name + ">::backward").c_str(), "dy",
+                                     dy.shape(), y.shape());
             auto& dx = std::get<N - 2>(m_input_grads);
             detail::ensure_shape(dx, dy.shape());
             const std::size_t classes = y.shape()[N - 1];
@@ -781,11 +790,7 @@ namespace xrnn
             {
                 throw state_error("dropout::backward: no forward of a rank-" + std::to_string(N) + " input before it");
             }
-            if (!std::equal(dy.shape().begin(), dy.shape().end(), mask.shape().begin()))
-            {
-                throw shape_error("dropout::backward: dy expected shape " + detail::shape_to_string(mask.shape())
-                                  + " (the last forward's) but got " + detail::shape_to_string(dy.shape()));
-            }
+            detail::check_same_shape("dropout::backward", "dy", dy.shape(), mask.shape(), " (the last forward's)");
             auto& dx = std::get<N - 2>(m_input_grads);
             detail::ensure_shape(dx, dy.shape());
             xt::noalias(dx) = dy * mask;
@@ -895,8 +900,7 @@ namespace xrnn
             for (std::size_t j = 0; j < ids.size(); ++j)
             {
                 const Id id = ids.data()[j];
-                // The first comparison is only meaningful for signed ids; written this way to avoid a warning.
-                if (!(id >= Id(0)) || static_cast<unsigned long long>(id) >= Vocab)
+                if (!detail::index_in_range(id, Vocab))
                 {
                     detail::ensure_shape(m_ids, {0, 0});
                     throw value_error("embedding::forward: token id " + std::to_string(id) + " at step "
@@ -1050,11 +1054,7 @@ namespace xrnn
             {
                 throw state_error("dense::backward: no forward of a rank-" + std::to_string(N) + " input before it");
             }
-            if (!std::equal(dy.shape().begin(), dy.shape().end(), y.shape().begin()))
-            {
-                throw shape_error("dense::backward: dy expected shape " + detail::shape_to_string(y.shape())
-                                  + " but got " + detail::shape_to_string(dy.shape()));
-            }
+            detail::check_same_shape("dense::backward", "dy", dy.shape(), y.shape());
             const std::size_t rows = m_input.shape()[0];
             detail::accumulate_weight_gradient(m_input.data(), dy.data(), dp.w.data(), rows, In, Out);  // (B1)
             detail::accumulate_column_sums(dy.data(), rows, Out, dp.b.data());                       // (B2)
@@ -2131,16 +2131,6 @@ namespace xrnn
 {
     namespace detail
     {
-        template <class A, class B>
-        void check_same_shape(const char* where, const char* what, const A& got, const B& expected)
-        {
-            if (got.size() != expected.size() || !std::equal(got.begin(), got.end(), expected.begin()))
-            {
-                throw shape_error(std::string(where) + ": " + what + " expected shape " + shape_to_string(expected)
-                                  + " (the prediction's) but got " + shape_to_string(got));
-            }
-        }
-
         template <class T, std::size_t N>
         void check_not_empty(const char* where, const xt::xtensor<T, N>& x)
         {
@@ -2158,7 +2148,7 @@ namespace xrnn
     {
         constexpr const char* where = "mean_squared_error";
         detail::check_not_empty(where, pred);
-        detail::check_same_shape(where, "target", target.shape(), pred.shape());
+        detail::check_same_shape(where, "target", target.shape(), pred.shape(), " (the prediction's)");
         const T n = static_cast<T>(pred.size());
         if (grad != nullptr)
         {
@@ -2175,7 +2165,7 @@ namespace xrnn
     {
         constexpr const char* where = "binary_cross_entropy_with_logits";
         detail::check_not_empty(where, logits);
-        detail::check_same_shape(where, "target", target.shape(), logits.shape());
+        detail::check_same_shape(where, "target", target.shape(), logits.shape(), " (the prediction's)");
         for (std::size_t j = 0; j < target.size(); ++j)
         {
             const T y = target.data()[j];
@@ -2208,13 +2198,8 @@ namespace xrnn
         constexpr const char* where = "softmax_cross_entropy";
         detail::check_not_empty(where, logits);
         const std::size_t classes = logits.shape()[N - 1];
-        if (!std::equal(target.shape().begin(), target.shape().end(), logits.shape().begin()))
-        {
-            throw shape_error(std::string(where) + ": target expected shape "
-                              + detail::shape_to_string(std::vector<std::size_t>(logits.shape().begin(),
-                                                                                 logits.shape().end() - 1))
-                              + " but got " + detail::shape_to_string(target.shape()));
-        }
+        const std::vector<std::size_t> row_shape(logits.shape().begin(), logits.shape().end() - 1);
+        detail::check_same_shape(where, "target", target.shape(), row_shape);
         const std::size_t rows = logits.size() / classes;
         if (grad != nullptr)
         {
@@ -2224,7 +2209,7 @@ namespace xrnn
         for (std::size_t r = 0; r < rows; ++r)
         {
             const Label label = target.data()[r];
-            if (!(label >= Label(0)) || static_cast<unsigned long long>(label) >= classes)
+            if (!detail::index_in_range(label, classes))
             {
                 throw value_error(std::string(where) + ": class id " + std::to_string(label) + " at row "
                                   + std::to_string(r) + " is outside [0, " + std::to_string(classes) + ")");

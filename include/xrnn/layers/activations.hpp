@@ -150,11 +150,8 @@ namespace xrnn
             {
                 throw state_error(std::string("activation_layer<") + Fn::name + ">::backward: no forward before it");
             }
-            if (!std::equal(dy.shape().begin(), dy.shape().end(), y.shape().begin()))
-            {
-                throw shape_error(std::string("activation_layer<") + Fn::name + ">::backward: dy expected shape "
-                                  + detail::shape_to_string(y.shape()) + " but got " + detail::shape_to_string(dy.shape()));
-            }
+            detail::check_same_shape((std::string("activation_layer<") + Fn::name + ">::backward").c_str(), "dy",
+                                     dy.shape(), y.shape());
             auto& dx = std::get<N - 2>(m_input_grads);
             detail::ensure_shape(dx, dy.shape());
             const std::size_t classes = y.shape()[N - 1];

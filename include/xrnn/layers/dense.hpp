@@ -108,11 +108,7 @@ namespace xrnn
             {
                 throw state_error("dense::backward: no forward of a rank-" + std::to_string(N) + " input before it");
             }
-            if (!std::equal(dy.shape().begin(), dy.shape().end(), y.shape().begin()))
-            {
-                throw shape_error("dense::backward: dy expected shape " + detail::shape_to_string(y.shape())
-                                  + " but got " + detail::shape_to_string(dy.shape()));
-            }
+            detail::check_same_shape("dense::backward", "dy", dy.shape(), y.shape());
             const std::size_t rows = m_input.shape()[0];
             detail::accumulate_weight_gradient(m_input.data(), dy.data(), dp.w.data(), rows, In, Out);  // (B1)
             detail::accumulate_column_sums(dy.data(), rows, Out, dp.b.data());                       // (B2)

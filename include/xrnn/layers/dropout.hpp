@@ -80,11 +80,7 @@ namespace xrnn
             {
                 throw state_error("dropout::backward: no forward of a rank-" + std::to_string(N) + " input before it");
             }
-            if (!std::equal(dy.shape().begin(), dy.shape().end(), mask.shape().begin()))
-            {
-                throw shape_error("dropout::backward: dy expected shape " + detail::shape_to_string(mask.shape())
-                                  + " (the last forward's) but got " + detail::shape_to_string(dy.shape()));
-            }
+            detail::check_same_shape("dropout::backward", "dy", dy.shape(), mask.shape(), " (the last forward's)");
             auto& dx = std::get<N - 2>(m_input_grads);
             detail::ensure_shape(dx, dy.shape());
             xt::noalias(dx) = dy * mask;

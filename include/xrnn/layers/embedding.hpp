@@ -83,8 +83,7 @@ namespace xrnn
             for (std::size_t j = 0; j < ids.size(); ++j)
             {
                 const Id id = ids.data()[j];
-                // The first comparison is only meaningful for signed ids; written this way to avoid a warning.
-                if (!(id >= Id(0)) || static_cast<unsigned long long>(id) >= Vocab)
+                if (!detail::index_in_range(id, Vocab))
                 {
                     detail::ensure_shape(m_ids, {0, 0});
                     throw value_error("embedding::forward: token id " + std::to_string(id) + " at step "
