@@ -107,6 +107,18 @@ namespace xrnn_test
         return errors;
     }
 
+    /// Relative error of `analytic` (the gradient a backward gave for `input`) against central differences of
+    /// loss_of(copy) over `input`, each evaluation on a fresh copy of `pristine`.
+    template <class Layer, class Input, class Analytic, class LossOf>
+    double input_gradient_error(const Layer& pristine, Input& input, const Analytic& analytic, LossOf&& loss_of)
+    {
+        const auto numeric = numeric_gradient(input, [&] {
+            Layer probe = pristine;
+            return loss_of(probe);
+        });
+        return relative_error(analytic, numeric);
+    }
+
     /// A tensor of the given shape with values uniform in [low, high), from a fixed seed.
     template <class T, std::size_t N>
     xt::xtensor<T, N> random_tensor(const std::array<std::size_t, N>& shape, std::uint64_t seed, double low = -1.0,
