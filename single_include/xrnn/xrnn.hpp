@@ -59,6 +59,14 @@ namespace xrnn
         using error::error;
     };
 
+    /// A file that cannot be read or written, or whose contents are not what they claim to be: a missing data
+    /// directory, a review that is not UTF-8, a truncated or corrupted weight file, a failed save.
+    class io_error : public error
+    {
+    public:
+        using error::error;
+    };
+
     /// Dimension letters used across the library: S steps, B batch, I input features, H hidden units,
     /// G = gates * H pre-activation width, V vocabulary, D embedding width, C classes, T the scalar type.
     /// Sequences are time-major: (S, B, features), row-major.
