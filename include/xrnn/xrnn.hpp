@@ -22,5 +22,6 @@
 #include <xrnn/connect.hpp>
 #include <xrnn/loss.hpp>
 #include <xrnn/optim.hpp>
+#include <xrnn/model.hpp>
 
 #endif

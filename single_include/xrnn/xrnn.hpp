@@ -1099,8 +1099,10 @@ namespace xrnn
 // xtensor-rnn: what every recurrent cell shares: the affine pre-activation, dropout masks, the per-step
 // cache, and backpropagation through time over a whole sequence. A cell (rnn_cell, lstm_cell) adds only its
 // gate equations, through two static functions called once per step:
-//   Cell::activate(z -> gates, c_{t-1} -> c_t, h_t)            the cell's forward equations
-//   Cell::activate_backward(gates, c_{t-1}, c_t, dh_t, dc)     their backward, giving dz_t and dc_{t-1}
+//   Cell::activate<Keep>(z -> gates, c_{t-1} -> c_t, h_t)          the cell's forward equations; with Keep the
+//                                                                  post-activation gates stay in z for backward
+//   Cell::activate_backward(gates -> dz, c_{t-1}, c_t, h_t, dh_t, dc)  their backward, giving dz_t (written over
+//                                                                  the gates of step t) and dc_{t-1}
 //
 // Dimensions: S steps, B batch, I inputs, H hidden units, G = Gates * H pre-activation width.
 // Sequences are time-major (S, B, .), row-major; step t of a buffer starts at data + t * B * width.
@@ -1110,7 +1112,8 @@ namespace xrnn
 //   (R2) h~_{t-1} = h_{t-1} * m_h             m_h (B, H): recurrent dropout mask, one per sequence
 //   (R3) z_t      = x~_t W_x + h~_{t-1} W_h + b          W_x (I, G), W_h (H, G), b (G) -> z_t (B, G)
 //   (R4) (h_t, c_t) = cell equations of z_t and c_{t-1}   (rnn_cell.hpp, lstm_cell.hpp)
-// (R3) runs as one GEMM over all S * B rows for the x~ W_x + b part, then one GEMM per step for h~ W_h.
+// (R3) runs as one GEMM over all S * B rows for the x~ W_x + b part, then one GEMM per step for h~ W_h
+// (a register-blocked matrix-vector product instead of BLAS when B = 1, detail/simd.hpp).
 //
 // Backward (BPTT), for t = S..1, with dh_t = dy_t (from the output or the layer above) + the recurrent part:
 //   (Q1) dz_t, dc_{t-1} = cell backward of dh_t, dc_t     ("dz" is the gradient before the nonlinearities)
@@ -1119,12 +1122,25 @@ namespace xrnn
 //        (S - t + 1) % k == 0, i.e. the sequence is cut into chunks of k steps aligned at its END, and no
 //        gradient crosses a chunk boundary (as detaching the state there would). The last-step output of a
 //        many-to-one model then backpropagates through exactly the last k steps.
+//   (Q6) db   += sum over rows of dz_t          (accumulated inside the loop while dz_t is in cache)
 // and then, over all steps at once:
 //   (Q4) dW_x += X~^T dZ        X~ (S*B, I), dZ (S*B, G)
 //   (Q5) dW_h += H~_prev^T dZ   H~_prev (S*B, H): h~_0 .. h~_{S-1}
-//   (Q6) db   += sum over rows of dZ
 //   (Q7) dx    = (dZ W_x^T) * m_x
 //   (Q8) dh_0, dc_0: what (Q2) and (Q1) leave after t = 1 (the initial-state gradients)
+//
+// Memory. A training forward keeps, per layer (e = sizeof(T)), and nothing else grows with S x B:
+//   gates/dZ  S * B * G * e            z_t, then the post-activation gates, then dz_t written over them
+//   h         (S + 1) * B * H * e      h_0 .. h_S
+//   c         (S + 1) * B * H * e      c_0 .. c_S (cells with a cell state)
+//   x~        S * B * I * e            the layer's input: a copy for the first layer of a stack (the caller's
+//                                      tensor may change before backward); none for upper layers, which read
+//                                      the h of the layer below, unless input dropout makes it a masked copy
+//   h~        S * B * H * e            only with recurrent dropout
+// and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller. An inference
+// forward keeps h (the layer's output) and a gate buffer of at most inference_chunk_rows rows, c ping-pongs
+// between two (B, H) rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
+// Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
 #ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
 #define XRNN_LAYERS_RECURRENT_CELL_HPP
 
@@ -1137,6 +1153,299 @@ namespace xrnn
 #include <xtensor/xnoalias.hpp>
 #include <xtensor/xtensor.hpp>
 
+// ---- begin include/xrnn/detail/simd.hpp ----
+// xtensor-rnn: elementwise loops and a small matrix-vector product over raw arrays, vectorised with xsimd.
+//
+// The gate nonlinearities of the cells (lstm_cell.hpp, rnn_cell.hpp) are written once, as generic code over a
+// "pack" P: P::value is either the scalar T or an xsimd::batch<T> of P::size lanes, and for_each_pack(n, f)
+// calls f(P, j) for j = 0, L, 2L, ... with the SIMD pack and then for the scalar tail. The math helpers
+// (exp_, tanh_, sigmoid_, ...) take either kind.
+//
+// xsimd is used when XRNN_USE_XSIMD is 1. It defaults to 1 when XTENSOR_USE_XSIMD is defined or when
+// <xsimd/xsimd.hpp> (version 8 or later) can be included, and to 0 otherwise (plain loops, same results up to
+// rounding). Define XRNN_USE_XSIMD=0 to force the plain loops. The instruction set is the one the translation
+// unit is compiled for (SSE2 by default on x86-64, AVX-512 with -march=native on such a CPU): the headers need
+// no -march flag.
+//
+// flush_denormals_scope: flush-to-zero and denormals-are-zero on the calling thread for its lifetime (x86 SSE;
+// nothing elsewhere). The recurrent loops run under it: a gradient decaying through many steps would otherwise
+// reach denormal floats, which are many times slower on most CPUs. Define XRNN_KEEP_DENORMALS to leave the
+// floating-point mode alone.
+#ifndef XRNN_DETAIL_SIMD_HPP
+#define XRNN_DETAIL_SIMD_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+#ifndef XRNN_USE_XSIMD
+#if defined(XTENSOR_USE_XSIMD)
+#define XRNN_USE_XSIMD 1
+#elif defined(__has_include)
+#if __has_include(<xsimd/xsimd.hpp>)
+#include <xsimd/xsimd.hpp>
+#if defined(XSIMD_VERSION_MAJOR) && XSIMD_VERSION_MAJOR >= 8 && !defined(XSIMD_NO_SUPPORTED_ARCHITECTURE)
+#define XRNN_USE_XSIMD 1
+#endif
+#endif
+#endif
+#endif
+#ifndef XRNN_USE_XSIMD
+#define XRNN_USE_XSIMD 0
+#endif
+
+#if XRNN_USE_XSIMD
+#include <xsimd/xsimd.hpp>
+#endif
+
+#if !defined(XRNN_KEEP_DENORMALS) && (defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2))
+#include <xmmintrin.h>
+#define XRNN_HAS_MXCSR 1
+#else
+#define XRNN_HAS_MXCSR 0
+#endif
+
+namespace xrnn::detail
+{
+    /// One lane: the scalar tail of every loop, and the whole loop without xsimd.
+    template <class T>
+    struct scalar_pack
+    {
+        using value = T;
+        static constexpr std::size_t size = 1;
+
+        static value load(const T* p) noexcept
+        {
+            return *p;
+        }
+
+        static void store(T* p, const value& v) noexcept
+        {
+            *p = v;
+        }
+
+        static value broadcast(T v) noexcept
+        {
+            return v;
+        }
+    };
+
+#if XRNN_USE_XSIMD
+    /// xsimd::batch<T> of the instruction set this translation unit is compiled for.
+    template <class T>
+    struct simd_pack
+    {
+        using value = xsimd::batch<T>;
+        static constexpr std::size_t size = value::size;
+
+        static value load(const T* p) noexcept
+        {
+            return value::load_unaligned(p);
+        }
+
+        static void store(T* p, const value& v) noexcept
+        {
+            v.store_unaligned(p);
+        }
+
+        static value broadcast(T v) noexcept
+        {
+            return value(v);
+        }
+    };
+
+    template <class T>
+    using vector_pack = simd_pack<T>;
+#else
+    template <class T>
+    using vector_pack = scalar_pack<T>;
+#endif
+
+    /// Calls f(P{}, j) for every j in [0, n): whole SIMD packs first (P = vector_pack<T>), then the tail one
+    /// element at a time (P = scalar_pack<T>).
+    template <class T, class F>
+    void for_each_pack(std::size_t n, F&& f)
+    {
+        using P = vector_pack<T>;
+        std::size_t j = 0;
+        if constexpr (P::size > 1)
+        {
+            for (; j + P::size <= n; j += P::size)
+            {
+                f(P{}, j);
+            }
+        }
+        for (; j < n; ++j)
+        {
+            f(scalar_pack<T>{}, j);
+        }
+    }
+
+    // ---- math on a scalar or on a pack ----------------------------------------------------------------------
+    inline float exp_(float x) noexcept
+    {
+        return std::exp(x);
+    }
+    inline double exp_(double x) noexcept
+    {
+        return std::exp(x);
+    }
+    inline float tanh_(float x) noexcept
+    {
+        return std::tanh(x);
+    }
+    inline double tanh_(double x) noexcept
+    {
+        return std::tanh(x);
+    }
+    template <class T, class = std::enable_if_t<std::is_floating_point<T>::value>>
+    T max_(T a, T b) noexcept
+    {
+        return a > b ? a : b;
+    }
+    /// dy where y > 0, else 0 (the derivative of relu written from its output).
+    template <class T, class = std::enable_if_t<std::is_floating_point<T>::value>>
+    T where_positive_(T y, T dy) noexcept
+    {
+        return y > T(0) ? dy : T(0);
+    }
+    template <class T, class = std::enable_if_t<std::is_floating_point<T>::value>>
+    T fma_(T a, T b, T c) noexcept
+    {
+        return a * b + c;  // contracted (or not) as the compiler chooses, like the rest of the scalar code
+    }
+
+#if XRNN_USE_XSIMD
+    template <class T, class A>
+    xsimd::batch<T, A> exp_(const xsimd::batch<T, A>& x) noexcept
+    {
+        return xsimd::exp(x);
+    }
+    template <class T, class A>
+    xsimd::batch<T, A> tanh_(const xsimd::batch<T, A>& x) noexcept
+    {
+        return xsimd::tanh(x);
+    }
+    template <class T, class A>
+    xsimd::batch<T, A> max_(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b) noexcept
+    {
+        return xsimd::max(a, b);
+    }
+    template <class T, class A>
+    xsimd::batch<T, A> where_positive_(const xsimd::batch<T, A>& y, const xsimd::batch<T, A>& dy) noexcept
+    {
+        return xsimd::select(y > xsimd::batch<T, A>(T(0)), dy, xsimd::batch<T, A>(T(0)));
+    }
+    template <class T, class A>
+    xsimd::batch<T, A> fma_(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b,
+                            const xsimd::batch<T, A>& c) noexcept
+    {
+        return xsimd::fma(a, b, c);
+    }
+#endif
+
+    /// 1 / (1 + e^-x)
+    template <class V>
+    V sigmoid_(const V& x) noexcept
+    {
+        return V(1) / (V(1) + exp_(-x));
+    }
+
+    // ---- small matrix-vector product -------------------------------------------------------------------------
+
+    /// One row of operands of gemv_rows: y += a (1 x k) W (k x N), W row-major.
+    template <class T>
+    struct gemv_term
+    {
+        const T* a;
+        const T* w;
+        std::size_t k;
+    };
+
+    namespace gemv_impl
+    {
+        template <class P, class T, std::size_t N, std::size_t... V>
+        void block(const T* init, T* y, std::size_t col, const gemv_term<T>* terms, std::size_t term_count,
+                   std::index_sequence<V...>)
+        {
+            using value = typename P::value;
+            value acc[sizeof...(V)] = {P::load(init + col + V * P::size)...};
+            for (std::size_t t = 0; t < term_count; ++t)
+            {
+                const T* a = terms[t].a;
+                const T* w = terms[t].w + col;
+                for (std::size_t r = 0; r < terms[t].k; ++r)
+                {
+                    const value ar = P::broadcast(a[r]);
+                    const T* row = w + r * N;
+                    ((acc[V] = fma_(ar, P::load(row + V * P::size), acc[V])), ...);
+                }
+            }
+            (P::store(y + col + V * P::size, acc[V]), ...);
+        }
+    }  // namespace gemv_impl
+
+    /// y (N) = init (N) + sum over terms of a_t (1 x k_t) W_t (k_t x N), for a compile-time width N; y may be
+    /// init, but no a_t may overlap y. Column blocks of 8 SIMD registers are accumulated over all rows of all
+    /// terms before they are stored, so each weight is read once and y is written once: this is the batch-1
+    /// path, where a BLAS call costs more than the product (a 1 x 256 by 256 x 512 product is 0.13 MFLOP).
+    template <class T, std::size_t N>
+    void gemv_rows(const T* init, T* y, const gemv_term<T>* terms, std::size_t term_count)
+    {
+        using P = vector_pack<T>;
+        constexpr std::size_t wide = 8 * P::size;
+        std::size_t col = 0;
+        for (; col + wide <= N; col += wide)
+        {
+            gemv_impl::block<P, T, N>(init, y, col, terms, term_count, std::make_index_sequence<8>{});
+        }
+        if constexpr (P::size > 1)
+        {
+            for (; col + P::size <= N; col += P::size)
+            {
+                gemv_impl::block<P, T, N>(init, y, col, terms, term_count, std::make_index_sequence<1>{});
+            }
+        }
+        for (; col < N; ++col)
+        {
+            gemv_impl::block<scalar_pack<T>, T, N>(init, y, col, terms, term_count, std::make_index_sequence<1>{});
+        }
+    }
+
+    // ---- floating-point mode ---------------------------------------------------------------------------------
+
+    /// Flush-to-zero and denormals-are-zero on this thread while the object lives (x86 SSE; a no-op elsewhere).
+    class flush_denormals_scope
+    {
+    public:
+        flush_denormals_scope() noexcept
+        {
+#if XRNN_HAS_MXCSR
+            m_saved = _mm_getcsr();
+            _mm_setcsr(m_saved | 0x8040u);  // FTZ (bit 15) | DAZ (bit 6)
+#endif
+        }
+
+        ~flush_denormals_scope()
+        {
+#if XRNN_HAS_MXCSR
+            _mm_setcsr(m_saved);
+#endif
+        }
+
+        flush_denormals_scope(const flush_denormals_scope&) = delete;
+        flush_denormals_scope& operator=(const flush_denormals_scope&) = delete;
+
+    private:
+#if XRNN_HAS_MXCSR
+        unsigned int m_saved = 0;
+#endif
+    };
+}  // namespace xrnn::detail
+
+#endif
+// ---- end include/xrnn/detail/simd.hpp ----
 
 namespace xrnn
 {
@@ -1199,8 +1508,8 @@ namespace xrnn
     /// CRTP base of rnn_cell and lstm_cell. Cell provides:
     ///   static constexpr const char* name;
     ///   static void initial_bias(xt::xtensor<T, 1>& b)              (Keras scheme adjustments, e.g. forget bias)
-    ///   static void activate(T* gates, const T* c_prev, T* c, T* h, std::size_t batch)
-    ///   static void activate_backward(const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dz,
+    ///   template <bool Keep> static void activate(T* z, const T* c_prev, T* c, T* h, std::size_t batch)
+    ///   static void activate_backward(T* gates_dz, const T* c_prev, const T* c, const T* h, const T* dh, T* dc,
     ///                                 std::size_t batch)
     /// CellState says whether the cell carries c_t besides h_t (a template argument: Cell is incomplete here).
     template <class Cell, class T, std::size_t I, std::size_t H, std::size_t Gates, bool CellState>
@@ -2570,6 +2879,1491 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/optim.hpp ----
+// ---- begin include/xrnn/model.hpp ----
+// xtensor-rnn: a model composed of layers at compile time, trained and used the way Keras's Sequential is.
+//
+//   xrnn::random_engine rng(42);
+//   xrnn::recurrent_options o; o.dropout = 0.2; o.recurrent_dropout = 0.2;
+//   xrnn::sequential model{xrnn::embedding<float, 10000, 128>(rng), xrnn::lstm<float, 128, 128>(rng, o),
+//                          xrnn::dense<float, 128, 1>(rng)};
+//   model.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(1e-3));
+//   xrnn::fit_options f; f.epochs = 5; f.batch_size = 64; f.validation_split = 0.2;
+//   xrnn::history h = model.fit(x_train, y_train, f);   // x (N, S) ids, y (N, 1) in {0, 1}
+//   xrnn::evaluation e = model.evaluate(x_test, y_test);
+//   auto p = model.predict(x_test);                      // (N, 1) probabilities
+//   model.save("imdb.xrnnw");
+//
+// Data are batch-major as in Keras, x (N, S) token ids or (N, S, F) features; the model gathers each batch
+// time-major, (S, B, ...), for the recurrent layers. The last layer outputs logits: the objective's link
+// (sigmoid for binary cross-entropy, softmax for softmax cross-entropy, identity for MSE) is applied by the loss
+// and by predict(), never twice.
+//
+// The model is itself a layer (forward, backward, for_each_parameter with names "<k>.<name>"), so the free
+// functions zero_grad, clip_grad_norm and the optimizers work on it as on any layer.
+#ifndef XRNN_MODEL_HPP
+#define XRNN_MODEL_HPP
+
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+// ---- begin include/xrnn/model/batching.hpp ----
+// xtensor-rnn: moving samples between the user's batch-major data and the layers' time-major batches.
+//
+// Data sets are batch-major as in Keras: x (N, S) token ids or (N, S, F) features, y (N, ...). The recurrent
+// layers read (S, B, ...), so a batch of sequences is gathered with its first two axes swapped; samples that are
+// not sequences (and targets of many-to-one models) are gathered row by row.
+#ifndef XRNN_MODEL_BATCHING_HPP
+#define XRNN_MODEL_BATCHING_HPP
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    namespace detail
+    {
+        /// out (S, B, rest...) = x[index[first..first+B)] with x (N, S, rest...), converted to out's value type.
+        template <class In, std::size_t N, class Out>
+        void gather_time_major(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
+                               std::size_t count, xt::xtensor<Out, N>& out)
+        {
+            static_assert(N >= 2, "xrnn: a batch of sequences needs at least the axes (N, S)");
+            std::array<std::size_t, N> shape;
+            std::copy(x.shape().begin(), x.shape().end(), shape.begin());
+            const std::size_t steps = shape[1];
+            shape[0] = steps;
+            shape[1] = count;
+            ensure_shape(out, shape);
+            const std::size_t inner = steps == 0 ? 0 : x.size() / (x.shape()[0] * steps);
+            for (std::size_t b = 0; b < count; ++b)
+            {
+                const In* sample = x.data() + index[first + b] * steps * inner;
+                for (std::size_t t = 0; t < steps; ++t)
+                {
+                    std::copy(sample + t * inner, sample + (t + 1) * inner, out.data() + (t * count + b) * inner);
+                }
+            }
+        }
+
+        /// out (B, rest...) = x[index[first..first+B)] with x (N, rest...).
+        template <class In, std::size_t N, class Out>
+        void gather_rows(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
+                         std::size_t count, xt::xtensor<Out, N>& out)
+        {
+            std::array<std::size_t, N> shape;
+            std::copy(x.shape().begin(), x.shape().end(), shape.begin());
+            shape[0] = count;
+            ensure_shape(out, shape);
+            const std::size_t inner = x.shape()[0] == 0 ? 0 : x.size() / x.shape()[0];
+            for (std::size_t b = 0; b < count; ++b)
+            {
+                const In* sample = x.data() + index[first + b] * inner;
+                std::copy(sample, sample + inner, out.data() + b * inner);
+            }
+        }
+
+        /// Gathers time-major when the batch is a sequence batch, row by row otherwise.
+        template <bool TimeMajor, class In, std::size_t N, class Out>
+        void gather(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
+                    std::size_t count, xt::xtensor<Out, N>& out)
+        {
+            if constexpr (TimeMajor)
+            {
+                gather_time_major(x, index, first, count, out);
+            }
+            else
+            {
+                gather_rows(x, index, first, count, out);
+            }
+        }
+
+        /// The inverse for outputs: result[first + b] = y[:, b] (time-major y) or y[b] (row-major y).
+        template <bool TimeMajor, class T, std::size_t N>
+        void scatter(const xt::xtensor<T, N>& y, std::size_t first, xt::xtensor<T, N>& result)
+        {
+            if constexpr (TimeMajor)
+            {
+                const std::size_t steps = y.shape()[0];
+                const std::size_t count = y.shape()[1];
+                const std::size_t inner = y.size() / std::max<std::size_t>(steps * count, 1);
+                for (std::size_t t = 0; t < steps; ++t)
+                {
+                    for (std::size_t b = 0; b < count; ++b)
+                    {
+                        const T* from = y.data() + (t * count + b) * inner;
+                        std::copy(from, from + inner, result.data() + ((first + b) * steps + t) * inner);
+                    }
+                }
+            }
+            else
+            {
+                std::copy(y.begin(), y.end(), result.data() + first * (y.size() / std::max<std::size_t>(y.shape()[0], 1)));
+            }
+        }
+    }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/batching.hpp ----
+// ---- begin include/xrnn/model/history.hpp ----
+// xtensor-rnn: what fit() returns: loss and metric per epoch, for training and validation, writable as CSV.
+#ifndef XRNN_MODEL_HISTORY_HPP
+#define XRNN_MODEL_HISTORY_HPP
+
+#include <cstddef>
+#include <fstream>
+#include <ostream>
+#include <string>
+#include <vector>
+
+
+namespace xrnn
+{
+    /// What one epoch measured; passed to the epoch-end callbacks and kept, one per epoch, in a history.
+    struct epoch_logs
+    {
+        std::size_t epoch = 0;   // 1-based
+        std::size_t epochs = 0;  // how many fit() was asked for
+        std::size_t steps = 0;   // optimizer steps taken in this epoch
+        std::size_t skipped_steps = 0;  // steps skipped for a non-finite loss (fit_options::on_non_finite_loss)
+        double loss = 0.0;       // mean training loss over the epoch's samples (with dropout, as Keras reports it)
+        double metric = 0.0;     // accuracy for the classification objectives, mean absolute error for MSE
+        bool has_validation = false;
+        double val_loss = 0.0;
+        double val_metric = 0.0;
+        double seconds = 0.0;    // wall time of the epoch, validation included
+    };
+
+    /// Loss and metric per epoch (Keras's History).
+    class history
+    {
+    public:
+        history() = default;
+        explicit history(std::string metric_name)
+            : m_metric_name(std::move(metric_name))
+        {
+        }
+
+        void append(const epoch_logs& logs)
+        {
+            m_epochs.push_back(logs);
+        }
+
+        const std::vector<epoch_logs>& epochs() const noexcept
+        {
+            return m_epochs;
+        }
+
+        std::size_t size() const noexcept
+        {
+            return m_epochs.size();
+        }
+
+        bool empty() const noexcept
+        {
+            return m_epochs.empty();
+        }
+
+        const epoch_logs& back() const
+        {
+            if (m_epochs.empty())
+            {
+                throw state_error("history::back: the history is empty (no epoch ran)");
+            }
+            return m_epochs.back();
+        }
+
+        /// "accuracy" or "mae".
+        const std::string& metric_name() const noexcept
+        {
+            return m_metric_name;
+        }
+
+        /// epoch,loss,<metric>[,val_loss,val_<metric>],seconds; one row per epoch, full precision.
+        void write_csv(std::ostream& out) const
+        {
+            const bool validation = !m_epochs.empty() && m_epochs.front().has_validation;
+            out << "epoch,loss," << m_metric_name;
+            if (validation)
+            {
+                out << ",val_loss,val_" << m_metric_name;
+            }
+            out << ",seconds\n";
+            const auto precision = out.precision(9);
+            for (const epoch_logs& e : m_epochs)
+            {
+                out << e.epoch << ',' << e.loss << ',' << e.metric;
+                if (validation)
+                {
+                    out << ',' << e.val_loss << ',' << e.val_metric;
+                }
+                out << ',' << e.seconds << '\n';
+            }
+            out.precision(precision);
+        }
+
+        void write_csv(const std::string& path) const
+        {
+            std::ofstream out(path);
+            if (!out)
+            {
+                throw io_error("history::write_csv: cannot open '" + path + "' for writing");
+            }
+            write_csv(out);
+            out.flush();
+            if (!out)
+            {
+                throw io_error("history::write_csv: writing '" + path + "' failed");
+            }
+        }
+
+    private:
+        std::string m_metric_name = "accuracy";
+        std::vector<epoch_logs> m_epochs;
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/history.hpp ----
+// ---- begin include/xrnn/model/progress.hpp ----
+// xtensor-rnn: Keras-style progress while training.
+//
+//   epoch 2/5  313/313 [==============================] 48s 147ms/step - accuracy: 0.7579 - loss: 0.5022 - val_accuracy: 0.7680 - val_loss: 0.5285
+//
+// On a terminal the line is redrawn in place as the epoch advances; into a file or a pipe only the finished
+// line of each epoch is written, so logs stay readable.
+#ifndef XRNN_MODEL_PROGRESS_HPP
+#define XRNN_MODEL_PROGRESS_HPP
+
+#include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <iostream>
+#include <ostream>
+#include <string>
+
+#if defined(_WIN32)
+#include <io.h>
+#else
+#include <unistd.h>
+#endif
+
+
+namespace xrnn
+{
+    /// How fit() reports progress.
+    enum class progress
+    {
+        automatic,  // live when the stream is std::cout or std::cerr/std::clog on a terminal, per_epoch otherwise
+        live,       // one line per epoch, redrawn in place with '\r'
+        per_epoch,  // one finished line per epoch
+        silent
+    };
+
+    namespace detail
+    {
+        inline bool is_terminal(const std::ostream* out)
+        {
+#if defined(_WIN32)
+            if (out == &std::cout) return _isatty(1) != 0;
+            if (out == &std::cerr || out == &std::clog) return _isatty(2) != 0;
+#else
+            if (out == &std::cout) return isatty(1) != 0;
+            if (out == &std::cerr || out == &std::clog) return isatty(2) != 0;
+#endif
+            return false;
+        }
+
+        /// "48s", "1.2s"; "147ms", "850us" for per-step times.
+        inline std::string format_duration(double seconds, bool per_step)
+        {
+            char text[32];
+            if (!per_step)
+            {
+                std::snprintf(text, sizeof text, seconds < 10.0 ? "%.1fs" : "%.0fs", seconds);
+            }
+            else if (seconds >= 1.0)
+            {
+                std::snprintf(text, sizeof text, "%.1fs/step", seconds);
+            }
+            else if (seconds >= 1e-3)
+            {
+                std::snprintf(text, sizeof text, "%.0fms/step", seconds * 1e3);
+            }
+            else
+            {
+                std::snprintf(text, sizeof text, "%.0fus/step", seconds * 1e6);
+            }
+            return text;
+        }
+
+        class progress_printer
+        {
+            using clock = std::chrono::steady_clock;
+            static constexpr std::size_t bar_width = 30;
+
+        public:
+            progress_printer(std::ostream* out, progress kind, std::string metric_name)
+                : m_out(out)
+                , m_live(kind == progress::live || (kind == progress::automatic && is_terminal(out)))
+                , m_silent(kind == progress::silent || out == nullptr)
+                , m_metric_name(std::move(metric_name))
+            {
+            }
+
+            void begin_epoch(std::size_t epoch, std::size_t epochs, std::size_t steps)
+            {
+                m_epoch = epoch;
+                m_epochs = epochs;
+                m_steps = steps;
+                m_start = clock::now();
+                m_last_draw = m_start - std::chrono::seconds(1);
+            }
+
+            /// After each step: redraws the live line at most ten times a second.
+            void step(std::size_t done, double loss, double metric)
+            {
+                if (m_silent || !m_live)
+                {
+                    return;
+                }
+                const auto now = clock::now();
+                if (done != m_steps && now - m_last_draw < std::chrono::milliseconds(100))
+                {
+                    return;
+                }
+                m_last_draw = now;
+                const double elapsed = std::chrono::duration<double>(now - m_start).count();
+                std::string text = head(done) + " " + format_duration(elapsed, false) + " "
+                                   + format_duration(elapsed / static_cast<double>(done == 0 ? 1 : done), true)
+                                   + values(loss, metric);
+                draw(text);
+            }
+
+            void end_epoch(const epoch_logs& logs)
+            {
+                if (m_silent)
+                {
+                    return;
+                }
+                std::string text = head(m_steps) + " " + format_duration(logs.seconds, false) + " "
+                                   + format_duration(logs.seconds / static_cast<double>(m_steps == 0 ? 1 : m_steps), true)
+                                   + values(logs.loss, logs.metric);
+                if (logs.has_validation)
+                {
+                    text += " - val_" + number(m_metric_name, logs.val_metric) + " - val_" + number("loss", logs.val_loss);
+                }
+                if (logs.skipped_steps != 0)
+                {
+                    text += " - skipped: " + std::to_string(logs.skipped_steps);
+                }
+                draw(text);
+                *m_out << '\n' << std::flush;
+                m_width = 0;
+            }
+
+        private:
+            std::string head(std::size_t done) const
+            {
+                std::string bar(bar_width, '.');
+                const std::size_t filled = m_steps == 0 ? bar_width : done * bar_width / m_steps;
+                for (std::size_t i = 0; i < filled; ++i)
+                {
+                    bar[i] = '=';
+                }
+                if (filled < bar_width && done != 0)
+                {
+                    bar[filled] = '>';
+                }
+                const std::string count = std::to_string(m_steps);
+                std::string done_text = std::to_string(done);
+                done_text.insert(0, count.size() - std::min(count.size(), done_text.size()), ' ');
+                return "epoch " + std::to_string(m_epoch) + "/" + std::to_string(m_epochs) + "  " + done_text + "/"
+                       + count + " [" + bar + "]";
+            }
+
+            std::string values(double loss, double metric) const
+            {
+                return " - " + number(m_metric_name, metric) + " - " + number("loss", loss);
+            }
+
+            static std::string number(const std::string& name, double value)
+            {
+                char text[48];
+                std::snprintf(text, sizeof text, "%.4f", value);
+                return name + ": " + text;
+            }
+
+            void draw(const std::string& text)
+            {
+                if (m_live)
+                {
+                    // Pad with blanks so a shorter line fully covers the previous one.
+                    *m_out << '\r' << text << std::string(m_width > text.size() ? m_width - text.size() : 0, ' ')
+                           << std::flush;
+                    m_width = text.size();
+                }
+                else
+                {
+                    *m_out << text;
+                }
+            }
+
+            std::ostream* m_out;
+            bool m_live;
+            bool m_silent;
+            std::string m_metric_name;
+            std::size_t m_epoch = 0;
+            std::size_t m_epochs = 0;
+            std::size_t m_steps = 0;
+            std::size_t m_width = 0;
+            clock::time_point m_start{};
+            clock::time_point m_last_draw{};
+        };
+    }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/progress.hpp ----
+// ---- begin include/xrnn/model/signature.hpp ----
+// xtensor-rnn: a layer's signature, its type and compile-time sizes as text, e.g. "lstm<float32,128,128,layers=1,last>".
+//
+// Weight files store the signature of the model that wrote them, so that loading into a model of another shape or
+// scalar type fails with both signatures in the message instead of reading garbage (RTNeural #75, #148).
+#ifndef XRNN_MODEL_SIGNATURE_HPP
+#define XRNN_MODEL_SIGNATURE_HPP
+
+#include <cstddef>
+#include <string>
+#include <type_traits>
+
+
+namespace xrnn
+{
+    template <class T>
+    constexpr const char* scalar_name() noexcept
+    {
+        static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                      "xrnn: scalar type must be float or double");
+        return std::is_same<T, float>::value ? "float32" : "float64";
+    }
+
+    /// signature_of<Layer>::get(): specialised for every layer of the library; a user's own layer type can
+    /// specialise it too.
+    template <class Layer>
+    struct signature_of;
+
+    namespace detail
+    {
+        inline std::string join_sizes(std::initializer_list<std::size_t> sizes)
+        {
+            std::string text;
+            for (std::size_t s : sizes)
+            {
+                text += "," + std::to_string(s);
+            }
+            return text;
+        }
+
+        inline const char* output_name(output o) noexcept
+        {
+            return o == output::last ? "last" : "sequence";
+        }
+    }  // namespace detail
+
+    template <class T, std::size_t V, std::size_t D>
+    struct signature_of<embedding<T, V, D>>
+    {
+        static std::string get()
+        {
+            return std::string("embedding<") + scalar_name<T>() + detail::join_sizes({V, D}) + ">";
+        }
+    };
+
+    template <class T, std::size_t In, std::size_t Out>
+    struct signature_of<dense<T, In, Out>>
+    {
+        static std::string get()
+        {
+            return std::string("dense<") + scalar_name<T>() + detail::join_sizes({In, Out}) + ">";
+        }
+    };
+
+    template <class T, std::size_t In, std::size_t H, std::size_t L, output O>
+    struct signature_of<lstm<T, In, H, L, O>>
+    {
+        static std::string get()
+        {
+            return std::string("lstm<") + scalar_name<T>() + detail::join_sizes({In, H}) + ",layers=" + std::to_string(L)
+                   + "," + detail::output_name(O) + ">";
+        }
+    };
+
+    template <class T, std::size_t In, std::size_t H, std::size_t L, output O, nonlinearity A>
+    struct signature_of<rnn<T, In, H, L, O, A>>
+    {
+        static std::string get()
+        {
+            return std::string("rnn<") + scalar_name<T>() + detail::join_sizes({In, H}) + ",layers=" + std::to_string(L)
+                   + "," + detail::output_name(O) + "," + (A == nonlinearity::tanh ? "tanh" : "relu") + ">";
+        }
+    };
+
+    template <class T>
+    struct signature_of<dropout<T>>
+    {
+        static std::string get()
+        {
+            return std::string("dropout<") + scalar_name<T>() + ">";
+        }
+    };
+
+    template <class T, class Fn>
+    struct signature_of<activation_layer<T, Fn>>
+    {
+        static std::string get()
+        {
+            return std::string("activation<") + scalar_name<T>() + "," + Fn::name + ">";
+        }
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/signature.hpp ----
+
+namespace xrnn
+{
+    /// What the model is trained to minimise; it also fixes the metric and predict()'s link function.
+    enum class objective
+    {
+        mean_squared_error,     // targets: floats of the output's shape; metric: mean absolute error ("mae")
+        binary_cross_entropy,   // on logits; targets in {0, 1} of the output's shape; metric: accuracy
+        softmax_cross_entropy   // on logits (.., C); targets: integer class ids (..); metric: accuracy
+    };
+
+    /// What fit() does when a batch's loss is NaN or infinite.
+    enum class non_finite_loss
+    {
+        stop,  // throw xrnn::value_error naming the epoch and step; the weights stay those of the last good step
+        skip   // drop the batch without updating the weights, count it in epoch_logs::skipped_steps
+    };
+
+    /// Keras's EarlyStopping: stop when `monitor` has not improved by more than min_delta for `patience` epochs.
+    struct early_stopping
+    {
+        std::string monitor = "val_loss";  // "loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae"
+        double min_delta = 0.0;
+        std::size_t patience = 0;
+        bool restore_best_weights = false;
+    };
+
+    /// What an epoch-end callback returns.
+    enum class fit_control
+    {
+        proceed,
+        stop
+    };
+
+    struct fit_options
+    {
+        std::size_t epochs = 1;
+        std::size_t batch_size = 32;
+        double validation_split = 0.0;  // fraction in [0, 1) taken from the END of the data, before shuffling (Keras)
+        bool shuffle = true;            // reshuffle the training samples every epoch
+        std::uint64_t seed = 0;         // of the shuffling; dropout draws from each layer's own engine
+        double clip_norm = 0.0;         // clip_grad_norm before each step when > 0
+        non_finite_loss on_non_finite_loss = non_finite_loss::stop;
+        progress verbosity = progress::automatic;
+        std::ostream* out = &std::cout;  // where progress goes
+        std::optional<early_stopping> early_stop;
+        std::vector<std::function<fit_control(const epoch_logs&)>> callbacks;
+
+        /// Adds a function called after every epoch; it may return fit_control::stop to end training, or nothing.
+        template <class F>
+        fit_options& on_epoch_end(F f)
+        {
+            if constexpr (std::is_void<std::invoke_result_t<F&, const epoch_logs&>>::value)
+            {
+                callbacks.emplace_back([f](const epoch_logs& logs) mutable {
+                    f(logs);
+                    return fit_control::proceed;
+                });
+            }
+            else
+            {
+                callbacks.emplace_back(std::move(f));
+            }
+            return *this;
+        }
+    };
+
+    /// What evaluate() measured: the mean loss and the metric over all samples.
+    struct evaluation
+    {
+        double loss = 0.0;
+        double metric = 0.0;
+        std::string metric_name;
+        std::size_t samples = 0;
+    };
+
+    namespace detail
+    {
+        /// Layers that read a sequence (S, B, ...) and so need batches gathered time-major.
+        template <class Layer>
+        struct consumes_sequence : std::false_type
+        {
+        };
+        template <class T, std::size_t V, std::size_t D>
+        struct consumes_sequence<embedding<T, V, D>> : std::true_type
+        {
+        };
+        template <class T, std::size_t In, std::size_t H, std::size_t L, output O>
+        struct consumes_sequence<lstm<T, In, H, L, O>> : std::true_type
+        {
+        };
+        template <class T, std::size_t In, std::size_t H, std::size_t L, output O, nonlinearity A>
+        struct consumes_sequence<rnn<T, In, H, L, O, A>> : std::true_type
+        {
+        };
+
+        template <class Layer>
+        struct takes_token_ids : std::false_type
+        {
+        };
+        template <class T, std::size_t V, std::size_t D>
+        struct takes_token_ids<embedding<T, V, D>> : std::true_type
+        {
+        };
+
+        /// Layers with sizes (everything but activations and dropout, which keep the size of what they get).
+        template <class Layer, class = void>
+        struct has_sizes : std::false_type
+        {
+        };
+        template <class Layer>
+        struct has_sizes<Layer, std::void_t<decltype(Layer::input_size), decltype(Layer::output_size)>> : std::true_type
+        {
+        };
+
+        /// Checks every sized layer against the nearest sized layer below it (size-keeping layers in between).
+        template <class Below, class... Rest>
+        struct check_chain
+        {
+            static constexpr bool value = true;
+        };
+        template <class Below, class Next, class... Rest>
+        struct check_chain<Below, Next, Rest...>
+        {
+            static constexpr bool check() noexcept
+            {
+                static_assert(std::is_same<typename Below::value_type, typename Next::value_type>::value,
+                              "xrnn: neighbouring layers must use the same scalar type T");
+                if constexpr (has_sizes<Next>::value)
+                {
+                    assert_connectable<Below, Next>();
+                    return check_chain<Next, Rest...>::value;
+                }
+                else
+                {
+                    return check_chain<Below, Rest...>::value;
+                }
+            }
+            static constexpr bool value = check();
+        };
+
+        /// Layer::output_size, or `below` for a layer that keeps the size of its input.
+        template <class Layer>
+        constexpr std::size_t output_size_after(std::size_t below) noexcept
+        {
+            if constexpr (has_sizes<Layer>::value)
+            {
+                return Layer::output_size;
+            }
+            else
+            {
+                return below;
+            }
+        }
+
+        template <class... Layers>
+        constexpr std::size_t chain_output_size() noexcept
+        {
+            std::size_t size = 0;
+            ((size = output_size_after<Layers>(size)), ...);
+            return size;
+        }
+
+        template <class Layer>
+        Layer make_layer(random_engine& rng)
+        {
+            if constexpr (std::is_constructible<Layer, random_engine&>::value)
+            {
+                return Layer(rng);
+            }
+            else
+            {
+                static_assert(std::is_default_constructible<Layer>::value,
+                              "xrnn::sequential(rng): this layer needs arguments (e.g. dropout's rate); build the "
+                              "model from layer objects instead: sequential{layer_a(rng), dropout<T>(0.2, rng), ...}");
+                return Layer();
+            }
+        }
+
+        /// Sums that make an epoch's mean loss and metric exact whatever the batch sizes.
+        struct running_score
+        {
+            double loss_sum = 0.0;    // batch mean loss x samples in the batch
+            double metric_sum = 0.0;  // correct predictions, or absolute errors
+            double metric_count = 0.0;
+            std::size_t samples = 0;
+
+            double loss() const noexcept
+            {
+                return samples == 0 ? 0.0 : loss_sum / static_cast<double>(samples);
+            }
+            double metric() const noexcept
+            {
+                return metric_count == 0.0 ? 0.0 : metric_sum / metric_count;
+            }
+        };
+    }  // namespace detail
+
+    template <class... Layers>
+    class sequential
+    {
+        static_assert(sizeof...(Layers) >= 1, "xrnn::sequential: a model needs at least one layer");
+        using layers_type = std::tuple<Layers...>;
+        using first_layer = std::tuple_element_t<0, layers_type>;
+        static_assert(detail::has_sizes<first_layer>::value,
+                      "xrnn::sequential: the first layer must have an input size (embedding, rnn, lstm or dense)");
+        static_assert(detail::check_chain<Layers...>::value, "xrnn::sequential: layers do not connect");
+
+    public:
+        using value_type = typename first_layer::value_type;
+        using T = value_type;
+        static constexpr std::size_t layer_count = sizeof...(Layers);
+        static constexpr std::size_t input_size = first_layer::input_size;
+        static constexpr std::size_t output_size = detail::chain_output_size<Layers...>();
+        static constexpr bool sequence_input = detail::consumes_sequence<first_layer>::value;
+
+        /// Each layer built from the engine with its defaults (layers that need more, build yourself, see below).
+        explicit sequential(random_engine& rng)
+            : m_layers(detail::make_layer<Layers>(rng)...)
+        {
+        }
+
+        /// From layers built with their options: sequential{embedding<..>(rng), lstm<..>(rng, options), ...}.
+        explicit sequential(Layers... layers)
+            : m_layers(std::move(layers)...)
+        {
+        }
+
+        sequential(const sequential& other)
+            : m_layers(other.m_layers)
+            , m_objective(other.m_objective)
+            , m_optimizer(other.m_optimizer ? other.m_optimizer->clone() : nullptr)
+        {
+        }
+
+        sequential& operator=(const sequential& other)
+        {
+            if (this != &other)
+            {
+                sequential copy(other);
+                *this = std::move(copy);
+            }
+            return *this;
+        }
+
+        sequential(sequential&&) noexcept = default;
+        sequential& operator=(sequential&&) noexcept = default;
+        ~sequential() = default;
+
+        // ---- structure -----------------------------------------------------------------------------------------
+
+        template <std::size_t K>
+        auto& layer() noexcept
+        {
+            return std::get<K>(m_layers);
+        }
+
+        template <std::size_t K>
+        const auto& layer() const noexcept
+        {
+            return std::get<K>(m_layers);
+        }
+
+        /// "sequential<embedding<float32,10000,128>,lstm<float32,128,128,layers=1,last>,dense<float32,128,1>>"
+        static std::string signature()
+        {
+            std::string text = "sequential<";
+            bool first = true;
+            ((text += (first ? "" : ","), text += signature_of<Layers>::get(), first = false), ...);
+            return text + ">";
+        }
+
+        /// Visits every parameter as f(name, value, gradient); names are "<layer index>.<layer's own name>".
+        template <class F>
+        void for_each_parameter(F&& f)
+        {
+            visit_layers([&](std::size_t k, auto& layer) {
+                const std::string prefix = std::to_string(k) + ".";
+                layer.for_each_parameter(
+                    [&](const auto& name, auto& value, auto& grad) { f(prefix + name, value, grad); });
+            });
+        }
+
+        std::size_t parameter_count()
+        {
+            std::size_t count = 0;
+            for_each_parameter([&](const auto&, auto& value, auto&) { count += value.size(); });
+            return count;
+        }
+
+        /// One line per layer with its parameter count, and the total (Keras's model.summary()).
+        std::string summary()
+        {
+            std::ostringstream text;
+            std::size_t total = 0;
+            visit_layers([&](std::size_t k, auto& layer) {
+                std::size_t count = 0;
+                layer.for_each_parameter([&](const auto&, auto& value, auto&) { count += value.size(); });
+                total += count;
+                text << k << "  " << signature_of<std::decay_t<decltype(layer)>>::get() << "  " << count
+                     << " parameters\n";
+            });
+            text << "total " << total << " parameters (" << total * sizeof(T) << " bytes)\n";
+            return text.str();
+        }
+
+        // ---- the model as a layer --------------------------------------------------------------------------------
+
+        /// Forward through every layer; x is a time-major batch for sequence models, (B, F) otherwise.
+        template <class X>
+        const auto& forward(const X& x, mode m = mode::inference)
+        {
+            return forward_from<0>(x, m);
+        }
+
+        /// Backward in reverse order of forward; accumulates every layer's gradients.
+        template <class G>
+        void backward(const G& dy)
+        {
+            backward_from<layer_count - 1>(dy);
+        }
+
+        // ---- training --------------------------------------------------------------------------------------------
+
+        /// Keras's compile: the objective, and the optimizer the model keeps and steps (sgd, adam, rmsprop...).
+        template <class Optimizer>
+        void compile(objective loss, Optimizer optimizer)
+        {
+            m_objective = loss;
+            m_optimizer = std::make_unique<optimizer_model<Optimizer>>(std::move(optimizer));
+        }
+
+        /// The compiled objective (state_error before compile).
+        objective loss_objective() const
+        {
+            require_compiled("loss_objective");
+            return *m_objective;
+        }
+
+        /// The compiled optimizer, e.g. model.optimizer<xrnn::adam<float>>().learning_rate = 1e-4.
+        template <class Optimizer>
+        Optimizer& optimizer()
+        {
+            require_compiled("optimizer");
+            auto* held = dynamic_cast<optimizer_model<Optimizer>*>(m_optimizer.get());
+            if (held == nullptr)
+            {
+                throw state_error("sequential::optimizer: the model was compiled with another optimizer type");
+            }
+            return held->optimizer;
+        }
+
+        /// "accuracy" for the classification objectives, "mae" for mean squared error.
+        std::string metric_name() const
+        {
+            return loss_objective() == objective::mean_squared_error ? "mae" : "accuracy";
+        }
+
+        /// Trains on x (N, ...) and y (N, ...); validation from options.validation_split.
+        template <class XV, std::size_t XN, class YV, std::size_t YN>
+        history fit(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, const fit_options& options = {})
+        {
+            check_data("fit", x, y);
+            const double split = options.validation_split;
+            if (!(split >= 0.0 && split < 1.0))
+            {
+                std::ostringstream message;
+                message << "fit: validation_split expected in [0, 1) but is " << split;
+                throw value_error(message.str());
+            }
+            const std::size_t n = x.shape()[0];
+            // Keras: the first int(N * (1 - split)) samples train, the rest validate.
+            const auto train_count = static_cast<std::size_t>(static_cast<double>(n) * (1.0 - split));
+            if (split > 0.0 && (train_count == 0 || train_count == n))
+            {
+                std::ostringstream message;
+                message << "fit: validation_split " << split << " of " << n << " samples leaves "
+                        << train_count << " for training and " << n - train_count
+                        << " for validation; both need at least one";
+                throw value_error(message.str());
+            }
+            std::vector<std::size_t> train(train_count);
+            std::iota(train.begin(), train.end(), std::size_t(0));
+            std::vector<std::size_t> validation(n - train_count);
+            std::iota(validation.begin(), validation.end(), train_count);
+            return run_fit(x, y, std::move(train), x, y, std::move(validation), options);
+        }
+
+        /// Trains on x, y and validates on explicit data (options.validation_split must be 0).
+        template <class XV, std::size_t XN, class YV, std::size_t YN>
+        history fit(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, const xt::xtensor<XV, XN>& x_val,
+                    const xt::xtensor<YV, YN>& y_val, const fit_options& options = {})
+        {
+            check_data("fit", x, y);
+            check_data("fit (validation data)", x_val, y_val);
+            if (options.validation_split != 0.0)
+            {
+                throw value_error("fit: validation data were given, so validation_split must be 0 (it is "
+                                  + std::to_string(options.validation_split) + ")");
+            }
+            return run_fit(x, y, all_indices(x.shape()[0]), x_val, y_val, all_indices(x_val.shape()[0]), options);
+        }
+
+        /// Mean loss and metric over x, y in inference mode.
+        template <class XV, std::size_t XN, class YV, std::size_t YN>
+        evaluation evaluate(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::size_t batch_size = 128)
+        {
+            check_data("evaluate", x, y);
+            check_batch_size("evaluate", batch_size);
+            const detail::running_score score = score_indices(x, y, all_indices(x.shape()[0]), batch_size);
+            return evaluation{score.loss(), score.metric(), metric_name(), score.samples};
+        }
+
+        /// Outputs for x (N, ...), batch-major, after the objective's link: probabilities for the
+        /// classification objectives, values for MSE. (N, out) for many-to-one models, (N, S, out) for sequences.
+        template <class XV, std::size_t XN>
+        auto predict(const xt::xtensor<XV, XN>& x, std::size_t batch_size = 128)
+        {
+            check_inputs("predict", x);
+            check_batch_size("predict", batch_size);
+            const std::size_t n = x.shape()[0];
+            const std::vector<std::size_t> index = all_indices(n);
+            batch_input_t<XV, XN> batch;
+            using out_type = output_t<XV, XN>;
+            out_type result;
+            for (std::size_t first = 0; first < n; first += batch_size)
+            {
+                const std::size_t count = std::min(batch_size, n - first);
+                detail::gather<sequence_input>(x, index, first, count, batch);
+                const out_type& out = forward(batch, mode::inference);
+                if (first == 0)
+                {
+                    auto shape = out.shape();
+                    shape[output_time_major<XV, XN> ? 1 : 0] = n;
+                    if constexpr (output_time_major<XV, XN>)
+                    {
+                        std::swap(shape[0], shape[1]);
+                    }
+                    result = out_type(shape);
+                }
+                detail::scatter<output_time_major<XV, XN>>(out, first, result);
+            }
+            apply_link(result);
+            return result;
+        }
+
+        /// predict() for one sample: x (S) ids or (S, F) features; returns (out) or (S, out).
+        template <class XV, std::size_t XN>
+        auto predict_one(const xt::xtensor<XV, XN>& sample)
+        {
+            std::array<std::size_t, XN + 1> shape;
+            shape[0] = 1;
+            std::copy(sample.shape().begin(), sample.shape().end(), shape.begin() + 1);
+            xt::xtensor<XV, XN + 1> batch(shape);
+            std::copy(sample.begin(), sample.end(), batch.begin());
+            auto all = predict(batch, 1);
+            using result_type = xt::xtensor<T, std::decay_t<decltype(all)>::rank - 1>;
+            typename result_type::shape_type out_shape;
+            std::copy(all.shape().begin() + 1, all.shape().end(), out_shape.begin());
+            result_type one(out_shape);
+            std::copy(all.begin(), all.end(), one.begin());
+            return one;
+        }
+
+    private:
+        struct optimizer_concept
+        {
+            virtual ~optimizer_concept() = default;
+            virtual void step(sequential& model) = 0;
+            virtual std::unique_ptr<optimizer_concept> clone() const = 0;
+        };
+
+        template <class Optimizer>
+        struct optimizer_model final : optimizer_concept
+        {
+            explicit optimizer_model(Optimizer o)
+                : optimizer(std::move(o))
+            {
+            }
+            void step(sequential& model) override
+            {
+                optimizer.step(model);
+            }
+            std::unique_ptr<optimizer_concept> clone() const override
+            {
+                return std::make_unique<optimizer_model>(optimizer);
+            }
+            Optimizer optimizer;
+        };
+
+        // Batch types: ids (S, B) or features (S, B, F) keep the data's value type and rank.
+        template <class XV, std::size_t XN>
+        using batch_input_t = xt::xtensor<std::conditional_t<std::is_integral<XV>::value, XV, T>, XN>;
+
+        template <class XV, std::size_t XN>
+        using output_t = std::decay_t<decltype(std::declval<sequential&>().forward(
+            std::declval<const batch_input_t<XV, XN>&>(), mode::inference))>;
+
+        // Outputs of rank 3 are (S, B, out): a target per step, gathered time-major too.
+        template <class XV, std::size_t XN>
+        static constexpr bool output_time_major = output_t<XV, XN>::rank == 3;
+
+        template <class F>
+        void visit_layers(F&& f)
+        {
+            visit_layers_from<0>(f);
+        }
+
+        template <std::size_t K, class F>
+        void visit_layers_from(F& f)
+        {
+            f(K, std::get<K>(m_layers));
+            if constexpr (K + 1 < layer_count)
+            {
+                visit_layers_from<K + 1>(f);
+            }
+        }
+
+        template <std::size_t K, class X>
+        const auto& forward_from(const X& x, mode m)
+        {
+            const auto& y = std::get<K>(m_layers).forward(x, m);
+            if constexpr (K + 1 == layer_count)
+            {
+                return y;
+            }
+            else
+            {
+                return forward_from<K + 1>(y, m);
+            }
+        }
+
+        template <std::size_t K, class G>
+        void backward_from(const G& dy)
+        {
+            if constexpr (K == 0)
+            {
+                std::get<0>(m_layers).backward(dy);
+            }
+            else
+            {
+                backward_from<K - 1>(std::get<K>(m_layers).backward(dy));
+            }
+        }
+
+        void require_compiled(const char* where) const
+        {
+            if (!m_objective || !m_optimizer)
+            {
+                throw state_error(std::string("sequential::") + where
+                                  + ": call compile(objective, optimizer) before training or evaluating");
+            }
+        }
+
+        static std::vector<std::size_t> all_indices(std::size_t n)
+        {
+            std::vector<std::size_t> index(n);
+            std::iota(index.begin(), index.end(), std::size_t(0));
+            return index;
+        }
+
+        static void check_batch_size(const char* where, std::size_t batch_size)
+        {
+            detail::check_positive(where, "batch_size", batch_size);
+        }
+
+        template <class XV, std::size_t XN>
+        static void check_inputs(const char* where, const xt::xtensor<XV, XN>& x)
+        {
+            static_assert(std::is_integral<XV>::value == detail::takes_token_ids<first_layer>::value,
+                          "xrnn::sequential: x must hold integer token ids for a model that starts with an embedding, "
+                          "floating-point features otherwise");
+            static_assert(!sequence_input || XN >= 2, "xrnn::sequential: sequence data must be (N, S) or (N, S, F)");
+            if (x.shape()[0] == 0)
+            {
+                throw shape_error(std::string(where) + ": the data set is empty (x has 0 samples, shape "
+                                  + detail::shape_to_string(x.shape()) + ")");
+            }
+            if constexpr (sequence_input)
+            {
+                if (x.shape()[1] == 0)
+                {
+                    throw shape_error(std::string(where) + ": sequences of 0 steps (x shape "
+                                      + detail::shape_to_string(x.shape()) + ")");
+                }
+            }
+        }
+
+        template <class XV, std::size_t XN, class YV, std::size_t YN>
+        void check_data(const char* where, const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y) const
+        {
+            require_compiled(where);
+            check_inputs(where, x);
+            if (y.shape()[0] != x.shape()[0])
+            {
+                throw shape_error(std::string(where) + ": y has " + std::to_string(y.shape()[0])
+                                  + " samples but x has " + std::to_string(x.shape()[0]) + " (x shape "
+                                  + detail::shape_to_string(x.shape()) + ", y shape " + detail::shape_to_string(y.shape())
+                                  + ")");
+            }
+            constexpr std::size_t out_rank = output_t<XV, XN>::rank;
+            const objective goal = *m_objective;
+            if constexpr (std::is_integral<YV>::value)
+            {
+                static_assert(YN + 1 == out_rank,
+                              "xrnn::sequential: integer targets are class ids, one per output row: y (N) for a "
+                              "(B, C) output, y (N, S) for an (S, B, C) output");
+                if (goal != objective::softmax_cross_entropy)
+                {
+                    throw value_error(std::string(where) + ": integer class ids as targets need "
+                                      "objective::softmax_cross_entropy; this model was compiled for another");
+                }
+                const std::size_t per_sample = y.size() / y.shape()[0];
+                for (std::size_t j = 0; j < y.size(); ++j)
+                {
+                    if (!detail::index_in_range(y.data()[j], output_size))
+                    {
+                        throw value_error(std::string(where) + ": class id " + std::to_string(y.data()[j])
+                                          + " of sample " + std::to_string(j / per_sample) + " is outside [0, "
+                                          + std::to_string(output_size) + ")");
+                    }
+                }
+            }
+            else
+            {
+                static_assert(YN == out_rank, "xrnn::sequential: float targets must have the output's rank: y (N, out) "
+                                              "for a (B, out) output, y (N, S, out) for an (S, B, out) output");
+                if (goal == objective::softmax_cross_entropy)
+                {
+                    throw value_error(std::string(where) + ": objective::softmax_cross_entropy needs integer class ids "
+                                      "as targets, but y holds floating-point values");
+                }
+                if (goal == objective::binary_cross_entropy)
+                {
+                    for (std::size_t j = 0; j < y.size(); ++j)
+                    {
+                        const YV v = y.data()[j];
+                        if (!(v == YV(0) || v == YV(1)))
+                        {
+                            std::ostringstream message;
+                            message << where << ": binary cross-entropy labels expected in {0, 1} but sample "
+                                    << j / (y.size() / y.shape()[0]) << " has " << v;
+                            throw value_error(message.str());
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Batch loss (its mean, with dL/dout into *grad when not null), and the metric's sum and count.
+        template <class Out, class Target>
+        double score_batch(const Out& out, const Target& target, Out* grad, detail::running_score& score,
+                           std::size_t samples) const
+        {
+            double loss = 0.0;
+            using YV = typename Target::value_type;
+            if constexpr (std::is_integral<YV>::value)
+            {
+                loss = softmax_cross_entropy(out, target, grad);
+                const std::size_t classes = out.shape()[Out::rank - 1];
+                const std::size_t rows = out.size() / classes;
+                for (std::size_t r = 0; r < rows; ++r)
+                {
+                    const T* row = out.data() + r * classes;
+                    const auto best = static_cast<std::size_t>(std::max_element(row, row + classes) - row);
+                    score.metric_sum += best == static_cast<std::size_t>(target.data()[r]) ? 1.0 : 0.0;
+                }
+                score.metric_count += static_cast<double>(rows);
+            }
+            else if (*m_objective == objective::binary_cross_entropy)
+            {
+                loss = binary_cross_entropy_with_logits(out, target, grad);
+                for (std::size_t j = 0; j < out.size(); ++j)
+                {
+                    score.metric_sum += (out.data()[j] > T(0)) == (target.data()[j] > T(0.5)) ? 1.0 : 0.0;
+                }
+                score.metric_count += static_cast<double>(out.size());
+            }
+            else
+            {
+                loss = mean_squared_error(out, target, grad);
+                for (std::size_t j = 0; j < out.size(); ++j)
+                {
+                    score.metric_sum += std::abs(static_cast<double>(out.data()[j]) - target.data()[j]);
+                }
+                score.metric_count += static_cast<double>(out.size());
+            }
+            score.loss_sum += loss * static_cast<double>(samples);
+            score.samples += samples;
+            return loss;
+        }
+
+        template <class Out>
+        void apply_link(Out& out) const
+        {
+            const objective goal = loss_objective();
+            if (goal == objective::binary_cross_entropy)
+            {
+                activation::sigmoid::forward(out, out);
+            }
+            else if (goal == objective::softmax_cross_entropy)
+            {
+                const std::size_t classes = out.shape()[Out::rank - 1];
+                activation::softmax::forward_rows(out.data(), out.data(), out.size() / classes, classes);
+            }
+        }
+
+        template <class XV, std::size_t XN, class YV, std::size_t YN>
+        using target_t = xt::xtensor<std::conditional_t<std::is_integral<YV>::value, YV, T>, YN>;
+
+        template <class XV, std::size_t XN, class YV, std::size_t YN>
+        detail::running_score score_indices(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y,
+                                            const std::vector<std::size_t>& index, std::size_t batch_size)
+        {
+            detail::running_score score;
+            batch_input_t<XV, XN> batch;
+            target_t<XV, XN, YV, YN> target;
+            for (std::size_t first = 0; first < index.size(); first += batch_size)
+            {
+                const std::size_t count = std::min(batch_size, index.size() - first);
+                detail::gather<sequence_input>(x, index, first, count, batch);
+                detail::gather<output_time_major<XV, XN>>(y, index, first, count, target);
+                const auto& out = forward(batch, mode::inference);
+                score_batch(out, target, static_cast<std::decay_t<decltype(out)>*>(nullptr), score, count);
+            }
+            return score;
+        }
+
+        /// The monitored value of an epoch, and whether lower is better.
+        static std::pair<double, bool> monitored(const early_stopping& rule, const epoch_logs& logs,
+                                                 const std::string& metric)
+        {
+            if (rule.monitor == "loss") return {logs.loss, true};
+            if (rule.monitor == "val_loss") return {logs.val_loss, true};
+            if (rule.monitor == metric) return {logs.metric, metric == "mae"};
+            return {logs.val_metric, metric == "mae"};  // "val_" + metric, checked before training
+        }
+
+        void check_early_stopping(const fit_options& options, bool has_validation) const
+        {
+            if (!options.early_stop)
+            {
+                return;
+            }
+            const std::string& monitor = options.early_stop->monitor;
+            const std::string metric = metric_name();
+            const bool known = monitor == "loss" || monitor == "val_loss" || monitor == metric
+                               || monitor == "val_" + metric;
+            if (!known)
+            {
+                throw value_error("fit: early_stopping monitors '" + monitor + "', expected one of loss, val_loss, "
+                                  + metric + ", val_" + metric);
+            }
+            if (monitor.rfind("val_", 0) == 0 && !has_validation)
+            {
+                throw value_error("fit: early_stopping monitors '" + monitor
+                                  + "' but there is no validation data (set validation_split or pass x_val, y_val)");
+            }
+        }
+
+        std::vector<std::vector<T>> snapshot()
+        {
+            std::vector<std::vector<T>> values;
+            for_each_parameter([&](const auto&, auto& value, auto&) { values.emplace_back(value.begin(), value.end()); });
+            return values;
+        }
+
+        void restore(const std::vector<std::vector<T>>& values)
+        {
+            std::size_t k = 0;
+            for_each_parameter([&](const auto&, auto& value, auto&) {
+                std::copy(values[k].begin(), values[k].end(), value.begin());
+                ++k;
+            });
+        }
+
+        template <class XV, std::size_t XN, class YV, std::size_t YN>
+        history run_fit(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::vector<std::size_t> train,
+                        const xt::xtensor<XV, XN>& x_val, const xt::xtensor<YV, YN>& y_val,
+                        const std::vector<std::size_t>& validation, const fit_options& options)
+        {
+            using clock = std::chrono::steady_clock;
+            detail::check_positive("fit", "epochs", options.epochs);
+            check_batch_size("fit", options.batch_size);
+            const bool has_validation = !validation.empty();
+            check_early_stopping(options, has_validation);
+
+            const std::string metric = metric_name();
+            history result(metric);
+            detail::progress_printer printer(options.out, options.verbosity, metric);
+            random_engine shuffle_rng(options.seed);
+            batch_input_t<XV, XN> batch;
+            target_t<XV, XN, YV, YN> target;
+            output_t<XV, XN> grad;
+
+            const std::size_t steps = (train.size() + options.batch_size - 1) / options.batch_size;
+            double best = 0.0;
+            std::size_t epochs_without_improvement = 0;
+            std::vector<std::vector<T>> best_weights;
+            for (std::size_t epoch = 1; epoch <= options.epochs; ++epoch)
+            {
+                const auto start = clock::now();
+                if (options.shuffle)
+                {
+                    for (std::size_t i = train.size(); i > 1; --i)  // Fisher-Yates
+                    {
+                        std::swap(train[i - 1], train[shuffle_rng.below(i)]);
+                    }
+                }
+                printer.begin_epoch(epoch, options.epochs, steps);
+                detail::running_score score;
+                epoch_logs logs;
+                logs.epoch = epoch;
+                logs.epochs = options.epochs;
+                for (std::size_t step = 0; step < steps; ++step)
+                {
+                    const std::size_t first = step * options.batch_size;
+                    const std::size_t count = std::min(options.batch_size, train.size() - first);
+                    detail::gather<sequence_input>(x, train, first, count, batch);
+                    detail::gather<output_time_major<XV, XN>>(y, train, first, count, target);
+                    zero_grad(*this);
+                    detail::running_score batch_score;
+                    const double loss = score_batch(forward(batch, mode::training), target, &grad, batch_score, count);
+                    if (!std::isfinite(loss))
+                    {
+                        if (options.on_non_finite_loss == non_finite_loss::skip)
+                        {
+                            ++logs.skipped_steps;
+                            printer.step(step + 1, score.loss(), score.metric());
+                            continue;
+                        }
+                        std::ostringstream message;
+                        message << "fit: the loss became " << loss << " at epoch " << epoch << ", step " << step + 1
+                                << " of " << steps << "; training stopped and the weights are those of the last "
+                                << "good step (lower the learning rate, set clip_norm, or set on_non_finite_loss to "
+                                << "skip)";
+                        throw value_error(message.str());
+                    }
+                    score.loss_sum += batch_score.loss_sum;
+                    score.metric_sum += batch_score.metric_sum;
+                    score.metric_count += batch_score.metric_count;
+                    score.samples += batch_score.samples;
+                    backward(grad);
+                    if (options.clip_norm > 0.0)
+                    {
+                        clip_grad_norm(options.clip_norm, *this);
+                    }
+                    m_optimizer->step(*this);
+                    ++logs.steps;
+                    printer.step(step + 1, score.loss(), score.metric());
+                }
+                logs.loss = score.loss();
+                logs.metric = score.metric();
+                if (has_validation)
+                {
+                    const detail::running_score val = score_indices(x_val, y_val, validation, options.batch_size);
+                    logs.has_validation = true;
+                    logs.val_loss = val.loss();
+                    logs.val_metric = val.metric();
+                }
+                logs.seconds = std::chrono::duration<double>(clock::now() - start).count();
+                result.append(logs);
+                printer.end_epoch(logs);
+
+                bool stop = false;
+                for (const auto& callback : options.callbacks)
+                {
+                    stop = callback(logs) == fit_control::stop || stop;
+                }
+                if (options.early_stop)
+                {
+                    const early_stopping& rule = *options.early_stop;
+                    const auto [value, lower_is_better] = monitored(rule, logs, metric);
+                    const bool improved = epoch == 1
+                                          || (lower_is_better ? value < best - rule.min_delta
+                                                              : value > best + rule.min_delta);
+                    if (improved)
+                    {
+                        best = value;
+                        epochs_without_improvement = 0;
+                        if (rule.restore_best_weights)
+                        {
+                            best_weights = snapshot();
+                        }
+                    }
+                    else if (++epochs_without_improvement > rule.patience)
+                    {
+                        stop = true;
+                    }
+                }
+                if (stop)
+                {
+                    break;
+                }
+            }
+            if (!best_weights.empty())
+            {
+                restore(best_weights);  // restore_best_weights: the best epoch's weights, stopped early or not
+            }
+            return result;
+        }
+
+        layers_type m_layers;
+        std::optional<objective> m_objective;
+        std::unique_ptr<optimizer_concept> m_optimizer;
+    };
+
+    template <class... Layers>
+    sequential(Layers...) -> sequential<Layers...>;
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model.hpp ----
 
 #endif
 // ---- end include/xrnn/xrnn.hpp ----
