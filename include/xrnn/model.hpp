@@ -44,6 +44,7 @@
 #include <xrnn/connect.hpp>
 #include <xrnn/layers/activations.hpp>
 #include <xrnn/loss.hpp>
+#include <xrnn/io/weights.hpp>
 #include <xrnn/model/batching.hpp>
 #include <xrnn/model/history.hpp>
 #include <xrnn/model/progress.hpp>
@@ -512,6 +513,20 @@ namespace xrnn
             result_type one(out_shape);
             std::copy(all.begin(), all.end(), one.begin());
             return one;
+        }
+
+        // ---- weights ---------------------------------------------------------------------------------------------
+
+        /// Saves the weights (not the optimizer state: see checkpoints) atomically; format: docs/weight-format.md.
+        void save(const std::string& path)
+        {
+            save_weights(path, *this);
+        }
+
+        /// Loads weights saved by a model of the same signature; a bad file leaves this model unchanged.
+        void load(const std::string& path)
+        {
+            load_weights(path, *this);
         }
 
     private:

@@ -381,6 +381,16 @@ namespace xrnn::detail
         }
     }
 
+    /// Grows a 1-D workspace to at least n values; never shrinks it (a smaller request reuses the buffer).
+    template <class T>
+    void ensure_capacity(xt::xtensor<T, 1>& buffer, std::size_t n)
+    {
+        if (buffer.size() < n)
+        {
+            buffer.resize({n});
+        }
+    }
+
     /// A contiguous run of n values as a 1-D xtensor expression (no copy, no allocation).
     template <class T>
     auto vector_view(T* data, std::size_t n)
@@ -1282,6 +1292,25 @@ namespace xrnn::detail
         }
     }
 
+    /// for_each_pack over a compile-time count N (the hidden width of a cell): the tail is known statically.
+    template <class T, std::size_t N, class F>
+    void for_each_pack(F&& f)
+    {
+        using P = vector_pack<T>;
+        constexpr std::size_t packed = N - N % P::size;
+        if constexpr (P::size > 1)
+        {
+            for (std::size_t j = 0; j < packed; j += P::size)
+            {
+                f(P{}, j);
+            }
+        }
+        for (std::size_t j = packed; j < N; ++j)
+        {
+            f(scalar_pack<T>{}, j);
+        }
+    }
+
     // ---- math on a scalar or on a pack ----------------------------------------------------------------------
     inline float exp_(float x) noexcept
     {
@@ -1576,37 +1605,56 @@ namespace xrnn
 
         // ---- sequence interface, used by the layers in recurrent.hpp ------------------------------------------
 
-        /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros).
-        void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m)
+        /// Rows (steps x batch) of the gate buffer of an inference forward: the input part of (R3) runs as one
+        /// GEMM per chunk of max(1, inference_chunk_rows / B) steps, so that the chunk stays in cache.
+        static constexpr std::size_t inference_chunk_rows = 512;
+
+        /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros). With input_persists, x
+        /// stays valid and unchanged until backward (the hidden sequence of the layer below, in a stack) and a
+        /// training forward keeps a pointer to it instead of a copy.
+        void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m,
+                              bool input_persists = false)
         {
             const std::size_t S = steps;
             const std::size_t B = batch;
+            detail::flush_denormals_scope flush_denormals;
             m_steps = S;
             m_batch = B;
             m_training = m == mode::training;
             m_input_dropout = m_training && m_options.dropout > 0.0;
             m_recurrent_dropout = m_training && m_options.recurrent_dropout > 0.0;
-            detail::ensure_shape(m_x, {S, B, I});
-            detail::ensure_shape(m_gates, {S, B, G});
+            // steps per chunk of the input projection: all of them when training (the gates are kept)
+            const std::size_t chunk = m_training ? S : std::min(S, std::max<std::size_t>(1, inference_chunk_rows / B));
+            // grow-only: alternating training and inference forwards (fit, then evaluate) does not reallocate
+            detail::ensure_capacity(m_gates, chunk * B * G);
             detail::ensure_shape(m_h, {S + 1, B, H});
+            m_all_cell_states = m_training;
             if constexpr (CellState)
             {
-                detail::ensure_shape(m_c, {S + 1, B, H});
+                detail::ensure_capacity(m_c, (m_training ? S + 1 : 2) * B * H);
             }
 
             // (R1) masked input, kept for (Q4)
             if (m_input_dropout)
             {
+                detail::ensure_shape(m_x, {S, B, I});
                 detail::ensure_shape(m_input_mask, {B, I});
                 detail::sample_dropout_mask(m_input_mask.data(), m_input_mask.size(), m_options.dropout, m_mask_rng);
                 for (std::size_t t = 0; t < S; ++t)
                 {
                     xt::noalias(step_view(m_x.data(), t, I)) = step_view(x, t, I) * m_input_mask;
                 }
+                m_input = m_x.data();
+            }
+            else if (m_training && !input_persists)
+            {
+                detail::ensure_shape(m_x, {S, B, I});
+                std::copy(x, x + S * B * I, m_x.data());
+                m_input = m_x.data();
             }
             else
             {
-                std::copy(x, x + S * B * I, m_x.data());
+                m_input = x;  // inference: read once below, never kept; or the persistent sequence of the layer below
             }
             if (m_recurrent_dropout)
             {
@@ -1616,31 +1664,51 @@ namespace xrnn
                                             m_options.recurrent_dropout, m_mask_rng);
             }
 
-            // (R3), input part for all steps: Z = X~ W_x + b
-            detail::matmul(m_x.data(), p.w_x.data(), m_gates.data(), S * B, I, G);
-            detail::add_row_vector(m_gates.data(), S * B, G, p.b.data());
-
             copy_or_zero(h0, m_h.data(), B * H);
             if constexpr (CellState)
             {
                 copy_or_zero(c0, m_c.data(), B * H);
             }
-            for (std::size_t t = 0; t < S; ++t)
+            for (std::size_t begin = 0; begin < S; begin += chunk)
             {
-                const T* h_prev = m_h.data() + t * B * H;
-                if (m_recurrent_dropout)  // (R2)
+                // (R3), input part for a chunk of steps (all S when training): Z = X~ W_x + b
+                const std::size_t rows = std::min(chunk, S - begin) * B;
+                detail::matmul(m_input + begin * B * I, p.w_x.data(), m_gates.data(), rows, I, G);
+                detail::add_row_vector(m_gates.data(), rows, G, p.b.data());
+                for (std::size_t t = begin; t < begin + rows / B; ++t)
                 {
-                    xt::noalias(step_view(m_h_masked.data(), t, H)) = step_view(h_prev, 0, H) * m_recurrent_mask;
-                    h_prev = m_h_masked.data() + t * B * H;
+                    const T* h_prev = m_h.data() + t * B * H;
+                    if (m_recurrent_dropout)  // (R2)
+                    {
+                        xt::noalias(step_view(m_h_masked.data(), t, H)) = step_view(h_prev, 0, H) * m_recurrent_mask;
+                        h_prev = m_h_masked.data() + t * B * H;
+                    }
+                    T* z = m_gates.data() + (t - begin) * B * G;
+                    if (B == 1)  // (R3), recurrent part
+                    {
+                        const detail::gemv_term<T> term{h_prev, p.w_h.data(), H};
+                        detail::gemv_rows<T, G>(z, z, &term, 1);
+                    }
+                    else
+                    {
+                        detail::matmul(h_prev, p.w_h.data(), z, B, H, G, T(1));
+                    }
+                    T* h = m_h.data() + (t + 1) * B * H;
+                    if (m_training)  // (R4)
+                    {
+                        Cell::template activate<true>(z, cell_state(t), cell_state(t + 1), h, B);
+                    }
+                    else
+                    {
+                        Cell::template activate<false>(z, cell_state(t), cell_state(t + 1), h, B);
+                    }
                 }
-                T* z = m_gates.data() + t * B * G;
-                detail::matmul(h_prev, p.w_h.data(), z, B, H, G, T(1));  // (R3), recurrent part
-                Cell::activate(z, cell_state(t), cell_state(t + 1), m_h.data() + (t + 1) * B * H, B);  // (R4)
             }
         }
 
         /// BPTT (Q1)-(Q8) for the last training forward. dy_seq (S, B, H): gradient of every step's output, or
-        /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr. Accumulates dp.
+        /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr. Accumulates dp. Consumes
+        /// the gate cache: another backward needs another training forward first.
         void backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last)
         {
             if (!m_training || m_steps == 0)
@@ -1648,9 +1716,10 @@ namespace xrnn
                 throw state_error(std::string(Cell::name)
                                   + "::backward: call forward(x, mode::training) before backward");
             }
+            m_training = false;  // dz is written over the gates below
+            detail::flush_denormals_scope flush_denormals;
             const std::size_t S = m_steps;
             const std::size_t B = m_batch;
-            detail::ensure_shape(m_dgates, {S, B, G});
             detail::ensure_shape(m_dx, {S, B, I});
             detail::ensure_shape(m_dh, {B, H});
             copy_or_zero(dh_last, m_dh.data(), B * H);
@@ -1666,9 +1735,10 @@ namespace xrnn
                 {
                     xt::noalias(m_dh) += step_view(dy_seq, t, H);
                 }
-                T* dz = m_dgates.data() + t * B * G;
-                Cell::activate_backward(m_gates.data() + t * B * G, cell_state(t), cell_state(t + 1), m_dh.data(),
-                                        cell_state_gradient(), dz, B);                          // (Q1)
+                T* dz = m_gates.data() + t * B * G;  // the gates of step t, then dz_t
+                Cell::activate_backward(dz, cell_state(t), cell_state(t + 1), m_h.data() + (t + 1) * B * H,
+                                        m_dh.data(), cell_state_gradient(), B);                 // (Q1)
+                detail::accumulate_column_sums(dz, B, G, dp.b.data());                         // (Q6)
                 detail::matmul_transposed_weight(dz, p.w_h.data(), m_dh.data(), B, G, H);     // (Q2)
                 if (m_recurrent_dropout)
                 {
@@ -1683,11 +1753,11 @@ namespace xrnn
                     }
                 }
             }
+            const T* dz_all = m_gates.data();
             const T* h_prev_all = m_recurrent_dropout ? m_h_masked.data() : m_h.data();
-            detail::accumulate_weight_gradient(m_x.data(), m_dgates.data(), dp.w_x.data(), S * B, I, G);  // (Q4)
-            detail::accumulate_weight_gradient(h_prev_all, m_dgates.data(), dp.w_h.data(), S * B, H, G);  // (Q5)
-            detail::accumulate_column_sums(m_dgates.data(), S * B, G, dp.b.data());                      // (Q6)
-            detail::matmul_transposed_weight(m_dgates.data(), p.w_x.data(), m_dx.data(), S * B, G, I);   // (Q7)
+            detail::accumulate_weight_gradient(m_input, dz_all, dp.w_x.data(), S * B, I, G);        // (Q4)
+            detail::accumulate_weight_gradient(h_prev_all, dz_all, dp.w_h.data(), S * B, H, G);     // (Q5)
+            detail::matmul_transposed_weight(dz_all, p.w_x.data(), m_dx.data(), S * B, G, I);      // (Q7)
             if (m_input_dropout)
             {
                 for (std::size_t t = 0; t < S; ++t)
@@ -1741,9 +1811,27 @@ namespace xrnn
             return m_dc.data();
         }
 
+        /// Bytes held by this cell's buffers now (caches, workspaces, results; not the parameters): see "Memory"
+        /// at the top of this file for what a forward and a backward of S steps and batch B leave here.
+        std::size_t workspace_bytes() const noexcept
+        {
+            std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
+                                 + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size()
+                                 + m_dc.size() + m_step_z.size() + m_next.h.size() + m_step_grads.dx.size()
+                                 + m_step_grads.d_prev.h.size();
+            if constexpr (CellState)
+            {
+                values += m_next.c.size() + m_step_grads.d_prev.c.size();
+            }
+            return values * sizeof(T);
+        }
+
         // ---- one-step interface ----------------------------------------------------------------------------------
 
-        /// x (B, I) and prev (h, and c for cells that have it; (B, H) each) -> the next state.
+        /// x (B, I) and prev (h, and c for cells that have it; (B, H) each) -> the next state. prev may be the
+        /// state this cell returned last (streaming: state = &cell.forward(x, *state)). With B = 1 in inference
+        /// mode the step runs on a path of its own (one matrix-vector product over [x, h] and the fused gate
+        /// equations, nothing cached), which allocates nothing once the cell has run one step.
         const state_type& forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m = mode::inference)
         {
             const std::size_t B = x.shape()[0];
@@ -1755,6 +1843,11 @@ namespace xrnn
             {
                 detail::check_shape(Cell::name, "previous c", prev.c.shape(), {B, H});
                 c0 = prev.c.data();
+            }
+            if (B == 1 && m == mode::inference)
+            {
+                step_batch1(x.data(), prev.h.data(), c0);
+                return m_next;
             }
             forward_sequence(x.data(), 1, B, prev.h.data(), c0, m);
             copy_out(final_hidden(), m_next.h, B);
@@ -1789,6 +1882,28 @@ namespace xrnn
         }
 
     private:
+        /// The batch-1 inference step: (R3) as z = b + x W_x + h_{t-1} W_h in one register-blocked pass over
+        /// both weight matrices, then (R4) into m_next. h_prev is read completely before m_next.h is written, and
+        /// c elementwise, so prev may alias m_next.
+        void step_batch1(const T* x, const T* h_prev, const T* c_prev)
+        {
+            detail::flush_denormals_scope flush_denormals;
+            m_training = false;  // nothing is cached for backward
+            m_steps = 0;
+            m_batch = 1;
+            detail::ensure_shape(m_step_z, {G});
+            const detail::gemv_term<T> terms[2] = {{x, p.w_x.data(), I}, {h_prev, p.w_h.data(), H}};
+            detail::gemv_rows<T, G>(p.b.data(), m_step_z.data(), terms, 2);  // (R3)
+            detail::ensure_shape(m_next.h, {1, H});
+            T* c = nullptr;
+            if constexpr (CellState)
+            {
+                detail::ensure_shape(m_next.c, {1, H});
+                c = m_next.c.data();
+            }
+            Cell::template activate<false>(m_step_z.data(), c_prev, c, m_next.h.data(), 1);  // (R4)
+        }
+
         template <class P>
         static auto step_view(P* data, std::size_t t, std::size_t width, std::size_t batch)
         {
@@ -1819,11 +1934,12 @@ namespace xrnn
             std::copy(from, from + batch * H, to.data());
         }
 
+        /// c_t: row t of the (S + 1, B, H) cache when training; one of two (B, H) rows otherwise.
         T* cell_state(std::size_t t) noexcept
         {
             if constexpr (CellState)
             {
-                return m_c.data() + t * m_batch * H;
+                return m_c.data() + (m_all_cell_states ? t : t % 2) * m_batch * H;
             }
             else
             {
@@ -1848,23 +1964,26 @@ namespace xrnn
         bool m_training = false;
         bool m_input_dropout = false;
         bool m_recurrent_dropout = false;
+        bool m_all_cell_states = false;  // m_c holds c_0 .. c_S (training), or two rows used in turn (inference)
+        const T* m_input = nullptr;  // x~ of the last forward: m_x, or the layer below's hidden sequence
 
         // per-sequence cache of the last forward
-        xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked input
-        xt::xtensor<T, 3> m_gates;     // (S, B, G)   z, then the cell's post-activation gates
+        xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked or copied input (first layer, training)
+        xt::xtensor<T, 1> m_gates;     // (S, B, G)   z, then the post-activation gates, then dz (training);
+                                       //             (chunk, B, G) z of a chunk of steps (inference); grow-only
         xt::xtensor<T, 3> m_h;         // (S+1, B, H) h_0 .. h_S
-        xt::xtensor<T, 3> m_c;         // (S+1, B, H) c_0 .. c_S (cells with a cell state)
+        xt::xtensor<T, 1> m_c;         // (S+1, B, H) c_0 .. c_S (training); (2, B, H) (inference); grow-only
         xt::xtensor<T, 3> m_h_masked;  // (S, B, H)   h~_0 .. h~_{S-1} (recurrent dropout only)
         xt::xtensor<T, 2> m_input_mask;      // (B, I)
         xt::xtensor<T, 2> m_recurrent_mask;  // (B, H)
 
         // backward workspaces
-        xt::xtensor<T, 3> m_dgates;  // (S, B, G) dz
         xt::xtensor<T, 3> m_dx;      // (S, B, I)
         xt::xtensor<T, 2> m_dh;      // (B, H) running dh_t, dh_0 at the end
         xt::xtensor<T, 2> m_dc;      // (B, H) running dc_t, dc_0 at the end
 
-        // results of the one-step API
+        // the one-step API: z of the batch-1 path, and the results
+        xt::xtensor<T, 1> m_step_z;  // (G)
         state_type m_next;
         gradients_type m_step_grads;
     };
@@ -1881,11 +2000,14 @@ namespace xrnn
 //   (B1) dz_t = dh_t * act'(z_t)                 tanh' = 1 - h_t^2, relu' = [h_t > 0]
 //   (B2) dx_t = dz_t W_x^T, dh_{t-1} = dz_t W_h^T, dW_x += x_t^T dz_t, dW_h += h_{t-1}^T dz_t, db += sum_b dz_t
 //        ((Q2)-(Q7) in recurrent_cell.hpp, run for all steps at once)
-// The cache keeps h_t (post-activation), so act' is written from the output.
+// The cache keeps h_t (post-activation), so act' is written from the output; z_t is only a workspace, and
+// backward writes dz_t over it.
 #ifndef XRNN_LAYERS_RNN_CELL_HPP
 #define XRNN_LAYERS_RNN_CELL_HPP
 
 #include <cstddef>
+
+#include <type_traits>
 
 #include <xtensor/xtensor.hpp>
 
@@ -1908,7 +2030,6 @@ namespace xrnn
     {
         using base = recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden, 1, false>;
         friend base;
-        using act_fn = std::conditional_t<Act == nonlinearity::tanh, activation::tanh, activation::relu>;
 
     public:
         static constexpr const char* name = "rnn_cell";
@@ -1919,19 +2040,42 @@ namespace xrnn
         {
         }
 
-        /// (F2) in place: z (B, H) becomes h_t; h receives a copy.
+        /// (F2): h = act(z) for every row; z (B, H) is left as it is (backward needs only h).
+        template <bool Keep>
         static void activate(T* z, const T*, T*, T* h, std::size_t batch)
         {
-            auto zv = detail::vector_view(z, batch * Hidden);
-            act_fn::forward(zv, zv);
-            std::copy(z, z + batch * Hidden, h);
+            detail::for_each_pack<T>(batch * Hidden, [&](auto pack, std::size_t j) {
+                using P = decltype(pack);
+                using V = typename P::value;
+                const V zj = P::load(z + j);
+                if constexpr (Act == nonlinearity::tanh)
+                {
+                    P::store(h + j, detail::tanh_(zj));
+                }
+                else
+                {
+                    P::store(h + j, detail::max_(zj, V(0)));
+                }
+            });
         }
 
-        /// (B1) from the cached h_t.
-        static void activate_backward(const T* h, const T*, const T*, const T* dh, T*, T* dz, std::size_t batch)
+        /// (B1) from h_t (the cache of the layer); dz is written over z.
+        static void activate_backward(T* dz, const T*, const T*, const T* h, const T* dh, T*, std::size_t batch)
         {
-            const std::size_t n = batch * Hidden;
-            act_fn::backward(detail::vector_view(h, n), detail::vector_view(dh, n), detail::vector_view(dz, n));
+            detail::for_each_pack<T>(batch * Hidden, [&](auto pack, std::size_t j) {
+                using P = decltype(pack);
+                using V = typename P::value;
+                const V hj = P::load(h + j);
+                const V dhj = P::load(dh + j);
+                if constexpr (Act == nonlinearity::tanh)
+                {
+                    P::store(dz + j, dhj * (V(1) - hj * hj));
+                }
+                else
+                {
+                    P::store(dz + j, detail::where_positive_(hj, dhj));
+                }
+            });
         }
     };
 }  // namespace xrnn
@@ -1956,14 +2100,13 @@ namespace xrnn
 //   (B5) dz_g = dc * i * (1 - g^2)
 //   (B6) dc_{t-1} = dc * f
 //   (B7) dx_t, dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_cell.hpp
-// "dz" is the gradient before the nonlinearities; the cache keeps the gates after them (i, f, g, o).
+// "dz" is the gradient before the nonlinearities; the cache keeps the gates after them (i, f, g, o), and backward
+// writes dz over them.
 #ifndef XRNN_LAYERS_LSTM_CELL_HPP
 #define XRNN_LAYERS_LSTM_CELL_HPP
 
 #include <cstddef>
 
-#include <xtensor/xmath.hpp>
-#include <xtensor/xnoalias.hpp>
 #include <xtensor/xtensor.hpp>
 
 
@@ -2001,66 +2144,73 @@ namespace xrnn
             detail::vector_view(b.data() + lstm_gate::forget * H, H).fill(T(1));
         }
 
-        static auto gate(T* row, std::size_t which)
-        {
-            return detail::vector_view(row + which * H, H);
-        }
-
-        static auto gate(const T* row, std::size_t which)
-        {
-            return detail::vector_view(row + which * H, H);
-        }
-
-        /// (F2)-(F4) for every row; z (B, 4H) becomes the gates (i, f, g, o) in place.
+        /// (F2)-(F4) for every row, in one pass per row over the four gates of each hidden unit (SIMD packs of
+        /// units, detail/simd.hpp). With Keep, z (B, 4H) becomes the gates (i, f, g, o) in place for backward;
+        /// without, z is left as it is. c may be c_prev (the update is elementwise).
+        template <bool Keep>
         static void activate(T* z, const T* c_prev, T* c, T* h, std::size_t batch)
         {
             for (std::size_t r = 0; r < batch; ++r)
             {
-                T* row = z + r * G;
-                auto i = gate(row, lstm_gate::input);
-                auto f = gate(row, lstm_gate::forget);
-                auto g = gate(row, lstm_gate::cell);
-                auto o = gate(row, lstm_gate::output);
-                activation::sigmoid::forward(i, i);  // (F2)
-                activation::sigmoid::forward(f, f);
-                activation::tanh::forward(g, g);
-                activation::sigmoid::forward(o, o);
-                auto c_prev_r = detail::vector_view(c_prev + r * H, H);
-                auto c_r = detail::vector_view(c + r * H, H);
-                auto h_r = detail::vector_view(h + r * H, H);
-                xt::noalias(c_r) = f * c_prev_r + i * g;  // (F3)
-                xt::noalias(h_r) = o * xt::tanh(c_r);     // (F4)
+                T* zi = z + r * G + lstm_gate::input * H;
+                T* zf = z + r * G + lstm_gate::forget * H;
+                T* zg = z + r * G + lstm_gate::cell * H;
+                T* zo = z + r * G + lstm_gate::output * H;
+                const T* cp = c_prev + r * H;
+                T* cr = c + r * H;
+                T* hr = h + r * H;
+                detail::for_each_pack<T, H>([&](auto pack, std::size_t j) {
+                    using P = decltype(pack);
+                    using V = typename P::value;
+                    const V i = detail::sigmoid_(P::load(zi + j));  // (F2)
+                    const V f = detail::sigmoid_(P::load(zf + j));
+                    const V g = detail::tanh_(P::load(zg + j));
+                    const V o = detail::sigmoid_(P::load(zo + j));
+                    const V c_new = f * P::load(cp + j) + i * g;    // (F3)
+                    P::store(hr + j, o * detail::tanh_(c_new));     // (F4)
+                    P::store(cr + j, c_new);
+                    if constexpr (Keep)
+                    {
+                        P::store(zi + j, i);
+                        P::store(zf + j, f);
+                        P::store(zg + j, g);
+                        P::store(zo + j, o);
+                    }
+                });
             }
         }
 
-        /// (B1)-(B6) for every row; dc holds dc_t on entry and dc_{t-1} on exit.
-        static void activate_backward(const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dz,
+        /// (B1)-(B6) for every row, one pass per row; gates (B, 4H) holds (i, f, g, o) on entry and dz on exit;
+        /// dc holds dc_t on entry and dc_{t-1} on exit.
+        static void activate_backward(T* gates, const T* c_prev, const T* c, const T*, const T* dh, T* dc,
                                       std::size_t batch)
         {
             for (std::size_t r = 0; r < batch; ++r)
             {
-                const T* row = gates + r * G;
-                T* drow = dz + r * G;
-                const auto i = gate(row, lstm_gate::input);
-                const auto f = gate(row, lstm_gate::forget);
-                const auto g = gate(row, lstm_gate::cell);
-                const auto o = gate(row, lstm_gate::output);
-                auto dz_i = gate(drow, lstm_gate::input);
-                auto dz_f = gate(drow, lstm_gate::forget);
-                auto dz_g = gate(drow, lstm_gate::cell);
-                auto dz_o = gate(drow, lstm_gate::output);
-                const auto c_prev_r = detail::vector_view(c_prev + r * H, H);
-                const auto c_r = detail::vector_view(c + r * H, H);
-                const auto dh_r = detail::vector_view(dh + r * H, H);
-                auto dc_r = detail::vector_view(dc + r * H, H);
-
-                xt::noalias(dz_o) = xt::tanh(c_r);  // tanh(c_t), computed once, then overwritten by (B1)
-                xt::noalias(dc_r) += dh_r * o * (T(1) - dz_o * dz_o);  // (B2)
-                xt::noalias(dz_o) = dh_r * dz_o * o * (T(1) - o);   // (B1)
-                xt::noalias(dz_i) = dc_r * g * i * (T(1) - i);      // (B3)
-                xt::noalias(dz_f) = dc_r * c_prev_r * f * (T(1) - f);  // (B4)
-                xt::noalias(dz_g) = dc_r * i * (T(1) - g * g);      // (B5)
-                xt::noalias(dc_r) *= f;                                // (B6)
+                T* zi = gates + r * G + lstm_gate::input * H;
+                T* zf = gates + r * G + lstm_gate::forget * H;
+                T* zg = gates + r * G + lstm_gate::cell * H;
+                T* zo = gates + r * G + lstm_gate::output * H;
+                const T* cp = c_prev + r * H;
+                const T* cr = c + r * H;
+                const T* dhr = dh + r * H;
+                T* dcr = dc + r * H;
+                detail::for_each_pack<T, H>([&](auto pack, std::size_t j) {
+                    using P = decltype(pack);
+                    using V = typename P::value;
+                    const V i = P::load(zi + j);
+                    const V f = P::load(zf + j);
+                    const V g = P::load(zg + j);
+                    const V o = P::load(zo + j);
+                    const V dh_t = P::load(dhr + j);
+                    const V tanh_c = detail::tanh_(P::load(cr + j));                    // tanh(c_t), recomputed
+                    const V dc_t = P::load(dcr + j) + dh_t * o * (V(1) - tanh_c * tanh_c);  // (B2)
+                    P::store(zo + j, dh_t * tanh_c * o * (V(1) - o));                  // (B1)
+                    P::store(zi + j, dc_t * g * i * (V(1) - i));                       // (B3)
+                    P::store(zf + j, dc_t * P::load(cp + j) * f * (V(1) - f));         // (B4)
+                    P::store(zg + j, dc_t * i * (V(1) - g * g));                       // (B5)
+                    P::store(dcr + j, dc_t * f);                                       // (B6)
+                });
             }
         }
     };
@@ -2075,7 +2225,8 @@ namespace xrnn
 // Forward runs the layers bottom to top, backward top to bottom (reverse order of forward), each layer
 // running its own BPTT (recurrent_cell.hpp). The output is the top layer's h_1..h_S (output::sequence) or
 // its h_S (output::last). Initial states may be passed and final states read back, so a long stream can be
-// fed in chunks (stateful use); the gradient of the initial states is kept after backward.
+// fed in chunks (stateful use); the gradient of the initial states is kept after backward. An upper layer reads
+// the hidden sequence of the layer below in place (no copy is kept for its backward).
 #ifndef XRNN_LAYERS_RECURRENT_HPP
 #define XRNN_LAYERS_RECURRENT_HPP
 
@@ -2223,6 +2374,25 @@ namespace xrnn
             }
         }
 
+        /// Bytes held by the buffers of every stacked layer and of this stack (caches, workspaces, results; not
+        /// the parameters). After a training forward and backward of S steps and batch B, with no dropout, this
+        /// is the sum of what recurrent_cell.hpp ("Memory") lists per layer plus the output and the (Layers, B, H)
+        /// states here.
+        std::size_t workspace_bytes() const noexcept
+        {
+            std::size_t bytes = m_first.workspace_bytes();
+            for (const auto& cell : m_upper)
+            {
+                bytes += cell.workspace_bytes();
+            }
+            std::size_t values = m_output.size() + m_final.h.size() + m_initial_gradient.h.size();
+            if constexpr (has_cell_state)
+            {
+                values += m_final.c.size() + m_initial_gradient.c.size();
+            }
+            return bytes + values * sizeof(T);
+        }
+
         static const char* name() noexcept
         {
             return has_cell_state ? "lstm" : "rnn";
@@ -2284,7 +2454,7 @@ namespace xrnn
                     {
                         c0 = initial != nullptr ? initial->c.data() + k * B * H : nullptr;
                     }
-                    cell.forward_sequence(input, S, B, h0, c0, m);
+                    cell.forward_sequence(input, S, B, h0, c0, m, /* input_persists = */ k > 0);
                     input = cell.hidden_sequence();
                     // copied now: `initial` may alias m_final (feeding final_state() back in), read above
                     copy_layer_state(cell.final_hidden(), m_final.h, k, B);
@@ -2922,6 +3092,823 @@ namespace xrnn
 
 #include <xtensor/xtensor.hpp>
 
+// ---- begin include/xrnn/io/weights.hpp ----
+// xtensor-rnn: weight files, the trained parameters of a model or layer (format: docs/weight-format.md).
+//
+//   xrnn::save_weights("model.xrnnw", model);   // atomic: the old file survives a failed save
+//   xrnn::load_weights("model.xrnnw", model);   // all or nothing: a bad file leaves the model as it was
+//
+// A file carries the signature of what wrote it (types and compile-time sizes, e.g.
+// "sequential<embedding<float32,10000,128>,lstm<float32,128,128,layers=1,last>,dense<float32,128,1>>"), every
+// parameter tensor with its name and shape, and a checksum. Loading checks, in this order: magic and version,
+// the signature (a mismatch shows both), the exact file size the signature implies, the checksum, then each
+// tensor's name and shape; only then are the values copied into the model, so nothing is overwritten unless
+// everything is right, and nothing is allocated from sizes the file claims.
+#ifndef XRNN_IO_WEIGHTS_HPP
+#define XRNN_IO_WEIGHTS_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin include/xrnn/io/binary.hpp ----
+// xtensor-rnn: the byte-level pieces shared by the library's binary files (weight files, checkpoints, caches):
+// little-endian encoding, a bounds-checked reader, a checksum, atomic writes and size-bounded reads.
+//
+// Files are always little-endian, whatever the host, so a file written on one machine loads on another.
+#ifndef XRNN_IO_BINARY_HPP
+#define XRNN_IO_BINARY_HPP
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <type_traits>
+
+#if defined(_WIN32)
+#include <io.h>
+#include <process.h>
+#else
+#include <unistd.h>
+#endif
+
+
+namespace xrnn
+{
+    namespace io
+    {
+        /// FNV-1a, 64 bits: detects truncation and corruption (not tampering; it is not a cryptographic hash).
+        inline std::uint64_t fnv1a64(const char* data, std::size_t size, std::uint64_t hash = 0xcbf29ce484222325ull)
+        {
+            for (std::size_t i = 0; i < size; ++i)
+            {
+                hash ^= static_cast<unsigned char>(data[i]);
+                hash *= 0x100000001b3ull;
+            }
+            return hash;
+        }
+
+        inline bool host_is_little_endian() noexcept
+        {
+            const std::uint32_t probe = 1;
+            unsigned char first = 0;
+            std::memcpy(&first, &probe, 1);
+            return first == 1;
+        }
+
+        /// Appends little-endian values to a byte string.
+        class binary_writer
+        {
+        public:
+            template <class U>
+            void put(U value)
+            {
+                static_assert(std::is_arithmetic<U>::value, "binary_writer::put: arithmetic values only");
+                char bytes[sizeof(U)];
+                std::memcpy(bytes, &value, sizeof(U));
+                if (!host_is_little_endian())
+                {
+                    std::reverse(bytes, bytes + sizeof(U));
+                }
+                m_bytes.append(bytes, sizeof(U));
+            }
+
+            /// A length-prefixed (u32) string.
+            void put_string(const std::string& text)
+            {
+                put(static_cast<std::uint32_t>(text.size()));
+                m_bytes += text;
+            }
+
+            void put_raw(const char* data, std::size_t size)
+            {
+                m_bytes.append(data, size);
+            }
+
+            template <class U>
+            void put_array(const U* values, std::size_t count)
+            {
+                if (host_is_little_endian())
+                {
+                    m_bytes.append(reinterpret_cast<const char*>(values), count * sizeof(U));
+                }
+                else
+                {
+                    for (std::size_t i = 0; i < count; ++i)
+                    {
+                        put(values[i]);
+                    }
+                }
+            }
+
+            const std::string& bytes() const noexcept
+            {
+                return m_bytes;
+            }
+
+            std::string& bytes() noexcept
+            {
+                return m_bytes;
+            }
+
+        private:
+            std::string m_bytes;
+        };
+
+        /// Reads little-endian values from a byte range; every read is bounds-checked and a short read throws
+        /// io_error naming the file and what was being read.
+        class binary_reader
+        {
+        public:
+            binary_reader(const char* data, std::size_t size, std::string source)
+                : m_data(data)
+                , m_size(size)
+                , m_source(std::move(source))
+            {
+            }
+
+            template <class U>
+            U get(const char* what)
+            {
+                static_assert(std::is_arithmetic<U>::value, "binary_reader::get: arithmetic values only");
+                require(sizeof(U), what);
+                char bytes[sizeof(U)];
+                std::memcpy(bytes, m_data + m_offset, sizeof(U));
+                if (!host_is_little_endian())
+                {
+                    std::reverse(bytes, bytes + sizeof(U));
+                }
+                m_offset += sizeof(U);
+                U value;
+                std::memcpy(&value, bytes, sizeof(U));
+                return value;
+            }
+
+            /// A length-prefixed string of at most max_length bytes.
+            std::string get_string(const char* what, std::size_t max_length)
+            {
+                const auto length = get<std::uint32_t>(what);
+                if (length > max_length)
+                {
+                    fail(std::string(what) + " is " + std::to_string(length) + " bytes long, more than the "
+                         + std::to_string(max_length) + " allowed");
+                }
+                require(length, what);
+                std::string text(m_data + m_offset, length);
+                m_offset += length;
+                return text;
+            }
+
+            template <class U>
+            void get_array(U* values, std::size_t count, const char* what)
+            {
+                if (count != 0 && m_size / count < sizeof(U))
+                {
+                    fail(std::string(what) + " claims more bytes than the file has");
+                }
+                require(count * sizeof(U), what);
+                if (host_is_little_endian())
+                {
+                    std::memcpy(values, m_data + m_offset, count * sizeof(U));
+                    m_offset += count * sizeof(U);
+                }
+                else
+                {
+                    for (std::size_t i = 0; i < count; ++i)
+                    {
+                        values[i] = get<U>(what);
+                    }
+                }
+            }
+
+            void skip(std::size_t bytes, const char* what)
+            {
+                require(bytes, what);
+                m_offset += bytes;
+            }
+
+            std::size_t offset() const noexcept
+            {
+                return m_offset;
+            }
+
+            std::size_t remaining() const noexcept
+            {
+                return m_size - m_offset;
+            }
+
+            const std::string& source() const noexcept
+            {
+                return m_source;
+            }
+
+            [[noreturn]] void fail(const std::string& problem) const
+            {
+                throw io_error(m_source + ": " + problem + " (at byte " + std::to_string(m_offset) + ")");
+            }
+
+        private:
+            void require(std::size_t bytes, const char* what) const
+            {
+                if (bytes > m_size - m_offset)
+                {
+                    fail(std::string("the file ends inside ") + what + " (needs " + std::to_string(bytes)
+                         + " more bytes, has " + std::to_string(m_size - m_offset) + "): truncated");
+                }
+            }
+
+            const char* m_data;
+            std::size_t m_size;
+            std::size_t m_offset = 0;
+            std::string m_source;
+        };
+
+        /// The size of a regular file; io_error naming `what` when it is missing or not a regular file.
+        inline std::size_t regular_file_size(const std::string& path, const char* what)
+        {
+            std::error_code error;
+            const auto status = std::filesystem::status(path, error);
+            if (error || !std::filesystem::exists(status))
+            {
+                throw io_error(std::string("cannot read ") + what + " '" + path + "': no such file");
+            }
+            if (!std::filesystem::is_regular_file(status))
+            {
+                throw io_error(std::string("cannot read ") + what + " '" + path + "': not a regular file");
+            }
+            const auto size = std::filesystem::file_size(path, error);
+            if (error)
+            {
+                throw io_error(std::string("cannot read ") + what + " '" + path + "': " + error.message());
+            }
+            return static_cast<std::size_t>(size);
+        }
+
+        /// The first `bytes` bytes of a file (all of it when shorter).
+        inline std::string read_prefix(const std::string& path, std::size_t bytes, const char* what)
+        {
+            bytes = std::min(bytes, regular_file_size(path, what));
+            std::ifstream in(path, std::ios::binary);
+            std::string prefix(bytes, '\0');
+            if (!in || !in.read(prefix.data(), static_cast<std::streamsize>(bytes)))
+            {
+                throw io_error(std::string("cannot read ") + what + " '" + path + "': read failed");
+            }
+            return prefix;
+        }
+
+        /// The whole file, refusing files over max_bytes before reading them (a hostile size never allocates).
+        inline std::string read_file(const std::string& path, std::size_t max_bytes, const char* what)
+        {
+            const std::size_t size = regular_file_size(path, what);
+            if (size > max_bytes)
+            {
+                throw io_error(std::string(what) + " '" + path + "' is " + std::to_string(size)
+                               + " bytes, more than the " + std::to_string(max_bytes) + " expected at most");
+            }
+            std::string bytes = read_prefix(path, size, what);
+            if (bytes.size() != size)
+            {
+                throw io_error(std::string("cannot read ") + what + " '" + path + "': the file changed while read");
+            }
+            return bytes;
+        }
+
+        /// Writes bytes to path atomically: a temporary file in the same directory is written, flushed to disk
+        /// and renamed over path, so a crash or a full disk leaves either the old file or the new one, never half.
+        inline void atomic_write_file(const std::string& path, const std::string& bytes, const char* what)
+        {
+            static std::atomic<unsigned> counter{0};
+#if defined(_WIN32)
+            const long pid = _getpid();
+#else
+            const long pid = static_cast<long>(getpid());
+#endif
+            const std::string temporary = path + ".tmp-" + std::to_string(pid) + "-" + std::to_string(counter++);
+            auto fail = [&](const std::string& problem) {
+                std::error_code ignored;
+                std::filesystem::remove(temporary, ignored);
+                throw io_error(std::string("cannot save ") + what + " to '" + path + "': " + problem
+                               + "; the previous file, if any, is unchanged");
+            };
+            std::FILE* file = std::fopen(temporary.c_str(), "wb");
+            if (file == nullptr)
+            {
+                throw io_error(std::string("cannot save ") + what + " to '" + path + "': cannot create '" + temporary
+                               + "': " + std::strerror(errno));
+            }
+            const bool written = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
+            bool flushed = std::fflush(file) == 0;
+#if defined(_WIN32)
+            flushed = flushed && _commit(_fileno(file)) == 0;
+#else
+            flushed = flushed && fsync(fileno(file)) == 0;
+#endif
+            const bool closed = std::fclose(file) == 0;
+            if (!written || !flushed || !closed)
+            {
+                fail(std::string("writing the temporary file failed: ") + std::strerror(errno));
+            }
+            std::error_code error;
+            std::filesystem::rename(temporary, path, error);
+            if (error)
+            {
+                fail("renaming the temporary file failed: " + error.message());
+            }
+        }
+    }  // namespace io
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/io/binary.hpp ----
+// ---- begin include/xrnn/model/signature.hpp ----
+// xtensor-rnn: a layer's signature, its type and compile-time sizes as text, e.g. "lstm<float32,128,128,layers=1,last>".
+//
+// Weight files store the signature of the model that wrote them, so that loading into a model of another shape or
+// scalar type fails with both signatures in the message instead of reading garbage (RTNeural #75, #148).
+#ifndef XRNN_MODEL_SIGNATURE_HPP
+#define XRNN_MODEL_SIGNATURE_HPP
+
+#include <cstddef>
+#include <string>
+#include <type_traits>
+
+
+namespace xrnn
+{
+    template <class T>
+    constexpr const char* scalar_name() noexcept
+    {
+        static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                      "xrnn: scalar type must be float or double");
+        return std::is_same<T, float>::value ? "float32" : "float64";
+    }
+
+    /// signature_of<Layer>::get(): specialised for every layer of the library; a user's own layer type can
+    /// specialise it too.
+    template <class Layer>
+    struct signature_of;
+
+    namespace detail
+    {
+        inline std::string join_sizes(std::initializer_list<std::size_t> sizes)
+        {
+            std::string text;
+            for (std::size_t s : sizes)
+            {
+                text += "," + std::to_string(s);
+            }
+            return text;
+        }
+
+        inline const char* output_name(output o) noexcept
+        {
+            return o == output::last ? "last" : "sequence";
+        }
+    }  // namespace detail
+
+    template <class T, std::size_t V, std::size_t D>
+    struct signature_of<embedding<T, V, D>>
+    {
+        static std::string get()
+        {
+            return std::string("embedding<") + scalar_name<T>() + detail::join_sizes({V, D}) + ">";
+        }
+    };
+
+    template <class T, std::size_t In, std::size_t Out>
+    struct signature_of<dense<T, In, Out>>
+    {
+        static std::string get()
+        {
+            return std::string("dense<") + scalar_name<T>() + detail::join_sizes({In, Out}) + ">";
+        }
+    };
+
+    template <class T, std::size_t In, std::size_t H, std::size_t L, output O>
+    struct signature_of<lstm<T, In, H, L, O>>
+    {
+        static std::string get()
+        {
+            return std::string("lstm<") + scalar_name<T>() + detail::join_sizes({In, H}) + ",layers=" + std::to_string(L)
+                   + "," + detail::output_name(O) + ">";
+        }
+    };
+
+    template <class T, std::size_t In, std::size_t H, std::size_t L, output O, nonlinearity A>
+    struct signature_of<rnn<T, In, H, L, O, A>>
+    {
+        static std::string get()
+        {
+            return std::string("rnn<") + scalar_name<T>() + detail::join_sizes({In, H}) + ",layers=" + std::to_string(L)
+                   + "," + detail::output_name(O) + "," + (A == nonlinearity::tanh ? "tanh" : "relu") + ">";
+        }
+    };
+
+    template <class T>
+    struct signature_of<dropout<T>>
+    {
+        static std::string get()
+        {
+            return std::string("dropout<") + scalar_name<T>() + ">";
+        }
+    };
+
+    template <class T, class Fn>
+    struct signature_of<activation_layer<T, Fn>>
+    {
+        static std::string get()
+        {
+            return std::string("activation<") + scalar_name<T>() + "," + Fn::name + ">";
+        }
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/signature.hpp ----
+
+namespace xrnn
+{
+    namespace io
+    {
+        constexpr char file_magic[8] = {'X', 'R', 'N', 'N', 'F', 'I', 'L', 'E'};
+        constexpr std::uint32_t format_version = 1;
+        constexpr std::size_t max_signature_bytes = 1u << 16;
+        constexpr std::size_t max_name_bytes = 1u << 12;
+        constexpr std::size_t max_rank = 8;
+        constexpr std::size_t header_bytes_max = 8 + 4 + 4 + 4 + 4 + max_signature_bytes + 4;
+
+        /// What a file holds: a model's weights, or a training checkpoint (weights, optimizer state, progress).
+        enum class file_kind : std::uint32_t
+        {
+            weights = 1,
+            checkpoint = 2
+        };
+
+        enum class element_type : std::uint32_t
+        {
+            float32 = 1,
+            float64 = 2,
+            uint64 = 3
+        };
+
+        template <class U>
+        constexpr element_type element_type_of() noexcept
+        {
+            static_assert(std::is_same<U, float>::value || std::is_same<U, double>::value
+                              || std::is_same<U, std::uint64_t>::value,
+                          "xrnn::io: tensors hold float, double or std::uint64_t");
+            return std::is_same<U, float>::value    ? element_type::float32
+                   : std::is_same<U, double>::value ? element_type::float64
+                                                    : element_type::uint64;
+        }
+
+        inline const char* kind_name(std::uint32_t kind) noexcept
+        {
+            return kind == 1 ? "weights" : kind == 2 ? "checkpoint" : "unknown";
+        }
+
+        /// One named tensor of a file: its element type and shape (the values follow in the file).
+        struct entry_header
+        {
+            std::string name;
+            element_type type;
+            std::vector<std::uint64_t> shape;
+        };
+
+        /// Builds a file: header, entries, checksum.
+        class file_writer
+        {
+        public:
+            file_writer(file_kind kind, element_type scalar, const std::string& signature, std::size_t entries)
+            {
+                m_out.put_raw(file_magic, sizeof file_magic);
+                m_out.put(format_version);
+                m_out.put(static_cast<std::uint32_t>(kind));
+                m_out.put(static_cast<std::uint32_t>(scalar));
+                m_out.put_string(signature);
+                m_out.put(static_cast<std::uint32_t>(entries));
+            }
+
+            template <class U, class Shape>
+            void add(const std::string& name, const U* values, const Shape& shape)
+            {
+                m_out.put_string(name);
+                m_out.put(static_cast<std::uint32_t>(element_type_of<U>()));
+                m_out.put(static_cast<std::uint32_t>(shape.size()));
+                std::size_t count = 1;
+                for (auto d : shape)
+                {
+                    m_out.put(static_cast<std::uint64_t>(d));
+                    count *= static_cast<std::size_t>(d);
+                }
+                m_out.put_array(values, count);
+            }
+
+            /// The finished bytes, with the checksum of everything before it appended.
+            const std::string& finish()
+            {
+                const std::uint64_t checksum = fnv1a64(m_out.bytes().data(), m_out.bytes().size());
+                m_out.put(checksum);
+                return m_out.bytes();
+            }
+
+        private:
+            binary_writer m_out;
+        };
+
+        /// Bytes an entry takes in the file.
+        inline std::size_t entry_bytes(const std::string& name, std::size_t rank, std::size_t count,
+                                       std::size_t element_size) noexcept
+        {
+            return 4 + name.size() + 4 + 4 + 8 * rank + count * element_size;
+        }
+
+        /// Reads a file in two stages: the header (bounded), then, once the caller knows from the signature how
+        /// big the file must be, the whole file with its checksum verified.
+        class file_reader
+        {
+        public:
+            file_reader(const std::string& path, file_kind expected_kind)
+                : m_path(path)
+            {
+                // Stage 1: at most the largest possible header, whatever the file's size.
+                const char* what = kind_name(static_cast<std::uint32_t>(expected_kind));
+                m_file_size = regular_file_size(path, what);
+                const std::string prefix = read_prefix(path, header_bytes_max, what);
+                binary_reader in(prefix.data(), prefix.size(), path);
+                char magic[sizeof file_magic];
+                if (prefix.size() < sizeof magic)
+                {
+                    in.fail("not an xrnn file: " + std::to_string(prefix.size()) + " bytes, too short for the header");
+                }
+                in.get_array(magic, sizeof magic, "the magic number");
+                if (std::memcmp(magic, file_magic, sizeof magic) != 0)
+                {
+                    in.fail("not an xrnn file (the magic number is not XRNNFILE)");
+                }
+                const auto version = in.get<std::uint32_t>("the format version");
+                if (version != format_version)
+                {
+                    in.fail("format version " + std::to_string(version) + ", but this library reads version "
+                            + std::to_string(format_version));
+                }
+                const auto kind = in.get<std::uint32_t>("the file kind");
+                if (kind != static_cast<std::uint32_t>(expected_kind))
+                {
+                    in.fail(std::string("a ") + kind_name(kind) + " file (kind " + std::to_string(kind)
+                            + "), expected a " + kind_name(static_cast<std::uint32_t>(expected_kind)) + " file");
+                }
+                m_scalar = in.get<std::uint32_t>("the scalar type");
+                m_signature = in.get_string("the model signature", max_signature_bytes);
+                m_entries = in.get<std::uint32_t>("the tensor count");
+                m_body_offset = in.offset();
+            }
+
+            const std::string& signature() const noexcept
+            {
+                return m_signature;
+            }
+
+            std::uint32_t scalar() const noexcept
+            {
+                return m_scalar;
+            }
+
+            std::size_t entries() const noexcept
+            {
+                return m_entries;
+            }
+
+            std::size_t file_size() const noexcept
+            {
+                return m_file_size;
+            }
+
+            /// Stage 2: reads the whole file, which must be exactly expected_size bytes, and checks the checksum.
+            binary_reader body(std::size_t expected_size)
+            {
+                if (m_file_size != expected_size)
+                {
+                    throw io_error(m_path + ": " + std::to_string(m_file_size) + " bytes, but a file of this signature "
+                                   + "has " + std::to_string(expected_size) + " ("
+                                   + (m_file_size < expected_size ? "truncated" : "extra bytes at the end") + ")");
+                }
+                m_bytes = read_file(m_path, expected_size, "file");
+                if (m_bytes.size() != expected_size)
+                {
+                    throw io_error(m_path + ": " + std::to_string(m_bytes.size()) + " bytes, but a file of this "
+                                   + "signature has " + std::to_string(expected_size) + " (the file changed while read)");
+                }
+                binary_reader tail(m_bytes.data() + expected_size - 8, 8, m_path);
+                const auto stored = tail.get<std::uint64_t>("the checksum");
+                const auto actual = fnv1a64(m_bytes.data(), expected_size - 8);
+                if (stored != actual)
+                {
+                    throw io_error(m_path + ": checksum mismatch (the file is corrupted)");
+                }
+                binary_reader in(m_bytes.data(), expected_size - 8, m_path);
+                in.skip(m_body_offset, "the header");
+                return in;
+            }
+
+            /// Bytes of the header this file has (its signature included).
+            std::size_t header_size() const noexcept
+            {
+                return m_body_offset;
+            }
+
+            static entry_header read_entry_header(binary_reader& in)
+            {
+                entry_header e;
+                e.name = in.get_string("a tensor name", max_name_bytes);
+                const auto type = in.get<std::uint32_t>("a tensor's element type");
+                if (type < 1 || type > 3)
+                {
+                    in.fail("tensor " + e.name + " has the unknown element type " + std::to_string(type));
+                }
+                e.type = static_cast<element_type>(type);
+                const auto rank = in.get<std::uint32_t>("a tensor's rank");
+                if (rank > max_rank)
+                {
+                    in.fail("tensor " + e.name + " has rank " + std::to_string(rank) + ", more than "
+                            + std::to_string(max_rank));
+                }
+                for (std::uint32_t r = 0; r < rank; ++r)
+                {
+                    e.shape.push_back(in.get<std::uint64_t>("a tensor's shape"));
+                }
+                return e;
+            }
+
+        private:
+            std::string m_path;
+            std::string m_bytes;
+            std::string m_signature;
+            std::uint32_t m_scalar = 0;
+            std::size_t m_entries = 0;
+            std::size_t m_file_size = 0;
+            std::size_t m_body_offset = 0;
+        };
+
+        inline std::string shape_text(const std::vector<std::uint64_t>& shape)
+        {
+            std::string text = "(";
+            for (std::size_t i = 0; i < shape.size(); ++i)
+            {
+                text += (i ? ", " : "") + std::to_string(shape[i]);
+            }
+            return text + ")";
+        }
+
+        /// Reads the next entry into `values`, which must have the name, type and shape the file declares.
+        template <class U, class Shape>
+        void read_entry(binary_reader& in, const std::string& name, const Shape& shape, U* values)
+        {
+            const entry_header e = file_reader::read_entry_header(in);
+            std::vector<std::uint64_t> expected(shape.begin(), shape.end());
+            if (e.name != name || e.type != element_type_of<U>() || e.shape != expected)
+            {
+                in.fail("tensor '" + e.name + "' of shape " + shape_text(e.shape) + " where '" + name + "' of shape "
+                        + shape_text(expected) + " was expected");
+            }
+            std::size_t count = 1;
+            for (auto d : shape)
+            {
+                count *= static_cast<std::size_t>(d);
+            }
+            in.get_array(values, count, name.c_str());
+        }
+
+        template <class Model, class = void>
+        struct has_static_signature : std::false_type
+        {
+        };
+        template <class Model>
+        struct has_static_signature<Model, std::void_t<decltype(Model::signature())>> : std::true_type
+        {
+        };
+
+        /// The signature of a model (its signature()) or of a single layer (signature_of<Layer>).
+        template <class Model>
+        std::string signature_text()
+        {
+            if constexpr (has_static_signature<Model>::value)
+            {
+                return Model::signature();
+            }
+            else
+            {
+                return signature_of<Model>::get();
+            }
+        }
+
+        template <class Model>
+        using scalar_t = typename Model::value_type;
+
+        /// Parameter tensors of a model as (name, shape, count) in visiting order.
+        template <class Model>
+        std::size_t parameter_entries_bytes(Model& model, std::size_t& count)
+        {
+            std::size_t bytes = 0;
+            count = 0;
+            model.for_each_parameter([&](const auto& name, auto& value, auto&) {
+                bytes += entry_bytes(std::string(name), value.dimension(), value.size(), sizeof(scalar_t<Model>));
+                ++count;
+            });
+            return bytes;
+        }
+
+        /// Adds every parameter of model to the writer.
+        template <class Model>
+        void write_parameters(file_writer& out, Model& model)
+        {
+            model.for_each_parameter(
+                [&](const auto& name, auto& value, auto&) { out.add(std::string(name), value.data(), value.shape()); });
+        }
+
+        /// Reads every parameter of model from `in` into fresh buffers (the model is not touched).
+        template <class Model>
+        std::vector<std::vector<scalar_t<Model>>> read_parameters(binary_reader& in, Model& model)
+        {
+            std::vector<std::vector<scalar_t<Model>>> values;
+            model.for_each_parameter([&](const auto& name, auto& value, auto&) {
+                values.emplace_back(value.size());
+                read_entry(in, std::string(name), value.shape(), values.back().data());
+            });
+            return values;
+        }
+
+        /// Copies buffers made by read_parameters into the model (cannot fail: the sizes were checked).
+        template <class Model>
+        void commit_parameters(const std::vector<std::vector<scalar_t<Model>>>& values, Model& model) noexcept
+        {
+            std::size_t k = 0;
+            model.for_each_parameter([&](const auto&, auto& value, auto&) {
+                std::copy(values[k].begin(), values[k].end(), value.begin());
+                ++k;
+            });
+        }
+
+        /// Opens a file of `kind` and checks that it was written by a model of this signature and scalar type.
+        template <class Model>
+        file_reader open_for(const std::string& path, file_kind kind, const char* where)
+        {
+            file_reader file(path, kind);
+            const std::string expected = signature_text<Model>();
+            const auto scalar = static_cast<std::uint32_t>(element_type_of<scalar_t<Model>>());
+            if (file.signature() != expected || file.scalar() != scalar)
+            {
+                throw io_error(std::string(where) + ": '" + path + "' was written by\n  " + file.signature()
+                               + "\nbut this model is\n  " + expected);
+            }
+            return file;
+        }
+    }  // namespace io
+
+    /// Saves the parameters of a model (or of one layer) to path, atomically.
+    template <class Model>
+    void save_weights(const std::string& path, Model& model)
+    {
+        std::size_t count = 0;
+        io::parameter_entries_bytes(model, count);
+        io::file_writer out(io::file_kind::weights, io::element_type_of<typename Model::value_type>(),
+                            io::signature_text<Model>(), count);
+        io::write_parameters(out, model);
+        io::atomic_write_file(path, out.finish(), "weights");
+    }
+
+    /// Loads parameters saved by save_weights into a model of the same signature; all or nothing.
+    template <class Model>
+    void load_weights(const std::string& path, Model& model)
+    {
+        io::file_reader file = io::open_for<Model>(path, io::file_kind::weights, "load_weights");
+        std::size_t count = 0;
+        const std::size_t expected_size = file.header_size() + io::parameter_entries_bytes(model, count) + 8;
+        if (file.entries() != count)
+        {
+            throw io_error("load_weights: '" + path + "' has " + std::to_string(file.entries())
+                           + " tensors, the model " + std::to_string(count));
+        }
+        io::binary_reader in = file.body(expected_size);
+        auto values = io::read_parameters(in, model);
+        io::commit_parameters(values, model);
+    }
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/io/weights.hpp ----
 // ---- begin include/xrnn/model/batching.hpp ----
 // xtensor-rnn: moving samples between the user's batch-major data and the layers' time-major batches.
 //
@@ -3346,111 +4333,6 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/model/progress.hpp ----
-// ---- begin include/xrnn/model/signature.hpp ----
-// xtensor-rnn: a layer's signature, its type and compile-time sizes as text, e.g. "lstm<float32,128,128,layers=1,last>".
-//
-// Weight files store the signature of the model that wrote them, so that loading into a model of another shape or
-// scalar type fails with both signatures in the message instead of reading garbage (RTNeural #75, #148).
-#ifndef XRNN_MODEL_SIGNATURE_HPP
-#define XRNN_MODEL_SIGNATURE_HPP
-
-#include <cstddef>
-#include <string>
-#include <type_traits>
-
-
-namespace xrnn
-{
-    template <class T>
-    constexpr const char* scalar_name() noexcept
-    {
-        static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
-                      "xrnn: scalar type must be float or double");
-        return std::is_same<T, float>::value ? "float32" : "float64";
-    }
-
-    /// signature_of<Layer>::get(): specialised for every layer of the library; a user's own layer type can
-    /// specialise it too.
-    template <class Layer>
-    struct signature_of;
-
-    namespace detail
-    {
-        inline std::string join_sizes(std::initializer_list<std::size_t> sizes)
-        {
-            std::string text;
-            for (std::size_t s : sizes)
-            {
-                text += "," + std::to_string(s);
-            }
-            return text;
-        }
-
-        inline const char* output_name(output o) noexcept
-        {
-            return o == output::last ? "last" : "sequence";
-        }
-    }  // namespace detail
-
-    template <class T, std::size_t V, std::size_t D>
-    struct signature_of<embedding<T, V, D>>
-    {
-        static std::string get()
-        {
-            return std::string("embedding<") + scalar_name<T>() + detail::join_sizes({V, D}) + ">";
-        }
-    };
-
-    template <class T, std::size_t In, std::size_t Out>
-    struct signature_of<dense<T, In, Out>>
-    {
-        static std::string get()
-        {
-            return std::string("dense<") + scalar_name<T>() + detail::join_sizes({In, Out}) + ">";
-        }
-    };
-
-    template <class T, std::size_t In, std::size_t H, std::size_t L, output O>
-    struct signature_of<lstm<T, In, H, L, O>>
-    {
-        static std::string get()
-        {
-            return std::string("lstm<") + scalar_name<T>() + detail::join_sizes({In, H}) + ",layers=" + std::to_string(L)
-                   + "," + detail::output_name(O) + ">";
-        }
-    };
-
-    template <class T, std::size_t In, std::size_t H, std::size_t L, output O, nonlinearity A>
-    struct signature_of<rnn<T, In, H, L, O, A>>
-    {
-        static std::string get()
-        {
-            return std::string("rnn<") + scalar_name<T>() + detail::join_sizes({In, H}) + ",layers=" + std::to_string(L)
-                   + "," + detail::output_name(O) + "," + (A == nonlinearity::tanh ? "tanh" : "relu") + ">";
-        }
-    };
-
-    template <class T>
-    struct signature_of<dropout<T>>
-    {
-        static std::string get()
-        {
-            return std::string("dropout<") + scalar_name<T>() + ">";
-        }
-    };
-
-    template <class T, class Fn>
-    struct signature_of<activation_layer<T, Fn>>
-    {
-        static std::string get()
-        {
-            return std::string("activation<") + scalar_name<T>() + "," + Fn::name + ">";
-        }
-    };
-}  // namespace xrnn
-
-#endif
-// ---- end include/xrnn/model/signature.hpp ----
 
 namespace xrnn
 {
@@ -3915,6 +4797,20 @@ namespace xrnn
             return one;
         }
 
+        // ---- weights ---------------------------------------------------------------------------------------------
+
+        /// Saves the weights (not the optimizer state: see checkpoints) atomically; format: docs/weight-format.md.
+        void save(const std::string& path)
+        {
+            save_weights(path, *this);
+        }
+
+        /// Loads weights saved by a model of the same signature; a bad file leaves this model unchanged.
+        void load(const std::string& path)
+        {
+            load_weights(path, *this);
+        }
+
     private:
         struct optimizer_concept
         {
@@ -4364,6 +5260,1404 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/model.hpp ----
+// ---- begin include/xrnn/text/tokenizer.hpp ----
+// xtensor-rnn: text -> word tokens, and the UTF-8 check that guards every file the text pipeline reads.
+//
+// The tokenizer is deliberately simple and byte-based, so it gives the same tokens on every platform and locale:
+//   1. ASCII letters are lowercased (std::tolower would depend on the C locale; bytes >= 0x80 are left as they are).
+//   2. The HTML line breaks the IMDB reviews are full of (<br />, <br/>, <br>, any case) become a space, so that
+//      "br" does not end up as one of the most frequent words.
+//   3. A token is a maximal run of ASCII letters, digits, apostrophes and bytes >= 0x80 (the bytes of UTF-8
+//      multibyte characters such as "é", which keeps "café" one word); every other byte separates tokens.
+//   4. Apostrophes at either end of a token are quotes, not part of the word: "'hello'" -> "hello", while
+//      "don't" keeps its inner apostrophe. A token of apostrophes only is dropped.
+#ifndef XRNN_TEXT_TOKENIZER_HPP
+#define XRNN_TEXT_TOKENIZER_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace xrnn
+{
+    namespace detail
+    {
+        inline char ascii_lower(char c) noexcept
+        {
+            return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+        }
+
+        /// Letters, digits, apostrophes and bytes >= 0x80 make up words; everything else separates them.
+        inline bool is_word_byte(char c) noexcept
+        {
+            const auto u = static_cast<unsigned char>(c);
+            return (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || u == '\''
+                   || u >= 0x80;
+        }
+
+        /// Length of the <br>, <br/> or <br /> tag (any case) that starts at text[pos], or 0 if there is none.
+        inline std::size_t br_tag_length(std::string_view text, std::size_t pos) noexcept
+        {
+            static constexpr std::string_view tags[] = {"<br />", "<br/>", "<br>"};
+            for (std::string_view tag : tags)
+            {
+                if (text.size() - pos < tag.size())
+                {
+                    continue;
+                }
+                bool match = true;
+                for (std::size_t k = 0; k < tag.size() && match; ++k)
+                {
+                    match = ascii_lower(text[pos + k]) == tag[k];
+                }
+                if (match)
+                {
+                    return tag.size();
+                }
+            }
+            return 0;
+        }
+
+        /// Calls f(std::string_view token) for each token of text, in order (the views point into a buffer that
+        /// is reused: copy what you keep). tokenize() and the IMDB reader share this, so they cannot disagree.
+        template <class F>
+        void for_each_token(std::string_view text, F&& f)
+        {
+            std::string token;
+            const auto flush = [&]() {
+                std::size_t begin = 0;
+                std::size_t end = token.size();
+                while (begin < end && token[begin] == '\'')
+                {
+                    ++begin;
+                }
+                while (end > begin && token[end - 1] == '\'')
+                {
+                    --end;
+                }
+                if (begin < end)
+                {
+                    f(std::string_view(token).substr(begin, end - begin));
+                }
+                token.clear();
+            };
+            for (std::size_t i = 0; i < text.size();)
+            {
+                const char c = text[i];
+                if (c == '<')
+                {
+                    const std::size_t tag = br_tag_length(text, i);
+                    if (tag != 0)
+                    {
+                        flush();
+                        i += tag;
+                        continue;
+                    }
+                }
+                if (is_word_byte(c))
+                {
+                    token.push_back(ascii_lower(c));
+                }
+                else
+                {
+                    flush();
+                }
+                ++i;
+            }
+            flush();
+        }
+    }  // namespace detail
+
+    /// Splits text into lowercase word tokens (rules at the top of this header).
+    /// tokenize("I didn't like it.<br /><br />'Great' acting, though!") ->
+    ///   {"i", "didn't", "like", "it", "great", "acting", "though"}
+    inline std::vector<std::string> tokenize(std::string_view text)
+    {
+        std::vector<std::string> tokens;
+        detail::for_each_token(text, [&](std::string_view token) { tokens.emplace_back(token); });
+        return tokens;
+    }
+
+    namespace detail
+    {
+        /// Byte offset of the first invalid UTF-8 sequence in text (text.size() when it is all valid), and why.
+        /// Follows Table 3-7 of the Unicode Standard: no overlong forms, no surrogates (U+D800..U+DFFF), nothing
+        /// above U+10FFFF, no stray continuation bytes, no sequence cut short.
+        inline std::size_t find_invalid_utf8(std::string_view text, const char** reason) noexcept
+        {
+            const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+            const auto is_cont = [](unsigned char b) { return (b & 0xC0u) == 0x80u; };
+            std::size_t i = 0;
+            const std::size_t n = text.size();
+            while (i < n)
+            {
+                const unsigned char b0 = byte(i);
+                if (b0 < 0x80)
+                {
+                    ++i;
+                    continue;
+                }
+                std::size_t length = 0;
+                unsigned char low = 0x80;  // allowed range of the second byte
+                unsigned char high = 0xBF;
+                const char* second_error = "truncated sequence";
+                if (b0 >= 0x80 && b0 <= 0xBF)
+                {
+                    *reason = "unexpected continuation byte";
+                    return i;
+                }
+                else if (b0 == 0xC0 || b0 == 0xC1)
+                {
+                    *reason = "overlong encoding";
+                    return i;
+                }
+                else if (b0 <= 0xDF)
+                {
+                    length = 2;
+                }
+                else if (b0 <= 0xEF)
+                {
+                    length = 3;
+                    if (b0 == 0xE0)
+                    {
+                        low = 0xA0;
+                        second_error = "overlong encoding";
+                    }
+                    else if (b0 == 0xED)
+                    {
+                        high = 0x9F;
+                        second_error = "surrogate code point";
+                    }
+                }
+                else if (b0 <= 0xF4)
+                {
+                    length = 4;
+                    if (b0 == 0xF0)
+                    {
+                        low = 0x90;
+                        second_error = "overlong encoding";
+                    }
+                    else if (b0 == 0xF4)
+                    {
+                        high = 0x8F;
+                        second_error = "code point above U+10FFFF";
+                    }
+                }
+                else
+                {
+                    *reason = b0 <= 0xF7 ? "code point above U+10FFFF" : "invalid lead byte";
+                    return i;
+                }
+                // Second byte: a continuation byte, within the lead byte's narrower range when it has one.
+                if (i + 1 >= n || !is_cont(byte(i + 1)))
+                {
+                    *reason = "truncated sequence";
+                    return i;
+                }
+                if (byte(i + 1) < low || byte(i + 1) > high)
+                {
+                    *reason = second_error;
+                    return i;
+                }
+                for (std::size_t k = 2; k < length; ++k)
+                {
+                    if (i + k >= n || !is_cont(byte(i + k)))
+                    {
+                        *reason = "truncated sequence";
+                        return i;
+                    }
+                }
+                i += length;
+            }
+            *reason = nullptr;
+            return n;
+        }
+    }  // namespace detail
+
+    /// Throws io_error unless text is valid UTF-8. The message names source (a file name, say) and the byte offset
+    /// of the first invalid sequence, so the culprit can be found with a hex viewer:
+    ///   "validate_utf8: 'train/pos/7_8.txt' is not valid UTF-8: surrogate code point at byte offset 120 (bytes ed a0 80)"
+    inline void validate_utf8(std::string_view text, const std::string& source_name)
+    {
+        const char* reason = nullptr;
+        const std::size_t offset = detail::find_invalid_utf8(text, &reason);
+        if (offset == text.size())
+        {
+            return;
+        }
+        std::string bytes;
+        for (std::size_t k = offset; k < text.size() && k < offset + 4; ++k)
+        {
+            char hex[4];
+            std::snprintf(hex, sizeof hex, "%02x", static_cast<unsigned>(static_cast<unsigned char>(text[k])));
+            bytes += (k == offset ? "" : " ");
+            bytes += hex;
+        }
+        throw io_error("validate_utf8: '" + source_name + "' is not valid UTF-8: " + reason + " at byte offset "
+                       + std::to_string(offset) + " (bytes " + bytes + ")");
+    }
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/text/tokenizer.hpp ----
+// ---- begin include/xrnn/text/vocabulary.hpp ----
+// xtensor-rnn: vocabulary, words <-> integer ids, numbered as keras.datasets.imdb numbers them.
+//
+//   id 0  padding ("<pad>"), what pad_sequences fills with
+//   id 1  start of sequence ("<start>"), put first by encode()
+//   id 2  out of vocabulary ("<oov>"), every word not in the vocabulary
+//   id 3, 4, ...  the words, most frequent first (occurrences counted over the training texts)
+//
+// Ties in frequency are broken by the words' byte order, so one corpus always gives one vocabulary (Keras leaves
+// ties to dictionary insertion order, which depends on the order the texts were read).
+// num_words has Keras's meaning: only ids below num_words are used, so num_words = 10000 keeps ids 0..9999, that
+// is 9997 words; a word ranked beyond that is encoded as 2. This bounds the embedding: V = num_words rows suffice.
+#ifndef XRNN_TEXT_VOCABULARY_HPP
+#define XRNN_TEXT_VOCABULARY_HPP
+
+#include <algorithm>
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+// ---- begin include/xrnn/text/files.hpp ----
+// xtensor-rnn: the file helpers the text pipeline shares (vocabulary files, the IMDB cache): read a whole file,
+// write one atomically, and the FNV-1a checksum that tells a cache apart from a corrupted one.
+//
+// Why atomic writes: a program killed halfway through saving must leave either the old file or the new one, never
+// a truncated mix that the next start would have to detect. The bytes go to a temporary file in the same directory
+// (same file system, so the rename cannot turn into a copy) and are then renamed over the target.
+#ifndef XRNN_TEXT_FILES_HPP
+#define XRNN_TEXT_FILES_HPP
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+
+
+namespace xrnn
+{
+    namespace detail
+    {
+        namespace text_files
+        {
+            /// FNV-1a, 64 bits: a few lines, no table, and any flipped or dropped byte changes it (not a defence
+            /// against deliberate tampering, which a local cache does not need). Chain calls through `hash`.
+            inline std::uint64_t fnv1a64(std::string_view bytes, std::uint64_t hash = 0xcbf29ce484222325ull) noexcept
+            {
+                for (const char c : bytes)
+                {
+                    hash ^= static_cast<unsigned char>(c);
+                    hash *= 0x100000001b3ull;
+                }
+                return hash;
+            }
+
+            /// The whole file as bytes; io_error "<where>: cannot read '<path>'" when it is missing or unreadable.
+            inline std::string read_file(const std::filesystem::path& path, const char* where)
+            {
+                std::ifstream in(path, std::ios::binary);
+                if (!in)
+                {
+                    throw io_error(std::string(where) + ": cannot open '" + path.string() + "' for reading");
+                }
+                in.seekg(0, std::ios::end);
+                const std::streamoff size = in.tellg();
+                in.seekg(0, std::ios::beg);
+                if (size < 0)
+                {
+                    throw io_error(std::string(where) + ": cannot read '" + path.string() + "'");
+                }
+                std::string bytes(static_cast<std::size_t>(size), '\0');
+                if (size > 0 && !in.read(&bytes[0], size))
+                {
+                    throw io_error(std::string(where) + ": cannot read '" + path.string() + "': expected "
+                                   + std::to_string(size) + " bytes but read " + std::to_string(in.gcount()));
+                }
+                return bytes;
+            }
+
+            /// Writes bytes to path through a temporary file in the same directory and a rename, creating the
+            /// directory if needed. On any failure the temporary is removed, the old file (if any) is left as it was,
+            /// and io_error names the path.
+            inline void write_file_atomically(const std::filesystem::path& path, std::string_view bytes,
+                                              const char* where)
+            {
+                namespace fs = std::filesystem;
+                std::error_code ec;
+                const fs::path parent = path.parent_path();
+                if (!parent.empty())
+                {
+                    fs::create_directories(parent, ec);
+                    if (ec)
+                    {
+                        throw io_error(std::string(where) + ": cannot create the directory '" + parent.string()
+                                       + "': " + ec.message());
+                    }
+                }
+                // A name no other writer uses at the same moment (another thread or process saving the same file).
+                const auto stamp = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+                const auto thread = static_cast<std::uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()));
+                const auto unique = stamp ^ (thread * 0x9e3779b97f4a7c15ull) ^ reinterpret_cast<std::uintptr_t>(&ec);
+                fs::path temporary = path;
+                temporary += ".tmp" + std::to_string(unique % 1000000007ull);
+                {
+                    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+                    if (out)
+                    {
+                        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+                        out.close();
+                    }
+                    if (!out)
+                    {
+                        fs::remove(temporary, ec);
+                        throw io_error(std::string(where) + ": cannot write '" + temporary.string()
+                                       + "' (the temporary file for '" + path.string() + "')");
+                    }
+                }
+                fs::rename(temporary, path, ec);
+                if (ec)
+                {
+                    const std::string reason = ec.message();
+                    fs::remove(temporary, ec);
+                    throw io_error(std::string(where) + ": cannot rename '" + temporary.string() + "' to '"
+                                   + path.string() + "': " + reason);
+                }
+            }
+        }  // namespace text_files
+    }      // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/text/files.hpp ----
+
+namespace xrnn
+{
+    class vocabulary
+    {
+    public:
+        static constexpr std::int32_t padding_id = 0;
+        static constexpr std::int32_t start_id = 1;
+        static constexpr std::int32_t oov_id = 2;
+        static constexpr std::int32_t first_word_id = 3;
+
+        /// The reserved ids only: every word encodes as oov_id.
+        vocabulary()
+            : m_num_words(3), m_words{"<pad>", "<start>", "<oov>"}
+        {
+        }
+
+        /// Counts every token of tokenized_texts and keeps the (num_words - 3) most frequent.
+        /// value_error if num_words < 3 (the reserved ids need three) or if a token could not be saved to a
+        /// vocabulary file (empty, or holding a line break).
+        static vocabulary build(const std::vector<std::vector<std::string>>& tokenized_texts, std::size_t num_words)
+        {
+            check_num_words("vocabulary::build", num_words);
+            std::unordered_map<std::string, std::size_t> counts;
+            for (const auto& tokens : tokenized_texts)
+            {
+                for (const auto& token : tokens)
+                {
+                    ++counts[token];
+                }
+            }
+            return from_counts(counts, num_words);
+        }
+
+        /// The same ranking from counts made elsewhere (incrementally, over a corpus too large to hold as strings).
+        /// Words with a count of zero are ignored.
+        static vocabulary from_counts(const std::unordered_map<std::string, std::size_t>& counts,
+                                      std::size_t num_words)
+        {
+            check_num_words("vocabulary::from_counts", num_words);
+            std::vector<std::pair<const std::string*, std::size_t>> ranked;
+            ranked.reserve(counts.size());
+            for (const auto& [word, count] : counts)
+            {
+                check_word("vocabulary::from_counts", word);
+                if (count > 0)
+                {
+                    ranked.emplace_back(&word, count);
+                }
+            }
+            // (count descending, word ascending) is a total order on distinct words: the ranking is deterministic.
+            const auto before = [](const auto& a, const auto& b) {
+                return a.second != b.second ? a.second > b.second : *a.first < *b.first;
+            };
+            const std::size_t kept = std::min(ranked.size(), num_words - 3);
+            std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(kept), ranked.end(), before);
+            vocabulary vocab;
+            vocab.m_num_words = num_words;
+            vocab.m_words.reserve(3 + kept);
+            for (std::size_t r = 0; r < kept; ++r)
+            {
+                vocab.add_word(*ranked[r].first);
+            }
+            return vocab;
+        }
+
+        /// The id of word, or oov_id when it is not in the vocabulary (the reserved names "<pad>"... included).
+        std::int32_t id(std::string_view word) const
+        {
+            const auto it = m_ids.find(std::string(word));
+            return it == m_ids.end() ? oov_id : it->second;
+        }
+
+        /// The word of an id: "<pad>", "<start>" and "<oov>" for 0, 1, 2. value_error outside [0, size()).
+        const std::string& word(std::int32_t id) const
+        {
+            if (!detail::index_in_range(id, m_words.size()))
+            {
+                throw value_error("vocabulary::word: id expected in [0, " + std::to_string(m_words.size())
+                                  + ") but got " + std::to_string(id));
+            }
+            return m_words[static_cast<std::size_t>(id)];
+        }
+
+        /// Number of ids in use, reserved ones included: every id this vocabulary produces is below size(), and
+        /// size() <= num_words() (smaller when the texts had fewer distinct words).
+        std::size_t size() const noexcept
+        {
+            return m_words.size();
+        }
+
+        /// The bound asked for at build time (Keras's num_words).
+        std::size_t num_words() const noexcept
+        {
+            return m_num_words;
+        }
+
+        /// tokenize(text), then {start_id, id(token)...}: the start token first, as keras.datasets.imdb does.
+        std::vector<std::int32_t> encode(std::string_view text) const
+        {
+            std::vector<std::int32_t> ids{start_id};
+            std::string key;
+            detail::for_each_token(text, [&](std::string_view token) {
+                key.assign(token);  // one reused buffer: no allocation per token
+                const auto it = m_ids.find(key);
+                ids.push_back(it == m_ids.end() ? oov_id : it->second);
+            });
+            return ids;
+        }
+
+        /// The words of ids joined by single spaces, padding ids skipped, for printing a (padded) sequence:
+        /// decode({0, 0, 1, 14, 2}) -> "<start> movie <oov>". Ids takes any range of integers (a std::vector, a
+        /// row of an xtensor). value_error for an id outside [0, size()).
+        template <class Ids>
+        std::string decode(const Ids& ids) const
+        {
+            std::string text;
+            for (const auto raw : ids)
+            {
+                const auto id = static_cast<std::int64_t>(raw);
+                if (id == padding_id)
+                {
+                    continue;
+                }
+                if (id < 0 || id >= static_cast<std::int64_t>(m_words.size()))
+                {
+                    throw value_error("vocabulary::decode: id expected in [0, " + std::to_string(m_words.size())
+                                      + ") but got " + std::to_string(id));
+                }
+                text += text.empty() ? "" : " ";
+                text += m_words[static_cast<std::size_t>(id)];
+            }
+            return text;
+        }
+
+        /// Writes the vocabulary as text, atomically (temporary file + rename): a header line
+        /// "xrnn-vocabulary 1 <num_words> <size>", then one word per line in id order, id 0 first, so the word of
+        /// id k is on line k + 2. io_error if the file cannot be written.
+        void save(const std::string& path) const
+        {
+            detail::text_files::write_file_atomically(path, serialize(), "vocabulary::save");
+        }
+
+        /// Reads what save() wrote. io_error, naming the file and what was expected and found, if it is missing,
+        /// truncated, or garbled (wrong header, not UTF-8, reserved words out of place, an empty or repeated word,
+        /// data after the last word).
+        static vocabulary load(const std::string& path)
+        {
+            return deserialize(detail::text_files::read_file(path, "vocabulary::load"), path);
+        }
+
+        /// The text save() writes, for embedding a vocabulary in another file (the IMDB cache does).
+        std::string serialize() const
+        {
+            std::string text = std::string(magic) + " " + std::to_string(format_version) + " "
+                               + std::to_string(m_num_words) + " " + std::to_string(m_words.size()) + "\n";
+            for (const auto& w : m_words)
+            {
+                text += w;
+                text += '\n';
+            }
+            return text;
+        }
+
+        /// Parses serialize()'s text, with load()'s checks; source_name is used in the messages.
+        static vocabulary deserialize(std::string_view text, const std::string& source_name)
+        {
+            const auto fail = [&](const std::string& what) {
+                throw io_error("vocabulary::load: '" + source_name + "' is not a vocabulary file: " + what);
+            };
+            validate_utf8(text, source_name);
+            std::size_t pos = 0;
+            const auto next_line = [&](std::string_view& line) {
+                const std::size_t end = text.find('\n', pos);
+                if (end == std::string::npos)
+                {
+                    return false;  // no line, or a last line cut before its '\n'
+                }
+                line = text.substr(pos, end - pos);
+                pos = end + 1;
+                return true;
+            };
+            std::string_view line;
+            if (!next_line(line))
+            {
+                fail("expected a header line \"" + std::string(magic) + " <version> <num_words> <size>\" but the file "
+                     + (text.empty() ? std::string("is empty") : "has no complete line"));
+            }
+            const auto fields = split_spaces(line);
+            std::uint64_t version = 0;
+            std::uint64_t num_words = 0;
+            std::uint64_t count = 0;
+            if (fields.size() != 4 || fields[0] != magic || !parse_u64(fields[1], version)
+                || !parse_u64(fields[2], num_words) || !parse_u64(fields[3], count))
+            {
+                fail("expected a header line \"" + std::string(magic) + " <version> <num_words> <size>\" but found \""
+                     + std::string(line.substr(0, 80)) + "\"");
+            }
+            if (version != format_version)
+            {
+                fail("expected format version " + std::to_string(format_version) + " but found "
+                     + std::to_string(version));
+            }
+            if (num_words < 3 || count < 3 || count > num_words)
+            {
+                fail("expected 3 <= size <= num_words in the header but found num_words " + std::to_string(num_words)
+                     + " and size " + std::to_string(count));
+            }
+            vocabulary vocab;
+            vocab.m_num_words = static_cast<std::size_t>(num_words);
+            for (std::uint64_t k = 0; k < count; ++k)
+            {
+                if (!next_line(line))
+                {
+                    fail("truncated: expected " + std::to_string(count) + " words but found " + std::to_string(k));
+                }
+                if (k < 3)
+                {
+                    if (line != vocab.m_words[k])
+                    {
+                        fail("expected \"" + vocab.m_words[k] + "\" for id " + std::to_string(k) + " but found \""
+                             + std::string(line.substr(0, 80)) + "\"");
+                    }
+                    continue;
+                }
+                const std::string w(line);
+                if (w.empty() || w.find('\r') != std::string::npos)
+                {
+                    fail("the word of id " + std::to_string(k) + " is empty or holds a carriage return");
+                }
+                if (vocab.m_ids.count(w) != 0)
+                {
+                    fail("the word \"" + w + "\" appears twice (ids " + std::to_string(vocab.m_ids.at(w)) + " and "
+                         + std::to_string(k) + ")");
+                }
+                vocab.add_word(w);
+            }
+            if (pos != text.size())
+            {
+                fail("expected the file to end after " + std::to_string(count) + " words but found "
+                     + std::to_string(text.size() - pos) + " more bytes");
+            }
+            return vocab;
+        }
+
+        friend bool operator==(const vocabulary& a, const vocabulary& b)
+        {
+            return a.m_num_words == b.m_num_words && a.m_words == b.m_words;
+        }
+
+        friend bool operator!=(const vocabulary& a, const vocabulary& b)
+        {
+            return !(a == b);
+        }
+
+    private:
+        static constexpr const char* magic = "xrnn-vocabulary";
+        static constexpr std::uint64_t format_version = 1;
+
+        void add_word(const std::string& w)
+        {
+            m_ids.emplace(w, static_cast<std::int32_t>(m_words.size()));
+            m_words.push_back(w);
+        }
+
+        static void check_num_words(const char* where, std::size_t num_words)
+        {
+            if (num_words < 3)
+            {
+                throw value_error(std::string(where) + ": num_words expected >= 3 (ids 0, 1, 2 are reserved) but got "
+                                  + std::to_string(num_words));
+            }
+        }
+
+        static void check_word(const char* where, const std::string& w)
+        {
+            if (w.empty() || w.find_first_of("\r\n") != std::string::npos)
+            {
+                throw value_error(std::string(where) + ": words expected non-empty and without line breaks but got \""
+                                  + w + "\"");
+            }
+        }
+
+        static std::vector<std::string_view> split_spaces(std::string_view line)
+        {
+            std::vector<std::string_view> fields;
+            std::size_t i = 0;
+            while (i < line.size())
+            {
+                while (i < line.size() && line[i] == ' ')
+                {
+                    ++i;
+                }
+                const std::size_t start = i;
+                while (i < line.size() && line[i] != ' ')
+                {
+                    ++i;
+                }
+                if (i > start)
+                {
+                    fields.push_back(line.substr(start, i - start));
+                }
+            }
+            return fields;
+        }
+
+        static bool parse_u64(std::string_view field, std::uint64_t& value)
+        {
+            const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
+            return ec == std::errc() && end == field.data() + field.size();
+        }
+
+        std::size_t m_num_words;
+        std::vector<std::string> m_words;                        // by id, the reserved three first
+        std::unordered_map<std::string, std::int32_t> m_ids;    // word -> id, words only (ids >= 3)
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/text/vocabulary.hpp ----
+// ---- begin include/xrnn/text/padding.hpp ----
+// xtensor-rnn: pad_sequences, ragged id sequences -> one rectangular (N, maxlen) array, as Keras's pad_sequences.
+//
+// Keras pads and truncates at the front by default ("pre"): a many-to-one model reads its answer after the last
+// step, so the review's last words should be the last steps and the padding should come before them, where the
+// recurrent state can forget it.
+//
+// The result is batch-major (N, maxlen), as in Keras. The recurrent layers take time-major ids (S, B): give them
+// xt::transpose of a batch of rows.
+#ifndef XRNN_TEXT_PADDING_HPP
+#define XRNN_TEXT_PADDING_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    /// Where a short sequence gets its padding: before its ids (pre) or after them (post).
+    enum class padding
+    {
+        pre,
+        post
+    };
+
+    /// Which end of a long sequence is cut: the beginning (pre, keeping the last maxlen ids) or the end (post).
+    enum class truncating
+    {
+        pre,
+        post
+    };
+
+    /// Row i holds sequences[i], cut to maxlen ids and padded with value up to maxlen. value_error if maxlen is 0.
+    ///   pad_sequences({{1, 2}, {1, 2, 3, 4, 5}}, 4)  ->  {{0, 0, 1, 2}, {2, 3, 4, 5}}
+    ///   pad_sequences({{1, 2}, {1, 2, 3, 4, 5}}, 4, padding::post, truncating::post)  ->  {{1, 2, 0, 0}, {1, 2, 3, 4}}
+    inline xt::xtensor<std::int32_t, 2> pad_sequences(const std::vector<std::vector<std::int32_t>>& sequences,
+                                                      std::size_t maxlen, padding pad = padding::pre,
+                                                      truncating cut = truncating::pre, std::int32_t value = 0)
+    {
+        if (maxlen == 0)
+        {
+            throw value_error("pad_sequences: maxlen expected >= 1 but got 0");
+        }
+        xt::xtensor<std::int32_t, 2> out({sequences.size(), maxlen}, value);
+        for (std::size_t i = 0; i < sequences.size(); ++i)
+        {
+            const auto& seq = sequences[i];
+            const std::size_t kept = std::min(seq.size(), maxlen);
+            const auto first = cut == truncating::pre ? seq.end() - static_cast<std::ptrdiff_t>(kept) : seq.begin();
+            const std::size_t column = pad == padding::pre ? maxlen - kept : 0;
+            std::copy(first, first + static_cast<std::ptrdiff_t>(kept), out.data() + i * maxlen + column);
+        }
+        return out;
+    }
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/text/padding.hpp ----
+// ---- begin include/xrnn/text/imdb.hpp ----
+// xtensor-rnn: load_imdb, the Large Movie Review Dataset (Maas et al., 2011) read from its official layout
+//
+//     aclImdb/train/pos/*.txt   aclImdb/train/neg/*.txt   aclImdb/test/pos/*.txt   aclImdb/test/neg/*.txt
+//
+// into padded id arrays and labels, as keras.datasets.imdb.load_data gives them, but from the raw text:
+//   1. list the *.txt files of each folder, sorted by file name (directory order differs between file systems);
+//   2. read each review, check it is UTF-8 and holds at least one word, tokenize it (text/tokenizer.hpp);
+//   3. build the vocabulary from the TRAINING reviews only (the test set must not leak into it);
+//   4. encode each review as {1 (start), ids...}, then pad and truncate at the front to maxlen (Keras's defaults);
+//   5. shuffle train, then test, by Fisher-Yates with random_engine(seed): before shuffling all negatives come
+//      first, so without it a validation split taken from the end of the training data would hold one class.
+//
+// A full load parses 50,000 files (about 65 MB). With options.cache_path set, the result is also written to a
+// binary cache, and later loads with the same options and the same source files read that instead (details at
+// detail::imdb::cache_format below). A cache is never trusted: one that is stale, truncated or corrupted is
+// ignored and rebuilt. The library does not print: imdb_dataset::from_cache and cache_note tell what happened.
+#ifndef XRNN_TEXT_IMDB_HPP
+#define XRNN_TEXT_IMDB_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <numeric>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    struct imdb_options
+    {
+        std::size_t num_words = 10000;  // Keras's num_words: ids < num_words, so num_words - 3 words
+        std::size_t maxlen = 200;       // steps per review, after front padding/truncation
+        std::uint64_t seed = 113;       // of the shuffles (Keras's imdb uses 113 too)
+        std::size_t limit_per_split = 0;  // 0 = every review; else the first n of each split by file name, half
+                                          // negative and half positive (positive gets the odd one), for quick runs
+        std::string cache_path;         // binary cache file; empty = no cache
+    };
+
+    struct imdb_dataset
+    {
+        xt::xtensor<std::int32_t, 2> x_train;  // (N_train, maxlen) ids, batch-major as Keras; every id < vocab.size()
+        xt::xtensor<float, 2> y_train;         // (N_train, 1), 1 = positive review, 0 = negative
+        xt::xtensor<std::int32_t, 2> x_test;   // (N_test, maxlen)
+        xt::xtensor<float, 2> y_test;          // (N_test, 1)
+        vocabulary vocab;                      // built from the training reviews
+        bool from_cache = false;               // true when read from options.cache_path instead of the text files
+        std::string cache_note;                // what happened to the cache, for the caller to print; empty if none
+    };
+
+    namespace detail
+    {
+        namespace imdb
+        {
+            namespace fs = std::filesystem;
+
+            struct review_file
+            {
+                fs::path path;
+                std::uint64_t size;
+            };
+
+            /// The review files of one split, in the order they are read: neg/ then pos/, each by file name.
+            struct split_files
+            {
+                std::vector<review_file> neg;
+                std::vector<review_file> pos;
+            };
+
+            /// What identifies the source in the cache: renaming, adding, removing or resizing a review changes it.
+            struct fingerprint
+            {
+                std::uint64_t files = 0;
+                std::uint64_t bytes = 0;
+                std::uint64_t names = 0xcbf29ce484222325ull;  // FNV-1a over "split/class/name size\n" lines
+
+                bool operator==(const fingerprint& o) const noexcept
+                {
+                    return files == o.files && bytes == o.bytes && names == o.names;
+                }
+            };
+
+            struct source
+            {
+                split_files train;
+                split_files test;
+                fingerprint print;
+            };
+
+            inline void check_options(const imdb_options& options)
+            {
+                if (options.num_words < 3)
+                {
+                    throw value_error("load_imdb: num_words expected >= 3 (ids 0, 1, 2 are reserved) but got "
+                                      + std::to_string(options.num_words));
+                }
+                if (options.maxlen == 0)
+                {
+                    throw value_error("load_imdb: maxlen expected >= 1 but got 0");
+                }
+                if (options.limit_per_split == 1)
+                {
+                    throw value_error("load_imdb: limit_per_split expected 0 (all) or >= 2 (one review per class) but got 1");
+                }
+            }
+
+            /// directory is the aclImdb folder, or a folder that holds aclImdb/.
+            inline fs::path find_root(const std::string& directory)
+            {
+                const fs::path dir(directory);
+                std::error_code ec;
+                if (!fs::exists(dir, ec))
+                {
+                    throw io_error("load_imdb: expected the aclImdb directory (or its parent) at '" + directory
+                                   + "' but it does not exist");
+                }
+                if (!fs::is_directory(dir, ec))
+                {
+                    throw io_error("load_imdb: expected the aclImdb directory (or its parent) at '" + directory
+                                   + "' but it is not a directory");
+                }
+                if (!fs::is_directory(dir / "train", ec) && !fs::is_directory(dir / "test", ec)
+                    && fs::is_directory(dir / "aclImdb", ec))
+                {
+                    return dir / "aclImdb";
+                }
+                return dir;
+            }
+
+            /// The *.txt regular files of folder, sorted by file name (byte order).
+            inline std::vector<review_file> list_reviews(const fs::path& folder)
+            {
+                std::error_code ec;
+                if (!fs::is_directory(folder, ec))
+                {
+                    throw io_error("load_imdb: expected the directory '" + folder.string()
+                                   + "' (layout aclImdb/{train,test}/{pos,neg}/*.txt) but it is missing");
+                }
+                std::vector<std::pair<std::string, review_file>> named;
+                fs::directory_iterator it(folder, ec);
+                for (; !ec && it != fs::directory_iterator(); it.increment(ec))
+                {
+                    const fs::path& p = it->path();
+                    if (p.extension() != ".txt" || !it->is_regular_file(ec))
+                    {
+                        continue;
+                    }
+                    const std::uint64_t size = it->file_size(ec);
+                    if (ec)
+                    {
+                        break;
+                    }
+                    named.push_back({p.filename().string(), review_file{p, size}});
+                }
+                if (ec)
+                {
+                    throw io_error("load_imdb: cannot list the directory '" + folder.string() + "': " + ec.message());
+                }
+                std::sort(named.begin(), named.end(),
+                          [](const auto& a, const auto& b) { return a.first < b.first; });
+                std::vector<review_file> files;
+                files.reserve(named.size());
+                for (auto& entry : named)
+                {
+                    files.push_back(std::move(entry.second));
+                }
+                return files;
+            }
+
+            inline split_files list_split(const fs::path& root, const char* split, std::size_t limit)
+            {
+                split_files files{list_reviews(root / split / "neg"), list_reviews(root / split / "pos")};
+                const std::size_t nneg = files.neg.size();
+                const std::size_t npos = files.pos.size();
+                if (nneg + npos == 0)
+                {
+                    throw io_error(std::string("load_imdb: split '") + split + "' is empty: expected *.txt reviews in '"
+                                   + (root / split / "neg").string() + "' and '" + (root / split / "pos").string()
+                                   + "' but found none");
+                }
+                if (nneg == 0 || npos == 0)
+                {
+                    throw io_error(std::string("load_imdb: split '") + split
+                                   + "' has one class only: expected reviews in both pos/ and neg/ but found "
+                                   + std::to_string(npos) + " in pos/ and " + std::to_string(nneg) + " in neg/");
+                }
+                if (limit != 0)
+                {
+                    files.neg.resize(std::min(nneg, limit / 2));
+                    files.pos.resize(std::min(npos, limit - limit / 2));
+                }
+                return files;
+            }
+
+            inline void add_to_fingerprint(fingerprint& print, const char* split, const char* label,
+                                           const std::vector<review_file>& files)
+            {
+                for (const auto& f : files)
+                {
+                    ++print.files;
+                    print.bytes += f.size;
+                    const std::string line = std::string(split) + "/" + label + "/" + f.path.filename().string() + " "
+                                             + std::to_string(f.size) + "\n";
+                    print.names = text_files::fnv1a64(line, print.names);
+                }
+            }
+
+            inline source scan(const std::string& directory, std::size_t limit)
+            {
+                const fs::path root = find_root(directory);
+                source src{list_split(root, "train", limit), list_split(root, "test", limit), fingerprint{}};
+                add_to_fingerprint(src.print, "train", "neg", src.train.neg);
+                add_to_fingerprint(src.print, "train", "pos", src.train.pos);
+                add_to_fingerprint(src.print, "test", "neg", src.test.neg);
+                add_to_fingerprint(src.print, "test", "pos", src.test.pos);
+                return src;
+            }
+
+            /// A review's text, checked: UTF-8, and at least one word.
+            inline std::string read_review(const review_file& file)
+            {
+                std::string text = text_files::read_file(file.path, "load_imdb");
+                validate_utf8(text, file.path.string());
+                return text;
+            }
+
+            [[noreturn]] inline void throw_no_words(const review_file& file, std::size_t bytes)
+            {
+                throw io_error("load_imdb: review file '" + file.path.string()
+                               + "' holds no words: expected a non-empty review but found "
+                               + (bytes == 0 ? std::string("an empty file") : std::to_string(bytes) + " bytes without a word"));
+            }
+
+            /// Fisher-Yates: order[i] is the source row of row i. One engine drives both splits, train first.
+            inline std::vector<std::size_t> shuffled_order(std::size_t n, random_engine& rng)
+            {
+                std::vector<std::size_t> order(n);
+                std::iota(order.begin(), order.end(), std::size_t(0));
+                for (std::size_t i = n; i > 1; --i)
+                {
+                    const auto j = static_cast<std::size_t>(rng.below(i));
+                    (void)j;
+                }
+                return order;
+            }
+
+            /// Pads the sequences (front padding and truncation, as Keras), shuffles the rows, labels them.
+            inline void finish_split(std::vector<std::vector<std::int32_t>>& sequences, std::size_t nneg,
+                                     std::size_t maxlen, random_engine& rng, xt::xtensor<std::int32_t, 2>& x,
+                                     xt::xtensor<float, 2>& y)
+            {
+                const std::size_t n = sequences.size();
+                const auto padded = pad_sequences(sequences, maxlen);
+                sequences.clear();
+                sequences.shrink_to_fit();
+                const auto order = shuffled_order(n, rng);
+                x = xt::xtensor<std::int32_t, 2>::from_shape({n, maxlen});
+                y = xt::xtensor<float, 2>::from_shape({n, 1});
+                for (std::size_t i = 0; i < n; ++i)
+                {
+                    std::memcpy(x.data() + i * maxlen, padded.data() + order[i] * maxlen, maxlen * sizeof(std::int32_t));
+                    y(i, 0) = order[i] < nneg ? 0.0f : 1.0f;
+                }
+            }
+
+            /// Parses the text files: the slow path.
+            inline imdb_dataset parse(const source& src, const imdb_options& options)
+            {
+                // Training reviews: words are interned as provisional ids while counting, so the corpus is held
+                // as integers rather than strings until the vocabulary fixes the final ids.
+                std::unordered_map<std::string, std::uint32_t> index;
+                std::vector<const std::string*> words;  // provisional id -> word (keys of index: stable addresses)
+                std::vector<std::size_t> counts;        // provisional id -> occurrences
+                std::vector<std::vector<std::uint32_t>> provisional;
+                provisional.reserve(src.train.neg.size() + src.train.pos.size());
+                std::string key;
+                for (const auto* files : {&src.train.neg, &src.train.pos})
+                {
+                    for (const auto& file : *files)
+                    {
+                        const std::string text = read_review(file);
+                        std::vector<std::uint32_t> seq;
+                        for_each_token(text, [&](std::string_view token) {
+                            key.assign(token);
+                            auto found = index.find(key);
+                            if (found == index.end())
+                            {
+                                found = index.emplace(key, static_cast<std::uint32_t>(words.size())).first;
+                                words.push_back(&found->first);
+                                counts.push_back(0);
+                            }
+                            ++counts[found->second];
+                            seq.push_back(found->second);
+                        });
+                        if (seq.empty())
+                        {
+                            throw_no_words(file, text.size());
+                        }
+                        provisional.push_back(std::move(seq));
+                    }
+                }
+
+                imdb_dataset data;
+                {
+                    std::unordered_map<std::string, std::size_t> word_counts;
+                    word_counts.reserve(words.size());
+                    for (std::size_t p = 0; p < words.size(); ++p)
+                    {
+                        word_counts.emplace(*words[p], counts[p]);
+                    }
+                    data.vocab = vocabulary::from_counts(word_counts, options.num_words);
+                }
+                std::vector<std::int32_t> final_id(words.size());
+                for (std::size_t p = 0; p < words.size(); ++p)
+                {
+                    final_id[p] = data.vocab.id(*words[p]);
+                }
+                index.clear();
+
+                std::vector<std::vector<std::int32_t>> train;
+                train.reserve(provisional.size());
+                for (auto& seq : provisional)
+                {
+                    std::vector<std::int32_t> ids;
+                    ids.reserve(seq.size() + 1);
+                    ids.push_back(vocabulary::start_id);
+                    for (const auto p : seq)
+                    {
+                        ids.push_back(final_id[p]);
+                    }
+                    train.push_back(std::move(ids));
+                    std::vector<std::uint32_t>().swap(seq);
+                }
+
+                std::vector<std::vector<std::int32_t>> test;
+                test.reserve(src.test.neg.size() + src.test.pos.size());
+                for (const auto* files : {&src.test.neg, &src.test.pos})
+                {
+                    for (const auto& file : *files)
+                    {
+                        const std::string text = read_review(file);
+                        auto ids = data.vocab.encode(text);
+                        if (ids.size() == 1)
+                        {
+                            throw_no_words(file, text.size());
+                        }
+                        test.push_back(std::move(ids));
+                    }
+                }
+
+                random_engine rng(options.seed);
+                finish_split(train, src.train.neg.size(), options.maxlen, rng, data.x_train, data.y_train);
+                finish_split(test, src.test.neg.size(), options.maxlen, rng, data.x_test, data.y_test);
+                return data;
+            }
+
+            /// cache_format: every integer little-endian, whatever the host.
+            ///   "XRNNIMDB"  u32 version
+            ///   u64 num_words, maxlen, seed, limit_per_split         the options that shape the result
+            ///   u64 files, bytes, names                              the source's fingerprint
+            ///   u64 vocabulary bytes, then the vocabulary file text  (vocabulary::save's format, validated alike)
+            ///   u64 n_train, n_test
+            ///   i32 x_train[n_train][maxlen], u8 y_train[n_train], i32 x_test[n_test][maxlen], u8 y_test[n_test]
+            ///   u64 FNV-1a 64 of every byte before it
+            constexpr char cache_magic[8] = {'X', 'R', 'N', 'N', 'I', 'M', 'D', 'B'};
+            constexpr std::uint32_t cache_version = 1;
+
+            inline void put_u64(std::string& out, std::uint64_t v)
+            {
+                for (int k = 0; k < 8; ++k)
+                {
+                    out.push_back(static_cast<char>((v >> (8 * k)) & 0xFFu));
+                }
+            }
+
+            inline void put_u32(std::string& out, std::uint32_t v)
+            {
+                for (int k = 0; k < 4; ++k)
+                {
+                    out.push_back(static_cast<char>((v >> (8 * k)) & 0xFFu));
+                }
+            }
+
+            /// Bounds-checked little-endian reads; ok turns false at the first read past the end.
+            struct byte_reader
+            {
+                std::string_view bytes;
+                std::size_t pos = 0;
+                bool ok = true;
+
+                bool has(std::uint64_t n) const noexcept
+                {
+                    return ok && n <= bytes.size() - pos;
+                }
+
+                std::uint64_t u64() noexcept
+                {
+                    if (!has(8))
+                    {
+                        ok = false;
+                        return 0;
+                    }
+                    std::uint64_t v = 0;
+                    for (int k = 0; k < 8; ++k)
+                    {
+                        v |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[pos + k])) << (8 * k);
+                    }
+                    pos += 8;
+                    return v;
+                }
+
+                std::uint32_t u32() noexcept
+                {
+                    if (!has(4))
+                    {
+                        ok = false;
+                        return 0;
+                    }
+                    std::uint32_t v = 0;
+                    for (int k = 0; k < 4; ++k)
+                    {
+                        v |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[pos + k])) << (8 * k);
+                    }
+                    pos += 4;
+                    return v;
+                }
+            };
+
+            inline void put_split(std::string& out, const xt::xtensor<std::int32_t, 2>& x)
+            {
+                for (const std::int32_t id : x)
+                {
+                    put_u32(out, static_cast<std::uint32_t>(id));
+                }
+            }
+
+            inline std::string cache_bytes(const imdb_dataset& data, const imdb_options& options, const fingerprint& print)
+            {
+                const std::string vocab_text = data.vocab.serialize();
+                const std::size_t n_train = data.x_train.shape()[0];
+                const std::size_t n_test = data.x_test.shape()[0];
+                std::string out;
+                out.reserve(128 + vocab_text.size() + (n_train + n_test) * (options.maxlen * 4 + 1));
+                out.append(cache_magic, sizeof cache_magic);
+                put_u32(out, cache_version);
+                for (const std::uint64_t v : {std::uint64_t(options.num_words), std::uint64_t(options.maxlen),
+                                              options.seed, std::uint64_t(options.limit_per_split), print.files,
+                                              print.bytes, print.names, std::uint64_t(vocab_text.size())})
+                {
+                    put_u64(out, v);
+                }
+                out += vocab_text;
+                put_u64(out, n_train);
+                put_u64(out, n_test);
+                put_split(out, data.x_train);
+                for (std::size_t i = 0; i < n_train; ++i)
+                {
+                    out.push_back(data.y_train(i, 0) > 0.5f ? '\1' : '\0');
+                }
+                put_split(out, data.x_test);
+                for (std::size_t i = 0; i < n_test; ++i)
+                {
+                    out.push_back(data.y_test(i, 0) > 0.5f ? '\1' : '\0');
+                }
+                put_u64(out, text_files::fnv1a64(out));
+                return out;
+            }
+
+            /// Reads one split's x and y; false if the bytes run out or hold an id or label out of range.
+            inline bool read_split(byte_reader& in, std::size_t n, std::size_t maxlen, std::size_t vocab_size,
+                                   xt::xtensor<std::int32_t, 2>& x, xt::xtensor<float, 2>& y)
+            {
+                // Sizes are checked against what is left before anything is allocated.
+                const std::size_t left = in.bytes.size() - in.pos;
+                if (!in.ok || maxlen == 0 || maxlen > left / 4 || n > left / (maxlen * 4 + 1))
+                {
+                    return false;
+                }
+                x = xt::xtensor<std::int32_t, 2>::from_shape({n, maxlen});
+                y = xt::xtensor<float, 2>::from_shape({n, 1});
+                bool in_range = true;
+                for (auto& id : x)
+                {
+                    id = static_cast<std::int32_t>(in.u32());
+                    in_range = in_range && index_in_range(id, vocab_size);
+                }
+                if (!in.has(n))
+                {
+                    return false;
+                }
+                for (std::size_t i = 0; i < n; ++i)
+                {
+                    const auto label = static_cast<unsigned char>(in.bytes[in.pos++]);
+                    in_range = in_range && label <= 1;
+                    y(i, 0) = static_cast<float>(label);
+                }
+                return in.ok && in_range;
+            }
+
+            /// The cached dataset, or nullopt with why (for cache_note) when there is none usable.
+            inline std::optional<imdb_dataset> read_cache(const std::string& path, const imdb_options& options,
+                                                          const fingerprint& print, std::string& why)
+            {
+                std::error_code ec;
+                if (!fs::exists(path, ec))
+                {
+                    why = "no cache at '" + path + "'";
+                    return std::nullopt;
+                }
+                std::string bytes;
+                try
+                {
+                    bytes = text_files::read_file(path, "load_imdb");
+                }
+                catch (const io_error& e)
+                {
+                    why = std::string("cache unreadable (") + e.what() + ")";
+                    return std::nullopt;
+                }
+                const std::string_view all(bytes);
+                if (all.size() < sizeof cache_magic + 4 + 8 || all.substr(0, sizeof cache_magic) != std::string_view(cache_magic, sizeof cache_magic))
+                {
+                    why = "'" + path + "' is not an IMDB cache (bad magic or too short)";
+                    return std::nullopt;
+                }
+                byte_reader in{all.substr(0, all.size() - 8)};
+                in.pos = sizeof cache_magic;
+                if (in.u32() != cache_version)
+                {
+                    why = "cache '" + path + "' has another format version (expected " + std::to_string(cache_version) + ")";
+                    return std::nullopt;
+                }
+                byte_reader tail{all.substr(all.size() - 8)};
+                if (tail.u64() != text_files::fnv1a64(in.bytes))
+                {
+                    why = "cache '" + path + "' is corrupted or truncated (checksum mismatch)";
+                    return std::nullopt;
+                }
+                const std::uint64_t num_words = in.u64();
+                const std::uint64_t maxlen = in.u64();
+                const std::uint64_t seed = in.u64();
+                const std::uint64_t limit = in.u64();
+                fingerprint cached;
+                cached.files = in.u64();
+                cached.bytes = in.u64();
+                cached.names = in.u64();
+                if (!in.ok || num_words != options.num_words || maxlen != options.maxlen || seed != options.seed
+                    || limit != options.limit_per_split)
+                {
+                    why = "cache '" + path + "' is stale (made with other options)";
+                    return std::nullopt;
+                }
+                if (!(cached == print))
+                {
+                    why = "cache '" + path + "' is stale (the review files changed)";
+                    return std::nullopt;
+                }
+                const std::uint64_t vocab_bytes = in.u64();
+                imdb_dataset data;
+                bool ok = in.has(vocab_bytes);
+                if (ok)
+                {
+                    try
+                    {
+                        data.vocab = vocabulary::deserialize(in.bytes.substr(in.pos, vocab_bytes), path);
+                        in.pos += vocab_bytes;
+                        ok = data.vocab.num_words() == options.num_words;
+                    }
+                    catch (const error&)
+                    {
+                        ok = false;
+                    }
+                }
+                const std::uint64_t n_train = in.u64();
+                const std::uint64_t n_test = in.u64();
+                ok = ok && in.ok && n_train > 0 && n_test > 0
+                     && read_split(in, n_train, options.maxlen, data.vocab.size(), data.x_train, data.y_train)
+                     && read_split(in, n_test, options.maxlen, data.vocab.size(), data.x_test, data.y_test)
+                     && in.pos == in.bytes.size();
+                if (!ok)
+                {
+                    why = "cache '" + path + "' is malformed (sizes or values out of range)";
+                    return std::nullopt;
+                }
+                return data;
+            }
+        }  // namespace imdb
+    }      // namespace detail
+
+    /// Loads the IMDB reviews from directory (the aclImdb folder, or its parent), as described at the top of this
+    /// header. io_error for a missing folder, an empty split, a split with one class only, an unreadable, empty or
+    /// non-UTF-8 review (each message names the path), or a cache that cannot be written; value_error for
+    /// num_words < 3, maxlen 0 or limit_per_split 1.
+    inline imdb_dataset load_imdb(const std::string& directory, const imdb_options& options = {})
+    {
+        detail::imdb::check_options(options);
+        const auto src = detail::imdb::scan(directory, options.limit_per_split);
+        std::string why;
+        if (!options.cache_path.empty())
+        {
+            if (auto cached = detail::imdb::read_cache(options.cache_path, options, src.print, why))
+            {
+                cached->from_cache = true;
+                cached->cache_note = "read from cache '" + options.cache_path + "'";
+                return std::move(*cached);
+            }
+        }
+        imdb_dataset data = detail::imdb::parse(src, options);
+        if (!options.cache_path.empty())
+        {
+            detail::text_files::write_file_atomically(options.cache_path,
+                                                      detail::imdb::cache_bytes(data, options, src.print), "load_imdb");
+            data.cache_note = why + "; parsed the reviews and wrote the cache";
+        }
+        return data;
+    }
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/text/imdb.hpp ----
 
 #endif
 // ---- end include/xrnn/xrnn.hpp ----

@@ -1,0 +1,268 @@
+// Weight files: round trip, signature checks, truncated/corrupted/hostile files rejected without touching the model,
+// atomic saves.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include <xrnn/model.hpp>
+
+namespace fs = std::filesystem;
+
+namespace
+{
+    using small_model = xrnn::sequential<xrnn::embedding<float, 6, 4>, xrnn::lstm<float, 4, 5>, xrnn::dense<float, 5, 1>>;
+
+    /// A fresh directory under the system's temporary directory, removed at the end of the test.
+    struct scratch_dir
+    {
+        fs::path path;
+        explicit scratch_dir(const std::string& name)
+            : path(fs::temp_directory_path() / ("xrnn_test_weights_" + name))
+        {
+            fs::remove_all(path);
+            fs::create_directories(path);
+        }
+        ~scratch_dir()
+        {
+            std::error_code ignored;
+            fs::remove_all(path, ignored);
+        }
+        std::string file(const std::string& name) const
+        {
+            return (path / name).string();
+        }
+    };
+
+    template <class Model>
+    std::vector<double> weights_of(Model& model)
+    {
+        std::vector<double> all;
+        model.for_each_parameter([&](const auto&, auto& value, auto&) { all.insert(all.end(), value.begin(), value.end()); });
+        return all;
+    }
+
+    std::string read_bytes(const std::string& path)
+    {
+        std::ifstream in(path, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    }
+
+    void write_bytes(const std::string& path, const std::string& bytes)
+    {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+
+    small_model make_model(std::uint64_t seed)
+    {
+        xrnn::random_engine rng(seed);
+        return small_model(rng);
+    }
+
+    std::vector<std::string> leftovers(const fs::path& dir)
+    {
+        std::vector<std::string> names;
+        for (const auto& entry : fs::directory_iterator(dir))
+        {
+            if (entry.path().filename().string().find(".tmp-") != std::string::npos)
+            {
+                names.push_back(entry.path().filename().string());
+            }
+        }
+        return names;
+    }
+}  // namespace
+
+TEST_CASE("save then load gives the same weights and the same predictions")
+{
+    scratch_dir dir("round_trip");
+    small_model trained = make_model(1);
+    trained.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(0.05));
+    xt::xtensor<int, 2> x = {{1, 2, 3}, {4, 5, 0}, {2, 2, 2}, {5, 1, 0}};
+    xt::xtensor<float, 2> y = {{1}, {0}, {1}, {0}};
+    xrnn::fit_options quiet;
+    quiet.verbosity = xrnn::progress::silent;
+    quiet.epochs = 3;
+    trained.fit(x, y, quiet);
+    trained.save(dir.file("model.xrnnw"));
+
+    small_model restored = make_model(2);
+    CHECK(weights_of(restored) != weights_of(trained));
+    restored.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>());
+    restored.load(dir.file("model.xrnnw"));
+    CHECK(weights_of(restored) == weights_of(trained));
+    const auto expected = trained.predict(x);
+    const auto got = restored.predict(x);
+    CHECK(got == expected);  // bit for bit
+    CHECK(leftovers(dir.path).empty());
+
+    // A single layer has a signature of its own and saves the same way.
+    xrnn::random_engine rng(3);
+    xrnn::lstm<double, 3, 2, 2> layer(rng);
+    xrnn::save_weights(dir.file("layer.xrnnw"), layer);
+    xrnn::random_engine other_rng(4);
+    xrnn::lstm<double, 3, 2, 2> other(other_rng);
+    xrnn::load_weights(dir.file("layer.xrnnw"), other);
+    CHECK(weights_of(other) == weights_of(layer));
+}
+
+TEST_CASE("a file of another model is refused with both signatures in the message")
+{
+    scratch_dir dir("signature");
+    small_model model = make_model(5);
+    model.save(dir.file("small.xrnnw"));
+
+    using wider = xrnn::sequential<xrnn::embedding<float, 6, 4>, xrnn::lstm<float, 4, 7>, xrnn::dense<float, 7, 1>>;
+    xrnn::random_engine rng(6);
+    wider other(rng);
+    const std::vector<double> before = weights_of(other);
+    CHECK_THROWS_WITH_AS(other.load(dir.file("small.xrnnw")),
+                         ("load_weights: '" + dir.file("small.xrnnw") + "' was written by\n  "
+                          "sequential<embedding<float32,6,4>,lstm<float32,4,5,layers=1,last>,dense<float32,5,1>>\n"
+                          "but this model is\n  "
+                          "sequential<embedding<float32,6,4>,lstm<float32,4,7,layers=1,last>,dense<float32,7,1>>")
+                             .c_str(),
+                         xrnn::io_error);
+    CHECK(weights_of(other) == before);
+
+    using in_double = xrnn::sequential<xrnn::embedding<double, 6, 4>, xrnn::lstm<double, 4, 5>, xrnn::dense<double, 5, 1>>;
+    in_double doubles(rng);
+    CHECK_THROWS_WITH_AS(doubles.load(dir.file("small.xrnnw")), doctest::Contains("lstm<float64,4,5"), xrnn::io_error);
+
+    xrnn::lstm<float, 4, 5> bare(rng);
+    CHECK_THROWS_WITH_AS(xrnn::load_weights(dir.file("small.xrnnw"), bare),
+                         doctest::Contains("but this model is\n  lstm<float32,4,5,layers=1,last>"), xrnn::io_error);
+}
+
+TEST_CASE("every truncation, every flipped byte and appended bytes are refused; the model keeps its weights")
+{
+    scratch_dir dir("damage");
+    small_model saved = make_model(7);
+    saved.save(dir.file("good.xrnnw"));
+    const std::string good = read_bytes(dir.file("good.xrnnw"));
+    REQUIRE(good.size() > 100);
+
+    small_model target = make_model(8);
+    const std::vector<double> before = weights_of(target);
+    const std::string damaged = dir.file("damaged.xrnnw");
+    std::size_t refused = 0;
+    for (std::size_t length = 0; length < good.size(); ++length)
+    {
+        write_bytes(damaged, good.substr(0, length));
+        try
+        {
+            target.load(damaged);
+        }
+        catch (const xrnn::io_error&)
+        {
+            ++refused;
+        }
+    }
+    CHECK(refused == good.size());
+    refused = 0;
+    for (std::size_t at = 0; at < good.size(); ++at)
+    {
+        std::string bytes = good;
+        bytes[at] = static_cast<char>(bytes[at] ^ 0x20);
+        write_bytes(damaged, bytes);
+        try
+        {
+            target.load(damaged);
+        }
+        catch (const xrnn::io_error&)
+        {
+            ++refused;
+        }
+    }
+    CHECK(refused == good.size());
+    write_bytes(damaged, good + "x");
+    CHECK_THROWS_WITH_AS(target.load(damaged), doctest::Contains("extra bytes at the end"), xrnn::io_error);
+    CHECK(weights_of(target) == before);
+
+    write_bytes(damaged, good.substr(0, good.size() - 3));
+    CHECK_THROWS_WITH_AS(target.load(damaged), doctest::Contains("truncated"), xrnn::io_error);
+    std::string flipped = good;
+    flipped[good.size() - 20] ^= 1;
+    write_bytes(damaged, flipped);
+    CHECK_THROWS_WITH_AS(target.load(damaged), doctest::Contains("checksum mismatch"), xrnn::io_error);
+    write_bytes(damaged, "hello, not weights");
+    CHECK_THROWS_WITH_AS(target.load(damaged), doctest::Contains("not an xrnn file"), xrnn::io_error);
+    CHECK_THROWS_WITH_AS(target.load(dir.file("missing.xrnnw")), doctest::Contains("no such file"), xrnn::io_error);
+    CHECK_THROWS_WITH_AS(target.load(dir.path.string()), doctest::Contains("not a regular file"), xrnn::io_error);
+    CHECK(weights_of(target) == before);
+}
+
+TEST_CASE("hostile files: huge declared sizes and shapes allocate nothing and are refused")
+{
+    scratch_dir dir("hostile");
+    small_model model = make_model(9);
+    const std::vector<double> before = weights_of(model);
+
+    // A signature length of 4 GiB.
+    xrnn::io::binary_writer header;
+    header.put_raw(xrnn::io::file_magic, 8);
+    header.put(xrnn::io::format_version);
+    header.put(std::uint32_t(1));
+    header.put(std::uint32_t(1));
+    header.put(std::uint32_t(0xffffffffu));
+    write_bytes(dir.file("long_signature"), header.bytes());
+    CHECK_THROWS_WITH_AS(model.load(dir.file("long_signature")), doctest::Contains("more than the 65536 allowed"),
+                         xrnn::io_error);
+
+    // A valid file (right signature, size and checksum) whose first tensor claims a huge shape.
+    xrnn::io::file_writer forged(xrnn::io::file_kind::weights, xrnn::io::element_type::float32, small_model::signature(), 6);
+    std::size_t index = 0;
+    model.for_each_parameter([&](const std::string& name, auto& value, auto&) {
+        if (index++ == 0)
+        {
+            // same byte count as (6, 4), a different shape: (1, 24)
+            forged.add(name, value.data(), std::array<std::size_t, 2>{1, 24});
+        }
+        else
+        {
+            forged.add(name, value.data(), value.shape());
+        }
+    });
+    write_bytes(dir.file("forged"), forged.finish());
+    CHECK_THROWS_WITH_AS(model.load(dir.file("forged")),
+                         doctest::Contains("tensor '0.w' of shape (1, 24) where '0.w' of shape (6, 4) was expected"),
+                         xrnn::io_error);
+
+    // A checkpoint where weights are expected.
+    xrnn::io::file_writer checkpoint(xrnn::io::file_kind::checkpoint, xrnn::io::element_type::float32,
+                                     small_model::signature(), 0);
+    write_bytes(dir.file("checkpoint"), checkpoint.finish());
+    CHECK_THROWS_WITH_AS(model.load(dir.file("checkpoint")),
+                         doctest::Contains("a checkpoint file (kind 2), expected a weights file"), xrnn::io_error);
+    CHECK(weights_of(model) == before);
+}
+
+TEST_CASE("saving is atomic: a failed save leaves the old file and no temporary behind")
+{
+    scratch_dir dir("atomic");
+    small_model first = make_model(10);
+    first.save(dir.file("model.xrnnw"));
+    const std::string old_bytes = read_bytes(dir.file("model.xrnnw"));
+
+    small_model second = make_model(11);
+    second.save(dir.file("model.xrnnw"));  // overwrites
+    CHECK(read_bytes(dir.file("model.xrnnw")) != old_bytes);
+    small_model check = make_model(12);
+    check.load(dir.file("model.xrnnw"));
+    CHECK(weights_of(check) == weights_of(second));
+
+    // The rename cannot replace a non-empty directory: the save fails, the directory and its file stay.
+    fs::create_directories(dir.path / "occupied.xrnnw");
+    write_bytes(dir.file("occupied.xrnnw/keep"), "keep");
+    CHECK_THROWS_WITH_AS(first.save(dir.file("occupied.xrnnw")), doctest::Contains("the previous file, if any, is unchanged"),
+                         xrnn::io_error);
+    CHECK(read_bytes(dir.file("occupied.xrnnw/keep")) == "keep");
+    CHECK(leftovers(dir.path).empty());
+
+    CHECK_THROWS_WITH_AS(first.save(dir.file("no/such/dir/model.xrnnw")), doctest::Contains("cannot create"),
+                         xrnn::io_error);
+}
