@@ -23,5 +23,9 @@
 #include <xrnn/loss.hpp>
 #include <xrnn/optim.hpp>
 #include <xrnn/model.hpp>
+#include <xrnn/text/tokenizer.hpp>
+#include <xrnn/text/vocabulary.hpp>
+#include <xrnn/text/padding.hpp>
+#include <xrnn/text/imdb.hpp>
 
 #endif
