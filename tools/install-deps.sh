@@ -6,7 +6,8 @@ set -euo pipefail
 # Tools: installed from apt only when the command is missing (a cmake or python3 from elsewhere is fine).
 tools=(g++ cmake make python3)
 # Libraries: Debian packages. libopenblas-dev also provides the LAPACK that xtensor-blas' CMake config looks up.
-packages=(libxtensor-dev libxtensor-blas-dev libxsimd-dev xtl-dev libopenblas-dev doctest-dev)
+# gnuplot-nox (gnuplot without X11) draws the examples' PNG plots.
+packages=(libxtensor-dev libxtensor-blas-dev libxsimd-dev xtl-dev libopenblas-dev doctest-dev gnuplot-nox)
 
 missing=()
 for tool in "${tools[@]}"; do
