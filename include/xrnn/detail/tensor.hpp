@@ -26,6 +26,16 @@ namespace xrnn::detail
         }
     }
 
+    /// Grows a 1-D workspace to at least n values; never shrinks it (a smaller request reuses the buffer).
+    template <class T>
+    void ensure_capacity(xt::xtensor<T, 1>& buffer, std::size_t n)
+    {
+        if (buffer.size() < n)
+        {
+            buffer.resize({n});
+        }
+    }
+
     /// A contiguous run of n values as a 1-D xtensor expression (no copy, no allocation).
     template <class T>
     auto vector_view(T* data, std::size_t n)

@@ -126,6 +126,15 @@ namespace xrnn
             params_type::zip(f, p, dp);
         }
 
+        /// Bytes held by the cache and results of the last forward and backward: the input (R, In), the outputs
+        /// and the input gradients, times sizeof(T) (not the parameters).
+        std::size_t workspace_bytes() const noexcept
+        {
+            return (m_input.size() + std::get<0>(m_outputs).size() + std::get<1>(m_outputs).size()
+                    + std::get<0>(m_input_grads).size() + std::get<1>(m_input_grads).size())
+                   * sizeof(T);
+        }
+
     private:
         template <std::size_t N>
         static std::string shape_pattern(std::size_t last)

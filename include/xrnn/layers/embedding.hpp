@@ -16,6 +16,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include <xrnn/config.hpp>
+#include <xrnn/detail/simd.hpp>
 #include <xrnn/detail/tensor.hpp>
 #include <xrnn/init.hpp>
 #include <xrnn/random.hpp>
@@ -96,8 +97,8 @@ namespace xrnn
             detail::ensure_shape(m_output, {steps, batch, Dim});
             for (std::size_t j = 0; j < m_ids.size(); ++j)  // (F1)
             {
-                xt::noalias(detail::vector_view(m_output.data() + j * Dim, Dim)) =
-                    detail::vector_view(p.w.data() + m_ids.data()[j] * Dim, Dim);
+                const T* row = p.w.data() + m_ids.data()[j] * Dim;
+                std::copy(row, row + Dim, m_output.data() + j * Dim);
             }
             return m_output;
         }
@@ -112,8 +113,12 @@ namespace xrnn
             detail::check_shape("embedding::backward", "dy", dy.shape(), {m_ids.shape()[0], m_ids.shape()[1], Dim});
             for (std::size_t j = 0; j < m_ids.size(); ++j)  // (B1)
             {
-                xt::noalias(detail::vector_view(dp.w.data() + m_ids.data()[j] * Dim, Dim)) +=
-                    detail::vector_view(dy.data() + j * Dim, Dim);
+                T* grad = dp.w.data() + m_ids.data()[j] * Dim;
+                const T* d = dy.data() + j * Dim;
+                detail::for_each_pack<T, Dim>([&](auto pack, std::size_t k) {
+                    using P = decltype(pack);
+                    P::store(grad + k, P::load(grad + k) + P::load(d + k));
+                });
             }
         }
 
@@ -121,6 +126,13 @@ namespace xrnn
         void for_each_parameter(F&& f)
         {
             params_type::zip(f, p, dp);
+        }
+
+        /// Bytes held by the cache of the last forward: its ids, S * B * sizeof(std::size_t), and its output,
+        /// S * B * Dim * sizeof(T) (not the parameters).
+        std::size_t workspace_bytes() const noexcept
+        {
+            return m_ids.size() * sizeof(std::size_t) + m_output.size() * sizeof(T);
         }
 
     private:

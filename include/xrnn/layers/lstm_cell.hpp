@@ -3,7 +3,8 @@
 // Gate order (i, f, g, o) along the G = 4H axis, as torch.nn.LSTM, so its weights map one to one:
 //   columns [0, H) input gate i, [H, 2H) forget gate f, [2H, 3H) cell candidate g, [3H, 4H) output gate o.
 //
-//   (F1) z_t = x_t W_x + h_{t-1} W_h + b                        (R3) in recurrent_cell.hpp, z_t (B, 4H)
+//   (F1) z_t = x_t W_x + h_{t-1} W_h + b                        (R3) in recurrent_cell.hpp, z_t (B, 4H); the
+//                                                               + b happens in activate, with (F2)
 //   (F2) i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_g), o = sigmoid(z_o)
 //   (F3) c_t = f * c_{t-1} + i * g
 //   (F4) h_t = o * tanh(c_t)
@@ -15,17 +16,17 @@
 //   (B5) dz_g = dc * i * (1 - g^2)
 //   (B6) dc_{t-1} = dc * f
 //   (B7) dx_t, dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_cell.hpp
-// "dz" is the gradient before the nonlinearities; the cache keeps the gates after them (i, f, g, o).
+// "dz" is the gradient before the nonlinearities; the cache keeps the gates after them (i, f, g, o), and backward
+// writes dz over them.
 #ifndef XRNN_LAYERS_LSTM_CELL_HPP
 #define XRNN_LAYERS_LSTM_CELL_HPP
 
 #include <cstddef>
 
-#include <xtensor/xmath.hpp>
-#include <xtensor/xnoalias.hpp>
 #include <xtensor/xtensor.hpp>
 
-#include <xrnn/layers/activations.hpp>
+#include <xrnn/detail/simd.hpp>
+#include <xrnn/detail/tensor.hpp>
 #include <xrnn/layers/recurrent_cell.hpp>
 
 namespace xrnn
@@ -62,66 +63,77 @@ namespace xrnn
             detail::vector_view(b.data() + lstm_gate::forget * H, H).fill(T(1));
         }
 
-        static auto gate(T* row, std::size_t which)
+        /// (F1)'s + b and (F2)-(F4) for every row, in one pass per row over the four gates of each hidden unit
+        /// (SIMD packs of units, detail/simd.hpp). With Keep, z (B, 4H) becomes the gates (i, f, g, o) in place
+        /// for backward; without, z is left as it is. c may be c_prev (the update is elementwise).
+        template <bool Keep>
+        static void activate(T* z, const T* b, const T* c_prev, T* c, T* h, std::size_t batch)
         {
-            return detail::vector_view(row + which * H, H);
-        }
-
-        static auto gate(const T* row, std::size_t which)
-        {
-            return detail::vector_view(row + which * H, H);
-        }
-
-        /// (F2)-(F4) for every row; z (B, 4H) becomes the gates (i, f, g, o) in place.
-        static void activate(T* z, const T* c_prev, T* c, T* h, std::size_t batch)
-        {
+            const T* bi = b + lstm_gate::input * H;
+            const T* bf = b + lstm_gate::forget * H;
+            const T* bg = b + lstm_gate::cell * H;
+            const T* bo = b + lstm_gate::output * H;
             for (std::size_t r = 0; r < batch; ++r)
             {
-                T* row = z + r * G;
-                auto i = gate(row, lstm_gate::input);
-                auto f = gate(row, lstm_gate::forget);
-                auto g = gate(row, lstm_gate::cell);
-                auto o = gate(row, lstm_gate::output);
-                activation::sigmoid::forward(i, i);  // (F2)
-                activation::sigmoid::forward(f, f);
-                activation::tanh::forward(g, g);
-                activation::sigmoid::forward(o, o);
-                auto c_prev_r = detail::vector_view(c_prev + r * H, H);
-                auto c_r = detail::vector_view(c + r * H, H);
-                auto h_r = detail::vector_view(h + r * H, H);
-                xt::noalias(c_r) = f * c_prev_r + i * g;  // (F3)
-                xt::noalias(h_r) = o * xt::tanh(c_r);     // (F4)
+                T* zi = z + r * G + lstm_gate::input * H;
+                T* zf = z + r * G + lstm_gate::forget * H;
+                T* zg = z + r * G + lstm_gate::cell * H;
+                T* zo = z + r * G + lstm_gate::output * H;
+                const T* cp = c_prev + r * H;
+                T* cr = c + r * H;
+                T* hr = h + r * H;
+                detail::for_each_pack<T, H>([&](auto pack, std::size_t j) {
+                    using P = decltype(pack);
+                    using V = typename P::value;
+                    const V i = detail::sigmoid_(P::load(zi + j) + P::load(bi + j));  // (F1) + b, (F2)
+                    const V f = detail::sigmoid_(P::load(zf + j) + P::load(bf + j));
+                    const V g = detail::tanh_(P::load(zg + j) + P::load(bg + j));
+                    const V o = detail::sigmoid_(P::load(zo + j) + P::load(bo + j));
+                    const V c_new = f * P::load(cp + j) + i * g;    // (F3)
+                    P::store(hr + j, o * detail::tanh_(c_new));     // (F4)
+                    P::store(cr + j, c_new);
+                    if constexpr (Keep)
+                    {
+                        P::store(zi + j, i);
+                        P::store(zf + j, f);
+                        P::store(zg + j, g);
+                        P::store(zo + j, o);
+                    }
+                });
             }
         }
 
-        /// (B1)-(B6) for every row; dc holds dc_t on entry and dc_{t-1} on exit.
-        static void activate_backward(const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dz,
+        /// (B1)-(B6) for every row, one pass per row; gates (B, 4H) holds (i, f, g, o) on entry and dz on exit;
+        /// dc holds dc_t on entry and dc_{t-1} on exit.
+        static void activate_backward(T* gates, const T* c_prev, const T* c, const T*, const T* dh, T* dc,
                                       std::size_t batch)
         {
             for (std::size_t r = 0; r < batch; ++r)
             {
-                const T* row = gates + r * G;
-                T* drow = dz + r * G;
-                const auto i = gate(row, lstm_gate::input);
-                const auto f = gate(row, lstm_gate::forget);
-                const auto g = gate(row, lstm_gate::cell);
-                const auto o = gate(row, lstm_gate::output);
-                auto dz_i = gate(drow, lstm_gate::input);
-                auto dz_f = gate(drow, lstm_gate::forget);
-                auto dz_g = gate(drow, lstm_gate::cell);
-                auto dz_o = gate(drow, lstm_gate::output);
-                const auto c_prev_r = detail::vector_view(c_prev + r * H, H);
-                const auto c_r = detail::vector_view(c + r * H, H);
-                const auto dh_r = detail::vector_view(dh + r * H, H);
-                auto dc_r = detail::vector_view(dc + r * H, H);
-
-                xt::noalias(dz_o) = xt::tanh(c_r);  // tanh(c_t), computed once, then overwritten by (B1)
-                xt::noalias(dc_r) += dh_r * o * (T(1) - dz_o * dz_o);  // (B2)
-                xt::noalias(dz_o) = dh_r * dz_o * o * (T(1) - o);   // (B1)
-                xt::noalias(dz_i) = dc_r * g * i * (T(1) - i);      // (B3)
-                xt::noalias(dz_f) = dc_r * c_prev_r * f * (T(1) - f);  // (B4)
-                xt::noalias(dz_g) = dc_r * i * (T(1) - g * g);      // (B5)
-                xt::noalias(dc_r) *= f;                                // (B6)
+                T* zi = gates + r * G + lstm_gate::input * H;
+                T* zf = gates + r * G + lstm_gate::forget * H;
+                T* zg = gates + r * G + lstm_gate::cell * H;
+                T* zo = gates + r * G + lstm_gate::output * H;
+                const T* cp = c_prev + r * H;
+                const T* cr = c + r * H;
+                const T* dhr = dh + r * H;
+                T* dcr = dc + r * H;
+                detail::for_each_pack<T, H>([&](auto pack, std::size_t j) {
+                    using P = decltype(pack);
+                    using V = typename P::value;
+                    const V i = P::load(zi + j);
+                    const V f = P::load(zf + j);
+                    const V g = P::load(zg + j);
+                    const V o = P::load(zo + j);
+                    const V dh_t = P::load(dhr + j);
+                    const V tanh_c = detail::tanh_(P::load(cr + j));                    // tanh(c_t), recomputed
+                    const V dc_t = P::load(dcr + j) + dh_t * o * (V(1) - tanh_c * tanh_c);  // (B2)
+                    P::store(zo + j, dh_t * tanh_c * o * (V(1) - o));                  // (B1)
+                    P::store(zi + j, dc_t * g * i * (V(1) - i));                       // (B3)
+                    P::store(zf + j, dc_t * P::load(cp + j) * f * (V(1) - f));         // (B4)
+                    P::store(zg + j, dc_t * i * (V(1) - g * g));                       // (B5)
+                    P::store(dcr + j, dc_t * f);                                       // (B6)
+                });
             }
         }
     };

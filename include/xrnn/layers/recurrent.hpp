@@ -4,7 +4,8 @@
 // Forward runs the layers bottom to top, backward top to bottom (reverse order of forward), each layer
 // running its own BPTT (recurrent_cell.hpp). The output is the top layer's h_1..h_S (output::sequence) or
 // its h_S (output::last). Initial states may be passed and final states read back, so a long stream can be
-// fed in chunks (stateful use); the gradient of the initial states is kept after backward.
+// fed in chunks (stateful use); the gradient of the initial states is kept after backward. An upper layer reads
+// the hidden sequence of the layer below in place (no copy is kept for its backward).
 #ifndef XRNN_LAYERS_RECURRENT_HPP
 #define XRNN_LAYERS_RECURRENT_HPP
 
@@ -154,6 +155,25 @@ namespace xrnn
             }
         }
 
+        /// Bytes held by the buffers of every stacked layer and of this stack (caches, workspaces, results; not
+        /// the parameters). After a training forward and backward of S steps and batch B, with no dropout, this
+        /// is the sum of what recurrent_cell.hpp ("Memory") lists per layer plus the output and the (Layers, B, H)
+        /// states here.
+        std::size_t workspace_bytes() const noexcept
+        {
+            std::size_t bytes = m_first.workspace_bytes();
+            for (const auto& cell : m_upper)
+            {
+                bytes += cell.workspace_bytes();
+            }
+            std::size_t values = m_output.size() + m_final.h.size() + m_initial_gradient.h.size();
+            if constexpr (has_cell_state)
+            {
+                values += m_final.c.size() + m_initial_gradient.c.size();
+            }
+            return bytes + values * sizeof(T);
+        }
+
         static const char* name() noexcept
         {
             return has_cell_state ? "lstm" : "rnn";
@@ -215,7 +235,7 @@ namespace xrnn
                     {
                         c0 = initial != nullptr ? initial->c.data() + k * B * H : nullptr;
                     }
-                    cell.forward_sequence(input, S, B, h0, c0, m);
+                    cell.forward_sequence(input, S, B, h0, c0, m, /* input_persists = */ k > 0);
                     input = cell.hidden_sequence();
                     // copied now: `initial` may alias m_final (feeding final_state() back in), read above
                     copy_layer_state(cell.final_hidden(), m_final.h, k, B);

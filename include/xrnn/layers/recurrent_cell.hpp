@@ -1,8 +1,10 @@
 // xtensor-rnn: what every recurrent cell shares: the affine pre-activation, dropout masks, the per-step
 // cache, and backpropagation through time over a whole sequence. A cell (rnn_cell, lstm_cell) adds only its
 // gate equations, through two static functions called once per step:
-//   Cell::activate(z -> gates, c_{t-1} -> c_t, h_t)            the cell's forward equations
-//   Cell::activate_backward(gates, c_{t-1}, c_t, dh_t, dc)     their backward, giving dz_t and dc_{t-1}
+//   Cell::activate<Keep>(z, b -> gates, c_{t-1} -> c_t, h_t)       the cell's forward equations of z + b; with
+//                                                                  Keep the post-activation gates stay in z
+//   Cell::activate_backward(gates -> dz, c_{t-1}, c_t, h_t, dh_t, dc)  their backward, giving dz_t (written over
+//                                                                  the gates of step t) and dc_{t-1}
 //
 // Dimensions: S steps, B batch, I inputs, H hidden units, G = Gates * H pre-activation width.
 // Sequences are time-major (S, B, .), row-major; step t of a buffer starts at data + t * B * width.
@@ -12,7 +14,9 @@
 //   (R2) h~_{t-1} = h_{t-1} * m_h             m_h (B, H): recurrent dropout mask, one per sequence
 //   (R3) z_t      = x~_t W_x + h~_{t-1} W_h + b          W_x (I, G), W_h (H, G), b (G) -> z_t (B, G)
 //   (R4) (h_t, c_t) = cell equations of z_t and c_{t-1}   (rnn_cell.hpp, lstm_cell.hpp)
-// (R3) runs as one GEMM over all S * B rows for the x~ W_x + b part, then one GEMM per step for h~ W_h.
+// (R3) runs as one GEMM over all S * B rows for the x~ W_x part, then one GEMM per step for h~ W_h (a
+// register-blocked matrix-vector product instead of BLAS when B = 1, detail/simd.hpp); + b is added by the
+// cell's activation pass, which reads z_t anyway.
 //
 // Backward (BPTT), for t = S..1, with dh_t = dy_t (from the output or the layer above) + the recurrent part:
 //   (Q1) dz_t, dc_{t-1} = cell backward of dh_t, dc_t     ("dz" is the gradient before the nonlinearities)
@@ -21,12 +25,25 @@
 //        (S - t + 1) % k == 0, i.e. the sequence is cut into chunks of k steps aligned at its END, and no
 //        gradient crosses a chunk boundary (as detaching the state there would). The last-step output of a
 //        many-to-one model then backpropagates through exactly the last k steps.
+//   (Q6) db   += sum over rows of dz_t          (accumulated inside the loop while dz_t is in cache)
 // and then, over all steps at once:
 //   (Q4) dW_x += X~^T dZ        X~ (S*B, I), dZ (S*B, G)
 //   (Q5) dW_h += H~_prev^T dZ   H~_prev (S*B, H): h~_0 .. h~_{S-1}
-//   (Q6) db   += sum over rows of dZ
 //   (Q7) dx    = (dZ W_x^T) * m_x
 //   (Q8) dh_0, dc_0: what (Q2) and (Q1) leave after t = 1 (the initial-state gradients)
+//
+// Memory. A training forward keeps, per layer (e = sizeof(T)), and nothing else grows with S x B:
+//   gates/dZ  S * B * G * e            z_t, then the post-activation gates, then dz_t written over them
+//   h         (S + 1) * B * H * e      h_0 .. h_S
+//   c         (S + 1) * B * H * e      c_0 .. c_S (cells with a cell state)
+//   x~        S * B * I * e            the layer's input: a copy for the first layer of a stack (the caller's
+//                                      tensor may change before backward); none for upper layers, which read
+//                                      the h of the layer below, unless input dropout makes it a masked copy
+//   h~        S * B * H * e            only with recurrent dropout
+// and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller. An inference
+// forward keeps h (the layer's output) and a gate buffer of at most inference_chunk_rows rows, c ping-pongs
+// between two (B, H) rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
+// Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
 #ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
 #define XRNN_LAYERS_RECURRENT_CELL_HPP
 
@@ -41,6 +58,7 @@
 
 #include <xrnn/config.hpp>
 #include <xrnn/detail/blas.hpp>
+#include <xrnn/detail/simd.hpp>
 #include <xrnn/detail/tensor.hpp>
 #include <xrnn/init.hpp>
 #include <xrnn/layers/dropout.hpp>
@@ -107,8 +125,8 @@ namespace xrnn
     /// CRTP base of rnn_cell and lstm_cell. Cell provides:
     ///   static constexpr const char* name;
     ///   static void initial_bias(xt::xtensor<T, 1>& b)              (Keras scheme adjustments, e.g. forget bias)
-    ///   static void activate(T* gates, const T* c_prev, T* c, T* h, std::size_t batch)
-    ///   static void activate_backward(const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dz,
+    ///   template <bool Keep> static void activate(T* z, const T* b, const T* c_prev, T* c, T* h, std::size_t batch)
+    ///   static void activate_backward(T* gates_dz, const T* c_prev, const T* c, const T* h, const T* dh, T* dc,
     ///                                 std::size_t batch)
     /// CellState says whether the cell carries c_t besides h_t (a template argument: Cell is incomplete here).
     template <class Cell, class T, std::size_t I, std::size_t H, std::size_t Gates, bool CellState>
@@ -175,37 +193,56 @@ namespace xrnn
 
         // ---- sequence interface, used by the layers in recurrent.hpp ------------------------------------------
 
-        /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros).
-        void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m)
+        /// Rows (steps x batch) of the gate buffer of an inference forward: the input part of (R3) runs as one
+        /// GEMM per chunk of max(1, inference_chunk_rows / B) steps, so that the chunk stays in cache.
+        static constexpr std::size_t inference_chunk_rows = 512;
+
+        /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros). With input_persists, x
+        /// stays valid and unchanged until backward (the hidden sequence of the layer below, in a stack) and a
+        /// training forward keeps a pointer to it instead of a copy.
+        void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m,
+                              bool input_persists = false)
         {
             const std::size_t S = steps;
             const std::size_t B = batch;
+            detail::flush_denormals_scope flush_denormals;
             m_steps = S;
             m_batch = B;
             m_training = m == mode::training;
             m_input_dropout = m_training && m_options.dropout > 0.0;
             m_recurrent_dropout = m_training && m_options.recurrent_dropout > 0.0;
-            detail::ensure_shape(m_x, {S, B, I});
-            detail::ensure_shape(m_gates, {S, B, G});
+            // steps per chunk of the input projection: all of them when training (the gates are kept)
+            const std::size_t chunk = m_training ? S : std::min(S, std::max<std::size_t>(1, inference_chunk_rows / B));
+            // grow-only: alternating training and inference forwards (fit, then evaluate) does not reallocate
+            detail::ensure_capacity(m_gates, chunk * B * G);
             detail::ensure_shape(m_h, {S + 1, B, H});
+            m_all_cell_states = m_training;
             if constexpr (CellState)
             {
-                detail::ensure_shape(m_c, {S + 1, B, H});
+                detail::ensure_capacity(m_c, (m_training ? S + 1 : 2) * B * H);
             }
 
             // (R1) masked input, kept for (Q4)
             if (m_input_dropout)
             {
+                detail::ensure_shape(m_x, {S, B, I});
                 detail::ensure_shape(m_input_mask, {B, I});
                 detail::sample_dropout_mask(m_input_mask.data(), m_input_mask.size(), m_options.dropout, m_mask_rng);
                 for (std::size_t t = 0; t < S; ++t)
                 {
                     xt::noalias(step_view(m_x.data(), t, I)) = step_view(x, t, I) * m_input_mask;
                 }
+                m_input = m_x.data();
+            }
+            else if (m_training && !input_persists)
+            {
+                detail::ensure_shape(m_x, {S, B, I});
+                std::copy(x, x + S * B * I, m_x.data());
+                m_input = m_x.data();
             }
             else
             {
-                std::copy(x, x + S * B * I, m_x.data());
+                m_input = x;  // inference: read once below, never kept; or the persistent sequence of the layer below
             }
             if (m_recurrent_dropout)
             {
@@ -215,31 +252,50 @@ namespace xrnn
                                             m_options.recurrent_dropout, m_mask_rng);
             }
 
-            // (R3), input part for all steps: Z = X~ W_x + b
-            detail::matmul(m_x.data(), p.w_x.data(), m_gates.data(), S * B, I, G);
-            detail::add_row_vector(m_gates.data(), S * B, G, p.b.data());
-
             copy_or_zero(h0, m_h.data(), B * H);
             if constexpr (CellState)
             {
                 copy_or_zero(c0, m_c.data(), B * H);
             }
-            for (std::size_t t = 0; t < S; ++t)
+            for (std::size_t begin = 0; begin < S; begin += chunk)
             {
-                const T* h_prev = m_h.data() + t * B * H;
-                if (m_recurrent_dropout)  // (R2)
+                // (R3), input part for a chunk of steps (all S when training): Z = X~ W_x
+                const std::size_t rows = std::min(chunk, S - begin) * B;
+                detail::matmul(m_input + begin * B * I, p.w_x.data(), m_gates.data(), rows, I, G);
+                for (std::size_t t = begin; t < begin + rows / B; ++t)
                 {
-                    xt::noalias(step_view(m_h_masked.data(), t, H)) = step_view(h_prev, 0, H) * m_recurrent_mask;
-                    h_prev = m_h_masked.data() + t * B * H;
+                    const T* h_prev = m_h.data() + t * B * H;
+                    if (m_recurrent_dropout)  // (R2)
+                    {
+                        xt::noalias(step_view(m_h_masked.data(), t, H)) = step_view(h_prev, 0, H) * m_recurrent_mask;
+                        h_prev = m_h_masked.data() + t * B * H;
+                    }
+                    T* z = m_gates.data() + (t - begin) * B * G;
+                    if (B == 1)  // (R3), recurrent part
+                    {
+                        const detail::gemv_term<T> term{h_prev, p.w_h.data(), H};
+                        detail::gemv_rows<T, G>(z, z, &term, 1);
+                    }
+                    else
+                    {
+                        detail::matmul(h_prev, p.w_h.data(), z, B, H, G, T(1));
+                    }
+                    T* h = m_h.data() + (t + 1) * B * H;
+                    if (m_training)  // (R4) of z_t + b
+                    {
+                        Cell::template activate<true>(z, p.b.data(), cell_state(t), cell_state(t + 1), h, B);
+                    }
+                    else
+                    {
+                        Cell::template activate<false>(z, p.b.data(), cell_state(t), cell_state(t + 1), h, B);
+                    }
                 }
-                T* z = m_gates.data() + t * B * G;
-                detail::matmul(h_prev, p.w_h.data(), z, B, H, G, T(1));  // (R3), recurrent part
-                Cell::activate(z, cell_state(t), cell_state(t + 1), m_h.data() + (t + 1) * B * H, B);  // (R4)
             }
         }
 
         /// BPTT (Q1)-(Q8) for the last training forward. dy_seq (S, B, H): gradient of every step's output, or
-        /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr. Accumulates dp.
+        /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr. Accumulates dp. Consumes
+        /// the gate cache: another backward needs another training forward first.
         void backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last)
         {
             if (!m_training || m_steps == 0)
@@ -247,9 +303,10 @@ namespace xrnn
                 throw state_error(std::string(Cell::name)
                                   + "::backward: call forward(x, mode::training) before backward");
             }
+            m_training = false;  // dz is written over the gates below
+            detail::flush_denormals_scope flush_denormals;
             const std::size_t S = m_steps;
             const std::size_t B = m_batch;
-            detail::ensure_shape(m_dgates, {S, B, G});
             detail::ensure_shape(m_dx, {S, B, I});
             detail::ensure_shape(m_dh, {B, H});
             copy_or_zero(dh_last, m_dh.data(), B * H);
@@ -265,9 +322,10 @@ namespace xrnn
                 {
                     xt::noalias(m_dh) += step_view(dy_seq, t, H);
                 }
-                T* dz = m_dgates.data() + t * B * G;
-                Cell::activate_backward(m_gates.data() + t * B * G, cell_state(t), cell_state(t + 1), m_dh.data(),
-                                        cell_state_gradient(), dz, B);                          // (Q1)
+                T* dz = m_gates.data() + t * B * G;  // the gates of step t, then dz_t
+                Cell::activate_backward(dz, cell_state(t), cell_state(t + 1), m_h.data() + (t + 1) * B * H,
+                                        m_dh.data(), cell_state_gradient(), B);                 // (Q1)
+                detail::accumulate_column_sums(dz, B, G, dp.b.data());                         // (Q6)
                 detail::matmul_transposed_weight(dz, p.w_h.data(), m_dh.data(), B, G, H);     // (Q2)
                 if (m_recurrent_dropout)
                 {
@@ -282,11 +340,11 @@ namespace xrnn
                     }
                 }
             }
+            const T* dz_all = m_gates.data();
             const T* h_prev_all = m_recurrent_dropout ? m_h_masked.data() : m_h.data();
-            detail::accumulate_weight_gradient(m_x.data(), m_dgates.data(), dp.w_x.data(), S * B, I, G);  // (Q4)
-            detail::accumulate_weight_gradient(h_prev_all, m_dgates.data(), dp.w_h.data(), S * B, H, G);  // (Q5)
-            detail::accumulate_column_sums(m_dgates.data(), S * B, G, dp.b.data());                      // (Q6)
-            detail::matmul_transposed_weight(m_dgates.data(), p.w_x.data(), m_dx.data(), S * B, G, I);   // (Q7)
+            detail::accumulate_weight_gradient(m_input, dz_all, dp.w_x.data(), S * B, I, G);        // (Q4)
+            detail::accumulate_weight_gradient(h_prev_all, dz_all, dp.w_h.data(), S * B, H, G);     // (Q5)
+            detail::matmul_transposed_weight(dz_all, p.w_x.data(), m_dx.data(), S * B, G, I);      // (Q7)
             if (m_input_dropout)
             {
                 for (std::size_t t = 0; t < S; ++t)
@@ -340,9 +398,27 @@ namespace xrnn
             return m_dc.data();
         }
 
+        /// Bytes held by this cell's buffers now (caches, workspaces, results; not the parameters): see "Memory"
+        /// at the top of this file for what a forward and a backward of S steps and batch B leave here.
+        std::size_t workspace_bytes() const noexcept
+        {
+            std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
+                                 + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size()
+                                 + m_dc.size() + m_step_z.size() + m_next.h.size() + m_step_grads.dx.size()
+                                 + m_step_grads.d_prev.h.size();
+            if constexpr (CellState)
+            {
+                values += m_next.c.size() + m_step_grads.d_prev.c.size();
+            }
+            return values * sizeof(T);
+        }
+
         // ---- one-step interface ----------------------------------------------------------------------------------
 
-        /// x (B, I) and prev (h, and c for cells that have it; (B, H) each) -> the next state.
+        /// x (B, I) and prev (h, and c for cells that have it; (B, H) each) -> the next state. prev may be the
+        /// state this cell returned last (streaming: state = &cell.forward(x, *state)). With B = 1 in inference
+        /// mode the step runs on a path of its own (one matrix-vector product over [x, h] and the fused gate
+        /// equations, nothing cached), which allocates nothing once the cell has run one step.
         const state_type& forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m = mode::inference)
         {
             const std::size_t B = x.shape()[0];
@@ -354,6 +430,11 @@ namespace xrnn
             {
                 detail::check_shape(Cell::name, "previous c", prev.c.shape(), {B, H});
                 c0 = prev.c.data();
+            }
+            if (B == 1 && m == mode::inference)
+            {
+                step_batch1(x.data(), prev.h.data(), c0);
+                return m_next;
             }
             forward_sequence(x.data(), 1, B, prev.h.data(), c0, m);
             copy_out(final_hidden(), m_next.h, B);
@@ -388,6 +469,28 @@ namespace xrnn
         }
 
     private:
+        /// The batch-1 inference step: (R3) as z = x W_x + h_{t-1} W_h in one register-blocked pass over both
+        /// weight matrices, then (R4) of z + b into m_next. h_prev is read completely before m_next.h is written, and
+        /// c elementwise, so prev may alias m_next.
+        void step_batch1(const T* x, const T* h_prev, const T* c_prev)
+        {
+            detail::flush_denormals_scope flush_denormals;
+            m_training = false;  // nothing is cached for backward
+            m_steps = 0;
+            m_batch = 1;
+            detail::ensure_shape(m_step_z, {G});
+            const detail::gemv_term<T> terms[2] = {{x, p.w_x.data(), I}, {h_prev, p.w_h.data(), H}};
+            detail::gemv_rows<T, G>(nullptr, m_step_z.data(), terms, 2);  // (R3)
+            detail::ensure_shape(m_next.h, {1, H});
+            T* c = nullptr;
+            if constexpr (CellState)
+            {
+                detail::ensure_shape(m_next.c, {1, H});
+                c = m_next.c.data();
+            }
+            Cell::template activate<false>(m_step_z.data(), p.b.data(), c_prev, c, m_next.h.data(), 1);  // (R4)
+        }
+
         template <class P>
         static auto step_view(P* data, std::size_t t, std::size_t width, std::size_t batch)
         {
@@ -418,11 +521,12 @@ namespace xrnn
             std::copy(from, from + batch * H, to.data());
         }
 
+        /// c_t: row t of the (S + 1, B, H) cache when training; one of two (B, H) rows otherwise.
         T* cell_state(std::size_t t) noexcept
         {
             if constexpr (CellState)
             {
-                return m_c.data() + t * m_batch * H;
+                return m_c.data() + (m_all_cell_states ? t : t % 2) * m_batch * H;
             }
             else
             {
@@ -447,23 +551,26 @@ namespace xrnn
         bool m_training = false;
         bool m_input_dropout = false;
         bool m_recurrent_dropout = false;
+        bool m_all_cell_states = false;  // m_c holds c_0 .. c_S (training), or two rows used in turn (inference)
+        const T* m_input = nullptr;  // x~ of the last forward: m_x, or the layer below's hidden sequence
 
         // per-sequence cache of the last forward
-        xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked input
-        xt::xtensor<T, 3> m_gates;     // (S, B, G)   z, then the cell's post-activation gates
+        xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked or copied input (first layer, training)
+        xt::xtensor<T, 1> m_gates;     // (S, B, G)   z, then the post-activation gates, then dz (training);
+                                       //             (chunk, B, G) z of a chunk of steps (inference); grow-only
         xt::xtensor<T, 3> m_h;         // (S+1, B, H) h_0 .. h_S
-        xt::xtensor<T, 3> m_c;         // (S+1, B, H) c_0 .. c_S (cells with a cell state)
+        xt::xtensor<T, 1> m_c;         // (S+1, B, H) c_0 .. c_S (training); (2, B, H) (inference); grow-only
         xt::xtensor<T, 3> m_h_masked;  // (S, B, H)   h~_0 .. h~_{S-1} (recurrent dropout only)
         xt::xtensor<T, 2> m_input_mask;      // (B, I)
         xt::xtensor<T, 2> m_recurrent_mask;  // (B, H)
 
         // backward workspaces
-        xt::xtensor<T, 3> m_dgates;  // (S, B, G) dz
         xt::xtensor<T, 3> m_dx;      // (S, B, I)
         xt::xtensor<T, 2> m_dh;      // (B, H) running dh_t, dh_0 at the end
         xt::xtensor<T, 2> m_dc;      // (B, H) running dc_t, dc_0 at the end
 
-        // results of the one-step API
+        // the one-step API: z of the batch-1 path, and the results
+        xt::xtensor<T, 1> m_step_z;  // (G)
         state_type m_next;
         gradients_type m_step_grads;
     };

@@ -1,19 +1,24 @@
 // xtensor-rnn: the Elman cell, one time step.
 //
-//   (F1) z_t = x_t W_x + h_{t-1} W_h + b         (the shared affine part, (R3) in recurrent_cell.hpp)
+//   (F1) z_t = x_t W_x + h_{t-1} W_h + b         (the shared affine part, (R3) in recurrent_cell.hpp; + b in
+//                                                activate, with (F2))
 //   (F2) h_t = act(z_t)                          act = tanh (default) or relu
 // Backward, given dh_t (the total gradient reaching h_t):
 //   (B1) dz_t = dh_t * act'(z_t)                 tanh' = 1 - h_t^2, relu' = [h_t > 0]
 //   (B2) dx_t = dz_t W_x^T, dh_{t-1} = dz_t W_h^T, dW_x += x_t^T dz_t, dW_h += h_{t-1}^T dz_t, db += sum_b dz_t
 //        ((Q2)-(Q7) in recurrent_cell.hpp, run for all steps at once)
-// The cache keeps h_t (post-activation), so act' is written from the output.
+// The cache keeps h_t (post-activation), so act' is written from the output; z_t is only a workspace, and
+// backward writes dz_t over it.
 #ifndef XRNN_LAYERS_RNN_CELL_HPP
 #define XRNN_LAYERS_RNN_CELL_HPP
 
 #include <cstddef>
 
+#include <type_traits>
+
 #include <xtensor/xtensor.hpp>
 
+#include <xrnn/detail/simd.hpp>
 #include <xrnn/layers/activations.hpp>
 #include <xrnn/layers/recurrent_cell.hpp>
 
@@ -35,7 +40,6 @@ namespace xrnn
     {
         using base = recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden, 1, false>;
         friend base;
-        using act_fn = std::conditional_t<Act == nonlinearity::tanh, activation::tanh, activation::relu>;
 
     public:
         static constexpr const char* name = "rnn_cell";
@@ -46,19 +50,47 @@ namespace xrnn
         {
         }
 
-        /// (F2) in place: z (B, H) becomes h_t; h receives a copy.
-        static void activate(T* z, const T*, T*, T* h, std::size_t batch)
+        /// (F1)'s + b and (F2): h = act(z + b) for every row; z (B, H) is left as it is (backward needs only h).
+        template <bool Keep>
+        static void activate(T* z, const T* b, const T*, T*, T* h, std::size_t batch)
         {
-            auto zv = detail::vector_view(z, batch * Hidden);
-            act_fn::forward(zv, zv);
-            std::copy(z, z + batch * Hidden, h);
+            for (std::size_t r = 0; r < batch; ++r)
+            {
+                const T* zr = z + r * Hidden;
+                T* hr = h + r * Hidden;
+                detail::for_each_pack<T, Hidden>([&](auto pack, std::size_t j) {
+                    using P = decltype(pack);
+                    using V = typename P::value;
+                    const V zj = P::load(zr + j) + P::load(b + j);
+                    if constexpr (Act == nonlinearity::tanh)
+                    {
+                        P::store(hr + j, detail::tanh_(zj));
+                    }
+                    else
+                    {
+                        P::store(hr + j, detail::max_(zj, V(0)));
+                    }
+                });
+            }
         }
 
-        /// (B1) from the cached h_t.
-        static void activate_backward(const T* h, const T*, const T*, const T* dh, T*, T* dz, std::size_t batch)
+        /// (B1) from h_t (the cache of the layer); dz is written over z.
+        static void activate_backward(T* dz, const T*, const T*, const T* h, const T* dh, T*, std::size_t batch)
         {
-            const std::size_t n = batch * Hidden;
-            act_fn::backward(detail::vector_view(h, n), detail::vector_view(dh, n), detail::vector_view(dz, n));
+            detail::for_each_pack<T>(batch * Hidden, [&](auto pack, std::size_t j) {
+                using P = decltype(pack);
+                using V = typename P::value;
+                const V hj = P::load(h + j);
+                const V dhj = P::load(dh + j);
+                if constexpr (Act == nonlinearity::tanh)
+                {
+                    P::store(dz + j, dhj * (V(1) - hj * hj));
+                }
+                else
+                {
+                    P::store(dz + j, detail::where_positive_(hj, dhj));
+                }
+            });
         }
     };
 }  // namespace xrnn
