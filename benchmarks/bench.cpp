@@ -1,0 +1,289 @@
+// xtensor-rnn benchmark: every case of benchmarks/README.md, one line each:
+//   case=<name> impl=xrnn ms=<median> min=<min> max=<max> reps=<n>
+// Shapes are the IMDB sentiment model's: vocabulary V = 10000, embedding D = 128, hidden H = 128, S = 200 steps,
+// batch B = 64, Dense(128 -> 1), binary cross-entropy on logits, Adam. float throughout.
+//
+// Usage: xrnn_bench [case ...]      (no argument: every case)
+// OpenBLAS threads: 2, set by openblas_set_num_threads(2) below (compare.sh also exports OPENBLAS_NUM_THREADS=2).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <xrnn/detail/blas.hpp>
+#include <xrnn/layers/dense.hpp>
+#include <xrnn/layers/embedding.hpp>
+#include <xrnn/layers/lstm.hpp>
+#include <xrnn/layers/rnn.hpp>
+#include <xrnn/loss.hpp>
+#include <xrnn/optim.hpp>
+
+extern "C"
+{
+    // OpenBLAS's own controls; weak so that the program still links against another BLAS.
+    void openblas_set_num_threads(int) __attribute__((weak));
+    int openblas_get_num_threads() __attribute__((weak));
+    char* openblas_get_config() __attribute__((weak));
+}
+
+namespace
+{
+    constexpr std::size_t V = 10000;
+    constexpr std::size_t D = 128;
+    constexpr std::size_t H = 128;
+    constexpr std::size_t S = 200;
+    constexpr std::size_t B = 64;
+
+    using clock_type = std::chrono::steady_clock;
+
+    struct stats
+    {
+        double median = 0;
+        double min = 0;
+        double max = 0;
+        std::size_t reps = 0;
+    };
+
+    /// Runs f `warmup` times untimed, then `reps` times timed; f returns how many units of work it did (the
+    /// reported times are per unit: per training step, per forward, per cell step).
+    template <class F>
+    stats measure(std::size_t warmup, std::size_t reps, F&& f)
+    {
+        for (std::size_t r = 0; r < warmup; ++r)
+        {
+            f();
+        }
+        std::vector<double> ms;
+        for (std::size_t r = 0; r < reps; ++r)
+        {
+            const auto start = clock_type::now();
+            const std::size_t units = f();
+            const auto stop = clock_type::now();
+            ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count() / static_cast<double>(units));
+        }
+        std::sort(ms.begin(), ms.end());
+        stats s;
+        s.reps = reps;
+        s.min = ms.front();
+        s.max = ms.back();
+        s.median = reps % 2 == 1 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+        return s;
+    }
+
+    void report(const char* name, const stats& s)
+    {
+        std::printf("case=%s impl=xrnn ms=%.6g min=%.6g max=%.6g reps=%zu\n", name, s.median, s.min, s.max, s.reps);
+        std::fflush(stdout);
+    }
+
+    xt::xtensor<int, 2> random_ids(xrnn::random_engine& rng)
+    {
+        xt::xtensor<int, 2> ids({S, B});
+        for (auto& id : ids)
+        {
+            id = static_cast<int>(rng.below(V));
+        }
+        return ids;
+    }
+
+    xt::xtensor<float, 2> random_labels(xrnn::random_engine& rng)
+    {
+        xt::xtensor<float, 2> labels({B, 1});
+        for (auto& y : labels)
+        {
+            y = static_cast<float>(rng.below(2));
+        }
+        return labels;
+    }
+
+    /// Embedding(V, D) -> Recurrent(D, H) -> Dense(H, 1), trained with BCE on logits and Adam(1e-3).
+    template <class Recurrent>
+    struct imdb_model
+    {
+        xrnn::random_engine rng{42};
+        xrnn::embedding<float, V, D> embed{rng};
+        Recurrent recurrent{rng};
+        xrnn::dense<float, H, 1> head{rng};
+        xrnn::adam<float> adam{1e-3};
+        xt::xtensor<int, 2> ids;
+        xt::xtensor<float, 2> labels;
+        xt::xtensor<float, 2> dlogits;
+
+        imdb_model()
+        {
+            xrnn::random_engine data(7);
+            ids = random_ids(data);
+            labels = random_labels(data);
+        }
+
+        float train_step()
+        {
+            xrnn::zero_grad(embed, recurrent, head);
+            const auto& logits = head.forward(
+                recurrent.forward(embed.forward(ids, xrnn::mode::training), xrnn::mode::training),
+                xrnn::mode::training);
+            const float loss = xrnn::binary_cross_entropy_with_logits(logits, labels, &dlogits);
+            embed.backward(recurrent.backward(head.backward(dlogits)));
+            adam.step(embed, recurrent, head);
+            return loss;
+        }
+
+        float forward()
+        {
+            const auto& logits = head.forward(recurrent.forward(embed.forward(ids)));
+            return logits(0, 0);
+        }
+    };
+
+    volatile float g_sink = 0;  // keeps results alive
+
+    template <class Recurrent>
+    void train_case(const char* name, std::size_t reps)
+    {
+        imdb_model<Recurrent> model;
+        report(name, measure(2, reps, [&] {
+                   g_sink = model.train_step();
+                   return std::size_t(1);
+               }));
+    }
+
+    template <class Recurrent>
+    void forward_case(const char* name, std::size_t reps)
+    {
+        imdb_model<Recurrent> model;
+        report(name, measure(2, reps, [&] {
+                   g_sink = model.forward();
+                   return std::size_t(1);
+               }));
+    }
+
+    /// Streaming: one cell step on batch 1, the state fed back in (the returned state aliases the cell's buffer).
+    template <class Cell>
+    void cell_step_case(const char* name, std::size_t reps)
+    {
+        xrnn::random_engine rng(3);
+        Cell cell(rng);
+        constexpr std::size_t inputs = 64;  // a few different inputs, cycled
+        std::vector<xt::xtensor<float, 2>> xs;
+        for (std::size_t k = 0; k < inputs; ++k)
+        {
+            xt::xtensor<float, 2> x({1, Cell::input_size});
+            for (auto& v : x)
+            {
+                v = static_cast<float>(rng.uniform(-1.0, 1.0));
+            }
+            xs.push_back(std::move(x));
+        }
+        typename Cell::state_type start;
+        start.h = xt::zeros<float>({std::size_t(1), Cell::hidden_size});
+        if constexpr (Cell::has_cell_state)
+        {
+            start.c = xt::zeros<float>({std::size_t(1), Cell::hidden_size});
+        }
+        constexpr std::size_t steps = 2000;
+        report(name, measure(3, reps, [&] {
+                   const typename Cell::state_type* state = &start;
+                   for (std::size_t t = 0; t < steps; ++t)
+                   {
+                       state = &cell.forward(xs[t % inputs], *state);
+                   }
+                   g_sink = state->h(0, 0);
+                   return steps;
+               }));
+    }
+
+    /// The matrix products of one LSTM training step (lstm_train_step), alone, with the same BLAS and the same
+    /// shapes and calls as the layer: the floor a training step cannot go below without doing fewer FLOPs.
+    ///   forward:  Z = X W_x (S*B x I x G), then per step Z_t += H_{t-1} W_h (B x H x G)
+    ///   backward: per step dH_{t-1} = dZ_t W_h^T (B x G x H), then dW_x += X^T dZ, dW_h += H^T dZ, dX = dZ W_x^T
+    void sgemm_floor_case(std::size_t reps)
+    {
+        constexpr std::size_t G = 4 * H;
+        xrnn::random_engine rng(5);
+        auto filled = [&](std::size_t n) {
+            std::vector<float> v(n);
+            for (auto& e : v)
+            {
+                e = static_cast<float>(rng.uniform(-0.1, 0.1));
+            }
+            return v;
+        };
+        auto x = filled(S * B * D);
+        auto h = filled((S + 1) * B * H);
+        auto z = filled(S * B * G);
+        auto dh = filled(B * H);
+        auto dx = filled(S * B * D);
+        auto w_x = filled(D * G);
+        auto w_h = filled(H * G);
+        auto dw_x = filled(D * G);
+        auto dw_h = filled(H * G);
+        using xrnn::detail::matmul;
+        report("sgemm_floor", measure(2, reps, [&] {
+                   matmul(x.data(), w_x.data(), z.data(), S * B, D, G);
+                   for (std::size_t t = 0; t < S; ++t)
+                   {
+                       matmul(h.data() + t * B * H, w_h.data(), z.data() + t * B * G, B, H, G, 1.0f);
+                   }
+                   for (std::size_t t = S; t-- > 0;)
+                   {
+                       xrnn::detail::matmul_transposed_weight(z.data() + t * B * G, w_h.data(), dh.data(), B, G, H);
+                   }
+                   xrnn::detail::accumulate_weight_gradient(x.data(), z.data(), dw_x.data(), S * B, D, G);
+                   xrnn::detail::accumulate_weight_gradient(h.data(), z.data(), dw_h.data(), S * B, H, G);
+                   xrnn::detail::matmul_transposed_weight(z.data(), w_x.data(), dx.data(), S * B, G, D);
+                   g_sink = dx[0] + dh[0];
+                   return std::size_t(1);
+               }));
+    }
+
+    bool wanted(const std::vector<std::string>& only, const char* name)
+    {
+        return only.empty() || std::find(only.begin(), only.end(), name) != only.end();
+    }
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    if (openblas_set_num_threads != nullptr)
+    {
+        openblas_set_num_threads(2);
+    }
+    if (openblas_get_num_threads != nullptr && openblas_get_config != nullptr)
+    {
+        std::fprintf(stderr, "xrnn_bench: OpenBLAS %s, %d threads\n", openblas_get_config(), openblas_get_num_threads());
+    }
+    const std::vector<std::string> only(argv + 1, argv + argc);
+    using lstm = xrnn::lstm<float, D, H>;
+    using rnn = xrnn::rnn<float, D, H>;
+    if (wanted(only, "rnn_train_step"))
+    {
+        train_case<rnn>("rnn_train_step", 21);
+    }
+    if (wanted(only, "lstm_train_step"))
+    {
+        train_case<lstm>("lstm_train_step", 21);
+    }
+    if (wanted(only, "lstm_forward"))
+    {
+        forward_case<lstm>("lstm_forward", 31);
+    }
+    if (wanted(only, "rnn_forward"))
+    {
+        forward_case<rnn>("rnn_forward", 31);
+    }
+    if (wanted(only, "lstm_cell_step_b1"))
+    {
+        cell_step_case<xrnn::lstm_cell<float, D, H>>("lstm_cell_step_b1", 31);
+    }
+    if (wanted(only, "rnn_cell_step_b1"))
+    {
+        cell_step_case<xrnn::rnn_cell<float, D, H>>("rnn_cell_step_b1", 31);
+    }
+    if (wanted(only, "sgemm_floor"))
+    {
+        sgemm_floor_case(21);
+    }
+    return 0;
+}
