@@ -135,10 +135,9 @@ namespace
         for (std::size_t j = 0; j < windows + steps - 1; ++j)
         {
             const std::size_t w = j < steps ? 0 : j - steps + 1;
-            const int id = ids(w, j - w);
+            const auto id = static_cast<std::size_t>(ids(w, j - w));
             // A class beyond the text's vocabulary is a wrong guess; show it as '?'.
-            predicted += static_cast<std::size_t>(id) < vocab.idx2char.size() ? vocab.idx2char[static_cast<std::size_t>(id)]
-                                                                               : '?';
+            predicted += id < vocab.idx2char.size() ? vocab.idx2char[id] : '?';
         }
         return predicted;
     }

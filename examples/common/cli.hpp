@@ -207,7 +207,8 @@ namespace examples
             else
             {
                 const long long v = std::strtoll(text.c_str(), &end, 10);
-                if (errno != 0 || *end != '\0' || v < std::numeric_limits<N>::min() || v > std::numeric_limits<N>::max())
+                if (errno != 0 || *end != '\0' || v < std::numeric_limits<N>::min()
+                    || v > std::numeric_limits<N>::max())
                 {
                     return false;
                 }

@@ -144,21 +144,24 @@ namespace examples
             return high > 0.0 && high / low > 10.0;
         }
 
-        inline std::string gnuplot_script(const std::string& csv_path, const std::string& png_path,
-                                          const csv_table& table, const std::string& x_column,
-                                          const std::vector<plot_panel>& panels)
+        inline bool whole_numbers(const std::vector<double>& values)
         {
-            const std::size_t n = panels.size();
-            const std::size_t width = std::max<std::size_t>(800, 600 * n);
+            return std::all_of(values.begin(), values.end(),
+                               [](double v) { return std::isfinite(v) && v == std::floor(v); });
+        }
+
+        /// Terminal, output file, CSV format and the look shared by every panel.
+        inline void write_preamble(std::ostream& gp, const std::string& png_path, const std::vector<plot_panel>& panels)
+        {
+            const std::size_t width = std::max<std::size_t>(800, 600 * panels.size());
             const std::size_t height = 500;
             std::size_t most_lines = 1;
             for (const plot_panel& panel : panels)
             {
                 most_lines = std::max(most_lines, panel.lines.size());
             }
-            std::ostringstream gp;
-            gp << "# Written by an xtensor-rnn example; run `gnuplot " << std::filesystem::path(png_path).stem().string()
-               << ".gp` to redraw.\n"
+            const std::string script_name = std::filesystem::path(png_path).stem().string() + ".gp";
+            gp << "# Written by an xtensor-rnn example; run `gnuplot " << script_name << "` to redraw.\n"
                << "# pngcairo draws antialiased lines; the plain png terminal is the fallback.\n"
                << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
                << "    set terminal pngcairo size " << width << "," << height << " font 'Sans,11' noenhanced\n"
@@ -169,38 +172,66 @@ namespace examples
                << "set datafile separator ','\n"
                << "set datafile missing 'nan'\n"
                << "set grid lc rgb '#dddddd'\n"
-               << "set key below horizontal box\n"  // below the plot: it never hides a curve
-               << "set bmargin " << 4 + most_lines << "\n"  // room for the x label and a key row per line
+               << "set key below horizontal box\n"                 // below the plot: it never hides a curve
+               << "set bmargin " << 4 + most_lines << "\n"          // room for the x label and a key row per line
                << "set style line 1 lc rgb '#1f77b4' lw 2\n"
                << "set style line 2 lc rgb '#d62728' lw 2\n"
                << "set style line 3 lc rgb '#2ca02c' lw 2\n"
                << "set style line 4 lc rgb '#9467bd' lw 2\n";
-            if (n > 1)
+        }
+
+        /// One panel: its labels, its y scale, and a plot command with a line per column.
+        inline void write_panel(std::ostream& gp, const std::string& csv_path, const csv_table& table, int x,
+                                bool points, const plot_panel& panel)
+        {
+            const bool log_y = wants_log_scale(table, panel);
+            gp << "set title " << gnuplot_quote(panel.title) << "\n"
+               << "set xlabel " << gnuplot_quote(panel.xlabel) << "\n"
+               << "set ylabel " << gnuplot_quote(panel.ylabel + (log_y ? " (log scale)" : "")) << "\n"
+               << (log_y ? "set logscale y\n" : "unset logscale y\n");
+            if (points)
             {
-                gp << "set multiplot layout 1," << n << "\n";
+                // A margin so that no mark sits on the border, half cut (a log axis already extends to decades).
+                gp << "set offsets graph 0.03, graph 0.03, " << (log_y ? "0, 0" : "graph 0.06, graph 0.06") << "\n";
             }
+            gp << "plot ";
+            for (std::size_t k = 0; k < panel.lines.size(); ++k)
+            {
+                const int y = table.index_of(panel.lines[k].column) + 1;
+                gp << (k == 0 ? "" : ", \\\n     ") << gnuplot_quote(csv_path) << " skip 1 using " << x << ":" << y
+                   << " with " << (points ? "linespoints" : "lines") << " ls " << (k % 4) + 1
+                   << (points ? " pt 7 ps 0.7" : "") << " title " << gnuplot_quote(panel.lines[k].title);
+            }
+            gp << "\n";
+        }
+
+        inline std::string gnuplot_script(const std::string& csv_path, const std::string& png_path,
+                                          const csv_table& table, const std::string& x_column,
+                                          const std::vector<plot_panel>& panels)
+        {
+            std::ostringstream gp;
+            write_preamble(gp, png_path, panels);
             const int x = table.index_of(x_column) + 1;  // gnuplot counts columns from 1
             // A few dozen points (epochs, say) are marked one by one; a long series is a plain line.
-            const std::size_t rows = table.columns.empty() ? 0 : table.columns.front().size();
+            const std::size_t rows = table.columns.front().size();
             const bool points = rows <= 40;
+            if (points)
+            {
+                gp << "set autoscale xfix\n";  // x fitted to the data, plus the margin of the offsets
+            }
+            if (rows <= 20 && whole_numbers(table.columns[static_cast<std::size_t>(x - 1)]))
+            {
+                gp << "set xtics 1\n";  // epochs 1, 2, 3 rather than 1, 1.5, 2
+            }
+            if (panels.size() > 1)
+            {
+                gp << "set multiplot layout 1," << panels.size() << "\n";
+            }
             for (const plot_panel& panel : panels)
             {
-                const bool log_y = wants_log_scale(table, panel);
-                gp << "set title " << gnuplot_quote(panel.title) << "\n"
-                   << "set xlabel " << gnuplot_quote(panel.xlabel) << "\n"
-                   << "set ylabel " << gnuplot_quote(panel.ylabel + (log_y ? " (log scale)" : "")) << "\n"
-                   << (log_y ? "set logscale y\n" : "unset logscale y\n")
-                   << "plot ";
-                for (std::size_t k = 0; k < panel.lines.size(); ++k)
-                {
-                    const int y = table.index_of(panel.lines[k].column) + 1;
-                    gp << (k == 0 ? "" : ", \\\n     ") << gnuplot_quote(csv_path) << " skip 1 using " << x << ":" << y
-                       << " with " << (points ? "linespoints" : "lines") << " ls " << (k % 4) + 1
-                       << (points ? " pt 7 ps 0.7" : "") << " title " << gnuplot_quote(panel.lines[k].title);
-                }
-                gp << "\n";
+                write_panel(gp, csv_path, table, x, points, panel);
             }
-            if (n > 1)
+            if (panels.size() > 1)
             {
                 gp << "unset multiplot\n";
             }
@@ -221,7 +252,8 @@ namespace examples
         if (!have_gnuplot)
         {
             log << "no plot: gnuplot is not installed, so " << png_path << " was not drawn; the data are in "
-                << csv_path << " (to get the plot, install gnuplot, e.g. `apt-get install gnuplot-nox`, and run again)\n";
+                << csv_path << " (to get the plot, install gnuplot, e.g. `apt-get install gnuplot-nox`, and run "
+                << "again)\n";
             return false;
         }
 
@@ -229,6 +261,11 @@ namespace examples
         if (!detail::read_csv(csv_path, table))
         {
             log << "no plot: cannot read " << csv_path << "\n";
+            return false;
+        }
+        if (panels.empty() || table.columns.empty() || table.columns.front().empty())
+        {
+            log << "no plot: " << (panels.empty() ? "no panel to draw from " : "no data rows in ") << csv_path << "\n";
             return false;
         }
         std::vector<std::string> wanted{x_column};

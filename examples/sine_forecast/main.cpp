@@ -182,11 +182,13 @@ namespace
             std::printf("wrote %s\n", forecast_png.c_str());
         }
         const std::string history_png = (s.out / "sine_forecast_history.png").string();
+        const std::string train = "train (mean over the epoch)";
+        const std::string held_out = "held-out test (end of epoch)";
         if (examples::draw_png(history_csv, history_png, "epoch",
                                {{"Loss per epoch", "epoch", "mean squared error",
-                                 {{"loss", "train (mean over the epoch)"}, {"val_loss", "held-out test (end of epoch)"}}},
+                                 {{"loss", train}, {"val_loss", held_out}}},
                                 {"Mean absolute error per epoch", "epoch", "mean absolute error",
-                                 {{"mae", "train (mean over the epoch)"}, {"val_mae", "held-out test (end of epoch)"}}}}))
+                                 {{"mae", train}, {"val_mae", held_out}}}}))
         {
             std::printf("wrote %s\n", history_png.c_str());
         }
@@ -213,7 +215,8 @@ namespace
 
         const xrnn::evaluation on_train = model.evaluate(train.x, train.y);
         const xrnn::evaluation on_test = model.evaluate(test.x, test.y);
-        std::printf("\ntrain MSE %.6f   test MSE %.6f   (test MAE %.4f)\n", on_train.loss, on_test.loss, on_test.metric);
+        std::printf("\ntrain MSE %.6f   test MSE %.6f   (test MAE %.4f)\n", on_train.loss, on_test.loss,
+                    on_test.metric);
         std::printf("on the test windows, for comparison: the untrained model's MSE %.6f, \"next = last value\" %.6f; "
                     "no forecast can beat the noise's variance %.6f\n",
                     untrained_mse, persistence_mse(test), s.noise * s.noise);
@@ -239,8 +242,8 @@ namespace
         const windows test = make_windows(wave, s.seq_length, train_count, count);
         std::printf("wave: %zu points of sin(0.1 t) + N(0, %g^2); windows of %zu values -> the next value\n", s.length,
                     s.noise, s.seq_length);
-        std::printf("train: %zu windows (targets t = %zu..%zu)   test: %zu windows (targets t = %zu..%zu)\n", train_count,
-                    train.first_target_t, train.first_target_t + train_count - 1, count - train_count,
+        std::printf("train: %zu windows (targets t = %zu..%zu)   test: %zu windows (targets t = %zu..%zu)\n",
+                    train_count, train.first_target_t, train.first_target_t + train_count - 1, count - train_count,
                     test.first_target_t, s.length - 1);
 
         // The layer count is part of the model's type, so each choice is its own compiled instantiation.
