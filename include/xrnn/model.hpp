@@ -11,6 +11,10 @@
 //   auto p = model.predict(x_test);                      // (N, 1) probabilities
 //   model.save("imdb.xrnnw");
 //
+// Checkpoints: with f.checkpoint_path set, fit() saves everything it needs to continue (weights, optimizer state,
+// random engines, shuffling order, history) every f.checkpoint_every epochs; a later fit() with f.resume_from
+// set to that file continues from the epoch after it, with the same results as a run never interrupted.
+//
 // Data are batch-major as in Keras, x (N, S) token ids or (N, S, F) features; the model gathers each batch
 // time-major, (S, B, ...), for the recurrent layers. The last layer outputs logits: the objective's link
 // (sigmoid for binary cross-entropy, softmax for softmax cross-entropy, identity for MSE) is applied by the loss
@@ -44,6 +48,7 @@
 #include <xrnn/connect.hpp>
 #include <xrnn/layers/activations.hpp>
 #include <xrnn/loss.hpp>
+#include <xrnn/io/checkpoint.hpp>
 #include <xrnn/io/weights.hpp>
 #include <xrnn/model/batching.hpp>
 #include <xrnn/model/history.hpp>
@@ -98,6 +103,15 @@ namespace xrnn
         std::ostream* out = &std::cout;  // where progress goes
         std::optional<early_stopping> early_stop;
         std::vector<std::function<fit_control(const epoch_logs&)>> callbacks;
+
+        /// When not empty, a checkpoint (io/checkpoint.hpp) is saved there, atomically, after every
+        /// checkpoint_every-th epoch and after the last epoch run (the end, or a stop by a callback or early stopping).
+        std::string checkpoint_path;
+        std::size_t checkpoint_every = 1;
+        /// When not empty, fit() first loads this checkpoint (all or nothing) and continues with the epoch after
+        /// the one it holds, up to `epochs` in all; the data must be the same (checked by a fingerprint). The
+        /// returned history holds the epochs before the checkpoint too. A run that had stopped early continues.
+        std::string resume_from;
 
         /// Adds a function called after every epoch; it may return fit_control::stop to end training, or nothing.
         template <class F>
@@ -230,6 +244,39 @@ namespace xrnn
             }
         }
 
+        inline std::string objective_name(std::uint64_t code)
+        {
+            switch (code)
+            {
+            case static_cast<std::uint64_t>(objective::mean_squared_error): return "mean_squared_error";
+            case static_cast<std::uint64_t>(objective::binary_cross_entropy): return "binary_cross_entropy";
+            case static_cast<std::uint64_t>(objective::softmax_cross_entropy): return "softmax_cross_entropy";
+            default: return "objective " + std::to_string(code);
+            }
+        }
+
+        template <class Optimizer, class = void>
+        struct has_snapshot : std::false_type
+        {
+        };
+        template <class Optimizer>
+        struct has_snapshot<Optimizer, std::void_t<decltype(std::declval<const Optimizer&>().snapshot())>>
+            : std::true_type
+        {
+        };
+
+        /// FNV-1a of a tensor's shape and values (host byte order), chained onto `hash`: tells data sets apart.
+        template <class V, std::size_t N>
+        std::uint64_t fingerprint(const xt::xtensor<V, N>& a, std::uint64_t hash)
+        {
+            for (auto extent : a.shape())
+            {
+                const auto value = static_cast<std::uint64_t>(extent);
+                hash = io::fnv1a64(reinterpret_cast<const char*>(&value), sizeof value, hash);
+            }
+            return io::fnv1a64(reinterpret_cast<const char*>(a.data()), a.size() * sizeof(V), hash);
+        }
+
         /// Sums that make an epoch's mean loss and metric exact whatever the batch sizes.
         struct running_score
         {
@@ -331,6 +378,18 @@ namespace xrnn
                 const std::string prefix = std::to_string(k) + ".";
                 layer.for_each_parameter(
                     [&](const auto& name, auto& value, auto& grad) { f(prefix + name, value, grad); });
+            });
+        }
+
+        /// Visits the random engine of every layer that draws dropout masks as f(name, engine); names are
+        /// "<layer index>.<the layer's name>", e.g. "1.l0.mask" (checkpoints save and restore them).
+        template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            visit_layers([&](std::size_t k, auto& layer) {
+                const std::string prefix = std::to_string(k) + ".";
+                xrnn::for_each_random_engine(layer,
+                                             [&](const std::string& name, random_engine& engine) { f(prefix + name, engine); });
             });
         }
 
@@ -535,6 +594,8 @@ namespace xrnn
             virtual ~optimizer_concept() = default;
             virtual void step(sequential& model) = 0;
             virtual std::unique_ptr<optimizer_concept> clone() const = 0;
+            virtual optimizer_snapshot<T> snapshot() const = 0;
+            virtual void restore(const optimizer_snapshot<T>& snapshot) = 0;
         };
 
         template <class Optimizer>
@@ -551,6 +612,30 @@ namespace xrnn
             std::unique_ptr<optimizer_concept> clone() const override
             {
                 return std::make_unique<optimizer_model>(optimizer);
+            }
+            optimizer_snapshot<T> snapshot() const override
+            {
+                if constexpr (detail::has_snapshot<Optimizer>::value)
+                {
+                    return optimizer.snapshot();
+                }
+                else
+                {
+                    throw state_error("fit: checkpoints need an optimizer with snapshot() and restore() (sgd, adam, "
+                                      "rmsprop have them); the compiled one has not");
+                }
+            }
+            void restore(const optimizer_snapshot<T>& snapshot) override
+            {
+                if constexpr (detail::has_snapshot<Optimizer>::value)
+                {
+                    optimizer.restore(snapshot);
+                }
+                else
+                {
+                    throw state_error("fit: checkpoints need an optimizer with snapshot() and restore() (sgd, adam, "
+                                      "rmsprop have them); the compiled one has not");
+                }
             }
             Optimizer optimizer;
         };
@@ -841,6 +926,34 @@ namespace xrnn
             });
         }
 
+        /// Loads a checkpoint for fit(), refusing one written for other data or another objective before anything
+        /// changes; then applies it (all or nothing) and returns fit()'s progress.
+        training_progress<T> resume(const std::string& path, std::size_t train_samples, std::size_t validation_samples,
+                                    std::uint64_t fingerprint)
+        {
+            checkpoint_contents<T> contents = read_checkpoint(path, *this, *m_optimizer);
+            const training_progress<T>& p = contents.progress;
+            if (p.order.size() != train_samples || p.validation_samples != validation_samples)
+            {
+                throw value_error("fit: resume_from '" + path + "' was written for " + std::to_string(p.order.size())
+                                  + " training and " + std::to_string(p.validation_samples)
+                                  + " validation samples, but this fit has " + std::to_string(train_samples) + " and "
+                                  + std::to_string(validation_samples));
+            }
+            if (p.data_fingerprint != fingerprint)
+            {
+                throw value_error("fit: resume_from '" + path + "' was written for other data: x and y (and the "
+                                  "validation data) must be those of the interrupted run");
+            }
+            if (p.objective != static_cast<std::uint64_t>(*m_objective))
+            {
+                throw value_error("fit: resume_from '" + path + "' was written when training for "
+                                  + detail::objective_name(p.objective) + ", but the model is compiled for "
+                                  + detail::objective_name(static_cast<std::uint64_t>(*m_objective)));
+            }
+            return apply_checkpoint(std::move(contents), *this, *m_optimizer);
+        }
+
         template <class XV, std::size_t XN, class YV, std::size_t YN>
         history run_fit(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::vector<std::size_t> train,
                         const xt::xtensor<XV, XN>& x_val, const xt::xtensor<YV, YN>& y_val,
@@ -851,6 +964,11 @@ namespace xrnn
             check_batch_size("fit", options.batch_size);
             const bool has_validation = !validation.empty();
             check_early_stopping(options, has_validation);
+            const bool checkpointing = !options.checkpoint_path.empty();
+            if (checkpointing)
+            {
+                detail::check_positive("fit", "checkpoint_every", options.checkpoint_every);
+            }
 
             const std::string metric = metric_name();
             history result(metric);
@@ -864,7 +982,45 @@ namespace xrnn
             double best = 0.0;
             std::size_t epochs_without_improvement = 0;
             std::vector<std::vector<T>> best_weights;
-            for (std::size_t epoch = 1; epoch <= options.epochs; ++epoch)
+            std::size_t first_epoch = 1;
+            std::uint64_t fingerprint = 0;
+            if (checkpointing || !options.resume_from.empty())
+            {
+                fingerprint = detail::fingerprint(y, detail::fingerprint(x, io::fnv1a64(nullptr, 0)));
+                if (&x_val != &x)
+                {
+                    fingerprint = detail::fingerprint(y_val, detail::fingerprint(x_val, fingerprint));
+                }
+            }
+            if (!options.resume_from.empty())
+            {
+                training_progress<T> progress = resume(options.resume_from, train.size(), validation.size(), fingerprint);
+                first_epoch = static_cast<std::size_t>(progress.epoch) + 1;
+                shuffle_rng.set_state(progress.shuffle_engine);
+                train.assign(progress.order.begin(), progress.order.end());
+                for (const epoch_logs& logs : progress.history)
+                {
+                    result.append(logs);
+                }
+                best = progress.best;
+                epochs_without_improvement = static_cast<std::size_t>(progress.epochs_without_improvement);
+                best_weights = std::move(progress.best_weights);
+            }
+            auto write_checkpoint = [&](std::size_t epoch) {
+                training_progress<T> progress;
+                progress.epoch = epoch;
+                progress.shuffle_engine = shuffle_rng.state();
+                progress.order.assign(train.begin(), train.end());
+                progress.validation_samples = validation.size();
+                progress.data_fingerprint = fingerprint;
+                progress.objective = static_cast<std::uint64_t>(*m_objective);
+                progress.history = result.epochs();
+                progress.best = best;
+                progress.epochs_without_improvement = epochs_without_improvement;
+                progress.best_weights = best_weights;
+                save_checkpoint(options.checkpoint_path, *this, *m_optimizer, progress);
+            };
+            for (std::size_t epoch = first_epoch; epoch <= options.epochs; ++epoch)
             {
                 const auto start = clock::now();
                 if (options.shuffle)
@@ -954,6 +1110,10 @@ namespace xrnn
                     {
                         stop = true;
                     }
+                }
+                if (checkpointing && (epoch % options.checkpoint_every == 0 || stop || epoch == options.epochs))
+                {
+                    write_checkpoint(epoch);
                 }
                 if (stop)
                 {

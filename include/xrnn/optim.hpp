@@ -9,6 +9,9 @@
 //   adam:     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
 //             p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 //   rmsprop:  v = alpha v + (1 - alpha) g^2;  p -= lr * g / (sqrt(v) + eps)
+//
+// Each optimizer's whole state (hyper-parameters, step count, per-parameter buffers) can be taken out as an
+// optimizer_snapshot and put back with restore(): that is what a training checkpoint stores (io/checkpoint.hpp).
 #ifndef XRNN_OPTIM_HPP
 #define XRNN_OPTIM_HPP
 
@@ -16,7 +19,9 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <xtensor/xnoalias.hpp>
@@ -79,6 +84,20 @@ namespace xrnn
             },
             layers...);
     }
+
+    /// An optimizer's whole state as plain values. Restoring it into an optimizer of the same kind makes that
+    /// optimizer take exactly the steps the saved one would have taken.
+    template <class T>
+    struct optimizer_snapshot
+    {
+        std::string kind;                                // "sgd", "adam" or "rmsprop"
+        std::vector<std::string> hyper_names;            // e.g. learning_rate, beta1, ... (booleans as 0 or 1)
+        std::vector<double> hyper;                       // their values, in that order
+        std::uint64_t steps = 0;                         // steps taken so far
+        std::vector<std::string> slot_names;             // the per-parameter buffers, e.g. exp_avg, exp_avg_sq
+        std::vector<std::string> parameters;             // parameter names in visiting order; none before a step
+        std::vector<std::vector<std::vector<T>>> slots;  // slots[parameter][slot]: that buffer's values
+    };
 
     namespace detail
     {
@@ -143,11 +162,106 @@ namespace xrnn
                 return result;
             }
 
+            /// Copies the names and buffers into a snapshot.
+            void save_to(optimizer_snapshot<T>& snapshot) const
+            {
+                snapshot.parameters = m_names;
+                snapshot.slots.clear();
+                for (const auto& buffers : m_buffers)
+                {
+                    snapshot.slots.emplace_back(buffers.begin(), buffers.end());
+                }
+            }
+
+            /// The state a snapshot describes; value_error (and nothing made) when it cannot be this optimizer's.
+            static optimizer_state from(const optimizer_snapshot<T>& snapshot, const char* optimizer)
+            {
+                const auto fail = [&](const std::string& problem) {
+                    throw value_error(std::string(optimizer) + "::restore: " + problem);
+                };
+                if (snapshot.slots.size() != snapshot.parameters.size())
+                {
+                    fail("expected one set of buffers per parameter (" + std::to_string(snapshot.parameters.size())
+                         + ") but got " + std::to_string(snapshot.slots.size()));
+                }
+                optimizer_state state;
+                for (std::size_t k = 0; k < snapshot.parameters.size(); ++k)
+                {
+                    const auto& buffers = snapshot.slots[k];
+                    if (buffers.size() != Slots)
+                    {
+                        fail("expected " + std::to_string(Slots) + " buffers for " + snapshot.parameters[k]
+                             + " but got " + std::to_string(buffers.size()));
+                    }
+                    state.m_names.push_back(snapshot.parameters[k]);
+                    state.m_buffers.emplace_back();
+                    for (std::size_t slot = 0; slot < Slots; ++slot)
+                    {
+                        if (buffers[slot].size() != buffers[0].size())
+                        {
+                            fail("the buffers of " + snapshot.parameters[k] + " differ in size ("
+                                 + std::to_string(buffers[0].size()) + " and " + std::to_string(buffers[slot].size())
+                                 + ")");
+                        }
+                        state.m_buffers.back()[slot] = buffers[slot];
+                    }
+                }
+                return state;
+            }
+
         private:
             std::vector<std::string> m_names;
             std::vector<std::array<std::vector<T>, Slots>> m_buffers;
             bool m_creating = false;
         };
+
+        /// Checks what a snapshot says about the optimizer itself (kind, hyper-parameters, buffers per parameter).
+        template <class T>
+        void check_snapshot(const optimizer_snapshot<T>& snapshot, const char* kind,
+                            const std::vector<std::string>& hyper_names, const std::vector<std::string>& slot_names)
+        {
+            const std::string where = std::string(kind) + "::restore: ";
+            if (snapshot.kind != kind)
+            {
+                throw value_error(where + "expected the state of a " + kind + " optimizer but got that of '"
+                                  + snapshot.kind + "'");
+            }
+            if (snapshot.hyper_names != hyper_names || snapshot.hyper.size() != hyper_names.size())
+            {
+                throw value_error(where + "expected " + std::to_string(hyper_names.size())
+                                  + " hyper-parameters but got " + std::to_string(snapshot.hyper.size()) + " with "
+                                  + std::to_string(snapshot.hyper_names.size()) + " names");
+            }
+            for (std::size_t k = 0; k < hyper_names.size(); ++k)
+            {
+                if (!std::isfinite(snapshot.hyper[k]))
+                {
+                    throw value_error(where + "expected a finite " + hyper_names[k] + " but got "
+                                      + std::to_string(snapshot.hyper[k]));
+                }
+            }
+            if (snapshot.slot_names != slot_names)
+            {
+                throw value_error(where + "expected " + std::to_string(slot_names.size())
+                                  + " buffers per parameter but the snapshot names "
+                                  + std::to_string(snapshot.slot_names.size()));
+            }
+        }
+
+        template <class T, class State>
+        optimizer_snapshot<T> make_snapshot(const char* kind, std::vector<std::string> hyper_names,
+                                            std::vector<double> hyper, std::uint64_t steps,
+                                            std::vector<std::string> slot_names, const State& state)
+        {
+            optimizer_snapshot<T> snapshot;
+            snapshot.kind = kind;
+            snapshot.hyper_names = std::move(hyper_names);
+            snapshot.hyper = std::move(hyper);
+            snapshot.steps = steps;
+            snapshot.slot_names = std::move(slot_names);
+            state.save_to(snapshot);
+            return snapshot;
+        }
     }  // namespace detail
 
     /// Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay.
@@ -203,7 +317,37 @@ namespace xrnn
                     }
                 },
                 layers...);
-                    }
+        }
+
+        std::size_t steps() const noexcept
+        {
+            return m_steps;
+        }
+
+        /// Hyper-parameters, step count and momentum buffers, for a checkpoint.
+        optimizer_snapshot<T> snapshot() const
+        {
+            return detail::make_snapshot<T>("sgd", hyper_names(),
+                                            {learning_rate, momentum, nesterov ? 1.0 : 0.0, weight_decay}, m_steps,
+                                            {"momentum_buffer"}, m_state);
+        }
+
+        /// Puts back a snapshot(), hyper-parameters included; value_error and no change when it is not an sgd's.
+        void restore(const optimizer_snapshot<T>& snapshot)
+        {
+            detail::check_snapshot(snapshot, "sgd", hyper_names(), {"momentum_buffer"});
+            if (snapshot.hyper[2] != 0.0 && snapshot.hyper[2] != 1.0)
+            {
+                throw value_error("sgd::restore: expected nesterov 0 or 1 but got " + std::to_string(snapshot.hyper[2]));
+            }
+            auto state = detail::optimizer_state<T, 1>::from(snapshot, "sgd");
+            learning_rate = snapshot.hyper[0];
+            momentum = snapshot.hyper[1];
+            nesterov = snapshot.hyper[2] == 1.0;
+            weight_decay = snapshot.hyper[3];
+            m_steps = static_cast<std::size_t>(snapshot.steps);
+            m_state = std::move(state);
+        }
 
         double learning_rate;
         double momentum;
@@ -211,6 +355,11 @@ namespace xrnn
         double weight_decay;
 
     private:
+        static std::vector<std::string> hyper_names()
+        {
+            return {"learning_rate", "momentum", "nesterov", "weight_decay"};
+        }
+
         std::size_t m_steps = 0;
         detail::optimizer_state<T, 1> m_state;
     };
@@ -256,11 +405,32 @@ namespace xrnn
                     xt::noalias(p) -= step_size * m / (xt::sqrt(v) / bias_correction2_sqrt + eps);
                 },
                 layers...);
-                    }
+        }
 
         std::size_t steps() const noexcept
         {
             return m_steps;
+        }
+
+        /// Hyper-parameters, step count and both moment buffers, for a checkpoint.
+        optimizer_snapshot<T> snapshot() const
+        {
+            return detail::make_snapshot<T>("adam", hyper_names(), {learning_rate, beta1, beta2, epsilon, weight_decay},
+                                            m_steps, {"exp_avg", "exp_avg_sq"}, m_state);
+        }
+
+        /// Puts back a snapshot(), hyper-parameters included; value_error and no change when it is not an adam's.
+        void restore(const optimizer_snapshot<T>& snapshot)
+        {
+            detail::check_snapshot(snapshot, "adam", hyper_names(), {"exp_avg", "exp_avg_sq"});
+            auto state = detail::optimizer_state<T, 2>::from(snapshot, "adam");
+            learning_rate = snapshot.hyper[0];
+            beta1 = snapshot.hyper[1];
+            beta2 = snapshot.hyper[2];
+            epsilon = snapshot.hyper[3];
+            weight_decay = snapshot.hyper[4];
+            m_steps = static_cast<std::size_t>(snapshot.steps);
+            m_state = std::move(state);
         }
 
         double learning_rate;
@@ -270,6 +440,11 @@ namespace xrnn
         double weight_decay;
 
     private:
+        static std::vector<std::string> hyper_names()
+        {
+            return {"learning_rate", "beta1", "beta2", "epsilon", "weight_decay"};
+        }
+
         std::size_t m_steps = 0;
         detail::optimizer_state<T, 2> m_state;
     };
@@ -292,6 +467,7 @@ namespace xrnn
         void step(Layers&... layers)
         {
             m_state.prepare("rmsprop", layers...);
+            ++m_steps;
             std::size_t index = 0;
             const T lr = static_cast<T>(learning_rate);
             const T a = static_cast<T>(alpha);
@@ -308,7 +484,32 @@ namespace xrnn
                     xt::noalias(p) -= lr * (g + wd * p) / (xt::sqrt(v) + eps);
                 },
                 layers...);
-                    }
+        }
+
+        std::size_t steps() const noexcept
+        {
+            return m_steps;
+        }
+
+        /// Hyper-parameters, step count and the squared-gradient averages, for a checkpoint.
+        optimizer_snapshot<T> snapshot() const
+        {
+            return detail::make_snapshot<T>("rmsprop", hyper_names(), {learning_rate, alpha, epsilon, weight_decay},
+                                            m_steps, {"square_avg"}, m_state);
+        }
+
+        /// Puts back a snapshot(), hyper-parameters included; value_error and no change when it is not an rmsprop's.
+        void restore(const optimizer_snapshot<T>& snapshot)
+        {
+            detail::check_snapshot(snapshot, "rmsprop", hyper_names(), {"square_avg"});
+            auto state = detail::optimizer_state<T, 1>::from(snapshot, "rmsprop");
+            learning_rate = snapshot.hyper[0];
+            alpha = snapshot.hyper[1];
+            epsilon = snapshot.hyper[2];
+            weight_decay = snapshot.hyper[3];
+            m_steps = static_cast<std::size_t>(snapshot.steps);
+            m_state = std::move(state);
+        }
 
         double learning_rate;
         double alpha;
@@ -316,6 +517,12 @@ namespace xrnn
         double weight_decay;
 
     private:
+        static std::vector<std::string> hyper_names()
+        {
+            return {"learning_rate", "alpha", "epsilon", "weight_decay"};
+        }
+
+        std::size_t m_steps = 0;
         detail::optimizer_state<T, 1> m_state;
     };
 }  // namespace xrnn

@@ -6,8 +6,12 @@
 #ifndef XRNN_RANDOM_HPP
 #define XRNN_RANDOM_HPP
 
+#include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+
+#include <xrnn/config.hpp>
 
 namespace xrnn
 {
@@ -31,6 +35,28 @@ namespace xrnn
                 z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
                 z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
                 word = z ^ (z >> 31);
+            }
+        }
+
+        /// The full 256-bit state, so that a checkpoint can continue a stream exactly where it stopped.
+        using state_type = std::array<std::uint64_t, 4>;
+
+        state_type state() const noexcept
+        {
+            return {m_state[0], m_state[1], m_state[2], m_state[3]};
+        }
+
+        /// Restores a state from state(). All zeros is the one state xoshiro never leaves (it would draw only
+        /// zeros, so every dropout mask would keep everything): it is a value_error, and nothing changes.
+        void set_state(const state_type& state)
+        {
+            if ((state[0] | state[1] | state[2] | state[3]) == 0)
+            {
+                throw value_error("random_engine::set_state: expected a state with a non-zero word but got all zeros");
+            }
+            for (std::size_t k = 0; k < 4; ++k)
+            {
+                m_state[k] = state[k];
             }
         }
 

@@ -2,6 +2,8 @@
 //
 //   xrnn::save_weights("model.xrnnw", model);   // atomic: the old file survives a failed save
 //   xrnn::load_weights("model.xrnnw", model);   // all or nothing: a bad file leaves the model as it was
+//   std::string bytes = xrnn::save_weights_to_bytes(model);   // the same, in memory
+//   xrnn::load_weights_from_bytes(bytes, model);
 //
 // A file carries the signature of what wrote it (types and compile-time sizes, e.g.
 // "sequential<embedding<float32,10000,128>,lstm<float32,128,128,layers=1,last>,dense<float32,128,1>>"), every
@@ -123,7 +125,8 @@ namespace xrnn
         }
 
         /// Reads a file in two stages: the header (bounded), then, once the caller knows from the signature how
-        /// big the file must be, the whole file with its checksum verified.
+        /// big the file must be, the whole file with its checksum verified. The file is a path, or bytes already in
+        /// memory (the same checks; `source` names them in messages).
         class file_reader
         {
         public:
@@ -134,33 +137,32 @@ namespace xrnn
                 const char* what = kind_name(static_cast<std::uint32_t>(expected_kind));
                 m_file_size = regular_file_size(path, what);
                 const std::string prefix = read_prefix(path, header_bytes_max, what);
-                binary_reader in(prefix.data(), prefix.size(), path);
-                char magic[sizeof file_magic];
-                if (prefix.size() < sizeof magic)
+                read_header(prefix.data(), prefix.size(), expected_kind);
+            }
+
+            file_reader(std::string bytes, std::string source, file_kind expected_kind)
+                : m_path(std::move(source))
+                , m_bytes(std::move(bytes))
+                , m_in_memory(true)
+            {
+                m_file_size = m_bytes.size();
+                read_header(m_bytes.data(), std::min(m_bytes.size(), header_bytes_max), expected_kind);
+            }
+
+            /// The first min(bytes, file_size()) bytes, before any check of the checksum: for a caller that needs
+            /// a fixed-size entry right after the header to know how big the file must be.
+            std::string prefix(std::size_t bytes) const
+            {
+                if (m_in_memory)
                 {
-                    in.fail("not an xrnn file: " + std::to_string(prefix.size()) + " bytes, too short for the header");
+                    return m_bytes.substr(0, std::min(bytes, m_bytes.size()));
                 }
-                in.get_array(magic, sizeof magic, "the magic number");
-                if (std::memcmp(magic, file_magic, sizeof magic) != 0)
-                {
-                    in.fail("not an xrnn file (the magic number is not XRNNFILE)");
-                }
-                const auto version = in.get<std::uint32_t>("the format version");
-                if (version != format_version)
-                {
-                    in.fail("format version " + std::to_string(version) + ", but this library reads version "
-                            + std::to_string(format_version));
-                }
-                const auto kind = in.get<std::uint32_t>("the file kind");
-                if (kind != static_cast<std::uint32_t>(expected_kind))
-                {
-                    in.fail(std::string("a ") + kind_name(kind) + " file (kind " + std::to_string(kind)
-                            + "), expected a " + kind_name(static_cast<std::uint32_t>(expected_kind)) + " file");
-                }
-                m_scalar = in.get<std::uint32_t>("the scalar type");
-                m_signature = in.get_string("the model signature", max_signature_bytes);
-                m_entries = in.get<std::uint32_t>("the tensor count");
-                m_body_offset = in.offset();
+                return read_prefix(m_path, bytes, kind_name(static_cast<std::uint32_t>(m_kind)));
+            }
+
+            const std::string& source() const noexcept
+            {
+                return m_path;
             }
 
             const std::string& signature() const noexcept
@@ -192,11 +194,15 @@ namespace xrnn
                                    + "has " + std::to_string(expected_size) + " ("
                                    + (m_file_size < expected_size ? "truncated" : "extra bytes at the end") + ")");
                 }
-                m_bytes = read_file(m_path, expected_size, "file");
-                if (m_bytes.size() != expected_size)
+                if (!m_in_memory)
                 {
-                    throw io_error(m_path + ": " + std::to_string(m_bytes.size()) + " bytes, but a file of this "
-                                   + "signature has " + std::to_string(expected_size) + " (the file changed while read)");
+                    m_bytes = read_file(m_path, expected_size, "file");
+                    if (m_bytes.size() != expected_size)
+                    {
+                        throw io_error(m_path + ": " + std::to_string(m_bytes.size()) + " bytes, but a file of this "
+                                       + "signature has " + std::to_string(expected_size)
+                                       + " (the file changed while read)");
+                    }
                 }
                 binary_reader tail(m_bytes.data() + expected_size - 8, 8, m_path);
                 const auto stored = tail.get<std::uint64_t>("the checksum");
@@ -240,8 +246,42 @@ namespace xrnn
             }
 
         private:
+            void read_header(const char* data, std::size_t size, file_kind expected_kind)
+            {
+                m_kind = expected_kind;
+                binary_reader in(data, size, m_path);
+                char magic[sizeof file_magic];
+                if (size < sizeof magic)
+                {
+                    in.fail("not an xrnn file: " + std::to_string(size) + " bytes, too short for the header");
+                }
+                in.get_array(magic, sizeof magic, "the magic number");
+                if (std::memcmp(magic, file_magic, sizeof magic) != 0)
+                {
+                    in.fail("not an xrnn file (the magic number is not XRNNFILE)");
+                }
+                const auto version = in.get<std::uint32_t>("the format version");
+                if (version != format_version)
+                {
+                    in.fail("format version " + std::to_string(version) + ", but this library reads version "
+                            + std::to_string(format_version));
+                }
+                const auto kind = in.get<std::uint32_t>("the file kind");
+                if (kind != static_cast<std::uint32_t>(expected_kind))
+                {
+                    in.fail(std::string("a ") + kind_name(kind) + " file (kind " + std::to_string(kind)
+                            + "), expected a " + kind_name(static_cast<std::uint32_t>(expected_kind)) + " file");
+                }
+                m_scalar = in.get<std::uint32_t>("the scalar type");
+                m_signature = in.get_string("the model signature", max_signature_bytes);
+                m_entries = in.get<std::uint32_t>("the tensor count");
+                m_body_offset = in.offset();
+            }
+
             std::string m_path;
             std::string m_bytes;
+            bool m_in_memory = false;
+            file_kind m_kind = file_kind::weights;
             std::string m_signature;
             std::uint32_t m_scalar = 0;
             std::size_t m_entries = 0;
@@ -348,49 +388,79 @@ namespace xrnn
             });
         }
 
+        /// Checks that an opened file was written by a model of this signature and scalar type.
+        template <class Model>
+        void check_written_by(const file_reader& file, const char* where)
+        {
+            const std::string expected = signature_text<Model>();
+            const auto scalar = static_cast<std::uint32_t>(element_type_of<scalar_t<Model>>());
+            if (file.signature() != expected || file.scalar() != scalar)
+            {
+                throw io_error(std::string(where) + ": '" + file.source() + "' was written by\n  " + file.signature()
+                               + "\nbut this model is\n  " + expected);
+            }
+        }
+
         /// Opens a file of `kind` and checks that it was written by a model of this signature and scalar type.
         template <class Model>
         file_reader open_for(const std::string& path, file_kind kind, const char* where)
         {
             file_reader file(path, kind);
-            const std::string expected = signature_text<Model>();
-            const auto scalar = static_cast<std::uint32_t>(element_type_of<scalar_t<Model>>());
-            if (file.signature() != expected || file.scalar() != scalar)
-            {
-                throw io_error(std::string(where) + ": '" + path + "' was written by\n  " + file.signature()
-                               + "\nbut this model is\n  " + expected);
-            }
+            check_written_by<Model>(file, where);
             return file;
+        }
+
+        /// load_weights and load_weights_from_bytes, once the file is open.
+        template <class Model>
+        void load_weights_from(file_reader& file, Model& model)
+        {
+            check_written_by<Model>(file, "load_weights");
+            std::size_t count = 0;
+            const std::size_t expected_size = file.header_size() + parameter_entries_bytes(model, count) + 8;
+            if (file.entries() != count)
+            {
+                throw io_error("load_weights: '" + file.source() + "' has " + std::to_string(file.entries())
+                               + " tensors, the model " + std::to_string(count));
+            }
+            binary_reader in = file.body(expected_size);
+            auto values = read_parameters(in, model);
+            commit_parameters(values, model);
         }
     }  // namespace io
 
-    /// Saves the parameters of a model (or of one layer) to path, atomically.
+    /// The bytes save_weights would write: the same format, for a caller that stores them elsewhere.
     template <class Model>
-    void save_weights(const std::string& path, Model& model)
+    std::string save_weights_to_bytes(Model& model)
     {
         std::size_t count = 0;
         io::parameter_entries_bytes(model, count);
         io::file_writer out(io::file_kind::weights, io::element_type_of<typename Model::value_type>(),
                             io::signature_text<Model>(), count);
         io::write_parameters(out, model);
-        io::atomic_write_file(path, out.finish(), "weights");
+        return out.finish();
+    }
+
+    /// Saves the parameters of a model (or of one layer) to path, atomically.
+    template <class Model>
+    void save_weights(const std::string& path, Model& model)
+    {
+        io::atomic_write_file(path, save_weights_to_bytes(model), "weights");
     }
 
     /// Loads parameters saved by save_weights into a model of the same signature; all or nothing.
     template <class Model>
     void load_weights(const std::string& path, Model& model)
     {
-        io::file_reader file = io::open_for<Model>(path, io::file_kind::weights, "load_weights");
-        std::size_t count = 0;
-        const std::size_t expected_size = file.header_size() + io::parameter_entries_bytes(model, count) + 8;
-        if (file.entries() != count)
-        {
-            throw io_error("load_weights: '" + path + "' has " + std::to_string(file.entries())
-                           + " tensors, the model " + std::to_string(count));
-        }
-        io::binary_reader in = file.body(expected_size);
-        auto values = io::read_parameters(in, model);
-        io::commit_parameters(values, model);
+        io::file_reader file(path, io::file_kind::weights);
+        io::load_weights_from(file, model);
+    }
+
+    /// load_weights from bytes in memory (e.g. embedded in a program); `source` names them in error messages.
+    template <class Model>
+    void load_weights_from_bytes(std::string bytes, Model& model, std::string source = "weights in memory")
+    {
+        io::file_reader file(std::move(bytes), std::move(source), io::file_kind::weights);
+        io::load_weights_from(file, model);
     }
 }  // namespace xrnn
 

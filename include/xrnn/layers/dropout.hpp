@@ -50,6 +50,12 @@ namespace xrnn
             return m_rate;
         }
 
+        /// The engine of the masks (checkpoints save and restore its state).
+        random_engine& engine() noexcept
+        {
+            return m_rng;
+        }
+
         template <std::size_t N>
         const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode m = mode::inference)
         {

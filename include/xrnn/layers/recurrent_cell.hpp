@@ -185,6 +185,12 @@ namespace xrnn
             return m_options;
         }
 
+        /// The engine of this cell's dropout masks (checkpoints save and restore its state).
+        random_engine& mask_engine() noexcept
+        {
+            return m_mask_rng;
+        }
+
         template <class F>
         void for_each_parameter(F&& f)
         {
