@@ -4,7 +4,7 @@
 // vocabulary (char2idx, idx2char); the model reads the text without its last character and learns, at every
 // step, the character that comes next:
 //
-//   input   h e l l o _ w o r l        (text[:-1] as ids)
+//   input   h e l l o _ w o r l        (text[:-1] as ids; _ is the space)
 //   target  e l l o _ w o r l d        (text[1:])
 //
 // Embedding -> RNN (one output per step) -> Dense gives one score per vocabulary character at each step, trained
@@ -16,7 +16,7 @@
 // characters of context, as in training.
 //
 //   char_rnn                                   # learns "hello world"
-//   char_rnn --text "the quick brown fox jumps over the lazy dog" --epochs 300
+//   char_rnn --text "the quick brown fox jumps over the lazy dog" --epochs 100
 //   char_rnn --help
 //
 // It prints the loss per epoch, the predicted text under the target, the character accuracy, and saves the

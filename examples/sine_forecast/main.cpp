@@ -9,9 +9,9 @@
 //   LSTM (--layers stacked, 32 hidden units) -> its last hidden state -> Dense -> the next value
 //
 // trained with mean squared error and Adam. It prints the train and test MSE next to two baselines (the untrained
-// model, and "tomorrow equals today"), writes the held-out forecast to sine_forecast.csv (t, actual, predicted)
-// and the training history to sine_forecast_history.csv, and draws both as PNGs with gnuplot when it is
-// installed.
+// model, and "the next value equals the last one") and the noise floor, writes the held-out forecast to
+// sine_forecast.csv (t, actual, predicted) and the training history to sine_forecast_history.csv, and draws them
+// as sine_forecast.png and sine_forecast_history.png when gnuplot is installed.
 //
 //   sine_forecast                              # 1000 points, noise 0.05, 1 LSTM layer
 //   sine_forecast --layers 2 --noise 0.1 --out results
