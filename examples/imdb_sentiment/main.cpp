@@ -56,6 +56,7 @@ namespace
         double dropout = 0.2;
         double recurrent_dropout = 0.2;
         double clip_norm = 1.0;
+        bool keep_last = false;
         std::uint64_t seed = 1;
     };
 
@@ -72,6 +73,8 @@ namespace
         "  --dropout F             input dropout of the recurrent layer (default 0.2)\n"
         "  --recurrent-dropout F   recurrent dropout, LSTM only (default 0.2)\n"
         "  --clip-norm F           gradient norm clipping, 0 = off (default 1)\n"
+        "  --keep-last             keep the last epoch's weights (default: the epoch with the best validation\n"
+        "                          accuracy, as Keras's ModelCheckpoint(save_best_only=True) keeps)\n"
         "  --limit N               use only N reviews of each split, for a quick run (default all)\n"
         "  --seed N                initialisation, dropout and shuffling (default 1)\n"
         "  --out DIR               where weights, vocabulary, history and plot go (default .)\n"
@@ -99,6 +102,7 @@ namespace
         s.recurrent_dropout = args.number<double>("recurrent-dropout", s.recurrent_dropout);
         s.clip_norm = args.number<double>("clip-norm", s.clip_norm);
         s.seed = args.number<std::uint64_t>("seed", s.seed);
+        s.keep_last = args.flag("keep-last");
         args.finish();
         if (s.model != "rnn" && s.model != "lstm")
         {
@@ -196,8 +200,23 @@ namespace
         fit.validation_split = s.validation_split;
         fit.clip_norm = s.clip_norm;
         fit.seed = s.seed;
+        if (!s.keep_last && s.validation_split > 0.0)
+        {
+            // Never stops early (patience = all epochs); only restores the best validation epoch at the end.
+            fit.early_stop = xrnn::early_stopping{"val_accuracy", 0.0, s.epochs, true};
+        }
         const xrnn::history history = model.fit(data.x_train, data.y_train, fit);
 
+        if (fit.early_stop)
+        {
+            std::size_t best = 0;
+            for (std::size_t e = 1; e < history.size(); ++e)
+            {
+                best = history.epochs()[e].val_metric > history.epochs()[best].val_metric ? e : best;
+            }
+            std::printf("kept the weights of epoch %zu (best validation accuracy %.4f)\n", best + 1,
+                        history.epochs()[best].val_metric);
+        }
         const xrnn::evaluation test = model.evaluate(data.x_test, data.y_test, 256);
         std::printf("%s Test Accuracy: %.2f%% | Loss: %.4f\n", name.c_str(), 100.0 * test.metric, test.loss);
 
