@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -169,6 +170,41 @@ namespace xrnn
         struct takes_token_ids<embedding<T, V, D>> : std::true_type
         {
         };
+
+        template <class Layer>
+        struct vocabulary_size;
+        template <class T, std::size_t V, std::size_t D>
+        struct vocabulary_size<embedding<T, V, D>> : std::integral_constant<std::size_t, V>
+        {
+        };
+
+        /// Whether n floats or doubles are all finite: an exponent of all ones is inf or nan. Integer bit tests
+        /// vectorise, where a floating-point sum or one std::isfinite per element would not.
+        template <class G>
+        bool all_finite(const G* values, std::size_t n) noexcept
+        {
+            using bits_type = std::conditional_t<sizeof(G) == 4, std::uint32_t, std::uint64_t>;
+            static_assert(sizeof(G) == sizeof(bits_type), "xrnn: gradients are float or double");
+            constexpr bits_type exponent = sizeof(G) == 4 ? bits_type(0x7f800000u) : bits_type(0x7ff0000000000000ull);
+            bits_type bad = 0;
+            for (std::size_t i = 0; i < n; ++i)
+            {
+                bits_type bits;
+                std::memcpy(&bits, values + i, sizeof bits);
+                bad |= static_cast<bits_type>((bits & exponent) == exponent);
+            }
+            return bad == 0;
+        }
+
+        /// Whether every gradient of a layer or model is finite.
+        template <class Layer>
+        bool gradients_finite(Layer& layer)
+        {
+            bool finite = true;
+            layer.for_each_parameter(
+                [&](const auto&, auto&, auto& grad) { finite = finite && all_finite(grad.data(), grad.size()); });
+            return finite;
+        }
 
         /// Layers with sizes (everything but activations and dropout, which keep the size of what they get).
         template <class Layer, class = void>
@@ -736,6 +772,24 @@ namespace xrnn
                                       + detail::shape_to_string(x.shape()) + ")");
                 }
             }
+            if constexpr (detail::takes_token_ids<first_layer>::value)
+            {
+                // All ids before the first batch: the embedding would refuse a bad one only when its batch comes,
+                // after fit() had already trained on the batches before it.
+                constexpr std::size_t vocabulary = detail::vocabulary_size<first_layer>::value;
+                const std::size_t steps = x.shape()[1];
+                const std::size_t per_sample = x.size() / x.shape()[0];
+                for (std::size_t j = 0; j < x.size(); ++j)
+                {
+                    if (!detail::index_in_range(x.data()[j], vocabulary))
+                    {
+                        throw value_error(std::string(where) + ": token id " + std::to_string(x.data()[j])
+                                          + " of sample " + std::to_string(j / per_sample) + ", step "
+                                          + std::to_string((j % per_sample) % steps) + " is outside the vocabulary [0, "
+                                          + std::to_string(vocabulary) + ")");
+                    }
+                }
+            }
         }
 
         template <class XV, std::size_t XN, class YV, std::size_t YN>
@@ -751,6 +805,22 @@ namespace xrnn
                                   + ")");
             }
             constexpr std::size_t out_rank = output_t<XV, XN>::rank;
+            if constexpr (YN + 1 >= out_rank && YN <= out_rank)  // other ranks: a static_assert below says why
+            {
+                // One target per output: y (N, out) or (N, S, out), class ids (N) or (N, S); checked before any
+                // batch, so a wrong y is not found only by the loss of the first batch.
+                std::array<std::size_t, YN> expected;
+                std::copy(y.shape().begin(), y.shape().end(), expected.begin());
+                if constexpr (YN >= 2 && out_rank == 3)
+                {
+                    expected[1] = x.shape()[1];
+                }
+                if constexpr (!std::is_integral<YV>::value)
+                {
+                    expected[YN - 1] = output_size;
+                }
+                detail::check_same_shape(where, "y", y.shape(), expected, " (one target per output of the model)");
+            }
             const objective goal = *m_objective;
             if constexpr (std::is_integral<YV>::value)
             {
@@ -1044,7 +1114,14 @@ namespace xrnn
                     zero_grad(*this);
                     detail::running_score batch_score;
                     const double loss = score_batch(forward(batch, mode::training), target, &grad, batch_score, count);
-                    if (!std::isfinite(loss))
+                    const bool finite_loss = std::isfinite(loss);
+                    if (finite_loss)
+                    {
+                        backward(grad);
+                    }
+                    // A finite loss can still overflow in backward (float): stepping on that gradient would leave
+                    // inf or nan weights, so it counts as a non-finite step too.
+                    if (!finite_loss || !detail::gradients_finite(*this))
                     {
                         if (options.on_non_finite_loss == non_finite_loss::skip)
                         {
@@ -1053,17 +1130,24 @@ namespace xrnn
                             continue;
                         }
                         std::ostringstream message;
-                        message << "fit: the loss became " << loss << " at epoch " << epoch << ", step " << step + 1
-                                << " of " << steps << "; training stopped and the weights are those of the last "
-                                << "good step (lower the learning rate, set clip_norm, or set on_non_finite_loss to "
-                                << "skip)";
+                        message << "fit: the " << (finite_loss ? "gradient" : "loss") << " became ";
+                        if (finite_loss)
+                        {
+                            message << "inf or nan (the loss was " << loss << ")";
+                        }
+                        else
+                        {
+                            message << loss;
+                        }
+                        message << " at epoch " << epoch << ", step " << step + 1 << " of " << steps
+                                << "; training stopped and the weights are those of the last good step (lower the "
+                                << "learning rate, set clip_norm, or set on_non_finite_loss to skip)";
                         throw value_error(message.str());
                     }
                     score.loss_sum += batch_score.loss_sum;
                     score.metric_sum += batch_score.metric_sum;
                     score.metric_count += batch_score.metric_count;
                     score.samples += batch_score.samples;
-                    backward(grad);
                     if (options.clip_norm > 0.0)
                     {
                         clip_grad_norm(options.clip_norm, *this);

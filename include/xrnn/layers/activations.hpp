@@ -125,6 +125,11 @@ namespace xrnn
         const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode = mode::inference)
         {
             static_assert(N == 2 || N == 3, "xrnn::activation_layer: input must be (B, F) or (S, B, F)");
+            if (x.size() == 0)  // an empty batch is a mistake here as in the sized layers, not an empty result
+            {
+                throw shape_error(std::string("activation_layer<") + Fn::name + ">::forward: x expected shape (B, F) or "
+                                  "(S, B, F) with every extent >= 1 but got " + detail::shape_to_string(x.shape()));
+            }
             auto& y = std::get<N - 2>(m_outputs);
             detail::ensure_shape(y, x.shape());
             const std::size_t classes = x.shape()[N - 1];

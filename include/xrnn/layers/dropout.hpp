@@ -60,6 +60,11 @@ namespace xrnn
         const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode m = mode::inference)
         {
             static_assert(N == 2 || N == 3, "xrnn::dropout: input must be (B, F) or (S, B, F)");
+            if (x.size() == 0)  // an empty batch is a mistake here as in the sized layers, not an empty result
+            {
+                throw shape_error("dropout::forward: x expected shape (B, F) or (S, B, F) with every extent >= 1 but got "
+                                  + detail::shape_to_string(x.shape()));
+            }
             auto& y = std::get<N - 2>(m_outputs);
             auto& mask = std::get<N - 2>(m_masks);
             detail::ensure_shape(y, x.shape());
