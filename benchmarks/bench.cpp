@@ -4,10 +4,13 @@
 // batch B = 64, Dense(128 -> 1), binary cross-entropy on logits, Adam. float throughout.
 //
 // Usage: xrnn_bench [case ...]      (no argument: every case)
-// OpenBLAS threads: 2, set by openblas_set_num_threads(2) below (compare.sh also exports OPENBLAS_NUM_THREADS=2).
+//        XRNN_BENCH_REPS=n xrnn_bench ...   n timed repetitions per case, one warm-up (for profilers)
+// OpenBLAS threads: 2, set by openblas_set_num_threads(2) below (compare.sh also exports OPENBLAS_NUM_THREADS=2);
+// XRNN_BENCH_THREADS=n sets n instead.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -51,6 +54,11 @@ namespace
     template <class F>
     stats measure(std::size_t warmup, std::size_t reps, F&& f)
     {
+        if (const char* override_reps = std::getenv("XRNN_BENCH_REPS"))
+        {
+            reps = std::max<std::size_t>(1, std::strtoul(override_reps, nullptr, 10));
+            warmup = 1;
+        }
         for (std::size_t r = 0; r < warmup; ++r)
         {
             f();
@@ -248,7 +256,8 @@ int main(int argc, char** argv)
 {
     if (openblas_set_num_threads != nullptr)
     {
-        openblas_set_num_threads(2);
+        const char* threads = std::getenv("XRNN_BENCH_THREADS");
+        openblas_set_num_threads(threads != nullptr ? std::atoi(threads) : 2);
     }
     if (openblas_get_num_threads != nullptr && openblas_get_config != nullptr)
     {

@@ -250,26 +250,26 @@ namespace xrnn::detail
     }  // namespace gemv_impl
 
     /// y (N) = init (N; nullptr for zeros) + sum over terms of a_t (1 x k_t) W_t (k_t x N), for a compile-time
-    /// width N; y may be init, but no a_t may overlap y. Column blocks of 8 SIMD registers are accumulated over all rows of all
-    /// terms before they are stored, so each weight is read once and y is written once: this is the batch-1
-    /// path, where a BLAS call costs more than the product (a 1 x 256 by 256 x 512 product is 0.13 MFLOP).
+    /// width N; y may be init, but no a_t may overlap y. Column blocks of up to 16 SIMD registers (8 where the
+    /// instruction set has 16 registers, not 32) are accumulated over all rows of all terms before they are
+    /// stored, so each weight is read once and y is written once: this is the batch-1 path, where a BLAS call
+    /// costs more than the product (a 1 x 256 by 256 x 512 product is 0.26 MFLOP).
     template <class T, std::size_t N>
     void gemv_rows(const T* init, T* y, const gemv_term<T>* terms, std::size_t term_count)
     {
         using P = vector_pack<T>;
-        constexpr std::size_t wide = 8 * P::size;
-        constexpr std::size_t wide_end = N - N % wide;                               // blocks of 8 packs
-        constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;  // then single packs
+        constexpr std::size_t packs = P::size * sizeof(T) >= 64 ? 16 : 8;             // AVX-512: 32 registers
+        constexpr std::size_t wide = packs * P::size;
+        constexpr std::size_t wide_end = N - N % wide;                               // blocks of `packs` packs
+        constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;  // then one smaller block
         for (std::size_t col = 0; col < wide_end; col += wide)
         {
-            gemv_impl::block<P, T, N>(init, y, col, terms, term_count, std::make_index_sequence<8>{});
+            gemv_impl::block<P, T, N>(init, y, col, terms, term_count, std::make_index_sequence<packs>{});
         }
-        if constexpr (P::size > 1)
+        if constexpr (pack_end > wide_end)
         {
-            for (std::size_t col = wide_end; col < pack_end; col += P::size)
-            {
-                gemv_impl::block<P, T, N>(init, y, col, terms, term_count, std::make_index_sequence<1>{});
-            }
+            gemv_impl::block<P, T, N>(init, y, wide_end, terms, term_count,
+                                      std::make_index_sequence<(pack_end - wide_end) / P::size>{});
         }
         for (std::size_t col = pack_end; col < N; ++col)  // then single values
         {
