@@ -131,7 +131,7 @@ namespace xrnn::detail
     void for_each_pack(F&& f)
     {
         using P = vector_pack<T>;
-        constexpr std::size_t packed = N - N % P::size;
+        constexpr std::size_t packed = P::size > 1 ? N - N % P::size : 0;
         if constexpr (P::size > 1)
         {
             for (std::size_t j = 0; j < packed; j += P::size)
