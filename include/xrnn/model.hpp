@@ -680,8 +680,10 @@ namespace xrnn
         template <class XV, std::size_t XN>
         using batch_input_t = xt::xtensor<std::conditional_t<std::is_integral<XV>::value, XV, T>, XN>;
 
-        template <class XV, std::size_t XN>
-        using output_t = std::decay_t<decltype(std::declval<sequential&>().forward(
+        // Self is a parameter so that the expression depends on one: with sequential& itself, clang looks up
+        // forward() while the class is still incomplete and rejects it.
+        template <class XV, std::size_t XN, class Self = sequential>
+        using output_t = std::decay_t<decltype(std::declval<Self&>().forward(
             std::declval<const batch_input_t<XV, XN>&>(), mode::inference))>;
 
         // Outputs of rank 3 are (S, B, out): a target per step, gathered time-major too.

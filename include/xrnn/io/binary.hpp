@@ -81,6 +81,10 @@ namespace xrnn
             template <class U>
             void put_array(const U* values, std::size_t count)
             {
+                if (count == 0)  // values may be null then (an empty vector's data())
+                {
+                    return;
+                }
                 if (host_is_little_endian())
                 {
                     m_bytes.append(reinterpret_cast<const char*>(values), count * sizeof(U));
@@ -160,6 +164,10 @@ namespace xrnn
                     fail(std::string(what) + " claims more bytes than the file has");
                 }
                 require(count * sizeof(U), what);
+                if (count == 0)  // values may be null then, and memcpy must not be given a null pointer
+                {
+                    return;
+                }
                 if (host_is_little_endian())
                 {
                     std::memcpy(values, m_data + m_offset, count * sizeof(U));
