@@ -230,3 +230,34 @@ TEST_CASE("fast paths: the floating-point mode (denormals) is the caller's again
     volatile float half = 0.5f;
     CHECK(tiny * half != 0.0f);  // a denormal result, not flushed to zero
 }
+
+TEST_CASE("fast paths: a stacked layer copied between forward and backward backpropagates on its own buffers")
+{
+    // the upper layer keeps no copy of its input (the hidden sequence of the layer below): backward must read the
+    // copy's own buffers, not the original's
+    xrnn::random_engine rng(2);
+    using layer_type = xrnn::lstm<double, 3, 4, 2, xrnn::output::sequence>;
+    layer_type original(rng);
+    layer_type reference = original;
+    const auto x = random_of<double, 3>({6, 2, 3}, 1);
+    const auto other = random_of<double, 3>({6, 2, 3}, 3);
+    const auto dy = random_of<double, 3>({6, 2, 4}, 2);
+    original.forward(x, xrnn::mode::training);
+    layer_type copy = original;
+    original.forward(other, xrnn::mode::training);  // overwrites the original's caches
+    reference.forward(x, xrnn::mode::training);
+    xrnn::zero_grad(copy, reference);
+    const xt::xtensor<double, 3> dx_copy = copy.backward(dy);
+    const xt::xtensor<double, 3> dx_reference = reference.backward(dy);
+    CHECK(dx_copy == dx_reference);
+    std::vector<xt::xtensor<double, 2>> grads;
+    copy.for_each_parameter([&](const auto&, auto&, auto& grad) {
+        grads.emplace_back(xt::xtensor<double, 2>::from_shape({1, grad.size()}));
+        std::copy(grad.begin(), grad.end(), grads.back().begin());
+    });
+    std::size_t k = 0;
+    reference.for_each_parameter([&](const auto& name, auto&, auto& grad) {
+        INFO("parameter ", name);
+        CHECK(std::equal(grad.begin(), grad.end(), grads[k++].begin()));
+    });
+}

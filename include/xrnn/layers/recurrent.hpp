@@ -98,16 +98,21 @@ namespace xrnn
             }
             for (std::size_t k = Layers; k-- > 0;)
             {
+                const T* input = nullptr;  // an upper layer's input: the hidden sequence of the layer below
+                if (k > 0)
+                {
+                    visit_layer(k - 1, [&](auto& below) { input = below.hidden_sequence(); });
+                }
                 visit_layer(k, [&](auto& cell) {
                     if (k + 1 == Layers)
                     {
                         cell.backward_sequence(Out == output::sequence ? dy.data() : nullptr,
-                                               Out == output::last ? dy.data() : nullptr, nullptr);
+                                               Out == output::last ? dy.data() : nullptr, nullptr, input);
                     }
                     else
                     {
                         visit_layer(k + 1, [&](auto& above) {
-                            cell.backward_sequence(above.input_gradient().data(), nullptr, nullptr);
+                            cell.backward_sequence(above.input_gradient().data(), nullptr, nullptr, input);
                         });
                     }
                     copy_layer_state(cell.initial_hidden_gradient(), m_initial_gradient.h, k, B);

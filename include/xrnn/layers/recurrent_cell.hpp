@@ -204,8 +204,8 @@ namespace xrnn
         static constexpr std::size_t inference_chunk_rows = 512;
 
         /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros). With input_persists, x
-        /// stays valid and unchanged until backward (the hidden sequence of the layer below, in a stack) and a
-        /// training forward keeps a pointer to it instead of a copy.
+        /// stays valid and unchanged until backward (the hidden sequence of the layer below, in a stack): a
+        /// training forward then keeps no copy of it, and backward_sequence must be given it again.
         void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m,
                               bool input_persists = false)
         {
@@ -239,18 +239,15 @@ namespace xrnn
                 {
                     xt::noalias(step_view(m_x.data(), t, I)) = step_view(x, t, I) * m_input_mask;
                 }
-                m_input = m_x.data();
             }
             else if (m_training && !input_persists)
             {
                 detail::ensure_shape(m_x, {S, B, I});
                 std::copy(x, x + S * B * I, m_x.data());
-                m_input = m_x.data();
             }
-            else
-            {
-                m_input = x;  // inference: read once below, never kept; or the persistent sequence of the layer below
-            }
+            // inference reads x once below and keeps nothing; a persistent input is read where it is
+            m_input_copied = m_input_dropout || (m_training && !input_persists);
+            const T* input = m_input_copied ? m_x.data() : x;
             if (m_recurrent_dropout)
             {
                 detail::ensure_shape(m_recurrent_mask, {B, H});
@@ -268,7 +265,7 @@ namespace xrnn
             {
                 // (R3), input part for a chunk of steps (all S when training): Z = X~ W_x
                 const std::size_t rows = std::min(chunk, S - begin) * B;
-                detail::matmul(m_input + begin * B * I, p.w_x.data(), m_gates.data(), rows, I, G);
+                detail::matmul(input + begin * B * I, p.w_x.data(), m_gates.data(), rows, I, G);
                 for (std::size_t t = begin; t < begin + rows / B; ++t)
                 {
                     const T* h_prev = m_h.data() + t * B * H;
@@ -301,14 +298,20 @@ namespace xrnn
         }
 
         /// BPTT (Q1)-(Q8) for the last training forward. dy_seq (S, B, H): gradient of every step's output, or
-        /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr. Accumulates dp. Consumes
-        /// the gate cache: another backward needs another training forward first.
-        void backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last)
+        /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr; x: the forward's input again
+        /// when the forward was told input_persists (ignored otherwise). Accumulates dp. Consumes the gate cache:
+        /// another backward needs another training forward first.
+        void backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last, const T* x = nullptr)
         {
             if (!m_training || m_steps == 0)
             {
                 throw state_error(std::string(Cell::name)
                                   + "::backward: call forward(x, mode::training) before backward");
+            }
+            const T* input = m_input_copied ? m_x.data() : x;  // x~ for (Q4)
+            if (input == nullptr)
+            {
+                throw state_error(std::string(Cell::name) + "::backward: the forward's input is needed again");
             }
             m_training = false;  // dz is written over the gates below
             detail::flush_denormals_scope flush_denormals;
@@ -349,7 +352,7 @@ namespace xrnn
             }
             const T* dz_all = m_gates.data();
             const T* h_prev_all = m_recurrent_dropout ? m_h_masked.data() : m_h.data();
-            detail::accumulate_weight_gradient(m_input, dz_all, dp.w_x.data(), S * B, I, G);        // (Q4)
+            detail::accumulate_weight_gradient(input, dz_all, dp.w_x.data(), S * B, I, G);          // (Q4)
             detail::accumulate_weight_gradient(h_prev_all, dz_all, dp.w_h.data(), S * B, H, G);     // (Q5)
             detail::matmul_transposed_weight(dz_all, p.w_x.data(), m_dx.data(), S * B, G, I);      // (Q7)
             if (m_input_dropout)
@@ -559,7 +562,7 @@ namespace xrnn
         bool m_input_dropout = false;
         bool m_recurrent_dropout = false;
         bool m_all_cell_states = false;  // m_c holds c_0 .. c_S (training), or two rows used in turn (inference)
-        const T* m_input = nullptr;  // x~ of the last forward: m_x, or the layer below's hidden sequence
+        bool m_input_copied = false;  // x~ of the last training forward is m_x (else the caller keeps x)
 
         // per-sequence cache of the last forward
         xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked or copied input (first layer, training)
