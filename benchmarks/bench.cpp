@@ -3,7 +3,8 @@
 // Shapes are the IMDB sentiment model's: vocabulary V = 10000, embedding D = 128, hidden H = 128, S = 200 steps,
 // batch B = 64, Dense(128 -> 1), binary cross-entropy on logits, Adam. float throughout.
 //
-// Usage: xrnn_bench [case ...]      (no argument: every case)
+// Usage: xrnn_bench [case ...]      (no argument: every case; lstm_train_phases and rnn_train_phases, the median
+//                                   time of each phase of a training step, only when named)
 //        XRNN_BENCH_REPS=n xrnn_bench ...   n timed repetitions per case, one warm-up (for profilers)
 // OpenBLAS threads: 2, set by openblas_set_num_threads(2) below (compare.sh also exports OPENBLAS_NUM_THREADS=2);
 // XRNN_BENCH_THREADS=n sets n instead.
@@ -157,6 +158,56 @@ namespace
                }));
     }
 
+    /// The median time of each phase of a training step, as one comment line (not a case of compare.sh).
+    template <class Recurrent>
+    void phases_case(const char* name, std::size_t reps)
+    {
+        imdb_model<Recurrent> model;
+        const char* phases[] = {"zero_grad", "embedding_forward", "recurrent_forward", "dense_forward", "loss",
+                                "dense_backward", "recurrent_backward", "embedding_backward", "adam"};
+        constexpr std::size_t count = sizeof(phases) / sizeof(phases[0]);
+        std::vector<std::vector<double>> ms(count);
+        for (std::size_t r = 0; r < reps + 2; ++r)
+        {
+            clock_type::time_point marks[count + 1];
+            std::size_t m = 0;
+            marks[m++] = clock_type::now();
+            xrnn::zero_grad(model.embed, model.recurrent, model.head);
+            marks[m++] = clock_type::now();
+            const auto& x = model.embed.forward(model.ids, xrnn::mode::training);
+            marks[m++] = clock_type::now();
+            const auto& y = model.recurrent.forward(x, xrnn::mode::training);
+            marks[m++] = clock_type::now();
+            const auto& logits = model.head.forward(y, xrnn::mode::training);
+            marks[m++] = clock_type::now();
+            g_sink = xrnn::binary_cross_entropy_with_logits(logits, model.labels, &model.dlogits);
+            marks[m++] = clock_type::now();
+            const auto& dy = model.head.backward(model.dlogits);
+            marks[m++] = clock_type::now();
+            const auto& dx = model.recurrent.backward(dy);
+            marks[m++] = clock_type::now();
+            model.embed.backward(dx);
+            marks[m++] = clock_type::now();
+            model.adam.step(model.embed, model.recurrent, model.head);
+            marks[m++] = clock_type::now();
+            for (std::size_t k = 0; r >= 2 && k < count; ++k)  // two warm-up steps
+            {
+                ms[k].push_back(std::chrono::duration<double, std::milli>(marks[k + 1] - marks[k]).count());
+            }
+        }
+        std::printf("# %s:", name);
+        double total = 0;
+        for (std::size_t k = 0; k < count; ++k)
+        {
+            std::sort(ms[k].begin(), ms[k].end());
+            const double median = ms[k][ms[k].size() / 2];
+            total += median;
+            std::printf(" %s=%.3g", phases[k], median);
+        }
+        std::printf(" sum=%.4g ms (medians of %zu steps)\n", total, reps);
+        std::fflush(stdout);
+    }
+
     template <class Recurrent>
     void forward_case(const char* name, std::size_t reps)
     {
@@ -250,6 +301,11 @@ namespace
     {
         return only.empty() || std::find(only.begin(), only.end(), name) != only.end();
     }
+
+    bool named(const std::vector<std::string>& only, const char* name)
+    {
+        return std::find(only.begin(), only.end(), name) != only.end();
+    }
 }  // namespace
 
 int main(int argc, char** argv)
@@ -293,6 +349,14 @@ int main(int argc, char** argv)
     if (wanted(only, "sgemm_floor"))
     {
         sgemm_floor_case(21);
+    }
+    if (named(only, "lstm_train_phases"))
+    {
+        phases_case<lstm>("lstm_train_phases", 21);
+    }
+    if (named(only, "rnn_train_phases"))
+    {
+        phases_case<rnn>("rnn_train_phases", 21);
     }
     return 0;
 }
