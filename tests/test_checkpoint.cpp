@@ -244,6 +244,35 @@ TEST_CASE("resuming with sgd (Nesterov momentum) and rmsprop, with early stoppin
     CHECK(run(adam, 0, dir.file("opt.xrnnc"), 10.0) == full_adam);
 }
 
+TEST_CASE("resuming a run with explicit validation data; other validation data are refused")
+{
+    scratch_dir dir("validation");
+    const task train = make_task(20, 21);
+    const task val = make_task(7, 22);
+    auto fit = [&](std::uint64_t seed, std::size_t stop_after, const std::string& resume, const task& v) {
+        dropout_model<float> model = make_model<float>(seed);
+        model.compile(xrnn::objective::binary_cross_entropy, xrnn::rmsprop<float>(0.01));
+        xrnn::fit_options f = options_for(4);
+        f.validation_split = 0.0;
+        f.checkpoint_path = dir.file("val.xrnnc");
+        f.resume_from = resume;
+        f.on_epoch_end([stop_after](const xrnn::epoch_logs& logs) {
+            return logs.epoch == stop_after ? xrnn::fit_control::stop : xrnn::fit_control::proceed;
+        });
+        const xrnn::history h = model.fit(train.x, train.y, v.x, v.y, f);
+        return std::make_pair(history_values(h), weights_of(model));
+    };
+    const auto full = fit(23, 0, "", val);
+    fit(23, 1, "", val);
+    CHECK(fit(24, 0, dir.file("val.xrnnc"), val) == full);
+
+    fit(23, 1, "", val);
+    task other = val;
+    other.y(0, 0) = 1.0f - other.y(0, 0);  // same shapes, one label changed
+    CHECK_THROWS_WITH_AS(fit(24, 0, dir.file("val.xrnnc"), other), doctest::Contains("was written for other data"),
+                         xrnn::value_error);
+}
+
 TEST_CASE("a checkpoint for other data, another split or another objective is refused before anything changes")
 {
     scratch_dir dir("mismatch");

@@ -68,7 +68,8 @@ namespace xrnn
         softmax_cross_entropy   // on logits (.., C); targets: integer class ids (..); metric: accuracy
     };
 
-    /// What fit() does when a batch's loss is NaN or infinite.
+    /// What fit() does when a batch's loss is NaN or infinite, or its gradient is (a finite loss can still
+    /// overflow in backward): the step would leave weights that are not numbers.
     enum class non_finite_loss
     {
         stop,  // throw xrnn::value_error naming the epoch and step; the weights stay those of the last good step
