@@ -1,5 +1,6 @@
 // Checkpoints: a run interrupted and resumed gives bit for bit the weights and history of an uninterrupted one
 // (dropout, shuffling, validation, early stopping); loading is all or nothing; optimizer snapshots; engine states.
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -60,7 +61,10 @@ namespace
     {
         fs::path path;
         explicit scratch_dir(const std::string& name)
-            : path(fs::temp_directory_path() / ("xrnn_test_checkpoint_" + name))
+            // A clock stamp in the name: two builds' tests (say build/ and build-sanitize/) may run at once.
+            : path(fs::temp_directory_path()
+                   / ("xrnn_test_checkpoint_" + name + "_"
+                      + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count())))
         {
             fs::remove_all(path);
             fs::create_directories(path);
