@@ -12,6 +12,9 @@
 
 #include <xrnn/model.hpp>
 
+#include "support/scratch.hpp"
+#include "support/toy_tasks.hpp"
+
 namespace fs = std::filesystem;
 
 namespace
@@ -36,56 +39,15 @@ namespace
                                 xrnn::dropout<T>(0.25, rng), xrnn::dense<T, 7, 1>(rng));
     }
 
-    struct task
-    {
-        xt::xtensor<int, 2> x;
-        xt::xtensor<float, 2> y;
-    };
+    using task = xrnn_test::memory_task;
+    using xrnn_test::read_bytes;
+    using xrnn_test::scratch_dir;
+    using xrnn_test::weights_of;
+    using xrnn_test::write_bytes;
 
     task make_task(std::size_t n, std::uint64_t seed)
     {
-        xrnn::random_engine rng(seed);
-        task t{xt::xtensor<int, 2>({n, steps}), xt::xtensor<float, 2>({n, 1})};
-        for (std::size_t i = 0; i < n; ++i)
-        {
-            for (std::size_t s = 0; s < steps; ++s)
-            {
-                t.x(i, s) = static_cast<int>(rng.below(vocab));
-            }
-            t.y(i, 0) = t.x(i, 0) < static_cast<int>(vocab / 2) ? 1.0f : 0.0f;
-        }
-        return t;
-    }
-
-    struct scratch_dir
-    {
-        fs::path path;
-        explicit scratch_dir(const std::string& name)
-            // A clock stamp in the name: two builds' tests (say build/ and build-sanitize/) may run at once.
-            : path(fs::temp_directory_path()
-                   / ("xrnn_test_checkpoint_" + name + "_"
-                      + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count())))
-        {
-            fs::remove_all(path);
-            fs::create_directories(path);
-        }
-        ~scratch_dir()
-        {
-            std::error_code ignored;
-            fs::remove_all(path, ignored);
-        }
-        std::string file(const std::string& name) const
-        {
-            return (path / name).string();
-        }
-    };
-
-    template <class Model>
-    std::vector<double> weights_of(Model& model)
-    {
-        std::vector<double> all;
-        model.for_each_parameter([&](const auto&, auto& value, auto&) { all.insert(all.end(), value.begin(), value.end()); });
-        return all;
+        return xrnn_test::make_memory_task(n, steps, vocab, seed);
     }
 
     template <class Model>
@@ -119,18 +81,6 @@ namespace
         return f;
     }
 
-    std::string read_bytes(const std::string& path)
-    {
-        std::ifstream in(path, std::ios::binary);
-        return std::string(std::istreambuf_iterator<char>(in), {});
-    }
-
-    void write_bytes(const std::string& path, const std::string& bytes)
-    {
-        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    }
-
     struct interrupted : std::runtime_error
     {
         interrupted()
@@ -142,7 +92,7 @@ namespace
 
 TEST_CASE_TEMPLATE("a run interrupted and resumed equals the uninterrupted run, bit for bit", T, float, double)
 {
-    scratch_dir dir("resume");
+    scratch_dir dir("checkpoint_resume");
     const task data = make_task(40, 1);
     const std::size_t epochs = 6;
 
@@ -214,7 +164,7 @@ TEST_CASE_TEMPLATE("a run interrupted and resumed equals the uninterrupted run, 
 
 TEST_CASE("resuming with sgd (Nesterov momentum) and rmsprop, with early stopping that restores the best weights")
 {
-    scratch_dir dir("optimizers");
+    scratch_dir dir("checkpoint_optimizers");
     const task data = make_task(30, 5);
     auto run = [&](auto optimizer, std::size_t stop_after, const std::string& resume, double min_delta = 0.0) {
         dropout_model<float> model = make_model<float>(resume.empty() ? 6 : 7);
@@ -250,7 +200,7 @@ TEST_CASE("resuming with sgd (Nesterov momentum) and rmsprop, with early stoppin
 
 TEST_CASE("resuming a run with explicit validation data; other validation data are refused")
 {
-    scratch_dir dir("validation");
+    scratch_dir dir("checkpoint_validation");
     const task train = make_task(20, 21);
     const task val = make_task(7, 22);
     auto fit = [&](std::uint64_t seed, std::size_t stop_after, const std::string& resume, const task& v) {
@@ -279,7 +229,7 @@ TEST_CASE("resuming a run with explicit validation data; other validation data a
 
 TEST_CASE("a checkpoint for other data, another split or another objective is refused before anything changes")
 {
-    scratch_dir dir("mismatch");
+    scratch_dir dir("checkpoint_mismatch");
     const task data = make_task(24, 8);
     dropout_model<float> model = make_model<float>(9);
     model.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(0.01));
@@ -337,7 +287,7 @@ TEST_CASE("a checkpoint for other data, another split or another objective is re
 
 TEST_CASE("every truncation and every flipped byte of a checkpoint is refused; model, engines, optimizer unchanged")
 {
-    scratch_dir dir("damage");
+    scratch_dir dir("checkpoint_damage");
     using small = xrnn::sequential<xrnn::lstm<float, 2, 3>, xrnn::dropout<float>, xrnn::dense<float, 3, 1>>;
     auto make = [](std::uint64_t seed) {
         xrnn::random_engine rng(seed);

@@ -11,6 +11,8 @@
 
 #include <xrnn/model.hpp>
 
+#include "support/toy_tasks.hpp"
+
 namespace
 {
     constexpr std::size_t vocab = 8;
@@ -19,26 +21,12 @@ namespace
     using memory_model = xrnn::sequential<xrnn::embedding<float, vocab, 8>, xrnn::lstm<float, 8, 16>,
                                           xrnn::dense<float, 16, 1>>;
 
-    /// x (N, steps) random ids, y (N, 1) = [first id < vocab / 2]: needs memory across the sequence.
-    struct memory_task
-    {
-        xt::xtensor<int, 2> x;
-        xt::xtensor<float, 2> y;
-    };
+    using xrnn_test::memory_task;
+    using xrnn_test::weights_of;
 
     memory_task make_memory_task(std::size_t n, std::uint64_t seed)
     {
-        xrnn::random_engine rng(seed);
-        memory_task task{xt::xtensor<int, 2>({n, steps}), xt::xtensor<float, 2>({n, 1})};
-        for (std::size_t i = 0; i < n; ++i)
-        {
-            for (std::size_t t = 0; t < steps; ++t)
-            {
-                task.x(i, t) = static_cast<int>(rng.below(vocab));
-            }
-            task.y(i, 0) = task.x(i, 0) < static_cast<int>(vocab / 2) ? 1.0f : 0.0f;
-        }
-        return task;
+        return xrnn_test::make_memory_task(n, steps, vocab, seed);
     }
 
     memory_model make_memory_model(std::uint64_t seed, double learning_rate = 0.02)
@@ -56,14 +44,6 @@ namespace
         options.batch_size = batch_size;
         options.verbosity = xrnn::progress::silent;
         return options;
-    }
-
-    template <class Model>
-    std::vector<float> weights_of(Model& model)
-    {
-        std::vector<float> all;
-        model.for_each_parameter([&](const auto&, auto& value, auto&) { all.insert(all.end(), value.begin(), value.end()); });
-        return all;
     }
 }  // namespace
 
@@ -321,7 +301,7 @@ TEST_CASE("early stopping with restore_best_weights ends on the weights of the b
     xrnn::fit_options options = quiet(6, 8);
     options.validation_split = 0.5;
     options.early_stop = xrnn::early_stopping{"val_loss", 0.0, 10, true};
-    std::vector<std::vector<float>> weights;
+    std::vector<std::vector<double>> weights;
     options.on_epoch_end([&](const xrnn::epoch_logs&) { weights.push_back(weights_of(model)); });
     const xrnn::history h = model.fit(data.x, data.y, options);
     std::size_t best = 0;

@@ -13,6 +13,8 @@
 
 #include <xrnn/xrnn.hpp>
 
+#include "support/toy_tasks.hpp"
+
 namespace
 {
     constexpr std::size_t vocab = 6;
@@ -63,13 +65,7 @@ namespace
         return d;
     }
 
-    template <class Model>
-    std::vector<double> weights_of(Model& model)
-    {
-        std::vector<double> all;
-        model.for_each_parameter([&](const auto&, auto& value, auto&) { all.insert(all.end(), value.begin(), value.end()); });
-        return all;
-    }
+    using xrnn_test::weights_of;
 
     bool all_finite(const std::vector<double>& values)
     {

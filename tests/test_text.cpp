@@ -849,7 +849,8 @@ TEST_CASE("load_imdb: a cache with a valid checksum but impossible contents is n
     };
     for (const auto& [bytes, why] : cases)
     {
-        CAPTURE(why);
+        const std::string reason = why;  // a copy: C++17 lambdas (CAPTURE) cannot capture structured bindings
+        CAPTURE(reason);
         write_file(options.cache_path, bytes);
         const auto data = xrnn::load_imdb(acl.string(), options);
         CHECK_FALSE(data.from_cache);
@@ -934,7 +935,8 @@ TEST_CASE("load_imdb: an empty, wordless or non-UTF-8 review is an io_error nami
              {"test", "fine\xC3", "is not valid UTF-8: truncated sequence at byte offset 4"},
          })
     {
-        CAPTURE(expected);
+        const std::string message = expected;  // a copy: C++17 lambdas (CAPTURE) cannot capture structured bindings
+        CAPTURE(message);
         temp_dir dir;
         const fs::path acl = write_tree(dir.path);
         const fs::path bad = acl / split / "neg" / "99_1.txt";

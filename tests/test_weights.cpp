@@ -10,52 +10,19 @@
 
 #include <xrnn/model.hpp>
 
+#include "support/scratch.hpp"
+#include "support/toy_tasks.hpp"
+
 namespace fs = std::filesystem;
 
 namespace
 {
     using small_model = xrnn::sequential<xrnn::embedding<float, 6, 4>, xrnn::lstm<float, 4, 5>, xrnn::dense<float, 5, 1>>;
 
-    /// A fresh directory under the system's temporary directory, removed at the end of the test.
-    struct scratch_dir
-    {
-        fs::path path;
-        explicit scratch_dir(const std::string& name)
-            : path(fs::temp_directory_path() / ("xrnn_test_weights_" + name))
-        {
-            fs::remove_all(path);
-            fs::create_directories(path);
-        }
-        ~scratch_dir()
-        {
-            std::error_code ignored;
-            fs::remove_all(path, ignored);
-        }
-        std::string file(const std::string& name) const
-        {
-            return (path / name).string();
-        }
-    };
-
-    template <class Model>
-    std::vector<double> weights_of(Model& model)
-    {
-        std::vector<double> all;
-        model.for_each_parameter([&](const auto&, auto& value, auto&) { all.insert(all.end(), value.begin(), value.end()); });
-        return all;
-    }
-
-    std::string read_bytes(const std::string& path)
-    {
-        std::ifstream in(path, std::ios::binary);
-        return std::string(std::istreambuf_iterator<char>(in), {});
-    }
-
-    void write_bytes(const std::string& path, const std::string& bytes)
-    {
-        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    }
+    using xrnn_test::read_bytes;
+    using xrnn_test::scratch_dir;
+    using xrnn_test::weights_of;
+    using xrnn_test::write_bytes;
 
     small_model make_model(std::uint64_t seed)
     {
@@ -79,7 +46,7 @@ namespace
 
 TEST_CASE("save then load gives the same weights and the same predictions")
 {
-    scratch_dir dir("round_trip");
+    scratch_dir dir("weights_round_trip");
     small_model trained = make_model(1);
     trained.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(0.05));
     xt::xtensor<int, 2> x = {{1, 2, 3}, {4, 5, 0}, {2, 2, 2}, {5, 1, 0}};
@@ -112,7 +79,7 @@ TEST_CASE("save then load gives the same weights and the same predictions")
 
 TEST_CASE("a file of another model is refused with both signatures in the message")
 {
-    scratch_dir dir("signature");
+    scratch_dir dir("weights_signature");
     small_model model = make_model(5);
     model.save(dir.file("small.xrnnw"));
 
@@ -140,7 +107,7 @@ TEST_CASE("a file of another model is refused with both signatures in the messag
 
 TEST_CASE("every truncation, every flipped byte and appended bytes are refused; the model keeps its weights")
 {
-    scratch_dir dir("damage");
+    scratch_dir dir("weights_damage");
     small_model saved = make_model(7);
     saved.save(dir.file("good.xrnnw"));
     const std::string good = read_bytes(dir.file("good.xrnnw"));
@@ -198,7 +165,7 @@ TEST_CASE("every truncation, every flipped byte and appended bytes are refused; 
 
 TEST_CASE("hostile files: huge declared sizes and shapes allocate nothing and are refused")
 {
-    scratch_dir dir("hostile");
+    scratch_dir dir("weights_hostile");
     small_model model = make_model(9);
     const std::vector<double> before = weights_of(model);
 
@@ -243,7 +210,7 @@ TEST_CASE("hostile files: huge declared sizes and shapes allocate nothing and ar
 
 TEST_CASE("saving is atomic: a failed save leaves the old file and no temporary behind")
 {
-    scratch_dir dir("atomic");
+    scratch_dir dir("weights_atomic");
     small_model first = make_model(10);
     first.save(dir.file("model.xrnnw"));
     const std::string old_bytes = read_bytes(dir.file("model.xrnnw"));
