@@ -4,7 +4,8 @@
 // batch B = 64, Dense(128 -> 1), binary cross-entropy on logits, Adam. float throughout.
 //
 // Usage: xrnn_bench [case ...]      (no argument: every case; lstm_train_phases and rnn_train_phases, the median
-//                                   time of each phase of a training step, only when named)
+//                                   time of each phase of a training step, and lstm_forward_floor and
+//                                   rnn_forward_floor, the GEMMs of an inference forward alone, only when named)
 //        XRNN_BENCH_REPS=n xrnn_bench ...   n timed repetitions per case, one warm-up (for profilers)
 // OpenBLAS threads: 2, set by openblas_set_num_threads(2) below (compare.sh also exports OPENBLAS_NUM_THREADS=2);
 // XRNN_BENCH_THREADS=n sets n instead.
@@ -297,6 +298,43 @@ namespace
                }));
     }
 
+    /// The matrix products of an inference forward of a recurrent layer with G = gates * H, alone, as the layer
+    /// calls them: the input projection in chunks of inference_chunk_rows rows, then per step Z_t += H_{t-1} W_h.
+    template <std::size_t Gates>
+    void forward_floor_case(const char* name, std::size_t reps)
+    {
+        constexpr std::size_t G = Gates * H;
+        constexpr std::size_t chunk = xrnn::lstm_cell<float, D, H>::inference_chunk_rows / B;
+        xrnn::random_engine rng(6);
+        auto filled = [&](std::size_t n) {
+            std::vector<float> v(n);
+            for (auto& e : v)
+            {
+                e = static_cast<float>(rng.uniform(-0.1, 0.1));
+            }
+            return v;
+        };
+        auto x = filled(S * B * D);
+        auto h = filled((S + 1) * B * H);
+        auto z = filled(chunk * B * G);
+        auto w_x = filled(D * G);
+        auto w_h = filled(H * G);
+        using xrnn::detail::matmul;
+        report(name, measure(2, reps, [&] {
+                   for (std::size_t begin = 0; begin < S; begin += chunk)
+                   {
+                       const std::size_t steps = std::min(chunk, S - begin);
+                       matmul(x.data() + begin * B * D, w_x.data(), z.data(), steps * B, D, G);
+                       for (std::size_t t = begin; t < begin + steps; ++t)
+                       {
+                           matmul(h.data() + t * B * H, w_h.data(), z.data() + (t - begin) * B * G, B, H, G, 1.0f);
+                       }
+                   }
+                   g_sink = z[0];
+                   return std::size_t(1);
+               }));
+    }
+
     bool wanted(const std::vector<std::string>& only, const char* name)
     {
         return only.empty() || std::find(only.begin(), only.end(), name) != only.end();
@@ -357,6 +395,14 @@ int main(int argc, char** argv)
     if (named(only, "rnn_train_phases"))
     {
         phases_case<rnn>("rnn_train_phases", 21);
+    }
+    if (named(only, "lstm_forward_floor"))
+    {
+        forward_floor_case<4>("lstm_forward_floor", 31);
+    }
+    if (named(only, "rnn_forward_floor"))
+    {
+        forward_floor_case<1>("rnn_forward_floor", 31);
     }
     return 0;
 }
