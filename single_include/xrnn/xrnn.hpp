@@ -165,8 +165,11 @@ namespace xrnn
 #ifndef XRNN_RANDOM_HPP
 #define XRNN_RANDOM_HPP
 
+#include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+
 
 namespace xrnn
 {
@@ -190,6 +193,28 @@ namespace xrnn
                 z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
                 z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
                 word = z ^ (z >> 31);
+            }
+        }
+
+        /// The full 256-bit state, so that a checkpoint can continue a stream exactly where it stopped.
+        using state_type = std::array<std::uint64_t, 4>;
+
+        state_type state() const noexcept
+        {
+            return {m_state[0], m_state[1], m_state[2], m_state[3]};
+        }
+
+        /// Restores a state from state(). All zeros is the one state xoshiro never leaves (it would draw only
+        /// zeros, so every dropout mask would keep everything): it is a value_error, and nothing changes.
+        void set_state(const state_type& state)
+        {
+            if ((state[0] | state[1] | state[2] | state[3]) == 0)
+            {
+                throw value_error("random_engine::set_state: expected a state with a non-zero word but got all zeros");
+            }
+            for (std::size_t k = 0; k < 4; ++k)
+            {
+                m_state[k] = state[k];
             }
         }
 
@@ -673,6 +698,11 @@ namespace xrnn
         const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode = mode::inference)
         {
             static_assert(N == 2 || N == 3, "xrnn::activation_layer: input must be (B, F) or (S, B, F)");
+            if (x.size() == 0)  // an empty batch is a mistake here as in the sized layers, not an empty result
+            {
+                throw shape_error(std::string("activation_layer<") + Fn::name + ">::forward: x expected shape (B, F) or "
+                                  "(S, B, F) with every extent >= 1 but got " + detail::shape_to_string(x.shape()));
+            }
             auto& y = std::get<N - 2>(m_outputs);
             detail::ensure_shape(y, x.shape());
             const std::size_t classes = x.shape()[N - 1];
@@ -778,10 +808,21 @@ namespace xrnn
             return m_rate;
         }
 
+        /// The engine of the masks (checkpoints save and restore its state).
+        random_engine& engine() noexcept
+        {
+            return m_rng;
+        }
+
         template <std::size_t N>
         const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode m = mode::inference)
         {
             static_assert(N == 2 || N == 3, "xrnn::dropout: input must be (B, F) or (S, B, F)");
+            if (x.size() == 0)  // an empty batch is a mistake here as in the sized layers, not an empty result
+            {
+                throw shape_error("dropout::forward: x expected shape (B, F) or (S, B, F) with every extent >= 1 but got "
+                                  + detail::shape_to_string(x.shape()));
+            }
             auto& y = std::get<N - 2>(m_outputs);
             auto& mask = std::get<N - 2>(m_masks);
             detail::ensure_shape(y, x.shape());
@@ -847,315 +888,6 @@ namespace xrnn
 #define XRNN_LAYERS_EMBEDDING_HPP
 
 #include <algorithm>
-#include <cstddef>
-#include <string>
-#include <type_traits>
-
-#include <xtensor/xnoalias.hpp>
-#include <xtensor/xtensor.hpp>
-
-
-namespace xrnn
-{
-    template <class T, std::size_t V, std::size_t D>
-    struct embedding_params
-    {
-        xt::xtensor<T, 2> w;  // (V, D), one row per token id
-
-        embedding_params()
-            : w({V, D}, T(0))
-        {
-        }
-
-        /// Calls f(name, tensors of the same name in each of ps...): one visitor for zeroing, optimizers, files.
-        template <class F, class... Ps>
-        static void zip(F&& f, Ps&... ps)
-        {
-            f("w", ps.w...);
-        }
-    };
-
-    template <class T, std::size_t Vocab, std::size_t Dim>
-    class embedding
-    {
-        static_assert(std::is_floating_point<T>::value, "xrnn::embedding: T must be float or double");
-        static_assert(Vocab > 0, "xrnn::embedding: the vocabulary must hold at least one id");
-        static_assert(Dim > 0, "xrnn::embedding: the embedding width must be at least 1");
-
-    public:
-        using value_type = T;
-        using params_type = embedding_params<T, Vocab, Dim>;
-        using output_type = xt::xtensor<T, 3>;
-        static constexpr std::size_t vocabulary_size = Vocab;
-        static constexpr std::size_t input_size = 1;  // one token id per step
-        static constexpr std::size_t output_size = Dim;
-
-        params_type p;   // weights
-        params_type dp;  // their gradients, accumulated by backward, zeroed by the caller
-
-        explicit embedding(random_engine& rng, init_scheme scheme = init_scheme::keras)
-        {
-            if (scheme == init_scheme::keras)
-            {
-                init::uniform(p.w, 0.05, rng);  // Keras "uniform" embeddings initializer
-            }
-            else
-            {
-                init::normal(p.w, 1.0, rng);  // torch.nn.Embedding: N(0, 1)
-            }
-        }
-
-        /// ids (S, B) of any integer type, each in [0, Vocab); returns y (S, B, Dim).
-        template <class Id>
-        const output_type& forward(const xt::xtensor<Id, 2>& ids, mode = mode::inference)
-        {
-            static_assert(std::is_integral<Id>::value, "xrnn::embedding::forward: token ids must be integers");
-            const std::size_t steps = ids.shape()[0];
-            const std::size_t batch = ids.shape()[1];
-            detail::check_positive("embedding::forward", "steps (ids.shape()[0])", steps);
-            detail::check_positive("embedding::forward", "batch (ids.shape()[1])", batch);
-            // validate every id before touching the cache, so a rejected batch leaves nothing for backward
-            for (std::size_t j = 0; j < ids.size(); ++j)
-            {
-                const Id id = ids.data()[j];
-                if (!detail::index_in_range(id, Vocab))
-                {
-                    detail::ensure_shape(m_ids, {0, 0});
-                    throw value_error("embedding::forward: token id " + std::to_string(id) + " at step "
-                                      + std::to_string(j / batch) + ", batch " + std::to_string(j % batch)
-                                      + " is outside the vocabulary [0, " + std::to_string(Vocab) + ")");
-                }
-            }
-            detail::ensure_shape(m_ids, {steps, batch});
-            std::copy(ids.begin(), ids.end(), m_ids.begin());
-            detail::ensure_shape(m_output, {steps, batch, Dim});
-            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (F1)
-            {
-                xt::noalias(detail::vector_view(m_output.data() + j * Dim, Dim)) =
-                    detail::vector_view(p.w.data() + m_ids.data()[j] * Dim, Dim);
-            }
-            return m_output;
-        }
-
-        /// Accumulates dW from dy (S, B, Dim) for the ids of the last forward.
-        void backward(const output_type& dy)
-        {
-            if (m_ids.size() == 0)
-            {
-                throw state_error("embedding::backward: no successful forward before it");
-            }
-            detail::check_shape("embedding::backward", "dy", dy.shape(), {m_ids.shape()[0], m_ids.shape()[1], Dim});
-            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (B1)
-            {
-                xt::noalias(detail::vector_view(dp.w.data() + m_ids.data()[j] * Dim, Dim)) +=
-                    detail::vector_view(dy.data() + j * Dim, Dim);
-            }
-        }
-
-        template <class F>
-        void for_each_parameter(F&& f)
-        {
-            params_type::zip(f, p, dp);
-        }
-
-    private:
-        xt::xtensor<std::size_t, 2> m_ids;  // validated ids of the last forward
-        output_type m_output;
-    };
-}  // namespace xrnn
-
-#endif
-// ---- end include/xrnn/layers/embedding.hpp ----
-// ---- begin include/xrnn/layers/dense.hpp ----
-// xtensor-rnn: dense (fully connected) layer, applied to (B, In) or to every step of (S, B, In).
-//
-// Dimensions: R rows (B, or S * B for a sequence), In inputs, Out outputs.
-//   (F1) y = x W + b                         x (R, In), W (In, Out), b (Out) -> y (R, Out)
-//   (B1) dW += x^T dy
-//   (B2) db += sum over rows of dy
-//   (B3) dx  = dy W^T
-#ifndef XRNN_LAYERS_DENSE_HPP
-#define XRNN_LAYERS_DENSE_HPP
-
-#include <algorithm>
-#include <cmath>
-#include <cstddef>
-#include <string>
-#include <tuple>
-#include <type_traits>
-
-#include <xtensor/xtensor.hpp>
-
-
-namespace xrnn
-{
-    template <class T, std::size_t In, std::size_t Out>
-    struct dense_params
-    {
-        xt::xtensor<T, 2> w;  // (In, Out) = torch.nn.Linear.weight^T
-        xt::xtensor<T, 1> b;  // (Out)
-
-        dense_params()
-            : w({In, Out}, T(0))
-            , b({Out}, T(0))
-        {
-        }
-
-        template <class F, class... Ps>
-        static void zip(F&& f, Ps&... ps)
-        {
-            f("w", ps.w...);
-            f("b", ps.b...);
-        }
-    };
-
-    template <class T, std::size_t In, std::size_t Out>
-    class dense
-    {
-        static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
-                      "xrnn::dense: T must be float or double");
-        static_assert(In > 0 && Out > 0, "xrnn::dense: In and Out must be at least 1");
-
-    public:
-        using value_type = T;
-        using params_type = dense_params<T, In, Out>;
-        static constexpr std::size_t input_size = In;
-        static constexpr std::size_t output_size = Out;
-
-        params_type p;
-        params_type dp;
-
-        explicit dense(random_engine& rng, init_scheme scheme = init_scheme::keras)
-        {
-            if (scheme == init_scheme::keras)
-            {
-                init::glorot_uniform(p.w, rng);  // Keras Dense: glorot_uniform kernel, zero bias
-            }
-            else
-            {
-                const double bound = 1.0 / std::sqrt(static_cast<double>(In));  // torch.nn.Linear
-                init::uniform(p.w, bound, rng);
-                init::uniform(p.b, bound, rng);
-            }
-        }
-
-        /// x (B, In) -> y (B, Out), or x (S, B, In) -> y (S, B, Out) with the same weights at every step.
-        template <std::size_t N>
-        const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode = mode::inference)
-        {
-            static_assert(N == 2 || N == 3, "xrnn::dense::forward: input must be (B, In) or (S, B, In)");
-            if (x.shape()[N - 1] != In || x.size() == 0)
-            {
-                throw shape_error("dense::forward: x expected shape " + shape_pattern<N>(In)
-                                  + " with every extent at least 1 but got " + detail::shape_to_string(x.shape()));
-            }
-            const std::size_t rows = x.size() / In;
-            detail::ensure_shape(m_input, {rows, In});
-            std::copy(x.data(), x.data() + x.size(), m_input.data());  // kept for (B1)
-            auto output_shape = x.shape();
-            output_shape[N - 1] = Out;
-            auto& y = std::get<N - 2>(m_outputs);
-            detail::ensure_shape(y, output_shape);
-            detail::matmul(x.data(), p.w.data(), y.data(), rows, In, Out);  // (F1)
-            detail::add_row_vector(y.data(), rows, Out, p.b.data());
-            m_forward_rank = N;
-            return y;
-        }
-
-        /// Accumulates dW, db; returns dx with the shape of the last forward's input.
-        template <std::size_t N>
-        const xt::xtensor<T, N>& backward(const xt::xtensor<T, N>& dy)
-        {
-            static_assert(N == 2 || N == 3, "xrnn::dense::backward: gradient must be (B, Out) or (S, B, Out)");
-            const auto& y = std::get<N - 2>(m_outputs);
-            if (m_forward_rank != N)
-            {
-                throw state_error("dense::backward: no forward of a rank-" + std::to_string(N) + " input before it");
-            }
-            detail::check_same_shape("dense::backward", "dy", dy.shape(), y.shape());
-            const std::size_t rows = m_input.shape()[0];
-            detail::accumulate_weight_gradient(m_input.data(), dy.data(), dp.w.data(), rows, In, Out);  // (B1)
-            detail::accumulate_column_sums(dy.data(), rows, Out, dp.b.data());                       // (B2)
-            auto input_shape = dy.shape();
-            input_shape[N - 1] = In;
-            auto& dx = std::get<N - 2>(m_input_grads);
-            detail::ensure_shape(dx, input_shape);
-            detail::matmul_transposed_weight(dy.data(), p.w.data(), dx.data(), rows, Out, In);  // (B3)
-            return dx;
-        }
-
-        template <class F>
-        void for_each_parameter(F&& f)
-        {
-            params_type::zip(f, p, dp);
-        }
-
-    private:
-        template <std::size_t N>
-        static std::string shape_pattern(std::size_t last)
-        {
-            return std::string(N == 2 ? "(B, " : "(S, B, ") + std::to_string(last) + ")";
-        }
-
-        xt::xtensor<T, 2> m_input;  // (rows, In)
-        std::tuple<xt::xtensor<T, 2>, xt::xtensor<T, 3>> m_outputs, m_input_grads;
-        std::size_t m_forward_rank = 0;
-    };
-}  // namespace xrnn
-
-#endif
-// ---- end include/xrnn/layers/dense.hpp ----
-// ---- begin include/xrnn/layers/recurrent_cell.hpp ----
-// xtensor-rnn: what every recurrent cell shares: the affine pre-activation, dropout masks, the per-step
-// cache, and backpropagation through time over a whole sequence. A cell (rnn_cell, lstm_cell) adds only its
-// gate equations, through two static functions called once per step:
-//   Cell::activate<Keep>(z -> gates, c_{t-1} -> c_t, h_t)          the cell's forward equations; with Keep the
-//                                                                  post-activation gates stay in z for backward
-//   Cell::activate_backward(gates -> dz, c_{t-1}, c_t, h_t, dh_t, dc)  their backward, giving dz_t (written over
-//                                                                  the gates of step t) and dc_{t-1}
-//
-// Dimensions: S steps, B batch, I inputs, H hidden units, G = Gates * H pre-activation width.
-// Sequences are time-major (S, B, .), row-major; step t of a buffer starts at data + t * B * width.
-//
-// Forward, for t = 1..S (one layer):
-//   (R1) x~_t     = x_t * m_x                 m_x (B, I): input dropout mask, one per sequence (1 when off)
-//   (R2) h~_{t-1} = h_{t-1} * m_h             m_h (B, H): recurrent dropout mask, one per sequence
-//   (R3) z_t      = x~_t W_x + h~_{t-1} W_h + b          W_x (I, G), W_h (H, G), b (G) -> z_t (B, G)
-//   (R4) (h_t, c_t) = cell equations of z_t and c_{t-1}   (rnn_cell.hpp, lstm_cell.hpp)
-// (R3) runs as one GEMM over all S * B rows for the x~ W_x + b part, then one GEMM per step for h~ W_h
-// (a register-blocked matrix-vector product instead of BLAS when B = 1, detail/simd.hpp).
-//
-// Backward (BPTT), for t = S..1, with dh_t = dy_t (from the output or the layer above) + the recurrent part:
-//   (Q1) dz_t, dc_{t-1} = cell backward of dh_t, dc_t     ("dz" is the gradient before the nonlinearities)
-//   (Q2) dh_{t-1} = (dz_t W_h^T) * m_h         (+ dy_{t-1} at the next iteration)
-//   (Q3) truncation: with bptt_steps = k > 0, dh_{t-1} and dc_{t-1} are set to 0 when t > 1 and
-//        (S - t + 1) % k == 0, i.e. the sequence is cut into chunks of k steps aligned at its END, and no
-//        gradient crosses a chunk boundary (as detaching the state there would). The last-step output of a
-//        many-to-one model then backpropagates through exactly the last k steps.
-//   (Q6) db   += sum over rows of dz_t          (accumulated inside the loop while dz_t is in cache)
-// and then, over all steps at once:
-//   (Q4) dW_x += X~^T dZ        X~ (S*B, I), dZ (S*B, G)
-//   (Q5) dW_h += H~_prev^T dZ   H~_prev (S*B, H): h~_0 .. h~_{S-1}
-//   (Q7) dx    = (dZ W_x^T) * m_x
-//   (Q8) dh_0, dc_0: what (Q2) and (Q1) leave after t = 1 (the initial-state gradients)
-//
-// Memory. A training forward keeps, per layer (e = sizeof(T)), and nothing else grows with S x B:
-//   gates/dZ  S * B * G * e            z_t, then the post-activation gates, then dz_t written over them
-//   h         (S + 1) * B * H * e      h_0 .. h_S
-//   c         (S + 1) * B * H * e      c_0 .. c_S (cells with a cell state)
-//   x~        S * B * I * e            the layer's input: a copy for the first layer of a stack (the caller's
-//                                      tensor may change before backward); none for upper layers, which read
-//                                      the h of the layer below, unless input dropout makes it a masked copy
-//   h~        S * B * H * e            only with recurrent dropout
-// and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller. An inference
-// forward keeps h (the layer's output) and a gate buffer of at most inference_chunk_rows rows, c ping-pongs
-// between two (B, H) rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
-// Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
-#ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
-#define XRNN_LAYERS_RECURRENT_CELL_HPP
-
-#include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <string>
 #include <type_traits>
@@ -1297,7 +1029,7 @@ namespace xrnn::detail
     void for_each_pack(F&& f)
     {
         using P = vector_pack<T>;
-        constexpr std::size_t packed = N - N % P::size;
+        constexpr std::size_t packed = P::size > 1 ? N - N % P::size : 0;
         if constexpr (P::size > 1)
         {
             for (std::size_t j = 0; j < packed; j += P::size)
@@ -1399,7 +1131,7 @@ namespace xrnn::detail
                    std::index_sequence<V...>)
         {
             using value = typename P::value;
-            value acc[sizeof...(V)] = {P::load(init + col + V * P::size)...};
+            value acc[sizeof...(V)] = {(init != nullptr ? P::load(init + col + V * P::size) : value(T(0)))...};
             for (std::size_t t = 0; t < term_count; ++t)
             {
                 const T* a = terms[t].a;
@@ -1415,28 +1147,29 @@ namespace xrnn::detail
         }
     }  // namespace gemv_impl
 
-    /// y (N) = init (N) + sum over terms of a_t (1 x k_t) W_t (k_t x N), for a compile-time width N; y may be
-    /// init, but no a_t may overlap y. Column blocks of 8 SIMD registers are accumulated over all rows of all
-    /// terms before they are stored, so each weight is read once and y is written once: this is the batch-1
-    /// path, where a BLAS call costs more than the product (a 1 x 256 by 256 x 512 product is 0.13 MFLOP).
+    /// y (N) = init (N; nullptr for zeros) + sum over terms of a_t (1 x k_t) W_t (k_t x N), for a compile-time
+    /// width N; y may be init, but no a_t may overlap y. Column blocks of up to 16 SIMD registers (8 where the
+    /// instruction set has 16 registers, not 32) are accumulated over all rows of all terms before they are
+    /// stored, so each weight is read once and y is written once: this is the batch-1 path, where a BLAS call
+    /// costs more than the product (a 1 x 256 by 256 x 512 product is 0.26 MFLOP).
     template <class T, std::size_t N>
     void gemv_rows(const T* init, T* y, const gemv_term<T>* terms, std::size_t term_count)
     {
         using P = vector_pack<T>;
-        constexpr std::size_t wide = 8 * P::size;
-        std::size_t col = 0;
-        for (; col + wide <= N; col += wide)
+        constexpr std::size_t packs = P::size * sizeof(T) >= 64 ? 16 : 8;             // AVX-512: 32 registers
+        constexpr std::size_t wide = packs * P::size;
+        constexpr std::size_t wide_end = N - N % wide;                               // blocks of `packs` packs
+        constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;  // then one smaller block
+        for (std::size_t col = 0; col < wide_end; col += wide)
         {
-            gemv_impl::block<P, T, N>(init, y, col, terms, term_count, std::make_index_sequence<8>{});
+            gemv_impl::block<P, T, N>(init, y, col, terms, term_count, std::make_index_sequence<packs>{});
         }
-        if constexpr (P::size > 1)
+        if constexpr (pack_end > wide_end)
         {
-            for (; col + P::size <= N; col += P::size)
-            {
-                gemv_impl::block<P, T, N>(init, y, col, terms, term_count, std::make_index_sequence<1>{});
-            }
+            gemv_impl::block<P, T, N>(init, y, wide_end, terms, term_count,
+                                      std::make_index_sequence<(pack_end - wide_end) / P::size>{});
         }
-        for (; col < N; ++col)
+        for (std::size_t col = pack_end; col < N; ++col)  // then single values
         {
             gemv_impl::block<scalar_pack<T>, T, N>(init, y, col, terms, term_count, std::make_index_sequence<1>{});
         }
@@ -1475,6 +1208,336 @@ namespace xrnn::detail
 
 #endif
 // ---- end include/xrnn/detail/simd.hpp ----
+
+namespace xrnn
+{
+    template <class T, std::size_t V, std::size_t D>
+    struct embedding_params
+    {
+        xt::xtensor<T, 2> w;  // (V, D), one row per token id
+
+        embedding_params()
+            : w({V, D}, T(0))
+        {
+        }
+
+        /// Calls f(name, tensors of the same name in each of ps...): one visitor for zeroing, optimizers, files.
+        template <class F, class... Ps>
+        static void zip(F&& f, Ps&... ps)
+        {
+            f("w", ps.w...);
+        }
+    };
+
+    template <class T, std::size_t Vocab, std::size_t Dim>
+    class embedding
+    {
+        static_assert(std::is_floating_point<T>::value, "xrnn::embedding: T must be float or double");
+        static_assert(Vocab > 0, "xrnn::embedding: the vocabulary must hold at least one id");
+        static_assert(Dim > 0, "xrnn::embedding: the embedding width must be at least 1");
+
+    public:
+        using value_type = T;
+        using params_type = embedding_params<T, Vocab, Dim>;
+        using output_type = xt::xtensor<T, 3>;
+        static constexpr std::size_t vocabulary_size = Vocab;
+        static constexpr std::size_t input_size = 1;  // one token id per step
+        static constexpr std::size_t output_size = Dim;
+
+        params_type p;   // weights
+        params_type dp;  // their gradients, accumulated by backward, zeroed by the caller
+
+        explicit embedding(random_engine& rng, init_scheme scheme = init_scheme::keras)
+        {
+            if (scheme == init_scheme::keras)
+            {
+                init::uniform(p.w, 0.05, rng);  // Keras "uniform" embeddings initializer
+            }
+            else
+            {
+                init::normal(p.w, 1.0, rng);  // torch.nn.Embedding: N(0, 1)
+            }
+        }
+
+        /// ids (S, B) of any integer type, each in [0, Vocab); returns y (S, B, Dim).
+        template <class Id>
+        const output_type& forward(const xt::xtensor<Id, 2>& ids, mode = mode::inference)
+        {
+            static_assert(std::is_integral<Id>::value, "xrnn::embedding::forward: token ids must be integers");
+            const std::size_t steps = ids.shape()[0];
+            const std::size_t batch = ids.shape()[1];
+            detail::check_positive("embedding::forward", "steps (ids.shape()[0])", steps);
+            detail::check_positive("embedding::forward", "batch (ids.shape()[1])", batch);
+            // validate every id before touching the cache, so a rejected batch leaves nothing for backward
+            for (std::size_t j = 0; j < ids.size(); ++j)
+            {
+                const Id id = ids.data()[j];
+                if (!detail::index_in_range(id, Vocab))
+                {
+                    detail::ensure_shape(m_ids, {0, 0});
+                    throw value_error("embedding::forward: token id " + std::to_string(id) + " at step "
+                                      + std::to_string(j / batch) + ", batch " + std::to_string(j % batch)
+                                      + " is outside the vocabulary [0, " + std::to_string(Vocab) + ")");
+                }
+            }
+            detail::ensure_shape(m_ids, {steps, batch});
+            std::copy(ids.begin(), ids.end(), m_ids.begin());
+            detail::ensure_shape(m_output, {steps, batch, Dim});
+            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (F1)
+            {
+                const T* row = p.w.data() + m_ids.data()[j] * Dim;
+                std::copy(row, row + Dim, m_output.data() + j * Dim);
+            }
+            return m_output;
+        }
+
+        /// Accumulates dW from dy (S, B, Dim) for the ids of the last forward.
+        void backward(const output_type& dy)
+        {
+            if (m_ids.size() == 0)
+            {
+                throw state_error("embedding::backward: no successful forward before it");
+            }
+            detail::check_shape("embedding::backward", "dy", dy.shape(), {m_ids.shape()[0], m_ids.shape()[1], Dim});
+            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (B1)
+            {
+                T* grad = dp.w.data() + m_ids.data()[j] * Dim;
+                const T* d = dy.data() + j * Dim;
+                detail::for_each_pack<T, Dim>([&](auto pack, std::size_t k) {
+                    using P = decltype(pack);
+                    P::store(grad + k, P::load(grad + k) + P::load(d + k));
+                });
+            }
+        }
+
+        template <class F>
+        void for_each_parameter(F&& f)
+        {
+            params_type::zip(f, p, dp);
+        }
+
+        /// Bytes held by the cache of the last forward: its ids, S * B * sizeof(std::size_t), and its output,
+        /// S * B * Dim * sizeof(T) (not the parameters).
+        std::size_t workspace_bytes() const noexcept
+        {
+            return m_ids.size() * sizeof(std::size_t) + m_output.size() * sizeof(T);
+        }
+
+    private:
+        xt::xtensor<std::size_t, 2> m_ids;  // validated ids of the last forward
+        output_type m_output;
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/layers/embedding.hpp ----
+// ---- begin include/xrnn/layers/dense.hpp ----
+// xtensor-rnn: dense (fully connected) layer, applied to (B, In) or to every step of (S, B, In).
+//
+// Dimensions: R rows (B, or S * B for a sequence), In inputs, Out outputs.
+//   (F1) y = x W + b                         x (R, In), W (In, Out), b (Out) -> y (R, Out)
+//   (B1) dW += x^T dy
+//   (B2) db += sum over rows of dy
+//   (B3) dx  = dy W^T
+#ifndef XRNN_LAYERS_DENSE_HPP
+#define XRNN_LAYERS_DENSE_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <tuple>
+#include <type_traits>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    template <class T, std::size_t In, std::size_t Out>
+    struct dense_params
+    {
+        xt::xtensor<T, 2> w;  // (In, Out) = torch.nn.Linear.weight^T
+        xt::xtensor<T, 1> b;  // (Out)
+
+        dense_params()
+            : w({In, Out}, T(0))
+            , b({Out}, T(0))
+        {
+        }
+
+        template <class F, class... Ps>
+        static void zip(F&& f, Ps&... ps)
+        {
+            f("w", ps.w...);
+            f("b", ps.b...);
+        }
+    };
+
+    template <class T, std::size_t In, std::size_t Out>
+    class dense
+    {
+        static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                      "xrnn::dense: T must be float or double");
+        static_assert(In > 0 && Out > 0, "xrnn::dense: In and Out must be at least 1");
+
+    public:
+        using value_type = T;
+        using params_type = dense_params<T, In, Out>;
+        static constexpr std::size_t input_size = In;
+        static constexpr std::size_t output_size = Out;
+
+        params_type p;
+        params_type dp;
+
+        explicit dense(random_engine& rng, init_scheme scheme = init_scheme::keras)
+        {
+            if (scheme == init_scheme::keras)
+            {
+                init::glorot_uniform(p.w, rng);  // Keras Dense: glorot_uniform kernel, zero bias
+            }
+            else
+            {
+                const double bound = 1.0 / std::sqrt(static_cast<double>(In));  // torch.nn.Linear
+                init::uniform(p.w, bound, rng);
+                init::uniform(p.b, bound, rng);
+            }
+        }
+
+        /// x (B, In) -> y (B, Out), or x (S, B, In) -> y (S, B, Out) with the same weights at every step.
+        template <std::size_t N>
+        const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode = mode::inference)
+        {
+            static_assert(N == 2 || N == 3, "xrnn::dense::forward: input must be (B, In) or (S, B, In)");
+            if (x.shape()[N - 1] != In || x.size() == 0)
+            {
+                throw shape_error("dense::forward: x expected shape " + shape_pattern<N>(In)
+                                  + " with every extent at least 1 but got " + detail::shape_to_string(x.shape()));
+            }
+            const std::size_t rows = x.size() / In;
+            detail::ensure_shape(m_input, {rows, In});
+            std::copy(x.data(), x.data() + x.size(), m_input.data());  // kept for (B1)
+            auto output_shape = x.shape();
+            output_shape[N - 1] = Out;
+            auto& y = std::get<N - 2>(m_outputs);
+            detail::ensure_shape(y, output_shape);
+            detail::matmul(x.data(), p.w.data(), y.data(), rows, In, Out);  // (F1)
+            detail::add_row_vector(y.data(), rows, Out, p.b.data());
+            m_forward_rank = N;
+            return y;
+        }
+
+        /// Accumulates dW, db; returns dx with the shape of the last forward's input.
+        template <std::size_t N>
+        const xt::xtensor<T, N>& backward(const xt::xtensor<T, N>& dy)
+        {
+            static_assert(N == 2 || N == 3, "xrnn::dense::backward: gradient must be (B, Out) or (S, B, Out)");
+            const auto& y = std::get<N - 2>(m_outputs);
+            if (m_forward_rank != N)
+            {
+                throw state_error("dense::backward: no forward of a rank-" + std::to_string(N) + " input before it");
+            }
+            detail::check_same_shape("dense::backward", "dy", dy.shape(), y.shape());
+            const std::size_t rows = m_input.shape()[0];
+            detail::accumulate_weight_gradient(m_input.data(), dy.data(), dp.w.data(), rows, In, Out);  // (B1)
+            detail::accumulate_column_sums(dy.data(), rows, Out, dp.b.data());                       // (B2)
+            auto input_shape = dy.shape();
+            input_shape[N - 1] = In;
+            auto& dx = std::get<N - 2>(m_input_grads);
+            detail::ensure_shape(dx, input_shape);
+            detail::matmul_transposed_weight(dy.data(), p.w.data(), dx.data(), rows, Out, In);  // (B3)
+            return dx;
+        }
+
+        template <class F>
+        void for_each_parameter(F&& f)
+        {
+            params_type::zip(f, p, dp);
+        }
+
+        /// Bytes held by the cache and results of the last forward and backward: the input (R, In), the outputs
+        /// and the input gradients, times sizeof(T) (not the parameters).
+        std::size_t workspace_bytes() const noexcept
+        {
+            return (m_input.size() + std::get<0>(m_outputs).size() + std::get<1>(m_outputs).size()
+                    + std::get<0>(m_input_grads).size() + std::get<1>(m_input_grads).size())
+                   * sizeof(T);
+        }
+
+    private:
+        template <std::size_t N>
+        static std::string shape_pattern(std::size_t last)
+        {
+            return std::string(N == 2 ? "(B, " : "(S, B, ") + std::to_string(last) + ")";
+        }
+
+        xt::xtensor<T, 2> m_input;  // (rows, In)
+        std::tuple<xt::xtensor<T, 2>, xt::xtensor<T, 3>> m_outputs, m_input_grads;
+        std::size_t m_forward_rank = 0;
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/layers/dense.hpp ----
+// ---- begin include/xrnn/layers/recurrent_cell.hpp ----
+// xtensor-rnn: what every recurrent cell shares: the affine pre-activation, dropout masks, the per-step
+// cache, and backpropagation through time over a whole sequence. A cell (rnn_cell, lstm_cell) adds only its
+// gate equations, through two static functions called once per step:
+//   Cell::activate<Keep>(z, b -> gates, c_{t-1} -> c_t, h_t)       the cell's forward equations of z + b; with
+//                                                                  Keep the post-activation gates stay in z
+//   Cell::activate_backward(gates -> dz, c_{t-1}, c_t, h_t, dh_t, dc)  their backward, giving dz_t (written over
+//                                                                  the gates of step t) and dc_{t-1}
+//
+// Dimensions: S steps, B batch, I inputs, H hidden units, G = Gates * H pre-activation width.
+// Sequences are time-major (S, B, .), row-major; step t of a buffer starts at data + t * B * width.
+//
+// Forward, for t = 1..S (one layer):
+//   (R1) x~_t     = x_t * m_x                 m_x (B, I): input dropout mask, one per sequence (1 when off)
+//   (R2) h~_{t-1} = h_{t-1} * m_h             m_h (B, H): recurrent dropout mask, one per sequence
+//   (R3) z_t      = x~_t W_x + h~_{t-1} W_h + b          W_x (I, G), W_h (H, G), b (G) -> z_t (B, G)
+//   (R4) (h_t, c_t) = cell equations of z_t and c_{t-1}   (rnn_cell.hpp, lstm_cell.hpp)
+// (R3) runs as one GEMM over all S * B rows for the x~ W_x part, then one GEMM per step for h~ W_h (a
+// register-blocked matrix-vector product instead of BLAS when B = 1, detail/simd.hpp); + b is added by the
+// cell's activation pass, which reads z_t anyway.
+//
+// Backward (BPTT), for t = S..1, with dh_t = dy_t (from the output or the layer above) + the recurrent part:
+//   (Q1) dz_t, dc_{t-1} = cell backward of dh_t, dc_t     ("dz" is the gradient before the nonlinearities)
+//   (Q2) dh_{t-1} = (dz_t W_h^T) * m_h         (+ dy_{t-1} at the next iteration)
+//   (Q3) truncation: with bptt_steps = k > 0, dh_{t-1} and dc_{t-1} are set to 0 when t > 1 and
+//        (S - t + 1) % k == 0, i.e. the sequence is cut into chunks of k steps aligned at its END, and no
+//        gradient crosses a chunk boundary (as detaching the state there would). The last-step output of a
+//        many-to-one model then backpropagates through exactly the last k steps.
+//   (Q6) db   += sum over rows of dz_t          (accumulated inside the loop while dz_t is in cache)
+// and then, over all steps at once:
+//   (Q4) dW_x += X~^T dZ        X~ (S*B, I), dZ (S*B, G)
+//   (Q5) dW_h += H~_prev^T dZ   H~_prev (S*B, H): h~_0 .. h~_{S-1}
+//   (Q7) dx    = (dZ W_x^T) * m_x
+//   (Q8) dh_0, dc_0: what (Q2) and (Q1) leave after t = 1 (the initial-state gradients)
+//
+// Memory. A training forward keeps, per layer (e = sizeof(T)), and nothing else grows with S x B:
+//   gates/dZ  S * B * G * e            z_t, then the post-activation gates, then dz_t written over them
+//   h         (S + 1) * B * H * e      h_0 .. h_S
+//   c         (S + 1) * B * H * e      c_0 .. c_S (cells with a cell state)
+//   x~        S * B * I * e            the layer's input: a copy for the first layer of a stack (the caller's
+//                                      tensor may change before backward); none for upper layers, which read
+//                                      the h of the layer below, unless input dropout makes it a masked copy
+//   h~        S * B * H * e            only with recurrent dropout
+// and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller. An inference
+// forward keeps h (the layer's output) and a gate buffer of at most inference_chunk_rows rows, c ping-pongs
+// between two (B, H) rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
+// Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
+#ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
+#define XRNN_LAYERS_RECURRENT_CELL_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+
+#include <xtensor/xnoalias.hpp>
+#include <xtensor/xtensor.hpp>
+
 
 namespace xrnn
 {
@@ -1537,7 +1600,7 @@ namespace xrnn
     /// CRTP base of rnn_cell and lstm_cell. Cell provides:
     ///   static constexpr const char* name;
     ///   static void initial_bias(xt::xtensor<T, 1>& b)              (Keras scheme adjustments, e.g. forget bias)
-    ///   template <bool Keep> static void activate(T* z, const T* c_prev, T* c, T* h, std::size_t batch)
+    ///   template <bool Keep> static void activate(T* z, const T* b, const T* c_prev, T* c, T* h, std::size_t batch)
     ///   static void activate_backward(T* gates_dz, const T* c_prev, const T* c, const T* h, const T* dh, T* dc,
     ///                                 std::size_t batch)
     /// CellState says whether the cell carries c_t besides h_t (a template argument: Cell is incomplete here).
@@ -1597,6 +1660,12 @@ namespace xrnn
             return m_options;
         }
 
+        /// The engine of this cell's dropout masks (checkpoints save and restore its state).
+        random_engine& mask_engine() noexcept
+        {
+            return m_mask_rng;
+        }
+
         template <class F>
         void for_each_parameter(F&& f)
         {
@@ -1610,8 +1679,8 @@ namespace xrnn
         static constexpr std::size_t inference_chunk_rows = 512;
 
         /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros). With input_persists, x
-        /// stays valid and unchanged until backward (the hidden sequence of the layer below, in a stack) and a
-        /// training forward keeps a pointer to it instead of a copy.
+        /// stays valid and unchanged until backward (the hidden sequence of the layer below, in a stack): a
+        /// training forward then keeps no copy of it, and backward_sequence must be given it again.
         void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m,
                               bool input_persists = false)
         {
@@ -1623,7 +1692,8 @@ namespace xrnn
             m_training = m == mode::training;
             m_input_dropout = m_training && m_options.dropout > 0.0;
             m_recurrent_dropout = m_training && m_options.recurrent_dropout > 0.0;
-            // steps per chunk of the input projection: all of them when training (the gates are kept)
+            // steps per chunk of the input projection: all of them when training (the gates are kept; chunks of
+            // 512 rows measured no faster there), else as many as fit in inference_chunk_rows
             const std::size_t chunk = m_training ? S : std::min(S, std::max<std::size_t>(1, inference_chunk_rows / B));
             // grow-only: alternating training and inference forwards (fit, then evaluate) does not reallocate
             detail::ensure_capacity(m_gates, chunk * B * G);
@@ -1644,18 +1714,15 @@ namespace xrnn
                 {
                     xt::noalias(step_view(m_x.data(), t, I)) = step_view(x, t, I) * m_input_mask;
                 }
-                m_input = m_x.data();
             }
             else if (m_training && !input_persists)
             {
                 detail::ensure_shape(m_x, {S, B, I});
                 std::copy(x, x + S * B * I, m_x.data());
-                m_input = m_x.data();
             }
-            else
-            {
-                m_input = x;  // inference: read once below, never kept; or the persistent sequence of the layer below
-            }
+            // inference reads x once below and keeps nothing; a persistent input is read where it is
+            m_input_copied = m_input_dropout || (m_training && !input_persists);
+            const T* input = m_input_copied ? m_x.data() : x;
             if (m_recurrent_dropout)
             {
                 detail::ensure_shape(m_recurrent_mask, {B, H});
@@ -1671,10 +1738,9 @@ namespace xrnn
             }
             for (std::size_t begin = 0; begin < S; begin += chunk)
             {
-                // (R3), input part for a chunk of steps (all S when training): Z = X~ W_x + b
+                // (R3), input part for a chunk of steps (all S when training): Z = X~ W_x
                 const std::size_t rows = std::min(chunk, S - begin) * B;
-                detail::matmul(m_input + begin * B * I, p.w_x.data(), m_gates.data(), rows, I, G);
-                detail::add_row_vector(m_gates.data(), rows, G, p.b.data());
+                detail::matmul(input + begin * B * I, p.w_x.data(), m_gates.data(), rows, I, G);
                 for (std::size_t t = begin; t < begin + rows / B; ++t)
                 {
                     const T* h_prev = m_h.data() + t * B * H;
@@ -1694,27 +1760,33 @@ namespace xrnn
                         detail::matmul(h_prev, p.w_h.data(), z, B, H, G, T(1));
                     }
                     T* h = m_h.data() + (t + 1) * B * H;
-                    if (m_training)  // (R4)
+                    if (m_training)  // (R4) of z_t + b
                     {
-                        Cell::template activate<true>(z, cell_state(t), cell_state(t + 1), h, B);
+                        Cell::template activate<true>(z, p.b.data(), cell_state(t), cell_state(t + 1), h, B);
                     }
                     else
                     {
-                        Cell::template activate<false>(z, cell_state(t), cell_state(t + 1), h, B);
+                        Cell::template activate<false>(z, p.b.data(), cell_state(t), cell_state(t + 1), h, B);
                     }
                 }
             }
         }
 
         /// BPTT (Q1)-(Q8) for the last training forward. dy_seq (S, B, H): gradient of every step's output, or
-        /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr. Accumulates dp. Consumes
-        /// the gate cache: another backward needs another training forward first.
-        void backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last)
+        /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr; x: the forward's input again
+        /// when the forward was told input_persists (ignored otherwise). Accumulates dp. Consumes the gate cache:
+        /// another backward needs another training forward first.
+        void backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last, const T* x = nullptr)
         {
             if (!m_training || m_steps == 0)
             {
                 throw state_error(std::string(Cell::name)
                                   + "::backward: call forward(x, mode::training) before backward");
+            }
+            const T* input = m_input_copied ? m_x.data() : x;  // x~ for (Q4)
+            if (input == nullptr)
+            {
+                throw state_error(std::string(Cell::name) + "::backward: the forward's input is needed again");
             }
             m_training = false;  // dz is written over the gates below
             detail::flush_denormals_scope flush_denormals;
@@ -1755,7 +1827,7 @@ namespace xrnn
             }
             const T* dz_all = m_gates.data();
             const T* h_prev_all = m_recurrent_dropout ? m_h_masked.data() : m_h.data();
-            detail::accumulate_weight_gradient(m_input, dz_all, dp.w_x.data(), S * B, I, G);        // (Q4)
+            detail::accumulate_weight_gradient(input, dz_all, dp.w_x.data(), S * B, I, G);          // (Q4)
             detail::accumulate_weight_gradient(h_prev_all, dz_all, dp.w_h.data(), S * B, H, G);     // (Q5)
             detail::matmul_transposed_weight(dz_all, p.w_x.data(), m_dx.data(), S * B, G, I);      // (Q7)
             if (m_input_dropout)
@@ -1882,8 +1954,8 @@ namespace xrnn
         }
 
     private:
-        /// The batch-1 inference step: (R3) as z = b + x W_x + h_{t-1} W_h in one register-blocked pass over
-        /// both weight matrices, then (R4) into m_next. h_prev is read completely before m_next.h is written, and
+        /// The batch-1 inference step: (R3) as z = x W_x + h_{t-1} W_h in one register-blocked pass over both
+        /// weight matrices, then (R4) of z + b into m_next. h_prev is read completely before m_next.h is written, and
         /// c elementwise, so prev may alias m_next.
         void step_batch1(const T* x, const T* h_prev, const T* c_prev)
         {
@@ -1893,7 +1965,7 @@ namespace xrnn
             m_batch = 1;
             detail::ensure_shape(m_step_z, {G});
             const detail::gemv_term<T> terms[2] = {{x, p.w_x.data(), I}, {h_prev, p.w_h.data(), H}};
-            detail::gemv_rows<T, G>(p.b.data(), m_step_z.data(), terms, 2);  // (R3)
+            detail::gemv_rows<T, G>(nullptr, m_step_z.data(), terms, 2);  // (R3)
             detail::ensure_shape(m_next.h, {1, H});
             T* c = nullptr;
             if constexpr (CellState)
@@ -1901,7 +1973,7 @@ namespace xrnn
                 detail::ensure_shape(m_next.c, {1, H});
                 c = m_next.c.data();
             }
-            Cell::template activate<false>(m_step_z.data(), c_prev, c, m_next.h.data(), 1);  // (R4)
+            Cell::template activate<false>(m_step_z.data(), p.b.data(), c_prev, c, m_next.h.data(), 1);  // (R4)
         }
 
         template <class P>
@@ -1965,7 +2037,7 @@ namespace xrnn
         bool m_input_dropout = false;
         bool m_recurrent_dropout = false;
         bool m_all_cell_states = false;  // m_c holds c_0 .. c_S (training), or two rows used in turn (inference)
-        const T* m_input = nullptr;  // x~ of the last forward: m_x, or the layer below's hidden sequence
+        bool m_input_copied = false;  // x~ of the last training forward is m_x (else the caller keeps x)
 
         // per-sequence cache of the last forward
         xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked or copied input (first layer, training)
@@ -1994,7 +2066,8 @@ namespace xrnn
 // ---- begin include/xrnn/layers/rnn_cell.hpp ----
 // xtensor-rnn: the Elman cell, one time step.
 //
-//   (F1) z_t = x_t W_x + h_{t-1} W_h + b         (the shared affine part, (R3) in recurrent_cell.hpp)
+//   (F1) z_t = x_t W_x + h_{t-1} W_h + b         (the shared affine part, (R3) in recurrent_cell.hpp; + b in
+//                                                activate, with (F2))
 //   (F2) h_t = act(z_t)                          act = tanh (default) or relu
 // Backward, given dh_t (the total gradient reaching h_t):
 //   (B1) dz_t = dh_t * act'(z_t)                 tanh' = 1 - h_t^2, relu' = [h_t > 0]
@@ -2040,23 +2113,28 @@ namespace xrnn
         {
         }
 
-        /// (F2): h = act(z) for every row; z (B, H) is left as it is (backward needs only h).
+        /// (F1)'s + b and (F2): h = act(z + b) for every row; z (B, H) is left as it is (backward needs only h).
         template <bool Keep>
-        static void activate(T* z, const T*, T*, T* h, std::size_t batch)
+        static void activate(T* z, const T* b, const T*, T*, T* h, std::size_t batch)
         {
-            detail::for_each_pack<T>(batch * Hidden, [&](auto pack, std::size_t j) {
-                using P = decltype(pack);
-                using V = typename P::value;
-                const V zj = P::load(z + j);
-                if constexpr (Act == nonlinearity::tanh)
-                {
-                    P::store(h + j, detail::tanh_(zj));
-                }
-                else
-                {
-                    P::store(h + j, detail::max_(zj, V(0)));
-                }
-            });
+            for (std::size_t r = 0; r < batch; ++r)
+            {
+                const T* zr = z + r * Hidden;
+                T* hr = h + r * Hidden;
+                detail::for_each_pack<T, Hidden>([&](auto pack, std::size_t j) {
+                    using P = decltype(pack);
+                    using V = typename P::value;
+                    const V zj = P::load(zr + j) + P::load(b + j);
+                    if constexpr (Act == nonlinearity::tanh)
+                    {
+                        P::store(hr + j, detail::tanh_(zj));
+                    }
+                    else
+                    {
+                        P::store(hr + j, detail::max_(zj, V(0)));
+                    }
+                });
+            }
         }
 
         /// (B1) from h_t (the cache of the layer); dz is written over z.
@@ -2088,7 +2166,8 @@ namespace xrnn
 // Gate order (i, f, g, o) along the G = 4H axis, as torch.nn.LSTM, so its weights map one to one:
 //   columns [0, H) input gate i, [H, 2H) forget gate f, [2H, 3H) cell candidate g, [3H, 4H) output gate o.
 //
-//   (F1) z_t = x_t W_x + h_{t-1} W_h + b                        (R3) in recurrent_cell.hpp, z_t (B, 4H)
+//   (F1) z_t = x_t W_x + h_{t-1} W_h + b                        (R3) in recurrent_cell.hpp, z_t (B, 4H); the
+//                                                               + b happens in activate, with (F2)
 //   (F2) i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_g), o = sigmoid(z_o)
 //   (F3) c_t = f * c_{t-1} + i * g
 //   (F4) h_t = o * tanh(c_t)
@@ -2144,12 +2223,16 @@ namespace xrnn
             detail::vector_view(b.data() + lstm_gate::forget * H, H).fill(T(1));
         }
 
-        /// (F2)-(F4) for every row, in one pass per row over the four gates of each hidden unit (SIMD packs of
-        /// units, detail/simd.hpp). With Keep, z (B, 4H) becomes the gates (i, f, g, o) in place for backward;
-        /// without, z is left as it is. c may be c_prev (the update is elementwise).
+        /// (F1)'s + b and (F2)-(F4) for every row, in one pass per row over the four gates of each hidden unit
+        /// (SIMD packs of units, detail/simd.hpp). With Keep, z (B, 4H) becomes the gates (i, f, g, o) in place
+        /// for backward; without, z is left as it is. c may be c_prev (the update is elementwise).
         template <bool Keep>
-        static void activate(T* z, const T* c_prev, T* c, T* h, std::size_t batch)
+        static void activate(T* z, const T* b, const T* c_prev, T* c, T* h, std::size_t batch)
         {
+            const T* bi = b + lstm_gate::input * H;
+            const T* bf = b + lstm_gate::forget * H;
+            const T* bg = b + lstm_gate::cell * H;
+            const T* bo = b + lstm_gate::output * H;
             for (std::size_t r = 0; r < batch; ++r)
             {
                 T* zi = z + r * G + lstm_gate::input * H;
@@ -2162,10 +2245,10 @@ namespace xrnn
                 detail::for_each_pack<T, H>([&](auto pack, std::size_t j) {
                     using P = decltype(pack);
                     using V = typename P::value;
-                    const V i = detail::sigmoid_(P::load(zi + j));  // (F2)
-                    const V f = detail::sigmoid_(P::load(zf + j));
-                    const V g = detail::tanh_(P::load(zg + j));
-                    const V o = detail::sigmoid_(P::load(zo + j));
+                    const V i = detail::sigmoid_(P::load(zi + j) + P::load(bi + j));  // (F1) + b, (F2)
+                    const V f = detail::sigmoid_(P::load(zf + j) + P::load(bf + j));
+                    const V g = detail::tanh_(P::load(zg + j) + P::load(bg + j));
+                    const V o = detail::sigmoid_(P::load(zo + j) + P::load(bo + j));
                     const V c_new = f * P::load(cp + j) + i * g;    // (F3)
                     P::store(hr + j, o * detail::tanh_(c_new));     // (F4)
                     P::store(cr + j, c_new);
@@ -2317,16 +2400,21 @@ namespace xrnn
             }
             for (std::size_t k = Layers; k-- > 0;)
             {
+                const T* input = nullptr;  // an upper layer's input: the hidden sequence of the layer below
+                if (k > 0)
+                {
+                    visit_layer(k - 1, [&](auto& below) { input = below.hidden_sequence(); });
+                }
                 visit_layer(k, [&](auto& cell) {
                     if (k + 1 == Layers)
                     {
                         cell.backward_sequence(Out == output::sequence ? dy.data() : nullptr,
-                                               Out == output::last ? dy.data() : nullptr, nullptr);
+                                               Out == output::last ? dy.data() : nullptr, nullptr, input);
                     }
                     else
                     {
                         visit_layer(k + 1, [&](auto& above) {
-                            cell.backward_sequence(above.input_gradient().data(), nullptr, nullptr);
+                            cell.backward_sequence(above.input_gradient().data(), nullptr, nullptr, input);
                         });
                     }
                     copy_layer_state(cell.initial_hidden_gradient(), m_initial_gradient.h, k, B);
@@ -2738,6 +2826,9 @@ namespace xrnn
 //   adam:     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
 //             p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 //   rmsprop:  v = alpha v + (1 - alpha) g^2;  p -= lr * g / (sqrt(v) + eps)
+//
+// Each optimizer's whole state (hyper-parameters, step count, per-parameter buffers) can be taken out as an
+// optimizer_snapshot and put back with restore(): that is what a training checkpoint stores (io/checkpoint.hpp).
 #ifndef XRNN_OPTIM_HPP
 #define XRNN_OPTIM_HPP
 
@@ -2745,7 +2836,9 @@ namespace xrnn
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <xtensor/xnoalias.hpp>
@@ -2806,6 +2899,20 @@ namespace xrnn
             },
             layers...);
     }
+
+    /// An optimizer's whole state as plain values. Restoring it into an optimizer of the same kind makes that
+    /// optimizer take exactly the steps the saved one would have taken.
+    template <class T>
+    struct optimizer_snapshot
+    {
+        std::string kind;                                // "sgd", "adam" or "rmsprop"
+        std::vector<std::string> hyper_names;            // e.g. learning_rate, beta1, ... (booleans as 0 or 1)
+        std::vector<double> hyper;                       // their values, in that order
+        std::uint64_t steps = 0;                         // steps taken so far
+        std::vector<std::string> slot_names;             // the per-parameter buffers, e.g. exp_avg, exp_avg_sq
+        std::vector<std::string> parameters;             // parameter names in visiting order; none before a step
+        std::vector<std::vector<std::vector<T>>> slots;  // slots[parameter][slot]: that buffer's values
+    };
 
     namespace detail
     {
@@ -2870,11 +2977,106 @@ namespace xrnn
                 return result;
             }
 
+            /// Copies the names and buffers into a snapshot.
+            void save_to(optimizer_snapshot<T>& snapshot) const
+            {
+                snapshot.parameters = m_names;
+                snapshot.slots.clear();
+                for (const auto& buffers : m_buffers)
+                {
+                    snapshot.slots.emplace_back(buffers.begin(), buffers.end());
+                }
+            }
+
+            /// The state a snapshot describes; value_error (and nothing made) when it cannot be this optimizer's.
+            static optimizer_state from(const optimizer_snapshot<T>& snapshot, const char* optimizer)
+            {
+                const auto fail = [&](const std::string& problem) {
+                    throw value_error(std::string(optimizer) + "::restore: " + problem);
+                };
+                if (snapshot.slots.size() != snapshot.parameters.size())
+                {
+                    fail("expected one set of buffers per parameter (" + std::to_string(snapshot.parameters.size())
+                         + ") but got " + std::to_string(snapshot.slots.size()));
+                }
+                optimizer_state state;
+                for (std::size_t k = 0; k < snapshot.parameters.size(); ++k)
+                {
+                    const auto& buffers = snapshot.slots[k];
+                    if (buffers.size() != Slots)
+                    {
+                        fail("expected " + std::to_string(Slots) + " buffers for " + snapshot.parameters[k]
+                             + " but got " + std::to_string(buffers.size()));
+                    }
+                    state.m_names.push_back(snapshot.parameters[k]);
+                    state.m_buffers.emplace_back();
+                    for (std::size_t slot = 0; slot < Slots; ++slot)
+                    {
+                        if (buffers[slot].size() != buffers[0].size())
+                        {
+                            fail("the buffers of " + snapshot.parameters[k] + " differ in size ("
+                                 + std::to_string(buffers[0].size()) + " and " + std::to_string(buffers[slot].size())
+                                 + ")");
+                        }
+                        state.m_buffers.back()[slot] = buffers[slot];
+                    }
+                }
+                return state;
+            }
+
         private:
             std::vector<std::string> m_names;
             std::vector<std::array<std::vector<T>, Slots>> m_buffers;
             bool m_creating = false;
         };
+
+        /// Checks what a snapshot says about the optimizer itself (kind, hyper-parameters, buffers per parameter).
+        template <class T>
+        void check_snapshot(const optimizer_snapshot<T>& snapshot, const char* kind,
+                            const std::vector<std::string>& hyper_names, const std::vector<std::string>& slot_names)
+        {
+            const std::string where = std::string(kind) + "::restore: ";
+            if (snapshot.kind != kind)
+            {
+                throw value_error(where + "expected the state of a " + kind + " optimizer but got that of '"
+                                  + snapshot.kind + "'");
+            }
+            if (snapshot.hyper_names != hyper_names || snapshot.hyper.size() != hyper_names.size())
+            {
+                throw value_error(where + "expected " + std::to_string(hyper_names.size())
+                                  + " hyper-parameters but got " + std::to_string(snapshot.hyper.size()) + " with "
+                                  + std::to_string(snapshot.hyper_names.size()) + " names");
+            }
+            for (std::size_t k = 0; k < hyper_names.size(); ++k)
+            {
+                if (!std::isfinite(snapshot.hyper[k]))
+                {
+                    throw value_error(where + "expected a finite " + hyper_names[k] + " but got "
+                                      + std::to_string(snapshot.hyper[k]));
+                }
+            }
+            if (snapshot.slot_names != slot_names)
+            {
+                throw value_error(where + "expected " + std::to_string(slot_names.size())
+                                  + " buffers per parameter but the snapshot names "
+                                  + std::to_string(snapshot.slot_names.size()));
+            }
+        }
+
+        template <class T, class State>
+        optimizer_snapshot<T> make_snapshot(const char* kind, std::vector<std::string> hyper_names,
+                                            std::vector<double> hyper, std::uint64_t steps,
+                                            std::vector<std::string> slot_names, const State& state)
+        {
+            optimizer_snapshot<T> snapshot;
+            snapshot.kind = kind;
+            snapshot.hyper_names = std::move(hyper_names);
+            snapshot.hyper = std::move(hyper);
+            snapshot.steps = steps;
+            snapshot.slot_names = std::move(slot_names);
+            state.save_to(snapshot);
+            return snapshot;
+        }
     }  // namespace detail
 
     /// Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay.
@@ -2930,7 +3132,37 @@ namespace xrnn
                     }
                 },
                 layers...);
-                    }
+        }
+
+        std::size_t steps() const noexcept
+        {
+            return m_steps;
+        }
+
+        /// Hyper-parameters, step count and momentum buffers, for a checkpoint.
+        optimizer_snapshot<T> snapshot() const
+        {
+            return detail::make_snapshot<T>("sgd", hyper_names(),
+                                            {learning_rate, momentum, nesterov ? 1.0 : 0.0, weight_decay}, m_steps,
+                                            {"momentum_buffer"}, m_state);
+        }
+
+        /// Puts back a snapshot(), hyper-parameters included; value_error and no change when it is not an sgd's.
+        void restore(const optimizer_snapshot<T>& snapshot)
+        {
+            detail::check_snapshot(snapshot, "sgd", hyper_names(), {"momentum_buffer"});
+            if (snapshot.hyper[2] != 0.0 && snapshot.hyper[2] != 1.0)
+            {
+                throw value_error("sgd::restore: expected nesterov 0 or 1 but got " + std::to_string(snapshot.hyper[2]));
+            }
+            auto state = detail::optimizer_state<T, 1>::from(snapshot, "sgd");
+            learning_rate = snapshot.hyper[0];
+            momentum = snapshot.hyper[1];
+            nesterov = snapshot.hyper[2] == 1.0;
+            weight_decay = snapshot.hyper[3];
+            m_steps = static_cast<std::size_t>(snapshot.steps);
+            m_state = std::move(state);
+        }
 
         double learning_rate;
         double momentum;
@@ -2938,6 +3170,11 @@ namespace xrnn
         double weight_decay;
 
     private:
+        static std::vector<std::string> hyper_names()
+        {
+            return {"learning_rate", "momentum", "nesterov", "weight_decay"};
+        }
+
         std::size_t m_steps = 0;
         detail::optimizer_state<T, 1> m_state;
     };
@@ -2983,11 +3220,32 @@ namespace xrnn
                     xt::noalias(p) -= step_size * m / (xt::sqrt(v) / bias_correction2_sqrt + eps);
                 },
                 layers...);
-                    }
+        }
 
         std::size_t steps() const noexcept
         {
             return m_steps;
+        }
+
+        /// Hyper-parameters, step count and both moment buffers, for a checkpoint.
+        optimizer_snapshot<T> snapshot() const
+        {
+            return detail::make_snapshot<T>("adam", hyper_names(), {learning_rate, beta1, beta2, epsilon, weight_decay},
+                                            m_steps, {"exp_avg", "exp_avg_sq"}, m_state);
+        }
+
+        /// Puts back a snapshot(), hyper-parameters included; value_error and no change when it is not an adam's.
+        void restore(const optimizer_snapshot<T>& snapshot)
+        {
+            detail::check_snapshot(snapshot, "adam", hyper_names(), {"exp_avg", "exp_avg_sq"});
+            auto state = detail::optimizer_state<T, 2>::from(snapshot, "adam");
+            learning_rate = snapshot.hyper[0];
+            beta1 = snapshot.hyper[1];
+            beta2 = snapshot.hyper[2];
+            epsilon = snapshot.hyper[3];
+            weight_decay = snapshot.hyper[4];
+            m_steps = static_cast<std::size_t>(snapshot.steps);
+            m_state = std::move(state);
         }
 
         double learning_rate;
@@ -2997,6 +3255,11 @@ namespace xrnn
         double weight_decay;
 
     private:
+        static std::vector<std::string> hyper_names()
+        {
+            return {"learning_rate", "beta1", "beta2", "epsilon", "weight_decay"};
+        }
+
         std::size_t m_steps = 0;
         detail::optimizer_state<T, 2> m_state;
     };
@@ -3019,6 +3282,7 @@ namespace xrnn
         void step(Layers&... layers)
         {
             m_state.prepare("rmsprop", layers...);
+            ++m_steps;
             std::size_t index = 0;
             const T lr = static_cast<T>(learning_rate);
             const T a = static_cast<T>(alpha);
@@ -3035,7 +3299,32 @@ namespace xrnn
                     xt::noalias(p) -= lr * (g + wd * p) / (xt::sqrt(v) + eps);
                 },
                 layers...);
-                    }
+        }
+
+        std::size_t steps() const noexcept
+        {
+            return m_steps;
+        }
+
+        /// Hyper-parameters, step count and the squared-gradient averages, for a checkpoint.
+        optimizer_snapshot<T> snapshot() const
+        {
+            return detail::make_snapshot<T>("rmsprop", hyper_names(), {learning_rate, alpha, epsilon, weight_decay},
+                                            m_steps, {"square_avg"}, m_state);
+        }
+
+        /// Puts back a snapshot(), hyper-parameters included; value_error and no change when it is not an rmsprop's.
+        void restore(const optimizer_snapshot<T>& snapshot)
+        {
+            detail::check_snapshot(snapshot, "rmsprop", hyper_names(), {"square_avg"});
+            auto state = detail::optimizer_state<T, 1>::from(snapshot, "rmsprop");
+            learning_rate = snapshot.hyper[0];
+            alpha = snapshot.hyper[1];
+            epsilon = snapshot.hyper[2];
+            weight_decay = snapshot.hyper[3];
+            m_steps = static_cast<std::size_t>(snapshot.steps);
+            m_state = std::move(state);
+        }
 
         double learning_rate;
         double alpha;
@@ -3043,6 +3332,12 @@ namespace xrnn
         double weight_decay;
 
     private:
+        static std::vector<std::string> hyper_names()
+        {
+            return {"learning_rate", "alpha", "epsilon", "weight_decay"};
+        }
+
+        std::size_t m_steps = 0;
         detail::optimizer_state<T, 1> m_state;
     };
 }  // namespace xrnn
@@ -3063,6 +3358,10 @@ namespace xrnn
 //   auto p = model.predict(x_test);                      // (N, 1) probabilities
 //   model.save("imdb.xrnnw");
 //
+// Checkpoints: with f.checkpoint_path set, fit() saves everything it needs to continue (weights, optimizer state,
+// random engines, shuffling order, history) every f.checkpoint_every epochs; a later fit() with f.resume_from
+// set to that file continues from the epoch after it, with the same results as a run never interrupted.
+//
 // Data are batch-major as in Keras, x (N, S) token ids or (N, S, F) features; the model gathers each batch
 // time-major, (S, B, ...), for the recurrent layers. The last layer outputs logits: the objective's link
 // (sigmoid for binary cross-entropy, softmax for softmax cross-entropy, identity for MSE) is applied by the loss
@@ -3077,6 +3376,7 @@ namespace xrnn
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -3092,25 +3392,32 @@ namespace xrnn
 
 #include <xtensor/xtensor.hpp>
 
-// ---- begin include/xrnn/io/weights.hpp ----
-// xtensor-rnn: weight files, the trained parameters of a model or layer (format: docs/weight-format.md).
+// ---- begin include/xrnn/io/checkpoint.hpp ----
+// xtensor-rnn: training checkpoints, everything a run needs to continue exactly where it stopped (format:
+// docs/weight-format.md, kind 2).
 //
-//   xrnn::save_weights("model.xrnnw", model);   // atomic: the old file survives a failed save
-//   xrnn::load_weights("model.xrnnw", model);   // all or nothing: a bad file leaves the model as it was
+//   xrnn::fit_options f; f.epochs = 10; f.checkpoint_path = "run.xrnnc"; f.checkpoint_every = 1;
+//   model.fit(x, y, f);                  // interrupted after epoch 4 (a crash, a time limit)
+//   f.resume_from = "run.xrnnc";
+//   model.fit(x, y, f);                  // epochs 5..10: the same weights and history as one uninterrupted run
 //
-// A file carries the signature of what wrote it (types and compile-time sizes, e.g.
-// "sequential<embedding<float32,10000,128>,lstm<float32,128,128,layers=1,last>,dense<float32,128,1>>"), every
-// parameter tensor with its name and shape, and a checksum. Loading checks, in this order: magic and version,
-// the signature (a mismatch shows both), the exact file size the signature implies, the checksum, then each
-// tensor's name and shape; only then are the values copied into the model, so nothing is overwritten unless
-// everything is right, and nothing is allocated from sizes the file claims.
-#ifndef XRNN_IO_WEIGHTS_HPP
-#define XRNN_IO_WEIGHTS_HPP
+// A checkpoint holds the model's parameters, the optimizer's state (hyper-parameters, step count, per-parameter
+// buffers), the random engines of the layers that draw dropout masks, and fit()'s progress: the epochs done,
+// the shuffling engine, the current order of the training samples (each epoch shuffles the previous order), the
+// early-stopping state and the history so far. Loading is all or nothing, as for weights: the file is read and
+// checked completely (signature, exact size, checksum, every tensor's name and shape, every value that could
+// make training misbehave: the order must be a permutation, no engine may be all zeros) before the optimizer,
+// then the model, are changed.
+//
+// The functions here work on any model (a sequential, a single layer) with any optimizer that has snapshot()
+// and restore() (sgd, adam, rmsprop); fit() uses them through fit_options::checkpoint_path and resume_from.
+#ifndef XRNN_IO_CHECKPOINT_HPP
+#define XRNN_IO_CHECKPOINT_HPP
 
-#include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -3199,6 +3506,10 @@ namespace xrnn
             template <class U>
             void put_array(const U* values, std::size_t count)
             {
+                if (count == 0)  // values may be null then (an empty vector's data())
+                {
+                    return;
+                }
                 if (host_is_little_endian())
                 {
                     m_bytes.append(reinterpret_cast<const char*>(values), count * sizeof(U));
@@ -3278,6 +3589,10 @@ namespace xrnn
                     fail(std::string(what) + " claims more bytes than the file has");
                 }
                 require(count * sizeof(U), what);
+                if (count == 0)  // values may be null then, and memcpy must not be given a null pointer
+                {
+                    return;
+                }
                 if (host_is_little_endian())
                 {
                     std::memcpy(values, m_data + m_offset, count * sizeof(U));
@@ -3432,6 +3747,32 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/io/binary.hpp ----
+// ---- begin include/xrnn/io/weights.hpp ----
+// xtensor-rnn: weight files, the trained parameters of a model or layer (format: docs/weight-format.md).
+//
+//   xrnn::save_weights("model.xrnnw", model);   // atomic: the old file survives a failed save
+//   xrnn::load_weights("model.xrnnw", model);   // all or nothing: a bad file leaves the model as it was
+//   std::string bytes = xrnn::save_weights_to_bytes(model);   // the same, in memory
+//   xrnn::load_weights_from_bytes(bytes, model);
+//
+// A file carries the signature of what wrote it (types and compile-time sizes, e.g.
+// "sequential<embedding<float32,10000,128>,lstm<float32,128,128,layers=1,last>,dense<float32,128,1>>"), every
+// parameter tensor with its name and shape, and a checksum. Loading checks, in this order: magic and version,
+// the signature (a mismatch shows both), the exact file size the signature implies, the checksum, then each
+// tensor's name and shape; only then are the values copied into the model, so nothing is overwritten unless
+// everything is right, and nothing is allocated from sizes the file claims.
+#ifndef XRNN_IO_WEIGHTS_HPP
+#define XRNN_IO_WEIGHTS_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
 // ---- begin include/xrnn/model/signature.hpp ----
 // xtensor-rnn: a layer's signature, its type and compile-time sizes as text, e.g. "lstm<float32,128,128,layers=1,last>".
 //
@@ -3636,7 +3977,8 @@ namespace xrnn
         }
 
         /// Reads a file in two stages: the header (bounded), then, once the caller knows from the signature how
-        /// big the file must be, the whole file with its checksum verified.
+        /// big the file must be, the whole file with its checksum verified. The file is a path, or bytes already in
+        /// memory (the same checks; `source` names them in messages).
         class file_reader
         {
         public:
@@ -3647,33 +3989,32 @@ namespace xrnn
                 const char* what = kind_name(static_cast<std::uint32_t>(expected_kind));
                 m_file_size = regular_file_size(path, what);
                 const std::string prefix = read_prefix(path, header_bytes_max, what);
-                binary_reader in(prefix.data(), prefix.size(), path);
-                char magic[sizeof file_magic];
-                if (prefix.size() < sizeof magic)
+                read_header(prefix.data(), prefix.size(), expected_kind);
+            }
+
+            file_reader(std::string bytes, std::string source, file_kind expected_kind)
+                : m_path(std::move(source))
+                , m_bytes(std::move(bytes))
+                , m_in_memory(true)
+            {
+                m_file_size = m_bytes.size();
+                read_header(m_bytes.data(), std::min(m_bytes.size(), header_bytes_max), expected_kind);
+            }
+
+            /// The first min(bytes, file_size()) bytes, before any check of the checksum: for a caller that needs
+            /// a fixed-size entry right after the header to know how big the file must be.
+            std::string prefix(std::size_t bytes) const
+            {
+                if (m_in_memory)
                 {
-                    in.fail("not an xrnn file: " + std::to_string(prefix.size()) + " bytes, too short for the header");
+                    return m_bytes.substr(0, std::min(bytes, m_bytes.size()));
                 }
-                in.get_array(magic, sizeof magic, "the magic number");
-                if (std::memcmp(magic, file_magic, sizeof magic) != 0)
-                {
-                    in.fail("not an xrnn file (the magic number is not XRNNFILE)");
-                }
-                const auto version = in.get<std::uint32_t>("the format version");
-                if (version != format_version)
-                {
-                    in.fail("format version " + std::to_string(version) + ", but this library reads version "
-                            + std::to_string(format_version));
-                }
-                const auto kind = in.get<std::uint32_t>("the file kind");
-                if (kind != static_cast<std::uint32_t>(expected_kind))
-                {
-                    in.fail(std::string("a ") + kind_name(kind) + " file (kind " + std::to_string(kind)
-                            + "), expected a " + kind_name(static_cast<std::uint32_t>(expected_kind)) + " file");
-                }
-                m_scalar = in.get<std::uint32_t>("the scalar type");
-                m_signature = in.get_string("the model signature", max_signature_bytes);
-                m_entries = in.get<std::uint32_t>("the tensor count");
-                m_body_offset = in.offset();
+                return read_prefix(m_path, bytes, kind_name(static_cast<std::uint32_t>(m_kind)));
+            }
+
+            const std::string& source() const noexcept
+            {
+                return m_path;
             }
 
             const std::string& signature() const noexcept
@@ -3705,11 +4046,15 @@ namespace xrnn
                                    + "has " + std::to_string(expected_size) + " ("
                                    + (m_file_size < expected_size ? "truncated" : "extra bytes at the end") + ")");
                 }
-                m_bytes = read_file(m_path, expected_size, "file");
-                if (m_bytes.size() != expected_size)
+                if (!m_in_memory)
                 {
-                    throw io_error(m_path + ": " + std::to_string(m_bytes.size()) + " bytes, but a file of this "
-                                   + "signature has " + std::to_string(expected_size) + " (the file changed while read)");
+                    m_bytes = read_file(m_path, expected_size, "file");
+                    if (m_bytes.size() != expected_size)
+                    {
+                        throw io_error(m_path + ": " + std::to_string(m_bytes.size()) + " bytes, but a file of this "
+                                       + "signature has " + std::to_string(expected_size)
+                                       + " (the file changed while read)");
+                    }
                 }
                 binary_reader tail(m_bytes.data() + expected_size - 8, 8, m_path);
                 const auto stored = tail.get<std::uint64_t>("the checksum");
@@ -3753,8 +4098,42 @@ namespace xrnn
             }
 
         private:
+            void read_header(const char* data, std::size_t size, file_kind expected_kind)
+            {
+                m_kind = expected_kind;
+                binary_reader in(data, size, m_path);
+                char magic[sizeof file_magic];
+                if (size < sizeof magic)
+                {
+                    in.fail("not an xrnn file: " + std::to_string(size) + " bytes, too short for the header");
+                }
+                in.get_array(magic, sizeof magic, "the magic number");
+                if (std::memcmp(magic, file_magic, sizeof magic) != 0)
+                {
+                    in.fail("not an xrnn file (the magic number is not XRNNFILE)");
+                }
+                const auto version = in.get<std::uint32_t>("the format version");
+                if (version != format_version)
+                {
+                    in.fail("format version " + std::to_string(version) + ", but this library reads version "
+                            + std::to_string(format_version));
+                }
+                const auto kind = in.get<std::uint32_t>("the file kind");
+                if (kind != static_cast<std::uint32_t>(expected_kind))
+                {
+                    in.fail(std::string("a ") + kind_name(kind) + " file (kind " + std::to_string(kind)
+                            + "), expected a " + kind_name(static_cast<std::uint32_t>(expected_kind)) + " file");
+                }
+                m_scalar = in.get<std::uint32_t>("the scalar type");
+                m_signature = in.get_string("the model signature", max_signature_bytes);
+                m_entries = in.get<std::uint32_t>("the tensor count");
+                m_body_offset = in.offset();
+            }
+
             std::string m_path;
             std::string m_bytes;
+            bool m_in_memory = false;
+            file_kind m_kind = file_kind::weights;
             std::string m_signature;
             std::uint32_t m_scalar = 0;
             std::size_t m_entries = 0;
@@ -3861,158 +4240,84 @@ namespace xrnn
             });
         }
 
+        /// Checks that an opened file was written by a model of this signature and scalar type.
+        template <class Model>
+        void check_written_by(const file_reader& file, const char* where)
+        {
+            const std::string expected = signature_text<Model>();
+            const auto scalar = static_cast<std::uint32_t>(element_type_of<scalar_t<Model>>());
+            if (file.signature() != expected || file.scalar() != scalar)
+            {
+                throw io_error(std::string(where) + ": '" + file.source() + "' was written by\n  " + file.signature()
+                               + "\nbut this model is\n  " + expected);
+            }
+        }
+
         /// Opens a file of `kind` and checks that it was written by a model of this signature and scalar type.
         template <class Model>
         file_reader open_for(const std::string& path, file_kind kind, const char* where)
         {
             file_reader file(path, kind);
-            const std::string expected = signature_text<Model>();
-            const auto scalar = static_cast<std::uint32_t>(element_type_of<scalar_t<Model>>());
-            if (file.signature() != expected || file.scalar() != scalar)
-            {
-                throw io_error(std::string(where) + ": '" + path + "' was written by\n  " + file.signature()
-                               + "\nbut this model is\n  " + expected);
-            }
+            check_written_by<Model>(file, where);
             return file;
+        }
+
+        /// load_weights and load_weights_from_bytes, once the file is open.
+        template <class Model>
+        void load_weights_from(file_reader& file, Model& model)
+        {
+            check_written_by<Model>(file, "load_weights");
+            std::size_t count = 0;
+            const std::size_t expected_size = file.header_size() + parameter_entries_bytes(model, count) + 8;
+            if (file.entries() != count)
+            {
+                throw io_error("load_weights: '" + file.source() + "' has " + std::to_string(file.entries())
+                               + " tensors, the model " + std::to_string(count));
+            }
+            binary_reader in = file.body(expected_size);
+            auto values = read_parameters(in, model);
+            commit_parameters(values, model);
         }
     }  // namespace io
 
-    /// Saves the parameters of a model (or of one layer) to path, atomically.
+    /// The bytes save_weights would write: the same format, for a caller that stores them elsewhere.
     template <class Model>
-    void save_weights(const std::string& path, Model& model)
+    std::string save_weights_to_bytes(Model& model)
     {
         std::size_t count = 0;
         io::parameter_entries_bytes(model, count);
         io::file_writer out(io::file_kind::weights, io::element_type_of<typename Model::value_type>(),
                             io::signature_text<Model>(), count);
         io::write_parameters(out, model);
-        io::atomic_write_file(path, out.finish(), "weights");
+        return out.finish();
+    }
+
+    /// Saves the parameters of a model (or of one layer) to path, atomically.
+    template <class Model>
+    void save_weights(const std::string& path, Model& model)
+    {
+        io::atomic_write_file(path, save_weights_to_bytes(model), "weights");
     }
 
     /// Loads parameters saved by save_weights into a model of the same signature; all or nothing.
     template <class Model>
     void load_weights(const std::string& path, Model& model)
     {
-        io::file_reader file = io::open_for<Model>(path, io::file_kind::weights, "load_weights");
-        std::size_t count = 0;
-        const std::size_t expected_size = file.header_size() + io::parameter_entries_bytes(model, count) + 8;
-        if (file.entries() != count)
-        {
-            throw io_error("load_weights: '" + path + "' has " + std::to_string(file.entries())
-                           + " tensors, the model " + std::to_string(count));
-        }
-        io::binary_reader in = file.body(expected_size);
-        auto values = io::read_parameters(in, model);
-        io::commit_parameters(values, model);
+        io::file_reader file(path, io::file_kind::weights);
+        io::load_weights_from(file, model);
+    }
+
+    /// load_weights from bytes in memory (e.g. embedded in a program); `source` names them in error messages.
+    template <class Model>
+    void load_weights_from_bytes(std::string bytes, Model& model, std::string source = "weights in memory")
+    {
+        io::file_reader file(std::move(bytes), std::move(source), io::file_kind::weights);
+        io::load_weights_from(file, model);
     }
 }  // namespace xrnn
 
 #endif
 // ---- end include/xrnn/io/weights.hpp ----
-// ---- begin include/xrnn/model/batching.hpp ----
-// xtensor-rnn: moving samples between the user's batch-major data and the layers' time-major batches.
-//
-// Data sets are batch-major as in Keras: x (N, S) token ids or (N, S, F) features, y (N, ...). The recurrent
-// layers read (S, B, ...), so a batch of sequences is gathered with its first two axes swapped; samples that are
-// not sequences (and targets of many-to-one models) are gathered row by row.
-#ifndef XRNN_MODEL_BATCHING_HPP
-#define XRNN_MODEL_BATCHING_HPP
-
-#include <algorithm>
-#include <array>
-#include <cstddef>
-#include <vector>
-
-#include <xtensor/xtensor.hpp>
-
-
-namespace xrnn
-{
-    namespace detail
-    {
-        /// out (S, B, rest...) = x[index[first..first+B)] with x (N, S, rest...), converted to out's value type.
-        template <class In, std::size_t N, class Out>
-        void gather_time_major(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
-                               std::size_t count, xt::xtensor<Out, N>& out)
-        {
-            static_assert(N >= 2, "xrnn: a batch of sequences needs at least the axes (N, S)");
-            std::array<std::size_t, N> shape;
-            std::copy(x.shape().begin(), x.shape().end(), shape.begin());
-            const std::size_t steps = shape[1];
-            shape[0] = steps;
-            shape[1] = count;
-            ensure_shape(out, shape);
-            const std::size_t inner = steps == 0 ? 0 : x.size() / (x.shape()[0] * steps);
-            for (std::size_t b = 0; b < count; ++b)
-            {
-                const In* sample = x.data() + index[first + b] * steps * inner;
-                for (std::size_t t = 0; t < steps; ++t)
-                {
-                    std::copy(sample + t * inner, sample + (t + 1) * inner, out.data() + (t * count + b) * inner);
-                }
-            }
-        }
-
-        /// out (B, rest...) = x[index[first..first+B)] with x (N, rest...).
-        template <class In, std::size_t N, class Out>
-        void gather_rows(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
-                         std::size_t count, xt::xtensor<Out, N>& out)
-        {
-            std::array<std::size_t, N> shape;
-            std::copy(x.shape().begin(), x.shape().end(), shape.begin());
-            shape[0] = count;
-            ensure_shape(out, shape);
-            const std::size_t inner = x.shape()[0] == 0 ? 0 : x.size() / x.shape()[0];
-            for (std::size_t b = 0; b < count; ++b)
-            {
-                const In* sample = x.data() + index[first + b] * inner;
-                std::copy(sample, sample + inner, out.data() + b * inner);
-            }
-        }
-
-        /// Gathers time-major when the batch is a sequence batch, row by row otherwise.
-        template <bool TimeMajor, class In, std::size_t N, class Out>
-        void gather(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
-                    std::size_t count, xt::xtensor<Out, N>& out)
-        {
-            if constexpr (TimeMajor)
-            {
-                gather_time_major(x, index, first, count, out);
-            }
-            else
-            {
-                gather_rows(x, index, first, count, out);
-            }
-        }
-
-        /// The inverse for outputs: result[first + b] = y[:, b] (time-major y) or y[b] (row-major y).
-        template <bool TimeMajor, class T, std::size_t N>
-        void scatter(const xt::xtensor<T, N>& y, std::size_t first, xt::xtensor<T, N>& result)
-        {
-            if constexpr (TimeMajor)
-            {
-                const std::size_t steps = y.shape()[0];
-                const std::size_t count = y.shape()[1];
-                const std::size_t inner = y.size() / std::max<std::size_t>(steps * count, 1);
-                for (std::size_t t = 0; t < steps; ++t)
-                {
-                    for (std::size_t b = 0; b < count; ++b)
-                    {
-                        const T* from = y.data() + (t * count + b) * inner;
-                        std::copy(from, from + inner, result.data() + ((first + b) * steps + t) * inner);
-                    }
-                }
-            }
-            else
-            {
-                std::copy(y.begin(), y.end(), result.data() + first * (y.size() / std::max<std::size_t>(y.shape()[0], 1)));
-            }
-        }
-    }  // namespace detail
-}  // namespace xrnn
-
-#endif
-// ---- end include/xrnn/model/batching.hpp ----
 // ---- begin include/xrnn/model/history.hpp ----
 // xtensor-rnn: what fit() returns: loss and metric per epoch, for training and validation, writable as CSV.
 #ifndef XRNN_MODEL_HISTORY_HPP
@@ -4133,6 +4438,669 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/model/history.hpp ----
+
+namespace xrnn
+{
+    /// Where a training run stands after an epoch: what fit() needs to continue it, besides the model's weights,
+    /// its layers' random engines and the optimizer's state.
+    template <class T>
+    struct training_progress
+    {
+        std::uint64_t epoch = 0;                      // epochs completed
+        random_engine::state_type shuffle_engine{};   // the shuffling engine after that epoch
+        std::vector<std::uint64_t> order;             // the training samples' order after that epoch's shuffle
+        std::uint64_t validation_samples = 0;
+        std::uint64_t data_fingerprint = 0;           // of x and y (fit refuses to resume on other data)
+        std::uint64_t objective = 0;                  // fit's objective, as a number (fit refuses another)
+        std::vector<epoch_logs> history;              // one per epoch done
+        double best = 0.0;                            // early stopping: the best monitored value so far
+        std::uint64_t epochs_without_improvement = 0;
+        std::vector<std::vector<T>> best_weights;     // restore_best_weights: that epoch's parameters, or none
+    };
+
+    /// A checkpoint read and checked against a model and an optimizer, not yet applied to them.
+    template <class T>
+    struct checkpoint_contents
+    {
+        std::string source;  // the path, or what names the bytes
+        training_progress<T> progress;
+        optimizer_snapshot<T> optimizer;
+        std::vector<std::vector<T>> parameters;
+        std::vector<random_engine::state_type> engines;  // in for_each_random_engine order
+    };
+
+    namespace detail
+    {
+        using engine_visitor = void (*)(const std::string&, random_engine&);
+
+        template <class L, class = void>
+        struct has_engine_visitor : std::false_type
+        {
+        };
+        template <class L>
+        struct has_engine_visitor<
+            L, std::void_t<decltype(std::declval<L&>().for_each_random_engine(std::declval<engine_visitor>()))>>
+            : std::true_type
+        {
+        };
+
+        template <class L, class = void>
+        struct is_recurrent_stack : std::false_type
+        {
+        };
+        template <class L>
+        struct is_recurrent_stack<L, std::void_t<typename L::first_cell_type, decltype(L::num_layers)>>
+            : std::true_type
+        {
+        };
+
+        template <class L, class = void>
+        struct has_engine : std::false_type  // dropout
+        {
+        };
+        template <class L>
+        struct has_engine<L, std::void_t<decltype(std::declval<L&>().engine())>> : std::true_type
+        {
+        };
+
+        template <class L, class = void>
+        struct has_mask_engine : std::false_type  // a recurrent cell
+        {
+        };
+        template <class L>
+        struct has_mask_engine<L, std::void_t<decltype(std::declval<L&>().mask_engine())>> : std::true_type
+        {
+        };
+
+        template <class Stack, class F, std::size_t... K>
+        void for_each_cell_engine(Stack& stack, F& f, std::index_sequence<K...>)
+        {
+            (f("l" + std::to_string(K) + ".mask", stack.template layer<K>().mask_engine()), ...);
+        }
+    }  // namespace detail
+
+    /// Calls f(name, engine) for every random engine a layer or model draws from while training (dropout
+    /// masks): "rng" for dropout, "mask" for a cell, "l<k>.mask" for the cells of rnn/lstm, "<layer>.<name>"
+    /// in a sequential. Layers that draw nothing (embedding, dense, activations) have none.
+    template <class Layer, class F>
+    void for_each_random_engine(Layer& layer, F&& f)
+    {
+        if constexpr (detail::has_engine_visitor<Layer>::value)
+        {
+            layer.for_each_random_engine(f);
+        }
+        else if constexpr (detail::is_recurrent_stack<Layer>::value)
+        {
+            detail::for_each_cell_engine(layer, f, std::make_index_sequence<Layer::num_layers>{});
+        }
+        else if constexpr (detail::has_engine<Layer>::value)
+        {
+            f(std::string("rng"), layer.engine());
+        }
+        else if constexpr (detail::has_mask_engine<Layer>::value)
+        {
+            f(std::string("mask"), layer.mask_engine());
+        }
+    }
+
+    namespace io
+    {
+        /// The first tensor of a checkpoint, "checkpoint" (u64): what fixes the size of the rest.
+        enum checkpoint_field : std::size_t
+        {
+            cp_epoch,                // epochs done = rows of fit.history
+            cp_train_samples,        // length of fit.order
+            cp_validation_samples,
+            cp_optimizer_parameters, // parameters with optimizer buffers: 0 (no step yet) or all of the model's
+            cp_optimizer_steps,
+            cp_has_best_weights,     // 0 or 1: whether best.* tensors follow
+            cp_epochs_without_improvement,
+            cp_data_fingerprint,
+            cp_objective,
+            cp_engines,              // random engines of the model's layers
+            checkpoint_fields
+        };
+
+        /// Columns of fit.history (f64), one row per epoch, as epoch_logs has them.
+        constexpr std::size_t history_fields = 10;
+
+        /// The largest integer a history column may hold (exact in a double).
+        constexpr double history_integer_max = 9007199254740992.0;
+
+        inline std::array<double, history_fields> history_row(const epoch_logs& e)
+        {
+            return {static_cast<double>(e.epoch),   static_cast<double>(e.epochs),
+                    static_cast<double>(e.steps),   static_cast<double>(e.skipped_steps),
+                    e.loss,                         e.metric,
+                    e.has_validation ? 1.0 : 0.0,   e.val_loss,
+                    e.val_metric,                   e.seconds};
+        }
+
+        template <class Model>
+        struct checkpoint_layout
+        {
+            std::vector<std::string> parameter_names;
+            std::vector<std::vector<std::size_t>> parameter_shapes;
+            std::vector<std::string> engine_names;
+        };
+
+        template <class Model>
+        checkpoint_layout<Model> layout_of(Model& model)
+        {
+            checkpoint_layout<Model> layout;
+            model.for_each_parameter([&](const auto& name, auto& value, auto&) {
+                layout.parameter_names.emplace_back(name);
+                layout.parameter_shapes.emplace_back(value.shape().begin(), value.shape().end());
+            });
+            for_each_random_engine(model, [&](const std::string& name, random_engine&) {
+                layout.engine_names.push_back("engine." + name);
+            });
+            return layout;
+        }
+
+        inline std::size_t element_count(const std::vector<std::size_t>& shape)
+        {
+            std::size_t count = 1;
+            for (std::size_t d : shape)
+            {
+                count *= d;
+            }
+            return count;
+        }
+
+        inline std::string slot_entry_name(const std::string& slot, const std::string& parameter)
+        {
+            return "optimizer." + slot + "." + parameter;
+        }
+
+        /// Checks that a snapshot's buffers belong to this model's parameters (names and sizes, in order).
+        template <class T, class Model>
+        void check_optimizer_parameters(const optimizer_snapshot<T>& snapshot, const checkpoint_layout<Model>& layout,
+                                        const char* where)
+        {
+            if (snapshot.parameters.empty())
+            {
+                return;
+            }
+            if (snapshot.parameters != layout.parameter_names)
+            {
+                throw state_error(std::string(where) + ": the optimizer's state was made for "
+                                  + std::to_string(snapshot.parameters.size())
+                                  + " parameters of other names than the model's "
+                                  + std::to_string(layout.parameter_names.size()) + "; use one optimizer per model");
+            }
+            for (std::size_t k = 0; k < snapshot.slots.size(); ++k)
+            {
+                for (const auto& buffer : snapshot.slots[k])
+                {
+                    if (buffer.size() != element_count(layout.parameter_shapes[k]))
+                    {
+                        throw state_error(std::string(where) + ": the optimizer's buffer for "
+                                          + snapshot.parameters[k] + " has " + std::to_string(buffer.size())
+                                          + " values, the parameter "
+                                          + std::to_string(element_count(layout.parameter_shapes[k])));
+                    }
+                }
+            }
+        }
+    }  // namespace io
+
+    /// The bytes save_checkpoint writes.
+    template <class Model, class Optimizer>
+    std::string save_checkpoint_to_bytes(Model& model, const Optimizer& optimizer,
+                                         const training_progress<typename Model::value_type>& progress)
+    {
+        using T = typename Model::value_type;
+        const char* where = "save_checkpoint";
+        const auto layout = io::layout_of(model);
+        const optimizer_snapshot<T> snapshot = optimizer.snapshot();
+        io::check_optimizer_parameters(snapshot, layout, where);
+        if (progress.history.size() != progress.epoch)
+        {
+            throw value_error(std::string(where) + ": expected one history row per epoch done ("
+                              + std::to_string(progress.epoch) + ") but got " + std::to_string(progress.history.size()));
+        }
+        if (!progress.best_weights.empty() && progress.best_weights.size() != layout.parameter_names.size())
+        {
+            throw value_error(std::string(where) + ": expected best weights for the "
+                              + std::to_string(layout.parameter_names.size()) + " parameters but got "
+                              + std::to_string(progress.best_weights.size()));
+        }
+        const std::size_t parameters = layout.parameter_names.size();
+        const std::size_t slots = snapshot.parameters.empty() ? 0 : snapshot.slot_names.size();
+        const std::size_t entries = 1 + 1 + parameters + parameters * slots + 2 + layout.engine_names.size() + 2
+                                    + (progress.best_weights.empty() ? 0 : parameters);
+        io::file_writer out(io::file_kind::checkpoint, io::element_type_of<T>(), io::signature_text<Model>(), entries);
+
+        std::array<std::uint64_t, io::checkpoint_fields> description{};
+        description[io::cp_epoch] = progress.epoch;
+        description[io::cp_train_samples] = progress.order.size();
+        description[io::cp_validation_samples] = progress.validation_samples;
+        description[io::cp_optimizer_parameters] = snapshot.parameters.size();
+        description[io::cp_optimizer_steps] = snapshot.steps;
+        description[io::cp_has_best_weights] = progress.best_weights.empty() ? 0 : 1;
+        description[io::cp_epochs_without_improvement] = progress.epochs_without_improvement;
+        description[io::cp_data_fingerprint] = progress.data_fingerprint;
+        description[io::cp_objective] = progress.objective;
+        description[io::cp_engines] = layout.engine_names.size();
+        out.add("checkpoint", description.data(), std::array<std::size_t, 1>{io::checkpoint_fields});
+        out.add("optimizer." + snapshot.kind, snapshot.hyper.data(), std::array<std::size_t, 1>{snapshot.hyper.size()});
+
+        io::write_parameters(out, model);
+        for (std::size_t k = 0; k < snapshot.parameters.size(); ++k)
+        {
+            for (std::size_t s = 0; s < slots; ++s)
+            {
+                out.add(io::slot_entry_name(snapshot.slot_names[s], snapshot.parameters[k]),
+                        snapshot.slots[k][s].data(), layout.parameter_shapes[k]);
+            }
+        }
+        out.add("fit.shuffle_engine", progress.shuffle_engine.data(), std::array<std::size_t, 1>{4});
+        out.add("fit.order", progress.order.data(), std::array<std::size_t, 1>{progress.order.size()});
+        std::size_t e = 0;
+        for_each_random_engine(model, [&](const std::string&, random_engine& engine) {
+            const random_engine::state_type state = engine.state();
+            out.add(layout.engine_names[e++], state.data(), std::array<std::size_t, 1>{4});
+        });
+        std::vector<double> rows;
+        for (const epoch_logs& logs : progress.history)
+        {
+            const auto row = io::history_row(logs);
+            rows.insert(rows.end(), row.begin(), row.end());
+        }
+        out.add("fit.history", rows.data(), std::array<std::size_t, 2>{progress.history.size(), io::history_fields});
+        out.add("fit.best", &progress.best, std::array<std::size_t, 1>{1});
+        for (std::size_t k = 0; k < progress.best_weights.size(); ++k)
+        {
+            if (progress.best_weights[k].size() != io::element_count(layout.parameter_shapes[k]))
+            {
+                throw value_error(std::string(where) + ": the best weights of " + layout.parameter_names[k] + " have "
+                                  + std::to_string(progress.best_weights[k].size()) + " values, the parameter "
+                                  + std::to_string(io::element_count(layout.parameter_shapes[k])));
+            }
+            out.add("best." + layout.parameter_names[k], progress.best_weights[k].data(), layout.parameter_shapes[k]);
+        }
+        return out.finish();
+    }
+
+    /// Saves a checkpoint of model, optimizer and progress to path, atomically (the old file survives a failure).
+    template <class Model, class Optimizer>
+    void save_checkpoint(const std::string& path, Model& model, const Optimizer& optimizer,
+                         const training_progress<typename Model::value_type>& progress)
+    {
+        io::atomic_write_file(path, save_checkpoint_to_bytes(model, optimizer, progress), "checkpoint");
+    }
+
+    namespace io
+    {
+        /// Reads and checks a whole checkpoint against the model and the optimizer's kind; changes nothing.
+        template <class Model, class Optimizer>
+        checkpoint_contents<typename Model::value_type> read_checkpoint_from(file_reader& file, Model& model,
+                                                                             const Optimizer& optimizer)
+        {
+            using T = typename Model::value_type;
+            const char* where = "load_checkpoint";
+            check_written_by<Model>(file, where);
+            const auto layout = layout_of(model);
+            const optimizer_snapshot<T> current = optimizer.snapshot();
+            const std::string optimizer_entry = "optimizer." + current.kind;
+            const std::size_t parameters = layout.parameter_names.size();
+            const std::size_t file_size = file.file_size();
+            const auto fail = [&](const std::string& problem) { throw io_error(file.source() + ": " + problem); };
+
+            // Stage 1b: the description right after the header, and the optimizer's kind, fix the exact size.
+            const std::size_t description_bytes = entry_bytes("checkpoint", 1, checkpoint_fields, 8);
+            const std::string head = file.prefix(file.header_size() + description_bytes + entry_bytes("", 1, 0, 8)
+                                                 + max_name_bytes);
+            binary_reader peek(head.data(), head.size(), file.source());
+            peek.skip(file.header_size(), "the header");
+            std::array<std::uint64_t, checkpoint_fields> d{};
+            read_entry(peek, "checkpoint", std::array<std::size_t, 1>{checkpoint_fields}, d.data());
+            const entry_header kind = file_reader::read_entry_header(peek);
+            if (kind.name != optimizer_entry)
+            {
+                if (kind.name.rfind("optimizer.", 0) == 0)
+                {
+                    fail("holds the state of an optimizer of kind '" + kind.name.substr(10)
+                         + "', but the model's optimizer is '" + current.kind + "'");
+                }
+                peek.fail("tensor '" + kind.name + "' where '" + optimizer_entry + "' was expected");
+            }
+            if (d[cp_optimizer_parameters] != 0 && d[cp_optimizer_parameters] != parameters)
+            {
+                fail("optimizer state for " + std::to_string(d[cp_optimizer_parameters])
+                     + " parameters, expected 0 or the model's " + std::to_string(parameters));
+            }
+            if (d[cp_has_best_weights] > 1)
+            {
+                fail("the best-weights flag is " + std::to_string(d[cp_has_best_weights]) + ", expected 0 or 1");
+            }
+            if (d[cp_engines] != layout.engine_names.size())
+            {
+                fail(std::to_string(d[cp_engines]) + " random engines, the model has "
+                     + std::to_string(layout.engine_names.size()));
+            }
+            // Both counts come from the file: bounded by its size before any product is formed.
+            if (d[cp_train_samples] > file_size / 8 || d[cp_epoch] > file_size / (8 * history_fields))
+            {
+                fail("declares " + std::to_string(d[cp_train_samples]) + " samples and "
+                     + std::to_string(d[cp_epoch]) + " epochs, more than its " + std::to_string(file_size)
+                     + " bytes can hold");
+            }
+            const auto train_samples = static_cast<std::size_t>(d[cp_train_samples]);
+            const auto epochs_done = static_cast<std::size_t>(d[cp_epoch]);
+            const std::size_t slots = d[cp_optimizer_parameters] == 0 ? 0 : current.slot_names.size();
+            const bool has_best = d[cp_has_best_weights] == 1;
+
+            std::size_t count = 0;
+            std::size_t size = file.header_size() + description_bytes
+                               + entry_bytes(optimizer_entry, 1, current.hyper.size(), 8)
+                               + parameter_entries_bytes(model, count);
+            for (std::size_t k = 0; k < parameters; ++k)
+            {
+                const std::size_t n = element_count(layout.parameter_shapes[k]);
+                const std::size_t rank = layout.parameter_shapes[k].size();
+                for (std::size_t s = 0; s < slots; ++s)
+                {
+                    size += entry_bytes(slot_entry_name(current.slot_names[s], layout.parameter_names[k]), rank, n,
+                                        sizeof(T));
+                }
+                if (has_best)
+                {
+                    size += entry_bytes("best." + layout.parameter_names[k], rank, n, sizeof(T));
+                }
+            }
+            size += entry_bytes("fit.shuffle_engine", 1, 4, 8) + entry_bytes("fit.order", 1, train_samples, 8);
+            for (const std::string& name : layout.engine_names)
+            {
+                size += entry_bytes(name, 1, 4, 8);
+            }
+            size += entry_bytes("fit.history", 2, epochs_done * history_fields, 8) + entry_bytes("fit.best", 1, 1, 8)
+                    + 8;
+            const std::size_t entries = 2 + parameters * (1 + slots + (has_best ? 1 : 0)) + 2
+                                        + layout.engine_names.size() + 2;
+            if (file.entries() != entries)
+            {
+                fail(std::to_string(file.entries()) + " tensors, but its description implies "
+                     + std::to_string(entries));
+            }
+
+            // Stage 2: the whole file, checksum verified, read into temporaries.
+            binary_reader in = file.body(size);
+            checkpoint_contents<T> c;
+            c.source = file.source();
+            std::array<std::uint64_t, checkpoint_fields> verified{};
+            read_entry(in, "checkpoint", std::array<std::size_t, 1>{checkpoint_fields}, verified.data());
+            if (verified != d)
+            {
+                fail("the file changed while it was read");
+            }
+            c.optimizer = current;
+            c.optimizer.hyper.assign(current.hyper.size(), 0.0);
+            read_entry(in, optimizer_entry, std::array<std::size_t, 1>{current.hyper.size()}, c.optimizer.hyper.data());
+            c.optimizer.steps = d[cp_optimizer_steps];
+            c.parameters = read_parameters(in, model);
+            c.optimizer.parameters.clear();
+            c.optimizer.slots.clear();
+            if (slots != 0)
+            {
+                c.optimizer.parameters = layout.parameter_names;
+                for (std::size_t k = 0; k < parameters; ++k)
+                {
+                    const std::size_t n = element_count(layout.parameter_shapes[k]);
+                    c.optimizer.slots.emplace_back();
+                    for (std::size_t s = 0; s < slots; ++s)
+                    {
+                        c.optimizer.slots.back().emplace_back(n);
+                        read_entry(in, slot_entry_name(current.slot_names[s], layout.parameter_names[k]),
+                                   layout.parameter_shapes[k], c.optimizer.slots.back().back().data());
+                    }
+                }
+            }
+
+            training_progress<T>& p = c.progress;
+            p.epoch = d[cp_epoch];
+            p.validation_samples = d[cp_validation_samples];
+            p.epochs_without_improvement = d[cp_epochs_without_improvement];
+            p.data_fingerprint = d[cp_data_fingerprint];
+            p.objective = d[cp_objective];
+            read_entry(in, "fit.shuffle_engine", std::array<std::size_t, 1>{4}, p.shuffle_engine.data());
+            p.order.resize(train_samples);
+            read_entry(in, "fit.order", std::array<std::size_t, 1>{train_samples}, p.order.data());
+            for (const std::string& name : layout.engine_names)
+            {
+                c.engines.emplace_back();
+                read_entry(in, name, std::array<std::size_t, 1>{4}, c.engines.back().data());
+            }
+            std::vector<double> rows(epochs_done * history_fields);
+            read_entry(in, "fit.history", std::array<std::size_t, 2>{epochs_done, history_fields}, rows.data());
+            read_entry(in, "fit.best", std::array<std::size_t, 1>{1}, &p.best);
+            if (has_best)
+            {
+                for (std::size_t k = 0; k < parameters; ++k)
+                {
+                    p.best_weights.emplace_back(element_count(layout.parameter_shapes[k]));
+                    read_entry(in, "best." + layout.parameter_names[k], layout.parameter_shapes[k],
+                               p.best_weights.back().data());
+                }
+            }
+
+            // Values that would make the resumed run misbehave: refused here, before anything changes.
+            std::vector<bool> seen(train_samples, false);
+            for (std::uint64_t index : p.order)
+            {
+                if (index >= train_samples || seen[static_cast<std::size_t>(index)])
+                {
+                    fail("fit.order is not a permutation of the " + std::to_string(train_samples)
+                         + " training samples (it holds " + std::to_string(index) + " "
+                         + (index >= train_samples ? "out of range" : "twice") + ")");
+                }
+                seen[static_cast<std::size_t>(index)] = true;
+            }
+            const auto zero = random_engine::state_type{};
+            if (p.shuffle_engine == zero)
+            {
+                fail("the shuffling engine's state is all zeros");
+            }
+            for (std::size_t e = 0; e < c.engines.size(); ++e)
+            {
+                if (c.engines[e] == zero)
+                {
+                    fail("the state of " + layout.engine_names[e] + " is all zeros");
+                }
+            }
+            for (std::size_t r = 0; r < epochs_done; ++r)
+            {
+                const double* row = rows.data() + r * history_fields;
+                for (std::size_t f : {0, 1, 2, 3})
+                {
+                    if (!(row[f] >= 0.0 && row[f] <= history_integer_max) || row[f] != std::floor(row[f]))
+                    {
+                        fail("fit.history row " + std::to_string(r) + " column " + std::to_string(f)
+                             + " is not a count: " + std::to_string(row[f]));
+                    }
+                }
+                if (row[0] != static_cast<double>(r + 1) || (row[6] != 0.0 && row[6] != 1.0))
+                {
+                    fail("fit.history row " + std::to_string(r) + " is for epoch " + std::to_string(row[0])
+                         + " with validation flag " + std::to_string(row[6]) + ", expected epoch "
+                         + std::to_string(r + 1) + " and a flag 0 or 1");
+                }
+                epoch_logs logs;
+                logs.epoch = static_cast<std::size_t>(row[0]);
+                logs.epochs = static_cast<std::size_t>(row[1]);
+                logs.steps = static_cast<std::size_t>(row[2]);
+                logs.skipped_steps = static_cast<std::size_t>(row[3]);
+                logs.loss = row[4];
+                logs.metric = row[5];
+                logs.has_validation = row[6] == 1.0;
+                logs.val_loss = row[7];
+                logs.val_metric = row[8];
+                logs.seconds = row[9];
+                p.history.push_back(logs);
+            }
+            return c;
+        }
+    }  // namespace io
+
+    /// Reads a checkpoint and checks it against model and optimizer (signature, optimizer kind, every tensor);
+    /// changes neither. apply_checkpoint then applies it.
+    template <class Model, class Optimizer>
+    checkpoint_contents<typename Model::value_type> read_checkpoint(const std::string& path, Model& model,
+                                                                    const Optimizer& optimizer)
+    {
+        io::file_reader file(path, io::file_kind::checkpoint);
+        return io::read_checkpoint_from(file, model, optimizer);
+    }
+
+    /// read_checkpoint from bytes in memory; `source` names them in error messages.
+    template <class Model, class Optimizer>
+    checkpoint_contents<typename Model::value_type> read_checkpoint_from_bytes(std::string bytes, Model& model,
+                                                                               const Optimizer& optimizer,
+                                                                               std::string source = "checkpoint in memory")
+    {
+        io::file_reader file(std::move(bytes), std::move(source), io::file_kind::checkpoint);
+        return io::read_checkpoint_from(file, model, optimizer);
+    }
+
+    /// Puts a checkpoint read by read_checkpoint into the optimizer and the model, and returns the training
+    /// progress. The optimizer goes first (restore() changes nothing when it throws: an io_error for a state it
+    /// refuses); the model's parameters and engines then cannot fail, so this is all or nothing.
+    template <class Model, class Optimizer>
+    training_progress<typename Model::value_type> apply_checkpoint(checkpoint_contents<typename Model::value_type> contents,
+                                                                   Model& model, Optimizer& optimizer)
+    {
+        try
+        {
+            optimizer.restore(contents.optimizer);
+        }
+        catch (const value_error& e)
+        {
+            throw io_error(contents.source + ": " + e.what());
+        }
+        io::commit_parameters(contents.parameters, model);
+        std::size_t e = 0;
+        for_each_random_engine(model, [&](const std::string&, random_engine& engine) {
+            engine.set_state(contents.engines[e++]);  // never all zeros: read_checkpoint refused those
+        });
+        return std::move(contents.progress);
+    }
+
+    /// read_checkpoint then apply_checkpoint: all or nothing.
+    template <class Model, class Optimizer>
+    training_progress<typename Model::value_type> load_checkpoint(const std::string& path, Model& model,
+                                                                  Optimizer& optimizer)
+    {
+        return apply_checkpoint(read_checkpoint(path, model, optimizer), model, optimizer);
+    }
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/io/checkpoint.hpp ----
+// ---- begin include/xrnn/model/batching.hpp ----
+// xtensor-rnn: moving samples between the user's batch-major data and the layers' time-major batches.
+//
+// Data sets are batch-major as in Keras: x (N, S) token ids or (N, S, F) features, y (N, ...). The recurrent
+// layers read (S, B, ...), so a batch of sequences is gathered with its first two axes swapped; samples that are
+// not sequences (and targets of many-to-one models) are gathered row by row.
+#ifndef XRNN_MODEL_BATCHING_HPP
+#define XRNN_MODEL_BATCHING_HPP
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    namespace detail
+    {
+        /// out (S, B, rest...) = x[index[first..first+B)] with x (N, S, rest...), converted to out's value type.
+        template <class In, std::size_t N, class Out>
+        void gather_time_major(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
+                               std::size_t count, xt::xtensor<Out, N>& out)
+        {
+            static_assert(N >= 2, "xrnn: a batch of sequences needs at least the axes (N, S)");
+            std::array<std::size_t, N> shape;
+            std::copy(x.shape().begin(), x.shape().end(), shape.begin());
+            const std::size_t steps = shape[1];
+            shape[0] = steps;
+            shape[1] = count;
+            ensure_shape(out, shape);
+            const std::size_t inner = steps == 0 ? 0 : x.size() / (x.shape()[0] * steps);
+            for (std::size_t b = 0; b < count; ++b)
+            {
+                const In* sample = x.data() + index[first + b] * steps * inner;
+                for (std::size_t t = 0; t < steps; ++t)
+                {
+                    std::copy(sample + t * inner, sample + (t + 1) * inner, out.data() + (t * count + b) * inner);
+                }
+            }
+        }
+
+        /// out (B, rest...) = x[index[first..first+B)] with x (N, rest...).
+        template <class In, std::size_t N, class Out>
+        void gather_rows(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
+                         std::size_t count, xt::xtensor<Out, N>& out)
+        {
+            std::array<std::size_t, N> shape;
+            std::copy(x.shape().begin(), x.shape().end(), shape.begin());
+            shape[0] = count;
+            ensure_shape(out, shape);
+            const std::size_t inner = x.shape()[0] == 0 ? 0 : x.size() / x.shape()[0];
+            for (std::size_t b = 0; b < count; ++b)
+            {
+                const In* sample = x.data() + index[first + b] * inner;
+                std::copy(sample, sample + inner, out.data() + b * inner);
+            }
+        }
+
+        /// Gathers time-major when the batch is a sequence batch, row by row otherwise.
+        template <bool TimeMajor, class In, std::size_t N, class Out>
+        void gather(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
+                    std::size_t count, xt::xtensor<Out, N>& out)
+        {
+            if constexpr (TimeMajor)
+            {
+                gather_time_major(x, index, first, count, out);
+            }
+            else
+            {
+                gather_rows(x, index, first, count, out);
+            }
+        }
+
+        /// The inverse for outputs: result[first + b] = y[:, b] (time-major y) or y[b] (row-major y).
+        template <bool TimeMajor, class T, std::size_t N>
+        void scatter(const xt::xtensor<T, N>& y, std::size_t first, xt::xtensor<T, N>& result)
+        {
+            if constexpr (TimeMajor)
+            {
+                const std::size_t steps = y.shape()[0];
+                const std::size_t count = y.shape()[1];
+                const std::size_t inner = y.size() / std::max<std::size_t>(steps * count, 1);
+                for (std::size_t t = 0; t < steps; ++t)
+                {
+                    for (std::size_t b = 0; b < count; ++b)
+                    {
+                        const T* from = y.data() + (t * count + b) * inner;
+                        std::copy(from, from + inner, result.data() + ((first + b) * steps + t) * inner);
+                    }
+                }
+            }
+            else
+            {
+                std::copy(y.begin(), y.end(), result.data() + first * (y.size() / std::max<std::size_t>(y.shape()[0], 1)));
+            }
+        }
+    }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/batching.hpp ----
 // ---- begin include/xrnn/model/progress.hpp ----
 // xtensor-rnn: Keras-style progress while training.
 //
@@ -4344,7 +5312,8 @@ namespace xrnn
         softmax_cross_entropy   // on logits (.., C); targets: integer class ids (..); metric: accuracy
     };
 
-    /// What fit() does when a batch's loss is NaN or infinite.
+    /// What fit() does when a batch's loss is NaN or infinite, or its gradient is (a finite loss can still
+    /// overflow in backward): the step would leave weights that are not numbers.
     enum class non_finite_loss
     {
         stop,  // throw xrnn::value_error naming the epoch and step; the weights stay those of the last good step
@@ -4380,6 +5349,15 @@ namespace xrnn
         std::ostream* out = &std::cout;  // where progress goes
         std::optional<early_stopping> early_stop;
         std::vector<std::function<fit_control(const epoch_logs&)>> callbacks;
+
+        /// When not empty, a checkpoint (io/checkpoint.hpp) is saved there, atomically, after every
+        /// checkpoint_every-th epoch and after the last epoch run (the end, or a stop by a callback or early stopping).
+        std::string checkpoint_path;
+        std::size_t checkpoint_every = 1;
+        /// When not empty, fit() first loads this checkpoint (all or nothing) and continues with the epoch after
+        /// the one it holds, up to `epochs` in all; the data must be the same (checked by a fingerprint). The
+        /// returned history holds the epochs before the checkpoint too. A run that had stopped early continues.
+        std::string resume_from;
 
         /// Adds a function called after every epoch; it may return fit_control::stop to end training, or nothing.
         template <class F>
@@ -4437,6 +5415,41 @@ namespace xrnn
         struct takes_token_ids<embedding<T, V, D>> : std::true_type
         {
         };
+
+        template <class Layer>
+        struct vocabulary_size;
+        template <class T, std::size_t V, std::size_t D>
+        struct vocabulary_size<embedding<T, V, D>> : std::integral_constant<std::size_t, V>
+        {
+        };
+
+        /// Whether n floats or doubles are all finite: an exponent of all ones is inf or nan. Integer bit tests
+        /// vectorise, where a floating-point sum or one std::isfinite per element would not.
+        template <class G>
+        bool all_finite(const G* values, std::size_t n) noexcept
+        {
+            using bits_type = std::conditional_t<sizeof(G) == 4, std::uint32_t, std::uint64_t>;
+            static_assert(sizeof(G) == sizeof(bits_type), "xrnn: gradients are float or double");
+            constexpr bits_type exponent = sizeof(G) == 4 ? bits_type(0x7f800000u) : bits_type(0x7ff0000000000000ull);
+            bits_type bad = 0;
+            for (std::size_t i = 0; i < n; ++i)
+            {
+                bits_type bits;
+                std::memcpy(&bits, values + i, sizeof bits);
+                bad |= static_cast<bits_type>((bits & exponent) == exponent);
+            }
+            return bad == 0;
+        }
+
+        /// Whether every gradient of a layer or model is finite.
+        template <class Layer>
+        bool gradients_finite(Layer& layer)
+        {
+            bool finite = true;
+            layer.for_each_parameter(
+                [&](const auto&, auto&, auto& grad) { finite = finite && all_finite(grad.data(), grad.size()); });
+            return finite;
+        }
 
         /// Layers with sizes (everything but activations and dropout, which keep the size of what they get).
         template <class Layer, class = void>
@@ -4510,6 +5523,39 @@ namespace xrnn
                               "model from layer objects instead: sequential{layer_a(rng), dropout<T>(0.2, rng), ...}");
                 return Layer();
             }
+        }
+
+        inline std::string objective_name(std::uint64_t code)
+        {
+            switch (code)
+            {
+            case static_cast<std::uint64_t>(objective::mean_squared_error): return "mean_squared_error";
+            case static_cast<std::uint64_t>(objective::binary_cross_entropy): return "binary_cross_entropy";
+            case static_cast<std::uint64_t>(objective::softmax_cross_entropy): return "softmax_cross_entropy";
+            default: return "objective " + std::to_string(code);
+            }
+        }
+
+        template <class Optimizer, class = void>
+        struct has_snapshot : std::false_type
+        {
+        };
+        template <class Optimizer>
+        struct has_snapshot<Optimizer, std::void_t<decltype(std::declval<const Optimizer&>().snapshot())>>
+            : std::true_type
+        {
+        };
+
+        /// FNV-1a of a tensor's shape and values (host byte order), chained onto `hash`: tells data sets apart.
+        template <class V, std::size_t N>
+        std::uint64_t fingerprint(const xt::xtensor<V, N>& a, std::uint64_t hash)
+        {
+            for (auto extent : a.shape())
+            {
+                const auto value = static_cast<std::uint64_t>(extent);
+                hash = io::fnv1a64(reinterpret_cast<const char*>(&value), sizeof value, hash);
+            }
+            return io::fnv1a64(reinterpret_cast<const char*>(a.data()), a.size() * sizeof(V), hash);
         }
 
         /// Sums that make an epoch's mean loss and metric exact whatever the batch sizes.
@@ -4613,6 +5659,18 @@ namespace xrnn
                 const std::string prefix = std::to_string(k) + ".";
                 layer.for_each_parameter(
                     [&](const auto& name, auto& value, auto& grad) { f(prefix + name, value, grad); });
+            });
+        }
+
+        /// Visits the random engine of every layer that draws dropout masks as f(name, engine); names are
+        /// "<layer index>.<the layer's name>", e.g. "1.l0.mask" (checkpoints save and restore them).
+        template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            visit_layers([&](std::size_t k, auto& layer) {
+                const std::string prefix = std::to_string(k) + ".";
+                xrnn::for_each_random_engine(layer,
+                                             [&](const std::string& name, random_engine& engine) { f(prefix + name, engine); });
             });
         }
 
@@ -4817,6 +5875,8 @@ namespace xrnn
             virtual ~optimizer_concept() = default;
             virtual void step(sequential& model) = 0;
             virtual std::unique_ptr<optimizer_concept> clone() const = 0;
+            virtual optimizer_snapshot<T> snapshot() const = 0;
+            virtual void restore(const optimizer_snapshot<T>& snapshot) = 0;
         };
 
         template <class Optimizer>
@@ -4834,6 +5894,30 @@ namespace xrnn
             {
                 return std::make_unique<optimizer_model>(optimizer);
             }
+            optimizer_snapshot<T> snapshot() const override
+            {
+                if constexpr (detail::has_snapshot<Optimizer>::value)
+                {
+                    return optimizer.snapshot();
+                }
+                else
+                {
+                    throw state_error("fit: checkpoints need an optimizer with snapshot() and restore() (sgd, adam, "
+                                      "rmsprop have them); the compiled one has not");
+                }
+            }
+            void restore(const optimizer_snapshot<T>& snapshot) override
+            {
+                if constexpr (detail::has_snapshot<Optimizer>::value)
+                {
+                    optimizer.restore(snapshot);
+                }
+                else
+                {
+                    throw state_error("fit: checkpoints need an optimizer with snapshot() and restore() (sgd, adam, "
+                                      "rmsprop have them); the compiled one has not");
+                }
+            }
             Optimizer optimizer;
         };
 
@@ -4841,8 +5925,10 @@ namespace xrnn
         template <class XV, std::size_t XN>
         using batch_input_t = xt::xtensor<std::conditional_t<std::is_integral<XV>::value, XV, T>, XN>;
 
-        template <class XV, std::size_t XN>
-        using output_t = std::decay_t<decltype(std::declval<sequential&>().forward(
+        // Self is a parameter so that the expression depends on one: with sequential& itself, clang looks up
+        // forward() while the class is still incomplete and rejects it.
+        template <class XV, std::size_t XN, class Self = sequential>
+        using output_t = std::decay_t<decltype(std::declval<Self&>().forward(
             std::declval<const batch_input_t<XV, XN>&>(), mode::inference))>;
 
         // Outputs of rank 3 are (S, B, out): a target per step, gathered time-major too.
@@ -4933,6 +6019,24 @@ namespace xrnn
                                       + detail::shape_to_string(x.shape()) + ")");
                 }
             }
+            if constexpr (detail::takes_token_ids<first_layer>::value)
+            {
+                // All ids before the first batch: the embedding would refuse a bad one only when its batch comes,
+                // after fit() had already trained on the batches before it.
+                constexpr std::size_t vocabulary = detail::vocabulary_size<first_layer>::value;
+                const std::size_t steps = x.shape()[1];
+                const std::size_t per_sample = x.size() / x.shape()[0];
+                for (std::size_t j = 0; j < x.size(); ++j)
+                {
+                    if (!detail::index_in_range(x.data()[j], vocabulary))
+                    {
+                        throw value_error(std::string(where) + ": token id " + std::to_string(x.data()[j])
+                                          + " of sample " + std::to_string(j / per_sample) + ", step "
+                                          + std::to_string((j % per_sample) % steps) + " is outside the vocabulary [0, "
+                                          + std::to_string(vocabulary) + ")");
+                    }
+                }
+            }
         }
 
         template <class XV, std::size_t XN, class YV, std::size_t YN>
@@ -4948,6 +6052,22 @@ namespace xrnn
                                   + ")");
             }
             constexpr std::size_t out_rank = output_t<XV, XN>::rank;
+            if constexpr (YN + 1 >= out_rank && YN <= out_rank)  // other ranks: a static_assert below says why
+            {
+                // One target per output: y (N, out) or (N, S, out), class ids (N) or (N, S); checked before any
+                // batch, so a wrong y is not found only by the loss of the first batch.
+                std::array<std::size_t, YN> expected;
+                std::copy(y.shape().begin(), y.shape().end(), expected.begin());
+                if constexpr (YN >= 2 && out_rank == 3)
+                {
+                    expected[1] = x.shape()[1];
+                }
+                if constexpr (!std::is_integral<YV>::value)
+                {
+                    expected[YN - 1] = output_size;
+                }
+                detail::check_same_shape(where, "y", y.shape(), expected, " (one target per output of the model)");
+            }
             const objective goal = *m_objective;
             if constexpr (std::is_integral<YV>::value)
             {
@@ -5123,6 +6243,34 @@ namespace xrnn
             });
         }
 
+        /// Loads a checkpoint for fit(), refusing one written for other data or another objective before anything
+        /// changes; then applies it (all or nothing) and returns fit()'s progress.
+        training_progress<T> resume(const std::string& path, std::size_t train_samples, std::size_t validation_samples,
+                                    std::uint64_t fingerprint)
+        {
+            checkpoint_contents<T> contents = read_checkpoint(path, *this, *m_optimizer);
+            const training_progress<T>& p = contents.progress;
+            if (p.order.size() != train_samples || p.validation_samples != validation_samples)
+            {
+                throw value_error("fit: resume_from '" + path + "' was written for " + std::to_string(p.order.size())
+                                  + " training and " + std::to_string(p.validation_samples)
+                                  + " validation samples, but this fit has " + std::to_string(train_samples) + " and "
+                                  + std::to_string(validation_samples));
+            }
+            if (p.data_fingerprint != fingerprint)
+            {
+                throw value_error("fit: resume_from '" + path + "' was written for other data: x and y (and the "
+                                  "validation data) must be those of the interrupted run");
+            }
+            if (p.objective != static_cast<std::uint64_t>(*m_objective))
+            {
+                throw value_error("fit: resume_from '" + path + "' was written when training for "
+                                  + detail::objective_name(p.objective) + ", but the model is compiled for "
+                                  + detail::objective_name(static_cast<std::uint64_t>(*m_objective)));
+            }
+            return apply_checkpoint(std::move(contents), *this, *m_optimizer);
+        }
+
         template <class XV, std::size_t XN, class YV, std::size_t YN>
         history run_fit(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::vector<std::size_t> train,
                         const xt::xtensor<XV, XN>& x_val, const xt::xtensor<YV, YN>& y_val,
@@ -5133,6 +6281,11 @@ namespace xrnn
             check_batch_size("fit", options.batch_size);
             const bool has_validation = !validation.empty();
             check_early_stopping(options, has_validation);
+            const bool checkpointing = !options.checkpoint_path.empty();
+            if (checkpointing)
+            {
+                detail::check_positive("fit", "checkpoint_every", options.checkpoint_every);
+            }
 
             const std::string metric = metric_name();
             history result(metric);
@@ -5146,7 +6299,45 @@ namespace xrnn
             double best = 0.0;
             std::size_t epochs_without_improvement = 0;
             std::vector<std::vector<T>> best_weights;
-            for (std::size_t epoch = 1; epoch <= options.epochs; ++epoch)
+            std::size_t first_epoch = 1;
+            std::uint64_t fingerprint = 0;
+            if (checkpointing || !options.resume_from.empty())
+            {
+                fingerprint = detail::fingerprint(y, detail::fingerprint(x, io::fnv1a64(nullptr, 0)));
+                if (&x_val != &x)
+                {
+                    fingerprint = detail::fingerprint(y_val, detail::fingerprint(x_val, fingerprint));
+                }
+            }
+            if (!options.resume_from.empty())
+            {
+                training_progress<T> progress = resume(options.resume_from, train.size(), validation.size(), fingerprint);
+                first_epoch = static_cast<std::size_t>(progress.epoch) + 1;
+                shuffle_rng.set_state(progress.shuffle_engine);
+                train.assign(progress.order.begin(), progress.order.end());
+                for (const epoch_logs& logs : progress.history)
+                {
+                    result.append(logs);
+                }
+                best = progress.best;
+                epochs_without_improvement = static_cast<std::size_t>(progress.epochs_without_improvement);
+                best_weights = std::move(progress.best_weights);
+            }
+            auto write_checkpoint = [&](std::size_t epoch) {
+                training_progress<T> progress;
+                progress.epoch = epoch;
+                progress.shuffle_engine = shuffle_rng.state();
+                progress.order.assign(train.begin(), train.end());
+                progress.validation_samples = validation.size();
+                progress.data_fingerprint = fingerprint;
+                progress.objective = static_cast<std::uint64_t>(*m_objective);
+                progress.history = result.epochs();
+                progress.best = best;
+                progress.epochs_without_improvement = epochs_without_improvement;
+                progress.best_weights = best_weights;
+                save_checkpoint(options.checkpoint_path, *this, *m_optimizer, progress);
+            };
+            for (std::size_t epoch = first_epoch; epoch <= options.epochs; ++epoch)
             {
                 const auto start = clock::now();
                 if (options.shuffle)
@@ -5170,7 +6361,14 @@ namespace xrnn
                     zero_grad(*this);
                     detail::running_score batch_score;
                     const double loss = score_batch(forward(batch, mode::training), target, &grad, batch_score, count);
-                    if (!std::isfinite(loss))
+                    const bool finite_loss = std::isfinite(loss);
+                    if (finite_loss)
+                    {
+                        backward(grad);
+                    }
+                    // A finite loss can still overflow in backward (float): stepping on that gradient would leave
+                    // inf or nan weights, so it counts as a non-finite step too.
+                    if (!finite_loss || !detail::gradients_finite(*this))
                     {
                         if (options.on_non_finite_loss == non_finite_loss::skip)
                         {
@@ -5179,17 +6377,24 @@ namespace xrnn
                             continue;
                         }
                         std::ostringstream message;
-                        message << "fit: the loss became " << loss << " at epoch " << epoch << ", step " << step + 1
-                                << " of " << steps << "; training stopped and the weights are those of the last "
-                                << "good step (lower the learning rate, set clip_norm, or set on_non_finite_loss to "
-                                << "skip)";
+                        message << "fit: the " << (finite_loss ? "gradient" : "loss") << " became ";
+                        if (finite_loss)
+                        {
+                            message << "inf or nan (the loss was " << loss << ")";
+                        }
+                        else
+                        {
+                            message << loss;
+                        }
+                        message << " at epoch " << epoch << ", step " << step + 1 << " of " << steps
+                                << "; training stopped and the weights are those of the last good step (lower the "
+                                << "learning rate, set clip_norm, or set on_non_finite_loss to skip)";
                         throw value_error(message.str());
                     }
                     score.loss_sum += batch_score.loss_sum;
                     score.metric_sum += batch_score.metric_sum;
                     score.metric_count += batch_score.metric_count;
                     score.samples += batch_score.samples;
-                    backward(grad);
                     if (options.clip_norm > 0.0)
                     {
                         clip_grad_norm(options.clip_norm, *this);
@@ -5236,6 +6441,10 @@ namespace xrnn
                     {
                         stop = true;
                     }
+                }
+                if (checkpointing && (epoch % options.checkpoint_every == 0 || stop || epoch == options.epochs))
+                {
+                    write_checkpoint(epoch);
                 }
                 if (stop)
                 {
@@ -5529,123 +6738,6 @@ namespace xrnn
 #include <utility>
 #include <vector>
 
-// ---- begin include/xrnn/text/files.hpp ----
-// xtensor-rnn: the file helpers the text pipeline shares (vocabulary files, the IMDB cache): read a whole file,
-// write one atomically, and the FNV-1a checksum that tells a cache apart from a corrupted one.
-//
-// Why atomic writes: a program killed halfway through saving must leave either the old file or the new one, never
-// a truncated mix that the next start would have to detect. The bytes go to a temporary file in the same directory
-// (same file system, so the rename cannot turn into a copy) and are then renamed over the target.
-#ifndef XRNN_TEXT_FILES_HPP
-#define XRNN_TEXT_FILES_HPP
-
-#include <chrono>
-#include <cstddef>
-#include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <functional>
-#include <string>
-#include <string_view>
-#include <system_error>
-#include <thread>
-
-
-namespace xrnn
-{
-    namespace detail
-    {
-        namespace text_files
-        {
-            /// FNV-1a, 64 bits: a few lines, no table, and any flipped or dropped byte changes it (not a defence
-            /// against deliberate tampering, which a local cache does not need). Chain calls through `hash`.
-            inline std::uint64_t fnv1a64(std::string_view bytes, std::uint64_t hash = 0xcbf29ce484222325ull) noexcept
-            {
-                for (const char c : bytes)
-                {
-                    hash ^= static_cast<unsigned char>(c);
-                    hash *= 0x100000001b3ull;
-                }
-                return hash;
-            }
-
-            /// The whole file as bytes; io_error "<where>: cannot read '<path>'" when it is missing or unreadable.
-            inline std::string read_file(const std::filesystem::path& path, const char* where)
-            {
-                std::ifstream in(path, std::ios::binary);
-                if (!in)
-                {
-                    throw io_error(std::string(where) + ": cannot open '" + path.string() + "' for reading");
-                }
-                in.seekg(0, std::ios::end);
-                const std::streamoff size = in.tellg();
-                in.seekg(0, std::ios::beg);
-                if (size < 0)
-                {
-                    throw io_error(std::string(where) + ": cannot read '" + path.string() + "'");
-                }
-                std::string bytes(static_cast<std::size_t>(size), '\0');
-                if (size > 0 && !in.read(&bytes[0], size))
-                {
-                    throw io_error(std::string(where) + ": cannot read '" + path.string() + "': expected "
-                                   + std::to_string(size) + " bytes but read " + std::to_string(in.gcount()));
-                }
-                return bytes;
-            }
-
-            /// Writes bytes to path through a temporary file in the same directory and a rename, creating the
-            /// directory if needed. On any failure the temporary is removed, the old file (if any) is left as it was,
-            /// and io_error names the path.
-            inline void write_file_atomically(const std::filesystem::path& path, std::string_view bytes,
-                                              const char* where)
-            {
-                namespace fs = std::filesystem;
-                std::error_code ec;
-                const fs::path parent = path.parent_path();
-                if (!parent.empty())
-                {
-                    fs::create_directories(parent, ec);
-                    if (ec)
-                    {
-                        throw io_error(std::string(where) + ": cannot create the directory '" + parent.string()
-                                       + "': " + ec.message());
-                    }
-                }
-                // A name no other writer uses at the same moment (another thread or process saving the same file).
-                const auto stamp = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-                const auto thread = static_cast<std::uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()));
-                const auto unique = stamp ^ (thread * 0x9e3779b97f4a7c15ull) ^ reinterpret_cast<std::uintptr_t>(&ec);
-                fs::path temporary = path;
-                temporary += ".tmp" + std::to_string(unique % 1000000007ull);
-                {
-                    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-                    if (out)
-                    {
-                        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-                        out.close();
-                    }
-                    if (!out)
-                    {
-                        fs::remove(temporary, ec);
-                        throw io_error(std::string(where) + ": cannot write '" + temporary.string()
-                                       + "' (the temporary file for '" + path.string() + "')");
-                    }
-                }
-                fs::rename(temporary, path, ec);
-                if (ec)
-                {
-                    const std::string reason = ec.message();
-                    fs::remove(temporary, ec);
-                    throw io_error(std::string(where) + ": cannot rename '" + temporary.string() + "' to '"
-                                   + path.string() + "': " + reason);
-                }
-            }
-        }  // namespace text_files
-    }      // namespace detail
-}  // namespace xrnn
-
-#endif
-// ---- end include/xrnn/text/files.hpp ----
 
 namespace xrnn
 {
@@ -5786,7 +6878,7 @@ namespace xrnn
         /// id k is on line k + 2. io_error if the file cannot be written.
         void save(const std::string& path) const
         {
-            detail::text_files::write_file_atomically(path, serialize(), "vocabulary::save");
+            io::atomic_write_file(path, serialize(), "vocabulary");
         }
 
         /// Reads what save() wrote. io_error, naming the file and what was expected and found, if it is missing,
@@ -5794,7 +6886,7 @@ namespace xrnn
         /// data after the last word).
         static vocabulary load(const std::string& path)
         {
-            return deserialize(detail::text_files::read_file(path, "vocabulary::load"), path);
+            return deserialize(io::read_file(path, max_file_bytes, "vocabulary file"), path);
         }
 
         /// The text save() writes, for embedding a vocabulary in another file (the IMDB cache does).
@@ -5904,6 +6996,7 @@ namespace xrnn
     private:
         static constexpr const char* magic = "xrnn-vocabulary";
         static constexpr std::uint64_t format_version = 1;
+        static constexpr std::size_t max_file_bytes = std::size_t(1) << 30;  // a larger file is refused unread
 
         void add_word(const std::string& w)
         {
@@ -6241,7 +7334,7 @@ namespace xrnn
                     print.bytes += f.size;
                     const std::string line = std::string(split) + "/" + label + "/" + f.path.filename().string() + " "
                                              + std::to_string(f.size) + "\n";
-                    print.names = text_files::fnv1a64(line, print.names);
+                    print.names = io::fnv1a64(line.data(), line.size(), print.names);
                 }
             }
 
@@ -6256,10 +7349,13 @@ namespace xrnn
                 return src;
             }
 
-            /// A review's text, checked: UTF-8, and at least one word.
+            /// Reviews are a few kB (the longest about 14 kB); a file over this is refused before it is read.
+            constexpr std::size_t max_review_bytes = std::size_t(1) << 26;
+
+            /// A review's bytes, checked to be UTF-8 (the caller checks that it holds a word).
             inline std::string read_review(const review_file& file)
             {
-                std::string text = text_files::read_file(file.path, "load_imdb");
+                std::string text = io::read_file(file.path.string(), max_review_bytes, "IMDB review");
                 validate_utf8(text, file.path.string());
                 return text;
             }
@@ -6279,7 +7375,7 @@ namespace xrnn
                 for (std::size_t i = n; i > 1; --i)
                 {
                     const auto j = static_cast<std::size_t>(rng.below(i));
-                    (void)j;
+                    std::swap(order[i - 1], order[j]);
                 }
                 return order;
             }
@@ -6394,147 +7490,79 @@ namespace xrnn
                 return data;
             }
 
-            /// cache_format: every integer little-endian, whatever the host.
+            /// cache_format: every integer little-endian, whatever the host (io::binary_writer).
             ///   "XRNNIMDB"  u32 version
             ///   u64 num_words, maxlen, seed, limit_per_split         the options that shape the result
             ///   u64 files, bytes, names                              the source's fingerprint
             ///   u64 vocabulary bytes, then the vocabulary file text  (vocabulary::save's format, validated alike)
-            ///   u64 n_train, n_test
+            ///   u64 n_train, n_test                                  n_train + n_test = files
             ///   i32 x_train[n_train][maxlen], u8 y_train[n_train], i32 x_test[n_test][maxlen], u8 y_test[n_test]
             ///   u64 FNV-1a 64 of every byte before it
             constexpr char cache_magic[8] = {'X', 'R', 'N', 'N', 'I', 'M', 'D', 'B'};
             constexpr std::uint32_t cache_version = 1;
+            constexpr std::size_t cache_header_bytes = sizeof cache_magic + 4;
+            constexpr std::uint64_t max_vocabulary_bytes = std::uint64_t(1) << 30;
 
-            inline void put_u64(std::string& out, std::uint64_t v)
+            inline void put_split(io::binary_writer& out, const xt::xtensor<std::int32_t, 2>& x,
+                                  const xt::xtensor<float, 2>& y)
             {
-                for (int k = 0; k < 8; ++k)
+                out.put_array(x.data(), x.size());
+                std::string labels(y.shape()[0], '\0');
+                for (std::size_t i = 0; i < labels.size(); ++i)
                 {
-                    out.push_back(static_cast<char>((v >> (8 * k)) & 0xFFu));
+                    labels[i] = y(i, 0) > 0.5f ? '\1' : '\0';
                 }
-            }
-
-            inline void put_u32(std::string& out, std::uint32_t v)
-            {
-                for (int k = 0; k < 4; ++k)
-                {
-                    out.push_back(static_cast<char>((v >> (8 * k)) & 0xFFu));
-                }
-            }
-
-            /// Bounds-checked little-endian reads; ok turns false at the first read past the end.
-            struct byte_reader
-            {
-                std::string_view bytes;
-                std::size_t pos = 0;
-                bool ok = true;
-
-                bool has(std::uint64_t n) const noexcept
-                {
-                    return ok && n <= bytes.size() - pos;
-                }
-
-                std::uint64_t u64() noexcept
-                {
-                    if (!has(8))
-                    {
-                        ok = false;
-                        return 0;
-                    }
-                    std::uint64_t v = 0;
-                    for (int k = 0; k < 8; ++k)
-                    {
-                        v |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[pos + k])) << (8 * k);
-                    }
-                    pos += 8;
-                    return v;
-                }
-
-                std::uint32_t u32() noexcept
-                {
-                    if (!has(4))
-                    {
-                        ok = false;
-                        return 0;
-                    }
-                    std::uint32_t v = 0;
-                    for (int k = 0; k < 4; ++k)
-                    {
-                        v |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[pos + k])) << (8 * k);
-                    }
-                    pos += 4;
-                    return v;
-                }
-            };
-
-            inline void put_split(std::string& out, const xt::xtensor<std::int32_t, 2>& x)
-            {
-                for (const std::int32_t id : x)
-                {
-                    put_u32(out, static_cast<std::uint32_t>(id));
-                }
+                out.put_raw(labels.data(), labels.size());
             }
 
             inline std::string cache_bytes(const imdb_dataset& data, const imdb_options& options, const fingerprint& print)
             {
                 const std::string vocab_text = data.vocab.serialize();
-                const std::size_t n_train = data.x_train.shape()[0];
-                const std::size_t n_test = data.x_test.shape()[0];
-                std::string out;
-                out.reserve(128 + vocab_text.size() + (n_train + n_test) * (options.maxlen * 4 + 1));
-                out.append(cache_magic, sizeof cache_magic);
-                put_u32(out, cache_version);
+                io::binary_writer out;
+                out.bytes().reserve(128 + vocab_text.size() + print.files * (options.maxlen * 4 + 1));
+                out.put_raw(cache_magic, sizeof cache_magic);
+                out.put(cache_version);
                 for (const std::uint64_t v : {std::uint64_t(options.num_words), std::uint64_t(options.maxlen),
                                               options.seed, std::uint64_t(options.limit_per_split), print.files,
                                               print.bytes, print.names, std::uint64_t(vocab_text.size())})
                 {
-                    put_u64(out, v);
+                    out.put(v);
                 }
-                out += vocab_text;
-                put_u64(out, n_train);
-                put_u64(out, n_test);
-                put_split(out, data.x_train);
-                for (std::size_t i = 0; i < n_train; ++i)
-                {
-                    out.push_back(data.y_train(i, 0) > 0.5f ? '\1' : '\0');
-                }
-                put_split(out, data.x_test);
-                for (std::size_t i = 0; i < n_test; ++i)
-                {
-                    out.push_back(data.y_test(i, 0) > 0.5f ? '\1' : '\0');
-                }
-                put_u64(out, text_files::fnv1a64(out));
-                return out;
+                out.put_raw(vocab_text.data(), vocab_text.size());
+                out.put(std::uint64_t(data.x_train.shape()[0]));
+                out.put(std::uint64_t(data.x_test.shape()[0]));
+                put_split(out, data.x_train, data.y_train);
+                put_split(out, data.x_test, data.y_test);
+                out.put(io::fnv1a64(out.bytes().data(), out.bytes().size()));
+                return std::move(out.bytes());
             }
 
-            /// Reads one split's x and y; false if the bytes run out or hold an id or label out of range.
-            inline bool read_split(byte_reader& in, std::size_t n, std::size_t maxlen, std::size_t vocab_size,
+            /// Reads one split's x and y (sizes checked against the bytes left before allocating); io_error if an
+            /// id or a label is out of range.
+            inline void read_split(io::binary_reader& in, std::uint64_t n, std::size_t maxlen, std::size_t vocab_size,
                                    xt::xtensor<std::int32_t, 2>& x, xt::xtensor<float, 2>& y)
             {
-                // Sizes are checked against what is left before anything is allocated.
-                const std::size_t left = in.bytes.size() - in.pos;
-                if (!in.ok || maxlen == 0 || maxlen > left / 4 || n > left / (maxlen * 4 + 1))
+                if (n > in.remaining() / (std::uint64_t(maxlen) * 4 + 1))
                 {
-                    return false;
+                    in.fail(std::to_string(n) + " rows of " + std::to_string(maxlen) + " ids claim more bytes than the file has");
                 }
-                x = xt::xtensor<std::int32_t, 2>::from_shape({n, maxlen});
-                y = xt::xtensor<float, 2>::from_shape({n, 1});
-                bool in_range = true;
-                for (auto& id : x)
+                x = xt::xtensor<std::int32_t, 2>::from_shape({std::size_t(n), maxlen});
+                in.get_array(x.data(), x.size(), "ids");
+                if (!std::all_of(x.begin(), x.end(), [&](std::int32_t id) { return index_in_range(id, vocab_size); }))
                 {
-                    id = static_cast<std::int32_t>(in.u32());
-                    in_range = in_range && index_in_range(id, vocab_size);
+                    in.fail("an id is outside [0, " + std::to_string(vocab_size) + ")");
                 }
-                if (!in.has(n))
+                std::string labels(std::size_t(n), '\0');
+                in.get_array(&labels[0], labels.size(), "labels");
+                y = xt::xtensor<float, 2>::from_shape({std::size_t(n), 1});
+                for (std::size_t i = 0; i < labels.size(); ++i)
                 {
-                    return false;
+                    if (labels[i] != '\0' && labels[i] != '\1')
+                    {
+                        in.fail("a label is neither 0 nor 1");
+                    }
+                    y(i, 0) = labels[i] == '\1' ? 1.0f : 0.0f;
                 }
-                for (std::size_t i = 0; i < n; ++i)
-                {
-                    const auto label = static_cast<unsigned char>(in.bytes[in.pos++]);
-                    in_range = in_range && label <= 1;
-                    y(i, 0) = static_cast<float>(label);
-                }
-                return in.ok && in_range;
             }
 
             /// The cached dataset, or nullopt with why (for cache_note) when there is none usable.
@@ -6547,82 +7575,90 @@ namespace xrnn
                     why = "no cache at '" + path + "'";
                     return std::nullopt;
                 }
+                // The largest cache these options and this source can give; a larger file is not read at all.
+                const std::uint64_t max_bytes = 4096 + max_vocabulary_bytes + print.files * (options.maxlen * 4 + 1);
                 std::string bytes;
                 try
                 {
-                    bytes = text_files::read_file(path, "load_imdb");
+                    bytes = io::read_file(path, static_cast<std::size_t>(max_bytes), "IMDB cache");
                 }
                 catch (const io_error& e)
                 {
-                    why = std::string("cache unreadable (") + e.what() + ")";
+                    why = std::string("cache not usable (") + e.what() + ")";
                     return std::nullopt;
                 }
-                const std::string_view all(bytes);
-                if (all.size() < sizeof cache_magic + 4 + 8 || all.substr(0, sizeof cache_magic) != std::string_view(cache_magic, sizeof cache_magic))
+                if (bytes.size() < cache_header_bytes + 8
+                    || std::memcmp(bytes.data(), cache_magic, sizeof cache_magic) != 0)
                 {
                     why = "'" + path + "' is not an IMDB cache (bad magic or too short)";
                     return std::nullopt;
                 }
-                byte_reader in{all.substr(0, all.size() - 8)};
-                in.pos = sizeof cache_magic;
-                if (in.u32() != cache_version)
+                const std::size_t payload = bytes.size() - 8;
+                io::binary_reader in(bytes.data(), payload, "IMDB cache '" + path + "'");
+                io::binary_reader tail(bytes.data() + payload, 8, "IMDB cache '" + path + "'");
+                try
                 {
-                    why = "cache '" + path + "' has another format version (expected " + std::to_string(cache_version) + ")";
-                    return std::nullopt;
-                }
-                byte_reader tail{all.substr(all.size() - 8)};
-                if (tail.u64() != text_files::fnv1a64(in.bytes))
-                {
-                    why = "cache '" + path + "' is corrupted or truncated (checksum mismatch)";
-                    return std::nullopt;
-                }
-                const std::uint64_t num_words = in.u64();
-                const std::uint64_t maxlen = in.u64();
-                const std::uint64_t seed = in.u64();
-                const std::uint64_t limit = in.u64();
-                fingerprint cached;
-                cached.files = in.u64();
-                cached.bytes = in.u64();
-                cached.names = in.u64();
-                if (!in.ok || num_words != options.num_words || maxlen != options.maxlen || seed != options.seed
-                    || limit != options.limit_per_split)
-                {
-                    why = "cache '" + path + "' is stale (made with other options)";
-                    return std::nullopt;
-                }
-                if (!(cached == print))
-                {
-                    why = "cache '" + path + "' is stale (the review files changed)";
-                    return std::nullopt;
-                }
-                const std::uint64_t vocab_bytes = in.u64();
-                imdb_dataset data;
-                bool ok = in.has(vocab_bytes);
-                if (ok)
-                {
-                    try
+                    in.skip(sizeof cache_magic, "magic");
+                    const auto version = in.get<std::uint32_t>("format version");
+                    if (version != cache_version)
                     {
-                        data.vocab = vocabulary::deserialize(in.bytes.substr(in.pos, vocab_bytes), path);
-                        in.pos += vocab_bytes;
-                        ok = data.vocab.num_words() == options.num_words;
+                        why = "cache '" + path + "' has format version " + std::to_string(version) + ", expected "
+                              + std::to_string(cache_version);
+                        return std::nullopt;
                     }
-                    catch (const error&)
+                    if (tail.get<std::uint64_t>("checksum") != io::fnv1a64(bytes.data(), payload))
                     {
-                        ok = false;
+                        why = "cache '" + path + "' is corrupted or truncated (checksum mismatch)";
+                        return std::nullopt;
                     }
+                    std::uint64_t header[8];
+                    for (auto& v : header)
+                    {
+                        v = in.get<std::uint64_t>("header");
+                    }
+                    if (header[0] != options.num_words || header[1] != options.maxlen || header[2] != options.seed
+                        || header[3] != options.limit_per_split)
+                    {
+                        why = "cache '" + path + "' is stale (made with other options)";
+                        return std::nullopt;
+                    }
+                    if (!(fingerprint{header[4], header[5], header[6]} == print))
+                    {
+                        why = "cache '" + path + "' is stale (the review files changed)";
+                        return std::nullopt;
+                    }
+                    const std::uint64_t vocab_bytes = header[7];
+                    if (vocab_bytes > in.remaining())
+                    {
+                        in.fail("the vocabulary claims more bytes than the file has");
+                    }
+                    imdb_dataset data;
+                    data.vocab = vocabulary::deserialize(std::string_view(bytes.data() + in.offset(), vocab_bytes), path);
+                    in.skip(static_cast<std::size_t>(vocab_bytes), "vocabulary");
+                    if (data.vocab.num_words() != options.num_words)
+                    {
+                        in.fail("the vocabulary has num_words " + std::to_string(data.vocab.num_words()));
+                    }
+                    const auto n_train = in.get<std::uint64_t>("n_train");
+                    const auto n_test = in.get<std::uint64_t>("n_test");
+                    if (n_train == 0 || n_test == 0 || n_train > print.files || n_test != print.files - n_train)
+                    {
+                        in.fail("expected " + std::to_string(print.files) + " reviews in both splits but found "
+                                + std::to_string(n_train) + " + " + std::to_string(n_test));
+                    }
+                    read_split(in, n_train, options.maxlen, data.vocab.size(), data.x_train, data.y_train);
+                    read_split(in, n_test, options.maxlen, data.vocab.size(), data.x_test, data.y_test);
+                    if (in.remaining() != 0)
+                    {
+                        in.fail(std::to_string(in.remaining()) + " bytes after the data");
+                    }
+                    return data;
                 }
-                const std::uint64_t n_train = in.u64();
-                const std::uint64_t n_test = in.u64();
-                ok = ok && in.ok && n_train > 0 && n_test > 0
-                     && read_split(in, n_train, options.maxlen, data.vocab.size(), data.x_train, data.y_train)
-                     && read_split(in, n_test, options.maxlen, data.vocab.size(), data.x_test, data.y_test)
-                     && in.pos == in.bytes.size();
-                if (!ok)
+                catch (const error& e)
                 {
-                    why = "cache '" + path + "' is malformed (sizes or values out of range)";
+                    why = std::string("cache not usable (") + e.what() + ")";
                     return std::nullopt;
                 }
-                return data;
             }
         }  // namespace imdb
     }      // namespace detail
@@ -6648,8 +7684,18 @@ namespace xrnn
         imdb_dataset data = detail::imdb::parse(src, options);
         if (!options.cache_path.empty())
         {
-            detail::text_files::write_file_atomically(options.cache_path,
-                                                      detail::imdb::cache_bytes(data, options, src.print), "load_imdb");
+            const std::filesystem::path parent = std::filesystem::path(options.cache_path).parent_path();
+            std::error_code ec;
+            if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+            {
+                std::filesystem::create_directories(parent, ec);
+                if (ec)
+                {
+                    throw io_error("load_imdb: cannot create the cache directory '" + parent.string() + "': "
+                                   + ec.message());
+                }
+            }
+            io::atomic_write_file(options.cache_path, detail::imdb::cache_bytes(data, options, src.print), "IMDB cache");
             data.cache_note = why + "; parsed the reviews and wrote the cache";
         }
         return data;
