@@ -9,6 +9,8 @@
 #include <string>
 #include <system_error>
 
+#include <xrnn/config.hpp>
+
 namespace xrnn_test
 {
     /// A fresh directory under the system's temporary directory, removed when the object goes.
@@ -51,6 +53,41 @@ namespace xrnn_test
     {
         std::ofstream out(path, std::ios::binary | std::ios::trunc);
         out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+    /// How many damaged copies of `good` a loader refuses with xrnn::io_error: every proper prefix (truncations) and
+    /// every copy with one byte XORed with `flip`. A loader that catches all damage refuses good.size() of each.
+    struct refusals
+    {
+        std::size_t truncations = 0;
+        std::size_t flips = 0;
+    };
+
+    template <class Load>
+    refusals count_refusals(const std::string& good, char flip, Load&& load)
+    {
+        refusals counted;
+        auto refused = [&](const std::string& bytes) {
+            try
+            {
+                load(bytes);
+            }
+            catch (const xrnn::io_error&)
+            {
+                return true;
+            }
+            return false;
+        };
+        for (std::size_t length = 0; length < good.size(); ++length)
+        {
+            counted.truncations += refused(good.substr(0, length));
+        }
+        for (std::size_t at = 0; at < good.size(); ++at)
+        {
+            std::string bytes = good;
+            bytes[at] = static_cast<char>(bytes[at] ^ flip);
+            counted.flips += refused(bytes);
+        }
+        return counted;
     }
 }  // namespace xrnn_test
 
