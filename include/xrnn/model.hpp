@@ -983,22 +983,6 @@ namespace xrnn
             }
         }
 
-        std::vector<std::vector<T>> snapshot()
-        {
-            std::vector<std::vector<T>> values;
-            for_each_parameter([&](const auto&, auto& value, auto&) { values.emplace_back(value.begin(), value.end()); });
-            return values;
-        }
-
-        void restore(const std::vector<std::vector<T>>& values)
-        {
-            std::size_t k = 0;
-            for_each_parameter([&](const auto&, auto& value, auto&) {
-                std::copy(values[k].begin(), values[k].end(), value.begin());
-                ++k;
-            });
-        }
-
         /// Loads a checkpoint for fit(), refusing one written for other data or another objective before anything
         /// changes; then applies it (all or nothing) and returns fit()'s progress.
         training_progress<T> resume(const std::string& path, std::size_t train_samples, std::size_t validation_samples,
@@ -1190,7 +1174,7 @@ namespace xrnn
                         epochs_without_improvement = 0;
                         if (rule.restore_best_weights)
                         {
-                            best_weights = snapshot();
+                            best_weights = io::copy_parameters(*this);
                         }
                     }
                     else if (++epochs_without_improvement > rule.patience)
@@ -1209,7 +1193,7 @@ namespace xrnn
             }
             if (!best_weights.empty())
             {
-                restore(best_weights);  // restore_best_weights: the best epoch's weights, stopped early or not
+                io::commit_parameters(best_weights, *this);  // restore_best_weights: the best epoch's weights, stopped early or not
             }
             return result;
         }

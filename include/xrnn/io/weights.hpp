@@ -377,7 +377,16 @@ namespace xrnn
             return values;
         }
 
-        /// Copies buffers made by read_parameters into the model (cannot fail: the sizes were checked).
+        /// Every parameter of the model copied out, in visiting order (commit_parameters puts them back).
+        template <class Model>
+        std::vector<std::vector<scalar_t<Model>>> copy_parameters(Model& model)
+        {
+            std::vector<std::vector<scalar_t<Model>>> values;
+            model.for_each_parameter([&](const auto&, auto& value, auto&) { values.emplace_back(value.begin(), value.end()); });
+            return values;
+        }
+
+        /// Copies buffers made by read_parameters or copy_parameters into the model (cannot fail: the sizes match).
         template <class Model>
         void commit_parameters(const std::vector<std::vector<scalar_t<Model>>>& values, Model& model) noexcept
         {
