@@ -298,8 +298,9 @@ namespace
                }));
     }
 
-    /// The matrix products of an inference forward of a recurrent layer with G = gates * H, alone, as the layer
-    /// calls them: the input projection in chunks of inference_chunk_rows rows, then per step Z_t += H_{t-1} W_h.
+    /// The BLAS products of an inference forward of a recurrent layer with G = gates * H, alone, as a layer on the
+    /// BLAS path calls them (weights larger than L2; the IMDB shapes take the register-blocked path instead): the
+    /// input projection in chunks of inference_chunk_rows rows, then per step Z_t += H_{t-1} W_h.
     template <std::size_t Gates>
     void forward_floor_case(const char* name, std::size_t reps)
     {

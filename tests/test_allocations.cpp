@@ -389,11 +389,14 @@ TEST_CASE("memory: a training step keeps what recurrent_cell.hpp states (the IMD
             lstm.workspace_bytes(), " bytes (", lstm.workspace_bytes() / 1048576.0, " MiB), of which ", grows,
             " grow with S x B");
 
-    // a fresh layer that only runs inference keeps h (its output), a gate chunk and two rows of c
+    // a fresh layer that only runs inference keeps h (its output), one step's gates (a chunk of steps' on the
+    // BLAS path) and two rows of c
     xrnn::random_engine rng2(1);
     xrnn::lstm<float, I, Hd> inference(rng2);
     inference.forward(x);
-    const std::size_t chunk_steps = xrnn::lstm_cell<float, I, Hd>::inference_chunk_rows / B;
+    using cell = xrnn::lstm_cell<float, I, Hd>;
+    static_assert(cell::register_blocked_steps, "the IMDB LSTM's weights (512 KiB) take the register-blocked path");
+    const std::size_t chunk_steps = 1;
     const std::size_t expected = ((S + 1) * B * Hd + chunk_steps * B * G + 2 * B * Hd) * e + (B * Hd + 4 * B * Hd) * e;
     CHECK(inference.workspace_bytes() == expected);
     MESSAGE("the same layer after an inference forward only: ", inference.workspace_bytes(), " bytes");

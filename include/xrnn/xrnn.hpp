@@ -6,6 +6,7 @@
 
 #include <xrnn/config.hpp>
 #include <xrnn/random.hpp>
+#include <xrnn/threads.hpp>
 #include <xrnn/detail/blas.hpp>
 #include <xrnn/detail/tensor.hpp>
 #include <xrnn/init.hpp>

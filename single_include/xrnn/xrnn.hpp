@@ -298,6 +298,247 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/random.hpp ----
+// ---- begin include/xrnn/threads.hpp ----
+// xtensor-rnn: the threads the recurrent layers split a batch over.
+//
+// The sequences of a batch are independent through all S steps of a recurrent layer, so its forward runs each
+// thread's rows through every step on their own (recurrent_cell.hpp): one fork and one join per layer and
+// forward, no synchronisation per step. A row's result does not depend on the number of threads.
+//
+//   xrnn::num_threads()        how many threads (the caller's own included) a parallel pass uses
+//   xrnn::set_num_threads(n)   set it; n = 0 restores the default
+// The default is the environment variable XRNN_NUM_THREADS when it holds a positive number, else
+// std::thread::hardware_concurrency(). Matrix products that go to BLAS use BLAS's own threads, set the BLAS
+// way (OPENBLAS_NUM_THREADS, openblas_set_num_threads).
+//
+// The pool's workers are started on the first parallel pass and sleep on a condition variable between passes.
+// A pass started while another one is running (from another thread, or from inside a pass) runs on the calling
+// thread alone, so calls from several threads stay correct, only not faster.
+#ifndef XRNN_THREADS_HPP
+#define XRNN_THREADS_HPP
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace xrnn
+{
+    namespace detail
+    {
+        /// XRNN_NUM_THREADS when it is a positive integer, else the hardware's thread count (at least 1).
+        inline std::size_t default_thread_count() noexcept
+        {
+            if (const char* text = std::getenv("XRNN_NUM_THREADS"))
+            {
+                char* end = nullptr;
+                const long value = std::strtol(text, &end, 10);
+                if (end != text && *end == '\0' && value > 0 && value <= 4096)
+                {
+                    return static_cast<std::size_t>(value);
+                }
+            }
+            const unsigned hardware = std::thread::hardware_concurrency();
+            return hardware > 0 ? hardware : 1;
+        }
+
+        /// Workers that run the parts of one parallel pass at a time; the calling thread takes parts too.
+        class thread_pool
+        {
+        public:
+            static thread_pool& instance()
+            {
+                static thread_pool pool;
+                return pool;
+            }
+
+            std::size_t threads() const noexcept
+            {
+                return m_threads.load(std::memory_order_relaxed);
+            }
+
+            void set_threads(std::size_t n)
+            {
+                std::lock_guard<std::mutex> pass(m_pass);  // waits for a running pass to end
+                stop_workers();
+                m_threads.store(n == 0 ? default_thread_count() : n, std::memory_order_relaxed);
+            }
+
+            /// Calls part(p) for p = 0 .. parts - 1, spread over the workers and the calling thread, and returns
+            /// when all have returned; rethrows the first exception a part threw.
+            template <class F>
+            void run(std::size_t parts, F&& part)
+            {
+                std::unique_lock<std::mutex> pass(m_pass, std::try_to_lock);
+                if (parts <= 1 || threads() <= 1 || in_pass() || !pass.owns_lock())
+                {
+                    for (std::size_t p = 0; p < parts; ++p)
+                    {
+                        part(p);
+                    }
+                    return;
+                }
+                start_workers();
+                using part_type = std::remove_reference_t<F>;
+                {
+                    std::lock_guard<std::mutex> lock(m_mutex);
+                    m_task = [](void* f, std::size_t p) { (*static_cast<part_type*>(f))(p); };
+                    m_task_data = const_cast<void*>(static_cast<const void*>(std::addressof(part)));
+                    m_parts = parts;
+                    m_next.store(0, std::memory_order_relaxed);
+                    m_busy = m_workers.size();
+                    m_error = nullptr;
+                    ++m_generation;
+                }
+                m_wake.notify_all();
+                take_parts();
+                std::unique_lock<std::mutex> lock(m_mutex);
+                m_done.wait(lock, [&] { return m_busy == 0; });
+                m_task = nullptr;
+                if (m_error)
+                {
+                    std::rethrow_exception(std::exchange(m_error, nullptr));
+                }
+            }
+
+            ~thread_pool()
+            {
+                stop_workers();
+            }
+
+            thread_pool(const thread_pool&) = delete;
+            thread_pool& operator=(const thread_pool&) = delete;
+
+        private:
+            thread_pool()
+                : m_threads(default_thread_count())
+            {
+            }
+
+            static bool& in_pass() noexcept
+            {
+                thread_local bool inside = false;
+                return inside;
+            }
+
+            void start_workers()
+            {
+                const std::size_t wanted = threads() - 1;
+                while (m_workers.size() < wanted)
+                {
+                    // the generation is passed in, not read by the new thread: it may start after the next ++
+                    m_workers.emplace_back([this, seen = m_generation] { work(seen); });
+                }
+            }
+
+            void stop_workers()
+            {
+                {
+                    std::lock_guard<std::mutex> lock(m_mutex);
+                    m_stop = true;
+                }
+                m_wake.notify_all();
+                for (auto& worker : m_workers)
+                {
+                    worker.join();
+                }
+                m_workers.clear();
+                std::lock_guard<std::mutex> lock(m_mutex);
+                m_stop = false;
+            }
+
+            /// Runs parts until none is left; the caller's part of a pass.
+            void take_parts()
+            {
+                in_pass() = true;
+                for (std::size_t p = m_next.fetch_add(1); p < m_parts; p = m_next.fetch_add(1))
+                {
+                    try
+                    {
+                        m_task(m_task_data, p);
+                    }
+                    catch (...)
+                    {
+                        std::lock_guard<std::mutex> lock(m_mutex);
+                        if (!m_error)
+                        {
+                            m_error = std::current_exception();
+                        }
+                    }
+                }
+                in_pass() = false;
+            }
+
+            void work(std::size_t seen)
+            {
+                std::unique_lock<std::mutex> lock(m_mutex);
+                for (;;)
+                {
+                    m_wake.wait(lock, [&] { return m_stop || m_generation != seen; });
+                    if (m_stop)
+                    {
+                        return;
+                    }
+                    seen = m_generation;
+                    lock.unlock();
+                    take_parts();
+                    lock.lock();
+                    if (--m_busy == 0)
+                    {
+                        m_done.notify_one();
+                    }
+                }
+            }
+
+            std::atomic<std::size_t> m_threads;
+            std::mutex m_pass;   // one pass at a time
+            std::mutex m_mutex;  // guards what follows
+            std::condition_variable m_wake;
+            std::condition_variable m_done;
+            std::vector<std::thread> m_workers;
+            void (*m_task)(void*, std::size_t) = nullptr;
+            void* m_task_data = nullptr;
+            std::size_t m_parts = 0;
+            std::atomic<std::size_t> m_next{0};
+            std::size_t m_busy = 0;
+            std::size_t m_generation = 0;
+            bool m_stop = false;
+            std::exception_ptr m_error;
+        };
+
+        /// part(p) for p = 0 .. parts - 1 on xrnn's threads (see the top of this file).
+        template <class F>
+        void parallel_for(std::size_t parts, F&& part)
+        {
+            thread_pool::instance().run(parts, part);
+        }
+    }  // namespace detail
+
+    /// How many threads a parallel pass uses, the caller's own included.
+    inline std::size_t num_threads() noexcept
+    {
+        return detail::thread_pool::instance().threads();
+    }
+
+    /// Sets how many threads a parallel pass uses; 0 restores the default (XRNN_NUM_THREADS, else the hardware's
+    /// count). Waits for a pass that is running to end.
+    inline void set_num_threads(std::size_t n)
+    {
+        detail::thread_pool::instance().set_threads(n);
+    }
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/threads.hpp ----
 // ---- begin include/xrnn/detail/blas.hpp ----
 // xtensor-rnn: matrix products into preallocated, row-major buffers.
 //
@@ -1283,11 +1524,22 @@ namespace xrnn
             detail::ensure_shape(m_ids, {steps, batch});
             std::copy(ids.begin(), ids.end(), m_ids.begin());
             detail::ensure_shape(m_output, {steps, batch, Dim});
-            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (F1)
-            {
-                const T* row = p.w.data() + m_ids.data()[j] * Dim;
-                std::copy(row, row + Dim, m_output.data() + j * Dim);
-            }
+            // (F1), in parts of the rows on xrnn's threads when there are enough of them (a large gather is
+            // bound by memory traffic, which two cores move faster than one)
+            const std::size_t rows = m_ids.size();
+            const std::size_t parts = rows * Dim >= parallel_values ? std::min(rows, num_threads()) : 1;
+            detail::parallel_for(parts, [&](std::size_t part) {
+                const std::size_t end = rows * (part + 1) / parts;
+                for (std::size_t j = rows * part / parts; j < end; ++j)
+                {
+                    const T* row = p.w.data() + m_ids.data()[j] * Dim;
+                    T* out = m_output.data() + j * Dim;
+                    detail::for_each_pack<T, Dim>([&](auto pack, std::size_t k) {
+                        using P = decltype(pack);
+                        P::store(out + k, P::load(row + k));
+                    });
+                }
+            });
             return m_output;
         }
 
@@ -1324,6 +1576,8 @@ namespace xrnn
         }
 
     private:
+        static constexpr std::size_t parallel_values = std::size_t(1) << 18;  // 1 MiB of floats: worth a thread
+
         xt::xtensor<std::size_t, 2> m_ids;  // validated ids of the last forward
         output_type m_output;
     };
@@ -1496,9 +1750,12 @@ namespace xrnn
 //   (R2) h~_{t-1} = h_{t-1} * m_h             m_h (B, H): recurrent dropout mask, one per sequence
 //   (R3) z_t      = x~_t W_x + h~_{t-1} W_h + b          W_x (I, G), W_h (H, G), b (G) -> z_t (B, G)
 //   (R4) (h_t, c_t) = cell equations of z_t and c_{t-1}   (rnn_cell.hpp, lstm_cell.hpp)
-// (R3) runs as one GEMM over all S * B rows for the x~ W_x part, then one GEMM per step for h~ W_h (a
-// register-blocked matrix-vector product instead of BLAS when B = 1, detail/simd.hpp); + b is added by the
-// cell's activation pass, which reads z_t anyway.
+// The sequences of the batch are independent here, so each thread takes a part of the batch through all S
+// steps (threads.hpp). Per step and tile of 8 rows, (R3) sums both products in registers (detail/small_gemm.hpp)
+// and (R4) follows on those rows while z_t is in L1; W_x and W_h stay in L2 for all steps. Layers whose weights
+// do not fit in L2 (register_blocked_steps is false) run (R3) through BLAS instead: one GEMM over many steps'
+// rows for x~ W_x, then one GEMM per step for h~ W_h. + b is added by the cell's activation pass, which reads
+// z_t anyway.
 //
 // Backward (BPTT), for t = S..1, with dh_t = dy_t (from the output or the layer above) + the recurrent part:
 //   (Q1) dz_t, dc_{t-1} = cell backward of dh_t, dc_t     ("dz" is the gradient before the nonlinearities)
@@ -1523,8 +1780,8 @@ namespace xrnn
 //                                      the h of the layer below, unless input dropout makes it a masked copy
 //   h~        S * B * H * e            only with recurrent dropout
 // and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller. An inference
-// forward keeps h (the layer's output) and a gate buffer of at most inference_chunk_rows rows, c ping-pongs
-// between two (B, H) rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
+// forward keeps h (the layer's output) and a gate buffer of B rows (of at most max(B, inference_chunk_rows)
+// rows on the BLAS path), c ping-pongs between two (B, H) rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
 // Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
 #ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
 #define XRNN_LAYERS_RECURRENT_CELL_HPP
@@ -1538,6 +1795,182 @@ namespace xrnn
 #include <xtensor/xnoalias.hpp>
 #include <xtensor/xtensor.hpp>
 
+// ---- begin include/xrnn/detail/small_gemm.hpp ----
+// xtensor-rnn: a register-blocked product of a few rows by small weight matrices of compile-time width.
+//
+//   Y (m x N) = sum over terms of A_t (m x k_t) W_t (k_t x N)        W_t row-major with N columns, A_t rows
+//                                                                    lda_t apart, Y rows ldy apart
+//
+// This is (R3) of one recurrent step for a slice of the batch, z_t = x_t W_x + h_{t-1} W_h, with both
+// products summed in registers: the inference forward runs it per step on each thread's rows (recurrent.hpp),
+// where a BLAS call per step would pay its call and threading overhead 200 times for 1 MFLOP each, and
+// would leave the input projection to a separate pass over memory.
+//
+// Blocking: Y is computed in tiles of Rows rows x Packs SIMD packs (8 x 3 with AVX-512's 32 registers, 4 x 3
+// with 16): per k, Packs loads of W and Rows broadcasts of A feed Rows * Packs independent FMAs, so the loop is
+// bound by the FMA units, not by loads. Every element is summed in the same order (terms, then k ascending)
+// whatever tile it falls in, so a row's result does not depend on how the rows are split among threads.
+#ifndef XRNN_DETAIL_SMALL_GEMM_HPP
+#define XRNN_DETAIL_SMALL_GEMM_HPP
+
+#include <cstddef>
+#include <utility>
+
+
+namespace xrnn::detail
+{
+    /// One operand pair of gemm_rows: A (m x k, rows lda apart) times W (k x N, row-major).
+    template <class T>
+    struct gemm_term
+    {
+        const T* a;
+        std::size_t lda;
+        const T* w;
+        std::size_t k;
+    };
+
+    namespace small_gemm_impl
+    {
+        // Forced inline: the accumulators only stay in registers if the whole tile is one function, and GCC's
+        // inliner gives up on these helpers in large translation units (measured 2.4x slower there).
+#if defined(__GNUC__) || defined(__clang__)
+#define XRNN_TILE_INLINE inline __attribute__((always_inline))
+#else
+#define XRNN_TILE_INLINE inline
+#endif
+
+        /// acc[V] += a * w[V] for one row of a tile.
+        template <class P, std::size_t... J>
+        XRNN_TILE_INLINE void fma_row(typename P::value (&acc)[sizeof...(J)], const typename P::value& a,
+                                      const typename P::value (&w)[sizeof...(J)], std::index_sequence<J...>)
+        {
+            ((acc[J] = fma_(a, w[J], acc[J])), ...);
+        }
+
+        template <class P, std::size_t... J>
+        XRNN_TILE_INLINE void zero_row(typename P::value (&acc)[sizeof...(J)], std::index_sequence<J...>)
+        {
+            ((acc[J] = typename P::value(0)), ...);
+        }
+
+        template <class P, class T, std::size_t... J>
+        XRNN_TILE_INLINE void store_row(T* y, const typename P::value (&acc)[sizeof...(J)], std::index_sequence<J...>)
+        {
+            (P::store(y + J * P::size, acc[J]), ...);
+        }
+
+        /// Tile of sizeof...(R) rows x sizeof...(V) packs at column col.
+        template <class P, class T, std::size_t N, std::size_t... R, std::size_t... V>
+        XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms,
+                                   std::size_t term_count, std::index_sequence<R...>, std::index_sequence<V...>)
+        {
+            using value = typename P::value;
+            using packs = std::index_sequence<V...>;
+            value acc[sizeof...(R)][sizeof...(V)];
+            (zero_row<P>(acc[R], packs{}), ...);
+            for (std::size_t t = 0; t < term_count; ++t)
+            {
+                const T* a = terms[t].a;
+                const std::size_t lda = terms[t].lda;
+                const T* w = terms[t].w + col;
+                const std::size_t k_end = terms[t].k;
+                for (std::size_t k = 0; k < k_end; ++k)
+                {
+                    const T* w_row = w + k * N;
+                    const value wk[sizeof...(V)] = {P::load(w_row + V * P::size)...};
+                    (fma_row<P>(acc[R], P::broadcast(a[R * lda + k]), wk, packs{}), ...);
+                }
+            }
+            (store_row<P>(y + R * ldy + col, acc[R], packs{}), ...);
+        }
+
+        template <class P, class T, std::size_t N, std::size_t Rows, std::size_t Packs>
+        XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms, std::size_t term_count)
+        {
+            tile<P, T, N>(y, ldy, col, terms, term_count, std::make_index_sequence<Rows>{},
+                          std::make_index_sequence<Packs>{});
+        }
+
+        /// Every column of Rows rows: wide tiles of Packs packs, then one narrower tile, then single columns.
+        template <class T, std::size_t N, std::size_t Rows, std::size_t Packs>
+        void row_block(T* y, std::size_t ldy, const gemm_term<T>* terms, std::size_t term_count)
+        {
+            using P = vector_pack<T>;
+            constexpr std::size_t wide = Packs * P::size;
+            constexpr std::size_t wide_end = N - N % wide;
+            constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;
+            for (std::size_t col = 0; col < wide_end; col += wide)
+            {
+                tile<P, T, N, Rows, Packs>(y, ldy, col, terms, term_count);
+            }
+            if constexpr (pack_end > wide_end)
+            {
+                tile<P, T, N, Rows, (pack_end - wide_end) / P::size>(y, ldy, wide_end, terms, term_count);
+            }
+            for (std::size_t col = pack_end; col < N; ++col)
+            {
+                tile<scalar_pack<T>, T, N, Rows, 1>(y, ldy, col, terms, term_count);
+            }
+        }
+
+        /// The last m < Rows rows, by one row_block of exactly m rows.
+        template <class T, std::size_t N, std::size_t Packs, std::size_t... M>
+        void remainder_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T>* terms,
+                            std::size_t term_count, std::index_sequence<M...>)
+        {
+            ((m == M + 1 ? row_block<T, N, M + 1, Packs>(y, ldy, terms, term_count) : void()), ...);
+        }
+    }  // namespace small_gemm_impl
+
+    /// Rows x Packs of a gemm_rows tile: as many accumulators as leave room for the W packs and a broadcast.
+    template <class T>
+    struct gemm_tile
+    {
+        static constexpr bool wide_registers = vector_pack<T>::size * sizeof(T) >= 64;  // AVX-512: 32 registers
+        static constexpr std::size_t rows = wide_registers ? 8 : 4;
+        static constexpr std::size_t packs = 3;
+    };
+
+    /// Y (m x N) = sum over terms of A_t W_t (see the top of this file); Y may not overlap any A_t or W_t.
+    template <class T, std::size_t N>
+    void gemm_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T>* terms, std::size_t term_count)
+    {
+        constexpr std::size_t rows = gemm_tile<T>::rows;
+        constexpr std::size_t packs = gemm_tile<T>::packs;
+        std::size_t r = 0;
+        for (; r + rows <= m; r += rows)
+        {
+            gemm_term<T> shifted[4];
+            for (std::size_t t = 0; t < term_count; ++t)
+            {
+                shifted[t] = terms[t];
+                shifted[t].a += r * terms[t].lda;
+            }
+            small_gemm_impl::row_block<T, N, rows, packs>(y + r * ldy, ldy, shifted, term_count);
+        }
+        if (r < m)
+        {
+            gemm_term<T> shifted[4];
+            for (std::size_t t = 0; t < term_count; ++t)
+            {
+                shifted[t] = terms[t];
+                shifted[t].a += r * terms[t].lda;
+            }
+            small_gemm_impl::remainder_rows<T, N, packs>(m - r, y + r * ldy, ldy, shifted, term_count,
+                                                         std::make_index_sequence<rows - 1>{});
+        }
+    }
+}  // namespace xrnn::detail
+
+#endif
+// ---- end include/xrnn/detail/small_gemm.hpp ----
+
+/// Largest W_x plus W_h, in bytes, that a recurrent layer runs on its register-blocked path (see
+/// register_blocked_steps); a layer with larger weights goes through BLAS. Set it to the L2 size of the target CPU
+/// if that differs much from 1 MiB, or to 0 for BLAS everywhere.
+#ifndef XRNN_REGISTER_BLOCKED_MAX_BYTES
+#define XRNN_REGISTER_BLOCKED_MAX_BYTES 1048576
+#endif
 
 namespace xrnn
 {
@@ -1674,8 +2107,15 @@ namespace xrnn
 
         // ---- sequence interface, used by the layers in recurrent.hpp ------------------------------------------
 
-        /// Rows (steps x batch) of the gate buffer of an inference forward: the input part of (R3) runs as one
-        /// GEMM per chunk of max(1, inference_chunk_rows / B) steps, so that the chunk stays in cache.
+        /// Whether (R3) and (R4) run step by step on register tiles of each thread's rows (detail/small_gemm.hpp,
+        /// threads.hpp): when W_x and W_h together fit in XRNN_REGISTER_BLOCKED_MAX_BYTES (default 1 MiB, a
+        /// core's L2 cache), where they stay for all steps. Larger layers take the BLAS path: one GEMM for the
+        /// input part of many steps, one per step for h W_h.
+        static constexpr bool register_blocked_steps =
+            (I + H) * G * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
+
+        /// BLAS path: rows (steps x batch) of the gate buffer of an inference forward. The input part of (R3)
+        /// runs as one GEMM per chunk of max(1, inference_chunk_rows / B) steps, so that the chunk stays in cache.
         static constexpr std::size_t inference_chunk_rows = 512;
 
         /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros). With input_persists, x
@@ -1692,10 +2132,13 @@ namespace xrnn
             m_training = m == mode::training;
             m_input_dropout = m_training && m_options.dropout > 0.0;
             m_recurrent_dropout = m_training && m_options.recurrent_dropout > 0.0;
-            // steps per chunk of the input projection: all of them when training (the gates are kept; chunks of
-            // 512 rows measured no faster there), else as many as fit in inference_chunk_rows
-            const std::size_t chunk = m_training ? S : std::min(S, std::max<std::size_t>(1, inference_chunk_rows / B));
-            // grow-only: alternating training and inference forwards (fit, then evaluate) does not reallocate
+            // grow-only: alternating training and inference forwards (fit, then evaluate) does not reallocate.
+            // Training keeps every step's gates; inference needs one step's (register-blocked path) or a chunk
+            // of steps (BLAS path; all of them when training: chunks of 512 rows measured no faster there).
+            const std::size_t chunk = m_training ? S
+                                      : register_blocked_steps
+                                          ? 1
+                                          : std::min(S, std::max<std::size_t>(1, inference_chunk_rows / B));
             detail::ensure_capacity(m_gates, chunk * B * G);
             detail::ensure_shape(m_h, {S + 1, B, H});
             m_all_cell_states = m_training;
@@ -1736,39 +2179,13 @@ namespace xrnn
             {
                 copy_or_zero(c0, m_c.data(), B * H);
             }
-            for (std::size_t begin = 0; begin < S; begin += chunk)
+            if constexpr (register_blocked_steps)
             {
-                // (R3), input part for a chunk of steps (all S when training): Z = X~ W_x
-                const std::size_t rows = std::min(chunk, S - begin) * B;
-                detail::matmul(input + begin * B * I, p.w_x.data(), m_gates.data(), rows, I, G);
-                for (std::size_t t = begin; t < begin + rows / B; ++t)
-                {
-                    const T* h_prev = m_h.data() + t * B * H;
-                    if (m_recurrent_dropout)  // (R2)
-                    {
-                        xt::noalias(step_view(m_h_masked.data(), t, H)) = step_view(h_prev, 0, H) * m_recurrent_mask;
-                        h_prev = m_h_masked.data() + t * B * H;
-                    }
-                    T* z = m_gates.data() + (t - begin) * B * G;
-                    if (B == 1)  // (R3), recurrent part
-                    {
-                        const detail::gemv_term<T> term{h_prev, p.w_h.data(), H};
-                        detail::gemv_rows<T, G>(z, z, &term, 1);
-                    }
-                    else
-                    {
-                        detail::matmul(h_prev, p.w_h.data(), z, B, H, G, T(1));
-                    }
-                    T* h = m_h.data() + (t + 1) * B * H;
-                    if (m_training)  // (R4) of z_t + b
-                    {
-                        Cell::template activate<true>(z, p.b.data(), cell_state(t), cell_state(t + 1), h, B);
-                    }
-                    else
-                    {
-                        Cell::template activate<false>(z, p.b.data(), cell_state(t), cell_state(t + 1), h, B);
-                    }
-                }
+                forward_by_rows(input);
+            }
+            else
+            {
+                forward_by_blas(input, chunk);
             }
         }
 
@@ -1954,6 +2371,117 @@ namespace xrnn
         }
 
     private:
+        /// Rows of the batch one part of a parallel forward takes: whole register tiles, and at least enough
+        /// work per part (2^22 multiply-adds over all steps) to pay for waking a thread.
+        static std::size_t rows_per_part(std::size_t steps, std::size_t batch) noexcept
+        {
+            constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+            constexpr std::size_t min_work = std::size_t(1) << 22;
+            const std::size_t work_per_row = std::max<std::size_t>(1, steps * (I + H) * G);
+            const std::size_t min_rows = (min_work + work_per_row - 1) / work_per_row;
+            const std::size_t threads = std::max<std::size_t>(1, num_threads());
+            std::size_t rows = std::max((batch + threads - 1) / threads, min_rows);
+            rows = (rows + tile - 1) / tile * tile;
+            return std::min(rows, batch);
+        }
+
+        /// (R2)-(R4) for all steps, each part of the batch on a thread of its own (the rows are independent until
+        /// backward): per step and tile of rows, z = x~_t W_x + h~_{t-1} W_h in registers, then the cell's
+        /// equations on those rows while z is in L1. z is the step's rows of the gate cache when training, else
+        /// a (B, G) scratch row per sequence.
+        void forward_by_rows(const T* input)
+        {
+            const std::size_t S = m_steps;
+            const std::size_t B = m_batch;
+            const std::size_t rows = rows_per_part(S, B);
+            detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
+                detail::flush_denormals_scope flush_denormals;  // on this thread too
+                constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+                const std::size_t part_end = std::min(B, (part + 1) * rows);
+                for (std::size_t t = 0; t < S; ++t)
+                {
+                    T* z_step = m_gates.data() + (m_training ? t * B * G : 0);
+                    for (std::size_t r = part * rows; r < part_end; r += tile)
+                    {
+                        const std::size_t n = std::min(tile, part_end - r);
+                        const T* h_prev = m_h.data() + (t * B + r) * H;
+                        if (m_recurrent_dropout)  // (R2)
+                        {
+                            T* masked = m_h_masked.data() + (t * B + r) * H;
+                            const T* mask = m_recurrent_mask.data() + r * H;
+                            for (std::size_t j = 0; j < n * H; ++j)
+                            {
+                                masked[j] = h_prev[j] * mask[j];
+                            }
+                            h_prev = masked;
+                        }
+                        T* z = z_step + r * G;
+                        const detail::gemm_term<T> terms[2] = {{input + (t * B + r) * I, I, p.w_x.data(), I},
+                                                               {h_prev, H, p.w_h.data(), H}};
+                        detail::gemm_rows<T, G>(n, z, G, terms, 2);  // (R3)
+                        T* h = m_h.data() + ((t + 1) * B + r) * H;
+                        T* c_prev = row_of(cell_state(t), r);
+                        T* c = row_of(cell_state(t + 1), r);
+                        if (m_training)  // (R4) of z_t + b
+                        {
+                            Cell::template activate<true>(z, p.b.data(), c_prev, c, h, n);
+                        }
+                        else
+                        {
+                            Cell::template activate<false>(z, p.b.data(), c_prev, c, h, n);
+                        }
+                    }
+                }
+            });
+        }
+
+        /// (R2)-(R4) through BLAS: Z = X~ W_x for a chunk of steps (all S when training) in one GEMM, then per
+        /// step Z_t += h~_{t-1} W_h and the cell's equations.
+        void forward_by_blas(const T* input, std::size_t chunk)
+        {
+            const std::size_t S = m_steps;
+            const std::size_t B = m_batch;
+            for (std::size_t begin = 0; begin < S; begin += chunk)
+            {
+                const std::size_t rows = std::min(chunk, S - begin) * B;
+                detail::matmul(input + begin * B * I, p.w_x.data(), m_gates.data(), rows, I, G);
+                for (std::size_t t = begin; t < begin + rows / B; ++t)
+                {
+                    const T* h_prev = m_h.data() + t * B * H;
+                    if (m_recurrent_dropout)  // (R2)
+                    {
+                        xt::noalias(step_view(m_h_masked.data(), t, H)) = step_view(h_prev, 0, H) * m_recurrent_mask;
+                        h_prev = m_h_masked.data() + t * B * H;
+                    }
+                    T* z = m_gates.data() + (t - begin) * B * G;
+                    if (B == 1)  // (R3), recurrent part
+                    {
+                        const detail::gemv_term<T> term{h_prev, p.w_h.data(), H};
+                        detail::gemv_rows<T, G>(z, z, &term, 1);
+                    }
+                    else
+                    {
+                        detail::matmul(h_prev, p.w_h.data(), z, B, H, G, T(1));
+                    }
+                    T* h = m_h.data() + (t + 1) * B * H;
+                    if (m_training)  // (R4) of z_t + b
+                    {
+                        Cell::template activate<true>(z, p.b.data(), cell_state(t), cell_state(t + 1), h, B);
+                    }
+                    else
+                    {
+                        Cell::template activate<false>(z, p.b.data(), cell_state(t), cell_state(t + 1), h, B);
+                    }
+                }
+            }
+        }
+
+        /// Row r of a (B, H) state, or nullptr for cells without a cell state.
+        static T* row_of(T* state, std::size_t r) noexcept
+        {
+            return state != nullptr ? state + r * H : nullptr;
+        }
+
         /// The batch-1 inference step: (R3) as z = x W_x + h_{t-1} W_h in one register-blocked pass over both
         /// weight matrices, then (R4) of z + b into m_next. h_prev is read completely before m_next.h is written, and
         /// c elementwise, so prev may alias m_next.

@@ -18,6 +18,7 @@
 #include <xrnn/config.hpp>
 #include <xrnn/detail/simd.hpp>
 #include <xrnn/detail/tensor.hpp>
+#include <xrnn/threads.hpp>
 #include <xrnn/init.hpp>
 #include <xrnn/random.hpp>
 
@@ -95,11 +96,22 @@ namespace xrnn
             detail::ensure_shape(m_ids, {steps, batch});
             std::copy(ids.begin(), ids.end(), m_ids.begin());
             detail::ensure_shape(m_output, {steps, batch, Dim});
-            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (F1)
-            {
-                const T* row = p.w.data() + m_ids.data()[j] * Dim;
-                std::copy(row, row + Dim, m_output.data() + j * Dim);
-            }
+            // (F1), in parts of the rows on xrnn's threads when there are enough of them (a large gather is
+            // bound by memory traffic, which two cores move faster than one)
+            const std::size_t rows = m_ids.size();
+            const std::size_t parts = rows * Dim >= parallel_values ? std::min(rows, num_threads()) : 1;
+            detail::parallel_for(parts, [&](std::size_t part) {
+                const std::size_t end = rows * (part + 1) / parts;
+                for (std::size_t j = rows * part / parts; j < end; ++j)
+                {
+                    const T* row = p.w.data() + m_ids.data()[j] * Dim;
+                    T* out = m_output.data() + j * Dim;
+                    detail::for_each_pack<T, Dim>([&](auto pack, std::size_t k) {
+                        using P = decltype(pack);
+                        P::store(out + k, P::load(row + k));
+                    });
+                }
+            });
             return m_output;
         }
 
@@ -136,6 +148,8 @@ namespace xrnn
         }
 
     private:
+        static constexpr std::size_t parallel_values = std::size_t(1) << 18;  // 1 MiB of floats: worth a thread
+
         xt::xtensor<std::size_t, 2> m_ids;  // validated ids of the last forward
         output_type m_output;
     };

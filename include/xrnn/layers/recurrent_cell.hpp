@@ -14,9 +14,12 @@
 //   (R2) h~_{t-1} = h_{t-1} * m_h             m_h (B, H): recurrent dropout mask, one per sequence
 //   (R3) z_t      = x~_t W_x + h~_{t-1} W_h + b          W_x (I, G), W_h (H, G), b (G) -> z_t (B, G)
 //   (R4) (h_t, c_t) = cell equations of z_t and c_{t-1}   (rnn_cell.hpp, lstm_cell.hpp)
-// (R3) runs as one GEMM over all S * B rows for the x~ W_x part, then one GEMM per step for h~ W_h (a
-// register-blocked matrix-vector product instead of BLAS when B = 1, detail/simd.hpp); + b is added by the
-// cell's activation pass, which reads z_t anyway.
+// The sequences of the batch are independent here, so each thread takes a part of the batch through all S
+// steps (threads.hpp). Per step and tile of 8 rows, (R3) sums both products in registers (detail/small_gemm.hpp)
+// and (R4) follows on those rows while z_t is in L1; W_x and W_h stay in L2 for all steps. Layers whose weights
+// do not fit in L2 (register_blocked_steps is false) run (R3) through BLAS instead: one GEMM over many steps'
+// rows for x~ W_x, then one GEMM per step for h~ W_h. + b is added by the cell's activation pass, which reads
+// z_t anyway.
 //
 // Backward (BPTT), for t = S..1, with dh_t = dy_t (from the output or the layer above) + the recurrent part:
 //   (Q1) dz_t, dc_{t-1} = cell backward of dh_t, dc_t     ("dz" is the gradient before the nonlinearities)
@@ -41,8 +44,8 @@
 //                                      the h of the layer below, unless input dropout makes it a masked copy
 //   h~        S * B * H * e            only with recurrent dropout
 // and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller. An inference
-// forward keeps h (the layer's output) and a gate buffer of at most inference_chunk_rows rows, c ping-pongs
-// between two (B, H) rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
+// forward keeps h (the layer's output) and a gate buffer of B rows (of at most max(B, inference_chunk_rows)
+// rows on the BLAS path), c ping-pongs between two (B, H) rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
 // Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
 #ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
 #define XRNN_LAYERS_RECURRENT_CELL_HPP
@@ -59,10 +62,19 @@
 #include <xrnn/config.hpp>
 #include <xrnn/detail/blas.hpp>
 #include <xrnn/detail/simd.hpp>
+#include <xrnn/detail/small_gemm.hpp>
 #include <xrnn/detail/tensor.hpp>
 #include <xrnn/init.hpp>
 #include <xrnn/layers/dropout.hpp>
 #include <xrnn/random.hpp>
+#include <xrnn/threads.hpp>
+
+/// Largest W_x plus W_h, in bytes, that a recurrent layer runs on its register-blocked path (see
+/// register_blocked_steps); a layer with larger weights goes through BLAS. Set it to the L2 size of the target CPU
+/// if that differs much from 1 MiB, or to 0 for BLAS everywhere.
+#ifndef XRNN_REGISTER_BLOCKED_MAX_BYTES
+#define XRNN_REGISTER_BLOCKED_MAX_BYTES 1048576
+#endif
 
 namespace xrnn
 {
@@ -199,8 +211,15 @@ namespace xrnn
 
         // ---- sequence interface, used by the layers in recurrent.hpp ------------------------------------------
 
-        /// Rows (steps x batch) of the gate buffer of an inference forward: the input part of (R3) runs as one
-        /// GEMM per chunk of max(1, inference_chunk_rows / B) steps, so that the chunk stays in cache.
+        /// Whether (R3) and (R4) run step by step on register tiles of each thread's rows (detail/small_gemm.hpp,
+        /// threads.hpp): when W_x and W_h together fit in XRNN_REGISTER_BLOCKED_MAX_BYTES (default 1 MiB, a
+        /// core's L2 cache), where they stay for all steps. Larger layers take the BLAS path: one GEMM for the
+        /// input part of many steps, one per step for h W_h.
+        static constexpr bool register_blocked_steps =
+            (I + H) * G * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
+
+        /// BLAS path: rows (steps x batch) of the gate buffer of an inference forward. The input part of (R3)
+        /// runs as one GEMM per chunk of max(1, inference_chunk_rows / B) steps, so that the chunk stays in cache.
         static constexpr std::size_t inference_chunk_rows = 512;
 
         /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros). With input_persists, x
@@ -217,10 +236,13 @@ namespace xrnn
             m_training = m == mode::training;
             m_input_dropout = m_training && m_options.dropout > 0.0;
             m_recurrent_dropout = m_training && m_options.recurrent_dropout > 0.0;
-            // steps per chunk of the input projection: all of them when training (the gates are kept; chunks of
-            // 512 rows measured no faster there), else as many as fit in inference_chunk_rows
-            const std::size_t chunk = m_training ? S : std::min(S, std::max<std::size_t>(1, inference_chunk_rows / B));
-            // grow-only: alternating training and inference forwards (fit, then evaluate) does not reallocate
+            // grow-only: alternating training and inference forwards (fit, then evaluate) does not reallocate.
+            // Training keeps every step's gates; inference needs one step's (register-blocked path) or a chunk
+            // of steps (BLAS path; all of them when training: chunks of 512 rows measured no faster there).
+            const std::size_t chunk = m_training ? S
+                                      : register_blocked_steps
+                                          ? 1
+                                          : std::min(S, std::max<std::size_t>(1, inference_chunk_rows / B));
             detail::ensure_capacity(m_gates, chunk * B * G);
             detail::ensure_shape(m_h, {S + 1, B, H});
             m_all_cell_states = m_training;
@@ -261,39 +283,13 @@ namespace xrnn
             {
                 copy_or_zero(c0, m_c.data(), B * H);
             }
-            for (std::size_t begin = 0; begin < S; begin += chunk)
+            if constexpr (register_blocked_steps)
             {
-                // (R3), input part for a chunk of steps (all S when training): Z = X~ W_x
-                const std::size_t rows = std::min(chunk, S - begin) * B;
-                detail::matmul(input + begin * B * I, p.w_x.data(), m_gates.data(), rows, I, G);
-                for (std::size_t t = begin; t < begin + rows / B; ++t)
-                {
-                    const T* h_prev = m_h.data() + t * B * H;
-                    if (m_recurrent_dropout)  // (R2)
-                    {
-                        xt::noalias(step_view(m_h_masked.data(), t, H)) = step_view(h_prev, 0, H) * m_recurrent_mask;
-                        h_prev = m_h_masked.data() + t * B * H;
-                    }
-                    T* z = m_gates.data() + (t - begin) * B * G;
-                    if (B == 1)  // (R3), recurrent part
-                    {
-                        const detail::gemv_term<T> term{h_prev, p.w_h.data(), H};
-                        detail::gemv_rows<T, G>(z, z, &term, 1);
-                    }
-                    else
-                    {
-                        detail::matmul(h_prev, p.w_h.data(), z, B, H, G, T(1));
-                    }
-                    T* h = m_h.data() + (t + 1) * B * H;
-                    if (m_training)  // (R4) of z_t + b
-                    {
-                        Cell::template activate<true>(z, p.b.data(), cell_state(t), cell_state(t + 1), h, B);
-                    }
-                    else
-                    {
-                        Cell::template activate<false>(z, p.b.data(), cell_state(t), cell_state(t + 1), h, B);
-                    }
-                }
+                forward_by_rows(input);
+            }
+            else
+            {
+                forward_by_blas(input, chunk);
             }
         }
 
@@ -479,6 +475,117 @@ namespace xrnn
         }
 
     private:
+        /// Rows of the batch one part of a parallel forward takes: whole register tiles, and at least enough
+        /// work per part (2^22 multiply-adds over all steps) to pay for waking a thread.
+        static std::size_t rows_per_part(std::size_t steps, std::size_t batch) noexcept
+        {
+            constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+            constexpr std::size_t min_work = std::size_t(1) << 22;
+            const std::size_t work_per_row = std::max<std::size_t>(1, steps * (I + H) * G);
+            const std::size_t min_rows = (min_work + work_per_row - 1) / work_per_row;
+            const std::size_t threads = std::max<std::size_t>(1, num_threads());
+            std::size_t rows = std::max((batch + threads - 1) / threads, min_rows);
+            rows = (rows + tile - 1) / tile * tile;
+            return std::min(rows, batch);
+        }
+
+        /// (R2)-(R4) for all steps, each part of the batch on a thread of its own (the rows are independent until
+        /// backward): per step and tile of rows, z = x~_t W_x + h~_{t-1} W_h in registers, then the cell's
+        /// equations on those rows while z is in L1. z is the step's rows of the gate cache when training, else
+        /// a (B, G) scratch row per sequence.
+        void forward_by_rows(const T* input)
+        {
+            const std::size_t S = m_steps;
+            const std::size_t B = m_batch;
+            const std::size_t rows = rows_per_part(S, B);
+            detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
+                detail::flush_denormals_scope flush_denormals;  // on this thread too
+                constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+                const std::size_t part_end = std::min(B, (part + 1) * rows);
+                for (std::size_t t = 0; t < S; ++t)
+                {
+                    T* z_step = m_gates.data() + (m_training ? t * B * G : 0);
+                    for (std::size_t r = part * rows; r < part_end; r += tile)
+                    {
+                        const std::size_t n = std::min(tile, part_end - r);
+                        const T* h_prev = m_h.data() + (t * B + r) * H;
+                        if (m_recurrent_dropout)  // (R2)
+                        {
+                            T* masked = m_h_masked.data() + (t * B + r) * H;
+                            const T* mask = m_recurrent_mask.data() + r * H;
+                            for (std::size_t j = 0; j < n * H; ++j)
+                            {
+                                masked[j] = h_prev[j] * mask[j];
+                            }
+                            h_prev = masked;
+                        }
+                        T* z = z_step + r * G;
+                        const detail::gemm_term<T> terms[2] = {{input + (t * B + r) * I, I, p.w_x.data(), I},
+                                                               {h_prev, H, p.w_h.data(), H}};
+                        detail::gemm_rows<T, G>(n, z, G, terms, 2);  // (R3)
+                        T* h = m_h.data() + ((t + 1) * B + r) * H;
+                        T* c_prev = row_of(cell_state(t), r);
+                        T* c = row_of(cell_state(t + 1), r);
+                        if (m_training)  // (R4) of z_t + b
+                        {
+                            Cell::template activate<true>(z, p.b.data(), c_prev, c, h, n);
+                        }
+                        else
+                        {
+                            Cell::template activate<false>(z, p.b.data(), c_prev, c, h, n);
+                        }
+                    }
+                }
+            });
+        }
+
+        /// (R2)-(R4) through BLAS: Z = X~ W_x for a chunk of steps (all S when training) in one GEMM, then per
+        /// step Z_t += h~_{t-1} W_h and the cell's equations.
+        void forward_by_blas(const T* input, std::size_t chunk)
+        {
+            const std::size_t S = m_steps;
+            const std::size_t B = m_batch;
+            for (std::size_t begin = 0; begin < S; begin += chunk)
+            {
+                const std::size_t rows = std::min(chunk, S - begin) * B;
+                detail::matmul(input + begin * B * I, p.w_x.data(), m_gates.data(), rows, I, G);
+                for (std::size_t t = begin; t < begin + rows / B; ++t)
+                {
+                    const T* h_prev = m_h.data() + t * B * H;
+                    if (m_recurrent_dropout)  // (R2)
+                    {
+                        xt::noalias(step_view(m_h_masked.data(), t, H)) = step_view(h_prev, 0, H) * m_recurrent_mask;
+                        h_prev = m_h_masked.data() + t * B * H;
+                    }
+                    T* z = m_gates.data() + (t - begin) * B * G;
+                    if (B == 1)  // (R3), recurrent part
+                    {
+                        const detail::gemv_term<T> term{h_prev, p.w_h.data(), H};
+                        detail::gemv_rows<T, G>(z, z, &term, 1);
+                    }
+                    else
+                    {
+                        detail::matmul(h_prev, p.w_h.data(), z, B, H, G, T(1));
+                    }
+                    T* h = m_h.data() + (t + 1) * B * H;
+                    if (m_training)  // (R4) of z_t + b
+                    {
+                        Cell::template activate<true>(z, p.b.data(), cell_state(t), cell_state(t + 1), h, B);
+                    }
+                    else
+                    {
+                        Cell::template activate<false>(z, p.b.data(), cell_state(t), cell_state(t + 1), h, B);
+                    }
+                }
+            }
+        }
+
+        /// Row r of a (B, H) state, or nullptr for cells without a cell state.
+        static T* row_of(T* state, std::size_t r) noexcept
+        {
+            return state != nullptr ? state + r * H : nullptr;
+        }
+
         /// The batch-1 inference step: (R3) as z = x W_x + h_{t-1} W_h in one register-blocked pass over both
         /// weight matrices, then (R4) of z + b into m_next. h_prev is read completely before m_next.h is written, and
         /// c elementwise, so prev may alias m_next.

@@ -1,0 +1,168 @@
+// xtensor-rnn: a register-blocked product of a few rows by small weight matrices of compile-time width.
+//
+//   Y (m x N) = sum over terms of A_t (m x k_t) W_t (k_t x N)        W_t row-major with N columns, A_t rows
+//                                                                    lda_t apart, Y rows ldy apart
+//
+// This is (R3) of one recurrent step for a slice of the batch, z_t = x_t W_x + h_{t-1} W_h, with both
+// products summed in registers: the inference forward runs it per step on each thread's rows (recurrent.hpp),
+// where a BLAS call per step would pay its call and threading overhead 200 times for 1 MFLOP each, and
+// would leave the input projection to a separate pass over memory.
+//
+// Blocking: Y is computed in tiles of Rows rows x Packs SIMD packs (8 x 3 with AVX-512's 32 registers, 4 x 3
+// with 16): per k, Packs loads of W and Rows broadcasts of A feed Rows * Packs independent FMAs, so the loop is
+// bound by the FMA units, not by loads. Every element is summed in the same order (terms, then k ascending)
+// whatever tile it falls in, so a row's result does not depend on how the rows are split among threads.
+#ifndef XRNN_DETAIL_SMALL_GEMM_HPP
+#define XRNN_DETAIL_SMALL_GEMM_HPP
+
+#include <cstddef>
+#include <utility>
+
+#include <xrnn/detail/simd.hpp>
+
+namespace xrnn::detail
+{
+    /// One operand pair of gemm_rows: A (m x k, rows lda apart) times W (k x N, row-major).
+    template <class T>
+    struct gemm_term
+    {
+        const T* a;
+        std::size_t lda;
+        const T* w;
+        std::size_t k;
+    };
+
+    namespace small_gemm_impl
+    {
+        // Forced inline: the accumulators only stay in registers if the whole tile is one function, and GCC's
+        // inliner gives up on these helpers in large translation units (measured 2.4x slower there).
+#if defined(__GNUC__) || defined(__clang__)
+#define XRNN_TILE_INLINE inline __attribute__((always_inline))
+#else
+#define XRNN_TILE_INLINE inline
+#endif
+
+        /// acc[V] += a * w[V] for one row of a tile.
+        template <class P, std::size_t... J>
+        XRNN_TILE_INLINE void fma_row(typename P::value (&acc)[sizeof...(J)], const typename P::value& a,
+                                      const typename P::value (&w)[sizeof...(J)], std::index_sequence<J...>)
+        {
+            ((acc[J] = fma_(a, w[J], acc[J])), ...);
+        }
+
+        template <class P, std::size_t... J>
+        XRNN_TILE_INLINE void zero_row(typename P::value (&acc)[sizeof...(J)], std::index_sequence<J...>)
+        {
+            ((acc[J] = typename P::value(0)), ...);
+        }
+
+        template <class P, class T, std::size_t... J>
+        XRNN_TILE_INLINE void store_row(T* y, const typename P::value (&acc)[sizeof...(J)], std::index_sequence<J...>)
+        {
+            (P::store(y + J * P::size, acc[J]), ...);
+        }
+
+        /// Tile of sizeof...(R) rows x sizeof...(V) packs at column col.
+        template <class P, class T, std::size_t N, std::size_t... R, std::size_t... V>
+        XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms,
+                                   std::size_t term_count, std::index_sequence<R...>, std::index_sequence<V...>)
+        {
+            using value = typename P::value;
+            using packs = std::index_sequence<V...>;
+            value acc[sizeof...(R)][sizeof...(V)];
+            (zero_row<P>(acc[R], packs{}), ...);
+            for (std::size_t t = 0; t < term_count; ++t)
+            {
+                const T* a = terms[t].a;
+                const std::size_t lda = terms[t].lda;
+                const T* w = terms[t].w + col;
+                const std::size_t k_end = terms[t].k;
+                for (std::size_t k = 0; k < k_end; ++k)
+                {
+                    const T* w_row = w + k * N;
+                    const value wk[sizeof...(V)] = {P::load(w_row + V * P::size)...};
+                    (fma_row<P>(acc[R], P::broadcast(a[R * lda + k]), wk, packs{}), ...);
+                }
+            }
+            (store_row<P>(y + R * ldy + col, acc[R], packs{}), ...);
+        }
+
+        template <class P, class T, std::size_t N, std::size_t Rows, std::size_t Packs>
+        XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms, std::size_t term_count)
+        {
+            tile<P, T, N>(y, ldy, col, terms, term_count, std::make_index_sequence<Rows>{},
+                          std::make_index_sequence<Packs>{});
+        }
+
+        /// Every column of Rows rows: wide tiles of Packs packs, then one narrower tile, then single columns.
+        template <class T, std::size_t N, std::size_t Rows, std::size_t Packs>
+        void row_block(T* y, std::size_t ldy, const gemm_term<T>* terms, std::size_t term_count)
+        {
+            using P = vector_pack<T>;
+            constexpr std::size_t wide = Packs * P::size;
+            constexpr std::size_t wide_end = N - N % wide;
+            constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;
+            for (std::size_t col = 0; col < wide_end; col += wide)
+            {
+                tile<P, T, N, Rows, Packs>(y, ldy, col, terms, term_count);
+            }
+            if constexpr (pack_end > wide_end)
+            {
+                tile<P, T, N, Rows, (pack_end - wide_end) / P::size>(y, ldy, wide_end, terms, term_count);
+            }
+            for (std::size_t col = pack_end; col < N; ++col)
+            {
+                tile<scalar_pack<T>, T, N, Rows, 1>(y, ldy, col, terms, term_count);
+            }
+        }
+
+        /// The last m < Rows rows, by one row_block of exactly m rows.
+        template <class T, std::size_t N, std::size_t Packs, std::size_t... M>
+        void remainder_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T>* terms,
+                            std::size_t term_count, std::index_sequence<M...>)
+        {
+            ((m == M + 1 ? row_block<T, N, M + 1, Packs>(y, ldy, terms, term_count) : void()), ...);
+        }
+    }  // namespace small_gemm_impl
+
+    /// Rows x Packs of a gemm_rows tile: as many accumulators as leave room for the W packs and a broadcast.
+    template <class T>
+    struct gemm_tile
+    {
+        static constexpr bool wide_registers = vector_pack<T>::size * sizeof(T) >= 64;  // AVX-512: 32 registers
+        static constexpr std::size_t rows = wide_registers ? 8 : 4;
+        static constexpr std::size_t packs = 3;
+    };
+
+    /// Y (m x N) = sum over terms of A_t W_t (see the top of this file); Y may not overlap any A_t or W_t.
+    template <class T, std::size_t N>
+    void gemm_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T>* terms, std::size_t term_count)
+    {
+        constexpr std::size_t rows = gemm_tile<T>::rows;
+        constexpr std::size_t packs = gemm_tile<T>::packs;
+        std::size_t r = 0;
+        for (; r + rows <= m; r += rows)
+        {
+            gemm_term<T> shifted[4];
+            for (std::size_t t = 0; t < term_count; ++t)
+            {
+                shifted[t] = terms[t];
+                shifted[t].a += r * terms[t].lda;
+            }
+            small_gemm_impl::row_block<T, N, rows, packs>(y + r * ldy, ldy, shifted, term_count);
+        }
+        if (r < m)
+        {
+            gemm_term<T> shifted[4];
+            for (std::size_t t = 0; t < term_count; ++t)
+            {
+                shifted[t] = terms[t];
+                shifted[t].a += r * terms[t].lda;
+            }
+            small_gemm_impl::remainder_rows<T, N, packs>(m - r, y + r * ldy, ldy, shifted, term_count,
+                                                         std::make_index_sequence<rows - 1>{});
+        }
+    }
+}  // namespace xrnn::detail
+
+#endif
