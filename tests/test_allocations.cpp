@@ -381,9 +381,11 @@ TEST_CASE("memory: a training step keeps what recurrent_cell.hpp states (the IMD
     lstm.backward(dy);
 
     // per layer: gates/dz, h_0..h_S, c_0..c_S, the input copy (first layer), dx; then the (B, H) running
-    // gradients dh, dc; the stack: its output (B, H), final h and c (1, B, H), initial-state gradients (1, B, H)
+    // gradients dh, dc, the register-blocked backward's W_h^T (G, H) and bias sums per tile of rows; the stack:
+    // its output (B, H), final h and c (1, B, H), initial-state gradients (1, B, H)
     const std::size_t grows = (S * B * G + 2 * (S + 1) * B * Hd + S * B * I + S * B * I) * e;
-    const std::size_t fixed = (2 * B * Hd) * e + (B * Hd + 4 * B * Hd) * e;
+    constexpr std::size_t tile = xrnn::detail::gemm_tile<float>::rows;
+    const std::size_t fixed = (2 * B * Hd + G * Hd + (B + tile - 1) / tile * G) * e + (B * Hd + 4 * B * Hd) * e;
     CHECK(lstm.workspace_bytes() == grows + fixed);
     MESSAGE("IMDB LSTM training step (S = 200, B = 64, I = H = 128, float): the lstm layer holds ",
             lstm.workspace_bytes(), " bytes (", lstm.workspace_bytes() / 1048576.0, " MiB), of which ", grows,

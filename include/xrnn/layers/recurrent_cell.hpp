@@ -34,6 +34,8 @@
 //   (Q5) dW_h += H~_prev^T dZ   H~_prev (S*B, H): h~_0 .. h~_{S-1}
 //   (Q7) dx    = (dZ W_x^T) * m_x
 //   (Q8) dh_0, dc_0: what (Q2) and (Q1) leave after t = 1 (the initial-state gradients)
+// The loop over t runs like the forward, each thread's rows on their own ((Q2) in register tiles), on the
+// register-blocked path; (Q4), (Q5) and (Q7) are large GEMMs and go to BLAS on both paths.
 //
 // Memory. A training forward keeps, per layer (e = sizeof(T)), and nothing else grows with S x B:
 //   gates/dZ  S * B * G * e            z_t, then the post-activation gates, then dz_t written over them
@@ -43,7 +45,8 @@
 //                                      tensor may change before backward); none for upper layers, which read
 //                                      the h of the layer below, unless input dropout makes it a masked copy
 //   h~        S * B * H * e            only with recurrent dropout
-// and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller. An inference
+// and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller, but for the
+// register-blocked backward's W_h^T (G * H * e) and per-tile bias sums (ceil(B / tile rows) * G * e). An inference
 // forward keeps h (the layer's output) and a gate buffer of B rows (of at most max(B, inference_chunk_rows)
 // rows on the BLAS path), c ping-pongs between two (B, H) rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
 // Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
@@ -321,30 +324,13 @@ namespace xrnn
                 detail::ensure_shape(m_dc, {B, H});
                 copy_or_zero(dc_last, m_dc.data(), B * H);
             }
-            const std::size_t k = m_options.bptt_steps;
-            for (std::size_t t = S; t-- > 0;)  // 0-based step t computes h_{t+1} from h_t
+            if constexpr (register_blocked_steps)
             {
-                if (dy_seq != nullptr)
-                {
-                    xt::noalias(m_dh) += step_view(dy_seq, t, H);
-                }
-                T* dz = m_gates.data() + t * B * G;  // the gates of step t, then dz_t
-                Cell::activate_backward(dz, cell_state(t), cell_state(t + 1), m_h.data() + (t + 1) * B * H,
-                                        m_dh.data(), cell_state_gradient(), B);                 // (Q1)
-                detail::accumulate_column_sums(dz, B, G, dp.b.data());                         // (Q6)
-                detail::matmul_transposed_weight(dz, p.w_h.data(), m_dh.data(), B, G, H);     // (Q2)
-                if (m_recurrent_dropout)
-                {
-                    xt::noalias(m_dh) *= m_recurrent_mask;
-                }
-                if (k > 0 && t > 0 && (S - t) % k == 0)  // (Q3)
-                {
-                    m_dh.fill(T(0));
-                    if constexpr (CellState)
-                    {
-                        m_dc.fill(T(0));
-                    }
-                }
+                backward_by_rows(dy_seq);
+            }
+            else
+            {
+                backward_by_blas(dy_seq);
             }
             const T* dz_all = m_gates.data();
             const T* h_prev_all = m_recurrent_dropout ? m_h_masked.data() : m_h.data();
@@ -410,7 +396,7 @@ namespace xrnn
         {
             std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
                                  + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size()
-                                 + m_dc.size() + m_step_z.size() + m_next.h.size() + m_step_grads.dx.size()
+                                 + m_dc.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size() + m_next.h.size() + m_step_grads.dx.size()
                                  + m_step_grads.d_prev.h.size();
             if constexpr (CellState)
             {
@@ -580,6 +566,106 @@ namespace xrnn
             }
         }
 
+        /// (Q1)-(Q3) and (Q6) for t = S..1, each part of the batch on a thread of its own: per step and tile of rows,
+        /// the cell's backward gives dz_t, then dh_{t-1} = dz_t W_h^T in registers (from a transposed copy of W_h,
+        /// so that W is read row by row as in the forward). db is summed per tile of rows, and the tiles' sums
+        /// are added in tile order at the end, so it does not depend on the number of threads either.
+        void backward_by_rows(const T* dy_seq)
+        {
+            const std::size_t S = m_steps;
+            const std::size_t B = m_batch;
+            constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+            const std::size_t tiles = (B + tile - 1) / tile;
+            detail::ensure_shape(m_w_h_transposed, {G, H});
+            for (std::size_t i = 0; i < H; ++i)
+            {
+                for (std::size_t j = 0; j < G; ++j)
+                {
+                    m_w_h_transposed.data()[j * H + i] = p.w_h.data()[i * G + j];
+                }
+            }
+            detail::ensure_shape(m_bias_sums, {tiles, G});
+            m_bias_sums.fill(T(0));
+            const std::size_t k = m_options.bptt_steps;
+            const std::size_t rows = rows_per_part(S, B);
+            detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
+                detail::flush_denormals_scope flush_denormals;  // on this thread too
+                const std::size_t part_end = std::min(B, (part + 1) * rows);
+                for (std::size_t t = S; t-- > 0;)  // 0-based step t computes h_{t+1} from h_t
+                {
+                    for (std::size_t r = part * rows; r < part_end; r += tile)
+                    {
+                        const std::size_t n = std::min(tile, part_end - r);
+                        T* dh = m_dh.data() + r * H;
+                        T* dc = row_of(cell_state_gradient(), r);
+                        if (dy_seq != nullptr)
+                        {
+                            const T* dy = dy_seq + (t * B + r) * H;
+                            for (std::size_t j = 0; j < n * H; ++j)
+                            {
+                                dh[j] += dy[j];
+                            }
+                        }
+                        T* dz = m_gates.data() + (t * B + r) * G;  // the gates of step t, then dz_t
+                        Cell::activate_backward(dz, row_of(cell_state(t), r), row_of(cell_state(t + 1), r),
+                                                m_h.data() + ((t + 1) * B + r) * H, dh, dc, n);      // (Q1)
+                        detail::accumulate_column_sums(dz, n, G, m_bias_sums.data() + (r / tile) * G);  // (Q6)
+                        const detail::gemm_term<T> term{dz, G, m_w_h_transposed.data(), G};
+                        detail::gemm_rows<T, H>(n, dh, H, &term, 1);                                  // (Q2)
+                        if (m_recurrent_dropout)
+                        {
+                            const T* mask = m_recurrent_mask.data() + r * H;
+                            for (std::size_t j = 0; j < n * H; ++j)
+                            {
+                                dh[j] *= mask[j];
+                            }
+                        }
+                        if (k > 0 && t > 0 && (S - t) % k == 0)  // (Q3)
+                        {
+                            std::fill(dh, dh + n * H, T(0));
+                            if (dc != nullptr)
+                            {
+                                std::fill(dc, dc + n * H, T(0));
+                            }
+                        }
+                    }
+                }
+            });
+            detail::accumulate_column_sums(m_bias_sums.data(), tiles, G, dp.b.data());
+        }
+
+        /// (Q1)-(Q3) and (Q6) for t = S..1 on the whole batch, with one BLAS call per step for (Q2).
+        void backward_by_blas(const T* dy_seq)
+        {
+            const std::size_t S = m_steps;
+            const std::size_t B = m_batch;
+            const std::size_t k = m_options.bptt_steps;
+            for (std::size_t t = S; t-- > 0;)  // 0-based step t computes h_{t+1} from h_t
+            {
+                if (dy_seq != nullptr)
+                {
+                    xt::noalias(m_dh) += step_view(dy_seq, t, H);
+                }
+                T* dz = m_gates.data() + t * B * G;  // the gates of step t, then dz_t
+                Cell::activate_backward(dz, cell_state(t), cell_state(t + 1), m_h.data() + (t + 1) * B * H,
+                                        m_dh.data(), cell_state_gradient(), B);                 // (Q1)
+                detail::accumulate_column_sums(dz, B, G, dp.b.data());                         // (Q6)
+                detail::matmul_transposed_weight(dz, p.w_h.data(), m_dh.data(), B, G, H);     // (Q2)
+                if (m_recurrent_dropout)
+                {
+                    xt::noalias(m_dh) *= m_recurrent_mask;
+                }
+                if (k > 0 && t > 0 && (S - t) % k == 0)  // (Q3)
+                {
+                    m_dh.fill(T(0));
+                    if constexpr (CellState)
+                    {
+                        m_dc.fill(T(0));
+                    }
+                }
+            }
+        }
+
         /// Row r of a (B, H) state, or nullptr for cells without a cell state.
         static T* row_of(T* state, std::size_t r) noexcept
         {
@@ -685,6 +771,8 @@ namespace xrnn
         xt::xtensor<T, 3> m_dx;      // (S, B, I)
         xt::xtensor<T, 2> m_dh;      // (B, H) running dh_t, dh_0 at the end
         xt::xtensor<T, 2> m_dc;      // (B, H) running dc_t, dc_0 at the end
+        xt::xtensor<T, 2> m_w_h_transposed;  // (G, H) W_h^T for (Q2) on the register-blocked path
+        xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, G) (Q6) per tile of rows, added in tile order
 
         // the one-step API: z of the batch-1 path, and the results
         xt::xtensor<T, 1> m_step_z;  // (G)
