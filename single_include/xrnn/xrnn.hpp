@@ -1782,9 +1782,10 @@ namespace xrnn
 //                                      the h of the layer below, unless input dropout makes it a masked copy
 //   h~        S * B * H * e            only with recurrent dropout
 // and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller, but for the
-// register-blocked backward's W_h^T (G * H * e) and per-tile bias sums (ceil(B / tile rows) * G * e). An inference
-// forward keeps h (the layer's output) and a gate buffer of B rows (of at most max(B, inference_chunk_rows)
-// rows on the BLAS path), c ping-pongs between two (B, H) rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
+// register-blocked backward's W_h^T (G * H * e) and per-tile bias sums (ceil(B / tile rows) * G * e). An
+// inference forward keeps h (the layer's output) and a gate buffer of B rows (at most max(B,
+// inference_chunk_rows) rows on the BLAS path), c ping-pongs between two (B, H) rows, and the input is not
+// copied. workspace_bytes() returns what the buffers hold.
 // Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
 #ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
 #define XRNN_LAYERS_RECURRENT_CELL_HPP
@@ -1888,7 +1889,8 @@ namespace xrnn::detail
         }
 
         template <class P, class T, std::size_t N, std::size_t Rows, std::size_t Packs>
-        XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms, std::size_t term_count)
+        XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms,
+                                   std::size_t term_count)
         {
             tile<P, T, N>(y, ldy, col, terms, term_count, std::make_index_sequence<Rows>{},
                           std::make_index_sequence<Packs>{});
@@ -1935,32 +1937,28 @@ namespace xrnn::detail
     };
 
     /// Y (m x N) = sum over terms of A_t W_t (see the top of this file); Y may not overlap any A_t or W_t.
-    template <class T, std::size_t N>
-    void gemm_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T>* terms, std::size_t term_count)
+    template <class T, std::size_t N, std::size_t Terms>
+    void gemm_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T> (&terms)[Terms])
     {
         constexpr std::size_t rows = gemm_tile<T>::rows;
         constexpr std::size_t packs = gemm_tile<T>::packs;
-        std::size_t r = 0;
-        for (; r + rows <= m; r += rows)
+        gemm_term<T> block[Terms];  // the terms from row r on
+        for (std::size_t r = 0; r < m; r += rows)
         {
-            gemm_term<T> shifted[4];
-            for (std::size_t t = 0; t < term_count; ++t)
+            for (std::size_t t = 0; t < Terms; ++t)
             {
-                shifted[t] = terms[t];
-                shifted[t].a += r * terms[t].lda;
+                block[t] = terms[t];
+                block[t].a += r * terms[t].lda;
             }
-            small_gemm_impl::row_block<T, N, rows, packs>(y + r * ldy, ldy, shifted, term_count);
-        }
-        if (r < m)
-        {
-            gemm_term<T> shifted[4];
-            for (std::size_t t = 0; t < term_count; ++t)
+            if (r + rows <= m)
             {
-                shifted[t] = terms[t];
-                shifted[t].a += r * terms[t].lda;
+                small_gemm_impl::row_block<T, N, rows, packs>(y + r * ldy, ldy, block, Terms);
             }
-            small_gemm_impl::remainder_rows<T, N, packs>(m - r, y + r * ldy, ldy, shifted, term_count,
-                                                         std::make_index_sequence<rows - 1>{});
+            else
+            {
+                small_gemm_impl::remainder_rows<T, N, packs>(m - r, y + r * ldy, ldy, block, Terms,
+                                                             std::make_index_sequence<rows - 1>{});
+            }
         }
     }
 }  // namespace xrnn::detail
@@ -2137,7 +2135,7 @@ namespace xrnn
             m_recurrent_dropout = m_training && m_options.recurrent_dropout > 0.0;
             // grow-only: alternating training and inference forwards (fit, then evaluate) does not reallocate.
             // Training keeps every step's gates; inference needs one step's (register-blocked path) or a chunk
-            // of steps (BLAS path; all of them when training: chunks of 512 rows measured no faster there).
+            // of steps' (BLAS path).
             const std::size_t chunk = m_training ? S
                                       : register_blocked_steps
                                           ? 1
@@ -2292,8 +2290,8 @@ namespace xrnn
         {
             std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
                                  + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size()
-                                 + m_dc.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size() + m_next.h.size() + m_step_grads.dx.size()
-                                 + m_step_grads.d_prev.h.size();
+                                 + m_dc.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size()
+                                 + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
             if constexpr (CellState)
             {
                 values += m_next.c.size() + m_step_grads.d_prev.c.size();
@@ -2404,7 +2402,7 @@ namespace xrnn
                         T* z = z_step + r * G;
                         const detail::gemm_term<T> terms[2] = {{input + (t * B + r) * I, I, p.w_x.data(), I},
                                                                {h_prev, H, p.w_h.data(), H}};
-                        detail::gemm_rows<T, G>(n, z, G, terms, 2);  // (R3)
+                        detail::gemm_rows<T, G>(n, z, G, terms);  // (R3)
                         T* h = m_h.data() + ((t + 1) * B + r) * H;
                         T* c_prev = row_of(cell_state(t), r);
                         T* c = row_of(cell_state(t + 1), r);
@@ -2506,8 +2504,8 @@ namespace xrnn
                         Cell::activate_backward(dz, row_of(cell_state(t), r), row_of(cell_state(t + 1), r),
                                                 m_h.data() + ((t + 1) * B + r) * H, dh, dc, n);      // (Q1)
                         detail::accumulate_column_sums(dz, n, G, m_bias_sums.data() + (r / tile) * G);  // (Q6)
-                        const detail::gemm_term<T> term{dz, G, m_w_h_transposed.data(), G};
-                        detail::gemm_rows<T, H>(n, dh, H, &term, 1);                                  // (Q2)
+                        const detail::gemm_term<T> term[1] = {{dz, G, m_w_h_transposed.data(), G}};
+                        detail::gemm_rows<T, H>(n, dh, H, term);                                      // (Q2)
                         if (m_recurrent_dropout)
                         {
                             const T* mask = m_recurrent_mask.data() + r * H;

@@ -88,7 +88,8 @@ namespace xrnn::detail
         }
 
         template <class P, class T, std::size_t N, std::size_t Rows, std::size_t Packs>
-        XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms, std::size_t term_count)
+        XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms,
+                                   std::size_t term_count)
         {
             tile<P, T, N>(y, ldy, col, terms, term_count, std::make_index_sequence<Rows>{},
                           std::make_index_sequence<Packs>{});
@@ -135,32 +136,28 @@ namespace xrnn::detail
     };
 
     /// Y (m x N) = sum over terms of A_t W_t (see the top of this file); Y may not overlap any A_t or W_t.
-    template <class T, std::size_t N>
-    void gemm_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T>* terms, std::size_t term_count)
+    template <class T, std::size_t N, std::size_t Terms>
+    void gemm_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T> (&terms)[Terms])
     {
         constexpr std::size_t rows = gemm_tile<T>::rows;
         constexpr std::size_t packs = gemm_tile<T>::packs;
-        std::size_t r = 0;
-        for (; r + rows <= m; r += rows)
+        gemm_term<T> block[Terms];  // the terms from row r on
+        for (std::size_t r = 0; r < m; r += rows)
         {
-            gemm_term<T> shifted[4];
-            for (std::size_t t = 0; t < term_count; ++t)
+            for (std::size_t t = 0; t < Terms; ++t)
             {
-                shifted[t] = terms[t];
-                shifted[t].a += r * terms[t].lda;
+                block[t] = terms[t];
+                block[t].a += r * terms[t].lda;
             }
-            small_gemm_impl::row_block<T, N, rows, packs>(y + r * ldy, ldy, shifted, term_count);
-        }
-        if (r < m)
-        {
-            gemm_term<T> shifted[4];
-            for (std::size_t t = 0; t < term_count; ++t)
+            if (r + rows <= m)
             {
-                shifted[t] = terms[t];
-                shifted[t].a += r * terms[t].lda;
+                small_gemm_impl::row_block<T, N, rows, packs>(y + r * ldy, ldy, block, Terms);
             }
-            small_gemm_impl::remainder_rows<T, N, packs>(m - r, y + r * ldy, ldy, shifted, term_count,
-                                                         std::make_index_sequence<rows - 1>{});
+            else
+            {
+                small_gemm_impl::remainder_rows<T, N, packs>(m - r, y + r * ldy, ldy, block, Terms,
+                                                             std::make_index_sequence<rows - 1>{});
+            }
         }
     }
 }  // namespace xrnn::detail
