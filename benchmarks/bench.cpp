@@ -7,8 +7,8 @@
 //                                   time of each phase of a training step, and lstm_forward_floor and
 //                                   rnn_forward_floor, the GEMMs of an inference forward alone, only when named)
 //        XRNN_BENCH_REPS=n xrnn_bench ...   n timed repetitions per case, one warm-up (for profilers)
-// OpenBLAS threads: 2, set by openblas_set_num_threads(2) below (compare.sh also exports OPENBLAS_NUM_THREADS=2);
-// XRNN_BENCH_THREADS=n sets n instead.
+// Threads: 2 for OpenBLAS (openblas_set_num_threads; compare.sh also exports OPENBLAS_NUM_THREADS=2) and 2 for
+// xrnn's recurrent layers (xrnn::set_num_threads); XRNN_BENCH_THREADS=n sets n for both instead.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,6 +24,7 @@
 #include <xrnn/layers/rnn.hpp>
 #include <xrnn/loss.hpp>
 #include <xrnn/optim.hpp>
+#include <xrnn/threads.hpp>
 
 extern "C"
 {
@@ -349,14 +350,17 @@ namespace
 
 int main(int argc, char** argv)
 {
+    const char* bench_threads = std::getenv("XRNN_BENCH_THREADS");
+    const int threads = bench_threads != nullptr ? std::max(1, std::atoi(bench_threads)) : 2;
     if (openblas_set_num_threads != nullptr)
     {
-        const char* threads = std::getenv("XRNN_BENCH_THREADS");
-        openblas_set_num_threads(threads != nullptr ? std::atoi(threads) : 2);
+        openblas_set_num_threads(threads);
     }
+    xrnn::set_num_threads(static_cast<std::size_t>(threads));  // the recurrent layers' own threads, as many
     if (openblas_get_num_threads != nullptr && openblas_get_config != nullptr)
     {
-        std::fprintf(stderr, "xrnn_bench: OpenBLAS %s, %d threads\n", openblas_get_config(), openblas_get_num_threads());
+        std::fprintf(stderr, "xrnn_bench: OpenBLAS %s, %d threads; xrnn %zu threads\n", openblas_get_config(),
+                     openblas_get_num_threads(), xrnn::num_threads());
     }
     const std::vector<std::string> only(argv + 1, argv + argc);
     using lstm = xrnn::lstm<float, D, H>;
