@@ -31,6 +31,7 @@
 #include <xrnn/layers/rnn.hpp>
 #include <xrnn/loss.hpp>
 #include <xrnn/optim.hpp>
+#include <xrnn/threads.hpp>
 
 #include "support/gradcheck.hpp"
 
@@ -352,6 +353,19 @@ TEST_CASE("allocations: none in a training forward and backward of rnn and lstm 
     check_recurrent_allocates_nothing<xrnn::lstm<float, D, H>>(plain, 12, 1);  // batch 1
     MESSAGE("allocations made inside the BLAS library during the counted calls (not counted above): ",
             g_blas_total);
+}
+
+TEST_CASE("allocations: none in the thread pool's passes (2 threads, batches that split)")
+{
+    // 200 steps: 200 * 48 * 128 (lstm) and 200 * 48 * 32 (rnn) multiply-adds per row, so batch 40 splits into
+    // 2 parts (recurrent_cell.hpp, rows_per_part); the warm-up step starts the pool's worker
+    xrnn::set_num_threads(2);
+    xrnn::recurrent_options dropout;
+    dropout.dropout = 0.2;
+    dropout.recurrent_dropout = 0.3;
+    check_recurrent_allocates_nothing<xrnn::lstm<float, D, H>>(xrnn::recurrent_options{}, 200, 40);
+    check_recurrent_allocates_nothing<xrnn::rnn<float, D, H>>(dropout, 200, 40);
+    xrnn::set_num_threads(0);
 }
 
 TEST_CASE("allocations: none in a streaming batch-1 cell step")
