@@ -2355,7 +2355,7 @@ namespace xrnn
         }
 
     private:
-        /// Rows of the batch one part of a parallel forward takes: whole register tiles, and at least enough
+        /// Rows of the batch one part of a parallel pass takes: whole register tiles, and at least enough
         /// work per part (2^22 multiply-adds over all steps) to pay for waking a thread.
         static std::size_t rows_per_part(std::size_t steps, std::size_t batch) noexcept
         {
@@ -2403,17 +2403,8 @@ namespace xrnn
                         const detail::gemm_term<T> terms[2] = {{input + (t * B + r) * I, I, p.w_x.data(), I},
                                                                {h_prev, H, p.w_h.data(), H}};
                         detail::gemm_rows<T, G>(n, z, G, terms);  // (R3)
-                        T* h = m_h.data() + ((t + 1) * B + r) * H;
-                        T* c_prev = row_of(cell_state(t), r);
-                        T* c = row_of(cell_state(t + 1), r);
-                        if (m_training)  // (R4) of z_t + b
-                        {
-                            Cell::template activate<true>(z, p.b.data(), c_prev, c, h, n);
-                        }
-                        else
-                        {
-                            Cell::template activate<false>(z, p.b.data(), c_prev, c, h, n);
-                        }
+                        activate_rows(z, row_of(cell_state(t), r), row_of(cell_state(t + 1), r),
+                                      m_h.data() + ((t + 1) * B + r) * H, n);  // (R4)
                     }
                 }
             });
@@ -2447,15 +2438,7 @@ namespace xrnn
                     {
                         detail::matmul(h_prev, p.w_h.data(), z, B, H, G, T(1));
                     }
-                    T* h = m_h.data() + (t + 1) * B * H;
-                    if (m_training)  // (R4) of z_t + b
-                    {
-                        Cell::template activate<true>(z, p.b.data(), cell_state(t), cell_state(t + 1), h, B);
-                    }
-                    else
-                    {
-                        Cell::template activate<false>(z, p.b.data(), cell_state(t), cell_state(t + 1), h, B);
-                    }
+                    activate_rows(z, cell_state(t), cell_state(t + 1), m_h.data() + (t + 1) * B * H, B);  // (R4)
                 }
             }
         }
@@ -2557,6 +2540,19 @@ namespace xrnn
                         m_dc.fill(T(0));
                     }
                 }
+            }
+        }
+
+        /// (R4) of z_t + b on n rows; a training forward keeps the post-activation gates in z for backward.
+        void activate_rows(T* z, const T* c_prev, T* c, T* h, std::size_t n) const
+        {
+            if (m_training)
+            {
+                Cell::template activate<true>(z, p.b.data(), c_prev, c, h, n);
+            }
+            else
+            {
+                Cell::template activate<false>(z, p.b.data(), c_prev, c, h, n);
             }
         }
 
