@@ -78,13 +78,21 @@ namespace xrnn
             template <class F>
             void run(std::size_t parts, F&& part)
             {
-                std::unique_lock<std::mutex> pass(m_pass, std::try_to_lock);
-                if (parts <= 1 || threads() <= 1 || in_pass() || !pass.owns_lock())
-                {
+                const auto serial = [&] {
                     for (std::size_t p = 0; p < parts; ++p)
                     {
                         part(p);
                     }
+                };
+                if (parts <= 1 || threads() <= 1 || in_pass())  // in_pass first: this thread may hold m_pass
+                {
+                    serial();
+                    return;
+                }
+                std::unique_lock<std::mutex> pass(m_pass, std::try_to_lock);
+                if (!pass.owns_lock())  // another thread's pass is running
+                {
+                    serial();
                     return;
                 }
                 start_workers();
@@ -230,7 +238,7 @@ namespace xrnn
     }
 
     /// Sets how many threads a parallel pass uses; 0 restores the default (XRNN_NUM_THREADS, else the hardware's
-    /// count). Waits for a pass that is running to end.
+    /// count). Waits for a pass that is running to end, so it must not be called from inside one.
     inline void set_num_threads(std::size_t n)
     {
         detail::thread_pool::instance().set_threads(n);
