@@ -1584,7 +1584,7 @@ namespace xrnn
         }
 
     private:
-        static constexpr std::size_t parallel_values = std::size_t(1) << 18;  // 1 MiB of floats: worth a thread
+        static constexpr std::size_t parallel_values = std::size_t(1) << 18;  // 2^18 values (1 MiB of floats)
 
         xt::xtensor<std::size_t, 2> m_ids;  // validated ids of the last forward
         output_type m_output;
@@ -2396,17 +2396,7 @@ namespace xrnn
                     for (std::size_t r = part * rows; r < part_end; r += tile)
                     {
                         const std::size_t n = std::min(tile, part_end - r);
-                        const T* h_prev = m_h.data() + (t * B + r) * H;
-                        if (m_recurrent_dropout)  // (R2)
-                        {
-                            T* masked = m_h_masked.data() + (t * B + r) * H;
-                            const T* mask = m_recurrent_mask.data() + r * H;
-                            for (std::size_t j = 0; j < n * H; ++j)
-                            {
-                                masked[j] = h_prev[j] * mask[j];
-                            }
-                            h_prev = masked;
-                        }
+                        const T* h_prev = previous_hidden(t, r, n);  // (R2)
                         T* z = z_step + r * G;
                         const detail::gemm_term<T> terms[2] = {{input + (t * B + r) * I, I, p.w_x.data(), I},
                                                                {h_prev, H, p.w_h.data(), H}};
@@ -2430,12 +2420,7 @@ namespace xrnn
                 detail::matmul(input + begin * B * I, p.w_x.data(), m_gates.data(), rows, I, G);
                 for (std::size_t t = begin; t < begin + rows / B; ++t)
                 {
-                    const T* h_prev = m_h.data() + t * B * H;
-                    if (m_recurrent_dropout)  // (R2)
-                    {
-                        xt::noalias(step_view(m_h_masked.data(), t, H)) = step_view(h_prev, 0, H) * m_recurrent_mask;
-                        h_prev = m_h_masked.data() + t * B * H;
-                    }
+                    const T* h_prev = previous_hidden(t, 0, B);  // (R2)
                     T* z = m_gates.data() + (t - begin) * B * G;
                     if (B == 1)  // (R3), recurrent part
                     {
@@ -2471,7 +2456,6 @@ namespace xrnn
             }
             detail::ensure_shape(m_bias_sums, {tiles, G});
             m_bias_sums.fill(T(0));
-            const std::size_t k = m_options.bptt_steps;
             const std::size_t rows = rows_per_part(S, B);
             detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
                 detail::flush_denormals_scope flush_denormals;  // on this thread too
@@ -2481,38 +2465,11 @@ namespace xrnn
                     for (std::size_t r = part * rows; r < part_end; r += tile)
                     {
                         const std::size_t n = std::min(tile, part_end - r);
-                        T* dh = m_dh.data() + r * H;
-                        T* dc = row_of(cell_state_gradient(), r);
-                        if (dy_seq != nullptr)
-                        {
-                            const T* dy = dy_seq + (t * B + r) * H;
-                            for (std::size_t j = 0; j < n * H; ++j)
-                            {
-                                dh[j] += dy[j];
-                            }
-                        }
-                        T* dz = m_gates.data() + (t * B + r) * G;  // the gates of step t, then dz_t
-                        Cell::activate_backward(dz, row_of(cell_state(t), r), row_of(cell_state(t + 1), r),
-                                                m_h.data() + ((t + 1) * B + r) * H, dh, dc, n);      // (Q1)
+                        const T* dz = gate_gradient(dy_seq, t, r, n);                                  // (Q1)
                         detail::accumulate_column_sums(dz, n, G, m_bias_sums.data() + (r / tile) * G);  // (Q6)
                         const detail::gemm_term<T> term[1] = {{dz, G, m_w_h_transposed.data(), G}};
-                        detail::gemm_rows<T, H>(n, dh, H, term);                                      // (Q2)
-                        if (m_recurrent_dropout)
-                        {
-                            const T* mask = m_recurrent_mask.data() + r * H;
-                            for (std::size_t j = 0; j < n * H; ++j)
-                            {
-                                dh[j] *= mask[j];
-                            }
-                        }
-                        if (k > 0 && t > 0 && (S - t) % k == 0)  // (Q3)
-                        {
-                            std::fill(dh, dh + n * H, T(0));
-                            if (dc != nullptr)
-                            {
-                                std::fill(dc, dc + n * H, T(0));
-                            }
-                        }
+                        detail::gemm_rows<T, H>(n, m_dh.data() + r * H, H, term);                     // (Q2)
+                        finish_hidden_gradient(t, r, n);
                     }
                 }
             });
@@ -2524,29 +2481,72 @@ namespace xrnn
         {
             const std::size_t S = m_steps;
             const std::size_t B = m_batch;
-            const std::size_t k = m_options.bptt_steps;
             for (std::size_t t = S; t-- > 0;)  // 0-based step t computes h_{t+1} from h_t
             {
-                if (dy_seq != nullptr)
-                {
-                    xt::noalias(m_dh) += step_view(dy_seq, t, H);
-                }
-                T* dz = m_gates.data() + t * B * G;  // the gates of step t, then dz_t
-                Cell::activate_backward(dz, cell_state(t), cell_state(t + 1), m_h.data() + (t + 1) * B * H,
-                                        m_dh.data(), cell_state_gradient(), B);                 // (Q1)
+                const T* dz = gate_gradient(dy_seq, t, 0, B);                                  // (Q1)
                 detail::accumulate_column_sums(dz, B, G, dp.b.data());                         // (Q6)
                 detail::matmul_transposed_weight(dz, p.w_h.data(), m_dh.data(), B, G, H);     // (Q2)
-                if (m_recurrent_dropout)
+                finish_hidden_gradient(t, 0, B);
+            }
+        }
+
+        /// (R2) for rows [r, r + n) of step t (0-based, reading h_t): h~ = h * m_h into the cache of h~ with
+        /// recurrent dropout, else h itself.
+        const T* previous_hidden(std::size_t t, std::size_t r, std::size_t n)
+        {
+            const T* h = m_h.data() + (t * m_batch + r) * H;
+            if (!m_recurrent_dropout)
+            {
+                return h;
+            }
+            T* masked = m_h_masked.data() + (t * m_batch + r) * H;
+            const T* mask = m_recurrent_mask.data() + r * H;
+            for (std::size_t j = 0; j < n * H; ++j)
+            {
+                masked[j] = h[j] * mask[j];
+            }
+            return masked;
+        }
+
+        /// dh += dy_t, then (Q1) for rows [r, r + n) of step t: dz_t written over the step's gates, dc updated.
+        /// Returns those rows of dz_t.
+        const T* gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n)
+        {
+            T* dh = m_dh.data() + r * H;
+            if (dy_seq != nullptr)
+            {
+                const T* dy = dy_seq + (t * m_batch + r) * H;
+                for (std::size_t j = 0; j < n * H; ++j)
                 {
-                    xt::noalias(m_dh) *= m_recurrent_mask;
+                    dh[j] += dy[j];
                 }
-                if (k > 0 && t > 0 && (S - t) % k == 0)  // (Q3)
+            }
+            T* dz = m_gates.data() + (t * m_batch + r) * G;  // the gates of step t, then dz_t
+            Cell::activate_backward(dz, row_of(cell_state(t), r), row_of(cell_state(t + 1), r),
+                                    m_h.data() + ((t + 1) * m_batch + r) * H, dh, row_of(cell_state_gradient(), r),
+                                    n);
+            return dz;
+        }
+
+        /// After (Q2) for rows [r, r + n) of step t: dh_{t-1} *= m_h, and (Q3), the truncation of dh and dc.
+        void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n)
+        {
+            T* dh = m_dh.data() + r * H;
+            if (m_recurrent_dropout)
+            {
+                const T* mask = m_recurrent_mask.data() + r * H;
+                for (std::size_t j = 0; j < n * H; ++j)
                 {
-                    m_dh.fill(T(0));
-                    if constexpr (CellState)
-                    {
-                        m_dc.fill(T(0));
-                    }
+                    dh[j] *= mask[j];
+                }
+            }
+            const std::size_t k = m_options.bptt_steps;
+            if (k > 0 && t > 0 && (m_steps - t) % k == 0)  // (Q3)
+            {
+                std::fill(dh, dh + n * H, T(0));
+                if (T* dc = row_of(cell_state_gradient(), r))
+                {
+                    std::fill(dc, dc + n * H, T(0));
                 }
             }
         }

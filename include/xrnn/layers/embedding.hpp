@@ -18,9 +18,9 @@
 #include <xrnn/config.hpp>
 #include <xrnn/detail/simd.hpp>
 #include <xrnn/detail/tensor.hpp>
-#include <xrnn/threads.hpp>
 #include <xrnn/init.hpp>
 #include <xrnn/random.hpp>
+#include <xrnn/threads.hpp>
 
 namespace xrnn
 {
@@ -148,7 +148,7 @@ namespace xrnn
         }
 
     private:
-        static constexpr std::size_t parallel_values = std::size_t(1) << 18;  // 1 MiB of floats: worth a thread
+        static constexpr std::size_t parallel_values = std::size_t(1) << 18;  // 2^18 values (1 MiB of floats)
 
         xt::xtensor<std::size_t, 2> m_ids;  // validated ids of the last forward
         output_type m_output;
