@@ -48,13 +48,18 @@
 #include <xrnn/config.hpp>
 #include <xrnn/connect.hpp>
 #include <xrnn/layers/activations.hpp>
+#include <xrnn/layers/dense.hpp>
+#include <xrnn/layers/dropout.hpp>
+#include <xrnn/layers/embedding.hpp>
 #include <xrnn/loss.hpp>
 #include <xrnn/io/checkpoint.hpp>
 #include <xrnn/io/weights.hpp>
 #include <xrnn/model/batching.hpp>
 #include <xrnn/model/history.hpp>
 #include <xrnn/model/progress.hpp>
-#include <xrnn/model/signature.hpp>
+#include <xrnn/layers/layer_traits.hpp>
+#include <xrnn/layers/lstm.hpp>
+#include <xrnn/layers/rnn.hpp>
 #include <xrnn/optim.hpp>
 #include <xrnn/random.hpp>
 
@@ -145,40 +150,6 @@ namespace xrnn
 
     namespace detail
     {
-        /// Layers that read a sequence (S, B, ...) and so need batches gathered time-major.
-        template <class Layer>
-        struct consumes_sequence : std::false_type
-        {
-        };
-        template <class T, std::size_t V, std::size_t D>
-        struct consumes_sequence<embedding<T, V, D>> : std::true_type
-        {
-        };
-        template <class T, std::size_t In, std::size_t H, std::size_t L, output O>
-        struct consumes_sequence<lstm<T, In, H, L, O>> : std::true_type
-        {
-        };
-        template <class T, std::size_t In, std::size_t H, std::size_t L, output O, nonlinearity A>
-        struct consumes_sequence<rnn<T, In, H, L, O, A>> : std::true_type
-        {
-        };
-
-        template <class Layer>
-        struct takes_token_ids : std::false_type
-        {
-        };
-        template <class T, std::size_t V, std::size_t D>
-        struct takes_token_ids<embedding<T, V, D>> : std::true_type
-        {
-        };
-
-        template <class Layer>
-        struct vocabulary_size;
-        template <class T, std::size_t V, std::size_t D>
-        struct vocabulary_size<embedding<T, V, D>> : std::integral_constant<std::size_t, V>
-        {
-        };
-
         /// Whether n floats or doubles are all finite: an exponent of all ones is inf or nan. Integer bit tests
         /// vectorise, where a floating-point sum or one std::isfinite per element would not.
         template <class G>
@@ -337,6 +308,7 @@ namespace xrnn
     class sequential
     {
         static_assert(sizeof...(Layers) >= 1, "xrnn::sequential: a model needs at least one layer");
+        static_assert((check_layer<Layers>() && ...), "xrnn::sequential: every layer needs the members of layer_traits.hpp");
         using layers_type = std::tuple<Layers...>;
         using first_layer = std::tuple_element_t<0, layers_type>;
         static_assert(detail::has_sizes<first_layer>::value,
@@ -349,7 +321,7 @@ namespace xrnn
         static constexpr std::size_t layer_count = sizeof...(Layers);
         static constexpr std::size_t input_size = first_layer::input_size;
         static constexpr std::size_t output_size = detail::chain_output_size<Layers...>();
-        static constexpr bool sequence_input = detail::consumes_sequence<first_layer>::value;
+        static constexpr bool sequence_input = first_layer::reads_sequence;
 
         /// Each layer built from the engine with its defaults (layers that need more, build yourself, see below).
         explicit sequential(random_engine& rng)
@@ -403,7 +375,7 @@ namespace xrnn
         {
             std::string text = "sequential<";
             bool first = true;
-            ((text += (first ? "" : ","), text += signature_of<Layers>::get(), first = false), ...);
+            ((text += (first ? "" : ","), text += Layers::signature(), first = false), ...);
             return text + ">";
         }
 
@@ -446,7 +418,7 @@ namespace xrnn
                 std::size_t count = 0;
                 layer.for_each_parameter([&](const auto&, auto& value, auto&) { count += value.size(); });
                 total += count;
-                text << k << "  " << signature_of<std::decay_t<decltype(layer)>>::get() << "  " << count
+                text << k << "  " << std::decay_t<decltype(layer)>::signature() << "  " << count
                      << " parameters\n";
             });
             text << "total " << total << " parameters (" << total * sizeof(T) << " bytes)\n";
@@ -758,7 +730,7 @@ namespace xrnn
         template <class XV, std::size_t XN>
         static void check_inputs(const char* where, const xt::xtensor<XV, XN>& x)
         {
-            static_assert(std::is_integral<XV>::value == detail::takes_token_ids<first_layer>::value,
+            static_assert(std::is_integral<XV>::value == first_layer::reads_token_ids,
                           "xrnn::sequential: x must hold integer token ids for a model that starts with an embedding, "
                           "floating-point features otherwise");
             static_assert(!sequence_input || XN >= 2, "xrnn::sequential: sequence data must be (N, S) or (N, S, F)");
@@ -775,11 +747,11 @@ namespace xrnn
                                       + detail::shape_to_string(x.shape()) + ")");
                 }
             }
-            if constexpr (detail::takes_token_ids<first_layer>::value)
+            if constexpr (first_layer::reads_token_ids)
             {
                 // All ids before the first batch: the embedding would refuse a bad one only when its batch comes,
                 // after fit() had already trained on the batches before it.
-                constexpr std::size_t vocabulary = detail::vocabulary_size<first_layer>::value;
+                constexpr std::size_t vocabulary = first_layer::vocabulary_size;
                 const std::size_t steps = x.shape()[1];
                 const std::size_t per_sample = x.size() / x.shape()[0];
                 for (std::size_t j = 0; j < x.size(); ++j)

@@ -32,7 +32,7 @@
 #include <xrnn/io/binary.hpp>
 #include <xrnn/io/weights.hpp>
 #include <xrnn/model/history.hpp>
-#include <xrnn/model/signature.hpp>
+#include <xrnn/layers/layer_traits.hpp>
 #include <xrnn/optim.hpp>
 #include <xrnn/random.hpp>
 
@@ -65,80 +65,6 @@ namespace xrnn
         std::vector<std::vector<T>> parameters;
         std::vector<random_engine::state_type> engines;  // in for_each_random_engine order
     };
-
-    namespace detail
-    {
-        using engine_visitor = void (*)(const std::string&, random_engine&);
-
-        template <class L, class = void>
-        struct has_engine_visitor : std::false_type
-        {
-        };
-        template <class L>
-        struct has_engine_visitor<
-            L, std::void_t<decltype(std::declval<L&>().for_each_random_engine(std::declval<engine_visitor>()))>>
-            : std::true_type
-        {
-        };
-
-        template <class L, class = void>
-        struct is_recurrent_stack : std::false_type
-        {
-        };
-        template <class L>
-        struct is_recurrent_stack<L, std::void_t<typename L::first_cell_type, decltype(L::num_layers)>>
-            : std::true_type
-        {
-        };
-
-        template <class L, class = void>
-        struct has_engine : std::false_type  // dropout
-        {
-        };
-        template <class L>
-        struct has_engine<L, std::void_t<decltype(std::declval<L&>().engine())>> : std::true_type
-        {
-        };
-
-        template <class L, class = void>
-        struct has_mask_engine : std::false_type  // a recurrent cell
-        {
-        };
-        template <class L>
-        struct has_mask_engine<L, std::void_t<decltype(std::declval<L&>().mask_engine())>> : std::true_type
-        {
-        };
-
-        template <class Stack, class F, std::size_t... K>
-        void for_each_cell_engine(Stack& stack, F& f, std::index_sequence<K...>)
-        {
-            (f("l" + std::to_string(K) + ".mask", stack.template layer<K>().mask_engine()), ...);
-        }
-    }  // namespace detail
-
-    /// Calls f(name, engine) for every random engine a layer or model draws from while training (dropout
-    /// masks): "rng" for dropout, "mask" for a cell, "l<k>.mask" for the cells of rnn/lstm, "<layer>.<name>"
-    /// in a sequential. Layers that draw nothing (embedding, dense, activations) have none.
-    template <class Layer, class F>
-    void for_each_random_engine(Layer& layer, F&& f)
-    {
-        if constexpr (detail::has_engine_visitor<Layer>::value)
-        {
-            layer.for_each_random_engine(f);
-        }
-        else if constexpr (detail::is_recurrent_stack<Layer>::value)
-        {
-            detail::for_each_cell_engine(layer, f, std::make_index_sequence<Layer::num_layers>{});
-        }
-        else if constexpr (detail::has_engine<Layer>::value)
-        {
-            f(std::string("rng"), layer.engine());
-        }
-        else if constexpr (detail::has_mask_engine<Layer>::value)
-        {
-            f(std::string("mask"), layer.mask_engine());
-        }
-    }
 
     namespace io
     {

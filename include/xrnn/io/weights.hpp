@@ -25,7 +25,7 @@
 
 #include <xrnn/config.hpp>
 #include <xrnn/io/binary.hpp>
-#include <xrnn/model/signature.hpp>
+#include <xrnn/layers/layer_traits.hpp>
 
 namespace xrnn
 {
@@ -318,27 +318,11 @@ namespace xrnn
             in.get_array(values, count, name.c_str());
         }
 
-        template <class Model, class = void>
-        struct has_static_signature : std::false_type
-        {
-        };
-        template <class Model>
-        struct has_static_signature<Model, std::void_t<decltype(Model::signature())>> : std::true_type
-        {
-        };
-
-        /// The signature of a model (its signature()) or of a single layer (signature_of<Layer>).
+        /// The signature of a model or of a single layer: its own signature() (layers/layer_traits.hpp).
         template <class Model>
         std::string signature_text()
         {
-            if constexpr (has_static_signature<Model>::value)
-            {
-                return Model::signature();
-            }
-            else
-            {
-                return signature_of<Model>::get();
-            }
+            return Model::signature();
         }
 
         template <class Model>

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <string>
 #include <tuple>
 
 #include <xtensor/xmath.hpp>
@@ -18,6 +19,7 @@
 
 #include <xrnn/config.hpp>
 #include <xrnn/detail/tensor.hpp>
+#include <xrnn/layers/layer_traits.hpp>
 
 namespace xrnn
 {
@@ -120,6 +122,23 @@ namespace xrnn
     public:
         using value_type = T;
         using function_type = Fn;
+        static constexpr bool reads_sequence = false;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = false;
+
+        static const char* name() noexcept
+        {
+            return "activation";
+        }
+
+        static std::string signature()
+        {
+            return std::string("activation<") + scalar_name<T>() + "," + Fn::name + ">";
+        }
+
+        template <class F>
+        void for_each_random_engine(F&&)
+        {
+        }
 
         template <std::size_t N>
         const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode = mode::inference)

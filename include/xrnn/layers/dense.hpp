@@ -21,6 +21,7 @@
 #include <xrnn/detail/blas.hpp>
 #include <xrnn/detail/tensor.hpp>
 #include <xrnn/init.hpp>
+#include <xrnn/layers/layer_traits.hpp>
 #include <xrnn/random.hpp>
 
 namespace xrnn
@@ -57,6 +58,23 @@ namespace xrnn
         using params_type = dense_params<T, In, Out>;
         static constexpr std::size_t input_size = In;
         static constexpr std::size_t output_size = Out;
+        static constexpr bool reads_sequence = false;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = false;
+
+        static const char* name() noexcept
+        {
+            return "dense";
+        }
+
+        static std::string signature()
+        {
+            return std::string("dense<") + scalar_name<T>() + detail::join_sizes({In, Out}) + ">";
+        }
+
+        template <class F>
+        void for_each_random_engine(F&&)
+        {
+        }
 
         params_type p;
         params_type dp;

@@ -13,6 +13,7 @@
 
 #include <xrnn/config.hpp>
 #include <xrnn/detail/tensor.hpp>
+#include <xrnn/layers/layer_traits.hpp>
 #include <xrnn/random.hpp>
 
 namespace xrnn
@@ -38,6 +39,18 @@ namespace xrnn
     {
     public:
         using value_type = T;
+        static constexpr bool reads_sequence = false;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = false;
+
+        static const char* name() noexcept
+        {
+            return "dropout";
+        }
+
+        static std::string signature()
+        {
+            return std::string("dropout<") + scalar_name<T>() + ">";
+        }
 
         dropout(double rate, random_engine& rng)
             : m_rate(checked_rate(rate))
@@ -54,6 +67,12 @@ namespace xrnn
         random_engine& engine() noexcept
         {
             return m_rng;
+        }
+
+        template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            f(std::string("rng"), m_rng);
         }
 
         template <std::size_t N>

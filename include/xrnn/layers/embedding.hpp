@@ -19,6 +19,7 @@
 #include <xrnn/detail/simd.hpp>
 #include <xrnn/detail/tensor.hpp>
 #include <xrnn/init.hpp>
+#include <xrnn/layers/layer_traits.hpp>
 #include <xrnn/random.hpp>
 #include <xrnn/threads.hpp>
 
@@ -56,6 +57,23 @@ namespace xrnn
         static constexpr std::size_t vocabulary_size = Vocab;
         static constexpr std::size_t input_size = 1;  // one token id per step
         static constexpr std::size_t output_size = Dim;
+        static constexpr bool reads_sequence = true;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = true;
+
+        static const char* name() noexcept
+        {
+            return "embedding";
+        }
+
+        static std::string signature()
+        {
+            return std::string("embedding<") + scalar_name<T>() + detail::join_sizes({Vocab, Dim}) + ">";
+        }
+
+        template <class F>
+        void for_each_random_engine(F&&)
+        {
+        }
 
         params_type p;   // weights
         params_type dp;  // their gradients, accumulated by backward, zeroed by the caller

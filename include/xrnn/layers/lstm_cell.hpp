@@ -22,6 +22,7 @@
 #define XRNN_LAYERS_LSTM_CELL_HPP
 
 #include <cstddef>
+#include <string>
 
 #include <xtensor/xtensor.hpp>
 
@@ -54,6 +55,13 @@ namespace xrnn
 
     public:
         static constexpr const char* name = "lstm_cell";
+        static constexpr const char* layer_name = "lstm";  // of the layer that runs it over a sequence
+
+        /// This cell's settings in a layer's signature: none.
+        static std::string signature_options()
+        {
+            return "";
+        }
         using base::base;  // forward(x, prev, mode) and backward(d_next): recurrent_cell.hpp
 
     private:

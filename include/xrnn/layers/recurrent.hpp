@@ -18,6 +18,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include <xrnn/config.hpp>
+#include <xrnn/layers/layer_traits.hpp>
 #include <xrnn/layers/recurrent_cell.hpp>
 
 namespace xrnn
@@ -48,6 +49,8 @@ namespace xrnn
         static constexpr std::size_t num_layers = Layers;
         static constexpr bool has_cell_state = FirstCell::has_cell_state;
         static constexpr output output_kind = Out;
+        static constexpr bool reads_sequence = true;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = false;
         using first_cell_type = FirstCell;
         using upper_cell_type = UpperCell;
         using input_type = xt::xtensor<T, 3>;                                         // (S, B, I)
@@ -179,9 +182,31 @@ namespace xrnn
             return bytes + values * sizeof(T);
         }
 
+        /// "lstm", "rnn", "gru": the cell's layer_name.
         static const char* name() noexcept
         {
-            return has_cell_state ? "lstm" : "rnn";
+            return FirstCell::layer_name;
+        }
+
+        /// "lstm<float32,128,64,layers=2,last>"; an Elman layer adds its nonlinearity (",tanh").
+        static std::string signature()
+        {
+            return std::string(name()) + "<" + scalar_name<T>() + detail::join_sizes({input_size, hidden_size})
+                   + ",layers=" + std::to_string(Layers) + "," + (Out == output::last ? "last" : "sequence")
+                   + FirstCell::signature_options() + ">";
+        }
+
+        /// f("l<k>.mask", engine) for the dropout-mask engine of every stacked layer.
+        template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            for (std::size_t k = 0; k < Layers; ++k)
+            {
+                visit_layer(k, [&](auto& cell) {
+                    cell.for_each_random_engine(
+                        [&](const std::string& engine, random_engine& e) { f("l" + std::to_string(k) + "." + engine, e); });
+                });
+            }
         }
 
     private:

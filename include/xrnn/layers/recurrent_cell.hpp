@@ -208,6 +208,12 @@ namespace xrnn
         }
 
         template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            f(std::string("mask"), m_mask_rng);
+        }
+
+        template <class F>
         void for_each_parameter(F&& f)
         {
             params_type::zip(f, p, dp);

@@ -13,6 +13,7 @@
 #define XRNN_LAYERS_RNN_CELL_HPP
 
 #include <cstddef>
+#include <string>
 
 #include <type_traits>
 
@@ -43,6 +44,13 @@ namespace xrnn
 
     public:
         static constexpr const char* name = "rnn_cell";
+        static constexpr const char* layer_name = "rnn";  // of the layer that runs it over a sequence
+
+        /// This cell's settings in a layer's signature: its nonlinearity.
+        static std::string signature_options()
+        {
+            return Act == nonlinearity::tanh ? ",tanh" : ",relu";
+        }
         using base::base;  // forward(x, prev, mode) and backward(d_next): recurrent_cell.hpp
 
     private:
