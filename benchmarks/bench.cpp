@@ -20,6 +20,7 @@
 #include <xrnn/detail/blas.hpp>
 #include <xrnn/layers/dense.hpp>
 #include <xrnn/layers/embedding.hpp>
+#include <xrnn/layers/gru.hpp>
 #include <xrnn/layers/lstm.hpp>
 #include <xrnn/layers/rnn.hpp>
 #include <xrnn/loss.hpp>
@@ -365,6 +366,7 @@ int main(int argc, char** argv)
     const std::vector<std::string> only(argv + 1, argv + argc);
     using lstm = xrnn::lstm<float, D, H>;
     using rnn = xrnn::rnn<float, D, H>;
+    using gru = xrnn::gru<float, D, H>;
     if (wanted(only, "rnn_train_step"))
     {
         train_case<rnn>("rnn_train_step", 21);
@@ -388,6 +390,18 @@ int main(int argc, char** argv)
     if (wanted(only, "rnn_cell_step_b1"))
     {
         cell_step_case<xrnn::rnn_cell<float, D, H>>("rnn_cell_step_b1", 31);
+    }
+    if (wanted(only, "gru_train_step"))
+    {
+        train_case<gru>("gru_train_step", 21);
+    }
+    if (wanted(only, "gru_forward"))
+    {
+        forward_case<gru>("gru_forward", 31);
+    }
+    if (wanted(only, "gru_cell_step_b1"))
+    {
+        cell_step_case<xrnn::gru_cell<float, D, H>>("gru_cell_step_b1", 31);
     }
     if (wanted(only, "sgemm_floor"))
     {

@@ -38,8 +38,8 @@ for line in open(sys.argv[1]):
     if "case" in fields and "impl" in fields:
         rows.setdefault(fields["case"], {})[fields["impl"]] = fields
 
-order = ["rnn_train_step", "lstm_train_step", "lstm_forward", "rnn_forward", "lstm_cell_step_b1",
-         "rnn_cell_step_b1", "sgemm_floor"]
+order = ["rnn_train_step", "lstm_train_step", "gru_train_step", "lstm_forward", "rnn_forward", "gru_forward",
+         "lstm_cell_step_b1", "rnn_cell_step_b1", "gru_cell_step_b1", "sgemm_floor"]
 floor = float(rows["sgemm_floor"]["xrnn"]["ms"]) if "xrnn" in rows.get("sgemm_floor", {}) else None
 
 
@@ -58,6 +58,20 @@ def target(case, x, t):
         return ", ".join(parts), ok
     if case == "rnn_train_step":
         return ">= 5x torch", t is not None and t / x >= 5
+    if case == "gru_train_step":
+        lstm = rows.get("lstm_train_step", {})
+        if "xrnn" in lstm and "torch" in lstm:
+            want = float(lstm["torch"]["ms"]) / float(lstm["xrnn"]["ms"])
+            return f">= lstm's ratio ({want:.1f}x)", t is not None and t / x >= want
+        return "", None
+    if case == "gru_forward":
+        lstm = rows.get("lstm_forward", {})
+        if "xrnn" in lstm and "torch" in lstm:
+            want = float(lstm["torch"]["ms"]) / float(lstm["xrnn"]["ms"])
+            return f">= lstm's ratio ({want:.1f}x)", t is not None and t / x >= want
+        return "", None
+    if case == "gru_cell_step_b1":
+        return "<= 3 us", x <= 0.003
     if case in ("lstm_forward", "rnn_forward"):
         return ">= 4x torch", t is not None and t / x >= 4
     if case == "lstm_cell_step_b1":

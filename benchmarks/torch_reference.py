@@ -153,6 +153,12 @@ def main():
         cell_step_case("lstm_cell_step_b1", torch.nn.LSTMCell, 9)
     if wanted("rnn_cell_step_b1"):
         cell_step_case("rnn_cell_step_b1", torch.nn.RNNCell, 9)
+    if wanted("gru_train_step"):
+        train_case("gru_train_step", torch.nn.GRU, 7)
+    if wanted("gru_forward"):
+        forward_case("gru_forward", torch.nn.GRU, 9)
+    if wanted("gru_cell_step_b1"):
+        cell_step_case("gru_cell_step_b1", torch.nn.GRUCell, 9)
     if wanted("sgemm_floor"):
         sgemm_floor_case(9)
 

@@ -27,6 +27,7 @@
 
 #include <xrnn/layers/dense.hpp>
 #include <xrnn/layers/embedding.hpp>
+#include <xrnn/layers/gru.hpp>
 #include <xrnn/layers/lstm.hpp>
 #include <xrnn/layers/rnn.hpp>
 #include <xrnn/loss.hpp>
@@ -336,7 +337,7 @@ TEST_CASE("allocations: the hook counts (a vector, an xtensor)")
     CHECK(allocations_in([] {}) == 0);
 }
 
-TEST_CASE("allocations: none in a training forward and backward of rnn and lstm once the workspaces exist")
+TEST_CASE("allocations: none in a training forward and backward of rnn, lstm and gru once the workspaces exist")
 {
     xrnn::recurrent_options plain;
     xrnn::recurrent_options dropout;
@@ -351,6 +352,10 @@ TEST_CASE("allocations: none in a training forward and backward of rnn and lstm 
         dropout, 30, 4);
     check_recurrent_allocates_nothing<xrnn::lstm<float, D, H>>(truncated, 30, 4);
     check_recurrent_allocates_nothing<xrnn::lstm<float, D, H>>(plain, 12, 1);  // batch 1
+    check_recurrent_allocates_nothing<xrnn::gru<float, D, H>>(plain, 40, 8);
+    check_recurrent_allocates_nothing<xrnn::gru<float, D, H, 2>>(dropout, 30, 4);
+    check_recurrent_allocates_nothing<xrnn::gru<float, D, H>>(truncated, 30, 4);
+    check_recurrent_allocates_nothing<xrnn::gru<float, D, H>>(plain, 12, 1);
     MESSAGE("allocations made inside the BLAS library during the counted calls (not counted above): ",
             g_blas_total);
 }
@@ -365,6 +370,7 @@ TEST_CASE("allocations: none in the thread pool's passes (2 threads, batches tha
     dropout.recurrent_dropout = 0.3;
     check_recurrent_allocates_nothing<xrnn::lstm<float, D, H>>(xrnn::recurrent_options{}, 200, 40);
     check_recurrent_allocates_nothing<xrnn::rnn<float, D, H>>(dropout, 200, 40);
+    check_recurrent_allocates_nothing<xrnn::gru<float, D, H>>(dropout, 200, 40);
     xrnn::set_num_threads(0);
 }
 
@@ -373,6 +379,8 @@ TEST_CASE("allocations: none in a streaming batch-1 cell step")
     check_cell_step_allocates_nothing<xrnn::lstm_cell<float, 128, 128>>();
     check_cell_step_allocates_nothing<xrnn::rnn_cell<float, 128, 128>>();
     check_cell_step_allocates_nothing<xrnn::lstm_cell<float, 5, 7>>();
+    check_cell_step_allocates_nothing<xrnn::gru_cell<float, 128, 128>>();
+    check_cell_step_allocates_nothing<xrnn::gru_cell<float, 5, 7>>();
 }
 
 TEST_CASE("memory: a training step keeps what recurrent_cell.hpp states (the IMDB LSTM shapes)")
@@ -416,4 +424,38 @@ TEST_CASE("memory: a training step keeps what recurrent_cell.hpp states (the IMD
     const std::size_t expected = ((S + 1) * B * Hd + chunk_steps * B * G + 2 * B * Hd) * e + (B * Hd + 4 * B * Hd) * e;
     CHECK(inference.workspace_bytes() == expected);
     MESSAGE("the same layer after an inference forward only: ", inference.workspace_bytes(), " bytes");
+}
+
+TEST_CASE("memory: a gru training step keeps what recurrent_cell.hpp states (z of 4H columns, the direct dh')")
+{
+    // Embedding(10000, 128) -> GRU(128, 128) on S = 200 steps, batch B = 64, float; W_x, W_h (128, 384), b (512).
+    constexpr std::size_t S = 200;
+    constexpr std::size_t B = 64;
+    constexpr std::size_t I = 128;
+    constexpr std::size_t Hd = 128;
+    constexpr std::size_t Gh = 3 * Hd;
+    constexpr std::size_t Gz = 4 * Hd;
+    constexpr std::size_t e = sizeof(float);
+    xrnn::random_engine rng(1);
+    xrnn::gru<float, I, Hd> gru(rng);
+    const auto x = xrnn_test::random_tensor<float, 3>({S, B, I}, 1);
+    const auto dy = xrnn_test::random_tensor<float, 2>({B, Hd}, 2);
+    gru.forward(x, xrnn::mode::training);
+    gru.backward(dy);
+    // per layer: gates/dz (Gz wide), h_0..h_S, the input copy, dx; then the running dh, the cell's direct dh',
+    // W_h^T (Gh, H) and the bias sums per tile of rows (Gz wide); the stack: output (B, H), final h (1, B, H),
+    // initial-state gradient (1, B, H)
+    const std::size_t grows = (S * B * Gz + (S + 1) * B * Hd + S * B * I + S * B * I) * e;
+    constexpr std::size_t tile = xrnn::detail::gemm_tile<float>::rows;
+    const std::size_t fixed = (2 * B * Hd + Gh * Hd + (B + tile - 1) / tile * Gz) * e + 3 * B * Hd * e;
+    CHECK(gru.workspace_bytes() == grows + fixed);
+    MESSAGE("IMDB GRU training step (S = 200, B = 64, I = H = 128, float): the gru layer holds ",
+            gru.workspace_bytes(), " bytes (", gru.workspace_bytes() / 1048576.0, " MiB), of which ", grows,
+            " grow with S x B");
+
+    xrnn::random_engine rng2(1);
+    xrnn::gru<float, I, Hd> inference(rng2);
+    inference.forward(x);
+    const std::size_t expected = ((S + 1) * B * Hd + B * Gz) * e + 3 * B * Hd * e;
+    CHECK(inference.workspace_bytes() == expected);
 }

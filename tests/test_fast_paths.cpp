@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 #include <xtensor/xtensor.hpp>
 
+#include <xrnn/layers/gru.hpp>
 #include <xrnn/layers/lstm.hpp>
 #include <xrnn/layers/rnn.hpp>
 #include <xrnn/optim.hpp>
@@ -175,7 +176,7 @@ namespace
     }
 }  // namespace
 
-TEST_CASE("fast paths: the batch-1 inference cell step equals the general step (lstm, rnn; float, double)")
+TEST_CASE("fast paths: the batch-1 inference cell step equals the general step (lstm, rnn, gru; float, double)")
 {
     check_cell_step_batch1<xrnn::lstm_cell<double, 5, 7>>();        // widths that leave a scalar tail
     check_cell_step_batch1<xrnn::lstm_cell<double, 16, 32>>();
@@ -184,6 +185,10 @@ TEST_CASE("fast paths: the batch-1 inference cell step equals the general step (
     check_cell_step_batch1<xrnn::rnn_cell<double, 5, 7>>();
     check_cell_step_batch1<xrnn::rnn_cell<float, 128, 128>>();
     check_cell_step_batch1<xrnn::rnn_cell<double, 4, 19, xrnn::nonlinearity::relu>>();
+    check_cell_step_batch1<xrnn::gru_cell<double, 5, 7>>();
+    check_cell_step_batch1<xrnn::gru_cell<double, 16, 32>>();
+    check_cell_step_batch1<xrnn::gru_cell<float, 128, 128>>();
+    check_cell_step_batch1<xrnn::gru_cell<float, 3, 37>>();
 }
 
 TEST_CASE("fast paths: an inference forward (chunked, no caches) equals a training forward")
@@ -194,6 +199,9 @@ TEST_CASE("fast paths: an inference forward (chunked, no caches) equals a traini
     check_inference_equals_training<xrnn::rnn<double, 3, 5, 2, xrnn::output::sequence>>(300, 2);
     check_inference_equals_training<xrnn::rnn<float, 4, 6, 1, xrnn::output::sequence, xrnn::nonlinearity::relu>>(
         600, 1);
+    check_inference_equals_training<xrnn::gru<double, 3, 5, 2, xrnn::output::sequence>>(300, 2);
+    check_inference_equals_training<xrnn::gru<float, 8, 16, 1, xrnn::output::last>>(70, 16);
+    check_inference_equals_training<xrnn::gru<float, 5, 19, 1, xrnn::output::sequence>>(600, 1);
 }
 
 TEST_CASE("fast paths: a layer on batch 1 equals the same sequence in a batch of 2, forward and backward")
@@ -202,6 +210,8 @@ TEST_CASE("fast paths: a layer on batch 1 equals the same sequence in a batch of
     check_batch1_layer<xrnn::lstm<float, 16, 32, 2, xrnn::output::sequence>>();
     check_batch1_layer<xrnn::rnn<double, 4, 6, 2, xrnn::output::sequence>>();
     check_batch1_layer<xrnn::rnn<float, 5, 19, 1, xrnn::output::sequence, xrnn::nonlinearity::relu>>();
+    check_batch1_layer<xrnn::gru<double, 4, 6, 2, xrnn::output::sequence>>();
+    check_batch1_layer<xrnn::gru<float, 16, 32, 1, xrnn::output::sequence>>();
 }
 
 TEST_CASE("fast paths: backward consumes the gate cache, so a second backward needs a new training forward")

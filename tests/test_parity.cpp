@@ -154,6 +154,33 @@ TEST_CASE_TEMPLATE("parity: stacked lstm matches torch.nn.LSTM(num_layers=2)", T
     check_recurrent_case<xrnn::lstm<T, 3, 4, 2, xrnn::output::sequence>>("lstm_stacked.txt");
 }
 
+TEST_CASE_TEMPLATE("parity: gru matches torch.nn.GRU (b_in and b_hn apart)", T, XRNN_BOTH_TYPES)
+{
+    check_recurrent_case<xrnn::gru<T, 3, 4, 1, xrnn::output::sequence>>("gru.txt");
+}
+
+TEST_CASE_TEMPLATE("parity: stacked gru matches torch.nn.GRU(num_layers=2)", T, XRNN_BOTH_TYPES)
+{
+    check_recurrent_case<xrnn::gru<T, 3, 4, 2, xrnn::output::sequence>>("gru_stacked.txt");
+}
+
+TEST_CASE_TEMPLATE("parity: one gru_cell step and its gradients match torch.nn.GRUCell", T, XRNN_BOTH_TYPES)
+{
+    const xrnn_test::fixture fx(xrnn_test::fixture_path("gru_cell.txt"));
+    xrnn::random_engine rng(0);
+    xrnn::gru_cell<T, 3, 4> cell(rng);
+    load_parameters(cell, fx);
+    const xrnn::gru_step_state<T> prev{fx.tensor<T, 2>("h")};
+    const auto x = fx.tensor<T, 2>("x");
+    check_close<T>(cell.forward(x, prev).h, fx, "h_next");  // inference
+    xrnn::zero_grad(cell);
+    check_close<T>(cell.forward(x, prev, xrnn::mode::training).h, fx, "h_next");
+    const auto& grads = cell.backward(xrnn::gru_step_state<T>{fx.tensor<T, 2>("dh")});
+    check_close<T>(grads.dx, fx, "grad.x");
+    check_close<T>(grads.d_prev.h, fx, "grad.h");
+    check_gradients(cell, fx);
+}
+
 TEST_CASE_TEMPLATE("parity: embedding forward and scattered gradient match torch.nn.Embedding", T, XRNN_BOTH_TYPES)
 {
     const xrnn_test::fixture fx(xrnn_test::fixture_path("embedding.txt"));
@@ -245,39 +272,55 @@ TEST_CASE_TEMPLATE("parity: gradient clipping by global norm and by value matche
     check_close<T>(b.grad, fx, "clipv.gb");
 }
 
+namespace
+{
+    /// Embedding(6, 3) -> Recurrent(3, 4) -> Dense(4, 1), BCE on logits, three Adam steps, against the fixture.
+    template <class T, class Recurrent>
+    void check_model_adam(const std::string& file)
+    {
+        const xrnn_test::fixture fx(xrnn_test::fixture_path(file));
+        xrnn::random_engine rng(0);
+        xrnn::embedding<T, 6, 3> emb(rng);
+        Recurrent recurrent(rng);
+        xrnn::dense<T, 4, 1> head(rng);
+        load_parameters(emb, fx, "emb.");
+        load_parameters(recurrent, fx);
+        load_parameters(head, fx, "dense.");
+        const auto ids = fx.tensor<int, 2>("ids");
+        const auto labels = fx.tensor<T, 2>("labels");
+        xrnn::adam<T> optimizer(fx.scalar<double>("adam.lr"), fx.scalar<double>("adam.beta1"),
+                                fx.scalar<double>("adam.beta2"), fx.scalar<double>("adam.eps"));
+        xt::xtensor<T, 2> dlogits;
+        for (int step = 1; step <= 3; ++step)
+        {
+            xrnn::zero_grad(emb, recurrent, head);
+            const auto& embedded = emb.forward(ids, xrnn::mode::training);
+            const auto& logits = head.forward(recurrent.forward(embedded, xrnn::mode::training), xrnn::mode::training);
+            const T loss = xrnn::binary_cross_entropy_with_logits(logits, labels, &dlogits);
+            check_close_scalar<T>(loss, fx, "loss" + std::to_string(step));
+            emb.backward(recurrent.backward(head.backward(dlogits)));
+            optimizer.step(emb, recurrent, head);
+        }
+        // three updates compound rounding: float within 1e-5 relative still (checked per tensor)
+        const auto check_final = [&](auto& layer, const std::string& prefix) {
+            layer.for_each_parameter([&](const auto& name, auto& value, auto&) {
+                check_close<T>(value, fx, "final." + prefix + std::string(name));
+            });
+        };
+        check_final(emb, "emb.");
+        check_final(recurrent, "");
+        check_final(head, "dense.");
+    }
+}  // namespace
+
 TEST_CASE_TEMPLATE("parity: embedding -> lstm -> dense trained 3 Adam steps with BCE matches PyTorch", T,
                    XRNN_BOTH_TYPES)
 {
-    const xrnn_test::fixture fx(xrnn_test::fixture_path("model_adam.txt"));
-    xrnn::random_engine rng(0);
-    xrnn::embedding<T, 6, 3> emb(rng);
-    xrnn::lstm<T, 3, 4> lstm(rng);
-    xrnn::dense<T, 4, 1> head(rng);
-    load_parameters(emb, fx, "emb.");
-    load_parameters(lstm, fx);
-    load_parameters(head, fx, "dense.");
-    const auto ids = fx.tensor<int, 2>("ids");
-    const auto labels = fx.tensor<T, 2>("labels");
-    xrnn::adam<T> optimizer(fx.scalar<double>("adam.lr"), fx.scalar<double>("adam.beta1"),
-                            fx.scalar<double>("adam.beta2"), fx.scalar<double>("adam.eps"));
-    xt::xtensor<T, 2> dlogits;
-    for (int step = 1; step <= 3; ++step)
-    {
-        xrnn::zero_grad(emb, lstm, head);
-        const auto& logits = head.forward(lstm.forward(emb.forward(ids, xrnn::mode::training), xrnn::mode::training),
-                                          xrnn::mode::training);
-        const T loss = xrnn::binary_cross_entropy_with_logits(logits, labels, &dlogits);
-        check_close_scalar<T>(loss, fx, "loss" + std::to_string(step));
-        emb.backward(lstm.backward(head.backward(dlogits)));
-        optimizer.step(emb, lstm, head);
-    }
-    // three updates compound rounding: float within 1e-5 relative still (checked per tensor)
-    const auto check_final = [&](auto& layer, const std::string& prefix) {
-        layer.for_each_parameter([&](const auto& name, auto& value, auto&) {
-            check_close<T>(value, fx, "final." + prefix + std::string(name));
-        });
-    };
-    check_final(emb, "emb.");
-    check_final(lstm, "");
-    check_final(head, "dense.");
+    check_model_adam<T, xrnn::lstm<T, 3, 4>>("model_adam.txt");
+}
+
+TEST_CASE_TEMPLATE("parity: embedding -> gru -> dense trained 3 Adam steps with BCE matches PyTorch", T,
+                   XRNN_BOTH_TYPES)
+{
+    check_model_adam<T, xrnn::gru<T, 3, 4>>("model_adam_gru.txt");
 }

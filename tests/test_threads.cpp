@@ -13,6 +13,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include <xrnn/layers/embedding.hpp>
+#include <xrnn/layers/gru.hpp>
 #include <xrnn/layers/lstm.hpp>
 #include <xrnn/layers/rnn.hpp>
 #include <xrnn/threads.hpp>
@@ -179,7 +180,7 @@ TEST_CASE("threads: a pass inside a pass, and passes from several threads at onc
     }
 }
 
-TEST_CASE("threads: rnn and lstm give the same bits on 1, 2 and 3 threads (forward, backward, inference)")
+TEST_CASE("threads: rnn, lstm and gru give the same bits on 1, 2 and 3 threads (forward, backward, inference)")
 {
     xrnn::recurrent_options plain;
     xrnn::recurrent_options dropout;
@@ -192,6 +193,9 @@ TEST_CASE("threads: rnn and lstm give the same bits on 1, 2 and 3 threads (forwa
     check_thread_count_independent<xrnn::lstm<double, 24, 40, 1, xrnn::output::sequence>>(plain, 50, 40);
     check_thread_count_independent<xrnn::rnn<double, 5, 7, 1, xrnn::output::sequence, xrnn::nonlinearity::relu>>(
         dropout, 3000, 40);
+    // gru: 64 * (32 * 96 + 32 * 96) and 50 * (24 * 120 + 40 * 120) multiply-adds per row: parts of at least 11 and 11
+    check_thread_count_independent<xrnn::gru<float, 32, 32, 2, xrnn::output::sequence>>(dropout, 64, 30);
+    check_thread_count_independent<xrnn::gru<double, 24, 40, 1, xrnn::output::sequence>>(plain, 50, 40);
 }
 
 TEST_CASE("threads: the embedding gather gives the same output on 1 and 2 threads")

@@ -2,6 +2,7 @@
 //
 //   --model rnn:   Embedding(10000, 128) -> SimpleRNN(128, dropout 0.2)                         -> Dense(1, sigmoid)
 //   --model lstm:  Embedding(10000, 128) -> LSTM(128, dropout 0.2, recurrent_dropout 0.2)       -> Dense(1, sigmoid)
+//   --model gru:   Embedding(10000, 128) -> GRU(128, dropout 0.2, recurrent_dropout 0.2)        -> Dense(1, sigmoid)
 //
 // trained with binary cross-entropy and Adam (learning rate 0.001, halved after every epoch) on the 25,000
 // labelled training reviews of the Large Movie Review Dataset (5 epochs, batch 64, reviews cut to their last 200
@@ -9,7 +10,7 @@
 // then scored on the 25,000 test reviews. The sigmoid is applied by the loss and by predict()
 // (the Dense layer outputs a logit), which is the numerically stable way to write the same model.
 //
-//   imdb_sentiment --data path/to/aclImdb [--model rnn|lstm] [--epochs 5] [--batch-size 64] [--maxlen 200] ...
+//   imdb_sentiment --data path/to/aclImdb [--model rnn|lstm|gru] [--epochs 5] [--batch-size 64] [--maxlen 200] ...
 //   imdb_sentiment --data path/to/aclImdb --model lstm --predict "A wonderful, moving film."
 //   imdb_sentiment --model lstm --load imdb_lstm.xrnnw --predict "Two hours I will never get back."
 //
@@ -39,6 +40,7 @@ namespace
     using head_layer = xrnn::dense<float, hidden, 1>;
     using rnn_model = xrnn::sequential<embedding_layer, xrnn::rnn<float, embedding_width, hidden>, head_layer>;
     using lstm_model = xrnn::sequential<embedding_layer, xrnn::lstm<float, embedding_width, hidden>, head_layer>;
+    using gru_model = xrnn::sequential<embedding_layer, xrnn::gru<float, embedding_width, hidden>, head_layer>;
 
     struct settings
     {
@@ -65,7 +67,7 @@ namespace
     const char* usage =
         "usage: imdb_sentiment --data DIR [options]\n"
         "  --data DIR              the aclImdb folder (train/ and test/ with pos/ and neg/ inside), or its parent\n"
-        "  --model rnn|lstm        SimpleRNN or LSTM (default lstm)\n"
+        "  --model rnn|lstm|gru    SimpleRNN, LSTM or GRU (default lstm)\n"
         "  --epochs N              (default 5)\n"
         "  --batch-size N          (default 64)\n"
         "  --maxlen N              words kept per review, the last ones (default 200)\n"
@@ -108,9 +110,10 @@ namespace
         s.seed = args.number<std::uint64_t>("seed", s.seed);
         s.keep_last = args.flag("keep-last");
         args.finish();
-        if (s.model != "rnn" && s.model != "lstm")
+        if (s.model != "rnn" && s.model != "lstm" && s.model != "gru")
         {
-            std::fprintf(stderr, "imdb_sentiment: --model must be rnn or lstm, not '%s'\n%s", s.model.c_str(), usage);
+            std::fprintf(stderr, "imdb_sentiment: --model must be rnn, lstm or gru, not '%s'\n%s", s.model.c_str(),
+                         usage);
             std::exit(2);
         }
         if (s.num_words > vocabulary_capacity)
@@ -144,9 +147,9 @@ namespace
         xrnn::random_engine rng(s.seed);
         xrnn::recurrent_options options;
         options.dropout = s.dropout;
-        options.recurrent_dropout = std::is_same<Recurrent, xrnn::lstm<float, embedding_width, hidden>>::value
-                                        ? s.recurrent_dropout
-                                        : 0.0;  // the seed's SimpleRNN had input dropout only
+        options.recurrent_dropout = std::is_same<Recurrent, xrnn::rnn<float, embedding_width, hidden>>::value
+                                        ? 0.0  // the seed's SimpleRNN had input dropout only
+                                        : s.recurrent_dropout;
         Model model{embedding_layer(rng), Recurrent(rng, options), head_layer(rng)};
         model.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(s.learning_rate));
         return model;
@@ -168,7 +171,7 @@ namespace
     template <class Model, class Recurrent>
     int run(const settings& s)
     {
-        const std::string name = s.model == "rnn" ? "RNN" : "LSTM";
+        const std::string name = s.model == "rnn" ? "RNN" : s.model == "gru" ? "GRU" : "LSTM";
         const std::string weights = s.load.empty() ? path_in(s, "imdb_" + s.model + ".xrnnw") : s.load;
         Model model = build<Model, Recurrent>(s);
         if (!s.load.empty())
@@ -265,6 +268,10 @@ int main(int argc, char** argv)
         if (s.model == "rnn")
         {
             return run<rnn_model, xrnn::rnn<float, embedding_width, hidden>>(s);
+        }
+        if (s.model == "gru")
+        {
+            return run<gru_model, xrnn::gru<float, embedding_width, hidden>>(s);
         }
         return run<lstm_model, xrnn::lstm<float, embedding_width, hidden>>(s);
     }

@@ -58,6 +58,7 @@
 #include <xrnn/model/history.hpp>
 #include <xrnn/model/progress.hpp>
 #include <xrnn/layers/layer_traits.hpp>
+#include <xrnn/layers/gru.hpp>
 #include <xrnn/layers/lstm.hpp>
 #include <xrnn/layers/rnn.hpp>
 #include <xrnn/optim.hpp>

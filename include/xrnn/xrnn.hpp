@@ -14,12 +14,16 @@
 #include <xrnn/layers/dropout.hpp>
 #include <xrnn/layers/embedding.hpp>
 #include <xrnn/layers/dense.hpp>
+#include <xrnn/layers/layer_traits.hpp>
+#include <xrnn/layers/recurrent_params.hpp>
 #include <xrnn/layers/recurrent_cell.hpp>
 #include <xrnn/layers/rnn_cell.hpp>
 #include <xrnn/layers/lstm_cell.hpp>
-#include <xrnn/layers/recurrent.hpp>
+#include <xrnn/layers/gru_cell.hpp>
+#include <xrnn/layers/recurrent_stack.hpp>
 #include <xrnn/layers/rnn.hpp>
 #include <xrnn/layers/lstm.hpp>
+#include <xrnn/layers/gru.hpp>
 #include <xrnn/connect.hpp>
 #include <xrnn/loss.hpp>
 #include <xrnn/optim.hpp>

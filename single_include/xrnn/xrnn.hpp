@@ -834,12 +834,177 @@ namespace xrnn
 
 #include <algorithm>
 #include <cstddef>
+#include <string>
 #include <tuple>
 
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnoalias.hpp>
 #include <xtensor/xtensor.hpp>
 
+// ---- begin include/xrnn/layers/layer_traits.hpp ----
+// xtensor-rnn: what every layer says about itself, as members of its own class.
+//
+// The model (sequential), weight files and checkpoints learn about a layer only through these members, so a new
+// layer type is an additive change: nothing outside its own header lists it. Every layer L has
+//   static const char* name() noexcept          "gru": the word its error messages and summaries start with
+//   static std::string signature()              "gru<float32,128,128,layers=1,last>": type and compile-time
+//                                               sizes, stored in weight files and checkpoints so that a file
+//                                               of another model is refused with both signatures in the message
+//   static constexpr bool reads_sequence        whether its input is a time-major sequence (S, B, ...), so that
+//                                               a model gathers batches in that layout
+//   static constexpr bool reads_token_ids       whether its input is integer ids (embedding)
+//   void for_each_random_engine(F&& f)          f(name, random_engine&) for every engine it draws from while
+//                                               training (dropout masks); checkpoints save and restore them
+//   void for_each_parameter(F&& f)              f(name, value, gradient) for every parameter tensor
+// check_layer<L>() fails to compile, naming the missing member, when one of them is absent.
+#ifndef XRNN_LAYERS_LAYER_TRAITS_HPP
+#define XRNN_LAYERS_LAYER_TRAITS_HPP
+
+#include <cstddef>
+#include <initializer_list>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+
+namespace xrnn
+{
+    /// "float32" or "float64", as signatures spell the scalar type.
+    template <class T>
+    constexpr const char* scalar_name() noexcept
+    {
+        static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                      "xrnn: scalar type must be float or double");
+        return std::is_same<T, float>::value ? "float32" : "float64";
+    }
+
+    namespace detail
+    {
+        /// ",a,b,c": the compile-time sizes of a signature.
+        inline std::string join_sizes(std::initializer_list<std::size_t> sizes)
+        {
+            std::string text;
+            for (std::size_t s : sizes)
+            {
+                text += "," + std::to_string(s);
+            }
+            return text;
+        }
+
+        /// A visitor of the right shape, to detect members that take one.
+        struct engine_visitor_probe
+        {
+            void operator()(const std::string&, random_engine&) const
+            {
+            }
+        };
+        struct parameter_visitor_probe
+        {
+            template <class V, class G>
+            void operator()(const std::string&, V&, G&) const
+            {
+            }
+        };
+
+        template <class L, class = void>
+        struct has_layer_name : std::false_type
+        {
+        };
+        template <class L>
+        struct has_layer_name<L, std::enable_if_t<std::is_convertible<decltype(L::name()), const char*>::value>>
+            : std::true_type
+        {
+        };
+
+        template <class L, class = void>
+        struct has_signature : std::false_type
+        {
+        };
+        template <class L>
+        struct has_signature<L, std::enable_if_t<std::is_convertible<decltype(L::signature()), std::string>::value>>
+            : std::true_type
+        {
+        };
+
+        template <class L, class = void>
+        struct has_reads_sequence : std::false_type
+        {
+        };
+        template <class L>
+        struct has_reads_sequence<L, std::enable_if_t<std::is_same<decltype(L::reads_sequence), const bool>::value>>
+            : std::true_type
+        {
+        };
+
+        template <class L, class = void>
+        struct has_reads_token_ids : std::false_type
+        {
+        };
+        template <class L>
+        struct has_reads_token_ids<L,
+                                   std::enable_if_t<std::is_same<decltype(L::reads_token_ids), const bool>::value>>
+            : std::true_type
+        {
+        };
+
+        template <class L, class = void>
+        struct has_random_engines : std::false_type
+        {
+        };
+        template <class L>
+        struct has_random_engines<
+            L, std::void_t<decltype(std::declval<L&>().for_each_random_engine(engine_visitor_probe{}))>>
+            : std::true_type
+        {
+        };
+
+        template <class L, class = void>
+        struct has_parameters : std::false_type
+        {
+        };
+        template <class L>
+        struct has_parameters<L,
+                              std::void_t<decltype(std::declval<L&>().for_each_parameter(parameter_visitor_probe{}))>>
+            : std::true_type
+        {
+        };
+    }  // namespace detail
+
+    /// True for a type that has every member above; otherwise the first missing one is named in a compile error.
+    template <class L>
+    constexpr bool check_layer()
+    {
+        static_assert(detail::has_layer_name<L>::value,
+                      "xrnn: a layer needs `static const char* name() noexcept` (layers/layer_traits.hpp)");
+        static_assert(detail::has_signature<L>::value,
+                      "xrnn: a layer needs `static std::string signature()` (layers/layer_traits.hpp)");
+        static_assert(detail::has_reads_sequence<L>::value,
+                      "xrnn: a layer needs `static constexpr bool reads_sequence` (layers/layer_traits.hpp)");
+        static_assert(detail::has_reads_token_ids<L>::value,
+                      "xrnn: a layer needs `static constexpr bool reads_token_ids` (layers/layer_traits.hpp)");
+        static_assert(detail::has_random_engines<L>::value,
+                      "xrnn: a layer needs `template <class F> void for_each_random_engine(F&& f)` "
+                      "(layers/layer_traits.hpp)");
+        static_assert(detail::has_parameters<L>::value,
+                      "xrnn: a layer needs `template <class F> void for_each_parameter(F&& f)` "
+                      "(layers/layer_traits.hpp)");
+        return true;
+    }
+
+    /// Calls f(name, engine) for every random engine a layer, cell or model draws from while training: "rng" for
+    /// dropout, "mask" for a cell, "l<k>.mask" for the cells of a recurrent layer, "<index>.<name>" in a sequential.
+    template <class Layer, class F>
+    void for_each_random_engine(Layer& layer, F&& f)
+    {
+        static_assert(detail::has_random_engines<Layer>::value,
+                      "xrnn: a layer needs `template <class F> void for_each_random_engine(F&& f)` "
+                      "(layers/layer_traits.hpp)");
+        layer.for_each_random_engine(f);
+    }
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/layers/layer_traits.hpp ----
 
 namespace xrnn
 {
@@ -942,6 +1107,23 @@ namespace xrnn
     public:
         using value_type = T;
         using function_type = Fn;
+        static constexpr bool reads_sequence = false;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = false;
+
+        static const char* name() noexcept
+        {
+            return "activation";
+        }
+
+        static std::string signature()
+        {
+            return std::string("activation<") + scalar_name<T>() + "," + Fn::name + ">";
+        }
+
+        template <class F>
+        void for_each_random_engine(F&&)
+        {
+        }
 
         template <std::size_t N>
         const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode = mode::inference)
@@ -1045,6 +1227,18 @@ namespace xrnn
     {
     public:
         using value_type = T;
+        static constexpr bool reads_sequence = false;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = false;
+
+        static const char* name() noexcept
+        {
+            return "dropout";
+        }
+
+        static std::string signature()
+        {
+            return std::string("dropout<") + scalar_name<T>() + ">";
+        }
 
         dropout(double rate, random_engine& rng)
             : m_rate(checked_rate(rate))
@@ -1061,6 +1255,12 @@ namespace xrnn
         random_engine& engine() noexcept
         {
             return m_rng;
+        }
+
+        template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            f(std::string("rng"), m_rng);
         }
 
         template <std::size_t N>
@@ -1130,8 +1330,8 @@ namespace xrnn
 // xtensor-rnn: embedding, token ids to dense vectors.
 //
 // Dimensions: S steps, B batch, V vocabulary, D embedding width.
-//   (F1) y[s, b, :] = W[ids[s, b], :]                     ids (S, B) -> y (S, B, D)
-//   (B1) dW[v, :] += sum over (s, b) with ids[s, b] = v of dy[s, b, :]
+//   (EF1) y[s, b, :] = W[ids[s, b], :]                     ids (S, B) -> y (S, B, D)
+//   (EB1) dW[v, :] += sum over (s, b) with ids[s, b] = v of dy[s, b, :]
 // Only the rows of the ids that occurred receive gradient; there is no gradient with respect to the ids.
 #ifndef XRNN_LAYERS_EMBEDDING_HPP
 #define XRNN_LAYERS_EMBEDDING_HPP
@@ -1375,7 +1575,7 @@ namespace xrnn::detail
 
     namespace gemv_impl
     {
-        template <class P, class T, std::size_t N, std::size_t... V>
+        template <class P, class T, std::size_t LDW, std::size_t... V>
         void block(const T* init, T* y, std::size_t col, const gemv_term<T>* terms, std::size_t term_count,
                    std::index_sequence<V...>)
         {
@@ -1388,7 +1588,7 @@ namespace xrnn::detail
                 for (std::size_t r = 0; r < terms[t].k; ++r)
                 {
                     const value ar = P::broadcast(a[r]);
-                    const T* row = w + r * N;
+                    const T* row = w + r * LDW;
                     ((acc[V] = fma_(ar, P::load(row + V * P::size), acc[V])), ...);
                 }
             }
@@ -1401,9 +1601,10 @@ namespace xrnn::detail
     /// instruction set has 16 registers, not 32) are accumulated over all rows of all terms before they are
     /// stored, so each weight is read once and y is written once: this is the batch-1 path, where a BLAS call
     /// costs more than the product (a 1 x 256 by 256 x 512 product is 0.26 MFLOP).
-    template <class T, std::size_t N>
+    template <class T, std::size_t N, std::size_t LDW = N>
     void gemv_rows(const T* init, T* y, const gemv_term<T>* terms, std::size_t term_count)
     {
+        static_assert(LDW >= N, "xrnn: gemv_rows reads N columns of rows LDW apart");
         using P = vector_pack<T>;
         constexpr std::size_t packs = P::size * sizeof(T) >= 64 ? 16 : 8;             // AVX-512: 32 registers
         constexpr std::size_t wide = packs * P::size;
@@ -1411,16 +1612,16 @@ namespace xrnn::detail
         constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;  // then one smaller block
         for (std::size_t col = 0; col < wide_end; col += wide)
         {
-            gemv_impl::block<P, T, N>(init, y, col, terms, term_count, std::make_index_sequence<packs>{});
+            gemv_impl::block<P, T, LDW>(init, y, col, terms, term_count, std::make_index_sequence<packs>{});
         }
         if constexpr (pack_end > wide_end)
         {
-            gemv_impl::block<P, T, N>(init, y, wide_end, terms, term_count,
+            gemv_impl::block<P, T, LDW>(init, y, wide_end, terms, term_count,
                                       std::make_index_sequence<(pack_end - wide_end) / P::size>{});
         }
         for (std::size_t col = pack_end; col < N; ++col)  // then single values
         {
-            gemv_impl::block<scalar_pack<T>, T, N>(init, y, col, terms, term_count, std::make_index_sequence<1>{});
+            gemv_impl::block<scalar_pack<T>, T, LDW>(init, y, col, terms, term_count, std::make_index_sequence<1>{});
         }
     }
 
@@ -1492,6 +1693,23 @@ namespace xrnn
         static constexpr std::size_t vocabulary_size = Vocab;
         static constexpr std::size_t input_size = 1;  // one token id per step
         static constexpr std::size_t output_size = Dim;
+        static constexpr bool reads_sequence = true;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = true;
+
+        static const char* name() noexcept
+        {
+            return "embedding";
+        }
+
+        static std::string signature()
+        {
+            return std::string("embedding<") + scalar_name<T>() + detail::join_sizes({Vocab, Dim}) + ">";
+        }
+
+        template <class F>
+        void for_each_random_engine(F&&)
+        {
+        }
 
         params_type p;   // weights
         params_type dp;  // their gradients, accumulated by backward, zeroed by the caller
@@ -1532,7 +1750,7 @@ namespace xrnn
             detail::ensure_shape(m_ids, {steps, batch});
             std::copy(ids.begin(), ids.end(), m_ids.begin());
             detail::ensure_shape(m_output, {steps, batch, Dim});
-            // (F1), in parts of the rows on xrnn's threads when there are enough of them (a large gather is
+            // (EF1), in parts of the rows on xrnn's threads when there are enough of them (a large gather is
             // bound by memory traffic, which two cores move faster than one)
             const std::size_t rows = m_ids.size();
             const std::size_t parts = rows * Dim >= parallel_values ? std::min(rows, num_threads()) : 1;
@@ -1559,7 +1777,7 @@ namespace xrnn
                 throw state_error("embedding::backward: no successful forward before it");
             }
             detail::check_shape("embedding::backward", "dy", dy.shape(), {m_ids.shape()[0], m_ids.shape()[1], Dim});
-            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (B1)
+            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (EB1)
             {
                 T* grad = dp.w.data() + m_ids.data()[j] * Dim;
                 const T* d = dy.data() + j * Dim;
@@ -1597,10 +1815,10 @@ namespace xrnn
 // xtensor-rnn: dense (fully connected) layer, applied to (B, In) or to every step of (S, B, In).
 //
 // Dimensions: R rows (B, or S * B for a sequence), In inputs, Out outputs.
-//   (F1) y = x W + b                         x (R, In), W (In, Out), b (Out) -> y (R, Out)
-//   (B1) dW += x^T dy
-//   (B2) db += sum over rows of dy
-//   (B3) dx  = dy W^T
+//   (DF1) y = x W + b                         x (R, In), W (In, Out), b (Out) -> y (R, Out)
+//   (DB1) dW += x^T dy
+//   (DB2) db += sum over rows of dy
+//   (DB3) dx  = dy W^T
 #ifndef XRNN_LAYERS_DENSE_HPP
 #define XRNN_LAYERS_DENSE_HPP
 
@@ -1648,6 +1866,23 @@ namespace xrnn
         using params_type = dense_params<T, In, Out>;
         static constexpr std::size_t input_size = In;
         static constexpr std::size_t output_size = Out;
+        static constexpr bool reads_sequence = false;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = false;
+
+        static const char* name() noexcept
+        {
+            return "dense";
+        }
+
+        static std::string signature()
+        {
+            return std::string("dense<") + scalar_name<T>() + detail::join_sizes({In, Out}) + ">";
+        }
+
+        template <class F>
+        void for_each_random_engine(F&&)
+        {
+        }
 
         params_type p;
         params_type dp;
@@ -1678,12 +1913,12 @@ namespace xrnn
             }
             const std::size_t rows = x.size() / In;
             detail::ensure_shape(m_input, {rows, In});
-            std::copy(x.data(), x.data() + x.size(), m_input.data());  // kept for (B1)
+            std::copy(x.data(), x.data() + x.size(), m_input.data());  // kept for (DB1)
             auto output_shape = x.shape();
             output_shape[N - 1] = Out;
             auto& y = std::get<N - 2>(m_outputs);
             detail::ensure_shape(y, output_shape);
-            detail::matmul(x.data(), p.w.data(), y.data(), rows, In, Out);  // (F1)
+            detail::matmul(x.data(), p.w.data(), y.data(), rows, In, Out);  // (DF1)
             detail::add_row_vector(y.data(), rows, Out, p.b.data());
             m_forward_rank = N;
             return y;
@@ -1701,13 +1936,13 @@ namespace xrnn
             }
             detail::check_same_shape("dense::backward", "dy", dy.shape(), y.shape());
             const std::size_t rows = m_input.shape()[0];
-            detail::accumulate_weight_gradient(m_input.data(), dy.data(), dp.w.data(), rows, In, Out);  // (B1)
-            detail::accumulate_column_sums(dy.data(), rows, Out, dp.b.data());                       // (B2)
+            detail::accumulate_weight_gradient(m_input.data(), dy.data(), dp.w.data(), rows, In, Out);  // (DB1)
+            detail::accumulate_column_sums(dy.data(), rows, Out, dp.b.data());                       // (DB2)
             auto input_shape = dy.shape();
             input_shape[N - 1] = In;
             auto& dx = std::get<N - 2>(m_input_grads);
             detail::ensure_shape(dx, input_shape);
-            detail::matmul_transposed_weight(dy.data(), p.w.data(), dx.data(), rows, Out, In);  // (B3)
+            detail::matmul_transposed_weight(dy.data(), p.w.data(), dx.data(), rows, Out, In);  // (DB3)
             return dx;
         }
 
@@ -1741,59 +1976,194 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/layers/dense.hpp ----
-// ---- begin include/xrnn/layers/recurrent_cell.hpp ----
-// xtensor-rnn: what every recurrent cell shares: the affine pre-activation, dropout masks, the per-step
-// cache, and backpropagation through time over a whole sequence. A cell (rnn_cell, lstm_cell) adds only its
-// gate equations, through two static functions called once per step:
-//   Cell::activate<Keep>(z, b -> gates, c_{t-1} -> c_t, h_t)       the cell's forward equations of z + b; with
-//                                                                  Keep the post-activation gates stay in z
-//   Cell::activate_backward(gates -> dz, c_{t-1}, c_t, h_t, dh_t, dc)  their backward, giving dz_t (written over
-//                                                                  the gates of step t) and dc_{t-1}
+// ---- begin include/xrnn/layers/recurrent_params.hpp ----
+// xtensor-rnn: what a recurrent cell declares to the engine (recurrent_cell.hpp), and the types they share:
+// options, parameters, states, and the rows of one step that a cell's equations read and write.
 //
-// Dimensions: S steps, B batch, I inputs, H hidden units, G = Gates * H pre-activation width.
-// Sequences are time-major (S, B, .), row-major; step t of a buffer starts at data + t * B * width.
+// The contract. A cell's pre-activation z_t (B, Gz) is made of two affine projections,
+//   x~_t W_x    W_x (I, Gx): the input projection, Gx = input_width
+//   h~_{t-1} W_h    W_h (H, Gh): the recurrent projection, Gh = recurrent_width
+// whose first Gs = shared_width columns are summed and whose other columns stay apart, so that z_t is laid out as
+//   z_t = [ x~ W_x[:, :Gs] + h~ W_h[:, :Gs] | x~ W_x[:, Gs:] | h~ W_h[:, Gs:] ] + b        b (Gz), Gz = Gx + Gh - Gs
+// An Elman or LSTM cell sums everything (Gs = Gx = Gh = H or 4H); a GRU keeps the candidate's recurrent part
+// apart (Gx = Gh = 3H, Gs = 2H, Gz = 4H) because its reset gate multiplies it. b has one value per column of z,
+// so a bias that sits inside a nonlinearity (the GRU's b_hn) is simply its own column range of b.
+// The cell then supplies its equations on n rows of one step (cell_rows, cell_gradient_rows below):
+//   template <bool Keep> static void forward_rows(const T* b, const cell_rows<T>&)
+//       z (+ b) and h_{t-1}, c_{t-1} -> h_t, c_t; with Keep (training) whatever backward needs is left in z
+//   static void backward_rows(const cell_gradient_rows<T>&)
+//       the kept values and dh_t, dc_t -> dz_t (written over them), dc_{t-1}, and, for cells with
+//       direct_hidden_gradient, the part of dh_{t-1} that does not go through W_h (written to dh_prev)
+// The engine does the rest for every cell: dropout, the products on register tiles or BLAS, threads, the caches,
+// BPTT with truncation, the parameter gradients, the batch-1 step and the memory accounting.
+#ifndef XRNN_LAYERS_RECURRENT_PARAMS_HPP
+#define XRNN_LAYERS_RECURRENT_PARAMS_HPP
+
+#include <cstddef>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    /// Runtime settings of a recurrent layer (all its stacked layers share them).
+    struct recurrent_options
+    {
+        double dropout = 0.0;            // input dropout rate, one mask per sequence (Keras `dropout`)
+        double recurrent_dropout = 0.0;  // dropout on h_{t-1} before W_h, one mask per sequence (Keras)
+        std::size_t bptt_steps = 0;      // truncated BPTT length; 0 = through all steps
+        init_scheme init = init_scheme::keras;
+    };
+
+    /// What a cell declares to the engine: the widths of its two projections and of their summed part, whether it
+    /// carries a cell state c_t, and whether its backward adds a term of its own to dh_{t-1}.
+    template <std::size_t InputWidth, std::size_t RecurrentWidth, std::size_t SharedWidth, bool CellState,
+              bool DirectHiddenGradient>
+    struct cell_layout
+    {
+        static constexpr std::size_t input_width = InputWidth;          // Gx, columns of W_x
+        static constexpr std::size_t recurrent_width = RecurrentWidth;  // Gh, columns of W_h
+        static constexpr std::size_t shared_width = SharedWidth;        // Gs, summed columns, first in z
+        static constexpr std::size_t width = InputWidth + RecurrentWidth - SharedWidth;  // Gz, columns of z and b
+        static constexpr bool cell_state = CellState;
+        static constexpr bool direct_hidden_gradient = DirectHiddenGradient;
+        /// Whether z is one sum of both projections over all its columns (one product per tile of rows).
+        static constexpr bool fused = SharedWidth == InputWidth && SharedWidth == RecurrentWidth;
+
+        static_assert(SharedWidth <= InputWidth && SharedWidth <= RecurrentWidth,
+                      "xrnn: a cell's shared width cannot exceed the width of either projection");
+        static_assert(fused || SharedWidth == 0 || InputWidth == RecurrentWidth,
+                      "xrnn: a cell whose projections share only some columns needs equal projection widths");
+    };
+
+    /// Parameters of one recurrent layer; the same struct holds their gradients.
+    template <class T, std::size_t I, std::size_t H, class Layout>
+    struct recurrent_params
+    {
+        xt::xtensor<T, 2> w_x;  // (I, Gx) = weight_ih^T in PyTorch
+        xt::xtensor<T, 2> w_h;  // (H, Gh) = weight_hh^T
+        xt::xtensor<T, 1> b;    // (Gz)    one bias per column of z: bias_ih + bias_hh where the two are summed
+
+        recurrent_params()
+            : w_x({I, Layout::input_width}, T(0))
+            , w_h({H, Layout::recurrent_width}, T(0))
+            , b({Layout::width}, T(0))
+        {
+        }
+
+        template <class F, class... Ps>
+        static void zip(F&& f, Ps&... ps)
+        {
+            f("w_x", ps.w_x...);
+            f("w_h", ps.w_h...);
+            f("b", ps.b...);
+        }
+    };
+
+    /// Hidden state, and cell state where the cell has one. Tensor is (B, H) for a cell, (L, B, H) for a layer.
+    template <class Tensor, bool WithCellState>
+    struct basic_state
+    {
+        Tensor h;
+    };
+
+    template <class Tensor>
+    struct basic_state<Tensor, true>
+    {
+        Tensor h;
+        Tensor c;
+    };
+
+    /// Gradients of one cell step: of its input and of its previous state.
+    template <class T, bool WithCellState>
+    struct step_gradients
+    {
+        xt::xtensor<T, 2> dx;
+        basic_state<xt::xtensor<T, 2>, WithCellState> d_prev;
+    };
+
+    /// n rows of one step, as a cell's forward_rows sees them; rows of z are Gz apart, rows of states H apart.
+    template <class T>
+    struct cell_rows
+    {
+        T* z;              // (n, Gz) x~ W_x and h~ W_h laid out as above, without b; the cell's cache with Keep
+        const T* h_prev;   // (n, H) h_{t-1} (before recurrent dropout)
+        const T* c_prev;   // (n, H) c_{t-1}, or nullptr for cells without a cell state
+        T* c;              // (n, H) c_t, or nullptr; may be c_prev (the update is elementwise)
+        T* h;              // (n, H) h_t; for the batch-1 step it may be h_prev (read before written, per element)
+        std::size_t n;
+    };
+
+    /// n rows of one step, as a cell's backward_rows sees them.
+    template <class T>
+    struct cell_gradient_rows
+    {
+        T* gates;          // (n, Gz) what forward_rows<true> kept, on entry; dz_t on exit
+        const T* h_prev;   // (n, H) h_{t-1} (before recurrent dropout)
+        const T* c_prev;   // (n, H) c_{t-1}, or nullptr
+        const T* c;        // (n, H) c_t, or nullptr
+        const T* h;        // (n, H) h_t
+        const T* dh;       // (n, H) the whole gradient reaching h_t
+        T* dc;             // (n, H) dc_t on entry, dc_{t-1} on exit, or nullptr
+        T* dh_prev;        // (n, H) the cell's own part of dh_{t-1} (direct_hidden_gradient only), or nullptr
+        std::size_t n;
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/layers/recurrent_params.hpp ----
+// ---- begin include/xrnn/layers/recurrent_cell.hpp ----
+// xtensor-rnn: the engine every recurrent cell runs on: the two projections, dropout masks, the per-step cache,
+// and backpropagation through time over a whole sequence. A cell (rnn_cell, lstm_cell, gru_cell) declares its
+// layout and supplies its gate equations on the rows of one step: the contract is in recurrent_params.hpp.
+//
+// Dimensions: S steps, B batch, I inputs, H hidden units; Gx, Gh, Gs, Gz the widths of the input projection, the
+// recurrent projection, their summed part and z (recurrent_params.hpp). Sequences are time-major (S, B, .),
+// row-major; step t of a buffer starts at data + t * B * width.
 //
 // Forward, for t = 1..S (one layer):
 //   (R1) x~_t     = x_t * m_x                 m_x (B, I): input dropout mask, one per sequence (1 when off)
 //   (R2) h~_{t-1} = h_{t-1} * m_h             m_h (B, H): recurrent dropout mask, one per sequence
-//   (R3) z_t      = x~_t W_x + h~_{t-1} W_h + b          W_x (I, G), W_h (H, G), b (G) -> z_t (B, G)
-//   (R4) (h_t, c_t) = cell equations of z_t and c_{t-1}   (rnn_cell.hpp, lstm_cell.hpp)
+//   (R3) z_t      = [x~_t W_x (+) h~_{t-1} W_h]  W_x (I, Gx), W_h (H, Gh) -> z_t (B, Gz): the first Gs columns of
+//                                               both products summed, the others side by side
+//   (R4) (h_t, c_t) = the cell's equations of z_t + b, h_{t-1} and c_{t-1}   (Cell::forward_rows)
 // The sequences of the batch are independent here, so each thread takes a part of the batch through all S
-// steps (threads.hpp). Per step and tile of 8 rows, (R3) sums both products in registers (detail/small_gemm.hpp)
-// and (R4) follows on those rows while z_t is in L1; W_x and W_h stay in L2 for all steps. Layers whose weights
-// do not fit in L2 (register_blocked_steps is false) run (R3) through BLAS instead: one GEMM over many steps'
-// rows for x~ W_x, then one GEMM per step for h~ W_h. + b is added by the cell's activation pass, which reads
-// z_t anyway.
+// steps (threads.hpp). Per step and tile of 8 rows, (R3) sums both products in registers (detail/small_gemm.hpp;
+// one product over all columns for a fused layout, three column ranges otherwise) and (R4) follows on those rows
+// while z_t is in L1; W_x and W_h stay in L2 for all steps. Layers whose weights do not fit in L2
+// (register_blocked_steps is false) run (R3) through BLAS instead: one GEMM over many steps' rows for x~ W_x, then
+// one GEMM per step (and column range) for h~ W_h. + b is added by the cell, which reads z_t anyway.
 //
 // Backward (BPTT), for t = S..1, with dh_t = dy_t (from the output or the layer above) + the recurrent part:
-//   (Q1) dz_t, dc_{t-1} = cell backward of dh_t, dc_t     ("dz" is the gradient before the nonlinearities)
-//   (Q2) dh_{t-1} = (dz_t W_h^T) * m_h         (+ dy_{t-1} at the next iteration)
+//   (Q1) dz_t, dc_{t-1}, dh'_{t-1} = the cell's backward of dh_t, dc_t   (Cell::backward_rows; "dz" is the
+//        gradient before the nonlinearities; dh' is the cell's direct part of dh_{t-1}, if it has one)
+//   (Q2) dh_{t-1} = (dz_t[shared | recurrent only] W_h^T) * m_h + dh'_{t-1}   (+ dy_{t-1} at the next iteration)
 //   (Q3) truncation: with bptt_steps = k > 0, dh_{t-1} and dc_{t-1} are set to 0 when t > 1 and
 //        (S - t + 1) % k == 0, i.e. the sequence is cut into chunks of k steps aligned at its END, and no
 //        gradient crosses a chunk boundary (as detaching the state there would). The last-step output of a
 //        many-to-one model then backpropagates through exactly the last k steps.
 //   (Q6) db   += sum over rows of dz_t          (accumulated inside the loop while dz_t is in cache)
 // and then, over all steps at once:
-//   (Q4) dW_x += X~^T dZ        X~ (S*B, I), dZ (S*B, G)
-//   (Q5) dW_h += H~_prev^T dZ   H~_prev (S*B, H): h~_0 .. h~_{S-1}
-//   (Q7) dx    = (dZ W_x^T) * m_x
+//   (Q4) dW_x += X~^T dZ[shared | input only]         X~ (S*B, I)
+//   (Q5) dW_h += H~_prev^T dZ[shared | recurrent only] H~_prev (S*B, H): h~_0 .. h~_{S-1}
+//   (Q7) dx    = (dZ[shared | input only] W_x^T) * m_x
 //   (Q8) dh_0, dc_0: what (Q2) and (Q1) leave after t = 1 (the initial-state gradients)
 // The loop over t runs like the forward, each thread's rows on their own ((Q2) in register tiles), on the
 // register-blocked path; (Q4), (Q5) and (Q7) are large GEMMs and go to BLAS on both paths.
 //
 // Memory. A training forward keeps, per layer (e = sizeof(T)), and nothing else grows with S x B:
-//   gates/dZ  S * B * G * e            z_t, then the post-activation gates, then dz_t written over them
+//   gates/dZ  S * B * Gz * e           z_t, then what the cell keeps for backward, then dz_t written over it
 //   h         (S + 1) * B * H * e      h_0 .. h_S
 //   c         (S + 1) * B * H * e      c_0 .. c_S (cells with a cell state)
 //   x~        S * B * I * e            the layer's input: a copy for the first layer of a stack (the caller's
 //                                      tensor may change before backward); none for upper layers, which read
 //                                      the h of the layer below, unless input dropout makes it a masked copy
 //   h~        S * B * H * e            only with recurrent dropout
-// and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller, but for the
-// register-blocked backward's W_h^T (G * H * e) and per-tile bias sums (ceil(B / tile rows) * G * e). An
-// inference forward keeps h (the layer's output) and a gate buffer of B rows (at most max(B,
-// inference_chunk_rows) rows on the BLAS path), c ping-pongs between two (B, H) rows, and the input is not
-// copied. workspace_bytes() returns what the buffers hold.
+// and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller: the running dh
+// and dc, the cell's direct dh' (cells that have one), the register-blocked backward's W_h^T (Gh * H * e) and
+// per-tile bias sums (ceil(B / tile rows) * Gz * e). An inference forward keeps h (the layer's output) and a gate
+// buffer of B rows (at most max(B, inference_chunk_rows) rows on the BLAS path), c ping-pongs between two (B, H)
+// rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
 // Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
 #ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
 #define XRNN_LAYERS_RECURRENT_CELL_HPP
@@ -1810,11 +2180,12 @@ namespace xrnn
 // ---- begin include/xrnn/detail/small_gemm.hpp ----
 // xtensor-rnn: a register-blocked product of a few rows by small weight matrices of compile-time width.
 //
-//   Y (m x N) = sum over terms of A_t (m x k_t) W_t (k_t x N)        W_t row-major with N columns, A_t rows
+//   Y (m x N) = sum over terms of A_t (m x k_t) W_t (k_t x N)        W_t row-major, rows LDW >= N apart (a
+//                                                                    column range of a wider matrix), A_t rows
 //                                                                    lda_t apart, Y rows ldy apart
 //
 // This is (R3) of one recurrent step for a slice of the batch, z_t = x_t W_x + h_{t-1} W_h, with both
-// products summed in registers: the inference forward runs it per step on each thread's rows (recurrent.hpp),
+// products summed in registers: the inference forward runs it per step on each thread's rows (recurrent_cell.hpp),
 // where a BLAS call per step would pay its call and threading overhead 200 times for 1 MFLOP each, and
 // would leave the input projection to a separate pass over memory.
 //
@@ -1871,8 +2242,8 @@ namespace xrnn::detail
             (P::store(y + J * P::size, acc[J]), ...);
         }
 
-        /// Tile of sizeof...(R) rows x sizeof...(V) packs at column col.
-        template <class P, class T, std::size_t N, std::size_t... R, std::size_t... V>
+        /// Tile of sizeof...(R) rows x sizeof...(V) packs at column col; W rows LDW apart.
+        template <class P, class T, std::size_t LDW, std::size_t... R, std::size_t... V>
         XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms,
                                    std::size_t term_count, std::index_sequence<R...>, std::index_sequence<V...>)
         {
@@ -1888,7 +2259,7 @@ namespace xrnn::detail
                 const std::size_t k_end = terms[t].k;
                 for (std::size_t k = 0; k < k_end; ++k)
                 {
-                    const T* w_row = w + k * N;
+                    const T* w_row = w + k * LDW;
                     const value wk[sizeof...(V)] = {P::load(w_row + V * P::size)...};
                     (fma_row<P>(acc[R], P::broadcast(a[R * lda + k]), wk, packs{}), ...);
                 }
@@ -1896,16 +2267,16 @@ namespace xrnn::detail
             (store_row<P>(y + R * ldy + col, acc[R], packs{}), ...);
         }
 
-        template <class P, class T, std::size_t N, std::size_t Rows, std::size_t Packs>
+        template <class P, class T, std::size_t LDW, std::size_t Rows, std::size_t Packs>
         XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms,
                                    std::size_t term_count)
         {
-            tile<P, T, N>(y, ldy, col, terms, term_count, std::make_index_sequence<Rows>{},
+            tile<P, T, LDW>(y, ldy, col, terms, term_count, std::make_index_sequence<Rows>{},
                           std::make_index_sequence<Packs>{});
         }
 
         /// Every column of Rows rows: wide tiles of Packs packs, then one narrower tile, then single columns.
-        template <class T, std::size_t N, std::size_t Rows, std::size_t Packs>
+        template <class T, std::size_t N, std::size_t LDW, std::size_t Rows, std::size_t Packs>
         void row_block(T* y, std::size_t ldy, const gemm_term<T>* terms, std::size_t term_count)
         {
             using P = vector_pack<T>;
@@ -1914,24 +2285,24 @@ namespace xrnn::detail
             constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;
             for (std::size_t col = 0; col < wide_end; col += wide)
             {
-                tile<P, T, N, Rows, Packs>(y, ldy, col, terms, term_count);
+                tile<P, T, LDW, Rows, Packs>(y, ldy, col, terms, term_count);
             }
             if constexpr (pack_end > wide_end)
             {
-                tile<P, T, N, Rows, (pack_end - wide_end) / P::size>(y, ldy, wide_end, terms, term_count);
+                tile<P, T, LDW, Rows, (pack_end - wide_end) / P::size>(y, ldy, wide_end, terms, term_count);
             }
             for (std::size_t col = pack_end; col < N; ++col)
             {
-                tile<scalar_pack<T>, T, N, Rows, 1>(y, ldy, col, terms, term_count);
+                tile<scalar_pack<T>, T, LDW, Rows, 1>(y, ldy, col, terms, term_count);
             }
         }
 
         /// The last m < Rows rows, by one row_block of exactly m rows.
-        template <class T, std::size_t N, std::size_t Packs, std::size_t... M>
+        template <class T, std::size_t N, std::size_t LDW, std::size_t Packs, std::size_t... M>
         void remainder_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T>* terms,
                             std::size_t term_count, std::index_sequence<M...>)
         {
-            ((m == M + 1 ? row_block<T, N, M + 1, Packs>(y, ldy, terms, term_count) : void()), ...);
+            ((m == M + 1 ? row_block<T, N, LDW, M + 1, Packs>(y, ldy, terms, term_count) : void()), ...);
         }
     }  // namespace small_gemm_impl
 
@@ -1944,10 +2315,12 @@ namespace xrnn::detail
         static constexpr std::size_t packs = 3;
     };
 
-    /// Y (m x N) = sum over terms of A_t W_t (see the top of this file); Y may not overlap any A_t or W_t.
-    template <class T, std::size_t N, std::size_t Terms>
+    /// Y (m x N) = sum over terms of A_t W_t (see the top of this file), every W_t's rows LDW apart; Y may not
+    /// overlap any A_t or W_t.
+    template <class T, std::size_t N, std::size_t LDW = N, std::size_t Terms>
     void gemm_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T> (&terms)[Terms])
     {
+        static_assert(LDW >= N, "xrnn: gemm_rows reads N columns of rows LDW apart");
         constexpr std::size_t rows = gemm_tile<T>::rows;
         constexpr std::size_t packs = gemm_tile<T>::packs;
         gemm_term<T> block[Terms];  // the terms from row r on
@@ -1960,11 +2333,11 @@ namespace xrnn::detail
             }
             if (r + rows <= m)
             {
-                small_gemm_impl::row_block<T, N, rows, packs>(y + r * ldy, ldy, block, Terms);
+                small_gemm_impl::row_block<T, N, LDW, rows, packs>(y + r * ldy, ldy, block, Terms);
             }
             else
             {
-                small_gemm_impl::remainder_rows<T, N, packs>(m - r, y + r * ldy, ldy, block, Terms,
+                small_gemm_impl::remainder_rows<T, N, LDW, packs>(m - r, y + r * ldy, ldy, block, Terms,
                                                              std::make_index_sequence<rows - 1>{});
             }
         }
@@ -1983,70 +2356,21 @@ namespace xrnn::detail
 
 namespace xrnn
 {
-    /// Runtime settings of a recurrent layer (all its stacked layers share them).
-    struct recurrent_options
+    /// What the buffers of a cell hold after its last call.
+    enum class cache_state
     {
-        double dropout = 0.0;            // input dropout rate, one mask per sequence (Keras `dropout`)
-        double recurrent_dropout = 0.0;  // dropout on h_{t-1} before W_h, one mask per sequence (Keras)
-        std::size_t bptt_steps = 0;      // truncated BPTT length; 0 = through all steps
-        init_scheme init = init_scheme::keras;
+        empty,      // nothing has run
+        inference,  // an inference forward: outputs and final states, nothing for backward
+        training,   // a training forward: everything backward needs
+        consumed    // its backward: the gradients (dz overwrote the gates; another backward needs a new forward)
     };
 
-    /// Parameters of one recurrent layer; the same struct holds their gradients.
-    template <class T, std::size_t I, std::size_t H, std::size_t Gates>
-    struct recurrent_params
-    {
-        static constexpr std::size_t G = Gates * H;
-        xt::xtensor<T, 2> w_x;  // (I, G) = weight_ih^T in PyTorch
-        xt::xtensor<T, 2> w_h;  // (H, G) = weight_hh^T
-        xt::xtensor<T, 1> b;    // (G)    = bias_ih + bias_hh (one bias: the pair is redundant)
-
-        recurrent_params()
-            : w_x({I, G}, T(0))
-            , w_h({H, G}, T(0))
-            , b({G}, T(0))
-        {
-        }
-
-        template <class F, class... Ps>
-        static void zip(F&& f, Ps&... ps)
-        {
-            f("w_x", ps.w_x...);
-            f("w_h", ps.w_h...);
-            f("b", ps.b...);
-        }
-    };
-
-    /// Hidden state, and cell state where the cell has one. Tensor is (B, H) for a cell, (L, B, H) for a layer.
-    template <class Tensor, bool WithCellState>
-    struct basic_state
-    {
-        Tensor h;
-    };
-
-    template <class Tensor>
-    struct basic_state<Tensor, true>
-    {
-        Tensor h;
-        Tensor c;
-    };
-
-    /// Gradients of one cell step: of its input and of its previous state.
-    template <class T, bool WithCellState>
-    struct step_gradients
-    {
-        xt::xtensor<T, 2> dx;
-        basic_state<xt::xtensor<T, 2>, WithCellState> d_prev;
-    };
-
-    /// CRTP base of rnn_cell and lstm_cell. Cell provides:
-    ///   static constexpr const char* name;
-    ///   static void initial_bias(xt::xtensor<T, 1>& b)              (Keras scheme adjustments, e.g. forget bias)
-    ///   template <bool Keep> static void activate(T* z, const T* b, const T* c_prev, T* c, T* h, std::size_t batch)
-    ///   static void activate_backward(T* gates_dz, const T* c_prev, const T* c, const T* h, const T* dh, T* dc,
-    ///                                 std::size_t batch)
-    /// CellState says whether the cell carries c_t besides h_t (a template argument: Cell is incomplete here).
-    template <class Cell, class T, std::size_t I, std::size_t H, std::size_t Gates, bool CellState>
+    /// CRTP base of the cells: Cell supplies, besides its equations (recurrent_params.hpp),
+    ///   static constexpr const char* name, layer_name      "gru_cell" and "gru", for messages and signatures
+    ///   static std::string signature_options()             its settings in a layer's signature ("" or ",tanh")
+    ///   static void initial_bias(xt::xtensor<T, 1>& b)    Keras-scheme adjustments (e.g. the LSTM's forget bias)
+    /// Layout is the cell's cell_layout (a template argument, as Cell is incomplete here).
+    template <class Cell, class T, std::size_t I, std::size_t H, class Layout>
     class recurrent_cell
     {
         static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
@@ -2056,46 +2380,22 @@ namespace xrnn
 
     public:
         using value_type = T;
-        using params_type = recurrent_params<T, I, H, Gates>;
+        using layout = Layout;
+        using params_type = recurrent_params<T, I, H, Layout>;
         static constexpr std::size_t input_size = I;
         static constexpr std::size_t hidden_size = H;
-        static constexpr std::size_t gate_count = Gates;
-        static constexpr std::size_t G = Gates * H;
-        static constexpr bool has_cell_state = CellState;
-        using state_type = basic_state<xt::xtensor<T, 2>, CellState>;  // (B, H) each
-        using gradients_type = step_gradients<T, CellState>;
+        static constexpr std::size_t Gx = Layout::input_width;
+        static constexpr std::size_t Gh = Layout::recurrent_width;
+        static constexpr std::size_t Gs = Layout::shared_width;
+        static constexpr std::size_t Gz = Layout::width;
+        static constexpr bool has_cell_state = Layout::cell_state;
+        using state_type = basic_state<xt::xtensor<T, 2>, has_cell_state>;  // (B, H) each
+        using gradients_type = step_gradients<T, has_cell_state>;
 
         params_type p;
         params_type dp;
 
-        explicit recurrent_cell(random_engine& rng, const recurrent_options& options = {})
-            : m_options(options)
-            , m_mask_rng(0)
-        {
-            detail::check_rate(Cell::name, "dropout", options.dropout);
-            detail::check_rate(Cell::name, "recurrent_dropout", options.recurrent_dropout);
-            if (options.init == init_scheme::keras)
-            {
-                init::glorot_uniform(p.w_x, rng);
-                init::orthogonal(p.w_h, rng);
-                p.b.fill(T(0));
-                Cell::initial_bias(p.b);
-            }
-            else
-            {
-                // PyTorch: every weight and both biases uniform(-1/sqrt(H), 1/sqrt(H)); our one bias is their sum.
-                const double bound = 1.0 / std::sqrt(static_cast<double>(H));
-                init::uniform(p.w_x, bound, rng);
-                init::uniform(p.w_h, bound, rng);
-                for (auto& v : p.b)
-                {
-                    const double b_ih = rng.uniform(-bound, bound);
-                    const double b_hh = rng.uniform(-bound, bound);
-                    v = static_cast<T>(b_ih + b_hh);
-                }
-            }
-            m_mask_rng = rng.split();
-        }
+        explicit recurrent_cell(random_engine& rng, const recurrent_options& options = {});
 
         const recurrent_options& options() const noexcept
         {
@@ -2109,19 +2409,24 @@ namespace xrnn
         }
 
         template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            f(std::string("mask"), m_mask_rng);
+        }
+
+        template <class F>
         void for_each_parameter(F&& f)
         {
             params_type::zip(f, p, dp);
         }
 
-        // ---- sequence interface, used by the layers in recurrent.hpp ------------------------------------------
+        // ---- sequence interface, used by the layers in recurrent_stack.hpp -------------------------------------
 
         /// Whether (R3) and (R4) run step by step on register tiles of each thread's rows (detail/small_gemm.hpp,
         /// threads.hpp): when W_x and W_h together fit in XRNN_REGISTER_BLOCKED_MAX_BYTES (default 1 MiB, a
-        /// core's L2 cache), where they stay for all steps. Larger layers take the BLAS path: one GEMM for the
-        /// input part of many steps, one per step for h W_h.
+        /// core's L2 cache), where they stay for all steps. Larger layers take the BLAS path.
         static constexpr bool register_blocked_steps =
-            (I + H) * G * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
+            (I * Gx + H * Gh) * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
 
         /// BLAS path: rows (steps x batch) of the gate buffer of an inference forward. The input part of (R3)
         /// runs as one GEMM per chunk of max(1, inference_chunk_rows / B) steps, so that the chunk stays in cache.
@@ -2131,122 +2436,16 @@ namespace xrnn
         /// stays valid and unchanged until backward (the hidden sequence of the layer below, in a stack): a
         /// training forward then keeps no copy of it, and backward_sequence must be given it again.
         void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m,
-                              bool input_persists = false)
-        {
-            const std::size_t S = steps;
-            const std::size_t B = batch;
-            detail::flush_denormals_scope flush_denormals;
-            m_steps = S;
-            m_batch = B;
-            m_training = m == mode::training;
-            m_input_dropout = m_training && m_options.dropout > 0.0;
-            m_recurrent_dropout = m_training && m_options.recurrent_dropout > 0.0;
-            // grow-only: alternating training and inference forwards (fit, then evaluate) does not reallocate.
-            // Training keeps every step's gates; inference needs one step's (register-blocked path) or a chunk
-            // of steps' (BLAS path).
-            const std::size_t chunk = m_training ? S
-                                      : register_blocked_steps
-                                          ? 1
-                                          : std::min(S, std::max<std::size_t>(1, inference_chunk_rows / B));
-            detail::ensure_capacity(m_gates, chunk * B * G);
-            detail::ensure_shape(m_h, {S + 1, B, H});
-            m_all_cell_states = m_training;
-            if constexpr (CellState)
-            {
-                detail::ensure_capacity(m_c, (m_training ? S + 1 : 2) * B * H);
-            }
-
-            // (R1) masked input, kept for (Q4)
-            if (m_input_dropout)
-            {
-                detail::ensure_shape(m_x, {S, B, I});
-                detail::ensure_shape(m_input_mask, {B, I});
-                detail::sample_dropout_mask(m_input_mask.data(), m_input_mask.size(), m_options.dropout, m_mask_rng);
-                for (std::size_t t = 0; t < S; ++t)
-                {
-                    xt::noalias(step_view(m_x.data(), t, I)) = step_view(x, t, I) * m_input_mask;
-                }
-            }
-            else if (m_training && !input_persists)
-            {
-                detail::ensure_shape(m_x, {S, B, I});
-                std::copy(x, x + S * B * I, m_x.data());
-            }
-            // inference reads x once below and keeps nothing; a persistent input is read where it is
-            m_input_copied = m_input_dropout || (m_training && !input_persists);
-            const T* input = m_input_copied ? m_x.data() : x;
-            if (m_recurrent_dropout)
-            {
-                detail::ensure_shape(m_recurrent_mask, {B, H});
-                detail::ensure_shape(m_h_masked, {S, B, H});
-                detail::sample_dropout_mask(m_recurrent_mask.data(), m_recurrent_mask.size(),
-                                            m_options.recurrent_dropout, m_mask_rng);
-            }
-
-            copy_or_zero(h0, m_h.data(), B * H);
-            if constexpr (CellState)
-            {
-                copy_or_zero(c0, m_c.data(), B * H);
-            }
-            if constexpr (register_blocked_steps)
-            {
-                forward_by_rows(input);
-            }
-            else
-            {
-                forward_by_blas(input, chunk);
-            }
-        }
+                              bool input_persists = false);
 
         /// BPTT (Q1)-(Q8) for the last training forward. dy_seq (S, B, H): gradient of every step's output, or
         /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr; x: the forward's input again
-        /// when the forward was told input_persists (ignored otherwise). Accumulates dp. Consumes the gate cache:
-        /// another backward needs another training forward first.
-        void backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last, const T* x = nullptr)
+        /// when the forward was told input_persists (ignored otherwise). Accumulates dp. Consumes the gate cache.
+        void backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last, const T* x = nullptr);
+
+        cache_state state() const noexcept
         {
-            if (!m_training || m_steps == 0)
-            {
-                throw state_error(std::string(Cell::name)
-                                  + "::backward: call forward(x, mode::training) before backward");
-            }
-            const T* input = m_input_copied ? m_x.data() : x;  // x~ for (Q4)
-            if (input == nullptr)
-            {
-                throw state_error(std::string(Cell::name) + "::backward: the forward's input is needed again");
-            }
-            m_training = false;  // dz is written over the gates below
-            detail::flush_denormals_scope flush_denormals;
-            const std::size_t S = m_steps;
-            const std::size_t B = m_batch;
-            detail::ensure_shape(m_dx, {S, B, I});
-            detail::ensure_shape(m_dh, {B, H});
-            copy_or_zero(dh_last, m_dh.data(), B * H);
-            if constexpr (CellState)
-            {
-                detail::ensure_shape(m_dc, {B, H});
-                copy_or_zero(dc_last, m_dc.data(), B * H);
-            }
-            if constexpr (register_blocked_steps)
-            {
-                backward_by_rows(dy_seq);
-            }
-            else
-            {
-                backward_by_blas(dy_seq);
-            }
-            const T* dz_all = m_gates.data();
-            const T* h_prev_all = m_recurrent_dropout ? m_h_masked.data() : m_h.data();
-            detail::accumulate_weight_gradient(input, dz_all, dp.w_x.data(), S * B, I, G);          // (Q4)
-            detail::accumulate_weight_gradient(h_prev_all, dz_all, dp.w_h.data(), S * B, H, G);     // (Q5)
-            detail::matmul_transposed_weight(dz_all, p.w_x.data(), m_dx.data(), S * B, G, I);      // (Q7)
-            if (m_input_dropout)
-            {
-                for (std::size_t t = 0; t < S; ++t)
-                {
-                    auto dx_t = step_view(m_dx.data(), t, I);
-                    xt::noalias(dx_t) *= m_input_mask;
-                }
-            }
+            return m_state;
         }
 
         std::size_t steps() const noexcept
@@ -2294,314 +2493,60 @@ namespace xrnn
 
         /// Bytes held by this cell's buffers now (caches, workspaces, results; not the parameters): see "Memory"
         /// at the top of this file for what a forward and a backward of S steps and batch B leave here.
-        std::size_t workspace_bytes() const noexcept
-        {
-            std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
-                                 + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size()
-                                 + m_dc.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size()
-                                 + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
-            if constexpr (CellState)
-            {
-                values += m_next.c.size() + m_step_grads.d_prev.c.size();
-            }
-            return values * sizeof(T);
-        }
+        std::size_t workspace_bytes() const noexcept;
 
         // ---- one-step interface ----------------------------------------------------------------------------------
 
         /// x (B, I) and prev (h, and c for cells that have it; (B, H) each) -> the next state. prev may be the
         /// state this cell returned last (streaming: state = &cell.forward(x, *state)). With B = 1 in inference
-        /// mode the step runs on a path of its own (one matrix-vector product over [x, h] and the fused gate
+        /// mode the step runs on a path of its own (matrix-vector products over x and h and the fused gate
         /// equations, nothing cached), which allocates nothing once the cell has run one step.
-        const state_type& forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m = mode::inference)
-        {
-            const std::size_t B = x.shape()[0];
-            detail::check_positive(Cell::name, "batch (x.shape()[0])", B);
-            detail::check_shape(Cell::name, "x", x.shape(), {B, I});
-            detail::check_shape(Cell::name, "previous h", prev.h.shape(), {B, H});
-            const T* c0 = nullptr;
-            if constexpr (CellState)
-            {
-                detail::check_shape(Cell::name, "previous c", prev.c.shape(), {B, H});
-                c0 = prev.c.data();
-            }
-            if (B == 1 && m == mode::inference)
-            {
-                step_batch1(x.data(), prev.h.data(), c0);
-                return m_next;
-            }
-            forward_sequence(x.data(), 1, B, prev.h.data(), c0, m);
-            copy_out(final_hidden(), m_next.h, B);
-            if constexpr (CellState)
-            {
-                copy_out(final_cell(), m_next.c, B);
-            }
-            return m_next;
-        }
+        const state_type& forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m = mode::inference);
 
         /// Backward of the last one-step training forward, given the gradient of the next state: accumulates dp
         /// and returns dx (B, I) and the gradient of the previous state.
-        const gradients_type& backward(const state_type& d_next)
-        {
-            const std::size_t B = m_batch;
-            detail::check_shape(Cell::name, "gradient of h", d_next.h.shape(), {B, H});
-            const T* dc = nullptr;
-            if constexpr (CellState)
-            {
-                detail::check_shape(Cell::name, "gradient of c", d_next.c.shape(), {B, H});
-                dc = d_next.c.data();
-            }
-            backward_sequence(nullptr, d_next.h.data(), dc);
-            detail::ensure_shape(m_step_grads.dx, {B, I});
-            std::copy(m_dx.data(), m_dx.data() + B * I, m_step_grads.dx.data());
-            copy_out(initial_hidden_gradient(), m_step_grads.d_prev.h, B);
-            if constexpr (CellState)
-            {
-                copy_out(initial_cell_gradient(), m_step_grads.d_prev.c, B);
-            }
-            return m_step_grads;
-        }
+        const gradients_type& backward(const state_type& d_next);
 
     private:
-        /// Rows of the batch one part of a parallel pass takes: whole register tiles, and at least enough
-        /// work per part (2^22 multiply-adds over all steps) to pay for waking a thread.
-        static std::size_t rows_per_part(std::size_t steps, std::size_t batch) noexcept
-        {
-            constexpr std::size_t tile = detail::gemm_tile<T>::rows;
-            constexpr std::size_t min_work = std::size_t(1) << 22;
-            const std::size_t work_per_row = std::max<std::size_t>(1, steps * (I + H) * G);
-            const std::size_t min_rows = (min_work + work_per_row - 1) / work_per_row;
-            const std::size_t threads = std::max<std::size_t>(1, num_threads());
-            std::size_t rows = std::max((batch + threads - 1) / threads, min_rows);
-            rows = (rows + tile - 1) / tile * tile;
-            return std::min(rows, batch);
-        }
+        // the steps of a forward and a backward, by path (definitions below, in this order)
+        static std::size_t rows_per_part(std::size_t steps, std::size_t batch) noexcept;
+        void forward_by_rows(const T* input);
+        void forward_by_blas(const T* input, std::size_t chunk);
+        void backward_by_rows(const T* dy_seq);
+        void backward_by_blas(const T* dy_seq);
+        void step_batch1(const T* x, const T* h_prev, const T* c_prev);
 
-        /// (R2)-(R4) for all steps, each part of the batch on a thread of its own (the rows are independent until
-        /// backward): per step and tile of rows, z = x~_t W_x + h~_{t-1} W_h in registers, then the cell's
-        /// equations on those rows while z is in L1. z is the step's rows of the gate cache when training, else
-        /// a (B, G) scratch row per sequence.
-        void forward_by_rows(const T* input)
-        {
-            const std::size_t S = m_steps;
-            const std::size_t B = m_batch;
-            const std::size_t rows = rows_per_part(S, B);
-            detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
-                detail::flush_denormals_scope flush_denormals;  // on this thread too
-                constexpr std::size_t tile = detail::gemm_tile<T>::rows;
-                const std::size_t part_end = std::min(B, (part + 1) * rows);
-                for (std::size_t t = 0; t < S; ++t)
-                {
-                    T* z_step = m_gates.data() + (m_training ? t * B * G : 0);
-                    for (std::size_t r = part * rows; r < part_end; r += tile)
-                    {
-                        const std::size_t n = std::min(tile, part_end - r);
-                        const T* h_prev = previous_hidden(t, r, n);  // (R2)
-                        T* z = z_step + r * G;
-                        const detail::gemm_term<T> terms[2] = {{input + (t * B + r) * I, I, p.w_x.data(), I},
-                                                               {h_prev, H, p.w_h.data(), H}};
-                        detail::gemm_rows<T, G>(n, z, G, terms);  // (R3)
-                        activate_rows(z, row_of(cell_state(t), r), row_of(cell_state(t + 1), r),
-                                      m_h.data() + ((t + 1) * B + r) * H, n);  // (R4)
-                    }
-                }
-            });
-        }
+        // (R2)-(R4), (Q1)-(Q3) on rows [r, r + n) of step t (0-based: step t reads h_t and writes h_{t+1})
+        const T* previous_hidden(std::size_t t, std::size_t r, std::size_t n);
+        void project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const;
+        void activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n);
+        const T* gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n);
+        void hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n);
+        void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
+        void parameter_gradients(const T* input);
 
-        /// (R2)-(R4) through BLAS: Z = X~ W_x for a chunk of steps (all S when training) in one GEMM, then per
-        /// step Z_t += h~_{t-1} W_h and the cell's equations.
-        void forward_by_blas(const T* input, std::size_t chunk)
+        bool training_cache() const noexcept
         {
-            const std::size_t S = m_steps;
-            const std::size_t B = m_batch;
-            for (std::size_t begin = 0; begin < S; begin += chunk)
-            {
-                const std::size_t rows = std::min(chunk, S - begin) * B;
-                detail::matmul(input + begin * B * I, p.w_x.data(), m_gates.data(), rows, I, G);
-                for (std::size_t t = begin; t < begin + rows / B; ++t)
-                {
-                    const T* h_prev = previous_hidden(t, 0, B);  // (R2)
-                    T* z = m_gates.data() + (t - begin) * B * G;
-                    if (B == 1)  // (R3), recurrent part
-                    {
-                        const detail::gemv_term<T> term{h_prev, p.w_h.data(), H};
-                        detail::gemv_rows<T, G>(z, z, &term, 1);
-                    }
-                    else
-                    {
-                        detail::matmul(h_prev, p.w_h.data(), z, B, H, G, T(1));
-                    }
-                    activate_rows(z, cell_state(t), cell_state(t + 1), m_h.data() + (t + 1) * B * H, B);  // (R4)
-                }
-            }
+            return m_state == cache_state::training || m_state == cache_state::consumed;
         }
-
-        /// (Q1)-(Q3) and (Q6) for t = S..1, each part of the batch on a thread of its own: per step and tile of rows,
-        /// the cell's backward gives dz_t, then dh_{t-1} = dz_t W_h^T in registers (from a transposed copy of W_h,
-        /// so that W is read row by row as in the forward). db is summed per tile of rows, and the tiles' sums
-        /// are added in tile order at the end, so it does not depend on the number of threads either.
-        void backward_by_rows(const T* dy_seq)
+        bool input_dropout() const noexcept
         {
-            const std::size_t S = m_steps;
-            const std::size_t B = m_batch;
-            constexpr std::size_t tile = detail::gemm_tile<T>::rows;
-            const std::size_t tiles = (B + tile - 1) / tile;
-            detail::ensure_shape(m_w_h_transposed, {G, H});
-            for (std::size_t i = 0; i < H; ++i)
-            {
-                for (std::size_t j = 0; j < G; ++j)
-                {
-                    m_w_h_transposed.data()[j * H + i] = p.w_h.data()[i * G + j];
-                }
-            }
-            detail::ensure_shape(m_bias_sums, {tiles, G});
-            m_bias_sums.fill(T(0));
-            const std::size_t rows = rows_per_part(S, B);
-            detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
-                detail::flush_denormals_scope flush_denormals;  // on this thread too
-                const std::size_t part_end = std::min(B, (part + 1) * rows);
-                for (std::size_t t = S; t-- > 0;)  // 0-based step t computes h_{t+1} from h_t
-                {
-                    for (std::size_t r = part * rows; r < part_end; r += tile)
-                    {
-                        const std::size_t n = std::min(tile, part_end - r);
-                        const T* dz = gate_gradient(dy_seq, t, r, n);                                  // (Q1)
-                        detail::accumulate_column_sums(dz, n, G, m_bias_sums.data() + (r / tile) * G);  // (Q6)
-                        const detail::gemm_term<T> term[1] = {{dz, G, m_w_h_transposed.data(), G}};
-                        detail::gemm_rows<T, H>(n, m_dh.data() + r * H, H, term);                     // (Q2)
-                        finish_hidden_gradient(t, r, n);
-                    }
-                }
-            });
-            detail::accumulate_column_sums(m_bias_sums.data(), tiles, G, dp.b.data());
+            return training_cache() && m_options.dropout > 0.0;
         }
-
-        /// (Q1)-(Q3) and (Q6) for t = S..1 on the whole batch, with one BLAS call per step for (Q2).
-        void backward_by_blas(const T* dy_seq)
+        bool recurrent_dropout() const noexcept
         {
-            const std::size_t S = m_steps;
-            const std::size_t B = m_batch;
-            for (std::size_t t = S; t-- > 0;)  // 0-based step t computes h_{t+1} from h_t
-            {
-                const T* dz = gate_gradient(dy_seq, t, 0, B);                                  // (Q1)
-                detail::accumulate_column_sums(dz, B, G, dp.b.data());                         // (Q6)
-                detail::matmul_transposed_weight(dz, p.w_h.data(), m_dh.data(), B, G, H);     // (Q2)
-                finish_hidden_gradient(t, 0, B);
-            }
+            return training_cache() && m_options.recurrent_dropout > 0.0;
         }
-
-        /// (R2) for rows [r, r + n) of step t (0-based, reading h_t): h~ = h * m_h into the cache of h~ with
-        /// recurrent dropout, else h itself.
-        const T* previous_hidden(std::size_t t, std::size_t r, std::size_t n)
+        /// x~ of the last training forward is m_x (else the caller keeps x).
+        bool input_copied() const noexcept
         {
-            const T* h = m_h.data() + (t * m_batch + r) * H;
-            if (!m_recurrent_dropout)
-            {
-                return h;
-            }
-            T* masked = m_h_masked.data() + (t * m_batch + r) * H;
-            const T* mask = m_recurrent_mask.data() + r * H;
-            for (std::size_t j = 0; j < n * H; ++j)
-            {
-                masked[j] = h[j] * mask[j];
-            }
-            return masked;
-        }
-
-        /// dh += dy_t, then (Q1) for rows [r, r + n) of step t: dz_t written over the step's gates, dc updated.
-        /// Returns those rows of dz_t.
-        const T* gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n)
-        {
-            T* dh = m_dh.data() + r * H;
-            if (dy_seq != nullptr)
-            {
-                const T* dy = dy_seq + (t * m_batch + r) * H;
-                for (std::size_t j = 0; j < n * H; ++j)
-                {
-                    dh[j] += dy[j];
-                }
-            }
-            T* dz = m_gates.data() + (t * m_batch + r) * G;  // the gates of step t, then dz_t
-            Cell::activate_backward(dz, row_of(cell_state(t), r), row_of(cell_state(t + 1), r),
-                                    m_h.data() + ((t + 1) * m_batch + r) * H, dh, row_of(cell_state_gradient(), r),
-                                    n);
-            return dz;
-        }
-
-        /// After (Q2) for rows [r, r + n) of step t: dh_{t-1} *= m_h, and (Q3), the truncation of dh and dc.
-        void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n)
-        {
-            T* dh = m_dh.data() + r * H;
-            if (m_recurrent_dropout)
-            {
-                const T* mask = m_recurrent_mask.data() + r * H;
-                for (std::size_t j = 0; j < n * H; ++j)
-                {
-                    dh[j] *= mask[j];
-                }
-            }
-            const std::size_t k = m_options.bptt_steps;
-            if (k > 0 && t > 0 && (m_steps - t) % k == 0)  // (Q3)
-            {
-                std::fill(dh, dh + n * H, T(0));
-                if (T* dc = row_of(cell_state_gradient(), r))
-                {
-                    std::fill(dc, dc + n * H, T(0));
-                }
-            }
-        }
-
-        /// (R4) of z_t + b on n rows; a training forward keeps the post-activation gates in z for backward.
-        void activate_rows(T* z, const T* c_prev, T* c, T* h, std::size_t n) const
-        {
-            if (m_training)
-            {
-                Cell::template activate<true>(z, p.b.data(), c_prev, c, h, n);
-            }
-            else
-            {
-                Cell::template activate<false>(z, p.b.data(), c_prev, c, h, n);
-            }
+            return training_cache() && (input_dropout() || !m_input_persists);
         }
 
         /// Row r of a (B, H) state, or nullptr for cells without a cell state.
         static T* row_of(T* state, std::size_t r) noexcept
         {
             return state != nullptr ? state + r * H : nullptr;
-        }
-
-        /// The batch-1 inference step: (R3) as z = x W_x + h_{t-1} W_h in one register-blocked pass over both
-        /// weight matrices, then (R4) of z + b into m_next. h_prev is read completely before m_next.h is written, and
-        /// c elementwise, so prev may alias m_next.
-        void step_batch1(const T* x, const T* h_prev, const T* c_prev)
-        {
-            detail::flush_denormals_scope flush_denormals;
-            m_training = false;  // nothing is cached for backward
-            m_steps = 0;
-            m_batch = 1;
-            detail::ensure_shape(m_step_z, {G});
-            const detail::gemv_term<T> terms[2] = {{x, p.w_x.data(), I}, {h_prev, p.w_h.data(), H}};
-            detail::gemv_rows<T, G>(nullptr, m_step_z.data(), terms, 2);  // (R3)
-            detail::ensure_shape(m_next.h, {1, H});
-            T* c = nullptr;
-            if constexpr (CellState)
-            {
-                detail::ensure_shape(m_next.c, {1, H});
-                c = m_next.c.data();
-            }
-            Cell::template activate<false>(m_step_z.data(), p.b.data(), c_prev, c, m_next.h.data(), 1);  // (R4)
-        }
-
-        template <class P>
-        static auto step_view(P* data, std::size_t t, std::size_t width, std::size_t batch)
-        {
-            return detail::matrix_view(data + t * batch * width, batch, width);
-        }
-
-        template <class P>
-        auto step_view(P* data, std::size_t t, std::size_t width) const
-        {
-            return step_view(data, t, width, m_batch);
         }
 
         static void copy_or_zero(const T* from, T* to, std::size_t n)
@@ -2622,12 +2567,12 @@ namespace xrnn
             std::copy(from, from + batch * H, to.data());
         }
 
-        /// c_t: row t of the (S + 1, B, H) cache when training; one of two (B, H) rows otherwise.
+        /// c_t: row t of the (S + 1, B, H) cache after a training forward; one of two (B, H) rows otherwise.
         T* cell_state(std::size_t t) noexcept
         {
-            if constexpr (CellState)
+            if constexpr (has_cell_state)
             {
-                return m_c.data() + (m_all_cell_states ? t : t % 2) * m_batch * H;
+                return m_c.data() + (training_cache() ? t : t % 2) * m_batch * H;
             }
             else
             {
@@ -2642,23 +2587,20 @@ namespace xrnn
 
         T* cell_state_gradient() noexcept
         {
-            return CellState ? m_dc.data() : nullptr;
+            return has_cell_state ? m_dc.data() : nullptr;
         }
 
         recurrent_options m_options;
         random_engine m_mask_rng;
+        cache_state m_state = cache_state::empty;
+        bool m_input_persists = false;  // the last forward read the caller's x in place (see forward_sequence)
         std::size_t m_steps = 0;
         std::size_t m_batch = 0;
-        bool m_training = false;
-        bool m_input_dropout = false;
-        bool m_recurrent_dropout = false;
-        bool m_all_cell_states = false;  // m_c holds c_0 .. c_S (training), or two rows used in turn (inference)
-        bool m_input_copied = false;  // x~ of the last training forward is m_x (else the caller keeps x)
 
         // per-sequence cache of the last forward
         xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked or copied input (first layer, training)
-        xt::xtensor<T, 1> m_gates;     // (S, B, G)   z, then the post-activation gates, then dz (training);
-                                       //             (chunk, B, G) z of a chunk of steps (inference); grow-only
+        xt::xtensor<T, 1> m_gates;     // (S, B, Gz)  z, then the cell's cache, then dz (training);
+                                       //             (chunk, B, Gz) z of a chunk of steps (inference); grow-only
         xt::xtensor<T, 3> m_h;         // (S+1, B, H) h_0 .. h_S
         xt::xtensor<T, 1> m_c;         // (S+1, B, H) c_0 .. c_S (training); (2, B, H) (inference); grow-only
         xt::xtensor<T, 3> m_h_masked;  // (S, B, H)   h~_0 .. h~_{S-1} (recurrent dropout only)
@@ -2666,17 +2608,585 @@ namespace xrnn
         xt::xtensor<T, 2> m_recurrent_mask;  // (B, H)
 
         // backward workspaces
-        xt::xtensor<T, 3> m_dx;      // (S, B, I)
-        xt::xtensor<T, 2> m_dh;      // (B, H) running dh_t, dh_0 at the end
-        xt::xtensor<T, 2> m_dc;      // (B, H) running dc_t, dc_0 at the end
-        xt::xtensor<T, 2> m_w_h_transposed;  // (G, H) W_h^T for (Q2) on the register-blocked path
-        xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, G) (Q6) per tile of rows, added in tile order
+        xt::xtensor<T, 3> m_dx;         // (S, B, I)
+        xt::xtensor<T, 2> m_dh;         // (B, H) running dh_t, dh_0 at the end
+        xt::xtensor<T, 2> m_dc;         // (B, H) running dc_t, dc_0 at the end
+        xt::xtensor<T, 2> m_dh_direct;  // (B, H) the cell's direct part of dh_{t-1} (direct_hidden_gradient only)
+        xt::xtensor<T, 2> m_w_h_transposed;  // (Gh, H) W_h^T for (Q2) on the register-blocked path
+        xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
 
         // the one-step API: z of the batch-1 path, and the results
-        xt::xtensor<T, 1> m_step_z;  // (G)
+        xt::xtensor<T, 1> m_step_z;  // (Gz)
         state_type m_next;
         gradients_type m_step_grads;
     };
+
+    // ---- definitions -----------------------------------------------------------------------------------------------
+
+#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout>
+#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout>
+
+    XRNN_CELL_TEMPLATE
+    XRNN_CELL::recurrent_cell(random_engine& rng, const recurrent_options& options)
+        : m_options(options)
+        , m_mask_rng(0)
+    {
+        detail::check_rate(Cell::name, "dropout", options.dropout);
+        detail::check_rate(Cell::name, "recurrent_dropout", options.recurrent_dropout);
+        if (options.init == init_scheme::keras)
+        {
+            init::glorot_uniform(p.w_x, rng);
+            init::orthogonal(p.w_h, rng);
+            p.b.fill(T(0));
+            Cell::initial_bias(p.b);
+        }
+        else
+        {
+            // PyTorch: every weight and both biases uniform(-1/sqrt(H), 1/sqrt(H)); where the two biases are summed
+            // (the shared columns) ours is their sum, elsewhere it is one of them.
+            const double bound = 1.0 / std::sqrt(static_cast<double>(H));
+            init::uniform(p.w_x, bound, rng);
+            init::uniform(p.w_h, bound, rng);
+            for (std::size_t j = 0; j < Gz; ++j)
+            {
+                const double b_ih = rng.uniform(-bound, bound);
+                const double b_hh = j < Gs ? rng.uniform(-bound, bound) : 0.0;
+                p.b(j) = static_cast<T>(b_ih + b_hh);
+            }
+        }
+        m_mask_rng = rng.split();
+    }
+
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0,
+                                     mode m, bool input_persists)
+    {
+        const std::size_t S = steps;
+        const std::size_t B = batch;
+        const bool training = m == mode::training;
+        detail::flush_denormals_scope flush_denormals;
+        m_steps = S;
+        m_batch = B;
+        m_state = training ? cache_state::training : cache_state::inference;
+        m_input_persists = input_persists;
+        // grow-only: alternating training and inference forwards (fit, then evaluate) does not reallocate.
+        // Training keeps every step's gates; inference needs one step's (register-blocked path) or a chunk
+        // of steps' (BLAS path).
+        const std::size_t chunk = training ? S
+                                  : register_blocked_steps
+                                      ? 1
+                                      : std::min(S, std::max<std::size_t>(1, inference_chunk_rows / B));
+        detail::ensure_capacity(m_gates, chunk * B * Gz);
+        detail::ensure_shape(m_h, {S + 1, B, H});
+        if constexpr (has_cell_state)
+        {
+            detail::ensure_capacity(m_c, (training ? S + 1 : 2) * B * H);
+        }
+
+        // (R1) masked input, kept for (Q4)
+        if (input_dropout())
+        {
+            detail::ensure_shape(m_x, {S, B, I});
+            detail::ensure_shape(m_input_mask, {B, I});
+            detail::sample_dropout_mask(m_input_mask.data(), m_input_mask.size(), m_options.dropout, m_mask_rng);
+            for (std::size_t t = 0; t < S; ++t)
+            {
+                xt::noalias(detail::matrix_view(m_x.data() + t * B * I, B, I))
+                    = detail::matrix_view(x + t * B * I, B, I) * m_input_mask;
+            }
+        }
+        else if (input_copied())
+        {
+            detail::ensure_shape(m_x, {S, B, I});
+            std::copy(x, x + S * B * I, m_x.data());
+        }
+        // inference reads x once below and keeps nothing; a persistent input is read where it is
+        const T* input = input_copied() ? m_x.data() : x;
+        if (recurrent_dropout())
+        {
+            detail::ensure_shape(m_recurrent_mask, {B, H});
+            detail::ensure_shape(m_h_masked, {S, B, H});
+            detail::sample_dropout_mask(m_recurrent_mask.data(), m_recurrent_mask.size(),
+                                        m_options.recurrent_dropout, m_mask_rng);
+        }
+
+        copy_or_zero(h0, m_h.data(), B * H);
+        if constexpr (has_cell_state)
+        {
+            copy_or_zero(c0, m_c.data(), B * H);
+        }
+        if constexpr (register_blocked_steps)
+        {
+            forward_by_rows(input);
+        }
+        else
+        {
+            forward_by_blas(input, chunk);
+        }
+    }
+
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last, const T* x)
+    {
+        if (m_state != cache_state::training || m_steps == 0)
+        {
+            throw state_error(std::string(Cell::name) + "::backward: call forward(x, mode::training) before backward");
+        }
+        const T* input = input_copied() ? m_x.data() : x;  // x~ for (Q4)
+        if (input == nullptr)
+        {
+            throw state_error(std::string(Cell::name) + "::backward: the forward's input is needed again");
+        }
+        detail::flush_denormals_scope flush_denormals;
+        const std::size_t B = m_batch;
+        detail::ensure_shape(m_dx, {m_steps, B, I});
+        detail::ensure_shape(m_dh, {B, H});
+        copy_or_zero(dh_last, m_dh.data(), B * H);
+        if constexpr (has_cell_state)
+        {
+            detail::ensure_shape(m_dc, {B, H});
+            copy_or_zero(dc_last, m_dc.data(), B * H);
+        }
+        if constexpr (Layout::direct_hidden_gradient)
+        {
+            detail::ensure_shape(m_dh_direct, {B, H});
+        }
+        if constexpr (register_blocked_steps)
+        {
+            backward_by_rows(dy_seq);
+        }
+        else
+        {
+            backward_by_blas(dy_seq);
+        }
+        parameter_gradients(input);
+        m_state = cache_state::consumed;  // dz was written over the gates
+    }
+
+    XRNN_CELL_TEMPLATE
+    std::size_t XRNN_CELL::workspace_bytes() const noexcept
+    {
+        std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
+                             + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
+                             + m_dh_direct.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size()
+                             + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
+        if constexpr (has_cell_state)
+        {
+            values += m_next.c.size() + m_step_grads.d_prev.c.size();
+        }
+        return values * sizeof(T);
+    }
+
+    XRNN_CELL_TEMPLATE
+    auto XRNN_CELL::forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m) -> const state_type&
+    {
+        const std::size_t B = x.shape()[0];
+        detail::check_positive(Cell::name, "batch (x.shape()[0])", B);
+        detail::check_shape(Cell::name, "x", x.shape(), {B, I});
+        detail::check_shape(Cell::name, "previous h", prev.h.shape(), {B, H});
+        const T* c0 = nullptr;
+        if constexpr (has_cell_state)
+        {
+            detail::check_shape(Cell::name, "previous c", prev.c.shape(), {B, H});
+            c0 = prev.c.data();
+        }
+        if (B == 1 && m == mode::inference)
+        {
+            step_batch1(x.data(), prev.h.data(), c0);
+            return m_next;
+        }
+        forward_sequence(x.data(), 1, B, prev.h.data(), c0, m);
+        copy_out(final_hidden(), m_next.h, B);
+        if constexpr (has_cell_state)
+        {
+            copy_out(final_cell(), m_next.c, B);
+        }
+        return m_next;
+    }
+
+    XRNN_CELL_TEMPLATE
+    auto XRNN_CELL::backward(const state_type& d_next) -> const gradients_type&
+    {
+        const std::size_t B = m_batch;
+        detail::check_shape(Cell::name, "gradient of h", d_next.h.shape(), {B, H});
+        const T* dc = nullptr;
+        if constexpr (has_cell_state)
+        {
+            detail::check_shape(Cell::name, "gradient of c", d_next.c.shape(), {B, H});
+            dc = d_next.c.data();
+        }
+        backward_sequence(nullptr, d_next.h.data(), dc);
+        detail::ensure_shape(m_step_grads.dx, {B, I});
+        std::copy(m_dx.data(), m_dx.data() + B * I, m_step_grads.dx.data());
+        copy_out(initial_hidden_gradient(), m_step_grads.d_prev.h, B);
+        if constexpr (has_cell_state)
+        {
+            copy_out(initial_cell_gradient(), m_step_grads.d_prev.c, B);
+        }
+        return m_step_grads;
+    }
+
+    /// Rows of the batch one part of a parallel pass takes: whole register tiles, and at least enough work per part
+    /// (2^22 multiply-adds over all steps) to pay for waking a thread.
+    XRNN_CELL_TEMPLATE
+    std::size_t XRNN_CELL::rows_per_part(std::size_t steps, std::size_t batch) noexcept
+    {
+        constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+        constexpr std::size_t min_work = std::size_t(1) << 22;
+        const std::size_t work_per_row = std::max<std::size_t>(1, steps * (I * Gx + H * Gh));
+        const std::size_t min_rows = (min_work + work_per_row - 1) / work_per_row;
+        const std::size_t threads = std::max<std::size_t>(1, num_threads());
+        std::size_t rows = std::max((batch + threads - 1) / threads, min_rows);
+        rows = (rows + tile - 1) / tile * tile;
+        return std::min(rows, batch);
+    }
+
+    /// (R2)-(R4) for all steps, each part of the batch on a thread of its own (the rows are independent until
+    /// backward): per step and tile of rows, (R3) in registers, then the cell's equations on those rows while z is
+    /// in L1. z is the step's rows of the gate cache when training, else a (B, Gz) scratch row per sequence.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::forward_by_rows(const T* input)
+    {
+        const std::size_t S = m_steps;
+        const std::size_t B = m_batch;
+        const bool training = m_state == cache_state::training;
+        const std::size_t rows = rows_per_part(S, B);
+        detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
+            detail::flush_denormals_scope flush_denormals;  // on this thread too
+            constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+            const std::size_t part_end = std::min(B, (part + 1) * rows);
+            for (std::size_t t = 0; t < S; ++t)
+            {
+                T* z_step = m_gates.data() + (training ? t * B * Gz : 0);
+                for (std::size_t r = part * rows; r < part_end; r += tile)
+                {
+                    const std::size_t n = std::min(tile, part_end - r);
+                    T* z = z_step + r * Gz;
+                    project_rows(input + (t * B + r) * I, previous_hidden(t, r, n), z, n);  // (R2), (R3)
+                    activate_rows(t, z, r, n);                                              // (R4)
+                }
+            }
+        });
+    }
+
+    /// (R2)-(R4) through BLAS: Z[:, :Gx] = X~ W_x for a chunk of steps (all S when training) in one GEMM, then per
+    /// step the recurrent product into its columns and the cell's equations.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::forward_by_blas(const T* input, std::size_t chunk)
+    {
+        using detail::transpose;
+        const std::size_t S = m_steps;
+        const std::size_t B = m_batch;
+        for (std::size_t begin = 0; begin < S; begin += chunk)
+        {
+            const std::size_t rows = std::min(chunk, S - begin) * B;
+            detail::gemm(transpose::no, transpose::no, rows, Gx, I, T(1), input + begin * B * I, I, p.w_x.data(), Gx,
+                         T(0), m_gates.data(), Gz);  // (R3), input part
+            for (std::size_t t = begin; t < begin + rows / B; ++t)
+            {
+                const T* h_prev = previous_hidden(t, 0, B);  // (R2)
+                T* z = m_gates.data() + (t - begin) * B * Gz;
+                if (B == 1)  // (R3), recurrent part: z[:Gs] += h W_h[:, :Gs], z[Gx:] = h W_h[:, Gs:]
+                {
+                    const detail::gemv_term<T> shared{h_prev, p.w_h.data(), H};
+                    const detail::gemv_term<T> apart{h_prev, p.w_h.data() + Gs, H};
+                    if constexpr (Gs > 0)
+                    {
+                        detail::gemv_rows<T, Gs, Gh>(z, z, &shared, 1);
+                    }
+                    if constexpr (Gh > Gs)
+                    {
+                        detail::gemv_rows<T, Gh - Gs, Gh>(nullptr, z + Gx, &apart, 1);
+                    }
+                }
+                else
+                {
+                    if constexpr (Gs > 0)
+                    {
+                        detail::gemm(transpose::no, transpose::no, B, Gs, H, T(1), h_prev, H, p.w_h.data(), Gh, T(1),
+                                     z, Gz);
+                    }
+                    if constexpr (Gh > Gs)
+                    {
+                        detail::gemm(transpose::no, transpose::no, B, Gh - Gs, H, T(1), h_prev, H, p.w_h.data() + Gs,
+                                     Gh, T(0), z + Gx, Gz);
+                    }
+                }
+                activate_rows(t, z, 0, B);  // (R4)
+            }
+        }
+    }
+
+    /// (Q1)-(Q3) and (Q6) for t = S..1, each part of the batch on a thread of its own: per step and tile of rows,
+    /// the cell's backward gives dz_t, then dh_{t-1} = dz_t W_h^T in registers (from a transposed copy of W_h, so
+    /// that W is read row by row as in the forward). db is summed per tile of rows, and the tiles' sums are added
+    /// in tile order at the end, so it does not depend on the number of threads either.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::backward_by_rows(const T* dy_seq)
+    {
+        const std::size_t S = m_steps;
+        const std::size_t B = m_batch;
+        constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+        const std::size_t tiles = (B + tile - 1) / tile;
+        detail::ensure_shape(m_w_h_transposed, {Gh, H});
+        for (std::size_t i = 0; i < H; ++i)
+        {
+            for (std::size_t j = 0; j < Gh; ++j)
+            {
+                m_w_h_transposed.data()[j * H + i] = p.w_h.data()[i * Gh + j];
+            }
+        }
+        detail::ensure_shape(m_bias_sums, {tiles, Gz});
+        m_bias_sums.fill(T(0));
+        const std::size_t rows = rows_per_part(S, B);
+        detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
+            detail::flush_denormals_scope flush_denormals;  // on this thread too
+            const std::size_t part_end = std::min(B, (part + 1) * rows);
+            for (std::size_t t = S; t-- > 0;)
+            {
+                for (std::size_t r = part * rows; r < part_end; r += tile)
+                {
+                    const std::size_t n = std::min(tile, part_end - r);
+                    const T* dz = gate_gradient(dy_seq, t, r, n);                                   // (Q1)
+                    detail::accumulate_column_sums(dz, n, Gz, m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
+                    hidden_gradient_rows(dz, r, n);                                                 // (Q2)
+                    finish_hidden_gradient(t, r, n);
+                }
+            }
+        });
+        detail::accumulate_column_sums(m_bias_sums.data(), tiles, Gz, dp.b.data());
+    }
+
+    /// (Q1)-(Q3) and (Q6) for t = S..1 on the whole batch, with BLAS for (Q2).
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::backward_by_blas(const T* dy_seq)
+    {
+        using detail::transpose;
+        const std::size_t B = m_batch;
+        for (std::size_t t = m_steps; t-- > 0;)
+        {
+            const T* dz = gate_gradient(dy_seq, t, 0, B);                 // (Q1)
+            detail::accumulate_column_sums(dz, B, Gz, dp.b.data());        // (Q6)
+            if constexpr (Gs > 0)                                          // (Q2), shared columns
+            {
+                detail::gemm(transpose::no, transpose::yes, B, H, Gs, T(1), dz, Gz, p.w_h.data(), Gh, T(0),
+                             m_dh.data(), H);
+            }
+            if constexpr (Gh > Gs)  // (Q2), the recurrent-only columns
+            {
+                detail::gemm(transpose::no, transpose::yes, B, H, Gh - Gs, T(1), dz + Gx, Gz, p.w_h.data() + Gs, Gh,
+                             Gs > 0 ? T(1) : T(0), m_dh.data(), H);
+            }
+            finish_hidden_gradient(t, 0, B);
+        }
+    }
+
+    /// The batch-1 inference step: (R3) as matrix-vector products over x and h_{t-1} (register-blocked, one pass
+    /// over each column range of the weights), then (R4) of z + b into m_next. h_prev is read completely by (R3),
+    /// and elementwise by (R4), so prev may alias m_next.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::step_batch1(const T* x, const T* h_prev, const T* c_prev)
+    {
+        detail::flush_denormals_scope flush_denormals;
+        m_state = cache_state::inference;  // nothing is cached for backward
+        m_steps = 0;
+        m_batch = 1;
+        detail::ensure_shape(m_step_z, {Gz});
+        T* z = m_step_z.data();
+        if constexpr (Gs > 0)
+        {
+            const detail::gemv_term<T> terms[2] = {{x, p.w_x.data(), I}, {h_prev, p.w_h.data(), H}};
+            detail::gemv_rows<T, Gs, Gx>(nullptr, z, terms, 2);  // (R3), the summed columns
+        }
+        if constexpr (Gx > Gs)
+        {
+            const detail::gemv_term<T> term{x, p.w_x.data() + Gs, I};
+            detail::gemv_rows<T, Gx - Gs, Gx>(nullptr, z + Gs, &term, 1);
+        }
+        if constexpr (Gh > Gs)
+        {
+            const detail::gemv_term<T> term{h_prev, p.w_h.data() + Gs, H};
+            detail::gemv_rows<T, Gh - Gs, Gh>(nullptr, z + Gx, &term, 1);
+        }
+        detail::ensure_shape(m_next.h, {1, H});
+        T* c = nullptr;
+        if constexpr (has_cell_state)
+        {
+            detail::ensure_shape(m_next.c, {1, H});
+            c = m_next.c.data();
+        }
+        Cell::template forward_rows<false>(p.b.data(), cell_rows<T>{z, h_prev, c_prev, c, m_next.h.data(), 1});  // (R4)
+    }
+
+    /// (R2) for rows [r, r + n) of step t: h~ = h * m_h into the cache of h~ with recurrent dropout, else h itself.
+    XRNN_CELL_TEMPLATE
+    const T* XRNN_CELL::previous_hidden(std::size_t t, std::size_t r, std::size_t n)
+    {
+        const T* h = m_h.data() + (t * m_batch + r) * H;
+        if (!recurrent_dropout())
+        {
+            return h;
+        }
+        T* masked = m_h_masked.data() + (t * m_batch + r) * H;
+        const T* mask = m_recurrent_mask.data() + r * H;
+        for (std::size_t j = 0; j < n * H; ++j)
+        {
+            masked[j] = h[j] * mask[j];
+        }
+        return masked;
+    }
+
+    /// (R3) on n rows in register tiles: z[:, :Gs] = x W_x[:, :Gs] + h W_h[:, :Gs] summed in the same registers,
+    /// z[:, Gs:Gx] = x W_x[:, Gs:], z[:, Gx:] = h W_h[:, Gs:]. A fused layout (Gs = Gx = Gh) is the first product
+    /// alone, over all of z.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const
+    {
+        if constexpr (Gs > 0)
+        {
+            const detail::gemm_term<T> terms[2] = {{x, I, p.w_x.data(), I}, {h_prev, H, p.w_h.data(), H}};
+            detail::gemm_rows<T, Gs, Gx>(n, z, Gz, terms);
+        }
+        if constexpr (Gx > Gs)
+        {
+            const detail::gemm_term<T> term[1] = {{x, I, p.w_x.data() + Gs, I}};
+            detail::gemm_rows<T, Gx - Gs, Gx>(n, z + Gs, Gz, term);
+        }
+        if constexpr (Gh > Gs)
+        {
+            const detail::gemm_term<T> term[1] = {{h_prev, H, p.w_h.data() + Gs, H}};
+            detail::gemm_rows<T, Gh - Gs, Gh>(n, z + Gx, Gz, term);
+        }
+    }
+
+    /// (R4) of z + b on rows [r, r + n) of step t; a training forward keeps what backward needs in z.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n)
+    {
+        const cell_rows<T> rows{z, m_h.data() + (t * m_batch + r) * H, row_of(cell_state(t), r),
+                                row_of(cell_state(t + 1), r), m_h.data() + ((t + 1) * m_batch + r) * H, n};
+        if (m_state == cache_state::training)
+        {
+            Cell::template forward_rows<true>(p.b.data(), rows);
+        }
+        else
+        {
+            Cell::template forward_rows<false>(p.b.data(), rows);
+        }
+    }
+
+    /// dh += dy_t, then (Q1) for rows [r, r + n) of step t: dz_t written over the step's gates, dc updated, the
+    /// cell's direct dh' written. Returns those rows of dz_t.
+    XRNN_CELL_TEMPLATE
+    const T* XRNN_CELL::gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n)
+    {
+        T* dh = m_dh.data() + r * H;
+        if (dy_seq != nullptr)
+        {
+            const T* dy = dy_seq + (t * m_batch + r) * H;
+            for (std::size_t j = 0; j < n * H; ++j)
+            {
+                dh[j] += dy[j];
+            }
+        }
+        T* dz = m_gates.data() + (t * m_batch + r) * Gz;  // the gates of step t, then dz_t
+        T* dh_direct = Layout::direct_hidden_gradient ? m_dh_direct.data() + r * H : nullptr;
+        Cell::backward_rows(cell_gradient_rows<T>{dz, m_h.data() + (t * m_batch + r) * H, row_of(cell_state(t), r),
+                                                  row_of(cell_state(t + 1), r),
+                                                  m_h.data() + ((t + 1) * m_batch + r) * H, dh,
+                                                  row_of(cell_state_gradient(), r), dh_direct, n});
+        return dz;
+    }
+
+    /// (Q2)'s product on n rows in register tiles, from W_h^T: dh = dz[:, :Gs] W_h[:, :Gs]^T + dz[:, Gx:] W_h[:, Gs:]^T.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n)
+    {
+        T* dh = m_dh.data() + r * H;
+        const T* w = m_w_h_transposed.data();
+        if constexpr (Gs == Gh)
+        {
+            const detail::gemm_term<T> term[1] = {{dz, Gz, w, Gh}};
+            detail::gemm_rows<T, H>(n, dh, H, term);
+        }
+        else if constexpr (Gs == 0)
+        {
+            const detail::gemm_term<T> term[1] = {{dz + Gx, Gz, w, Gh}};
+            detail::gemm_rows<T, H>(n, dh, H, term);
+        }
+        else
+        {
+            const detail::gemm_term<T> terms[2] = {{dz, Gz, w, Gs}, {dz + Gx, Gz, w + Gs * H, Gh - Gs}};
+            detail::gemm_rows<T, H>(n, dh, H, terms);
+        }
+    }
+
+    /// After (Q2)'s product for rows [r, r + n) of step t: dh_{t-1} *= m_h, += the cell's dh', and (Q3), the
+    /// truncation of dh and dc.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n)
+    {
+        T* dh = m_dh.data() + r * H;
+        if (recurrent_dropout())
+        {
+            const T* mask = m_recurrent_mask.data() + r * H;
+            for (std::size_t j = 0; j < n * H; ++j)
+            {
+                dh[j] *= mask[j];
+            }
+        }
+        if constexpr (Layout::direct_hidden_gradient)
+        {
+            const T* direct = m_dh_direct.data() + r * H;
+            for (std::size_t j = 0; j < n * H; ++j)
+            {
+                dh[j] += direct[j];
+            }
+        }
+        const std::size_t k = m_options.bptt_steps;
+        if (k > 0 && t > 0 && (m_steps - t) % k == 0)  // (Q3)
+        {
+            std::fill(dh, dh + n * H, T(0));
+            if (T* dc = row_of(cell_state_gradient(), r))
+            {
+                std::fill(dc, dc + n * H, T(0));
+            }
+        }
+    }
+
+    /// (Q4), (Q5), (Q7) over all steps at once, each projection's columns of dZ by BLAS.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::parameter_gradients(const T* input)
+    {
+        using detail::transpose;
+        const std::size_t rows = m_steps * m_batch;
+        const T* dz = m_gates.data();
+        const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
+        detail::gemm(transpose::yes, transpose::no, I, Gx, rows, T(1), input, I, dz, Gz, T(1), dp.w_x.data(),
+                     Gx);  // (Q4)
+        if constexpr (Gs > 0)  // (Q5)
+        {
+            detail::gemm(transpose::yes, transpose::no, H, Gs, rows, T(1), h_prev, H, dz, Gz, T(1), dp.w_h.data(), Gh);
+        }
+        if constexpr (Gh > Gs)
+        {
+            detail::gemm(transpose::yes, transpose::no, H, Gh - Gs, rows, T(1), h_prev, H, dz + Gx, Gz, T(1),
+                         dp.w_h.data() + Gs, Gh);
+        }
+        detail::gemm(transpose::no, transpose::yes, rows, I, Gx, T(1), dz, Gz, p.w_x.data(), Gx, T(0), m_dx.data(),
+                     I);  // (Q7)
+        if (input_dropout())
+        {
+            for (std::size_t t = 0; t < m_steps; ++t)
+            {
+                auto dx_t = detail::matrix_view(m_dx.data() + t * m_batch * I, m_batch, I);
+                xt::noalias(dx_t) *= m_input_mask;
+            }
+        }
+    }
+
+#undef XRNN_CELL
+#undef XRNN_CELL_TEMPLATE
 }  // namespace xrnn
 
 #endif
@@ -2684,12 +3194,12 @@ namespace xrnn
 // ---- begin include/xrnn/layers/rnn_cell.hpp ----
 // xtensor-rnn: the Elman cell, one time step.
 //
-//   (F1) z_t = x_t W_x + h_{t-1} W_h + b         (the shared affine part, (R3) in recurrent_cell.hpp; + b in
-//                                                activate, with (F2))
-//   (F2) h_t = act(z_t)                          act = tanh (default) or relu
+//   (SF1) z_t = x_t W_x + h_{t-1} W_h + b        (one fused sum, (R3) in recurrent_cell.hpp, layout Gx = Gh =
+//                                                Gs = H; + b in forward_rows, with (SF2))
+//   (SF2) h_t = act(z_t)                         act = tanh (default) or relu
 // Backward, given dh_t (the total gradient reaching h_t):
-//   (B1) dz_t = dh_t * act'(z_t)                 tanh' = 1 - h_t^2, relu' = [h_t > 0]
-//   (B2) dx_t = dz_t W_x^T, dh_{t-1} = dz_t W_h^T, dW_x += x_t^T dz_t, dW_h += h_{t-1}^T dz_t, db += sum_b dz_t
+//   (SB1) dz_t = dh_t * act'(z_t)                tanh' = 1 - h_t^2, relu' = [h_t > 0]
+//   (SB2) dx_t = dz_t W_x^T, dh_{t-1} = dz_t W_h^T, dW_x += x_t^T dz_t, dW_h += h_{t-1}^T dz_t, db += sum_b dz_t
 //        ((Q2)-(Q7) in recurrent_cell.hpp, run for all steps at once)
 // The cache keeps h_t (post-activation), so act' is written from the output; z_t is only a workspace, and
 // backward writes dz_t over it.
@@ -2697,6 +3207,7 @@ namespace xrnn
 #define XRNN_LAYERS_RNN_CELL_HPP
 
 #include <cstddef>
+#include <string>
 
 #include <type_traits>
 
@@ -2717,13 +3228,22 @@ namespace xrnn
 
     /// One Elman step on a batch: rnn_cell<T, In, Hidden, nonlinearity>.
     template <class T, std::size_t In, std::size_t Hidden, nonlinearity Act = nonlinearity::tanh>
-    class rnn_cell : public recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden, 1, false>
+    class rnn_cell
+        : public recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden, cell_layout<Hidden, Hidden, Hidden, false, false>>
     {
-        using base = recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden, 1, false>;
+        using base =
+            recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden, cell_layout<Hidden, Hidden, Hidden, false, false>>;
         friend base;
 
     public:
         static constexpr const char* name = "rnn_cell";
+        static constexpr const char* layer_name = "rnn";  // of the layer that runs it over a sequence
+
+        /// This cell's settings in a layer's signature: its nonlinearity.
+        static std::string signature_options()
+        {
+            return Act == nonlinearity::tanh ? ",tanh" : ",relu";
+        }
         using base::base;  // forward(x, prev, mode) and backward(d_next): recurrent_cell.hpp
 
     private:
@@ -2731,10 +3251,13 @@ namespace xrnn
         {
         }
 
-        /// (F1)'s + b and (F2): h = act(z + b) for every row; z (B, H) is left as it is (backward needs only h).
+        /// (SF1)'s + b and (SF2): h = act(z + b) for every row; z (n, H) is left as it is (backward needs only h).
         template <bool Keep>
-        static void activate(T* z, const T* b, const T*, T*, T* h, std::size_t batch)
+        static void forward_rows(const T* b, const cell_rows<T>& rows)
         {
+            const T* z = rows.z;
+            T* h = rows.h;
+            const std::size_t batch = rows.n;
             for (std::size_t r = 0; r < batch; ++r)
             {
                 const T* zr = z + r * Hidden;
@@ -2755,9 +3278,13 @@ namespace xrnn
             }
         }
 
-        /// (B1) from h_t (the cache of the layer); dz is written over z.
-        static void activate_backward(T* dz, const T*, const T*, const T* h, const T* dh, T*, std::size_t batch)
+        /// (SB1) from h_t (the cache of the layer); dz is written over z.
+        static void backward_rows(const cell_gradient_rows<T>& rows)
         {
+            T* dz = rows.gates;
+            const T* h = rows.h;
+            const T* dh = rows.dh;
+            const std::size_t batch = rows.n;
             detail::for_each_pack<T>(batch * Hidden, [&](auto pack, std::size_t j) {
                 using P = decltype(pack);
                 using V = typename P::value;
@@ -2784,25 +3311,27 @@ namespace xrnn
 // Gate order (i, f, g, o) along the G = 4H axis, as torch.nn.LSTM, so its weights map one to one:
 //   columns [0, H) input gate i, [H, 2H) forget gate f, [2H, 3H) cell candidate g, [3H, 4H) output gate o.
 //
-//   (F1) z_t = x_t W_x + h_{t-1} W_h + b                        (R3) in recurrent_cell.hpp, z_t (B, 4H); the
-//                                                               + b happens in activate, with (F2)
-//   (F2) i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_g), o = sigmoid(z_o)
-//   (F3) c_t = f * c_{t-1} + i * g
-//   (F4) h_t = o * tanh(c_t)
+//   (LF1) z_t = x_t W_x + h_{t-1} W_h + b                       (R3) in recurrent_cell.hpp, z_t (B, 4H), one fused
+//                                                               sum (layout: Gx = Gh = Gs = 4H); the + b happens in
+//                                                               forward_rows, with (LF2)
+//   (LF2) i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_g), o = sigmoid(z_o)
+//   (LF3) c_t = f * c_{t-1} + i * g
+//   (LF4) h_t = o * tanh(c_t)
 // Backward, given dh_t (total gradient reaching h_t) and dc_t (from step t + 1):
-//   (B1) dz_o = dh_t * tanh(c_t) * o (1 - o)
-//   (B2) dc   = dc_t + dh_t * o * (1 - tanh(c_t)^2)
-//   (B3) dz_i = dc * g * i (1 - i)
-//   (B4) dz_f = dc * c_{t-1} * f (1 - f)
-//   (B5) dz_g = dc * i * (1 - g^2)
-//   (B6) dc_{t-1} = dc * f
-//   (B7) dx_t, dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_cell.hpp
+//   (LB1) dz_o = dh_t * tanh(c_t) * o (1 - o)
+//   (LB2) dc   = dc_t + dh_t * o * (1 - tanh(c_t)^2)
+//   (LB3) dz_i = dc * g * i (1 - i)
+//   (LB4) dz_f = dc * c_{t-1} * f (1 - f)
+//   (LB5) dz_g = dc * i * (1 - g^2)
+//   (LB6) dc_{t-1} = dc * f
+//   (LB7) dx_t, dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_cell.hpp
 // "dz" is the gradient before the nonlinearities; the cache keeps the gates after them (i, f, g, o), and backward
 // writes dz over them.
 #ifndef XRNN_LAYERS_LSTM_CELL_HPP
 #define XRNN_LAYERS_LSTM_CELL_HPP
 
 #include <cstddef>
+#include <string>
 
 #include <xtensor/xtensor.hpp>
 
@@ -2823,15 +3352,25 @@ namespace xrnn
 
     /// One LSTM step on a batch: lstm_cell<T, In, Hidden>.
     template <class T, std::size_t In, std::size_t Hidden>
-    class lstm_cell : public recurrent_cell<lstm_cell<T, In, Hidden>, T, In, Hidden, 4, true>
+    class lstm_cell
+        : public recurrent_cell<lstm_cell<T, In, Hidden>, T, In, Hidden,
+                                cell_layout<4 * Hidden, 4 * Hidden, 4 * Hidden, true, false>>
     {
-        using base = recurrent_cell<lstm_cell<T, In, Hidden>, T, In, Hidden, 4, true>;
+        using base = recurrent_cell<lstm_cell<T, In, Hidden>, T, In, Hidden,
+                                    cell_layout<4 * Hidden, 4 * Hidden, 4 * Hidden, true, false>>;
         friend base;
         static constexpr std::size_t H = Hidden;
         static constexpr std::size_t G = 4 * Hidden;
 
     public:
         static constexpr const char* name = "lstm_cell";
+        static constexpr const char* layer_name = "lstm";  // of the layer that runs it over a sequence
+
+        /// This cell's settings in a layer's signature: none.
+        static std::string signature_options()
+        {
+            return "";
+        }
         using base::base;  // forward(x, prev, mode) and backward(d_next): recurrent_cell.hpp
 
     private:
@@ -2841,12 +3380,17 @@ namespace xrnn
             detail::vector_view(b.data() + lstm_gate::forget * H, H).fill(T(1));
         }
 
-        /// (F1)'s + b and (F2)-(F4) for every row, in one pass per row over the four gates of each hidden unit
-        /// (SIMD packs of units, detail/simd.hpp). With Keep, z (B, 4H) becomes the gates (i, f, g, o) in place
+        /// (LF1)'s + b and (LF2)-(LF4) for every row, in one pass per row over the four gates of each hidden unit
+        /// (SIMD packs of units, detail/simd.hpp). With Keep, z (n, 4H) becomes the gates (i, f, g, o) in place
         /// for backward; without, z is left as it is. c may be c_prev (the update is elementwise).
         template <bool Keep>
-        static void activate(T* z, const T* b, const T* c_prev, T* c, T* h, std::size_t batch)
+        static void forward_rows(const T* b, const cell_rows<T>& rows)
         {
+            T* z = rows.z;
+            const T* c_prev = rows.c_prev;
+            T* c = rows.c;
+            T* h = rows.h;
+            const std::size_t batch = rows.n;
             const T* bi = b + lstm_gate::input * H;
             const T* bf = b + lstm_gate::forget * H;
             const T* bg = b + lstm_gate::cell * H;
@@ -2863,12 +3407,12 @@ namespace xrnn
                 detail::for_each_pack<T, H>([&](auto pack, std::size_t j) {
                     using P = decltype(pack);
                     using V = typename P::value;
-                    const V i = detail::sigmoid_(P::load(zi + j) + P::load(bi + j));  // (F1) + b, (F2)
+                    const V i = detail::sigmoid_(P::load(zi + j) + P::load(bi + j));  // (LF1) + b, (LF2)
                     const V f = detail::sigmoid_(P::load(zf + j) + P::load(bf + j));
                     const V g = detail::tanh_(P::load(zg + j) + P::load(bg + j));
                     const V o = detail::sigmoid_(P::load(zo + j) + P::load(bo + j));
-                    const V c_new = f * P::load(cp + j) + i * g;    // (F3)
-                    P::store(hr + j, o * detail::tanh_(c_new));     // (F4)
+                    const V c_new = f * P::load(cp + j) + i * g;    // (LF3)
+                    P::store(hr + j, o * detail::tanh_(c_new));     // (LF4)
                     P::store(cr + j, c_new);
                     if constexpr (Keep)
                     {
@@ -2881,11 +3425,16 @@ namespace xrnn
             }
         }
 
-        /// (B1)-(B6) for every row, one pass per row; gates (B, 4H) holds (i, f, g, o) on entry and dz on exit;
+        /// (LB1)-(LB6) for every row, one pass per row; gates (n, 4H) holds (i, f, g, o) on entry and dz on exit;
         /// dc holds dc_t on entry and dc_{t-1} on exit.
-        static void activate_backward(T* gates, const T* c_prev, const T* c, const T*, const T* dh, T* dc,
-                                      std::size_t batch)
+        static void backward_rows(const cell_gradient_rows<T>& rows)
         {
+            T* gates = rows.gates;
+            const T* c_prev = rows.c_prev;
+            const T* c = rows.c;
+            const T* dh = rows.dh;
+            T* dc = rows.dc;
+            const std::size_t batch = rows.n;
             for (std::size_t r = 0; r < batch; ++r)
             {
                 T* zi = gates + r * G + lstm_gate::input * H;
@@ -2905,12 +3454,12 @@ namespace xrnn
                     const V o = P::load(zo + j);
                     const V dh_t = P::load(dhr + j);
                     const V tanh_c = detail::tanh_(P::load(cr + j));                    // tanh(c_t), recomputed
-                    const V dc_t = P::load(dcr + j) + dh_t * o * (V(1) - tanh_c * tanh_c);  // (B2)
-                    P::store(zo + j, dh_t * tanh_c * o * (V(1) - o));                  // (B1)
-                    P::store(zi + j, dc_t * g * i * (V(1) - i));                       // (B3)
-                    P::store(zf + j, dc_t * P::load(cp + j) * f * (V(1) - f));         // (B4)
-                    P::store(zg + j, dc_t * i * (V(1) - g * g));                       // (B5)
-                    P::store(dcr + j, dc_t * f);                                       // (B6)
+                    const V dc_t = P::load(dcr + j) + dh_t * o * (V(1) - tanh_c * tanh_c);  // (LB2)
+                    P::store(zo + j, dh_t * tanh_c * o * (V(1) - o));                  // (LB1)
+                    P::store(zi + j, dc_t * g * i * (V(1) - i));                       // (LB3)
+                    P::store(zf + j, dc_t * P::load(cp + j) * f * (V(1) - f));         // (LB4)
+                    P::store(zg + j, dc_t * i * (V(1) - g * g));                       // (LB5)
+                    P::store(dcr + j, dc_t * f);                                       // (LB6)
                 });
             }
         }
@@ -2919,7 +3468,161 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/layers/lstm_cell.hpp ----
-// ---- begin include/xrnn/layers/recurrent.hpp ----
+// ---- begin include/xrnn/layers/gru_cell.hpp ----
+// xtensor-rnn: the GRU cell, one time step, as PyTorch's nn.GRU, Keras's GRU(reset_after=True), cuDNN, oneDNN's
+// LBR-GRU and ONNX (linear_before_reset=1) define it: the reset gate multiplies the recurrent part of the
+// candidate AFTER its product with W_hn (not h before it, as in the original paper and Keras's reset_after=False).
+//
+// Gates along the 3H axes of W_x and W_h in PyTorch's order (r, u, n), u being the update gate (PyTorch's and
+// Keras's "z"; renamed here so as not to clash with the pre-activation z). The engine keeps the candidate's two
+// products apart (layout Gx = Gh = 3H, Gs = 2H), so z_t and b have Gz = 4H columns:
+//   [0, H) r   [H, 2H) u   (x W_x + h~ W_h summed)   [2H, 3H) x W_xn   [3H, 4H) h~ W_hn
+//
+//   (GF1) z_t = [x~ W_xr + h~ W_hr | x~ W_xu + h~ W_hu | x~ W_xn | h~ W_hn]     (R3) in recurrent_cell.hpp
+//   (GF2) r = sigmoid(z_r + b_r), u = sigmoid(z_u + b_u)                        b_r = b_ir + b_hr, b_u likewise
+//   (GF3) a = z_hn + b_hn                                                       the recurrent candidate part
+//   (GF4) n = tanh(z_xn + b_in + r * a)
+//   (GF5) h_t = (1 - u) * n + u * h_{t-1}  =  n + u * (h_{t-1} - n)
+// Backward, given dh_t (the total gradient reaching h_t); the cache keeps (r, u, n, a):
+//   (GB1) dz_u  = dh_t * (h_{t-1} - n) * u (1 - u)
+//   (GB2) dz_xn = dh_t * (1 - u) * (1 - n^2)            the gradient of n's pre-activation, and of b_in
+//   (GB3) dz_hn = dz_xn * r                             the gradient of a, and of b_hn
+//   (GB4) dz_r  = dz_xn * a * r (1 - r)
+//   (GB5) dh'_{t-1} = dh_t * u                          h_{t-1}'s direct path; (Q2) adds dz W_h^T * m_h
+//   (GB6) dx_t, the rest of dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_cell.hpp
+// With recurrent dropout (Keras semantics) the mask m_h applies to h_{t-1} in the products only: (GF5) and (GB5)
+// use h_{t-1} itself.
+//
+// Weights from PyTorch (nn.GRU, weight_ih_l0 (3H, I) with blocks r, z, n):
+//   w_x = weight_ih^T, w_h = weight_hh^T, b = [b_ir + b_hr | b_iz + b_hz | b_in | b_hn]
+// From Keras (GRU(reset_after=True); kernel (I, 3H) and recurrent_kernel (H, 3H) with blocks z, r, h, and bias
+// (2, 3H) = [input bias; recurrent bias]): swap the first two blocks of every column axis, so
+//   w_x = [kernel_r | kernel_z | kernel_h], w_h likewise, b = [bi_r + br_r | bi_z + br_z | bi_h | br_h]
+// A Keras GRU with reset_after=False (the default of Keras 2.2 and older) is another cell and does not map.
+#ifndef XRNN_LAYERS_GRU_CELL_HPP
+#define XRNN_LAYERS_GRU_CELL_HPP
+
+#include <cstddef>
+#include <string>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    /// Offsets of the blocks along the 4H axis of z and b.
+    struct gru_gate
+    {
+        static constexpr std::size_t reset = 0;
+        static constexpr std::size_t update = 1;
+        static constexpr std::size_t input_candidate = 2;      // x W_xn (+ b_in)
+        static constexpr std::size_t recurrent_candidate = 3;  // h W_hn (+ b_hn)
+    };
+
+    template <class T>
+    using gru_step_state = basic_state<xt::xtensor<T, 2>, false>;
+
+    /// One GRU step on a batch: gru_cell<T, In, Hidden>.
+    template <class T, std::size_t In, std::size_t Hidden>
+    class gru_cell
+        : public recurrent_cell<gru_cell<T, In, Hidden>, T, In, Hidden,
+                                cell_layout<3 * Hidden, 3 * Hidden, 2 * Hidden, false, true>>
+    {
+        using base = recurrent_cell<gru_cell<T, In, Hidden>, T, In, Hidden,
+                                    cell_layout<3 * Hidden, 3 * Hidden, 2 * Hidden, false, true>>;
+        friend base;
+        static constexpr std::size_t H = Hidden;
+        static constexpr std::size_t Z = 4 * Hidden;  // columns of z and b
+
+    public:
+        static constexpr const char* name = "gru_cell";
+        static constexpr const char* layer_name = "gru";  // of the layer that runs it over a sequence
+        using base::base;  // forward(x, prev, mode) and backward(d_next): recurrent_cell.hpp
+
+        /// This cell's settings in a layer's signature: none (it is the reset-after form; see the top of this file).
+        static std::string signature_options()
+        {
+            return "";
+        }
+
+    private:
+        static void initial_bias(xt::xtensor<T, 1>&)  // Keras: zeros
+        {
+        }
+
+        /// (GF2)-(GF5) for every row, in one pass per row over the four blocks of each hidden unit. With Keep, z
+        /// (n, 4H) becomes (r, u, n, a) in place for backward. h may be h_prev (each value is read before written).
+        template <bool Keep>
+        static void forward_rows(const T* b, const cell_rows<T>& rows)
+        {
+            const T* br = b + gru_gate::reset * H;
+            const T* bu = b + gru_gate::update * H;
+            const T* bxn = b + gru_gate::input_candidate * H;
+            const T* bhn = b + gru_gate::recurrent_candidate * H;
+            for (std::size_t row = 0; row < rows.n; ++row)
+            {
+                T* zr = rows.z + row * Z + gru_gate::reset * H;
+                T* zu = rows.z + row * Z + gru_gate::update * H;
+                T* zxn = rows.z + row * Z + gru_gate::input_candidate * H;
+                T* zhn = rows.z + row * Z + gru_gate::recurrent_candidate * H;
+                const T* hp = rows.h_prev + row * H;
+                T* hr = rows.h + row * H;
+                detail::for_each_pack<T, H>([&](auto pack, std::size_t j) {
+                    using P = decltype(pack);
+                    using V = typename P::value;
+                    const V r = detail::sigmoid_(P::load(zr + j) + P::load(br + j));  // (GF2)
+                    const V u = detail::sigmoid_(P::load(zu + j) + P::load(bu + j));
+                    const V a = P::load(zhn + j) + P::load(bhn + j);                  // (GF3)
+                    const V n = detail::tanh_(P::load(zxn + j) + P::load(bxn + j) + r * a);  // (GF4)
+                    const V h_prev = P::load(hp + j);
+                    P::store(hr + j, n + u * (h_prev - n));                           // (GF5)
+                    if constexpr (Keep)
+                    {
+                        P::store(zr + j, r);
+                        P::store(zu + j, u);
+                        P::store(zxn + j, n);
+                        P::store(zhn + j, a);
+                    }
+                });
+            }
+        }
+
+        /// (GB1)-(GB5) for every row, one pass per row; gates (n, 4H) holds (r, u, n, a) on entry and dz on exit;
+        /// dh_prev receives the direct part of dh_{t-1}.
+        static void backward_rows(const cell_gradient_rows<T>& rows)
+        {
+            for (std::size_t row = 0; row < rows.n; ++row)
+            {
+                T* zr = rows.gates + row * Z + gru_gate::reset * H;
+                T* zu = rows.gates + row * Z + gru_gate::update * H;
+                T* zxn = rows.gates + row * Z + gru_gate::input_candidate * H;
+                T* zhn = rows.gates + row * Z + gru_gate::recurrent_candidate * H;
+                const T* hp = rows.h_prev + row * H;
+                const T* dhr = rows.dh + row * H;
+                T* dhp = rows.dh_prev + row * H;
+                detail::for_each_pack<T, H>([&](auto pack, std::size_t j) {
+                    using P = decltype(pack);
+                    using V = typename P::value;
+                    const V r = P::load(zr + j);
+                    const V u = P::load(zu + j);
+                    const V n = P::load(zxn + j);
+                    const V a = P::load(zhn + j);
+                    const V dh = P::load(dhr + j);
+                    const V dn_pre = dh * (V(1) - u) * (V(1) - n * n);                 // (GB2)
+                    P::store(zu + j, dh * (P::load(hp + j) - n) * u * (V(1) - u));     // (GB1)
+                    P::store(zxn + j, dn_pre);
+                    P::store(zhn + j, dn_pre * r);                                     // (GB3)
+                    P::store(zr + j, dn_pre * a * r * (V(1) - r));                     // (GB4)
+                    P::store(dhp + j, dh * u);                                         // (GB5)
+                });
+            }
+        }
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/layers/gru_cell.hpp ----
+// ---- begin include/xrnn/layers/recurrent_stack.hpp ----
 // xtensor-rnn: a recurrent layer that runs a stack of cells over a sequence (PyTorch's num_layers).
 //
 // Layer 0 maps the input (S, B, I) to (S, B, H); each layer above reads the sequence of the one below.
@@ -2928,8 +3631,8 @@ namespace xrnn
 // its h_S (output::last). Initial states may be passed and final states read back, so a long stream can be
 // fed in chunks (stateful use); the gradient of the initial states is kept after backward. An upper layer reads
 // the hidden sequence of the layer below in place (no copy is kept for its backward).
-#ifndef XRNN_LAYERS_RECURRENT_HPP
-#define XRNN_LAYERS_RECURRENT_HPP
+#ifndef XRNN_LAYERS_RECURRENT_STACK_HPP
+#define XRNN_LAYERS_RECURRENT_STACK_HPP
 
 #include <array>
 #include <cstddef>
@@ -2968,6 +3671,8 @@ namespace xrnn
         static constexpr std::size_t num_layers = Layers;
         static constexpr bool has_cell_state = FirstCell::has_cell_state;
         static constexpr output output_kind = Out;
+        static constexpr bool reads_sequence = true;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = false;
         using first_cell_type = FirstCell;
         using upper_cell_type = UpperCell;
         using input_type = xt::xtensor<T, 3>;                                         // (S, B, I)
@@ -3099,9 +3804,31 @@ namespace xrnn
             return bytes + values * sizeof(T);
         }
 
+        /// "lstm", "rnn", "gru": the cell's layer_name.
         static const char* name() noexcept
         {
-            return has_cell_state ? "lstm" : "rnn";
+            return FirstCell::layer_name;
+        }
+
+        /// "lstm<float32,128,64,layers=2,last>"; an Elman layer adds its nonlinearity (",tanh").
+        static std::string signature()
+        {
+            return std::string(name()) + "<" + scalar_name<T>() + detail::join_sizes({input_size, hidden_size})
+                   + ",layers=" + std::to_string(Layers) + "," + (Out == output::last ? "last" : "sequence")
+                   + FirstCell::signature_options() + ">";
+        }
+
+        /// f("l<k>.mask", engine) for the dropout-mask engine of every stacked layer.
+        template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            for (std::size_t k = 0; k < Layers; ++k)
+            {
+                visit_layer(k, [&](auto& cell) {
+                    cell.for_each_random_engine(
+                        [&](const std::string& engine, random_engine& e) { f("l" + std::to_string(k) + "." + engine, e); });
+                });
+            }
         }
 
     private:
@@ -3201,7 +3928,7 @@ namespace xrnn
 }  // namespace xrnn
 
 #endif
-// ---- end include/xrnn/layers/recurrent.hpp ----
+// ---- end include/xrnn/layers/recurrent_stack.hpp ----
 // ---- begin include/xrnn/layers/rnn.hpp ----
 // xtensor-rnn: the Elman RNN layer over a sequence, stacked (num_layers), many-to-one or many-to-many.
 //
@@ -3263,6 +3990,37 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/layers/lstm.hpp ----
+// ---- begin include/xrnn/layers/gru.hpp ----
+// xtensor-rnn: the GRU layer over a sequence, stacked (num_layers), many-to-one or many-to-many.
+//
+//   gru<T, In, Hidden, Layers = 1, output Out = output::last>
+//   x (S, B, In) -> y (B, Hidden) for output::last, (S, B, Hidden) for output::sequence
+// Per step and layer: the equations of gru_cell.hpp (PyTorch's nn.GRU, gates r, z, n; Keras's
+// GRU(reset_after=True)); BPTT in recurrent_cell.hpp. Weights map to torch.nn.GRU as w_x = weight_ih^T,
+// w_h = weight_hh^T, b = [b_ir + b_hr | b_iz + b_hz | b_in | b_hn] (gru_cell.hpp also gives Keras's mapping).
+#ifndef XRNN_LAYERS_GRU_HPP
+#define XRNN_LAYERS_GRU_HPP
+
+#include <cstddef>
+
+
+namespace xrnn
+{
+    template <class T>
+    using gru_state = basic_state<xt::xtensor<T, 3>, false>;  // h (Layers, B, H)
+
+    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last>
+    class gru : public recurrent_stack<gru_cell<T, In, Hidden>, gru_cell<T, Hidden, Hidden>, Layers, Out>
+    {
+        using base = recurrent_stack<gru_cell<T, In, Hidden>, gru_cell<T, Hidden, Hidden>, Layers, Out>;
+
+    public:
+        using base::base;
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/layers/gru.hpp ----
 // ---- begin include/xrnn/connect.hpp ----
 // xtensor-rnn: compile-time check that one layer can feed the next.
 //
@@ -4391,111 +5149,6 @@ namespace xrnn
 #include <utility>
 #include <vector>
 
-// ---- begin include/xrnn/model/signature.hpp ----
-// xtensor-rnn: a layer's signature, its type and compile-time sizes as text, e.g. "lstm<float32,128,128,layers=1,last>".
-//
-// Weight files store the signature of the model that wrote them, so that loading into a model of another shape or
-// scalar type fails with both signatures in the message instead of reading garbage (RTNeural #75, #148).
-#ifndef XRNN_MODEL_SIGNATURE_HPP
-#define XRNN_MODEL_SIGNATURE_HPP
-
-#include <cstddef>
-#include <string>
-#include <type_traits>
-
-
-namespace xrnn
-{
-    template <class T>
-    constexpr const char* scalar_name() noexcept
-    {
-        static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
-                      "xrnn: scalar type must be float or double");
-        return std::is_same<T, float>::value ? "float32" : "float64";
-    }
-
-    /// signature_of<Layer>::get(): specialised for every layer of the library; a user's own layer type can
-    /// specialise it too.
-    template <class Layer>
-    struct signature_of;
-
-    namespace detail
-    {
-        inline std::string join_sizes(std::initializer_list<std::size_t> sizes)
-        {
-            std::string text;
-            for (std::size_t s : sizes)
-            {
-                text += "," + std::to_string(s);
-            }
-            return text;
-        }
-
-        inline const char* output_name(output o) noexcept
-        {
-            return o == output::last ? "last" : "sequence";
-        }
-    }  // namespace detail
-
-    template <class T, std::size_t V, std::size_t D>
-    struct signature_of<embedding<T, V, D>>
-    {
-        static std::string get()
-        {
-            return std::string("embedding<") + scalar_name<T>() + detail::join_sizes({V, D}) + ">";
-        }
-    };
-
-    template <class T, std::size_t In, std::size_t Out>
-    struct signature_of<dense<T, In, Out>>
-    {
-        static std::string get()
-        {
-            return std::string("dense<") + scalar_name<T>() + detail::join_sizes({In, Out}) + ">";
-        }
-    };
-
-    template <class T, std::size_t In, std::size_t H, std::size_t L, output O>
-    struct signature_of<lstm<T, In, H, L, O>>
-    {
-        static std::string get()
-        {
-            return std::string("lstm<") + scalar_name<T>() + detail::join_sizes({In, H}) + ",layers=" + std::to_string(L)
-                   + "," + detail::output_name(O) + ">";
-        }
-    };
-
-    template <class T, std::size_t In, std::size_t H, std::size_t L, output O, nonlinearity A>
-    struct signature_of<rnn<T, In, H, L, O, A>>
-    {
-        static std::string get()
-        {
-            return std::string("rnn<") + scalar_name<T>() + detail::join_sizes({In, H}) + ",layers=" + std::to_string(L)
-                   + "," + detail::output_name(O) + "," + (A == nonlinearity::tanh ? "tanh" : "relu") + ">";
-        }
-    };
-
-    template <class T>
-    struct signature_of<dropout<T>>
-    {
-        static std::string get()
-        {
-            return std::string("dropout<") + scalar_name<T>() + ">";
-        }
-    };
-
-    template <class T, class Fn>
-    struct signature_of<activation_layer<T, Fn>>
-    {
-        static std::string get()
-        {
-            return std::string("activation<") + scalar_name<T>() + "," + Fn::name + ">";
-        }
-    };
-}  // namespace xrnn
-
-#endif
-// ---- end include/xrnn/model/signature.hpp ----
 
 namespace xrnn
 {
@@ -4788,27 +5441,11 @@ namespace xrnn
             in.get_array(values, count, name.c_str());
         }
 
-        template <class Model, class = void>
-        struct has_static_signature : std::false_type
-        {
-        };
-        template <class Model>
-        struct has_static_signature<Model, std::void_t<decltype(Model::signature())>> : std::true_type
-        {
-        };
-
-        /// The signature of a model (its signature()) or of a single layer (signature_of<Layer>).
+        /// The signature of a model or of a single layer: its own signature() (layers/layer_traits.hpp).
         template <class Model>
         std::string signature_text()
         {
-            if constexpr (has_static_signature<Model>::value)
-            {
-                return Model::signature();
-            }
-            else
-            {
-                return signature_of<Model>::get();
-            }
+            return Model::signature();
         }
 
         template <class Model>
@@ -5095,80 +5732,6 @@ namespace xrnn
         std::vector<std::vector<T>> parameters;
         std::vector<random_engine::state_type> engines;  // in for_each_random_engine order
     };
-
-    namespace detail
-    {
-        using engine_visitor = void (*)(const std::string&, random_engine&);
-
-        template <class L, class = void>
-        struct has_engine_visitor : std::false_type
-        {
-        };
-        template <class L>
-        struct has_engine_visitor<
-            L, std::void_t<decltype(std::declval<L&>().for_each_random_engine(std::declval<engine_visitor>()))>>
-            : std::true_type
-        {
-        };
-
-        template <class L, class = void>
-        struct is_recurrent_stack : std::false_type
-        {
-        };
-        template <class L>
-        struct is_recurrent_stack<L, std::void_t<typename L::first_cell_type, decltype(L::num_layers)>>
-            : std::true_type
-        {
-        };
-
-        template <class L, class = void>
-        struct has_engine : std::false_type  // dropout
-        {
-        };
-        template <class L>
-        struct has_engine<L, std::void_t<decltype(std::declval<L&>().engine())>> : std::true_type
-        {
-        };
-
-        template <class L, class = void>
-        struct has_mask_engine : std::false_type  // a recurrent cell
-        {
-        };
-        template <class L>
-        struct has_mask_engine<L, std::void_t<decltype(std::declval<L&>().mask_engine())>> : std::true_type
-        {
-        };
-
-        template <class Stack, class F, std::size_t... K>
-        void for_each_cell_engine(Stack& stack, F& f, std::index_sequence<K...>)
-        {
-            (f("l" + std::to_string(K) + ".mask", stack.template layer<K>().mask_engine()), ...);
-        }
-    }  // namespace detail
-
-    /// Calls f(name, engine) for every random engine a layer or model draws from while training (dropout
-    /// masks): "rng" for dropout, "mask" for a cell, "l<k>.mask" for the cells of rnn/lstm, "<layer>.<name>"
-    /// in a sequential. Layers that draw nothing (embedding, dense, activations) have none.
-    template <class Layer, class F>
-    void for_each_random_engine(Layer& layer, F&& f)
-    {
-        if constexpr (detail::has_engine_visitor<Layer>::value)
-        {
-            layer.for_each_random_engine(f);
-        }
-        else if constexpr (detail::is_recurrent_stack<Layer>::value)
-        {
-            detail::for_each_cell_engine(layer, f, std::make_index_sequence<Layer::num_layers>{});
-        }
-        else if constexpr (detail::has_engine<Layer>::value)
-        {
-            f(std::string("rng"), layer.engine());
-        }
-        else if constexpr (detail::has_mask_engine<Layer>::value)
-        {
-            f(std::string("mask"), layer.mask_engine());
-        }
-    }
 
     namespace io
     {
@@ -6016,40 +6579,6 @@ namespace xrnn
 
     namespace detail
     {
-        /// Layers that read a sequence (S, B, ...) and so need batches gathered time-major.
-        template <class Layer>
-        struct consumes_sequence : std::false_type
-        {
-        };
-        template <class T, std::size_t V, std::size_t D>
-        struct consumes_sequence<embedding<T, V, D>> : std::true_type
-        {
-        };
-        template <class T, std::size_t In, std::size_t H, std::size_t L, output O>
-        struct consumes_sequence<lstm<T, In, H, L, O>> : std::true_type
-        {
-        };
-        template <class T, std::size_t In, std::size_t H, std::size_t L, output O, nonlinearity A>
-        struct consumes_sequence<rnn<T, In, H, L, O, A>> : std::true_type
-        {
-        };
-
-        template <class Layer>
-        struct takes_token_ids : std::false_type
-        {
-        };
-        template <class T, std::size_t V, std::size_t D>
-        struct takes_token_ids<embedding<T, V, D>> : std::true_type
-        {
-        };
-
-        template <class Layer>
-        struct vocabulary_size;
-        template <class T, std::size_t V, std::size_t D>
-        struct vocabulary_size<embedding<T, V, D>> : std::integral_constant<std::size_t, V>
-        {
-        };
-
         /// Whether n floats or doubles are all finite: an exponent of all ones is inf or nan. Integer bit tests
         /// vectorise, where a floating-point sum or one std::isfinite per element would not.
         template <class G>
@@ -6208,6 +6737,7 @@ namespace xrnn
     class sequential
     {
         static_assert(sizeof...(Layers) >= 1, "xrnn::sequential: a model needs at least one layer");
+        static_assert((check_layer<Layers>() && ...), "xrnn::sequential: every layer needs the members of layer_traits.hpp");
         using layers_type = std::tuple<Layers...>;
         using first_layer = std::tuple_element_t<0, layers_type>;
         static_assert(detail::has_sizes<first_layer>::value,
@@ -6220,7 +6750,7 @@ namespace xrnn
         static constexpr std::size_t layer_count = sizeof...(Layers);
         static constexpr std::size_t input_size = first_layer::input_size;
         static constexpr std::size_t output_size = detail::chain_output_size<Layers...>();
-        static constexpr bool sequence_input = detail::consumes_sequence<first_layer>::value;
+        static constexpr bool sequence_input = first_layer::reads_sequence;
 
         /// Each layer built from the engine with its defaults (layers that need more, build yourself, see below).
         explicit sequential(random_engine& rng)
@@ -6274,7 +6804,7 @@ namespace xrnn
         {
             std::string text = "sequential<";
             bool first = true;
-            ((text += (first ? "" : ","), text += signature_of<Layers>::get(), first = false), ...);
+            ((text += (first ? "" : ","), text += Layers::signature(), first = false), ...);
             return text + ">";
         }
 
@@ -6317,7 +6847,7 @@ namespace xrnn
                 std::size_t count = 0;
                 layer.for_each_parameter([&](const auto&, auto& value, auto&) { count += value.size(); });
                 total += count;
-                text << k << "  " << signature_of<std::decay_t<decltype(layer)>>::get() << "  " << count
+                text << k << "  " << std::decay_t<decltype(layer)>::signature() << "  " << count
                      << " parameters\n";
             });
             text << "total " << total << " parameters (" << total * sizeof(T) << " bytes)\n";
@@ -6629,7 +7159,7 @@ namespace xrnn
         template <class XV, std::size_t XN>
         static void check_inputs(const char* where, const xt::xtensor<XV, XN>& x)
         {
-            static_assert(std::is_integral<XV>::value == detail::takes_token_ids<first_layer>::value,
+            static_assert(std::is_integral<XV>::value == first_layer::reads_token_ids,
                           "xrnn::sequential: x must hold integer token ids for a model that starts with an embedding, "
                           "floating-point features otherwise");
             static_assert(!sequence_input || XN >= 2, "xrnn::sequential: sequence data must be (N, S) or (N, S, F)");
@@ -6646,11 +7176,11 @@ namespace xrnn
                                       + detail::shape_to_string(x.shape()) + ")");
                 }
             }
-            if constexpr (detail::takes_token_ids<first_layer>::value)
+            if constexpr (first_layer::reads_token_ids)
             {
                 // All ids before the first batch: the embedding would refuse a bad one only when its batch comes,
                 // after fit() had already trained on the batches before it.
-                constexpr std::size_t vocabulary = detail::vocabulary_size<first_layer>::value;
+                constexpr std::size_t vocabulary = first_layer::vocabulary_size;
                 const std::size_t steps = x.shape()[1];
                 const std::size_t per_sample = x.size() / x.shape()[0];
                 for (std::size_t j = 0; j < x.size(); ++j)

@@ -228,7 +228,7 @@ namespace xrnn::detail
 
     namespace gemv_impl
     {
-        template <class P, class T, std::size_t N, std::size_t... V>
+        template <class P, class T, std::size_t LDW, std::size_t... V>
         void block(const T* init, T* y, std::size_t col, const gemv_term<T>* terms, std::size_t term_count,
                    std::index_sequence<V...>)
         {
@@ -241,7 +241,7 @@ namespace xrnn::detail
                 for (std::size_t r = 0; r < terms[t].k; ++r)
                 {
                     const value ar = P::broadcast(a[r]);
-                    const T* row = w + r * N;
+                    const T* row = w + r * LDW;
                     ((acc[V] = fma_(ar, P::load(row + V * P::size), acc[V])), ...);
                 }
             }
@@ -254,9 +254,10 @@ namespace xrnn::detail
     /// instruction set has 16 registers, not 32) are accumulated over all rows of all terms before they are
     /// stored, so each weight is read once and y is written once: this is the batch-1 path, where a BLAS call
     /// costs more than the product (a 1 x 256 by 256 x 512 product is 0.26 MFLOP).
-    template <class T, std::size_t N>
+    template <class T, std::size_t N, std::size_t LDW = N>
     void gemv_rows(const T* init, T* y, const gemv_term<T>* terms, std::size_t term_count)
     {
+        static_assert(LDW >= N, "xrnn: gemv_rows reads N columns of rows LDW apart");
         using P = vector_pack<T>;
         constexpr std::size_t packs = P::size * sizeof(T) >= 64 ? 16 : 8;             // AVX-512: 32 registers
         constexpr std::size_t wide = packs * P::size;
@@ -264,16 +265,16 @@ namespace xrnn::detail
         constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;  // then one smaller block
         for (std::size_t col = 0; col < wide_end; col += wide)
         {
-            gemv_impl::block<P, T, N>(init, y, col, terms, term_count, std::make_index_sequence<packs>{});
+            gemv_impl::block<P, T, LDW>(init, y, col, terms, term_count, std::make_index_sequence<packs>{});
         }
         if constexpr (pack_end > wide_end)
         {
-            gemv_impl::block<P, T, N>(init, y, wide_end, terms, term_count,
+            gemv_impl::block<P, T, LDW>(init, y, wide_end, terms, term_count,
                                       std::make_index_sequence<(pack_end - wide_end) / P::size>{});
         }
         for (std::size_t col = pack_end; col < N; ++col)  // then single values
         {
-            gemv_impl::block<scalar_pack<T>, T, N>(init, y, col, terms, term_count, std::make_index_sequence<1>{});
+            gemv_impl::block<scalar_pack<T>, T, LDW>(init, y, col, terms, term_count, std::make_index_sequence<1>{});
         }
     }
 

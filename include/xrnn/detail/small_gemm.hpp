@@ -1,10 +1,11 @@
 // xtensor-rnn: a register-blocked product of a few rows by small weight matrices of compile-time width.
 //
-//   Y (m x N) = sum over terms of A_t (m x k_t) W_t (k_t x N)        W_t row-major with N columns, A_t rows
+//   Y (m x N) = sum over terms of A_t (m x k_t) W_t (k_t x N)        W_t row-major, rows LDW >= N apart (a
+//                                                                    column range of a wider matrix), A_t rows
 //                                                                    lda_t apart, Y rows ldy apart
 //
 // This is (R3) of one recurrent step for a slice of the batch, z_t = x_t W_x + h_{t-1} W_h, with both
-// products summed in registers: the inference forward runs it per step on each thread's rows (recurrent.hpp),
+// products summed in registers: the inference forward runs it per step on each thread's rows (recurrent_cell.hpp),
 // where a BLAS call per step would pay its call and threading overhead 200 times for 1 MFLOP each, and
 // would leave the input projection to a separate pass over memory.
 //
@@ -62,8 +63,8 @@ namespace xrnn::detail
             (P::store(y + J * P::size, acc[J]), ...);
         }
 
-        /// Tile of sizeof...(R) rows x sizeof...(V) packs at column col.
-        template <class P, class T, std::size_t N, std::size_t... R, std::size_t... V>
+        /// Tile of sizeof...(R) rows x sizeof...(V) packs at column col; W rows LDW apart.
+        template <class P, class T, std::size_t LDW, std::size_t... R, std::size_t... V>
         XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms,
                                    std::size_t term_count, std::index_sequence<R...>, std::index_sequence<V...>)
         {
@@ -79,7 +80,7 @@ namespace xrnn::detail
                 const std::size_t k_end = terms[t].k;
                 for (std::size_t k = 0; k < k_end; ++k)
                 {
-                    const T* w_row = w + k * N;
+                    const T* w_row = w + k * LDW;
                     const value wk[sizeof...(V)] = {P::load(w_row + V * P::size)...};
                     (fma_row<P>(acc[R], P::broadcast(a[R * lda + k]), wk, packs{}), ...);
                 }
@@ -87,16 +88,16 @@ namespace xrnn::detail
             (store_row<P>(y + R * ldy + col, acc[R], packs{}), ...);
         }
 
-        template <class P, class T, std::size_t N, std::size_t Rows, std::size_t Packs>
+        template <class P, class T, std::size_t LDW, std::size_t Rows, std::size_t Packs>
         XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms,
                                    std::size_t term_count)
         {
-            tile<P, T, N>(y, ldy, col, terms, term_count, std::make_index_sequence<Rows>{},
+            tile<P, T, LDW>(y, ldy, col, terms, term_count, std::make_index_sequence<Rows>{},
                           std::make_index_sequence<Packs>{});
         }
 
         /// Every column of Rows rows: wide tiles of Packs packs, then one narrower tile, then single columns.
-        template <class T, std::size_t N, std::size_t Rows, std::size_t Packs>
+        template <class T, std::size_t N, std::size_t LDW, std::size_t Rows, std::size_t Packs>
         void row_block(T* y, std::size_t ldy, const gemm_term<T>* terms, std::size_t term_count)
         {
             using P = vector_pack<T>;
@@ -105,24 +106,24 @@ namespace xrnn::detail
             constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;
             for (std::size_t col = 0; col < wide_end; col += wide)
             {
-                tile<P, T, N, Rows, Packs>(y, ldy, col, terms, term_count);
+                tile<P, T, LDW, Rows, Packs>(y, ldy, col, terms, term_count);
             }
             if constexpr (pack_end > wide_end)
             {
-                tile<P, T, N, Rows, (pack_end - wide_end) / P::size>(y, ldy, wide_end, terms, term_count);
+                tile<P, T, LDW, Rows, (pack_end - wide_end) / P::size>(y, ldy, wide_end, terms, term_count);
             }
             for (std::size_t col = pack_end; col < N; ++col)
             {
-                tile<scalar_pack<T>, T, N, Rows, 1>(y, ldy, col, terms, term_count);
+                tile<scalar_pack<T>, T, LDW, Rows, 1>(y, ldy, col, terms, term_count);
             }
         }
 
         /// The last m < Rows rows, by one row_block of exactly m rows.
-        template <class T, std::size_t N, std::size_t Packs, std::size_t... M>
+        template <class T, std::size_t N, std::size_t LDW, std::size_t Packs, std::size_t... M>
         void remainder_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T>* terms,
                             std::size_t term_count, std::index_sequence<M...>)
         {
-            ((m == M + 1 ? row_block<T, N, M + 1, Packs>(y, ldy, terms, term_count) : void()), ...);
+            ((m == M + 1 ? row_block<T, N, LDW, M + 1, Packs>(y, ldy, terms, term_count) : void()), ...);
         }
     }  // namespace small_gemm_impl
 
@@ -135,10 +136,12 @@ namespace xrnn::detail
         static constexpr std::size_t packs = 3;
     };
 
-    /// Y (m x N) = sum over terms of A_t W_t (see the top of this file); Y may not overlap any A_t or W_t.
-    template <class T, std::size_t N, std::size_t Terms>
+    /// Y (m x N) = sum over terms of A_t W_t (see the top of this file), every W_t's rows LDW apart; Y may not
+    /// overlap any A_t or W_t.
+    template <class T, std::size_t N, std::size_t LDW = N, std::size_t Terms>
     void gemm_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T> (&terms)[Terms])
     {
+        static_assert(LDW >= N, "xrnn: gemm_rows reads N columns of rows LDW apart");
         constexpr std::size_t rows = gemm_tile<T>::rows;
         constexpr std::size_t packs = gemm_tile<T>::packs;
         gemm_term<T> block[Terms];  // the terms from row r on
@@ -151,11 +154,11 @@ namespace xrnn::detail
             }
             if (r + rows <= m)
             {
-                small_gemm_impl::row_block<T, N, rows, packs>(y + r * ldy, ldy, block, Terms);
+                small_gemm_impl::row_block<T, N, LDW, rows, packs>(y + r * ldy, ldy, block, Terms);
             }
             else
             {
-                small_gemm_impl::remainder_rows<T, N, packs>(m - r, y + r * ldy, ldy, block, Terms,
+                small_gemm_impl::remainder_rows<T, N, LDW, packs>(m - r, y + r * ldy, ldy, block, Terms,
                                                              std::make_index_sequence<rows - 1>{});
             }
         }

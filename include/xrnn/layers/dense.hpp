@@ -1,10 +1,10 @@
 // xtensor-rnn: dense (fully connected) layer, applied to (B, In) or to every step of (S, B, In).
 //
 // Dimensions: R rows (B, or S * B for a sequence), In inputs, Out outputs.
-//   (F1) y = x W + b                         x (R, In), W (In, Out), b (Out) -> y (R, Out)
-//   (B1) dW += x^T dy
-//   (B2) db += sum over rows of dy
-//   (B3) dx  = dy W^T
+//   (DF1) y = x W + b                         x (R, In), W (In, Out), b (Out) -> y (R, Out)
+//   (DB1) dW += x^T dy
+//   (DB2) db += sum over rows of dy
+//   (DB3) dx  = dy W^T
 #ifndef XRNN_LAYERS_DENSE_HPP
 #define XRNN_LAYERS_DENSE_HPP
 
@@ -105,12 +105,12 @@ namespace xrnn
             }
             const std::size_t rows = x.size() / In;
             detail::ensure_shape(m_input, {rows, In});
-            std::copy(x.data(), x.data() + x.size(), m_input.data());  // kept for (B1)
+            std::copy(x.data(), x.data() + x.size(), m_input.data());  // kept for (DB1)
             auto output_shape = x.shape();
             output_shape[N - 1] = Out;
             auto& y = std::get<N - 2>(m_outputs);
             detail::ensure_shape(y, output_shape);
-            detail::matmul(x.data(), p.w.data(), y.data(), rows, In, Out);  // (F1)
+            detail::matmul(x.data(), p.w.data(), y.data(), rows, In, Out);  // (DF1)
             detail::add_row_vector(y.data(), rows, Out, p.b.data());
             m_forward_rank = N;
             return y;
@@ -128,13 +128,13 @@ namespace xrnn
             }
             detail::check_same_shape("dense::backward", "dy", dy.shape(), y.shape());
             const std::size_t rows = m_input.shape()[0];
-            detail::accumulate_weight_gradient(m_input.data(), dy.data(), dp.w.data(), rows, In, Out);  // (B1)
-            detail::accumulate_column_sums(dy.data(), rows, Out, dp.b.data());                       // (B2)
+            detail::accumulate_weight_gradient(m_input.data(), dy.data(), dp.w.data(), rows, In, Out);  // (DB1)
+            detail::accumulate_column_sums(dy.data(), rows, Out, dp.b.data());                       // (DB2)
             auto input_shape = dy.shape();
             input_shape[N - 1] = In;
             auto& dx = std::get<N - 2>(m_input_grads);
             detail::ensure_shape(dx, input_shape);
-            detail::matmul_transposed_weight(dy.data(), p.w.data(), dx.data(), rows, Out, In);  // (B3)
+            detail::matmul_transposed_weight(dy.data(), p.w.data(), dx.data(), rows, Out, In);  // (DB3)
             return dx;
         }
 

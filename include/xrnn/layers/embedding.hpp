@@ -1,8 +1,8 @@
 // xtensor-rnn: embedding, token ids to dense vectors.
 //
 // Dimensions: S steps, B batch, V vocabulary, D embedding width.
-//   (F1) y[s, b, :] = W[ids[s, b], :]                     ids (S, B) -> y (S, B, D)
-//   (B1) dW[v, :] += sum over (s, b) with ids[s, b] = v of dy[s, b, :]
+//   (EF1) y[s, b, :] = W[ids[s, b], :]                     ids (S, B) -> y (S, B, D)
+//   (EB1) dW[v, :] += sum over (s, b) with ids[s, b] = v of dy[s, b, :]
 // Only the rows of the ids that occurred receive gradient; there is no gradient with respect to the ids.
 #ifndef XRNN_LAYERS_EMBEDDING_HPP
 #define XRNN_LAYERS_EMBEDDING_HPP
@@ -114,7 +114,7 @@ namespace xrnn
             detail::ensure_shape(m_ids, {steps, batch});
             std::copy(ids.begin(), ids.end(), m_ids.begin());
             detail::ensure_shape(m_output, {steps, batch, Dim});
-            // (F1), in parts of the rows on xrnn's threads when there are enough of them (a large gather is
+            // (EF1), in parts of the rows on xrnn's threads when there are enough of them (a large gather is
             // bound by memory traffic, which two cores move faster than one)
             const std::size_t rows = m_ids.size();
             const std::size_t parts = rows * Dim >= parallel_values ? std::min(rows, num_threads()) : 1;
@@ -141,7 +141,7 @@ namespace xrnn
                 throw state_error("embedding::backward: no successful forward before it");
             }
             detail::check_shape("embedding::backward", "dy", dy.shape(), {m_ids.shape()[0], m_ids.shape()[1], Dim});
-            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (B1)
+            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (EB1)
             {
                 T* grad = dp.w.data() + m_ids.data()[j] * Dim;
                 const T* d = dy.data() + j * Dim;

@@ -11,7 +11,7 @@
 #include <cstddef>
 
 #include <xrnn/layers/lstm_cell.hpp>
-#include <xrnn/layers/recurrent.hpp>
+#include <xrnn/layers/recurrent_stack.hpp>
 
 namespace xrnn
 {

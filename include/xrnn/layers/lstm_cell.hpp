@@ -3,19 +3,20 @@
 // Gate order (i, f, g, o) along the G = 4H axis, as torch.nn.LSTM, so its weights map one to one:
 //   columns [0, H) input gate i, [H, 2H) forget gate f, [2H, 3H) cell candidate g, [3H, 4H) output gate o.
 //
-//   (F1) z_t = x_t W_x + h_{t-1} W_h + b                        (R3) in recurrent_cell.hpp, z_t (B, 4H); the
-//                                                               + b happens in activate, with (F2)
-//   (F2) i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_g), o = sigmoid(z_o)
-//   (F3) c_t = f * c_{t-1} + i * g
-//   (F4) h_t = o * tanh(c_t)
+//   (LF1) z_t = x_t W_x + h_{t-1} W_h + b                       (R3) in recurrent_cell.hpp, z_t (B, 4H), one fused
+//                                                               sum (layout: Gx = Gh = Gs = 4H); the + b happens in
+//                                                               forward_rows, with (LF2)
+//   (LF2) i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_g), o = sigmoid(z_o)
+//   (LF3) c_t = f * c_{t-1} + i * g
+//   (LF4) h_t = o * tanh(c_t)
 // Backward, given dh_t (total gradient reaching h_t) and dc_t (from step t + 1):
-//   (B1) dz_o = dh_t * tanh(c_t) * o (1 - o)
-//   (B2) dc   = dc_t + dh_t * o * (1 - tanh(c_t)^2)
-//   (B3) dz_i = dc * g * i (1 - i)
-//   (B4) dz_f = dc * c_{t-1} * f (1 - f)
-//   (B5) dz_g = dc * i * (1 - g^2)
-//   (B6) dc_{t-1} = dc * f
-//   (B7) dx_t, dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_cell.hpp
+//   (LB1) dz_o = dh_t * tanh(c_t) * o (1 - o)
+//   (LB2) dc   = dc_t + dh_t * o * (1 - tanh(c_t)^2)
+//   (LB3) dz_i = dc * g * i (1 - i)
+//   (LB4) dz_f = dc * c_{t-1} * f (1 - f)
+//   (LB5) dz_g = dc * i * (1 - g^2)
+//   (LB6) dc_{t-1} = dc * f
+//   (LB7) dx_t, dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_cell.hpp
 // "dz" is the gradient before the nonlinearities; the cache keeps the gates after them (i, f, g, o), and backward
 // writes dz over them.
 #ifndef XRNN_LAYERS_LSTM_CELL_HPP
@@ -46,9 +47,12 @@ namespace xrnn
 
     /// One LSTM step on a batch: lstm_cell<T, In, Hidden>.
     template <class T, std::size_t In, std::size_t Hidden>
-    class lstm_cell : public recurrent_cell<lstm_cell<T, In, Hidden>, T, In, Hidden, 4, true>
+    class lstm_cell
+        : public recurrent_cell<lstm_cell<T, In, Hidden>, T, In, Hidden,
+                                cell_layout<4 * Hidden, 4 * Hidden, 4 * Hidden, true, false>>
     {
-        using base = recurrent_cell<lstm_cell<T, In, Hidden>, T, In, Hidden, 4, true>;
+        using base = recurrent_cell<lstm_cell<T, In, Hidden>, T, In, Hidden,
+                                    cell_layout<4 * Hidden, 4 * Hidden, 4 * Hidden, true, false>>;
         friend base;
         static constexpr std::size_t H = Hidden;
         static constexpr std::size_t G = 4 * Hidden;
@@ -71,12 +75,17 @@ namespace xrnn
             detail::vector_view(b.data() + lstm_gate::forget * H, H).fill(T(1));
         }
 
-        /// (F1)'s + b and (F2)-(F4) for every row, in one pass per row over the four gates of each hidden unit
-        /// (SIMD packs of units, detail/simd.hpp). With Keep, z (B, 4H) becomes the gates (i, f, g, o) in place
+        /// (LF1)'s + b and (LF2)-(LF4) for every row, in one pass per row over the four gates of each hidden unit
+        /// (SIMD packs of units, detail/simd.hpp). With Keep, z (n, 4H) becomes the gates (i, f, g, o) in place
         /// for backward; without, z is left as it is. c may be c_prev (the update is elementwise).
         template <bool Keep>
-        static void activate(T* z, const T* b, const T* c_prev, T* c, T* h, std::size_t batch)
+        static void forward_rows(const T* b, const cell_rows<T>& rows)
         {
+            T* z = rows.z;
+            const T* c_prev = rows.c_prev;
+            T* c = rows.c;
+            T* h = rows.h;
+            const std::size_t batch = rows.n;
             const T* bi = b + lstm_gate::input * H;
             const T* bf = b + lstm_gate::forget * H;
             const T* bg = b + lstm_gate::cell * H;
@@ -93,12 +102,12 @@ namespace xrnn
                 detail::for_each_pack<T, H>([&](auto pack, std::size_t j) {
                     using P = decltype(pack);
                     using V = typename P::value;
-                    const V i = detail::sigmoid_(P::load(zi + j) + P::load(bi + j));  // (F1) + b, (F2)
+                    const V i = detail::sigmoid_(P::load(zi + j) + P::load(bi + j));  // (LF1) + b, (LF2)
                     const V f = detail::sigmoid_(P::load(zf + j) + P::load(bf + j));
                     const V g = detail::tanh_(P::load(zg + j) + P::load(bg + j));
                     const V o = detail::sigmoid_(P::load(zo + j) + P::load(bo + j));
-                    const V c_new = f * P::load(cp + j) + i * g;    // (F3)
-                    P::store(hr + j, o * detail::tanh_(c_new));     // (F4)
+                    const V c_new = f * P::load(cp + j) + i * g;    // (LF3)
+                    P::store(hr + j, o * detail::tanh_(c_new));     // (LF4)
                     P::store(cr + j, c_new);
                     if constexpr (Keep)
                     {
@@ -111,11 +120,16 @@ namespace xrnn
             }
         }
 
-        /// (B1)-(B6) for every row, one pass per row; gates (B, 4H) holds (i, f, g, o) on entry and dz on exit;
+        /// (LB1)-(LB6) for every row, one pass per row; gates (n, 4H) holds (i, f, g, o) on entry and dz on exit;
         /// dc holds dc_t on entry and dc_{t-1} on exit.
-        static void activate_backward(T* gates, const T* c_prev, const T* c, const T*, const T* dh, T* dc,
-                                      std::size_t batch)
+        static void backward_rows(const cell_gradient_rows<T>& rows)
         {
+            T* gates = rows.gates;
+            const T* c_prev = rows.c_prev;
+            const T* c = rows.c;
+            const T* dh = rows.dh;
+            T* dc = rows.dc;
+            const std::size_t batch = rows.n;
             for (std::size_t r = 0; r < batch; ++r)
             {
                 T* zi = gates + r * G + lstm_gate::input * H;
@@ -135,12 +149,12 @@ namespace xrnn
                     const V o = P::load(zo + j);
                     const V dh_t = P::load(dhr + j);
                     const V tanh_c = detail::tanh_(P::load(cr + j));                    // tanh(c_t), recomputed
-                    const V dc_t = P::load(dcr + j) + dh_t * o * (V(1) - tanh_c * tanh_c);  // (B2)
-                    P::store(zo + j, dh_t * tanh_c * o * (V(1) - o));                  // (B1)
-                    P::store(zi + j, dc_t * g * i * (V(1) - i));                       // (B3)
-                    P::store(zf + j, dc_t * P::load(cp + j) * f * (V(1) - f));         // (B4)
-                    P::store(zg + j, dc_t * i * (V(1) - g * g));                       // (B5)
-                    P::store(dcr + j, dc_t * f);                                       // (B6)
+                    const V dc_t = P::load(dcr + j) + dh_t * o * (V(1) - tanh_c * tanh_c);  // (LB2)
+                    P::store(zo + j, dh_t * tanh_c * o * (V(1) - o));                  // (LB1)
+                    P::store(zi + j, dc_t * g * i * (V(1) - i));                       // (LB3)
+                    P::store(zf + j, dc_t * P::load(cp + j) * f * (V(1) - f));         // (LB4)
+                    P::store(zg + j, dc_t * i * (V(1) - g * g));                       // (LB5)
+                    P::store(dcr + j, dc_t * f);                                       // (LB6)
                 });
             }
         }

@@ -1,55 +1,54 @@
-// xtensor-rnn: what every recurrent cell shares: the affine pre-activation, dropout masks, the per-step
-// cache, and backpropagation through time over a whole sequence. A cell (rnn_cell, lstm_cell) adds only its
-// gate equations, through two static functions called once per step:
-//   Cell::activate<Keep>(z, b -> gates, c_{t-1} -> c_t, h_t)       the cell's forward equations of z + b; with
-//                                                                  Keep the post-activation gates stay in z
-//   Cell::activate_backward(gates -> dz, c_{t-1}, c_t, h_t, dh_t, dc)  their backward, giving dz_t (written over
-//                                                                  the gates of step t) and dc_{t-1}
+// xtensor-rnn: the engine every recurrent cell runs on: the two projections, dropout masks, the per-step cache,
+// and backpropagation through time over a whole sequence. A cell (rnn_cell, lstm_cell, gru_cell) declares its
+// layout and supplies its gate equations on the rows of one step: the contract is in recurrent_params.hpp.
 //
-// Dimensions: S steps, B batch, I inputs, H hidden units, G = Gates * H pre-activation width.
-// Sequences are time-major (S, B, .), row-major; step t of a buffer starts at data + t * B * width.
+// Dimensions: S steps, B batch, I inputs, H hidden units; Gx, Gh, Gs, Gz the widths of the input projection, the
+// recurrent projection, their summed part and z (recurrent_params.hpp). Sequences are time-major (S, B, .),
+// row-major; step t of a buffer starts at data + t * B * width.
 //
 // Forward, for t = 1..S (one layer):
 //   (R1) x~_t     = x_t * m_x                 m_x (B, I): input dropout mask, one per sequence (1 when off)
 //   (R2) h~_{t-1} = h_{t-1} * m_h             m_h (B, H): recurrent dropout mask, one per sequence
-//   (R3) z_t      = x~_t W_x + h~_{t-1} W_h + b          W_x (I, G), W_h (H, G), b (G) -> z_t (B, G)
-//   (R4) (h_t, c_t) = cell equations of z_t and c_{t-1}   (rnn_cell.hpp, lstm_cell.hpp)
+//   (R3) z_t      = [x~_t W_x (+) h~_{t-1} W_h]  W_x (I, Gx), W_h (H, Gh) -> z_t (B, Gz): the first Gs columns of
+//                                               both products summed, the others side by side
+//   (R4) (h_t, c_t) = the cell's equations of z_t + b, h_{t-1} and c_{t-1}   (Cell::forward_rows)
 // The sequences of the batch are independent here, so each thread takes a part of the batch through all S
-// steps (threads.hpp). Per step and tile of 8 rows, (R3) sums both products in registers (detail/small_gemm.hpp)
-// and (R4) follows on those rows while z_t is in L1; W_x and W_h stay in L2 for all steps. Layers whose weights
-// do not fit in L2 (register_blocked_steps is false) run (R3) through BLAS instead: one GEMM over many steps'
-// rows for x~ W_x, then one GEMM per step for h~ W_h. + b is added by the cell's activation pass, which reads
-// z_t anyway.
+// steps (threads.hpp). Per step and tile of 8 rows, (R3) sums both products in registers (detail/small_gemm.hpp;
+// one product over all columns for a fused layout, three column ranges otherwise) and (R4) follows on those rows
+// while z_t is in L1; W_x and W_h stay in L2 for all steps. Layers whose weights do not fit in L2
+// (register_blocked_steps is false) run (R3) through BLAS instead: one GEMM over many steps' rows for x~ W_x, then
+// one GEMM per step (and column range) for h~ W_h. + b is added by the cell, which reads z_t anyway.
 //
 // Backward (BPTT), for t = S..1, with dh_t = dy_t (from the output or the layer above) + the recurrent part:
-//   (Q1) dz_t, dc_{t-1} = cell backward of dh_t, dc_t     ("dz" is the gradient before the nonlinearities)
-//   (Q2) dh_{t-1} = (dz_t W_h^T) * m_h         (+ dy_{t-1} at the next iteration)
+//   (Q1) dz_t, dc_{t-1}, dh'_{t-1} = the cell's backward of dh_t, dc_t   (Cell::backward_rows; "dz" is the
+//        gradient before the nonlinearities; dh' is the cell's direct part of dh_{t-1}, if it has one)
+//   (Q2) dh_{t-1} = (dz_t[shared | recurrent only] W_h^T) * m_h + dh'_{t-1}   (+ dy_{t-1} at the next iteration)
 //   (Q3) truncation: with bptt_steps = k > 0, dh_{t-1} and dc_{t-1} are set to 0 when t > 1 and
 //        (S - t + 1) % k == 0, i.e. the sequence is cut into chunks of k steps aligned at its END, and no
 //        gradient crosses a chunk boundary (as detaching the state there would). The last-step output of a
 //        many-to-one model then backpropagates through exactly the last k steps.
 //   (Q6) db   += sum over rows of dz_t          (accumulated inside the loop while dz_t is in cache)
 // and then, over all steps at once:
-//   (Q4) dW_x += X~^T dZ        X~ (S*B, I), dZ (S*B, G)
-//   (Q5) dW_h += H~_prev^T dZ   H~_prev (S*B, H): h~_0 .. h~_{S-1}
-//   (Q7) dx    = (dZ W_x^T) * m_x
+//   (Q4) dW_x += X~^T dZ[shared | input only]         X~ (S*B, I)
+//   (Q5) dW_h += H~_prev^T dZ[shared | recurrent only] H~_prev (S*B, H): h~_0 .. h~_{S-1}
+//   (Q7) dx    = (dZ[shared | input only] W_x^T) * m_x
 //   (Q8) dh_0, dc_0: what (Q2) and (Q1) leave after t = 1 (the initial-state gradients)
 // The loop over t runs like the forward, each thread's rows on their own ((Q2) in register tiles), on the
 // register-blocked path; (Q4), (Q5) and (Q7) are large GEMMs and go to BLAS on both paths.
 //
 // Memory. A training forward keeps, per layer (e = sizeof(T)), and nothing else grows with S x B:
-//   gates/dZ  S * B * G * e            z_t, then the post-activation gates, then dz_t written over them
+//   gates/dZ  S * B * Gz * e           z_t, then what the cell keeps for backward, then dz_t written over it
 //   h         (S + 1) * B * H * e      h_0 .. h_S
 //   c         (S + 1) * B * H * e      c_0 .. c_S (cells with a cell state)
 //   x~        S * B * I * e            the layer's input: a copy for the first layer of a stack (the caller's
 //                                      tensor may change before backward); none for upper layers, which read
 //                                      the h of the layer below, unless input dropout makes it a masked copy
 //   h~        S * B * H * e            only with recurrent dropout
-// and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller, but for the
-// register-blocked backward's W_h^T (G * H * e) and per-tile bias sums (ceil(B / tile rows) * G * e). An
-// inference forward keeps h (the layer's output) and a gate buffer of B rows (at most max(B,
-// inference_chunk_rows) rows on the BLAS path), c ping-pongs between two (B, H) rows, and the input is not
-// copied. workspace_bytes() returns what the buffers hold.
+// and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller: the running dh
+// and dc, the cell's direct dh' (cells that have one), the register-blocked backward's W_h^T (Gh * H * e) and
+// per-tile bias sums (ceil(B / tile rows) * Gz * e). An inference forward keeps h (the layer's output) and a gate
+// buffer of B rows (at most max(B, inference_chunk_rows) rows on the BLAS path), c ping-pongs between two (B, H)
+// rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
 // Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
 #ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
 #define XRNN_LAYERS_RECURRENT_CELL_HPP
@@ -70,6 +69,7 @@
 #include <xrnn/detail/tensor.hpp>
 #include <xrnn/init.hpp>
 #include <xrnn/layers/dropout.hpp>
+#include <xrnn/layers/recurrent_params.hpp>
 #include <xrnn/random.hpp>
 #include <xrnn/threads.hpp>
 
@@ -82,70 +82,21 @@
 
 namespace xrnn
 {
-    /// Runtime settings of a recurrent layer (all its stacked layers share them).
-    struct recurrent_options
+    /// What the buffers of a cell hold after its last call.
+    enum class cache_state
     {
-        double dropout = 0.0;            // input dropout rate, one mask per sequence (Keras `dropout`)
-        double recurrent_dropout = 0.0;  // dropout on h_{t-1} before W_h, one mask per sequence (Keras)
-        std::size_t bptt_steps = 0;      // truncated BPTT length; 0 = through all steps
-        init_scheme init = init_scheme::keras;
+        empty,      // nothing has run
+        inference,  // an inference forward: outputs and final states, nothing for backward
+        training,   // a training forward: everything backward needs
+        consumed    // its backward: the gradients (dz overwrote the gates; another backward needs a new forward)
     };
 
-    /// Parameters of one recurrent layer; the same struct holds their gradients.
-    template <class T, std::size_t I, std::size_t H, std::size_t Gates>
-    struct recurrent_params
-    {
-        static constexpr std::size_t G = Gates * H;
-        xt::xtensor<T, 2> w_x;  // (I, G) = weight_ih^T in PyTorch
-        xt::xtensor<T, 2> w_h;  // (H, G) = weight_hh^T
-        xt::xtensor<T, 1> b;    // (G)    = bias_ih + bias_hh (one bias: the pair is redundant)
-
-        recurrent_params()
-            : w_x({I, G}, T(0))
-            , w_h({H, G}, T(0))
-            , b({G}, T(0))
-        {
-        }
-
-        template <class F, class... Ps>
-        static void zip(F&& f, Ps&... ps)
-        {
-            f("w_x", ps.w_x...);
-            f("w_h", ps.w_h...);
-            f("b", ps.b...);
-        }
-    };
-
-    /// Hidden state, and cell state where the cell has one. Tensor is (B, H) for a cell, (L, B, H) for a layer.
-    template <class Tensor, bool WithCellState>
-    struct basic_state
-    {
-        Tensor h;
-    };
-
-    template <class Tensor>
-    struct basic_state<Tensor, true>
-    {
-        Tensor h;
-        Tensor c;
-    };
-
-    /// Gradients of one cell step: of its input and of its previous state.
-    template <class T, bool WithCellState>
-    struct step_gradients
-    {
-        xt::xtensor<T, 2> dx;
-        basic_state<xt::xtensor<T, 2>, WithCellState> d_prev;
-    };
-
-    /// CRTP base of rnn_cell and lstm_cell. Cell provides:
-    ///   static constexpr const char* name;
-    ///   static void initial_bias(xt::xtensor<T, 1>& b)              (Keras scheme adjustments, e.g. forget bias)
-    ///   template <bool Keep> static void activate(T* z, const T* b, const T* c_prev, T* c, T* h, std::size_t batch)
-    ///   static void activate_backward(T* gates_dz, const T* c_prev, const T* c, const T* h, const T* dh, T* dc,
-    ///                                 std::size_t batch)
-    /// CellState says whether the cell carries c_t besides h_t (a template argument: Cell is incomplete here).
-    template <class Cell, class T, std::size_t I, std::size_t H, std::size_t Gates, bool CellState>
+    /// CRTP base of the cells: Cell supplies, besides its equations (recurrent_params.hpp),
+    ///   static constexpr const char* name, layer_name      "gru_cell" and "gru", for messages and signatures
+    ///   static std::string signature_options()             its settings in a layer's signature ("" or ",tanh")
+    ///   static void initial_bias(xt::xtensor<T, 1>& b)    Keras-scheme adjustments (e.g. the LSTM's forget bias)
+    /// Layout is the cell's cell_layout (a template argument, as Cell is incomplete here).
+    template <class Cell, class T, std::size_t I, std::size_t H, class Layout>
     class recurrent_cell
     {
         static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
@@ -155,46 +106,22 @@ namespace xrnn
 
     public:
         using value_type = T;
-        using params_type = recurrent_params<T, I, H, Gates>;
+        using layout = Layout;
+        using params_type = recurrent_params<T, I, H, Layout>;
         static constexpr std::size_t input_size = I;
         static constexpr std::size_t hidden_size = H;
-        static constexpr std::size_t gate_count = Gates;
-        static constexpr std::size_t G = Gates * H;
-        static constexpr bool has_cell_state = CellState;
-        using state_type = basic_state<xt::xtensor<T, 2>, CellState>;  // (B, H) each
-        using gradients_type = step_gradients<T, CellState>;
+        static constexpr std::size_t Gx = Layout::input_width;
+        static constexpr std::size_t Gh = Layout::recurrent_width;
+        static constexpr std::size_t Gs = Layout::shared_width;
+        static constexpr std::size_t Gz = Layout::width;
+        static constexpr bool has_cell_state = Layout::cell_state;
+        using state_type = basic_state<xt::xtensor<T, 2>, has_cell_state>;  // (B, H) each
+        using gradients_type = step_gradients<T, has_cell_state>;
 
         params_type p;
         params_type dp;
 
-        explicit recurrent_cell(random_engine& rng, const recurrent_options& options = {})
-            : m_options(options)
-            , m_mask_rng(0)
-        {
-            detail::check_rate(Cell::name, "dropout", options.dropout);
-            detail::check_rate(Cell::name, "recurrent_dropout", options.recurrent_dropout);
-            if (options.init == init_scheme::keras)
-            {
-                init::glorot_uniform(p.w_x, rng);
-                init::orthogonal(p.w_h, rng);
-                p.b.fill(T(0));
-                Cell::initial_bias(p.b);
-            }
-            else
-            {
-                // PyTorch: every weight and both biases uniform(-1/sqrt(H), 1/sqrt(H)); our one bias is their sum.
-                const double bound = 1.0 / std::sqrt(static_cast<double>(H));
-                init::uniform(p.w_x, bound, rng);
-                init::uniform(p.w_h, bound, rng);
-                for (auto& v : p.b)
-                {
-                    const double b_ih = rng.uniform(-bound, bound);
-                    const double b_hh = rng.uniform(-bound, bound);
-                    v = static_cast<T>(b_ih + b_hh);
-                }
-            }
-            m_mask_rng = rng.split();
-        }
+        explicit recurrent_cell(random_engine& rng, const recurrent_options& options = {});
 
         const recurrent_options& options() const noexcept
         {
@@ -219,14 +146,13 @@ namespace xrnn
             params_type::zip(f, p, dp);
         }
 
-        // ---- sequence interface, used by the layers in recurrent.hpp ------------------------------------------
+        // ---- sequence interface, used by the layers in recurrent_stack.hpp -------------------------------------
 
         /// Whether (R3) and (R4) run step by step on register tiles of each thread's rows (detail/small_gemm.hpp,
         /// threads.hpp): when W_x and W_h together fit in XRNN_REGISTER_BLOCKED_MAX_BYTES (default 1 MiB, a
-        /// core's L2 cache), where they stay for all steps. Larger layers take the BLAS path: one GEMM for the
-        /// input part of many steps, one per step for h W_h.
+        /// core's L2 cache), where they stay for all steps. Larger layers take the BLAS path.
         static constexpr bool register_blocked_steps =
-            (I + H) * G * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
+            (I * Gx + H * Gh) * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
 
         /// BLAS path: rows (steps x batch) of the gate buffer of an inference forward. The input part of (R3)
         /// runs as one GEMM per chunk of max(1, inference_chunk_rows / B) steps, so that the chunk stays in cache.
@@ -236,122 +162,16 @@ namespace xrnn
         /// stays valid and unchanged until backward (the hidden sequence of the layer below, in a stack): a
         /// training forward then keeps no copy of it, and backward_sequence must be given it again.
         void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m,
-                              bool input_persists = false)
-        {
-            const std::size_t S = steps;
-            const std::size_t B = batch;
-            detail::flush_denormals_scope flush_denormals;
-            m_steps = S;
-            m_batch = B;
-            m_training = m == mode::training;
-            m_input_dropout = m_training && m_options.dropout > 0.0;
-            m_recurrent_dropout = m_training && m_options.recurrent_dropout > 0.0;
-            // grow-only: alternating training and inference forwards (fit, then evaluate) does not reallocate.
-            // Training keeps every step's gates; inference needs one step's (register-blocked path) or a chunk
-            // of steps' (BLAS path).
-            const std::size_t chunk = m_training ? S
-                                      : register_blocked_steps
-                                          ? 1
-                                          : std::min(S, std::max<std::size_t>(1, inference_chunk_rows / B));
-            detail::ensure_capacity(m_gates, chunk * B * G);
-            detail::ensure_shape(m_h, {S + 1, B, H});
-            m_all_cell_states = m_training;
-            if constexpr (CellState)
-            {
-                detail::ensure_capacity(m_c, (m_training ? S + 1 : 2) * B * H);
-            }
-
-            // (R1) masked input, kept for (Q4)
-            if (m_input_dropout)
-            {
-                detail::ensure_shape(m_x, {S, B, I});
-                detail::ensure_shape(m_input_mask, {B, I});
-                detail::sample_dropout_mask(m_input_mask.data(), m_input_mask.size(), m_options.dropout, m_mask_rng);
-                for (std::size_t t = 0; t < S; ++t)
-                {
-                    xt::noalias(step_view(m_x.data(), t, I)) = step_view(x, t, I) * m_input_mask;
-                }
-            }
-            else if (m_training && !input_persists)
-            {
-                detail::ensure_shape(m_x, {S, B, I});
-                std::copy(x, x + S * B * I, m_x.data());
-            }
-            // inference reads x once below and keeps nothing; a persistent input is read where it is
-            m_input_copied = m_input_dropout || (m_training && !input_persists);
-            const T* input = m_input_copied ? m_x.data() : x;
-            if (m_recurrent_dropout)
-            {
-                detail::ensure_shape(m_recurrent_mask, {B, H});
-                detail::ensure_shape(m_h_masked, {S, B, H});
-                detail::sample_dropout_mask(m_recurrent_mask.data(), m_recurrent_mask.size(),
-                                            m_options.recurrent_dropout, m_mask_rng);
-            }
-
-            copy_or_zero(h0, m_h.data(), B * H);
-            if constexpr (CellState)
-            {
-                copy_or_zero(c0, m_c.data(), B * H);
-            }
-            if constexpr (register_blocked_steps)
-            {
-                forward_by_rows(input);
-            }
-            else
-            {
-                forward_by_blas(input, chunk);
-            }
-        }
+                              bool input_persists = false);
 
         /// BPTT (Q1)-(Q8) for the last training forward. dy_seq (S, B, H): gradient of every step's output, or
         /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr; x: the forward's input again
-        /// when the forward was told input_persists (ignored otherwise). Accumulates dp. Consumes the gate cache:
-        /// another backward needs another training forward first.
-        void backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last, const T* x = nullptr)
+        /// when the forward was told input_persists (ignored otherwise). Accumulates dp. Consumes the gate cache.
+        void backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last, const T* x = nullptr);
+
+        cache_state state() const noexcept
         {
-            if (!m_training || m_steps == 0)
-            {
-                throw state_error(std::string(Cell::name)
-                                  + "::backward: call forward(x, mode::training) before backward");
-            }
-            const T* input = m_input_copied ? m_x.data() : x;  // x~ for (Q4)
-            if (input == nullptr)
-            {
-                throw state_error(std::string(Cell::name) + "::backward: the forward's input is needed again");
-            }
-            m_training = false;  // dz is written over the gates below
-            detail::flush_denormals_scope flush_denormals;
-            const std::size_t S = m_steps;
-            const std::size_t B = m_batch;
-            detail::ensure_shape(m_dx, {S, B, I});
-            detail::ensure_shape(m_dh, {B, H});
-            copy_or_zero(dh_last, m_dh.data(), B * H);
-            if constexpr (CellState)
-            {
-                detail::ensure_shape(m_dc, {B, H});
-                copy_or_zero(dc_last, m_dc.data(), B * H);
-            }
-            if constexpr (register_blocked_steps)
-            {
-                backward_by_rows(dy_seq);
-            }
-            else
-            {
-                backward_by_blas(dy_seq);
-            }
-            const T* dz_all = m_gates.data();
-            const T* h_prev_all = m_recurrent_dropout ? m_h_masked.data() : m_h.data();
-            detail::accumulate_weight_gradient(input, dz_all, dp.w_x.data(), S * B, I, G);          // (Q4)
-            detail::accumulate_weight_gradient(h_prev_all, dz_all, dp.w_h.data(), S * B, H, G);     // (Q5)
-            detail::matmul_transposed_weight(dz_all, p.w_x.data(), m_dx.data(), S * B, G, I);      // (Q7)
-            if (m_input_dropout)
-            {
-                for (std::size_t t = 0; t < S; ++t)
-                {
-                    auto dx_t = step_view(m_dx.data(), t, I);
-                    xt::noalias(dx_t) *= m_input_mask;
-                }
-            }
+            return m_state;
         }
 
         std::size_t steps() const noexcept
@@ -399,314 +219,60 @@ namespace xrnn
 
         /// Bytes held by this cell's buffers now (caches, workspaces, results; not the parameters): see "Memory"
         /// at the top of this file for what a forward and a backward of S steps and batch B leave here.
-        std::size_t workspace_bytes() const noexcept
-        {
-            std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
-                                 + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size()
-                                 + m_dc.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size()
-                                 + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
-            if constexpr (CellState)
-            {
-                values += m_next.c.size() + m_step_grads.d_prev.c.size();
-            }
-            return values * sizeof(T);
-        }
+        std::size_t workspace_bytes() const noexcept;
 
         // ---- one-step interface ----------------------------------------------------------------------------------
 
         /// x (B, I) and prev (h, and c for cells that have it; (B, H) each) -> the next state. prev may be the
         /// state this cell returned last (streaming: state = &cell.forward(x, *state)). With B = 1 in inference
-        /// mode the step runs on a path of its own (one matrix-vector product over [x, h] and the fused gate
+        /// mode the step runs on a path of its own (matrix-vector products over x and h and the fused gate
         /// equations, nothing cached), which allocates nothing once the cell has run one step.
-        const state_type& forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m = mode::inference)
-        {
-            const std::size_t B = x.shape()[0];
-            detail::check_positive(Cell::name, "batch (x.shape()[0])", B);
-            detail::check_shape(Cell::name, "x", x.shape(), {B, I});
-            detail::check_shape(Cell::name, "previous h", prev.h.shape(), {B, H});
-            const T* c0 = nullptr;
-            if constexpr (CellState)
-            {
-                detail::check_shape(Cell::name, "previous c", prev.c.shape(), {B, H});
-                c0 = prev.c.data();
-            }
-            if (B == 1 && m == mode::inference)
-            {
-                step_batch1(x.data(), prev.h.data(), c0);
-                return m_next;
-            }
-            forward_sequence(x.data(), 1, B, prev.h.data(), c0, m);
-            copy_out(final_hidden(), m_next.h, B);
-            if constexpr (CellState)
-            {
-                copy_out(final_cell(), m_next.c, B);
-            }
-            return m_next;
-        }
+        const state_type& forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m = mode::inference);
 
         /// Backward of the last one-step training forward, given the gradient of the next state: accumulates dp
         /// and returns dx (B, I) and the gradient of the previous state.
-        const gradients_type& backward(const state_type& d_next)
-        {
-            const std::size_t B = m_batch;
-            detail::check_shape(Cell::name, "gradient of h", d_next.h.shape(), {B, H});
-            const T* dc = nullptr;
-            if constexpr (CellState)
-            {
-                detail::check_shape(Cell::name, "gradient of c", d_next.c.shape(), {B, H});
-                dc = d_next.c.data();
-            }
-            backward_sequence(nullptr, d_next.h.data(), dc);
-            detail::ensure_shape(m_step_grads.dx, {B, I});
-            std::copy(m_dx.data(), m_dx.data() + B * I, m_step_grads.dx.data());
-            copy_out(initial_hidden_gradient(), m_step_grads.d_prev.h, B);
-            if constexpr (CellState)
-            {
-                copy_out(initial_cell_gradient(), m_step_grads.d_prev.c, B);
-            }
-            return m_step_grads;
-        }
+        const gradients_type& backward(const state_type& d_next);
 
     private:
-        /// Rows of the batch one part of a parallel pass takes: whole register tiles, and at least enough
-        /// work per part (2^22 multiply-adds over all steps) to pay for waking a thread.
-        static std::size_t rows_per_part(std::size_t steps, std::size_t batch) noexcept
-        {
-            constexpr std::size_t tile = detail::gemm_tile<T>::rows;
-            constexpr std::size_t min_work = std::size_t(1) << 22;
-            const std::size_t work_per_row = std::max<std::size_t>(1, steps * (I + H) * G);
-            const std::size_t min_rows = (min_work + work_per_row - 1) / work_per_row;
-            const std::size_t threads = std::max<std::size_t>(1, num_threads());
-            std::size_t rows = std::max((batch + threads - 1) / threads, min_rows);
-            rows = (rows + tile - 1) / tile * tile;
-            return std::min(rows, batch);
-        }
+        // the steps of a forward and a backward, by path (definitions below, in this order)
+        static std::size_t rows_per_part(std::size_t steps, std::size_t batch) noexcept;
+        void forward_by_rows(const T* input);
+        void forward_by_blas(const T* input, std::size_t chunk);
+        void backward_by_rows(const T* dy_seq);
+        void backward_by_blas(const T* dy_seq);
+        void step_batch1(const T* x, const T* h_prev, const T* c_prev);
 
-        /// (R2)-(R4) for all steps, each part of the batch on a thread of its own (the rows are independent until
-        /// backward): per step and tile of rows, z = x~_t W_x + h~_{t-1} W_h in registers, then the cell's
-        /// equations on those rows while z is in L1. z is the step's rows of the gate cache when training, else
-        /// a (B, G) scratch row per sequence.
-        void forward_by_rows(const T* input)
-        {
-            const std::size_t S = m_steps;
-            const std::size_t B = m_batch;
-            const std::size_t rows = rows_per_part(S, B);
-            detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
-                detail::flush_denormals_scope flush_denormals;  // on this thread too
-                constexpr std::size_t tile = detail::gemm_tile<T>::rows;
-                const std::size_t part_end = std::min(B, (part + 1) * rows);
-                for (std::size_t t = 0; t < S; ++t)
-                {
-                    T* z_step = m_gates.data() + (m_training ? t * B * G : 0);
-                    for (std::size_t r = part * rows; r < part_end; r += tile)
-                    {
-                        const std::size_t n = std::min(tile, part_end - r);
-                        const T* h_prev = previous_hidden(t, r, n);  // (R2)
-                        T* z = z_step + r * G;
-                        const detail::gemm_term<T> terms[2] = {{input + (t * B + r) * I, I, p.w_x.data(), I},
-                                                               {h_prev, H, p.w_h.data(), H}};
-                        detail::gemm_rows<T, G>(n, z, G, terms);  // (R3)
-                        activate_rows(z, row_of(cell_state(t), r), row_of(cell_state(t + 1), r),
-                                      m_h.data() + ((t + 1) * B + r) * H, n);  // (R4)
-                    }
-                }
-            });
-        }
+        // (R2)-(R4), (Q1)-(Q3) on rows [r, r + n) of step t (0-based: step t reads h_t and writes h_{t+1})
+        const T* previous_hidden(std::size_t t, std::size_t r, std::size_t n);
+        void project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const;
+        void activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n);
+        const T* gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n);
+        void hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n);
+        void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
+        void parameter_gradients(const T* input);
 
-        /// (R2)-(R4) through BLAS: Z = X~ W_x for a chunk of steps (all S when training) in one GEMM, then per
-        /// step Z_t += h~_{t-1} W_h and the cell's equations.
-        void forward_by_blas(const T* input, std::size_t chunk)
+        bool training_cache() const noexcept
         {
-            const std::size_t S = m_steps;
-            const std::size_t B = m_batch;
-            for (std::size_t begin = 0; begin < S; begin += chunk)
-            {
-                const std::size_t rows = std::min(chunk, S - begin) * B;
-                detail::matmul(input + begin * B * I, p.w_x.data(), m_gates.data(), rows, I, G);
-                for (std::size_t t = begin; t < begin + rows / B; ++t)
-                {
-                    const T* h_prev = previous_hidden(t, 0, B);  // (R2)
-                    T* z = m_gates.data() + (t - begin) * B * G;
-                    if (B == 1)  // (R3), recurrent part
-                    {
-                        const detail::gemv_term<T> term{h_prev, p.w_h.data(), H};
-                        detail::gemv_rows<T, G>(z, z, &term, 1);
-                    }
-                    else
-                    {
-                        detail::matmul(h_prev, p.w_h.data(), z, B, H, G, T(1));
-                    }
-                    activate_rows(z, cell_state(t), cell_state(t + 1), m_h.data() + (t + 1) * B * H, B);  // (R4)
-                }
-            }
+            return m_state == cache_state::training || m_state == cache_state::consumed;
         }
-
-        /// (Q1)-(Q3) and (Q6) for t = S..1, each part of the batch on a thread of its own: per step and tile of rows,
-        /// the cell's backward gives dz_t, then dh_{t-1} = dz_t W_h^T in registers (from a transposed copy of W_h,
-        /// so that W is read row by row as in the forward). db is summed per tile of rows, and the tiles' sums
-        /// are added in tile order at the end, so it does not depend on the number of threads either.
-        void backward_by_rows(const T* dy_seq)
+        bool input_dropout() const noexcept
         {
-            const std::size_t S = m_steps;
-            const std::size_t B = m_batch;
-            constexpr std::size_t tile = detail::gemm_tile<T>::rows;
-            const std::size_t tiles = (B + tile - 1) / tile;
-            detail::ensure_shape(m_w_h_transposed, {G, H});
-            for (std::size_t i = 0; i < H; ++i)
-            {
-                for (std::size_t j = 0; j < G; ++j)
-                {
-                    m_w_h_transposed.data()[j * H + i] = p.w_h.data()[i * G + j];
-                }
-            }
-            detail::ensure_shape(m_bias_sums, {tiles, G});
-            m_bias_sums.fill(T(0));
-            const std::size_t rows = rows_per_part(S, B);
-            detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
-                detail::flush_denormals_scope flush_denormals;  // on this thread too
-                const std::size_t part_end = std::min(B, (part + 1) * rows);
-                for (std::size_t t = S; t-- > 0;)  // 0-based step t computes h_{t+1} from h_t
-                {
-                    for (std::size_t r = part * rows; r < part_end; r += tile)
-                    {
-                        const std::size_t n = std::min(tile, part_end - r);
-                        const T* dz = gate_gradient(dy_seq, t, r, n);                                  // (Q1)
-                        detail::accumulate_column_sums(dz, n, G, m_bias_sums.data() + (r / tile) * G);  // (Q6)
-                        const detail::gemm_term<T> term[1] = {{dz, G, m_w_h_transposed.data(), G}};
-                        detail::gemm_rows<T, H>(n, m_dh.data() + r * H, H, term);                     // (Q2)
-                        finish_hidden_gradient(t, r, n);
-                    }
-                }
-            });
-            detail::accumulate_column_sums(m_bias_sums.data(), tiles, G, dp.b.data());
+            return training_cache() && m_options.dropout > 0.0;
         }
-
-        /// (Q1)-(Q3) and (Q6) for t = S..1 on the whole batch, with one BLAS call per step for (Q2).
-        void backward_by_blas(const T* dy_seq)
+        bool recurrent_dropout() const noexcept
         {
-            const std::size_t S = m_steps;
-            const std::size_t B = m_batch;
-            for (std::size_t t = S; t-- > 0;)  // 0-based step t computes h_{t+1} from h_t
-            {
-                const T* dz = gate_gradient(dy_seq, t, 0, B);                                  // (Q1)
-                detail::accumulate_column_sums(dz, B, G, dp.b.data());                         // (Q6)
-                detail::matmul_transposed_weight(dz, p.w_h.data(), m_dh.data(), B, G, H);     // (Q2)
-                finish_hidden_gradient(t, 0, B);
-            }
+            return training_cache() && m_options.recurrent_dropout > 0.0;
         }
-
-        /// (R2) for rows [r, r + n) of step t (0-based, reading h_t): h~ = h * m_h into the cache of h~ with
-        /// recurrent dropout, else h itself.
-        const T* previous_hidden(std::size_t t, std::size_t r, std::size_t n)
+        /// x~ of the last training forward is m_x (else the caller keeps x).
+        bool input_copied() const noexcept
         {
-            const T* h = m_h.data() + (t * m_batch + r) * H;
-            if (!m_recurrent_dropout)
-            {
-                return h;
-            }
-            T* masked = m_h_masked.data() + (t * m_batch + r) * H;
-            const T* mask = m_recurrent_mask.data() + r * H;
-            for (std::size_t j = 0; j < n * H; ++j)
-            {
-                masked[j] = h[j] * mask[j];
-            }
-            return masked;
-        }
-
-        /// dh += dy_t, then (Q1) for rows [r, r + n) of step t: dz_t written over the step's gates, dc updated.
-        /// Returns those rows of dz_t.
-        const T* gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n)
-        {
-            T* dh = m_dh.data() + r * H;
-            if (dy_seq != nullptr)
-            {
-                const T* dy = dy_seq + (t * m_batch + r) * H;
-                for (std::size_t j = 0; j < n * H; ++j)
-                {
-                    dh[j] += dy[j];
-                }
-            }
-            T* dz = m_gates.data() + (t * m_batch + r) * G;  // the gates of step t, then dz_t
-            Cell::activate_backward(dz, row_of(cell_state(t), r), row_of(cell_state(t + 1), r),
-                                    m_h.data() + ((t + 1) * m_batch + r) * H, dh, row_of(cell_state_gradient(), r),
-                                    n);
-            return dz;
-        }
-
-        /// After (Q2) for rows [r, r + n) of step t: dh_{t-1} *= m_h, and (Q3), the truncation of dh and dc.
-        void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n)
-        {
-            T* dh = m_dh.data() + r * H;
-            if (m_recurrent_dropout)
-            {
-                const T* mask = m_recurrent_mask.data() + r * H;
-                for (std::size_t j = 0; j < n * H; ++j)
-                {
-                    dh[j] *= mask[j];
-                }
-            }
-            const std::size_t k = m_options.bptt_steps;
-            if (k > 0 && t > 0 && (m_steps - t) % k == 0)  // (Q3)
-            {
-                std::fill(dh, dh + n * H, T(0));
-                if (T* dc = row_of(cell_state_gradient(), r))
-                {
-                    std::fill(dc, dc + n * H, T(0));
-                }
-            }
-        }
-
-        /// (R4) of z_t + b on n rows; a training forward keeps the post-activation gates in z for backward.
-        void activate_rows(T* z, const T* c_prev, T* c, T* h, std::size_t n) const
-        {
-            if (m_training)
-            {
-                Cell::template activate<true>(z, p.b.data(), c_prev, c, h, n);
-            }
-            else
-            {
-                Cell::template activate<false>(z, p.b.data(), c_prev, c, h, n);
-            }
+            return training_cache() && (input_dropout() || !m_input_persists);
         }
 
         /// Row r of a (B, H) state, or nullptr for cells without a cell state.
         static T* row_of(T* state, std::size_t r) noexcept
         {
             return state != nullptr ? state + r * H : nullptr;
-        }
-
-        /// The batch-1 inference step: (R3) as z = x W_x + h_{t-1} W_h in one register-blocked pass over both
-        /// weight matrices, then (R4) of z + b into m_next. h_prev is read completely before m_next.h is written, and
-        /// c elementwise, so prev may alias m_next.
-        void step_batch1(const T* x, const T* h_prev, const T* c_prev)
-        {
-            detail::flush_denormals_scope flush_denormals;
-            m_training = false;  // nothing is cached for backward
-            m_steps = 0;
-            m_batch = 1;
-            detail::ensure_shape(m_step_z, {G});
-            const detail::gemv_term<T> terms[2] = {{x, p.w_x.data(), I}, {h_prev, p.w_h.data(), H}};
-            detail::gemv_rows<T, G>(nullptr, m_step_z.data(), terms, 2);  // (R3)
-            detail::ensure_shape(m_next.h, {1, H});
-            T* c = nullptr;
-            if constexpr (CellState)
-            {
-                detail::ensure_shape(m_next.c, {1, H});
-                c = m_next.c.data();
-            }
-            Cell::template activate<false>(m_step_z.data(), p.b.data(), c_prev, c, m_next.h.data(), 1);  // (R4)
-        }
-
-        template <class P>
-        static auto step_view(P* data, std::size_t t, std::size_t width, std::size_t batch)
-        {
-            return detail::matrix_view(data + t * batch * width, batch, width);
-        }
-
-        template <class P>
-        auto step_view(P* data, std::size_t t, std::size_t width) const
-        {
-            return step_view(data, t, width, m_batch);
         }
 
         static void copy_or_zero(const T* from, T* to, std::size_t n)
@@ -727,12 +293,12 @@ namespace xrnn
             std::copy(from, from + batch * H, to.data());
         }
 
-        /// c_t: row t of the (S + 1, B, H) cache when training; one of two (B, H) rows otherwise.
+        /// c_t: row t of the (S + 1, B, H) cache after a training forward; one of two (B, H) rows otherwise.
         T* cell_state(std::size_t t) noexcept
         {
-            if constexpr (CellState)
+            if constexpr (has_cell_state)
             {
-                return m_c.data() + (m_all_cell_states ? t : t % 2) * m_batch * H;
+                return m_c.data() + (training_cache() ? t : t % 2) * m_batch * H;
             }
             else
             {
@@ -747,23 +313,20 @@ namespace xrnn
 
         T* cell_state_gradient() noexcept
         {
-            return CellState ? m_dc.data() : nullptr;
+            return has_cell_state ? m_dc.data() : nullptr;
         }
 
         recurrent_options m_options;
         random_engine m_mask_rng;
+        cache_state m_state = cache_state::empty;
+        bool m_input_persists = false;  // the last forward read the caller's x in place (see forward_sequence)
         std::size_t m_steps = 0;
         std::size_t m_batch = 0;
-        bool m_training = false;
-        bool m_input_dropout = false;
-        bool m_recurrent_dropout = false;
-        bool m_all_cell_states = false;  // m_c holds c_0 .. c_S (training), or two rows used in turn (inference)
-        bool m_input_copied = false;  // x~ of the last training forward is m_x (else the caller keeps x)
 
         // per-sequence cache of the last forward
         xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked or copied input (first layer, training)
-        xt::xtensor<T, 1> m_gates;     // (S, B, G)   z, then the post-activation gates, then dz (training);
-                                       //             (chunk, B, G) z of a chunk of steps (inference); grow-only
+        xt::xtensor<T, 1> m_gates;     // (S, B, Gz)  z, then the cell's cache, then dz (training);
+                                       //             (chunk, B, Gz) z of a chunk of steps (inference); grow-only
         xt::xtensor<T, 3> m_h;         // (S+1, B, H) h_0 .. h_S
         xt::xtensor<T, 1> m_c;         // (S+1, B, H) c_0 .. c_S (training); (2, B, H) (inference); grow-only
         xt::xtensor<T, 3> m_h_masked;  // (S, B, H)   h~_0 .. h~_{S-1} (recurrent dropout only)
@@ -771,17 +334,585 @@ namespace xrnn
         xt::xtensor<T, 2> m_recurrent_mask;  // (B, H)
 
         // backward workspaces
-        xt::xtensor<T, 3> m_dx;      // (S, B, I)
-        xt::xtensor<T, 2> m_dh;      // (B, H) running dh_t, dh_0 at the end
-        xt::xtensor<T, 2> m_dc;      // (B, H) running dc_t, dc_0 at the end
-        xt::xtensor<T, 2> m_w_h_transposed;  // (G, H) W_h^T for (Q2) on the register-blocked path
-        xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, G) (Q6) per tile of rows, added in tile order
+        xt::xtensor<T, 3> m_dx;         // (S, B, I)
+        xt::xtensor<T, 2> m_dh;         // (B, H) running dh_t, dh_0 at the end
+        xt::xtensor<T, 2> m_dc;         // (B, H) running dc_t, dc_0 at the end
+        xt::xtensor<T, 2> m_dh_direct;  // (B, H) the cell's direct part of dh_{t-1} (direct_hidden_gradient only)
+        xt::xtensor<T, 2> m_w_h_transposed;  // (Gh, H) W_h^T for (Q2) on the register-blocked path
+        xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
 
         // the one-step API: z of the batch-1 path, and the results
-        xt::xtensor<T, 1> m_step_z;  // (G)
+        xt::xtensor<T, 1> m_step_z;  // (Gz)
         state_type m_next;
         gradients_type m_step_grads;
     };
+
+    // ---- definitions -----------------------------------------------------------------------------------------------
+
+#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout>
+#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout>
+
+    XRNN_CELL_TEMPLATE
+    XRNN_CELL::recurrent_cell(random_engine& rng, const recurrent_options& options)
+        : m_options(options)
+        , m_mask_rng(0)
+    {
+        detail::check_rate(Cell::name, "dropout", options.dropout);
+        detail::check_rate(Cell::name, "recurrent_dropout", options.recurrent_dropout);
+        if (options.init == init_scheme::keras)
+        {
+            init::glorot_uniform(p.w_x, rng);
+            init::orthogonal(p.w_h, rng);
+            p.b.fill(T(0));
+            Cell::initial_bias(p.b);
+        }
+        else
+        {
+            // PyTorch: every weight and both biases uniform(-1/sqrt(H), 1/sqrt(H)); where the two biases are summed
+            // (the shared columns) ours is their sum, elsewhere it is one of them.
+            const double bound = 1.0 / std::sqrt(static_cast<double>(H));
+            init::uniform(p.w_x, bound, rng);
+            init::uniform(p.w_h, bound, rng);
+            for (std::size_t j = 0; j < Gz; ++j)
+            {
+                const double b_ih = rng.uniform(-bound, bound);
+                const double b_hh = j < Gs ? rng.uniform(-bound, bound) : 0.0;
+                p.b(j) = static_cast<T>(b_ih + b_hh);
+            }
+        }
+        m_mask_rng = rng.split();
+    }
+
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0,
+                                     mode m, bool input_persists)
+    {
+        const std::size_t S = steps;
+        const std::size_t B = batch;
+        const bool training = m == mode::training;
+        detail::flush_denormals_scope flush_denormals;
+        m_steps = S;
+        m_batch = B;
+        m_state = training ? cache_state::training : cache_state::inference;
+        m_input_persists = input_persists;
+        // grow-only: alternating training and inference forwards (fit, then evaluate) does not reallocate.
+        // Training keeps every step's gates; inference needs one step's (register-blocked path) or a chunk
+        // of steps' (BLAS path).
+        const std::size_t chunk = training ? S
+                                  : register_blocked_steps
+                                      ? 1
+                                      : std::min(S, std::max<std::size_t>(1, inference_chunk_rows / B));
+        detail::ensure_capacity(m_gates, chunk * B * Gz);
+        detail::ensure_shape(m_h, {S + 1, B, H});
+        if constexpr (has_cell_state)
+        {
+            detail::ensure_capacity(m_c, (training ? S + 1 : 2) * B * H);
+        }
+
+        // (R1) masked input, kept for (Q4)
+        if (input_dropout())
+        {
+            detail::ensure_shape(m_x, {S, B, I});
+            detail::ensure_shape(m_input_mask, {B, I});
+            detail::sample_dropout_mask(m_input_mask.data(), m_input_mask.size(), m_options.dropout, m_mask_rng);
+            for (std::size_t t = 0; t < S; ++t)
+            {
+                xt::noalias(detail::matrix_view(m_x.data() + t * B * I, B, I))
+                    = detail::matrix_view(x + t * B * I, B, I) * m_input_mask;
+            }
+        }
+        else if (input_copied())
+        {
+            detail::ensure_shape(m_x, {S, B, I});
+            std::copy(x, x + S * B * I, m_x.data());
+        }
+        // inference reads x once below and keeps nothing; a persistent input is read where it is
+        const T* input = input_copied() ? m_x.data() : x;
+        if (recurrent_dropout())
+        {
+            detail::ensure_shape(m_recurrent_mask, {B, H});
+            detail::ensure_shape(m_h_masked, {S, B, H});
+            detail::sample_dropout_mask(m_recurrent_mask.data(), m_recurrent_mask.size(),
+                                        m_options.recurrent_dropout, m_mask_rng);
+        }
+
+        copy_or_zero(h0, m_h.data(), B * H);
+        if constexpr (has_cell_state)
+        {
+            copy_or_zero(c0, m_c.data(), B * H);
+        }
+        if constexpr (register_blocked_steps)
+        {
+            forward_by_rows(input);
+        }
+        else
+        {
+            forward_by_blas(input, chunk);
+        }
+    }
+
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last, const T* x)
+    {
+        if (m_state != cache_state::training || m_steps == 0)
+        {
+            throw state_error(std::string(Cell::name) + "::backward: call forward(x, mode::training) before backward");
+        }
+        const T* input = input_copied() ? m_x.data() : x;  // x~ for (Q4)
+        if (input == nullptr)
+        {
+            throw state_error(std::string(Cell::name) + "::backward: the forward's input is needed again");
+        }
+        detail::flush_denormals_scope flush_denormals;
+        const std::size_t B = m_batch;
+        detail::ensure_shape(m_dx, {m_steps, B, I});
+        detail::ensure_shape(m_dh, {B, H});
+        copy_or_zero(dh_last, m_dh.data(), B * H);
+        if constexpr (has_cell_state)
+        {
+            detail::ensure_shape(m_dc, {B, H});
+            copy_or_zero(dc_last, m_dc.data(), B * H);
+        }
+        if constexpr (Layout::direct_hidden_gradient)
+        {
+            detail::ensure_shape(m_dh_direct, {B, H});
+        }
+        if constexpr (register_blocked_steps)
+        {
+            backward_by_rows(dy_seq);
+        }
+        else
+        {
+            backward_by_blas(dy_seq);
+        }
+        parameter_gradients(input);
+        m_state = cache_state::consumed;  // dz was written over the gates
+    }
+
+    XRNN_CELL_TEMPLATE
+    std::size_t XRNN_CELL::workspace_bytes() const noexcept
+    {
+        std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
+                             + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
+                             + m_dh_direct.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size()
+                             + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
+        if constexpr (has_cell_state)
+        {
+            values += m_next.c.size() + m_step_grads.d_prev.c.size();
+        }
+        return values * sizeof(T);
+    }
+
+    XRNN_CELL_TEMPLATE
+    auto XRNN_CELL::forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m) -> const state_type&
+    {
+        const std::size_t B = x.shape()[0];
+        detail::check_positive(Cell::name, "batch (x.shape()[0])", B);
+        detail::check_shape(Cell::name, "x", x.shape(), {B, I});
+        detail::check_shape(Cell::name, "previous h", prev.h.shape(), {B, H});
+        const T* c0 = nullptr;
+        if constexpr (has_cell_state)
+        {
+            detail::check_shape(Cell::name, "previous c", prev.c.shape(), {B, H});
+            c0 = prev.c.data();
+        }
+        if (B == 1 && m == mode::inference)
+        {
+            step_batch1(x.data(), prev.h.data(), c0);
+            return m_next;
+        }
+        forward_sequence(x.data(), 1, B, prev.h.data(), c0, m);
+        copy_out(final_hidden(), m_next.h, B);
+        if constexpr (has_cell_state)
+        {
+            copy_out(final_cell(), m_next.c, B);
+        }
+        return m_next;
+    }
+
+    XRNN_CELL_TEMPLATE
+    auto XRNN_CELL::backward(const state_type& d_next) -> const gradients_type&
+    {
+        const std::size_t B = m_batch;
+        detail::check_shape(Cell::name, "gradient of h", d_next.h.shape(), {B, H});
+        const T* dc = nullptr;
+        if constexpr (has_cell_state)
+        {
+            detail::check_shape(Cell::name, "gradient of c", d_next.c.shape(), {B, H});
+            dc = d_next.c.data();
+        }
+        backward_sequence(nullptr, d_next.h.data(), dc);
+        detail::ensure_shape(m_step_grads.dx, {B, I});
+        std::copy(m_dx.data(), m_dx.data() + B * I, m_step_grads.dx.data());
+        copy_out(initial_hidden_gradient(), m_step_grads.d_prev.h, B);
+        if constexpr (has_cell_state)
+        {
+            copy_out(initial_cell_gradient(), m_step_grads.d_prev.c, B);
+        }
+        return m_step_grads;
+    }
+
+    /// Rows of the batch one part of a parallel pass takes: whole register tiles, and at least enough work per part
+    /// (2^22 multiply-adds over all steps) to pay for waking a thread.
+    XRNN_CELL_TEMPLATE
+    std::size_t XRNN_CELL::rows_per_part(std::size_t steps, std::size_t batch) noexcept
+    {
+        constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+        constexpr std::size_t min_work = std::size_t(1) << 22;
+        const std::size_t work_per_row = std::max<std::size_t>(1, steps * (I * Gx + H * Gh));
+        const std::size_t min_rows = (min_work + work_per_row - 1) / work_per_row;
+        const std::size_t threads = std::max<std::size_t>(1, num_threads());
+        std::size_t rows = std::max((batch + threads - 1) / threads, min_rows);
+        rows = (rows + tile - 1) / tile * tile;
+        return std::min(rows, batch);
+    }
+
+    /// (R2)-(R4) for all steps, each part of the batch on a thread of its own (the rows are independent until
+    /// backward): per step and tile of rows, (R3) in registers, then the cell's equations on those rows while z is
+    /// in L1. z is the step's rows of the gate cache when training, else a (B, Gz) scratch row per sequence.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::forward_by_rows(const T* input)
+    {
+        const std::size_t S = m_steps;
+        const std::size_t B = m_batch;
+        const bool training = m_state == cache_state::training;
+        const std::size_t rows = rows_per_part(S, B);
+        detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
+            detail::flush_denormals_scope flush_denormals;  // on this thread too
+            constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+            const std::size_t part_end = std::min(B, (part + 1) * rows);
+            for (std::size_t t = 0; t < S; ++t)
+            {
+                T* z_step = m_gates.data() + (training ? t * B * Gz : 0);
+                for (std::size_t r = part * rows; r < part_end; r += tile)
+                {
+                    const std::size_t n = std::min(tile, part_end - r);
+                    T* z = z_step + r * Gz;
+                    project_rows(input + (t * B + r) * I, previous_hidden(t, r, n), z, n);  // (R2), (R3)
+                    activate_rows(t, z, r, n);                                              // (R4)
+                }
+            }
+        });
+    }
+
+    /// (R2)-(R4) through BLAS: Z[:, :Gx] = X~ W_x for a chunk of steps (all S when training) in one GEMM, then per
+    /// step the recurrent product into its columns and the cell's equations.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::forward_by_blas(const T* input, std::size_t chunk)
+    {
+        using detail::transpose;
+        const std::size_t S = m_steps;
+        const std::size_t B = m_batch;
+        for (std::size_t begin = 0; begin < S; begin += chunk)
+        {
+            const std::size_t rows = std::min(chunk, S - begin) * B;
+            detail::gemm(transpose::no, transpose::no, rows, Gx, I, T(1), input + begin * B * I, I, p.w_x.data(), Gx,
+                         T(0), m_gates.data(), Gz);  // (R3), input part
+            for (std::size_t t = begin; t < begin + rows / B; ++t)
+            {
+                const T* h_prev = previous_hidden(t, 0, B);  // (R2)
+                T* z = m_gates.data() + (t - begin) * B * Gz;
+                if (B == 1)  // (R3), recurrent part: z[:Gs] += h W_h[:, :Gs], z[Gx:] = h W_h[:, Gs:]
+                {
+                    const detail::gemv_term<T> shared{h_prev, p.w_h.data(), H};
+                    const detail::gemv_term<T> apart{h_prev, p.w_h.data() + Gs, H};
+                    if constexpr (Gs > 0)
+                    {
+                        detail::gemv_rows<T, Gs, Gh>(z, z, &shared, 1);
+                    }
+                    if constexpr (Gh > Gs)
+                    {
+                        detail::gemv_rows<T, Gh - Gs, Gh>(nullptr, z + Gx, &apart, 1);
+                    }
+                }
+                else
+                {
+                    if constexpr (Gs > 0)
+                    {
+                        detail::gemm(transpose::no, transpose::no, B, Gs, H, T(1), h_prev, H, p.w_h.data(), Gh, T(1),
+                                     z, Gz);
+                    }
+                    if constexpr (Gh > Gs)
+                    {
+                        detail::gemm(transpose::no, transpose::no, B, Gh - Gs, H, T(1), h_prev, H, p.w_h.data() + Gs,
+                                     Gh, T(0), z + Gx, Gz);
+                    }
+                }
+                activate_rows(t, z, 0, B);  // (R4)
+            }
+        }
+    }
+
+    /// (Q1)-(Q3) and (Q6) for t = S..1, each part of the batch on a thread of its own: per step and tile of rows,
+    /// the cell's backward gives dz_t, then dh_{t-1} = dz_t W_h^T in registers (from a transposed copy of W_h, so
+    /// that W is read row by row as in the forward). db is summed per tile of rows, and the tiles' sums are added
+    /// in tile order at the end, so it does not depend on the number of threads either.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::backward_by_rows(const T* dy_seq)
+    {
+        const std::size_t S = m_steps;
+        const std::size_t B = m_batch;
+        constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+        const std::size_t tiles = (B + tile - 1) / tile;
+        detail::ensure_shape(m_w_h_transposed, {Gh, H});
+        for (std::size_t i = 0; i < H; ++i)
+        {
+            for (std::size_t j = 0; j < Gh; ++j)
+            {
+                m_w_h_transposed.data()[j * H + i] = p.w_h.data()[i * Gh + j];
+            }
+        }
+        detail::ensure_shape(m_bias_sums, {tiles, Gz});
+        m_bias_sums.fill(T(0));
+        const std::size_t rows = rows_per_part(S, B);
+        detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
+            detail::flush_denormals_scope flush_denormals;  // on this thread too
+            const std::size_t part_end = std::min(B, (part + 1) * rows);
+            for (std::size_t t = S; t-- > 0;)
+            {
+                for (std::size_t r = part * rows; r < part_end; r += tile)
+                {
+                    const std::size_t n = std::min(tile, part_end - r);
+                    const T* dz = gate_gradient(dy_seq, t, r, n);                                   // (Q1)
+                    detail::accumulate_column_sums(dz, n, Gz, m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
+                    hidden_gradient_rows(dz, r, n);                                                 // (Q2)
+                    finish_hidden_gradient(t, r, n);
+                }
+            }
+        });
+        detail::accumulate_column_sums(m_bias_sums.data(), tiles, Gz, dp.b.data());
+    }
+
+    /// (Q1)-(Q3) and (Q6) for t = S..1 on the whole batch, with BLAS for (Q2).
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::backward_by_blas(const T* dy_seq)
+    {
+        using detail::transpose;
+        const std::size_t B = m_batch;
+        for (std::size_t t = m_steps; t-- > 0;)
+        {
+            const T* dz = gate_gradient(dy_seq, t, 0, B);                 // (Q1)
+            detail::accumulate_column_sums(dz, B, Gz, dp.b.data());        // (Q6)
+            if constexpr (Gs > 0)                                          // (Q2), shared columns
+            {
+                detail::gemm(transpose::no, transpose::yes, B, H, Gs, T(1), dz, Gz, p.w_h.data(), Gh, T(0),
+                             m_dh.data(), H);
+            }
+            if constexpr (Gh > Gs)  // (Q2), the recurrent-only columns
+            {
+                detail::gemm(transpose::no, transpose::yes, B, H, Gh - Gs, T(1), dz + Gx, Gz, p.w_h.data() + Gs, Gh,
+                             Gs > 0 ? T(1) : T(0), m_dh.data(), H);
+            }
+            finish_hidden_gradient(t, 0, B);
+        }
+    }
+
+    /// The batch-1 inference step: (R3) as matrix-vector products over x and h_{t-1} (register-blocked, one pass
+    /// over each column range of the weights), then (R4) of z + b into m_next. h_prev is read completely by (R3),
+    /// and elementwise by (R4), so prev may alias m_next.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::step_batch1(const T* x, const T* h_prev, const T* c_prev)
+    {
+        detail::flush_denormals_scope flush_denormals;
+        m_state = cache_state::inference;  // nothing is cached for backward
+        m_steps = 0;
+        m_batch = 1;
+        detail::ensure_shape(m_step_z, {Gz});
+        T* z = m_step_z.data();
+        if constexpr (Gs > 0)
+        {
+            const detail::gemv_term<T> terms[2] = {{x, p.w_x.data(), I}, {h_prev, p.w_h.data(), H}};
+            detail::gemv_rows<T, Gs, Gx>(nullptr, z, terms, 2);  // (R3), the summed columns
+        }
+        if constexpr (Gx > Gs)
+        {
+            const detail::gemv_term<T> term{x, p.w_x.data() + Gs, I};
+            detail::gemv_rows<T, Gx - Gs, Gx>(nullptr, z + Gs, &term, 1);
+        }
+        if constexpr (Gh > Gs)
+        {
+            const detail::gemv_term<T> term{h_prev, p.w_h.data() + Gs, H};
+            detail::gemv_rows<T, Gh - Gs, Gh>(nullptr, z + Gx, &term, 1);
+        }
+        detail::ensure_shape(m_next.h, {1, H});
+        T* c = nullptr;
+        if constexpr (has_cell_state)
+        {
+            detail::ensure_shape(m_next.c, {1, H});
+            c = m_next.c.data();
+        }
+        Cell::template forward_rows<false>(p.b.data(), cell_rows<T>{z, h_prev, c_prev, c, m_next.h.data(), 1});  // (R4)
+    }
+
+    /// (R2) for rows [r, r + n) of step t: h~ = h * m_h into the cache of h~ with recurrent dropout, else h itself.
+    XRNN_CELL_TEMPLATE
+    const T* XRNN_CELL::previous_hidden(std::size_t t, std::size_t r, std::size_t n)
+    {
+        const T* h = m_h.data() + (t * m_batch + r) * H;
+        if (!recurrent_dropout())
+        {
+            return h;
+        }
+        T* masked = m_h_masked.data() + (t * m_batch + r) * H;
+        const T* mask = m_recurrent_mask.data() + r * H;
+        for (std::size_t j = 0; j < n * H; ++j)
+        {
+            masked[j] = h[j] * mask[j];
+        }
+        return masked;
+    }
+
+    /// (R3) on n rows in register tiles: z[:, :Gs] = x W_x[:, :Gs] + h W_h[:, :Gs] summed in the same registers,
+    /// z[:, Gs:Gx] = x W_x[:, Gs:], z[:, Gx:] = h W_h[:, Gs:]. A fused layout (Gs = Gx = Gh) is the first product
+    /// alone, over all of z.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const
+    {
+        if constexpr (Gs > 0)
+        {
+            const detail::gemm_term<T> terms[2] = {{x, I, p.w_x.data(), I}, {h_prev, H, p.w_h.data(), H}};
+            detail::gemm_rows<T, Gs, Gx>(n, z, Gz, terms);
+        }
+        if constexpr (Gx > Gs)
+        {
+            const detail::gemm_term<T> term[1] = {{x, I, p.w_x.data() + Gs, I}};
+            detail::gemm_rows<T, Gx - Gs, Gx>(n, z + Gs, Gz, term);
+        }
+        if constexpr (Gh > Gs)
+        {
+            const detail::gemm_term<T> term[1] = {{h_prev, H, p.w_h.data() + Gs, H}};
+            detail::gemm_rows<T, Gh - Gs, Gh>(n, z + Gx, Gz, term);
+        }
+    }
+
+    /// (R4) of z + b on rows [r, r + n) of step t; a training forward keeps what backward needs in z.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n)
+    {
+        const cell_rows<T> rows{z, m_h.data() + (t * m_batch + r) * H, row_of(cell_state(t), r),
+                                row_of(cell_state(t + 1), r), m_h.data() + ((t + 1) * m_batch + r) * H, n};
+        if (m_state == cache_state::training)
+        {
+            Cell::template forward_rows<true>(p.b.data(), rows);
+        }
+        else
+        {
+            Cell::template forward_rows<false>(p.b.data(), rows);
+        }
+    }
+
+    /// dh += dy_t, then (Q1) for rows [r, r + n) of step t: dz_t written over the step's gates, dc updated, the
+    /// cell's direct dh' written. Returns those rows of dz_t.
+    XRNN_CELL_TEMPLATE
+    const T* XRNN_CELL::gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n)
+    {
+        T* dh = m_dh.data() + r * H;
+        if (dy_seq != nullptr)
+        {
+            const T* dy = dy_seq + (t * m_batch + r) * H;
+            for (std::size_t j = 0; j < n * H; ++j)
+            {
+                dh[j] += dy[j];
+            }
+        }
+        T* dz = m_gates.data() + (t * m_batch + r) * Gz;  // the gates of step t, then dz_t
+        T* dh_direct = Layout::direct_hidden_gradient ? m_dh_direct.data() + r * H : nullptr;
+        Cell::backward_rows(cell_gradient_rows<T>{dz, m_h.data() + (t * m_batch + r) * H, row_of(cell_state(t), r),
+                                                  row_of(cell_state(t + 1), r),
+                                                  m_h.data() + ((t + 1) * m_batch + r) * H, dh,
+                                                  row_of(cell_state_gradient(), r), dh_direct, n});
+        return dz;
+    }
+
+    /// (Q2)'s product on n rows in register tiles, from W_h^T: dh = dz[:, :Gs] W_h[:, :Gs]^T + dz[:, Gx:] W_h[:, Gs:]^T.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n)
+    {
+        T* dh = m_dh.data() + r * H;
+        const T* w = m_w_h_transposed.data();
+        if constexpr (Gs == Gh)
+        {
+            const detail::gemm_term<T> term[1] = {{dz, Gz, w, Gh}};
+            detail::gemm_rows<T, H>(n, dh, H, term);
+        }
+        else if constexpr (Gs == 0)
+        {
+            const detail::gemm_term<T> term[1] = {{dz + Gx, Gz, w, Gh}};
+            detail::gemm_rows<T, H>(n, dh, H, term);
+        }
+        else
+        {
+            const detail::gemm_term<T> terms[2] = {{dz, Gz, w, Gs}, {dz + Gx, Gz, w + Gs * H, Gh - Gs}};
+            detail::gemm_rows<T, H>(n, dh, H, terms);
+        }
+    }
+
+    /// After (Q2)'s product for rows [r, r + n) of step t: dh_{t-1} *= m_h, += the cell's dh', and (Q3), the
+    /// truncation of dh and dc.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n)
+    {
+        T* dh = m_dh.data() + r * H;
+        if (recurrent_dropout())
+        {
+            const T* mask = m_recurrent_mask.data() + r * H;
+            for (std::size_t j = 0; j < n * H; ++j)
+            {
+                dh[j] *= mask[j];
+            }
+        }
+        if constexpr (Layout::direct_hidden_gradient)
+        {
+            const T* direct = m_dh_direct.data() + r * H;
+            for (std::size_t j = 0; j < n * H; ++j)
+            {
+                dh[j] += direct[j];
+            }
+        }
+        const std::size_t k = m_options.bptt_steps;
+        if (k > 0 && t > 0 && (m_steps - t) % k == 0)  // (Q3)
+        {
+            std::fill(dh, dh + n * H, T(0));
+            if (T* dc = row_of(cell_state_gradient(), r))
+            {
+                std::fill(dc, dc + n * H, T(0));
+            }
+        }
+    }
+
+    /// (Q4), (Q5), (Q7) over all steps at once, each projection's columns of dZ by BLAS.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::parameter_gradients(const T* input)
+    {
+        using detail::transpose;
+        const std::size_t rows = m_steps * m_batch;
+        const T* dz = m_gates.data();
+        const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
+        detail::gemm(transpose::yes, transpose::no, I, Gx, rows, T(1), input, I, dz, Gz, T(1), dp.w_x.data(),
+                     Gx);  // (Q4)
+        if constexpr (Gs > 0)  // (Q5)
+        {
+            detail::gemm(transpose::yes, transpose::no, H, Gs, rows, T(1), h_prev, H, dz, Gz, T(1), dp.w_h.data(), Gh);
+        }
+        if constexpr (Gh > Gs)
+        {
+            detail::gemm(transpose::yes, transpose::no, H, Gh - Gs, rows, T(1), h_prev, H, dz + Gx, Gz, T(1),
+                         dp.w_h.data() + Gs, Gh);
+        }
+        detail::gemm(transpose::no, transpose::yes, rows, I, Gx, T(1), dz, Gz, p.w_x.data(), Gx, T(0), m_dx.data(),
+                     I);  // (Q7)
+        if (input_dropout())
+        {
+            for (std::size_t t = 0; t < m_steps; ++t)
+            {
+                auto dx_t = detail::matrix_view(m_dx.data() + t * m_batch * I, m_batch, I);
+                xt::noalias(dx_t) *= m_input_mask;
+            }
+        }
+    }
+
+#undef XRNN_CELL
+#undef XRNN_CELL_TEMPLATE
 }  // namespace xrnn
 
 #endif

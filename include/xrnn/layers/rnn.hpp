@@ -8,7 +8,7 @@
 
 #include <cstddef>
 
-#include <xrnn/layers/recurrent.hpp>
+#include <xrnn/layers/recurrent_stack.hpp>
 #include <xrnn/layers/rnn_cell.hpp>
 
 namespace xrnn

@@ -1,11 +1,11 @@
 // xtensor-rnn: the Elman cell, one time step.
 //
-//   (F1) z_t = x_t W_x + h_{t-1} W_h + b         (the shared affine part, (R3) in recurrent_cell.hpp; + b in
-//                                                activate, with (F2))
-//   (F2) h_t = act(z_t)                          act = tanh (default) or relu
+//   (SF1) z_t = x_t W_x + h_{t-1} W_h + b        (one fused sum, (R3) in recurrent_cell.hpp, layout Gx = Gh =
+//                                                Gs = H; + b in forward_rows, with (SF2))
+//   (SF2) h_t = act(z_t)                         act = tanh (default) or relu
 // Backward, given dh_t (the total gradient reaching h_t):
-//   (B1) dz_t = dh_t * act'(z_t)                 tanh' = 1 - h_t^2, relu' = [h_t > 0]
-//   (B2) dx_t = dz_t W_x^T, dh_{t-1} = dz_t W_h^T, dW_x += x_t^T dz_t, dW_h += h_{t-1}^T dz_t, db += sum_b dz_t
+//   (SB1) dz_t = dh_t * act'(z_t)                tanh' = 1 - h_t^2, relu' = [h_t > 0]
+//   (SB2) dx_t = dz_t W_x^T, dh_{t-1} = dz_t W_h^T, dW_x += x_t^T dz_t, dW_h += h_{t-1}^T dz_t, db += sum_b dz_t
 //        ((Q2)-(Q7) in recurrent_cell.hpp, run for all steps at once)
 // The cache keeps h_t (post-activation), so act' is written from the output; z_t is only a workspace, and
 // backward writes dz_t over it.
@@ -37,9 +37,11 @@ namespace xrnn
 
     /// One Elman step on a batch: rnn_cell<T, In, Hidden, nonlinearity>.
     template <class T, std::size_t In, std::size_t Hidden, nonlinearity Act = nonlinearity::tanh>
-    class rnn_cell : public recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden, 1, false>
+    class rnn_cell
+        : public recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden, cell_layout<Hidden, Hidden, Hidden, false, false>>
     {
-        using base = recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden, 1, false>;
+        using base =
+            recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden, cell_layout<Hidden, Hidden, Hidden, false, false>>;
         friend base;
 
     public:
@@ -58,10 +60,13 @@ namespace xrnn
         {
         }
 
-        /// (F1)'s + b and (F2): h = act(z + b) for every row; z (B, H) is left as it is (backward needs only h).
+        /// (SF1)'s + b and (SF2): h = act(z + b) for every row; z (n, H) is left as it is (backward needs only h).
         template <bool Keep>
-        static void activate(T* z, const T* b, const T*, T*, T* h, std::size_t batch)
+        static void forward_rows(const T* b, const cell_rows<T>& rows)
         {
+            const T* z = rows.z;
+            T* h = rows.h;
+            const std::size_t batch = rows.n;
             for (std::size_t r = 0; r < batch; ++r)
             {
                 const T* zr = z + r * Hidden;
@@ -82,9 +87,13 @@ namespace xrnn
             }
         }
 
-        /// (B1) from h_t (the cache of the layer); dz is written over z.
-        static void activate_backward(T* dz, const T*, const T*, const T* h, const T* dh, T*, std::size_t batch)
+        /// (SB1) from h_t (the cache of the layer); dz is written over z.
+        static void backward_rows(const cell_gradient_rows<T>& rows)
         {
+            T* dz = rows.gates;
+            const T* h = rows.h;
+            const T* dh = rows.dh;
+            const std::size_t batch = rows.n;
             detail::for_each_pack<T>(batch * Hidden, [&](auto pack, std::size_t j) {
                 using P = decltype(pack);
                 using V = typename P::value;

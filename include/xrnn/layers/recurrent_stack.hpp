@@ -6,8 +6,8 @@
 // its h_S (output::last). Initial states may be passed and final states read back, so a long stream can be
 // fed in chunks (stateful use); the gradient of the initial states is kept after backward. An upper layer reads
 // the hidden sequence of the layer below in place (no copy is kept for its backward).
-#ifndef XRNN_LAYERS_RECURRENT_HPP
-#define XRNN_LAYERS_RECURRENT_HPP
+#ifndef XRNN_LAYERS_RECURRENT_STACK_HPP
+#define XRNN_LAYERS_RECURRENT_STACK_HPP
 
 #include <array>
 #include <cstddef>
