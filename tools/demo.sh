@@ -2,7 +2,7 @@
 # Installs the dependencies, builds the examples and runs them end to end:
 #   1. sine_forecast: a stacked LSTM forecasts a sine wave (test MSE, sine_forecast.png)
 #   2. char_rnn:      Embedding -> RNN -> Dense learns "hello world" character by character
-#   3. imdb_sentiment: SimpleRNN, then LSTM, on the 50,000 IMDB reviews (5 epochs each, test accuracy,
+#   3. imdb_sentiment: SimpleRNN, LSTM, then GRU, on the 50,000 IMDB reviews (5 epochs each, test accuracy,
 #                      accuracy/loss curves) when the data set is there, and how to get it when it is not.
 # Results (CSVs, PNGs, weights) go to build/demo/.
 # The IMDB data is looked up in $XRNN_IMDB_DIR (an aclImdb folder), then build/demo/aclImdb, then the archive
@@ -43,7 +43,7 @@ if [ -z "$imdb" ] || [ ! -d "$imdb" ]; then
     echo "  bash tools/demo.sh                                     # or set XRNN_IMDB_DIR=/path/to/aclImdb"
     exit 0
 fi
-for model in rnn lstm; do
+for model in rnn lstm gru; do
     ./build/examples/imdb_sentiment --data "$imdb" --model "$model" --out "$out" \
         --predict "One of the best films I have seen: moving, funny and beautifully acted."
     echo

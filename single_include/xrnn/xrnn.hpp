@@ -2508,7 +2508,7 @@ namespace xrnn
         const gradients_type& backward(const state_type& d_next);
 
     private:
-        // the steps of a forward and a backward, by path (definitions below, in this order)
+        // the steps of a forward and a backward, by path (definitions in recurrent_paths.hpp)
         static std::size_t rows_per_part(std::size_t steps, std::size_t batch) noexcept;
         void forward_by_rows(const T* input);
         void forward_by_blas(const T* input, std::size_t chunk);
@@ -2516,7 +2516,7 @@ namespace xrnn
         void backward_by_blas(const T* dy_seq);
         void step_batch1(const T* x, const T* h_prev, const T* c_prev);
 
-        // (R2)-(R4), (Q1)-(Q3) on rows [r, r + n) of step t (0-based: step t reads h_t and writes h_{t+1})
+        // (R2)-(R4), (Q1)-(Q3) on rows [r, r + n) of step t (0-based: step t reads h_t and writes h_{t+1}), also there
         const T* previous_hidden(std::size_t t, std::size_t r, std::size_t n);
         void project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const;
         void activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n);
@@ -2826,6 +2826,33 @@ namespace xrnn
         return m_step_grads;
     }
 
+#undef XRNN_CELL
+#undef XRNN_CELL_TEMPLATE
+}  // namespace xrnn
+
+// the steps of the forward and backward paths (register tiles per thread, BLAS), the batch-1 step and the
+// parameter gradients: the rest of the definitions
+// ---- begin include/xrnn/layers/recurrent_paths.hpp ----
+// xtensor-rnn: the steps of the recurrent engine (recurrent_cell.hpp holds the class, its public interface and the
+// equations): the per-row pieces every path shares, then the paths themselves. Two paths, chosen at compile time by register_blocked_steps:
+//   register tiles  (R3) and (Q2) per step on 8-row tiles of each thread's part of the batch
+//                   (detail/small_gemm.hpp), W_x and W_h in L2 for all steps; one fork and join per pass
+//   BLAS            (R3)'s input part as one GEMM over a chunk of steps, the recurrent part and (Q2) one GEMM
+//                   per step, for weights larger than XRNN_REGISTER_BLOCKED_MAX_BYTES
+// and on both, (Q4), (Q5) and (Q7) as large GEMMs over all steps. A cell whose layout is fused (Gs = Gx = Gh) runs
+// one product over all columns; otherwise each column range of z is its own product (recurrent_params.hpp).
+#ifndef XRNN_LAYERS_RECURRENT_PATHS_HPP
+#define XRNN_LAYERS_RECURRENT_PATHS_HPP
+
+#include <algorithm>
+#include <cstddef>
+
+
+namespace xrnn
+{
+#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout>
+#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout>
+
     /// Rows of the batch one part of a parallel pass takes: whole register tiles, and at least enough work per part
     /// (2^22 multiply-adds over all steps) to pay for waking a thread.
     XRNN_CELL_TEMPLATE
@@ -3018,24 +3045,6 @@ namespace xrnn
         Cell::template forward_rows<false>(p.b.data(), cell_rows<T>{z, h_prev, c_prev, c, m_next.h.data(), 1});  // (R4)
     }
 
-    /// (R2) for rows [r, r + n) of step t: h~ = h * m_h into the cache of h~ with recurrent dropout, else h itself.
-    XRNN_CELL_TEMPLATE
-    const T* XRNN_CELL::previous_hidden(std::size_t t, std::size_t r, std::size_t n)
-    {
-        const T* h = m_h.data() + (t * m_batch + r) * H;
-        if (!recurrent_dropout())
-        {
-            return h;
-        }
-        T* masked = m_h_masked.data() + (t * m_batch + r) * H;
-        const T* mask = m_recurrent_mask.data() + r * H;
-        for (std::size_t j = 0; j < n * H; ++j)
-        {
-            masked[j] = h[j] * mask[j];
-        }
-        return masked;
-    }
-
     /// (R3) on n rows in register tiles: z[:, :Gs] = x W_x[:, :Gs] + h W_h[:, :Gs] summed in the same registers,
     /// z[:, Gs:Gx] = x W_x[:, Gs:], z[:, Gx:] = h W_h[:, Gs:]. A fused layout (Gs = Gx = Gh) is the first product
     /// alone, over all of z.
@@ -3057,6 +3066,78 @@ namespace xrnn
             const detail::gemm_term<T> term[1] = {{h_prev, H, p.w_h.data() + Gs, H}};
             detail::gemm_rows<T, Gh - Gs, Gh>(n, z + Gx, Gz, term);
         }
+    }
+
+    /// (Q2)'s product on n rows in register tiles, from W_h^T: dh = dz[:, :Gs] W_h[:, :Gs]^T + dz[:, Gx:] W_h[:, Gs:]^T.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n)
+    {
+        T* dh = m_dh.data() + r * H;
+        const T* w = m_w_h_transposed.data();
+        if constexpr (Gs == Gh)
+        {
+            const detail::gemm_term<T> term[1] = {{dz, Gz, w, Gh}};
+            detail::gemm_rows<T, H>(n, dh, H, term);
+        }
+        else if constexpr (Gs == 0)
+        {
+            const detail::gemm_term<T> term[1] = {{dz + Gx, Gz, w, Gh}};
+            detail::gemm_rows<T, H>(n, dh, H, term);
+        }
+        else
+        {
+            const detail::gemm_term<T> terms[2] = {{dz, Gz, w, Gs}, {dz + Gx, Gz, w + Gs * H, Gh - Gs}};
+            detail::gemm_rows<T, H>(n, dh, H, terms);
+        }
+    }
+
+    /// (Q4), (Q5), (Q7) over all steps at once, each projection's columns of dZ by BLAS.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::parameter_gradients(const T* input)
+    {
+        using detail::transpose;
+        const std::size_t rows = m_steps * m_batch;
+        const T* dz = m_gates.data();
+        const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
+        detail::gemm(transpose::yes, transpose::no, I, Gx, rows, T(1), input, I, dz, Gz, T(1), dp.w_x.data(),
+                     Gx);  // (Q4)
+        if constexpr (Gs > 0)  // (Q5)
+        {
+            detail::gemm(transpose::yes, transpose::no, H, Gs, rows, T(1), h_prev, H, dz, Gz, T(1), dp.w_h.data(), Gh);
+        }
+        if constexpr (Gh > Gs)
+        {
+            detail::gemm(transpose::yes, transpose::no, H, Gh - Gs, rows, T(1), h_prev, H, dz + Gx, Gz, T(1),
+                         dp.w_h.data() + Gs, Gh);
+        }
+        detail::gemm(transpose::no, transpose::yes, rows, I, Gx, T(1), dz, Gz, p.w_x.data(), Gx, T(0), m_dx.data(),
+                     I);  // (Q7)
+        if (input_dropout())
+        {
+            for (std::size_t t = 0; t < m_steps; ++t)
+            {
+                auto dx_t = detail::matrix_view(m_dx.data() + t * m_batch * I, m_batch, I);
+                xt::noalias(dx_t) *= m_input_mask;
+            }
+        }
+    }
+
+    /// (R2) for rows [r, r + n) of step t: h~ = h * m_h into the cache of h~ with recurrent dropout, else h itself.
+    XRNN_CELL_TEMPLATE
+    const T* XRNN_CELL::previous_hidden(std::size_t t, std::size_t r, std::size_t n)
+    {
+        const T* h = m_h.data() + (t * m_batch + r) * H;
+        if (!recurrent_dropout())
+        {
+            return h;
+        }
+        T* masked = m_h_masked.data() + (t * m_batch + r) * H;
+        const T* mask = m_recurrent_mask.data() + r * H;
+        for (std::size_t j = 0; j < n * H; ++j)
+        {
+            masked[j] = h[j] * mask[j];
+        }
+        return masked;
     }
 
     /// (R4) of z + b on rows [r, r + n) of step t; a training forward keeps what backward needs in z.
@@ -3098,29 +3179,6 @@ namespace xrnn
         return dz;
     }
 
-    /// (Q2)'s product on n rows in register tiles, from W_h^T: dh = dz[:, :Gs] W_h[:, :Gs]^T + dz[:, Gx:] W_h[:, Gs:]^T.
-    XRNN_CELL_TEMPLATE
-    void XRNN_CELL::hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n)
-    {
-        T* dh = m_dh.data() + r * H;
-        const T* w = m_w_h_transposed.data();
-        if constexpr (Gs == Gh)
-        {
-            const detail::gemm_term<T> term[1] = {{dz, Gz, w, Gh}};
-            detail::gemm_rows<T, H>(n, dh, H, term);
-        }
-        else if constexpr (Gs == 0)
-        {
-            const detail::gemm_term<T> term[1] = {{dz + Gx, Gz, w, Gh}};
-            detail::gemm_rows<T, H>(n, dh, H, term);
-        }
-        else
-        {
-            const detail::gemm_term<T> terms[2] = {{dz, Gz, w, Gs}, {dz + Gx, Gz, w + Gs * H, Gh - Gs}};
-            detail::gemm_rows<T, H>(n, dh, H, terms);
-        }
-    }
-
     /// After (Q2)'s product for rows [r, r + n) of step t: dh_{t-1} *= m_h, += the cell's dh', and (Q3), the
     /// truncation of dh and dc.
     XRNN_CELL_TEMPLATE
@@ -3154,40 +3212,12 @@ namespace xrnn
         }
     }
 
-    /// (Q4), (Q5), (Q7) over all steps at once, each projection's columns of dZ by BLAS.
-    XRNN_CELL_TEMPLATE
-    void XRNN_CELL::parameter_gradients(const T* input)
-    {
-        using detail::transpose;
-        const std::size_t rows = m_steps * m_batch;
-        const T* dz = m_gates.data();
-        const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
-        detail::gemm(transpose::yes, transpose::no, I, Gx, rows, T(1), input, I, dz, Gz, T(1), dp.w_x.data(),
-                     Gx);  // (Q4)
-        if constexpr (Gs > 0)  // (Q5)
-        {
-            detail::gemm(transpose::yes, transpose::no, H, Gs, rows, T(1), h_prev, H, dz, Gz, T(1), dp.w_h.data(), Gh);
-        }
-        if constexpr (Gh > Gs)
-        {
-            detail::gemm(transpose::yes, transpose::no, H, Gh - Gs, rows, T(1), h_prev, H, dz + Gx, Gz, T(1),
-                         dp.w_h.data() + Gs, Gh);
-        }
-        detail::gemm(transpose::no, transpose::yes, rows, I, Gx, T(1), dz, Gz, p.w_x.data(), Gx, T(0), m_dx.data(),
-                     I);  // (Q7)
-        if (input_dropout())
-        {
-            for (std::size_t t = 0; t < m_steps; ++t)
-            {
-                auto dx_t = detail::matrix_view(m_dx.data() + t * m_batch * I, m_batch, I);
-                xt::noalias(dx_t) *= m_input_mask;
-            }
-        }
-    }
-
 #undef XRNN_CELL
 #undef XRNN_CELL_TEMPLATE
 }  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/layers/recurrent_paths.hpp ----
 
 #endif
 // ---- end include/xrnn/layers/recurrent_cell.hpp ----

@@ -1,0 +1,389 @@
+// xtensor-rnn: the steps of the recurrent engine (recurrent_cell.hpp holds the class, its public interface and the
+// equations): the per-row pieces every path shares, then the paths themselves. Two paths, chosen at compile time by register_blocked_steps:
+//   register tiles  (R3) and (Q2) per step on 8-row tiles of each thread's part of the batch
+//                   (detail/small_gemm.hpp), W_x and W_h in L2 for all steps; one fork and join per pass
+//   BLAS            (R3)'s input part as one GEMM over a chunk of steps, the recurrent part and (Q2) one GEMM
+//                   per step, for weights larger than XRNN_REGISTER_BLOCKED_MAX_BYTES
+// and on both, (Q4), (Q5) and (Q7) as large GEMMs over all steps. A cell whose layout is fused (Gs = Gx = Gh) runs
+// one product over all columns; otherwise each column range of z is its own product (recurrent_params.hpp).
+#ifndef XRNN_LAYERS_RECURRENT_PATHS_HPP
+#define XRNN_LAYERS_RECURRENT_PATHS_HPP
+
+#include <algorithm>
+#include <cstddef>
+
+#include <xrnn/detail/blas.hpp>
+#include <xrnn/detail/simd.hpp>
+#include <xrnn/detail/small_gemm.hpp>
+#include <xrnn/layers/recurrent_cell.hpp>
+#include <xrnn/threads.hpp>
+
+namespace xrnn
+{
+#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout>
+#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout>
+
+    /// Rows of the batch one part of a parallel pass takes: whole register tiles, and at least enough work per part
+    /// (2^22 multiply-adds over all steps) to pay for waking a thread.
+    XRNN_CELL_TEMPLATE
+    std::size_t XRNN_CELL::rows_per_part(std::size_t steps, std::size_t batch) noexcept
+    {
+        constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+        constexpr std::size_t min_work = std::size_t(1) << 22;
+        const std::size_t work_per_row = std::max<std::size_t>(1, steps * (I * Gx + H * Gh));
+        const std::size_t min_rows = (min_work + work_per_row - 1) / work_per_row;
+        const std::size_t threads = std::max<std::size_t>(1, num_threads());
+        std::size_t rows = std::max((batch + threads - 1) / threads, min_rows);
+        rows = (rows + tile - 1) / tile * tile;
+        return std::min(rows, batch);
+    }
+
+    /// (R2)-(R4) for all steps, each part of the batch on a thread of its own (the rows are independent until
+    /// backward): per step and tile of rows, (R3) in registers, then the cell's equations on those rows while z is
+    /// in L1. z is the step's rows of the gate cache when training, else a (B, Gz) scratch row per sequence.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::forward_by_rows(const T* input)
+    {
+        const std::size_t S = m_steps;
+        const std::size_t B = m_batch;
+        const bool training = m_state == cache_state::training;
+        const std::size_t rows = rows_per_part(S, B);
+        detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
+            detail::flush_denormals_scope flush_denormals;  // on this thread too
+            constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+            const std::size_t part_end = std::min(B, (part + 1) * rows);
+            for (std::size_t t = 0; t < S; ++t)
+            {
+                T* z_step = m_gates.data() + (training ? t * B * Gz : 0);
+                for (std::size_t r = part * rows; r < part_end; r += tile)
+                {
+                    const std::size_t n = std::min(tile, part_end - r);
+                    T* z = z_step + r * Gz;
+                    project_rows(input + (t * B + r) * I, previous_hidden(t, r, n), z, n);  // (R2), (R3)
+                    activate_rows(t, z, r, n);                                              // (R4)
+                }
+            }
+        });
+    }
+
+    /// (R2)-(R4) through BLAS: Z[:, :Gx] = X~ W_x for a chunk of steps (all S when training) in one GEMM, then per
+    /// step the recurrent product into its columns and the cell's equations.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::forward_by_blas(const T* input, std::size_t chunk)
+    {
+        using detail::transpose;
+        const std::size_t S = m_steps;
+        const std::size_t B = m_batch;
+        for (std::size_t begin = 0; begin < S; begin += chunk)
+        {
+            const std::size_t rows = std::min(chunk, S - begin) * B;
+            detail::gemm(transpose::no, transpose::no, rows, Gx, I, T(1), input + begin * B * I, I, p.w_x.data(), Gx,
+                         T(0), m_gates.data(), Gz);  // (R3), input part
+            for (std::size_t t = begin; t < begin + rows / B; ++t)
+            {
+                const T* h_prev = previous_hidden(t, 0, B);  // (R2)
+                T* z = m_gates.data() + (t - begin) * B * Gz;
+                if (B == 1)  // (R3), recurrent part: z[:Gs] += h W_h[:, :Gs], z[Gx:] = h W_h[:, Gs:]
+                {
+                    const detail::gemv_term<T> shared{h_prev, p.w_h.data(), H};
+                    const detail::gemv_term<T> apart{h_prev, p.w_h.data() + Gs, H};
+                    if constexpr (Gs > 0)
+                    {
+                        detail::gemv_rows<T, Gs, Gh>(z, z, &shared, 1);
+                    }
+                    if constexpr (Gh > Gs)
+                    {
+                        detail::gemv_rows<T, Gh - Gs, Gh>(nullptr, z + Gx, &apart, 1);
+                    }
+                }
+                else
+                {
+                    if constexpr (Gs > 0)
+                    {
+                        detail::gemm(transpose::no, transpose::no, B, Gs, H, T(1), h_prev, H, p.w_h.data(), Gh, T(1),
+                                     z, Gz);
+                    }
+                    if constexpr (Gh > Gs)
+                    {
+                        detail::gemm(transpose::no, transpose::no, B, Gh - Gs, H, T(1), h_prev, H, p.w_h.data() + Gs,
+                                     Gh, T(0), z + Gx, Gz);
+                    }
+                }
+                activate_rows(t, z, 0, B);  // (R4)
+            }
+        }
+    }
+
+    /// (Q1)-(Q3) and (Q6) for t = S..1, each part of the batch on a thread of its own: per step and tile of rows,
+    /// the cell's backward gives dz_t, then dh_{t-1} = dz_t W_h^T in registers (from a transposed copy of W_h, so
+    /// that W is read row by row as in the forward). db is summed per tile of rows, and the tiles' sums are added
+    /// in tile order at the end, so it does not depend on the number of threads either.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::backward_by_rows(const T* dy_seq)
+    {
+        const std::size_t S = m_steps;
+        const std::size_t B = m_batch;
+        constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+        const std::size_t tiles = (B + tile - 1) / tile;
+        detail::ensure_shape(m_w_h_transposed, {Gh, H});
+        for (std::size_t i = 0; i < H; ++i)
+        {
+            for (std::size_t j = 0; j < Gh; ++j)
+            {
+                m_w_h_transposed.data()[j * H + i] = p.w_h.data()[i * Gh + j];
+            }
+        }
+        detail::ensure_shape(m_bias_sums, {tiles, Gz});
+        m_bias_sums.fill(T(0));
+        const std::size_t rows = rows_per_part(S, B);
+        detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
+            detail::flush_denormals_scope flush_denormals;  // on this thread too
+            const std::size_t part_end = std::min(B, (part + 1) * rows);
+            for (std::size_t t = S; t-- > 0;)
+            {
+                for (std::size_t r = part * rows; r < part_end; r += tile)
+                {
+                    const std::size_t n = std::min(tile, part_end - r);
+                    const T* dz = gate_gradient(dy_seq, t, r, n);                                   // (Q1)
+                    detail::accumulate_column_sums(dz, n, Gz, m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
+                    hidden_gradient_rows(dz, r, n);                                                 // (Q2)
+                    finish_hidden_gradient(t, r, n);
+                }
+            }
+        });
+        detail::accumulate_column_sums(m_bias_sums.data(), tiles, Gz, dp.b.data());
+    }
+
+    /// (Q1)-(Q3) and (Q6) for t = S..1 on the whole batch, with BLAS for (Q2).
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::backward_by_blas(const T* dy_seq)
+    {
+        using detail::transpose;
+        const std::size_t B = m_batch;
+        for (std::size_t t = m_steps; t-- > 0;)
+        {
+            const T* dz = gate_gradient(dy_seq, t, 0, B);                 // (Q1)
+            detail::accumulate_column_sums(dz, B, Gz, dp.b.data());        // (Q6)
+            if constexpr (Gs > 0)                                          // (Q2), shared columns
+            {
+                detail::gemm(transpose::no, transpose::yes, B, H, Gs, T(1), dz, Gz, p.w_h.data(), Gh, T(0),
+                             m_dh.data(), H);
+            }
+            if constexpr (Gh > Gs)  // (Q2), the recurrent-only columns
+            {
+                detail::gemm(transpose::no, transpose::yes, B, H, Gh - Gs, T(1), dz + Gx, Gz, p.w_h.data() + Gs, Gh,
+                             Gs > 0 ? T(1) : T(0), m_dh.data(), H);
+            }
+            finish_hidden_gradient(t, 0, B);
+        }
+    }
+
+    /// The batch-1 inference step: (R3) as matrix-vector products over x and h_{t-1} (register-blocked, one pass
+    /// over each column range of the weights), then (R4) of z + b into m_next. h_prev is read completely by (R3),
+    /// and elementwise by (R4), so prev may alias m_next.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::step_batch1(const T* x, const T* h_prev, const T* c_prev)
+    {
+        detail::flush_denormals_scope flush_denormals;
+        m_state = cache_state::inference;  // nothing is cached for backward
+        m_steps = 0;
+        m_batch = 1;
+        detail::ensure_shape(m_step_z, {Gz});
+        T* z = m_step_z.data();
+        if constexpr (Gs > 0)
+        {
+            const detail::gemv_term<T> terms[2] = {{x, p.w_x.data(), I}, {h_prev, p.w_h.data(), H}};
+            detail::gemv_rows<T, Gs, Gx>(nullptr, z, terms, 2);  // (R3), the summed columns
+        }
+        if constexpr (Gx > Gs)
+        {
+            const detail::gemv_term<T> term{x, p.w_x.data() + Gs, I};
+            detail::gemv_rows<T, Gx - Gs, Gx>(nullptr, z + Gs, &term, 1);
+        }
+        if constexpr (Gh > Gs)
+        {
+            const detail::gemv_term<T> term{h_prev, p.w_h.data() + Gs, H};
+            detail::gemv_rows<T, Gh - Gs, Gh>(nullptr, z + Gx, &term, 1);
+        }
+        detail::ensure_shape(m_next.h, {1, H});
+        T* c = nullptr;
+        if constexpr (has_cell_state)
+        {
+            detail::ensure_shape(m_next.c, {1, H});
+            c = m_next.c.data();
+        }
+        Cell::template forward_rows<false>(p.b.data(), cell_rows<T>{z, h_prev, c_prev, c, m_next.h.data(), 1});  // (R4)
+    }
+
+    /// (R3) on n rows in register tiles: z[:, :Gs] = x W_x[:, :Gs] + h W_h[:, :Gs] summed in the same registers,
+    /// z[:, Gs:Gx] = x W_x[:, Gs:], z[:, Gx:] = h W_h[:, Gs:]. A fused layout (Gs = Gx = Gh) is the first product
+    /// alone, over all of z.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const
+    {
+        if constexpr (Gs > 0)
+        {
+            const detail::gemm_term<T> terms[2] = {{x, I, p.w_x.data(), I}, {h_prev, H, p.w_h.data(), H}};
+            detail::gemm_rows<T, Gs, Gx>(n, z, Gz, terms);
+        }
+        if constexpr (Gx > Gs)
+        {
+            const detail::gemm_term<T> term[1] = {{x, I, p.w_x.data() + Gs, I}};
+            detail::gemm_rows<T, Gx - Gs, Gx>(n, z + Gs, Gz, term);
+        }
+        if constexpr (Gh > Gs)
+        {
+            const detail::gemm_term<T> term[1] = {{h_prev, H, p.w_h.data() + Gs, H}};
+            detail::gemm_rows<T, Gh - Gs, Gh>(n, z + Gx, Gz, term);
+        }
+    }
+
+    /// (Q2)'s product on n rows in register tiles, from W_h^T: dh = dz[:, :Gs] W_h[:, :Gs]^T + dz[:, Gx:] W_h[:, Gs:]^T.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n)
+    {
+        T* dh = m_dh.data() + r * H;
+        const T* w = m_w_h_transposed.data();
+        if constexpr (Gs == Gh)
+        {
+            const detail::gemm_term<T> term[1] = {{dz, Gz, w, Gh}};
+            detail::gemm_rows<T, H>(n, dh, H, term);
+        }
+        else if constexpr (Gs == 0)
+        {
+            const detail::gemm_term<T> term[1] = {{dz + Gx, Gz, w, Gh}};
+            detail::gemm_rows<T, H>(n, dh, H, term);
+        }
+        else
+        {
+            const detail::gemm_term<T> terms[2] = {{dz, Gz, w, Gs}, {dz + Gx, Gz, w + Gs * H, Gh - Gs}};
+            detail::gemm_rows<T, H>(n, dh, H, terms);
+        }
+    }
+
+    /// (Q4), (Q5), (Q7) over all steps at once, each projection's columns of dZ by BLAS.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::parameter_gradients(const T* input)
+    {
+        using detail::transpose;
+        const std::size_t rows = m_steps * m_batch;
+        const T* dz = m_gates.data();
+        const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
+        detail::gemm(transpose::yes, transpose::no, I, Gx, rows, T(1), input, I, dz, Gz, T(1), dp.w_x.data(),
+                     Gx);  // (Q4)
+        if constexpr (Gs > 0)  // (Q5)
+        {
+            detail::gemm(transpose::yes, transpose::no, H, Gs, rows, T(1), h_prev, H, dz, Gz, T(1), dp.w_h.data(), Gh);
+        }
+        if constexpr (Gh > Gs)
+        {
+            detail::gemm(transpose::yes, transpose::no, H, Gh - Gs, rows, T(1), h_prev, H, dz + Gx, Gz, T(1),
+                         dp.w_h.data() + Gs, Gh);
+        }
+        detail::gemm(transpose::no, transpose::yes, rows, I, Gx, T(1), dz, Gz, p.w_x.data(), Gx, T(0), m_dx.data(),
+                     I);  // (Q7)
+        if (input_dropout())
+        {
+            for (std::size_t t = 0; t < m_steps; ++t)
+            {
+                auto dx_t = detail::matrix_view(m_dx.data() + t * m_batch * I, m_batch, I);
+                xt::noalias(dx_t) *= m_input_mask;
+            }
+        }
+    }
+
+    /// (R2) for rows [r, r + n) of step t: h~ = h * m_h into the cache of h~ with recurrent dropout, else h itself.
+    XRNN_CELL_TEMPLATE
+    const T* XRNN_CELL::previous_hidden(std::size_t t, std::size_t r, std::size_t n)
+    {
+        const T* h = m_h.data() + (t * m_batch + r) * H;
+        if (!recurrent_dropout())
+        {
+            return h;
+        }
+        T* masked = m_h_masked.data() + (t * m_batch + r) * H;
+        const T* mask = m_recurrent_mask.data() + r * H;
+        for (std::size_t j = 0; j < n * H; ++j)
+        {
+            masked[j] = h[j] * mask[j];
+        }
+        return masked;
+    }
+
+    /// (R4) of z + b on rows [r, r + n) of step t; a training forward keeps what backward needs in z.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n)
+    {
+        const cell_rows<T> rows{z, m_h.data() + (t * m_batch + r) * H, row_of(cell_state(t), r),
+                                row_of(cell_state(t + 1), r), m_h.data() + ((t + 1) * m_batch + r) * H, n};
+        if (m_state == cache_state::training)
+        {
+            Cell::template forward_rows<true>(p.b.data(), rows);
+        }
+        else
+        {
+            Cell::template forward_rows<false>(p.b.data(), rows);
+        }
+    }
+
+    /// dh += dy_t, then (Q1) for rows [r, r + n) of step t: dz_t written over the step's gates, dc updated, the
+    /// cell's direct dh' written. Returns those rows of dz_t.
+    XRNN_CELL_TEMPLATE
+    const T* XRNN_CELL::gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n)
+    {
+        T* dh = m_dh.data() + r * H;
+        if (dy_seq != nullptr)
+        {
+            const T* dy = dy_seq + (t * m_batch + r) * H;
+            for (std::size_t j = 0; j < n * H; ++j)
+            {
+                dh[j] += dy[j];
+            }
+        }
+        T* dz = m_gates.data() + (t * m_batch + r) * Gz;  // the gates of step t, then dz_t
+        T* dh_direct = Layout::direct_hidden_gradient ? m_dh_direct.data() + r * H : nullptr;
+        Cell::backward_rows(cell_gradient_rows<T>{dz, m_h.data() + (t * m_batch + r) * H, row_of(cell_state(t), r),
+                                                  row_of(cell_state(t + 1), r),
+                                                  m_h.data() + ((t + 1) * m_batch + r) * H, dh,
+                                                  row_of(cell_state_gradient(), r), dh_direct, n});
+        return dz;
+    }
+
+    /// After (Q2)'s product for rows [r, r + n) of step t: dh_{t-1} *= m_h, += the cell's dh', and (Q3), the
+    /// truncation of dh and dc.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n)
+    {
+        T* dh = m_dh.data() + r * H;
+        if (recurrent_dropout())
+        {
+            const T* mask = m_recurrent_mask.data() + r * H;
+            for (std::size_t j = 0; j < n * H; ++j)
+            {
+                dh[j] *= mask[j];
+            }
+        }
+        if constexpr (Layout::direct_hidden_gradient)
+        {
+            const T* direct = m_dh_direct.data() + r * H;
+            for (std::size_t j = 0; j < n * H; ++j)
+            {
+                dh[j] += direct[j];
+            }
+        }
+        const std::size_t k = m_options.bptt_steps;
+        if (k > 0 && t > 0 && (m_steps - t) % k == 0)  // (Q3)
+        {
+            std::fill(dh, dh + n * H, T(0));
+            if (T* dc = row_of(cell_state_gradient(), r))
+            {
+                std::fill(dc, dc + n * H, T(0));
+            }
+        }
+    }
+
+#undef XRNN_CELL
+#undef XRNN_CELL_TEMPLATE
+}  // namespace xrnn
+
+#endif
