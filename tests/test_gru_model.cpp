@@ -90,6 +90,7 @@ TEST_CASE("gru weight files: save then load gives the same predictions; an lstm'
     trained.fit(data.x, data.y, options_for(2));
     trained.save(dir.file("gru.xrnnw"));
     gru_model<float> restored = make_model<float>(99);
+    restored.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(0.01));
     restored.load(dir.file("gru.xrnnw"));
     CHECK(xrnn_test::weights_of(restored) == xrnn_test::weights_of(trained));
     CHECK(restored.predict(data.x) == trained.predict(data.x));
@@ -97,8 +98,8 @@ TEST_CASE("gru weight files: save then load gives the same predictions; an lstm'
     using lstm_model = xrnn::sequential<xrnn::embedding<float, vocab, 6>, xrnn::lstm<float, 6, 7, 2>,
                                         xrnn::dropout<float>, xrnn::dense<float, 7, 1>>;
     xrnn::random_engine rng(1);
-    lstm_model lstm(xrnn::embedding<float, vocab, 6>(rng), xrnn::lstm<float, 6, 7, 2>(rng), xrnn::dropout<float>(0.2, rng),
-                    xrnn::dense<float, 7, 1>(rng));
+    lstm_model lstm{xrnn::embedding<float, vocab, 6>(rng), xrnn::lstm<float, 6, 7, 2>(rng), xrnn::dropout<float>(0.2, rng),
+                    xrnn::dense<float, 7, 1>(rng)};
     const auto before = xrnn_test::weights_of(lstm);
     CHECK_THROWS_WITH_AS(lstm.load(dir.file("gru.xrnnw")), doctest::Contains("gru<float32,6,7,layers=2,last>"),
                          xrnn::io_error);
