@@ -2616,7 +2616,8 @@ namespace xrnn
         xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
 
         // the one-step API: z of the batch-1 path, and the results
-        xt::xtensor<T, 1> m_step_z;  // (Gz)
+        xt::xtensor<T, 1> m_step_z;   // (Gz)
+        xt::xtensor<T, 1> m_step_hw;  // (Gh) h W_h of a layout that is not fused
         state_type m_next;
         gradients_type m_step_grads;
     };
@@ -2768,7 +2769,7 @@ namespace xrnn
     {
         std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
                              + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
-                             + m_dh_direct.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size()
+                             + m_dh_direct.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size() + m_step_hw.size()
                              + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
         if constexpr (has_cell_state)
         {
@@ -3020,20 +3021,26 @@ namespace xrnn
         m_batch = 1;
         detail::ensure_shape(m_step_z, {Gz});
         T* z = m_step_z.data();
-        if constexpr (Gs > 0)
+        if constexpr (Layout::fused)
         {
             const detail::gemv_term<T> terms[2] = {{x, p.w_x.data(), I}, {h_prev, p.w_h.data(), H}};
-            detail::gemv_rows<T, Gs, Gx>(nullptr, z, terms, 2);  // (R3), the summed columns
+            detail::gemv_rows<T, Gz>(nullptr, z, terms, 2);  // (R3), both products summed
         }
-        if constexpr (Gx > Gs)
+        else
         {
-            const detail::gemv_term<T> term{x, p.w_x.data() + Gs, I};
-            detail::gemv_rows<T, Gx - Gs, Gx>(nullptr, z + Gs, &term, 1);
-        }
-        if constexpr (Gh > Gs)
-        {
-            const detail::gemv_term<T> term{h_prev, p.w_h.data() + Gs, H};
-            detail::gemv_rows<T, Gh - Gs, Gh>(nullptr, z + Gx, &term, 1);
+            // each projection over whole rows of its W (as in the fused case), then laid out as z: the shared
+            // columns added, the recurrent-only ones moved behind the input-only ones
+            detail::ensure_shape(m_step_hw, {Gh});
+            T* hw = m_step_hw.data();
+            const detail::gemv_term<T> input{x, p.w_x.data(), I};
+            const detail::gemv_term<T> recurrent{h_prev, p.w_h.data(), H};
+            detail::gemv_rows<T, Gx>(nullptr, z, &input, 1);       // (R3), z[:Gx] = x W_x
+            detail::gemv_rows<T, Gh>(nullptr, hw, &recurrent, 1);  // h W_h
+            for (std::size_t j = 0; j < Gs; ++j)
+            {
+                z[j] += hw[j];
+            }
+            std::copy(hw + Gs, hw + Gh, z + Gx);
         }
         detail::ensure_shape(m_next.h, {1, H});
         T* c = nullptr;

@@ -342,7 +342,8 @@ namespace xrnn
         xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
 
         // the one-step API: z of the batch-1 path, and the results
-        xt::xtensor<T, 1> m_step_z;  // (Gz)
+        xt::xtensor<T, 1> m_step_z;   // (Gz)
+        xt::xtensor<T, 1> m_step_hw;  // (Gh) h W_h of a layout that is not fused
         state_type m_next;
         gradients_type m_step_grads;
     };
@@ -494,7 +495,7 @@ namespace xrnn
     {
         std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
                              + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
-                             + m_dh_direct.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size()
+                             + m_dh_direct.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size() + m_step_hw.size()
                              + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
         if constexpr (has_cell_state)
         {

@@ -190,20 +190,26 @@ namespace xrnn
         m_batch = 1;
         detail::ensure_shape(m_step_z, {Gz});
         T* z = m_step_z.data();
-        if constexpr (Gs > 0)
+        if constexpr (Layout::fused)
         {
             const detail::gemv_term<T> terms[2] = {{x, p.w_x.data(), I}, {h_prev, p.w_h.data(), H}};
-            detail::gemv_rows<T, Gs, Gx>(nullptr, z, terms, 2);  // (R3), the summed columns
+            detail::gemv_rows<T, Gz>(nullptr, z, terms, 2);  // (R3), both products summed
         }
-        if constexpr (Gx > Gs)
+        else
         {
-            const detail::gemv_term<T> term{x, p.w_x.data() + Gs, I};
-            detail::gemv_rows<T, Gx - Gs, Gx>(nullptr, z + Gs, &term, 1);
-        }
-        if constexpr (Gh > Gs)
-        {
-            const detail::gemv_term<T> term{h_prev, p.w_h.data() + Gs, H};
-            detail::gemv_rows<T, Gh - Gs, Gh>(nullptr, z + Gx, &term, 1);
+            // each projection over whole rows of its W (as in the fused case), then laid out as z: the shared
+            // columns added, the recurrent-only ones moved behind the input-only ones
+            detail::ensure_shape(m_step_hw, {Gh});
+            T* hw = m_step_hw.data();
+            const detail::gemv_term<T> input{x, p.w_x.data(), I};
+            const detail::gemv_term<T> recurrent{h_prev, p.w_h.data(), H};
+            detail::gemv_rows<T, Gx>(nullptr, z, &input, 1);       // (R3), z[:Gx] = x W_x
+            detail::gemv_rows<T, Gh>(nullptr, hw, &recurrent, 1);  // h W_h
+            for (std::size_t j = 0; j < Gs; ++j)
+            {
+                z[j] += hw[j];
+            }
+            std::copy(hw + Gs, hw + Gh, z + Gx);
         }
         detail::ensure_shape(m_next.h, {1, H});
         T* c = nullptr;
