@@ -3,7 +3,7 @@
 // Shapes are the IMDB sentiment model's: vocabulary V = 10000, embedding D = 128, hidden H = 128, S = 200 steps,
 // batch B = 64, Dense(128 -> 1), binary cross-entropy on logits, Adam. float throughout.
 //
-// Usage: xrnn_bench [case ...]      (no argument: every case; lstm_train_phases and rnn_train_phases, the median
+// Usage: xrnn_bench [case ...]      (no argument: every case; lstm_train_phases, rnn_train_phases and gru_train_phases, the median
 //                                   time of each phase of a training step, and lstm_forward_floor and
 //                                   rnn_forward_floor, the GEMMs of an inference forward alone, only when named)
 //        XRNN_BENCH_REPS=n xrnn_bench ...   n timed repetitions per case, one warm-up (for profilers)
@@ -414,6 +414,10 @@ int main(int argc, char** argv)
     if (named(only, "rnn_train_phases"))
     {
         phases_case<rnn>("rnn_train_phases", 21);
+    }
+    if (named(only, "gru_train_phases"))
+    {
+        phases_case<gru>("gru_train_phases", 21);
     }
     if (named(only, "lstm_forward_floor"))
     {
