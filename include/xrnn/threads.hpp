@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -68,10 +69,18 @@ namespace xrnn
 
             void set_threads(std::size_t n)
             {
+                if (n > max_threads)
+                {
+                    throw value_error("set_num_threads: " + std::to_string(n) + " threads asked, at most "
+                                      + std::to_string(max_threads) + " (0 restores the default)");
+                }
                 std::lock_guard<std::mutex> pass(m_pass);  // waits for a running pass to end
                 stop_workers();
                 m_threads.store(n == 0 ? default_thread_count() : n, std::memory_order_relaxed);
             }
+
+            /// The most threads set_num_threads takes (as XRNN_NUM_THREADS).
+            static constexpr std::size_t max_threads = 4096;
 
             /// Calls part(p) for p = 0 .. parts - 1, spread over the workers and the calling thread, and returns
             /// when all have returned; rethrows the first exception a part threw.
@@ -138,13 +147,23 @@ namespace xrnn
                 return inside;
             }
 
+            /// Starts the workers a pass needs. When the system refuses a thread (its thread or memory limit), the
+            /// pool keeps the workers it got and num_threads() says how many threads it runs on from then on.
             void start_workers()
             {
                 const std::size_t wanted = threads() - 1;
                 while (m_workers.size() < wanted)
                 {
-                    // the generation is passed in, not read by the new thread: it may start after the next ++
-                    m_workers.emplace_back([this, seen = m_generation] { work(seen); });
+                    try
+                    {
+                        // the generation is passed in, not read by the new thread: it may start after the next ++
+                        m_workers.emplace_back([this, seen = m_generation] { work(seen); });
+                    }
+                    catch (const std::system_error&)
+                    {
+                        m_threads.store(m_workers.size() + 1, std::memory_order_relaxed);
+                        return;
+                    }
                 }
             }
 
@@ -238,7 +257,9 @@ namespace xrnn
     }
 
     /// Sets how many threads a parallel pass uses; 0 restores the default (XRNN_NUM_THREADS, else the hardware's
-    /// count). Waits for a pass that is running to end, so it must not be called from inside one.
+    /// count). More than 4096 is a value_error; if the system later refuses some of the threads, passes run on
+    /// those it got (num_threads() tells). Waits for a pass that is running to end, so it must not be called from
+    /// inside one.
     inline void set_num_threads(std::size_t n)
     {
         detail::thread_pool::instance().set_threads(n);

@@ -325,6 +325,7 @@ namespace xrnn
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -368,10 +369,18 @@ namespace xrnn
 
             void set_threads(std::size_t n)
             {
+                if (n > max_threads)
+                {
+                    throw value_error("set_num_threads: " + std::to_string(n) + " threads asked, at most "
+                                      + std::to_string(max_threads) + " (0 restores the default)");
+                }
                 std::lock_guard<std::mutex> pass(m_pass);  // waits for a running pass to end
                 stop_workers();
                 m_threads.store(n == 0 ? default_thread_count() : n, std::memory_order_relaxed);
             }
+
+            /// The most threads set_num_threads takes (as XRNN_NUM_THREADS).
+            static constexpr std::size_t max_threads = 4096;
 
             /// Calls part(p) for p = 0 .. parts - 1, spread over the workers and the calling thread, and returns
             /// when all have returned; rethrows the first exception a part threw.
@@ -438,13 +447,23 @@ namespace xrnn
                 return inside;
             }
 
+            /// Starts the workers a pass needs. When the system refuses a thread (its thread or memory limit), the
+            /// pool keeps the workers it got and num_threads() says how many threads it runs on from then on.
             void start_workers()
             {
                 const std::size_t wanted = threads() - 1;
                 while (m_workers.size() < wanted)
                 {
-                    // the generation is passed in, not read by the new thread: it may start after the next ++
-                    m_workers.emplace_back([this, seen = m_generation] { work(seen); });
+                    try
+                    {
+                        // the generation is passed in, not read by the new thread: it may start after the next ++
+                        m_workers.emplace_back([this, seen = m_generation] { work(seen); });
+                    }
+                    catch (const std::system_error&)
+                    {
+                        m_threads.store(m_workers.size() + 1, std::memory_order_relaxed);
+                        return;
+                    }
                 }
             }
 
@@ -538,7 +557,9 @@ namespace xrnn
     }
 
     /// Sets how many threads a parallel pass uses; 0 restores the default (XRNN_NUM_THREADS, else the hardware's
-    /// count). Waits for a pass that is running to end, so it must not be called from inside one.
+    /// count). More than 4096 is a value_error; if the system later refuses some of the threads, passes run on
+    /// those it got (num_threads() tells). Waits for a pass that is running to end, so it must not be called from
+    /// inside one.
     inline void set_num_threads(std::size_t n)
     {
         detail::thread_pool::instance().set_threads(n);
@@ -4854,12 +4875,15 @@ namespace xrnn
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <system_error>
 #include <type_traits>
 
 #if defined(_WIN32)
 #include <io.h>
 #include <process.h>
 #else
+#include <signal.h>
+#include <sys/types.h>
 #include <unistd.h>
 #endif
 
@@ -5062,12 +5086,18 @@ namespace xrnn
             std::string m_source;
         };
 
-        /// The size of a regular file; io_error naming `what` when it is missing or not a regular file.
+        /// The size of a regular file; io_error naming `what` and the cause when it is missing, not a regular file, or
+        /// cannot be reached (a symlink loop, a directory without permission: the system's own words, not "no such
+        /// file").
         inline std::size_t regular_file_size(const std::string& path, const char* what)
         {
             std::error_code error;
             const auto status = std::filesystem::status(path, error);
-            if (error || !std::filesystem::exists(status))
+            if (error && error != std::errc::no_such_file_or_directory)
+            {
+                throw io_error(std::string("cannot read ") + what + " '" + path + "': " + error.message());
+            }
+            if (!std::filesystem::exists(status))
             {
                 throw io_error(std::string("cannot read ") + what + " '" + path + "': no such file");
             }
@@ -5087,11 +5117,19 @@ namespace xrnn
         inline std::string read_prefix(const std::string& path, std::size_t bytes, const char* what)
         {
             bytes = std::min(bytes, regular_file_size(path, what));
+            errno = 0;
             std::ifstream in(path, std::ios::binary);
-            std::string prefix(bytes, '\0');
-            if (!in || !in.read(prefix.data(), static_cast<std::streamsize>(bytes)))
+            if (!in)
             {
-                throw io_error(std::string("cannot read ") + what + " '" + path + "': read failed");
+                throw io_error(std::string("cannot read ") + what + " '" + path + "': cannot open it"
+                               + (errno != 0 ? std::string(": ") + std::strerror(errno) : std::string()));
+            }
+            std::string prefix(bytes, '\0');
+            errno = 0;
+            if (!in.read(prefix.data(), static_cast<std::streamsize>(bytes)))
+            {
+                throw io_error(std::string("cannot read ") + what + " '" + path + "': reading it failed"
+                               + (errno != 0 ? std::string(": ") + std::strerror(errno) : std::string(" (it ended early)")));
             }
             return prefix;
         }
@@ -5113,20 +5151,91 @@ namespace xrnn
             return bytes;
         }
 
+        /// Where a save to path writes: path itself, or, when path is a symlink, the file it finally points to (the
+        /// link stays a link). A chain of more than 40 links is a loop.
+        inline std::filesystem::path save_target(const std::string& path, const char* what)
+        {
+            namespace fs = std::filesystem;
+            fs::path target = path;
+            for (int hops = 0;; ++hops)
+            {
+                std::error_code error;
+                const auto link_status = fs::symlink_status(target, error);
+                if (error || !fs::is_symlink(link_status))
+                {
+                    return target;
+                }
+                if (hops == 40)
+                {
+                    throw io_error(std::string("cannot save ") + what + " to '" + path
+                                   + "': too many levels of symbolic links; the previous file, if any, is unchanged");
+                }
+                fs::path next = fs::read_symlink(target, error);
+                if (error)
+                {
+                    throw io_error(std::string("cannot save ") + what + " to '" + path + "': " + error.message());
+                }
+                target = next.is_absolute() ? next : target.parent_path() / next;
+            }
+        }
+
+        /// Removes the temporary files that earlier saves to target left when their process died before renaming
+        /// them ("<name>.tmp-<pid>-<n>" of a process that no longer exists). Temporaries of live processes (a save
+        /// running now) are left alone. POSIX only; elsewhere nothing is removed.
+        inline void remove_stale_temporaries(const std::filesystem::path& target)
+        {
+#if !defined(_WIN32)
+            namespace fs = std::filesystem;
+            const std::string prefix = target.filename().string() + ".tmp-";
+            const fs::path directory = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+            std::error_code error;
+            for (fs::directory_iterator it(directory, error), end; !error && it != end; it.increment(error))
+            {
+                const std::string name = it->path().filename().string();
+                if (name.compare(0, prefix.size(), prefix) != 0)
+                {
+                    continue;
+                }
+                const std::string rest = name.substr(prefix.size());  // "<pid>-<n>"
+                const std::size_t dash = rest.find('-');
+                if (dash == 0 || dash == std::string::npos
+                    || rest.find_first_not_of("0123456789") != dash
+                    || rest.find_first_not_of("0123456789", dash + 1) != std::string::npos || dash > 9)
+                {
+                    continue;  // not a name this function's saves make
+                }
+                const long pid = std::stol(rest.substr(0, dash));
+                if (pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+                {
+                    std::error_code ignored;
+                    fs::remove(it->path(), ignored);
+                }
+            }
+#else
+            (void)target;
+#endif
+        }
+
         /// Writes bytes to path atomically: a temporary file in the same directory is written, flushed to disk
         /// and renamed over path, so a crash or a full disk leaves either the old file or the new one, never half.
+        /// A symlink is written through (its final target is replaced, the link stays), the replaced file's
+        /// permissions are kept (a 0600 file stays 0600), and temporaries that crashed saves to the same target
+        /// left behind are removed.
         inline void atomic_write_file(const std::string& path, const std::string& bytes, const char* what)
         {
+            namespace fs = std::filesystem;
             static std::atomic<unsigned> counter{0};
 #if defined(_WIN32)
             const long pid = _getpid();
 #else
             const long pid = static_cast<long>(getpid());
 #endif
-            const std::string temporary = path + ".tmp-" + std::to_string(pid) + "-" + std::to_string(counter++);
+            const fs::path target = save_target(path, what);
+            remove_stale_temporaries(target);
+            const std::string temporary = target.string() + ".tmp-" + std::to_string(pid) + "-" + std::to_string(counter++);
             auto fail = [&](const std::string& problem) {
                 std::error_code ignored;
-                std::filesystem::remove(temporary, ignored);
+                fs::remove(temporary, ignored);
                 throw io_error(std::string("cannot save ") + what + " to '" + path + "': " + problem
                                + "; the previous file, if any, is unchanged");
             };
@@ -5149,7 +5258,16 @@ namespace xrnn
                 fail(std::string("writing the temporary file failed: ") + std::strerror(errno));
             }
             std::error_code error;
-            std::filesystem::rename(temporary, path, error);
+            const auto existing = fs::status(target, error);
+            if (!error && fs::is_regular_file(existing))
+            {
+                fs::permissions(temporary, existing.permissions(), fs::perm_options::replace, error);
+                if (error)
+                {
+                    fail("keeping the file's permissions failed: " + error.message());
+                }
+            }
+            fs::rename(temporary, target, error);
             if (error)
             {
                 fail("renaming the temporary file failed: " + error.message());
