@@ -2790,7 +2790,8 @@ namespace xrnn
     {
         std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
                              + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
-                             + m_dh_direct.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size() + m_step_hw.size()
+                             + m_dh_direct.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size()
+                             + m_step_hw.size()
                              + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
         if constexpr (has_cell_state)
         {
@@ -2856,7 +2857,8 @@ namespace xrnn
 // parameter gradients: the rest of the definitions
 // ---- begin include/xrnn/layers/recurrent_paths.hpp ----
 // xtensor-rnn: the steps of the recurrent engine (recurrent_cell.hpp holds the class, its public interface and the
-// equations): the per-row pieces every path shares, then the paths themselves. Two paths, chosen at compile time by register_blocked_steps:
+// equations): the paths, then the per-row pieces they share. Two paths, chosen at compile time by
+// register_blocked_steps:
 //   register tiles  (R3) and (Q2) per step on 8-row tiles of each thread's part of the batch
 //                   (detail/small_gemm.hpp), W_x and W_h in L2 for all steps; one fork and join per pass
 //   BLAS            (R3)'s input part as one GEMM over a chunk of steps, the recurrent part and (Q2) one GEMM
@@ -3096,7 +3098,8 @@ namespace xrnn
         }
     }
 
-    /// (Q2)'s product on n rows in register tiles, from W_h^T: dh = dz[:, :Gs] W_h[:, :Gs]^T + dz[:, Gx:] W_h[:, Gs:]^T.
+    /// (Q2)'s product on n rows in register tiles, from W_h^T:
+    /// dh = dz[:, :Gs] W_h[:, :Gs]^T + dz[:, Gx:] W_h[:, Gs:]^T.
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n)
     {
@@ -3287,10 +3290,11 @@ namespace xrnn
     /// One Elman step on a batch: rnn_cell<T, In, Hidden, nonlinearity>.
     template <class T, std::size_t In, std::size_t Hidden, nonlinearity Act = nonlinearity::tanh>
     class rnn_cell
-        : public recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden, cell_layout<Hidden, Hidden, Hidden, false, false>>
+        : public recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden,
+                                cell_layout<Hidden, Hidden, Hidden, false, false>>
     {
-        using base =
-            recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden, cell_layout<Hidden, Hidden, Hidden, false, false>>;
+        using base = recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden,
+                                    cell_layout<Hidden, Hidden, Hidden, false, false>>;
         friend base;
 
     public:
@@ -3883,8 +3887,9 @@ namespace xrnn
             for (std::size_t k = 0; k < Layers; ++k)
             {
                 visit_layer(k, [&](auto& cell) {
-                    cell.for_each_random_engine(
-                        [&](const std::string& engine, random_engine& e) { f("l" + std::to_string(k) + "." + engine, e); });
+                    cell.for_each_random_engine([&](const std::string& engine, random_engine& e) {
+                        f("l" + std::to_string(k) + "." + engine, e);
+                    });
                 });
             }
         }
@@ -5128,8 +5133,8 @@ namespace xrnn
             errno = 0;
             if (!in.read(prefix.data(), static_cast<std::streamsize>(bytes)))
             {
-                throw io_error(std::string("cannot read ") + what + " '" + path + "': reading it failed"
-                               + (errno != 0 ? std::string(": ") + std::strerror(errno) : std::string(" (it ended early)")));
+                const std::string cause = errno != 0 ? std::string(": ") + std::strerror(errno) : " (it ended early)";
+                throw io_error(std::string("cannot read ") + what + " '" + path + "': reading it failed" + cause);
             }
             return prefix;
         }
@@ -5232,7 +5237,8 @@ namespace xrnn
 #endif
             const fs::path target = save_target(path, what);
             remove_stale_temporaries(target);
-            const std::string temporary = target.string() + ".tmp-" + std::to_string(pid) + "-" + std::to_string(counter++);
+            const std::string temporary =
+                target.string() + ".tmp-" + std::to_string(pid) + "-" + std::to_string(counter++);
             auto fail = [&](const std::string& problem) {
                 std::error_code ignored;
                 fs::remove(temporary, ignored);

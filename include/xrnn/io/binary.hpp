@@ -269,8 +269,8 @@ namespace xrnn
             errno = 0;
             if (!in.read(prefix.data(), static_cast<std::streamsize>(bytes)))
             {
-                throw io_error(std::string("cannot read ") + what + " '" + path + "': reading it failed"
-                               + (errno != 0 ? std::string(": ") + std::strerror(errno) : std::string(" (it ended early)")));
+                const std::string cause = errno != 0 ? std::string(": ") + std::strerror(errno) : " (it ended early)";
+                throw io_error(std::string("cannot read ") + what + " '" + path + "': reading it failed" + cause);
             }
             return prefix;
         }
@@ -373,7 +373,8 @@ namespace xrnn
 #endif
             const fs::path target = save_target(path, what);
             remove_stale_temporaries(target);
-            const std::string temporary = target.string() + ".tmp-" + std::to_string(pid) + "-" + std::to_string(counter++);
+            const std::string temporary =
+                target.string() + ".tmp-" + std::to_string(pid) + "-" + std::to_string(counter++);
             auto fail = [&](const std::string& problem) {
                 std::error_code ignored;
                 fs::remove(temporary, ignored);

@@ -495,7 +495,8 @@ namespace xrnn
     {
         std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
                              + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
-                             + m_dh_direct.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size() + m_step_hw.size()
+                             + m_dh_direct.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size()
+                             + m_step_hw.size()
                              + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
         if constexpr (has_cell_state)
         {

@@ -1,5 +1,6 @@
 // xtensor-rnn: the steps of the recurrent engine (recurrent_cell.hpp holds the class, its public interface and the
-// equations): the per-row pieces every path shares, then the paths themselves. Two paths, chosen at compile time by register_blocked_steps:
+// equations): the paths, then the per-row pieces they share. Two paths, chosen at compile time by
+// register_blocked_steps:
 //   register tiles  (R3) and (Q2) per step on 8-row tiles of each thread's part of the batch
 //                   (detail/small_gemm.hpp), W_x and W_h in L2 for all steps; one fork and join per pass
 //   BLAS            (R3)'s input part as one GEMM over a chunk of steps, the recurrent part and (Q2) one GEMM
@@ -244,7 +245,8 @@ namespace xrnn
         }
     }
 
-    /// (Q2)'s product on n rows in register tiles, from W_h^T: dh = dz[:, :Gs] W_h[:, :Gs]^T + dz[:, Gx:] W_h[:, Gs:]^T.
+    /// (Q2)'s product on n rows in register tiles, from W_h^T:
+    /// dh = dz[:, :Gs] W_h[:, :Gs]^T + dz[:, Gx:] W_h[:, Gs:]^T.
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n)
     {

@@ -203,8 +203,9 @@ namespace xrnn
             for (std::size_t k = 0; k < Layers; ++k)
             {
                 visit_layer(k, [&](auto& cell) {
-                    cell.for_each_random_engine(
-                        [&](const std::string& engine, random_engine& e) { f("l" + std::to_string(k) + "." + engine, e); });
+                    cell.for_each_random_engine([&](const std::string& engine, random_engine& e) {
+                        f("l" + std::to_string(k) + "." + engine, e);
+                    });
                 });
             }
         }

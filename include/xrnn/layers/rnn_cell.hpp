@@ -38,10 +38,11 @@ namespace xrnn
     /// One Elman step on a batch: rnn_cell<T, In, Hidden, nonlinearity>.
     template <class T, std::size_t In, std::size_t Hidden, nonlinearity Act = nonlinearity::tanh>
     class rnn_cell
-        : public recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden, cell_layout<Hidden, Hidden, Hidden, false, false>>
+        : public recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden,
+                                cell_layout<Hidden, Hidden, Hidden, false, false>>
     {
-        using base =
-            recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden, cell_layout<Hidden, Hidden, Hidden, false, false>>;
+        using base = recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden,
+                                    cell_layout<Hidden, Hidden, Hidden, false, false>>;
         friend base;
 
     public:
