@@ -3,6 +3,7 @@
 # them with CTest. Any finding fails the run: ASan aborts on its first error (and LeakSanitizer at exit), and UBSan is
 # built with -fno-sanitize-recover=all, so undefined behaviour aborts the test instead of printing a warning.
 # Not built here: the C++20 copies, the packaging/consumer tests, the compile-fail tests (tests/CMakeLists.txt options).
+# Then the tests of xrnn's threads again with ThreadSanitizer, in build-sanitize-thread/ (any report fails).
 # Usage: bash tools/sanitize.sh [extra ctest arguments, e.g. -R test_lstm]
 set -euo pipefail
 
@@ -30,3 +31,24 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:halt_on_err
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:abort_on_error=1}"
 # test_allocations replaces malloc itself to count allocations, which cannot coexist with ASan's malloc.
 ctest --test-dir "$build" --output-on-failure -j "$jobs" -E '^test_allocations$' "$@"
+
+# ThreadSanitizer, on the tests of xrnn's own threads (the thread pool, the parallel layers and their results on 1-3
+# threads, the thread limit): a separate build, since TSan cannot be combined with ASan. OpenBLAS is kept to one
+# thread here: its own threads synchronise in code TSan does not see, which it would report as races that are not
+# xrnn's.
+tsan_build="${build}-thread"
+tsan_flags="-fsanitize=thread -fno-omit-frame-pointer"
+cmake -S . -B "$tsan_build" \
+    -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_CXX_FLAGS="$tsan_flags" \
+    -DCMAKE_EXE_LINKER_FLAGS="$tsan_flags" \
+    -DXRNN_BUILD_EXAMPLES=OFF \
+    -DXRNN_BUILD_BENCHMARKS=OFF \
+    -DXRNN_TEST_CXX20=OFF \
+    -DXRNN_TEST_PACKAGING=OFF \
+    -DXRNN_TEST_COMPILE_FAIL=OFF \
+    -DXRNN_TEST_OPTIMIZATION=-O1
+tsan_tests=(test_threads test_files)
+cmake --build "$tsan_build" -j "$jobs" --target "${tsan_tests[@]}"
+OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:second_deadlock_stack=1}" \
+    ctest --test-dir "$tsan_build" --output-on-failure -j "$jobs" -R "^($(IFS='|'; echo "${tsan_tests[*]}"))\$"
