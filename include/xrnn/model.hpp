@@ -52,7 +52,7 @@
 #include <xrnn/layers/dropout.hpp>
 #include <xrnn/layers/embedding.hpp>
 #include <xrnn/loss.hpp>
-#include <xrnn/io/checkpoint.hpp>
+#include <xrnn/model/training_checkpoint.hpp>
 #include <xrnn/io/weights.hpp>
 #include <xrnn/model/batching.hpp>
 #include <xrnn/model/history.hpp>

@@ -834,12 +834,177 @@ namespace xrnn
 
 #include <algorithm>
 #include <cstddef>
+#include <string>
 #include <tuple>
 
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnoalias.hpp>
 #include <xtensor/xtensor.hpp>
 
+// ---- begin include/xrnn/layers/layer_traits.hpp ----
+// xtensor-rnn: what every layer says about itself, as members of its own class.
+//
+// The model (sequential), weight files and checkpoints learn about a layer only through these members, so a new
+// layer type is an additive change: nothing outside its own header lists it. Every layer L has
+//   static const char* name() noexcept          "gru": the word its error messages and summaries start with
+//   static std::string signature()              "gru<float32,128,128,layers=1,last>": type and compile-time
+//                                               sizes, stored in weight files and checkpoints so that a file
+//                                               of another model is refused with both signatures in the message
+//   static constexpr bool reads_sequence        whether its input is a time-major sequence (S, B, ...), so that
+//                                               a model gathers batches in that layout
+//   static constexpr bool reads_token_ids       whether its input is integer ids (embedding)
+//   void for_each_random_engine(F&& f)          f(name, random_engine&) for every engine it draws from while
+//                                               training (dropout masks); checkpoints save and restore them
+//   void for_each_parameter(F&& f)              f(name, value, gradient) for every parameter tensor
+// check_layer<L>() fails to compile, naming the missing member, when one of them is absent.
+#ifndef XRNN_LAYERS_LAYER_TRAITS_HPP
+#define XRNN_LAYERS_LAYER_TRAITS_HPP
+
+#include <cstddef>
+#include <initializer_list>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+
+namespace xrnn
+{
+    /// "float32" or "float64", as signatures spell the scalar type.
+    template <class T>
+    constexpr const char* scalar_name() noexcept
+    {
+        static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                      "xrnn: scalar type must be float or double");
+        return std::is_same<T, float>::value ? "float32" : "float64";
+    }
+
+    namespace detail
+    {
+        /// ",a,b,c": the compile-time sizes of a signature.
+        inline std::string join_sizes(std::initializer_list<std::size_t> sizes)
+        {
+            std::string text;
+            for (std::size_t s : sizes)
+            {
+                text += "," + std::to_string(s);
+            }
+            return text;
+        }
+
+        /// A visitor of the right shape, to detect members that take one.
+        struct engine_visitor_probe
+        {
+            void operator()(const std::string&, random_engine&) const
+            {
+            }
+        };
+        struct parameter_visitor_probe
+        {
+            template <class V, class G>
+            void operator()(const std::string&, V&, G&) const
+            {
+            }
+        };
+
+        template <class L, class = void>
+        struct has_layer_name : std::false_type
+        {
+        };
+        template <class L>
+        struct has_layer_name<L, std::enable_if_t<std::is_convertible<decltype(L::name()), const char*>::value>>
+            : std::true_type
+        {
+        };
+
+        template <class L, class = void>
+        struct has_signature : std::false_type
+        {
+        };
+        template <class L>
+        struct has_signature<L, std::enable_if_t<std::is_convertible<decltype(L::signature()), std::string>::value>>
+            : std::true_type
+        {
+        };
+
+        template <class L, class = void>
+        struct has_reads_sequence : std::false_type
+        {
+        };
+        template <class L>
+        struct has_reads_sequence<L, std::enable_if_t<std::is_same<decltype(L::reads_sequence), const bool>::value>>
+            : std::true_type
+        {
+        };
+
+        template <class L, class = void>
+        struct has_reads_token_ids : std::false_type
+        {
+        };
+        template <class L>
+        struct has_reads_token_ids<L,
+                                   std::enable_if_t<std::is_same<decltype(L::reads_token_ids), const bool>::value>>
+            : std::true_type
+        {
+        };
+
+        template <class L, class = void>
+        struct has_random_engines : std::false_type
+        {
+        };
+        template <class L>
+        struct has_random_engines<
+            L, std::void_t<decltype(std::declval<L&>().for_each_random_engine(engine_visitor_probe{}))>>
+            : std::true_type
+        {
+        };
+
+        template <class L, class = void>
+        struct has_parameters : std::false_type
+        {
+        };
+        template <class L>
+        struct has_parameters<L,
+                              std::void_t<decltype(std::declval<L&>().for_each_parameter(parameter_visitor_probe{}))>>
+            : std::true_type
+        {
+        };
+    }  // namespace detail
+
+    /// True for a type that has every member above; otherwise the first missing one is named in a compile error.
+    template <class L>
+    constexpr bool check_layer()
+    {
+        static_assert(detail::has_layer_name<L>::value,
+                      "xrnn: a layer needs `static const char* name() noexcept` (layers/layer_traits.hpp)");
+        static_assert(detail::has_signature<L>::value,
+                      "xrnn: a layer needs `static std::string signature()` (layers/layer_traits.hpp)");
+        static_assert(detail::has_reads_sequence<L>::value,
+                      "xrnn: a layer needs `static constexpr bool reads_sequence` (layers/layer_traits.hpp)");
+        static_assert(detail::has_reads_token_ids<L>::value,
+                      "xrnn: a layer needs `static constexpr bool reads_token_ids` (layers/layer_traits.hpp)");
+        static_assert(detail::has_random_engines<L>::value,
+                      "xrnn: a layer needs `template <class F> void for_each_random_engine(F&& f)` "
+                      "(layers/layer_traits.hpp)");
+        static_assert(detail::has_parameters<L>::value,
+                      "xrnn: a layer needs `template <class F> void for_each_parameter(F&& f)` "
+                      "(layers/layer_traits.hpp)");
+        return true;
+    }
+
+    /// Calls f(name, engine) for every random engine a layer, cell or model draws from while training: "rng" for
+    /// dropout, "mask" for a cell, "l<k>.mask" for the cells of a recurrent layer, "<index>.<name>" in a sequential.
+    template <class Layer, class F>
+    void for_each_random_engine(Layer& layer, F&& f)
+    {
+        static_assert(detail::has_random_engines<Layer>::value,
+                      "xrnn: a layer needs `template <class F> void for_each_random_engine(F&& f)` "
+                      "(layers/layer_traits.hpp)");
+        layer.for_each_random_engine(f);
+    }
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/layers/layer_traits.hpp ----
 
 namespace xrnn
 {
@@ -942,6 +1107,23 @@ namespace xrnn
     public:
         using value_type = T;
         using function_type = Fn;
+        static constexpr bool reads_sequence = false;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = false;
+
+        static const char* name() noexcept
+        {
+            return "activation";
+        }
+
+        static std::string signature()
+        {
+            return std::string("activation<") + scalar_name<T>() + "," + Fn::name + ">";
+        }
+
+        template <class F>
+        void for_each_random_engine(F&&)
+        {
+        }
 
         template <std::size_t N>
         const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode = mode::inference)
@@ -1045,6 +1227,18 @@ namespace xrnn
     {
     public:
         using value_type = T;
+        static constexpr bool reads_sequence = false;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = false;
+
+        static const char* name() noexcept
+        {
+            return "dropout";
+        }
+
+        static std::string signature()
+        {
+            return std::string("dropout<") + scalar_name<T>() + ">";
+        }
 
         dropout(double rate, random_engine& rng)
             : m_rate(checked_rate(rate))
@@ -1061,6 +1255,12 @@ namespace xrnn
         random_engine& engine() noexcept
         {
             return m_rng;
+        }
+
+        template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            f(std::string("rng"), m_rng);
         }
 
         template <std::size_t N>
@@ -1492,6 +1692,23 @@ namespace xrnn
         static constexpr std::size_t vocabulary_size = Vocab;
         static constexpr std::size_t input_size = 1;  // one token id per step
         static constexpr std::size_t output_size = Dim;
+        static constexpr bool reads_sequence = true;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = true;
+
+        static const char* name() noexcept
+        {
+            return "embedding";
+        }
+
+        static std::string signature()
+        {
+            return std::string("embedding<") + scalar_name<T>() + detail::join_sizes({Vocab, Dim}) + ">";
+        }
+
+        template <class F>
+        void for_each_random_engine(F&&)
+        {
+        }
 
         params_type p;   // weights
         params_type dp;  // their gradients, accumulated by backward, zeroed by the caller
@@ -1648,6 +1865,23 @@ namespace xrnn
         using params_type = dense_params<T, In, Out>;
         static constexpr std::size_t input_size = In;
         static constexpr std::size_t output_size = Out;
+        static constexpr bool reads_sequence = false;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = false;
+
+        static const char* name() noexcept
+        {
+            return "dense";
+        }
+
+        static std::string signature()
+        {
+            return std::string("dense<") + scalar_name<T>() + detail::join_sizes({In, Out}) + ">";
+        }
+
+        template <class F>
+        void for_each_random_engine(F&&)
+        {
+        }
 
         params_type p;
         params_type dp;
@@ -2106,6 +2340,12 @@ namespace xrnn
         random_engine& mask_engine() noexcept
         {
             return m_mask_rng;
+        }
+
+        template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            f(std::string("mask"), m_mask_rng);
         }
 
         template <class F>
@@ -2697,6 +2937,7 @@ namespace xrnn
 #define XRNN_LAYERS_RNN_CELL_HPP
 
 #include <cstddef>
+#include <string>
 
 #include <type_traits>
 
@@ -2724,6 +2965,13 @@ namespace xrnn
 
     public:
         static constexpr const char* name = "rnn_cell";
+        static constexpr const char* layer_name = "rnn";  // of the layer that runs it over a sequence
+
+        /// This cell's settings in a layer's signature: its nonlinearity.
+        static std::string signature_options()
+        {
+            return Act == nonlinearity::tanh ? ",tanh" : ",relu";
+        }
         using base::base;  // forward(x, prev, mode) and backward(d_next): recurrent_cell.hpp
 
     private:
@@ -2803,6 +3051,7 @@ namespace xrnn
 #define XRNN_LAYERS_LSTM_CELL_HPP
 
 #include <cstddef>
+#include <string>
 
 #include <xtensor/xtensor.hpp>
 
@@ -2832,6 +3081,13 @@ namespace xrnn
 
     public:
         static constexpr const char* name = "lstm_cell";
+        static constexpr const char* layer_name = "lstm";  // of the layer that runs it over a sequence
+
+        /// This cell's settings in a layer's signature: none.
+        static std::string signature_options()
+        {
+            return "";
+        }
         using base::base;  // forward(x, prev, mode) and backward(d_next): recurrent_cell.hpp
 
     private:
@@ -2968,6 +3224,8 @@ namespace xrnn
         static constexpr std::size_t num_layers = Layers;
         static constexpr bool has_cell_state = FirstCell::has_cell_state;
         static constexpr output output_kind = Out;
+        static constexpr bool reads_sequence = true;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = false;
         using first_cell_type = FirstCell;
         using upper_cell_type = UpperCell;
         using input_type = xt::xtensor<T, 3>;                                         // (S, B, I)
@@ -3099,9 +3357,31 @@ namespace xrnn
             return bytes + values * sizeof(T);
         }
 
+        /// "lstm", "rnn", "gru": the cell's layer_name.
         static const char* name() noexcept
         {
-            return has_cell_state ? "lstm" : "rnn";
+            return FirstCell::layer_name;
+        }
+
+        /// "lstm<float32,128,64,layers=2,last>"; an Elman layer adds its nonlinearity (",tanh").
+        static std::string signature()
+        {
+            return std::string(name()) + "<" + scalar_name<T>() + detail::join_sizes({input_size, hidden_size})
+                   + ",layers=" + std::to_string(Layers) + "," + (Out == output::last ? "last" : "sequence")
+                   + FirstCell::signature_options() + ">";
+        }
+
+        /// f("l<k>.mask", engine) for the dropout-mask engine of every stacked layer.
+        template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            for (std::size_t k = 0; k < Layers; ++k)
+            {
+                visit_layer(k, [&](auto& cell) {
+                    cell.for_each_random_engine(
+                        [&](const std::string& engine, random_engine& e) { f("l" + std::to_string(k) + "." + engine, e); });
+                });
+            }
         }
 
     private:
@@ -4010,7 +4290,7 @@ namespace xrnn
 
 #include <xtensor/xtensor.hpp>
 
-// ---- begin include/xrnn/io/checkpoint.hpp ----
+// ---- begin include/xrnn/model/training_checkpoint.hpp ----
 // xtensor-rnn: training checkpoints, everything a run needs to continue exactly where it stopped (format:
 // docs/weight-format.md, kind 2).
 //
@@ -4027,17 +4307,18 @@ namespace xrnn
 // make training misbehave: the order must be a permutation, no engine may be all zeros) before the optimizer,
 // then the model, are changed.
 //
-// The functions here work on any model (a sequential, a single layer) with any optimizer that has snapshot()
-// and restore() (sgd, adam, rmsprop); fit() uses them through fit_options::checkpoint_path and resume_from.
-#ifndef XRNN_IO_CHECKPOINT_HPP
-#define XRNN_IO_CHECKPOINT_HPP
+// The file's tensors are listed once, by checkpoint_entries() below; writing, the size check and reading all walk
+// that list. The functions work on any model (a sequential, a single layer) with any optimizer that has
+// snapshot() and restore() (sgd, adam, rmsprop); fit() uses them through its checkpointing callback
+// (model/checkpointing.hpp).
+#ifndef XRNN_MODEL_TRAINING_CHECKPOINT_HPP
+#define XRNN_MODEL_TRAINING_CHECKPOINT_HPP
 
 #include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -4365,6 +4646,35 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/io/binary.hpp ----
+// ---- begin include/xrnn/io/checkpoint.hpp ----
+// xtensor-rnn: the pieces a training checkpoint is made of (format: docs/weight-format.md, kind 2), independent of
+// what trains the model.
+//
+//   io::entry_list entries;                              // one list: name, shape, where the values live
+//   entries.add("fit.order", order.data(), {order.size()});
+//   out_size = header + entries.bytes() + 8;             // the exact file size, from the same list
+//   entries.write(writer);  /  entries.read(reader);     // writing and reading walk the same list
+//
+// A checkpoint file is a sequence of named tensors. Its layout is described once, as an entry_list whose entries
+// point at the buffers that hold the values: the writer reads them from there, the reader (after sizing the
+// buffers from the file's description) writes them there, and the exact file size is summed over the same list.
+// Adding a tensor to the format is one add() in the function that builds the list
+// (model/training_checkpoint.hpp).
+//
+// This header also gathers what a checkpoint stores of a model and of an optimizer: parameter names and shapes,
+// the random engines of the layers (through each layer's for_each_random_engine member, layers/layer_traits.hpp),
+// and the optimizer's snapshot checked against the parameters. It knows nothing of fit(): the training loop's own
+// state (epochs, order, history, early stopping) is described by model/training_checkpoint.hpp.
+#ifndef XRNN_IO_CHECKPOINT_HPP
+#define XRNN_IO_CHECKPOINT_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
 // ---- begin include/xrnn/io/weights.hpp ----
 // xtensor-rnn: weight files, the trained parameters of a model or layer (format: docs/weight-format.md).
 //
@@ -4391,111 +4701,6 @@ namespace xrnn
 #include <utility>
 #include <vector>
 
-// ---- begin include/xrnn/model/signature.hpp ----
-// xtensor-rnn: a layer's signature, its type and compile-time sizes as text, e.g. "lstm<float32,128,128,layers=1,last>".
-//
-// Weight files store the signature of the model that wrote them, so that loading into a model of another shape or
-// scalar type fails with both signatures in the message instead of reading garbage (RTNeural #75, #148).
-#ifndef XRNN_MODEL_SIGNATURE_HPP
-#define XRNN_MODEL_SIGNATURE_HPP
-
-#include <cstddef>
-#include <string>
-#include <type_traits>
-
-
-namespace xrnn
-{
-    template <class T>
-    constexpr const char* scalar_name() noexcept
-    {
-        static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
-                      "xrnn: scalar type must be float or double");
-        return std::is_same<T, float>::value ? "float32" : "float64";
-    }
-
-    /// signature_of<Layer>::get(): specialised for every layer of the library; a user's own layer type can
-    /// specialise it too.
-    template <class Layer>
-    struct signature_of;
-
-    namespace detail
-    {
-        inline std::string join_sizes(std::initializer_list<std::size_t> sizes)
-        {
-            std::string text;
-            for (std::size_t s : sizes)
-            {
-                text += "," + std::to_string(s);
-            }
-            return text;
-        }
-
-        inline const char* output_name(output o) noexcept
-        {
-            return o == output::last ? "last" : "sequence";
-        }
-    }  // namespace detail
-
-    template <class T, std::size_t V, std::size_t D>
-    struct signature_of<embedding<T, V, D>>
-    {
-        static std::string get()
-        {
-            return std::string("embedding<") + scalar_name<T>() + detail::join_sizes({V, D}) + ">";
-        }
-    };
-
-    template <class T, std::size_t In, std::size_t Out>
-    struct signature_of<dense<T, In, Out>>
-    {
-        static std::string get()
-        {
-            return std::string("dense<") + scalar_name<T>() + detail::join_sizes({In, Out}) + ">";
-        }
-    };
-
-    template <class T, std::size_t In, std::size_t H, std::size_t L, output O>
-    struct signature_of<lstm<T, In, H, L, O>>
-    {
-        static std::string get()
-        {
-            return std::string("lstm<") + scalar_name<T>() + detail::join_sizes({In, H}) + ",layers=" + std::to_string(L)
-                   + "," + detail::output_name(O) + ">";
-        }
-    };
-
-    template <class T, std::size_t In, std::size_t H, std::size_t L, output O, nonlinearity A>
-    struct signature_of<rnn<T, In, H, L, O, A>>
-    {
-        static std::string get()
-        {
-            return std::string("rnn<") + scalar_name<T>() + detail::join_sizes({In, H}) + ",layers=" + std::to_string(L)
-                   + "," + detail::output_name(O) + "," + (A == nonlinearity::tanh ? "tanh" : "relu") + ">";
-        }
-    };
-
-    template <class T>
-    struct signature_of<dropout<T>>
-    {
-        static std::string get()
-        {
-            return std::string("dropout<") + scalar_name<T>() + ">";
-        }
-    };
-
-    template <class T, class Fn>
-    struct signature_of<activation_layer<T, Fn>>
-    {
-        static std::string get()
-        {
-            return std::string("activation<") + scalar_name<T>() + "," + Fn::name + ">";
-        }
-    };
-}  // namespace xrnn
-
-#endif
-// ---- end include/xrnn/model/signature.hpp ----
 
 namespace xrnn
 {
@@ -4788,27 +4993,11 @@ namespace xrnn
             in.get_array(values, count, name.c_str());
         }
 
-        template <class Model, class = void>
-        struct has_static_signature : std::false_type
-        {
-        };
-        template <class Model>
-        struct has_static_signature<Model, std::void_t<decltype(Model::signature())>> : std::true_type
-        {
-        };
-
-        /// The signature of a model (its signature()) or of a single layer (signature_of<Layer>).
+        /// The signature of a model or of a single layer: its own signature() (layers/layer_traits.hpp).
         template <class Model>
         std::string signature_text()
         {
-            if constexpr (has_static_signature<Model>::value)
-            {
-                return Model::signature();
-            }
-            else
-            {
-                return signature_of<Model>::get();
-            }
+            return Model::signature();
         }
 
         template <class Model>
@@ -4945,6 +5134,211 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/io/weights.hpp ----
+
+namespace xrnn
+{
+    namespace io
+    {
+        inline std::size_t element_count(const std::vector<std::size_t>& shape)
+        {
+            std::size_t count = 1;
+            for (std::size_t d : shape)
+            {
+                count *= d;
+            }
+            return count;
+        }
+
+        /// One tensor of a file: its name, element type and shape, and the buffer its values are read from (when
+        /// writing) or written to (when reading).
+        struct entry
+        {
+            std::string name;
+            element_type type;
+            std::vector<std::size_t> shape;
+            void* data;
+        };
+
+        /// The tensors of a file in file order; drives writing, the size check and reading.
+        class entry_list
+        {
+        public:
+            template <class U>
+            void add(std::string name, U* data, std::vector<std::size_t> shape)
+            {
+                m_entries.push_back(entry{std::move(name), element_type_of<U>(), std::move(shape), data});
+            }
+
+            std::size_t size() const noexcept
+            {
+                return m_entries.size();
+            }
+
+            const entry& operator[](std::size_t k) const
+            {
+                return m_entries[k];
+            }
+
+            /// Bytes the entries take in a file (names, types, shapes and values).
+            std::size_t bytes() const
+            {
+                std::size_t total = 0;
+                for (const entry& e : m_entries)
+                {
+                    total += entry_bytes(e.name, e.shape.size(), element_count(e.shape), element_size(e.type));
+                }
+                return total;
+            }
+
+            void write(file_writer& out) const
+            {
+                for (const entry& e : m_entries)
+                {
+                    switch (e.type)
+                    {
+                    case element_type::float32: out.add(e.name, static_cast<const float*>(e.data), e.shape); break;
+                    case element_type::float64: out.add(e.name, static_cast<const double*>(e.data), e.shape); break;
+                    case element_type::uint64: out.add(e.name, static_cast<const std::uint64_t*>(e.data), e.shape); break;
+                    }
+                }
+            }
+
+            /// Reads entries [first, last) (all by default) into their buffers, each checked for name, type, shape.
+            void read(binary_reader& in, std::size_t first = 0, std::size_t last = static_cast<std::size_t>(-1)) const
+            {
+                for (std::size_t k = first; k < std::min(last, m_entries.size()); ++k)
+                {
+                    const entry& e = m_entries[k];
+                    switch (e.type)
+                    {
+                    case element_type::float32: read_entry(in, e.name, e.shape, static_cast<float*>(e.data)); break;
+                    case element_type::float64: read_entry(in, e.name, e.shape, static_cast<double*>(e.data)); break;
+                    case element_type::uint64: read_entry(in, e.name, e.shape, static_cast<std::uint64_t*>(e.data)); break;
+                    }
+                }
+            }
+
+        private:
+            static std::size_t element_size(element_type type) noexcept
+            {
+                return type == element_type::float32 ? 4 : 8;
+            }
+
+            std::vector<entry> m_entries;
+        };
+
+        /// What a checkpoint stores of a model's structure: parameter names and shapes, engine entry names.
+        struct checkpoint_layout
+        {
+            std::vector<std::string> parameter_names;
+            std::vector<std::vector<std::size_t>> parameter_shapes;
+            std::vector<std::string> engine_names;  // "engine.<the model's name for it>"
+        };
+
+        template <class Model>
+        checkpoint_layout layout_of(Model& model)
+        {
+            checkpoint_layout layout;
+            model.for_each_parameter([&](const auto& name, auto& value, auto&) {
+                layout.parameter_names.emplace_back(name);
+                layout.parameter_shapes.emplace_back(value.shape().begin(), value.shape().end());
+            });
+            for_each_random_engine(model, [&](const std::string& name, random_engine&) {
+                layout.engine_names.push_back("engine." + name);
+            });
+            return layout;
+        }
+
+        /// The states of a model's random engines, in for_each_random_engine order.
+        template <class Model>
+        std::vector<random_engine::state_type> copy_engines(Model& model)
+        {
+            std::vector<random_engine::state_type> states;
+            for_each_random_engine(model, [&](const std::string&, random_engine& engine) { states.push_back(engine.state()); });
+            return states;
+        }
+
+        /// Puts states made by copy_engines (or read from a file and checked) back; never all zeros.
+        template <class Model>
+        void commit_engines(const std::vector<random_engine::state_type>& states, Model& model)
+        {
+            std::size_t e = 0;
+            for_each_random_engine(model, [&](const std::string&, random_engine& engine) { engine.set_state(states[e++]); });
+        }
+
+        inline std::string slot_entry_name(const std::string& slot, const std::string& parameter)
+        {
+            return "optimizer." + slot + "." + parameter;
+        }
+
+        /// Checks that a snapshot's buffers belong to these parameters (names and sizes, in order).
+        template <class T>
+        void check_optimizer_parameters(const optimizer_snapshot<T>& snapshot, const checkpoint_layout& layout,
+                                        const char* where)
+        {
+            if (snapshot.parameters.empty())
+            {
+                return;
+            }
+            if (snapshot.parameters != layout.parameter_names)
+            {
+                throw state_error(std::string(where) + ": the optimizer's state was made for "
+                                  + std::to_string(snapshot.parameters.size())
+                                  + " parameters of other names than the model's "
+                                  + std::to_string(layout.parameter_names.size()) + "; use one optimizer per model");
+            }
+            for (std::size_t k = 0; k < snapshot.slots.size(); ++k)
+            {
+                for (const auto& buffer : snapshot.slots[k])
+                {
+                    if (buffer.size() != element_count(layout.parameter_shapes[k]))
+                    {
+                        throw state_error(std::string(where) + ": the optimizer's buffer for "
+                                          + snapshot.parameters[k] + " has " + std::to_string(buffer.size())
+                                          + " values, the parameter "
+                                          + std::to_string(element_count(layout.parameter_shapes[k])));
+                    }
+                }
+            }
+        }
+
+        /// Sizes a snapshot's buffers for reading: one set of slot buffers per parameter when `with_buffers`, none
+        /// otherwise (an optimizer that has not stepped yet).
+        template <class T>
+        void size_optimizer_buffers(optimizer_snapshot<T>& snapshot, const checkpoint_layout& layout, bool with_buffers)
+        {
+            snapshot.parameters.clear();
+            snapshot.slots.clear();
+            if (!with_buffers || snapshot.slot_names.empty())
+            {
+                return;
+            }
+            snapshot.parameters = layout.parameter_names;
+            for (const auto& shape : layout.parameter_shapes)
+            {
+                snapshot.slots.emplace_back(snapshot.slot_names.size(), std::vector<T>(element_count(shape)));
+            }
+        }
+
+        /// Adds the optimizer's per-parameter buffers to a list: "optimizer.<slot>.<parameter>", parameter by
+        /// parameter, each of its parameter's shape.
+        template <class T>
+        void add_optimizer_buffers(entry_list& entries, optimizer_snapshot<T>& snapshot, const checkpoint_layout& layout)
+        {
+            for (std::size_t k = 0; k < snapshot.slots.size(); ++k)
+            {
+                for (std::size_t s = 0; s < snapshot.slot_names.size(); ++s)
+                {
+                    entries.add(slot_entry_name(snapshot.slot_names[s], layout.parameter_names[k]),
+                                snapshot.slots[k][s].data(), layout.parameter_shapes[k]);
+                }
+            }
+        }
+    }  // namespace io
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/io/checkpoint.hpp ----
 // ---- begin include/xrnn/model/history.hpp ----
 // xtensor-rnn: what fit() returns: loss and metric per epoch, for training and validation, writable as CSV.
 #ifndef XRNN_MODEL_HISTORY_HPP
@@ -5098,80 +5492,6 @@ namespace xrnn
 
     namespace detail
     {
-        using engine_visitor = void (*)(const std::string&, random_engine&);
-
-        template <class L, class = void>
-        struct has_engine_visitor : std::false_type
-        {
-        };
-        template <class L>
-        struct has_engine_visitor<
-            L, std::void_t<decltype(std::declval<L&>().for_each_random_engine(std::declval<engine_visitor>()))>>
-            : std::true_type
-        {
-        };
-
-        template <class L, class = void>
-        struct is_recurrent_stack : std::false_type
-        {
-        };
-        template <class L>
-        struct is_recurrent_stack<L, std::void_t<typename L::first_cell_type, decltype(L::num_layers)>>
-            : std::true_type
-        {
-        };
-
-        template <class L, class = void>
-        struct has_engine : std::false_type  // dropout
-        {
-        };
-        template <class L>
-        struct has_engine<L, std::void_t<decltype(std::declval<L&>().engine())>> : std::true_type
-        {
-        };
-
-        template <class L, class = void>
-        struct has_mask_engine : std::false_type  // a recurrent cell
-        {
-        };
-        template <class L>
-        struct has_mask_engine<L, std::void_t<decltype(std::declval<L&>().mask_engine())>> : std::true_type
-        {
-        };
-
-        template <class Stack, class F, std::size_t... K>
-        void for_each_cell_engine(Stack& stack, F& f, std::index_sequence<K...>)
-        {
-            (f("l" + std::to_string(K) + ".mask", stack.template layer<K>().mask_engine()), ...);
-        }
-    }  // namespace detail
-
-    /// Calls f(name, engine) for every random engine a layer or model draws from while training (dropout
-    /// masks): "rng" for dropout, "mask" for a cell, "l<k>.mask" for the cells of rnn/lstm, "<layer>.<name>"
-    /// in a sequential. Layers that draw nothing (embedding, dense, activations) have none.
-    template <class Layer, class F>
-    void for_each_random_engine(Layer& layer, F&& f)
-    {
-        if constexpr (detail::has_engine_visitor<Layer>::value)
-        {
-            layer.for_each_random_engine(f);
-        }
-        else if constexpr (detail::is_recurrent_stack<Layer>::value)
-        {
-            detail::for_each_cell_engine(layer, f, std::make_index_sequence<Layer::num_layers>{});
-        }
-        else if constexpr (detail::has_engine<Layer>::value)
-        {
-            f(std::string("rng"), layer.engine());
-        }
-        else if constexpr (detail::has_mask_engine<Layer>::value)
-        {
-            f(std::string("mask"), layer.mask_engine());
-        }
-    }
-
-    namespace io
-    {
         /// The first tensor of a checkpoint, "checkpoint" (u64): what fixes the size of the rest.
         enum checkpoint_field : std::size_t
         {
@@ -5188,89 +5508,123 @@ namespace xrnn
             checkpoint_fields
         };
 
-        /// Columns of fit.history (f64), one row per epoch, as epoch_logs has them.
-        constexpr std::size_t history_fields = 10;
-
-        /// The largest integer a history column may hold (exact in a double).
-        constexpr double history_integer_max = 9007199254740992.0;
-
-        inline std::array<double, history_fields> history_row(const epoch_logs& e)
+        /// One column of fit.history (f64, one row per epoch): its name, what values it may hold, and how it maps
+        /// to epoch_logs. The table below is the only place that knows the column order.
+        struct history_column
         {
-            return {static_cast<double>(e.epoch),   static_cast<double>(e.epochs),
-                    static_cast<double>(e.steps),   static_cast<double>(e.skipped_steps),
-                    e.loss,                         e.metric,
-                    e.has_validation ? 1.0 : 0.0,   e.val_loss,
-                    e.val_metric,                   e.seconds};
-        }
-
-        template <class Model>
-        struct checkpoint_layout
-        {
-            std::vector<std::string> parameter_names;
-            std::vector<std::vector<std::size_t>> parameter_shapes;
-            std::vector<std::string> engine_names;
+            enum kind_type
+            {
+                count,  // a non-negative integer, exact in a double
+                flag,   // 0 or 1
+                real
+            };
+            const char* name;
+            kind_type kind;
+            double (*get)(const epoch_logs&);
+            void (*set)(epoch_logs&, double);
         };
 
-        template <class Model>
-        checkpoint_layout<Model> layout_of(Model& model)
+        inline const std::array<history_column, 10>& history_columns()
         {
-            checkpoint_layout<Model> layout;
-            model.for_each_parameter([&](const auto& name, auto& value, auto&) {
-                layout.parameter_names.emplace_back(name);
-                layout.parameter_shapes.emplace_back(value.shape().begin(), value.shape().end());
-            });
-            for_each_random_engine(model, [&](const std::string& name, random_engine&) {
-                layout.engine_names.push_back("engine." + name);
-            });
-            return layout;
+            using c = history_column;
+            static const std::array<history_column, 10> columns{{
+                {"epoch", c::count, [](const epoch_logs& e) { return double(e.epoch); },
+                 [](epoch_logs& e, double v) { e.epoch = static_cast<std::size_t>(v); }},
+                {"epochs", c::count, [](const epoch_logs& e) { return double(e.epochs); },
+                 [](epoch_logs& e, double v) { e.epochs = static_cast<std::size_t>(v); }},
+                {"steps", c::count, [](const epoch_logs& e) { return double(e.steps); },
+                 [](epoch_logs& e, double v) { e.steps = static_cast<std::size_t>(v); }},
+                {"skipped_steps", c::count, [](const epoch_logs& e) { return double(e.skipped_steps); },
+                 [](epoch_logs& e, double v) { e.skipped_steps = static_cast<std::size_t>(v); }},
+                {"loss", c::real, [](const epoch_logs& e) { return e.loss; }, [](epoch_logs& e, double v) { e.loss = v; }},
+                {"metric", c::real, [](const epoch_logs& e) { return e.metric; },
+                 [](epoch_logs& e, double v) { e.metric = v; }},
+                {"has_validation", c::flag, [](const epoch_logs& e) { return e.has_validation ? 1.0 : 0.0; },
+                 [](epoch_logs& e, double v) { e.has_validation = v == 1.0; }},
+                {"val_loss", c::real, [](const epoch_logs& e) { return e.val_loss; },
+                 [](epoch_logs& e, double v) { e.val_loss = v; }},
+                {"val_metric", c::real, [](const epoch_logs& e) { return e.val_metric; },
+                 [](epoch_logs& e, double v) { e.val_metric = v; }},
+                {"seconds", c::real, [](const epoch_logs& e) { return e.seconds; },
+                 [](epoch_logs& e, double v) { e.seconds = v; }},
+            }};
+            return columns;
         }
 
-        inline std::size_t element_count(const std::vector<std::size_t>& shape)
+        /// The largest integer a count column may hold (exact in a double).
+        constexpr double history_integer_max = 9007199254740992.0;
+
+        /// Every buffer a checkpoint file's tensors live in, for writing (filled from a model, an optimizer and
+        /// a progress) or for reading (sized from the file's description, then filled by the reader).
+        template <class T>
+        struct checkpoint_buffers
         {
-            std::size_t count = 1;
-            for (std::size_t d : shape)
+            std::array<std::uint64_t, checkpoint_fields> description{};
+            std::vector<double> history_rows;  // epochs x history_columns(), row-major
+            checkpoint_contents<T> contents;
+        };
+
+        /// THE checkpoint layout: every tensor of the file, in file order, with its shape and its buffer.
+        template <class T>
+        io::entry_list checkpoint_entries(checkpoint_buffers<T>& b, const io::checkpoint_layout& layout)
+        {
+            checkpoint_contents<T>& c = b.contents;
+            training_progress<T>& p = c.progress;
+            const std::size_t parameters = layout.parameter_names.size();
+            io::entry_list e;
+            e.add("checkpoint", b.description.data(), {checkpoint_fields});
+            e.add("optimizer." + c.optimizer.kind, c.optimizer.hyper.data(), {c.optimizer.hyper.size()});
+            for (std::size_t k = 0; k < parameters; ++k)
             {
-                count *= d;
+                e.add(layout.parameter_names[k], c.parameters[k].data(), layout.parameter_shapes[k]);
             }
-            return count;
+            io::add_optimizer_buffers(e, c.optimizer, layout);
+            e.add("fit.shuffle_engine", p.shuffle_engine.data(), {p.shuffle_engine.size()});
+            e.add("fit.order", p.order.data(), {p.order.size()});
+            for (std::size_t k = 0; k < layout.engine_names.size(); ++k)
+            {
+                e.add(layout.engine_names[k], c.engines[k].data(), {c.engines[k].size()});
+            }
+            e.add("fit.history", b.history_rows.data(), {p.history.size(), history_columns().size()});
+            e.add("fit.best", &p.best, {1});
+            for (std::size_t k = 0; k < p.best_weights.size(); ++k)
+            {
+                e.add("best." + layout.parameter_names[k], p.best_weights[k].data(), layout.parameter_shapes[k]);
+            }
+            return e;
         }
 
-        inline std::string slot_entry_name(const std::string& slot, const std::string& parameter)
+        /// Reads the history rows into p.history, refusing counts that are not counts and rows out of order.
+        template <class T, class Fail>
+        void read_history(const std::vector<double>& rows, training_progress<T>& p, Fail&& fail)
         {
-            return "optimizer." + slot + "." + parameter;
-        }
-
-        /// Checks that a snapshot's buffers belong to this model's parameters (names and sizes, in order).
-        template <class T, class Model>
-        void check_optimizer_parameters(const optimizer_snapshot<T>& snapshot, const checkpoint_layout<Model>& layout,
-                                        const char* where)
-        {
-            if (snapshot.parameters.empty())
+            const auto& columns = history_columns();
+            for (std::size_t r = 0; r < p.history.size(); ++r)
             {
-                return;
-            }
-            if (snapshot.parameters != layout.parameter_names)
-            {
-                throw state_error(std::string(where) + ": the optimizer's state was made for "
-                                  + std::to_string(snapshot.parameters.size())
-                                  + " parameters of other names than the model's "
-                                  + std::to_string(layout.parameter_names.size()) + "; use one optimizer per model");
-            }
-            for (std::size_t k = 0; k < snapshot.slots.size(); ++k)
-            {
-                for (const auto& buffer : snapshot.slots[k])
+                const double* row = rows.data() + r * columns.size();
+                epoch_logs& logs = p.history[r];
+                for (std::size_t f = 0; f < columns.size(); ++f)
                 {
-                    if (buffer.size() != element_count(layout.parameter_shapes[k]))
+                    const double v = row[f];
+                    const bool bad = columns[f].kind == history_column::count
+                                         ? !(v >= 0.0 && v <= history_integer_max) || v != std::floor(v)
+                                         : columns[f].kind == history_column::flag && v != 0.0 && v != 1.0;
+                    if (bad)
                     {
-                        throw state_error(std::string(where) + ": the optimizer's buffer for "
-                                          + snapshot.parameters[k] + " has " + std::to_string(buffer.size())
-                                          + " values, the parameter "
-                                          + std::to_string(element_count(layout.parameter_shapes[k])));
+                        fail("fit.history row " + std::to_string(r) + " column " + std::to_string(f) + " ("
+                             + columns[f].name + ") is not " + (columns[f].kind == history_column::flag ? "0 or 1" : "a count")
+                             + ": " + std::to_string(v));
                     }
+                    columns[f].set(logs, v);
+                }
+                if (logs.epoch != r + 1)
+                {
+                    fail("fit.history row " + std::to_string(r) + " is for epoch " + std::to_string(row[0])
+                         + ", expected epoch " + std::to_string(r + 1));
                 }
             }
         }
-    }  // namespace io
+    }  // namespace detail
 
     /// The bytes save_checkpoint writes.
     template <class Model, class Optimizer>
@@ -5279,9 +5633,11 @@ namespace xrnn
     {
         using T = typename Model::value_type;
         const char* where = "save_checkpoint";
-        const auto layout = io::layout_of(model);
-        const optimizer_snapshot<T> snapshot = optimizer.snapshot();
-        io::check_optimizer_parameters(snapshot, layout, where);
+        const io::checkpoint_layout layout = io::layout_of(model);
+        detail::checkpoint_buffers<T> b;
+        checkpoint_contents<T>& c = b.contents;
+        c.optimizer = optimizer.snapshot();
+        io::check_optimizer_parameters(c.optimizer, layout, where);
         if (progress.history.size() != progress.epoch)
         {
             throw value_error(std::string(where) + ": expected one history row per epoch done ("
@@ -5293,50 +5649,6 @@ namespace xrnn
                               + std::to_string(layout.parameter_names.size()) + " parameters but got "
                               + std::to_string(progress.best_weights.size()));
         }
-        const std::size_t parameters = layout.parameter_names.size();
-        const std::size_t slots = snapshot.parameters.empty() ? 0 : snapshot.slot_names.size();
-        const std::size_t entries = 1 + 1 + parameters + parameters * slots + 2 + layout.engine_names.size() + 2
-                                    + (progress.best_weights.empty() ? 0 : parameters);
-        io::file_writer out(io::file_kind::checkpoint, io::element_type_of<T>(), io::signature_text<Model>(), entries);
-
-        std::array<std::uint64_t, io::checkpoint_fields> description{};
-        description[io::cp_epoch] = progress.epoch;
-        description[io::cp_train_samples] = progress.order.size();
-        description[io::cp_validation_samples] = progress.validation_samples;
-        description[io::cp_optimizer_parameters] = snapshot.parameters.size();
-        description[io::cp_optimizer_steps] = snapshot.steps;
-        description[io::cp_has_best_weights] = progress.best_weights.empty() ? 0 : 1;
-        description[io::cp_epochs_without_improvement] = progress.epochs_without_improvement;
-        description[io::cp_data_fingerprint] = progress.data_fingerprint;
-        description[io::cp_objective] = progress.objective;
-        description[io::cp_engines] = layout.engine_names.size();
-        out.add("checkpoint", description.data(), std::array<std::size_t, 1>{io::checkpoint_fields});
-        out.add("optimizer." + snapshot.kind, snapshot.hyper.data(), std::array<std::size_t, 1>{snapshot.hyper.size()});
-
-        io::write_parameters(out, model);
-        for (std::size_t k = 0; k < snapshot.parameters.size(); ++k)
-        {
-            for (std::size_t s = 0; s < slots; ++s)
-            {
-                out.add(io::slot_entry_name(snapshot.slot_names[s], snapshot.parameters[k]),
-                        snapshot.slots[k][s].data(), layout.parameter_shapes[k]);
-            }
-        }
-        out.add("fit.shuffle_engine", progress.shuffle_engine.data(), std::array<std::size_t, 1>{4});
-        out.add("fit.order", progress.order.data(), std::array<std::size_t, 1>{progress.order.size()});
-        std::size_t e = 0;
-        for_each_random_engine(model, [&](const std::string&, random_engine& engine) {
-            const random_engine::state_type state = engine.state();
-            out.add(layout.engine_names[e++], state.data(), std::array<std::size_t, 1>{4});
-        });
-        std::vector<double> rows;
-        for (const epoch_logs& logs : progress.history)
-        {
-            const auto row = io::history_row(logs);
-            rows.insert(rows.end(), row.begin(), row.end());
-        }
-        out.add("fit.history", rows.data(), std::array<std::size_t, 2>{progress.history.size(), io::history_fields});
-        out.add("fit.best", &progress.best, std::array<std::size_t, 1>{1});
         for (std::size_t k = 0; k < progress.best_weights.size(); ++k)
         {
             if (progress.best_weights[k].size() != io::element_count(layout.parameter_shapes[k]))
@@ -5345,8 +5657,37 @@ namespace xrnn
                                   + std::to_string(progress.best_weights[k].size()) + " values, the parameter "
                                   + std::to_string(io::element_count(layout.parameter_shapes[k])));
             }
-            out.add("best." + layout.parameter_names[k], progress.best_weights[k].data(), layout.parameter_shapes[k]);
         }
+        c.progress = progress;
+        c.parameters = io::copy_parameters(model);
+        c.engines = io::copy_engines(model);
+        for (const epoch_logs& logs : progress.history)
+        {
+            for (const auto& column : detail::history_columns())
+            {
+                b.history_rows.push_back(column.get(logs));
+            }
+        }
+        auto& d = b.description;
+        d[detail::cp_epoch] = progress.epoch;
+        d[detail::cp_train_samples] = progress.order.size();
+        d[detail::cp_validation_samples] = progress.validation_samples;
+        d[detail::cp_optimizer_parameters] = c.optimizer.parameters.size();
+        d[detail::cp_optimizer_steps] = c.optimizer.steps;
+        d[detail::cp_has_best_weights] = progress.best_weights.empty() ? 0 : 1;
+        d[detail::cp_epochs_without_improvement] = progress.epochs_without_improvement;
+        d[detail::cp_data_fingerprint] = progress.data_fingerprint;
+        d[detail::cp_objective] = progress.objective;
+        d[detail::cp_engines] = layout.engine_names.size();
+        if (c.optimizer.parameters.empty())
+        {
+            c.optimizer.slots.clear();
+        }
+
+        const io::entry_list entries = detail::checkpoint_entries(b, layout);
+        io::file_writer out(io::file_kind::checkpoint, io::element_type_of<T>(), io::signature_text<Model>(),
+                            entries.size());
+        entries.write(out);
         return out.finish();
     }
 
@@ -5358,32 +5699,30 @@ namespace xrnn
         io::atomic_write_file(path, save_checkpoint_to_bytes(model, optimizer, progress), "checkpoint");
     }
 
-    namespace io
+    namespace detail
     {
         /// Reads and checks a whole checkpoint against the model and the optimizer's kind; changes nothing.
         template <class Model, class Optimizer>
-        checkpoint_contents<typename Model::value_type> read_checkpoint_from(file_reader& file, Model& model,
+        checkpoint_contents<typename Model::value_type> read_checkpoint_from(io::file_reader& file, Model& model,
                                                                              const Optimizer& optimizer)
         {
             using T = typename Model::value_type;
-            const char* where = "load_checkpoint";
-            check_written_by<Model>(file, where);
-            const auto layout = layout_of(model);
+            io::check_written_by<Model>(file, "load_checkpoint");
+            const io::checkpoint_layout layout = io::layout_of(model);
             const optimizer_snapshot<T> current = optimizer.snapshot();
             const std::string optimizer_entry = "optimizer." + current.kind;
-            const std::size_t parameters = layout.parameter_names.size();
             const std::size_t file_size = file.file_size();
             const auto fail = [&](const std::string& problem) { throw io_error(file.source() + ": " + problem); };
 
             // Stage 1b: the description right after the header, and the optimizer's kind, fix the exact size.
-            const std::size_t description_bytes = entry_bytes("checkpoint", 1, checkpoint_fields, 8);
-            const std::string head = file.prefix(file.header_size() + description_bytes + entry_bytes("", 1, 0, 8)
-                                                 + max_name_bytes);
-            binary_reader peek(head.data(), head.size(), file.source());
+            const std::size_t description_bytes = io::entry_bytes("checkpoint", 1, checkpoint_fields, 8);
+            const std::string head = file.prefix(file.header_size() + description_bytes + io::entry_bytes("", 1, 0, 8)
+                                                 + io::max_name_bytes);
+            io::binary_reader peek(head.data(), head.size(), file.source());
             peek.skip(file.header_size(), "the header");
             std::array<std::uint64_t, checkpoint_fields> d{};
-            read_entry(peek, "checkpoint", std::array<std::size_t, 1>{checkpoint_fields}, d.data());
-            const entry_header kind = file_reader::read_entry_header(peek);
+            io::read_entry(peek, "checkpoint", std::array<std::size_t, 1>{checkpoint_fields}, d.data());
+            const io::entry_header kind = io::file_reader::read_entry_header(peek);
             if (kind.name != optimizer_entry)
             {
                 if (kind.name.rfind("optimizer.", 0) == 0)
@@ -5393,6 +5732,7 @@ namespace xrnn
                 }
                 peek.fail("tensor '" + kind.name + "' where '" + optimizer_entry + "' was expected");
             }
+            const std::size_t parameters = layout.parameter_names.size();
             if (d[cp_optimizer_parameters] != 0 && d[cp_optimizer_parameters] != parameters)
             {
                 fail("optimizer state for " + std::to_string(d[cp_optimizer_parameters])
@@ -5407,112 +5747,58 @@ namespace xrnn
                 fail(std::to_string(d[cp_engines]) + " random engines, the model has "
                      + std::to_string(layout.engine_names.size()));
             }
-            // Both counts come from the file: bounded by its size before any product is formed.
-            if (d[cp_train_samples] > file_size / 8 || d[cp_epoch] > file_size / (8 * history_fields))
+            // Both counts come from the file: bounded by its size before any buffer is sized from them.
+            if (d[cp_train_samples] > file_size / 8 || d[cp_epoch] > file_size / (8 * history_columns().size()))
             {
                 fail("declares " + std::to_string(d[cp_train_samples]) + " samples and "
                      + std::to_string(d[cp_epoch]) + " epochs, more than its " + std::to_string(file_size)
                      + " bytes can hold");
             }
-            const auto train_samples = static_cast<std::size_t>(d[cp_train_samples]);
-            const auto epochs_done = static_cast<std::size_t>(d[cp_epoch]);
-            const std::size_t slots = d[cp_optimizer_parameters] == 0 ? 0 : current.slot_names.size();
-            const bool has_best = d[cp_has_best_weights] == 1;
 
-            std::size_t count = 0;
-            std::size_t size = file.header_size() + description_bytes
-                               + entry_bytes(optimizer_entry, 1, current.hyper.size(), 8)
-                               + parameter_entries_bytes(model, count);
-            for (std::size_t k = 0; k < parameters; ++k)
-            {
-                const std::size_t n = element_count(layout.parameter_shapes[k]);
-                const std::size_t rank = layout.parameter_shapes[k].size();
-                for (std::size_t s = 0; s < slots; ++s)
-                {
-                    size += entry_bytes(slot_entry_name(current.slot_names[s], layout.parameter_names[k]), rank, n,
-                                        sizeof(T));
-                }
-                if (has_best)
-                {
-                    size += entry_bytes("best." + layout.parameter_names[k], rank, n, sizeof(T));
-                }
-            }
-            size += entry_bytes("fit.shuffle_engine", 1, 4, 8) + entry_bytes("fit.order", 1, train_samples, 8);
-            for (const std::string& name : layout.engine_names)
-            {
-                size += entry_bytes(name, 1, 4, 8);
-            }
-            size += entry_bytes("fit.history", 2, epochs_done * history_fields, 8) + entry_bytes("fit.best", 1, 1, 8)
-                    + 8;
-            const std::size_t entries = 2 + parameters * (1 + slots + (has_best ? 1 : 0)) + 2
-                                        + layout.engine_names.size() + 2;
-            if (file.entries() != entries)
-            {
-                fail(std::to_string(file.entries()) + " tensors, but its description implies "
-                     + std::to_string(entries));
-            }
-
-            // Stage 2: the whole file, checksum verified, read into temporaries.
-            binary_reader in = file.body(size);
-            checkpoint_contents<T> c;
+            // The buffers, sized from the description; the list over them gives the exact size and the count.
+            checkpoint_buffers<T> b;
+            checkpoint_contents<T>& c = b.contents;
             c.source = file.source();
-            std::array<std::uint64_t, checkpoint_fields> verified{};
-            read_entry(in, "checkpoint", std::array<std::size_t, 1>{checkpoint_fields}, verified.data());
-            if (verified != d)
-            {
-                fail("the file changed while it was read");
-            }
             c.optimizer = current;
             c.optimizer.hyper.assign(current.hyper.size(), 0.0);
-            read_entry(in, optimizer_entry, std::array<std::size_t, 1>{current.hyper.size()}, c.optimizer.hyper.data());
             c.optimizer.steps = d[cp_optimizer_steps];
-            c.parameters = read_parameters(in, model);
-            c.optimizer.parameters.clear();
-            c.optimizer.slots.clear();
-            if (slots != 0)
+            io::size_optimizer_buffers(c.optimizer, layout, d[cp_optimizer_parameters] != 0);
+            for (const auto& shape : layout.parameter_shapes)
             {
-                c.optimizer.parameters = layout.parameter_names;
-                for (std::size_t k = 0; k < parameters; ++k)
-                {
-                    const std::size_t n = element_count(layout.parameter_shapes[k]);
-                    c.optimizer.slots.emplace_back();
-                    for (std::size_t s = 0; s < slots; ++s)
-                    {
-                        c.optimizer.slots.back().emplace_back(n);
-                        read_entry(in, slot_entry_name(current.slot_names[s], layout.parameter_names[k]),
-                                   layout.parameter_shapes[k], c.optimizer.slots.back().back().data());
-                    }
-                }
+                c.parameters.emplace_back(io::element_count(shape));
             }
-
+            c.engines.resize(layout.engine_names.size());
             training_progress<T>& p = c.progress;
             p.epoch = d[cp_epoch];
             p.validation_samples = d[cp_validation_samples];
             p.epochs_without_improvement = d[cp_epochs_without_improvement];
             p.data_fingerprint = d[cp_data_fingerprint];
             p.objective = d[cp_objective];
-            read_entry(in, "fit.shuffle_engine", std::array<std::size_t, 1>{4}, p.shuffle_engine.data());
-            p.order.resize(train_samples);
-            read_entry(in, "fit.order", std::array<std::size_t, 1>{train_samples}, p.order.data());
-            for (const std::string& name : layout.engine_names)
+            p.order.resize(static_cast<std::size_t>(d[cp_train_samples]));
+            p.history.resize(static_cast<std::size_t>(d[cp_epoch]));
+            b.history_rows.resize(p.history.size() * history_columns().size());
+            if (d[cp_has_best_weights] == 1)
             {
-                c.engines.emplace_back();
-                read_entry(in, name, std::array<std::size_t, 1>{4}, c.engines.back().data());
+                p.best_weights = c.parameters;
             }
-            std::vector<double> rows(epochs_done * history_fields);
-            read_entry(in, "fit.history", std::array<std::size_t, 2>{epochs_done, history_fields}, rows.data());
-            read_entry(in, "fit.best", std::array<std::size_t, 1>{1}, &p.best);
-            if (has_best)
+            const io::entry_list entries = checkpoint_entries(b, layout);
+            if (file.entries() != entries.size())
             {
-                for (std::size_t k = 0; k < parameters; ++k)
-                {
-                    p.best_weights.emplace_back(element_count(layout.parameter_shapes[k]));
-                    read_entry(in, "best." + layout.parameter_names[k], layout.parameter_shapes[k],
-                               p.best_weights.back().data());
-                }
+                fail(std::to_string(file.entries()) + " tensors, but its description implies "
+                     + std::to_string(entries.size()));
             }
 
+            // Stage 2: the whole file, checksum verified, read into the buffers.
+            io::binary_reader in = file.body(file.header_size() + entries.bytes() + 8);
+            entries.read(in, 0, 1);
+            if (b.description != d)
+            {
+                fail("the file changed while it was read");
+            }
+            entries.read(in, 1);
+
             // Values that would make the resumed run misbehave: refused here, before anything changes.
+            const std::size_t train_samples = p.order.size();
             std::vector<bool> seen(train_samples, false);
             for (std::uint64_t index : p.order)
             {
@@ -5536,39 +5822,10 @@ namespace xrnn
                     fail("the state of " + layout.engine_names[e] + " is all zeros");
                 }
             }
-            for (std::size_t r = 0; r < epochs_done; ++r)
-            {
-                const double* row = rows.data() + r * history_fields;
-                for (std::size_t f : {0, 1, 2, 3})
-                {
-                    if (!(row[f] >= 0.0 && row[f] <= history_integer_max) || row[f] != std::floor(row[f]))
-                    {
-                        fail("fit.history row " + std::to_string(r) + " column " + std::to_string(f)
-                             + " is not a count: " + std::to_string(row[f]));
-                    }
-                }
-                if (row[0] != static_cast<double>(r + 1) || (row[6] != 0.0 && row[6] != 1.0))
-                {
-                    fail("fit.history row " + std::to_string(r) + " is for epoch " + std::to_string(row[0])
-                         + " with validation flag " + std::to_string(row[6]) + ", expected epoch "
-                         + std::to_string(r + 1) + " and a flag 0 or 1");
-                }
-                epoch_logs logs;
-                logs.epoch = static_cast<std::size_t>(row[0]);
-                logs.epochs = static_cast<std::size_t>(row[1]);
-                logs.steps = static_cast<std::size_t>(row[2]);
-                logs.skipped_steps = static_cast<std::size_t>(row[3]);
-                logs.loss = row[4];
-                logs.metric = row[5];
-                logs.has_validation = row[6] == 1.0;
-                logs.val_loss = row[7];
-                logs.val_metric = row[8];
-                logs.seconds = row[9];
-                p.history.push_back(logs);
-            }
-            return c;
+            read_history(b.history_rows, p, fail);
+            return std::move(b.contents);
         }
-    }  // namespace io
+    }  // namespace detail
 
     /// Reads a checkpoint and checks it against model and optimizer (signature, optimizer kind, every tensor);
     /// changes neither. apply_checkpoint then applies it.
@@ -5577,7 +5834,7 @@ namespace xrnn
                                                                     const Optimizer& optimizer)
     {
         io::file_reader file(path, io::file_kind::checkpoint);
-        return io::read_checkpoint_from(file, model, optimizer);
+        return detail::read_checkpoint_from(file, model, optimizer);
     }
 
     /// read_checkpoint from bytes in memory; `source` names them in error messages.
@@ -5587,7 +5844,7 @@ namespace xrnn
                                                                                std::string source = "checkpoint in memory")
     {
         io::file_reader file(std::move(bytes), std::move(source), io::file_kind::checkpoint);
-        return io::read_checkpoint_from(file, model, optimizer);
+        return detail::read_checkpoint_from(file, model, optimizer);
     }
 
     /// Puts a checkpoint read by read_checkpoint into the optimizer and the model, and returns the training
@@ -5606,10 +5863,7 @@ namespace xrnn
             throw io_error(contents.source + ": " + e.what());
         }
         io::commit_parameters(contents.parameters, model);
-        std::size_t e = 0;
-        for_each_random_engine(model, [&](const std::string&, random_engine& engine) {
-            engine.set_state(contents.engines[e++]);  // never all zeros: read_checkpoint refused those
-        });
+        io::commit_engines(contents.engines, model);  // never all zeros: read_checkpoint refused those
         return std::move(contents.progress);
     }
 
@@ -5623,7 +5877,7 @@ namespace xrnn
 }  // namespace xrnn
 
 #endif
-// ---- end include/xrnn/io/checkpoint.hpp ----
+// ---- end include/xrnn/model/training_checkpoint.hpp ----
 // ---- begin include/xrnn/model/batching.hpp ----
 // xtensor-rnn: moving samples between the user's batch-major data and the layers' time-major batches.
 //
@@ -6016,40 +6270,6 @@ namespace xrnn
 
     namespace detail
     {
-        /// Layers that read a sequence (S, B, ...) and so need batches gathered time-major.
-        template <class Layer>
-        struct consumes_sequence : std::false_type
-        {
-        };
-        template <class T, std::size_t V, std::size_t D>
-        struct consumes_sequence<embedding<T, V, D>> : std::true_type
-        {
-        };
-        template <class T, std::size_t In, std::size_t H, std::size_t L, output O>
-        struct consumes_sequence<lstm<T, In, H, L, O>> : std::true_type
-        {
-        };
-        template <class T, std::size_t In, std::size_t H, std::size_t L, output O, nonlinearity A>
-        struct consumes_sequence<rnn<T, In, H, L, O, A>> : std::true_type
-        {
-        };
-
-        template <class Layer>
-        struct takes_token_ids : std::false_type
-        {
-        };
-        template <class T, std::size_t V, std::size_t D>
-        struct takes_token_ids<embedding<T, V, D>> : std::true_type
-        {
-        };
-
-        template <class Layer>
-        struct vocabulary_size;
-        template <class T, std::size_t V, std::size_t D>
-        struct vocabulary_size<embedding<T, V, D>> : std::integral_constant<std::size_t, V>
-        {
-        };
-
         /// Whether n floats or doubles are all finite: an exponent of all ones is inf or nan. Integer bit tests
         /// vectorise, where a floating-point sum or one std::isfinite per element would not.
         template <class G>
@@ -6208,6 +6428,7 @@ namespace xrnn
     class sequential
     {
         static_assert(sizeof...(Layers) >= 1, "xrnn::sequential: a model needs at least one layer");
+        static_assert((check_layer<Layers>() && ...), "xrnn::sequential: every layer needs the members of layer_traits.hpp");
         using layers_type = std::tuple<Layers...>;
         using first_layer = std::tuple_element_t<0, layers_type>;
         static_assert(detail::has_sizes<first_layer>::value,
@@ -6220,7 +6441,7 @@ namespace xrnn
         static constexpr std::size_t layer_count = sizeof...(Layers);
         static constexpr std::size_t input_size = first_layer::input_size;
         static constexpr std::size_t output_size = detail::chain_output_size<Layers...>();
-        static constexpr bool sequence_input = detail::consumes_sequence<first_layer>::value;
+        static constexpr bool sequence_input = first_layer::reads_sequence;
 
         /// Each layer built from the engine with its defaults (layers that need more, build yourself, see below).
         explicit sequential(random_engine& rng)
@@ -6274,7 +6495,7 @@ namespace xrnn
         {
             std::string text = "sequential<";
             bool first = true;
-            ((text += (first ? "" : ","), text += signature_of<Layers>::get(), first = false), ...);
+            ((text += (first ? "" : ","), text += Layers::signature(), first = false), ...);
             return text + ">";
         }
 
@@ -6317,7 +6538,7 @@ namespace xrnn
                 std::size_t count = 0;
                 layer.for_each_parameter([&](const auto&, auto& value, auto&) { count += value.size(); });
                 total += count;
-                text << k << "  " << signature_of<std::decay_t<decltype(layer)>>::get() << "  " << count
+                text << k << "  " << std::decay_t<decltype(layer)>::signature() << "  " << count
                      << " parameters\n";
             });
             text << "total " << total << " parameters (" << total * sizeof(T) << " bytes)\n";
@@ -6629,7 +6850,7 @@ namespace xrnn
         template <class XV, std::size_t XN>
         static void check_inputs(const char* where, const xt::xtensor<XV, XN>& x)
         {
-            static_assert(std::is_integral<XV>::value == detail::takes_token_ids<first_layer>::value,
+            static_assert(std::is_integral<XV>::value == first_layer::reads_token_ids,
                           "xrnn::sequential: x must hold integer token ids for a model that starts with an embedding, "
                           "floating-point features otherwise");
             static_assert(!sequence_input || XN >= 2, "xrnn::sequential: sequence data must be (N, S) or (N, S, F)");
@@ -6646,11 +6867,11 @@ namespace xrnn
                                       + detail::shape_to_string(x.shape()) + ")");
                 }
             }
-            if constexpr (detail::takes_token_ids<first_layer>::value)
+            if constexpr (first_layer::reads_token_ids)
             {
                 // All ids before the first batch: the embedding would refuse a bad one only when its batch comes,
                 // after fit() had already trained on the batches before it.
-                constexpr std::size_t vocabulary = detail::vocabulary_size<first_layer>::value;
+                constexpr std::size_t vocabulary = first_layer::vocabulary_size;
                 const std::size_t steps = x.shape()[1];
                 const std::size_t per_sample = x.size() / x.shape()[0];
                 for (std::size_t j = 0; j < x.size(); ++j)
