@@ -4256,69 +4256,64 @@ namespace xrnn
 //   auto p = model.predict(x_test);                      // (N, 1) probabilities
 //   model.save("imdb.xrnnw");
 //
-// Checkpoints: with f.checkpoint_path set, fit() saves everything it needs to continue (weights, optimizer state,
-// random engines, shuffling order, history) every f.checkpoint_every epochs; a later fit() with f.resume_from
-// set to that file continues from the epoch after it, with the same results as a run never interrupted.
-//
 // Data are batch-major as in Keras, x (N, S) token ids or (N, S, F) features; the model gathers each batch
 // time-major, (S, B, ...), for the recurrent layers. The last layer outputs logits: the objective's link
 // (sigmoid for binary cross-entropy, softmax for softmax cross-entropy, identity for MSE) is applied by the loss
 // and by predict(), never twice.
 //
-// The model is itself a layer (forward, backward, for_each_parameter with names "<k>.<name>"), so the free
-// functions zero_grad, clip_grad_norm and the optimizers work on it as on any layer.
+// sequential is a layer chain (model/chain.hpp: forward, backward, for_each_parameter with names "<k>.<name>",
+// summary), so the free functions zero_grad, clip_grad_norm and the optimizers work on it as on any layer. The
+// rest is in one header per concept:
+//   model/chain.hpp               the layers, forward and backward, parameters, engines, summary
+//   model/data_checks.hpp         x and y checked before any batch
+//   model/metrics.hpp             objectives, loss and metric of a batch or a data set, the link of predict()
+//   model/compiled_optimizer.hpp  the optimizer kept by compile(), whatever its type; its learning rate
+//   model/fit.hpp                 fit_options and the training loop
+//   model/callbacks.hpp           callbacks: train, epoch and batch moments, stop_training
+//   model/step.hpp                step hooks between backward and the optimizer step; non-finite losses
+//   model/early_stopping.hpp      early stopping, a callback
+//   model/checkpointing.hpp       checkpoints written by a callback, and resuming
+//   model/training_checkpoint.hpp the checkpoint file: its tensors listed once; save, read, apply, load
+//   model/history.hpp, progress.hpp, batching.hpp   epoch logs and history, progress lines, batch gathering
 #ifndef XRNN_MODEL_HPP
 #define XRNN_MODEL_HPP
 
-#include <chrono>
-#include <cmath>
+#include <algorithm>
+#include <array>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <functional>
-#include <iostream>
 #include <memory>
 #include <numeric>
 #include <optional>
-#include <ostream>
 #include <sstream>
 #include <string>
-#include <tuple>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <xtensor/xtensor.hpp>
 
-// ---- begin include/xrnn/model/training_checkpoint.hpp ----
-// xtensor-rnn: training checkpoints, everything a run needs to continue exactly where it stopped (format:
-// docs/weight-format.md, kind 2).
+// ---- begin include/xrnn/io/weights.hpp ----
+// xtensor-rnn: weight files, the trained parameters of a model or layer (format: docs/weight-format.md).
 //
-//   xrnn::fit_options f; f.epochs = 10; f.checkpoint_path = "run.xrnnc"; f.checkpoint_every = 1;
-//   model.fit(x, y, f);                  // interrupted after epoch 4 (a crash, a time limit)
-//   f.resume_from = "run.xrnnc";
-//   model.fit(x, y, f);                  // epochs 5..10: the same weights and history as one uninterrupted run
+//   xrnn::save_weights("model.xrnnw", model);   // atomic: the old file survives a failed save
+//   xrnn::load_weights("model.xrnnw", model);   // all or nothing: a bad file leaves the model as it was
+//   std::string bytes = xrnn::save_weights_to_bytes(model);   // the same, in memory
+//   xrnn::load_weights_from_bytes(bytes, model);
 //
-// A checkpoint holds the model's parameters, the optimizer's state (hyper-parameters, step count, per-parameter
-// buffers), the random engines of the layers that draw dropout masks, and fit()'s progress: the epochs done,
-// the shuffling engine, the current order of the training samples (each epoch shuffles the previous order), the
-// early-stopping state and the history so far. Loading is all or nothing, as for weights: the file is read and
-// checked completely (signature, exact size, checksum, every tensor's name and shape, every value that could
-// make training misbehave: the order must be a permutation, no engine may be all zeros) before the optimizer,
-// then the model, are changed.
-//
-// The file's tensors are listed once, by checkpoint_entries() below; writing, the size check and reading all walk
-// that list. The functions work on any model (a sequential, a single layer) with any optimizer that has
-// snapshot() and restore() (sgd, adam, rmsprop); fit() uses them through its checkpointing callback
-// (model/checkpointing.hpp).
-#ifndef XRNN_MODEL_TRAINING_CHECKPOINT_HPP
-#define XRNN_MODEL_TRAINING_CHECKPOINT_HPP
+// A file carries the signature of what wrote it (types and compile-time sizes, e.g.
+// "sequential<embedding<float32,10000,128>,lstm<float32,128,128,layers=1,last>,dense<float32,128,1>>"), every
+// parameter tensor with its name and shape, and a checksum. Loading checks, in this order: magic and version,
+// the signature (a mismatch shows both), the exact file size the signature implies, the checksum, then each
+// tensor's name and shape; only then are the values copied into the model, so nothing is overwritten unless
+// everything is right, and nothing is allocated from sizes the file claims.
+#ifndef XRNN_IO_WEIGHTS_HPP
+#define XRNN_IO_WEIGHTS_HPP
 
-#include <array>
-#include <cmath>
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -4646,61 +4641,6 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/io/binary.hpp ----
-// ---- begin include/xrnn/io/checkpoint.hpp ----
-// xtensor-rnn: the pieces a training checkpoint is made of (format: docs/weight-format.md, kind 2), independent of
-// what trains the model.
-//
-//   io::entry_list entries;                              // one list: name, shape, where the values live
-//   entries.add("fit.order", order.data(), {order.size()});
-//   out_size = header + entries.bytes() + 8;             // the exact file size, from the same list
-//   entries.write(writer);  /  entries.read(reader);     // writing and reading walk the same list
-//
-// A checkpoint file is a sequence of named tensors. Its layout is described once, as an entry_list whose entries
-// point at the buffers that hold the values: the writer reads them from there, the reader (after sizing the
-// buffers from the file's description) writes them there, and the exact file size is summed over the same list.
-// Adding a tensor to the format is one add() in the function that builds the list
-// (model/training_checkpoint.hpp).
-//
-// This header also gathers what a checkpoint stores of a model and of an optimizer: parameter names and shapes,
-// the random engines of the layers (through each layer's for_each_random_engine member, layers/layer_traits.hpp),
-// and the optimizer's snapshot checked against the parameters. It knows nothing of fit(): the training loop's own
-// state (epochs, order, history, early stopping) is described by model/training_checkpoint.hpp.
-#ifndef XRNN_IO_CHECKPOINT_HPP
-#define XRNN_IO_CHECKPOINT_HPP
-
-#include <algorithm>
-#include <cstddef>
-#include <cstdint>
-#include <string>
-#include <utility>
-#include <vector>
-
-// ---- begin include/xrnn/io/weights.hpp ----
-// xtensor-rnn: weight files, the trained parameters of a model or layer (format: docs/weight-format.md).
-//
-//   xrnn::save_weights("model.xrnnw", model);   // atomic: the old file survives a failed save
-//   xrnn::load_weights("model.xrnnw", model);   // all or nothing: a bad file leaves the model as it was
-//   std::string bytes = xrnn::save_weights_to_bytes(model);   // the same, in memory
-//   xrnn::load_weights_from_bytes(bytes, model);
-//
-// A file carries the signature of what wrote it (types and compile-time sizes, e.g.
-// "sequential<embedding<float32,10000,128>,lstm<float32,128,128,layers=1,last>,dense<float32,128,1>>"), every
-// parameter tensor with its name and shape, and a checksum. Loading checks, in this order: magic and version,
-// the signature (a mismatch shows both), the exact file size the signature implies, the checksum, then each
-// tensor's name and shape; only then are the values copied into the model, so nothing is overwritten unless
-// everything is right, and nothing is allocated from sizes the file claims.
-#ifndef XRNN_IO_WEIGHTS_HPP
-#define XRNN_IO_WEIGHTS_HPP
-
-#include <algorithm>
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <string>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
 
 namespace xrnn
 {
@@ -5134,6 +5074,1313 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/io/weights.hpp ----
+// ---- begin include/xrnn/model/batching.hpp ----
+// xtensor-rnn: moving samples between the user's batch-major data and the layers' time-major batches.
+//
+// Data sets are batch-major as in Keras: x (N, S) token ids or (N, S, F) features, y (N, ...). The recurrent
+// layers read (S, B, ...), so a batch of sequences is gathered with its first two axes swapped; samples that are
+// not sequences (and targets of many-to-one models) are gathered row by row.
+#ifndef XRNN_MODEL_BATCHING_HPP
+#define XRNN_MODEL_BATCHING_HPP
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    namespace detail
+    {
+        /// out (S, B, rest...) = x[index[first..first+B)] with x (N, S, rest...), converted to out's value type.
+        template <class In, std::size_t N, class Out>
+        void gather_time_major(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
+                               std::size_t count, xt::xtensor<Out, N>& out)
+        {
+            static_assert(N >= 2, "xrnn: a batch of sequences needs at least the axes (N, S)");
+            std::array<std::size_t, N> shape;
+            std::copy(x.shape().begin(), x.shape().end(), shape.begin());
+            const std::size_t steps = shape[1];
+            shape[0] = steps;
+            shape[1] = count;
+            ensure_shape(out, shape);
+            const std::size_t inner = steps == 0 ? 0 : x.size() / (x.shape()[0] * steps);
+            for (std::size_t b = 0; b < count; ++b)
+            {
+                const In* sample = x.data() + index[first + b] * steps * inner;
+                for (std::size_t t = 0; t < steps; ++t)
+                {
+                    std::copy(sample + t * inner, sample + (t + 1) * inner, out.data() + (t * count + b) * inner);
+                }
+            }
+        }
+
+        /// out (B, rest...) = x[index[first..first+B)] with x (N, rest...).
+        template <class In, std::size_t N, class Out>
+        void gather_rows(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
+                         std::size_t count, xt::xtensor<Out, N>& out)
+        {
+            std::array<std::size_t, N> shape;
+            std::copy(x.shape().begin(), x.shape().end(), shape.begin());
+            shape[0] = count;
+            ensure_shape(out, shape);
+            const std::size_t inner = x.shape()[0] == 0 ? 0 : x.size() / x.shape()[0];
+            for (std::size_t b = 0; b < count; ++b)
+            {
+                const In* sample = x.data() + index[first + b] * inner;
+                std::copy(sample, sample + inner, out.data() + b * inner);
+            }
+        }
+
+        /// Gathers time-major when the batch is a sequence batch, row by row otherwise.
+        template <bool TimeMajor, class In, std::size_t N, class Out>
+        void gather(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
+                    std::size_t count, xt::xtensor<Out, N>& out)
+        {
+            if constexpr (TimeMajor)
+            {
+                gather_time_major(x, index, first, count, out);
+            }
+            else
+            {
+                gather_rows(x, index, first, count, out);
+            }
+        }
+
+        /// The inverse for outputs: result[first + b] = y[:, b] (time-major y) or y[b] (row-major y).
+        template <bool TimeMajor, class T, std::size_t N>
+        void scatter(const xt::xtensor<T, N>& y, std::size_t first, xt::xtensor<T, N>& result)
+        {
+            if constexpr (TimeMajor)
+            {
+                const std::size_t steps = y.shape()[0];
+                const std::size_t count = y.shape()[1];
+                const std::size_t inner = y.size() / std::max<std::size_t>(steps * count, 1);
+                for (std::size_t t = 0; t < steps; ++t)
+                {
+                    for (std::size_t b = 0; b < count; ++b)
+                    {
+                        const T* from = y.data() + (t * count + b) * inner;
+                        std::copy(from, from + inner, result.data() + ((first + b) * steps + t) * inner);
+                    }
+                }
+            }
+            else
+            {
+                std::copy(y.begin(), y.end(), result.data() + first * (y.size() / std::max<std::size_t>(y.shape()[0], 1)));
+            }
+        }
+    }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/batching.hpp ----
+// ---- begin include/xrnn/model/callbacks.hpp ----
+// xtensor-rnn: callbacks, the training loop's extension points at the usual moments (Keras's Callback).
+//
+//   struct halve_each_epoch : xrnn::callback {                 // a learning-rate schedule
+//       void on_epoch_begin(xrnn::fit_context& ctx, std::size_t epoch) override {
+//           if (epoch > 1) ctx.set_learning_rate(ctx.learning_rate() / 2);
+//       }
+//   };
+//   xrnn::fit_options f;
+//   f.add_callback(std::make_shared<halve_each_epoch>());
+//
+// fit() calls, in this order (E epochs of B batches; a resumed run starts at context.initial_epoch):
+//   on_train_begin
+//   for each epoch:  on_epoch_begin(epoch), then for each batch: on_batch_begin, [forward, backward, step hooks,
+//                    optimizer step], on_batch_end; then validation, then on_epoch_end(logs) with the epoch's logs
+//   on_train_end     (not when fit() ends with an exception)
+// A callback ends training by setting context.stop_training: after the current batch when set in a batch moment
+// (the epoch then finishes: validation, on_epoch_end), after the current epoch when set in on_epoch_end. Callbacks
+// run in the order fit_options lists them; the built-in ones (progress first, early stopping and checkpointing
+// last, so that they see a stop any other callback asked for) are written as callbacks too.
+#ifndef XRNN_MODEL_CALLBACKS_HPP
+#define XRNN_MODEL_CALLBACKS_HPP
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <utility>
+
+// ---- begin include/xrnn/model/compiled_optimizer.hpp ----
+// xtensor-rnn: the optimizer a model keeps after compile(), whatever its type: a value that steps the model, copies
+// itself, takes and restores snapshots (for checkpoints), and reads and sets the learning rate (for schedules).
+//
+//   model.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(1e-3));
+//   model.optimizer<xrnn::adam<float>>().beta1 = 0.8;   // the concrete optimizer, by its type
+//   model.compiled().set_learning_rate(1e-4);           // any optimizer with a `learning_rate` member
+//
+// An optimizer is any class with step(model...); the others are optional: snapshot() and restore() (sgd, adam,
+// rmsprop have them) for checkpoints, and a public `double learning_rate` for learning-rate schedules. Asking
+// for one that the compiled optimizer lacks is an xrnn::state_error that says what is missing.
+#ifndef XRNN_MODEL_COMPILED_OPTIMIZER_HPP
+#define XRNN_MODEL_COMPILED_OPTIMIZER_HPP
+
+#include <limits>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+
+namespace xrnn
+{
+    namespace detail
+    {
+        template <class Optimizer, class = void>
+        struct has_snapshot : std::false_type
+        {
+        };
+        template <class Optimizer>
+        struct has_snapshot<Optimizer, std::void_t<decltype(std::declval<const Optimizer&>().snapshot())>>
+            : std::true_type
+        {
+        };
+
+        template <class Optimizer, class = void>
+        struct has_learning_rate : std::false_type
+        {
+        };
+        template <class Optimizer>
+        struct has_learning_rate<
+            Optimizer, std::enable_if_t<std::is_same<decltype(std::declval<Optimizer&>().learning_rate), double>::value>>
+            : std::true_type
+        {
+        };
+    }  // namespace detail
+
+    /// What a training callback may change of the optimizer without knowing its type (model/callbacks.hpp).
+    class learning_rate_control
+    {
+    public:
+        virtual ~learning_rate_control() = default;
+        virtual bool has_learning_rate() const noexcept = 0;
+        /// The current learning rate; state_error when the optimizer has no `learning_rate` member.
+        virtual double learning_rate() const = 0;
+        /// Sets the learning rate used from the next step on; value_error unless finite and >= 0.
+        virtual void set_learning_rate(double rate) = 0;
+    };
+
+    /// A type-erased optimizer for Model (the model it steps is a parameter of every call).
+    template <class Model>
+    class compiled_optimizer final : public learning_rate_control
+    {
+        using T = typename Model::value_type;
+
+    public:
+        template <class Optimizer,
+                  class = std::enable_if_t<!std::is_same<std::decay_t<Optimizer>, compiled_optimizer>::value>>
+        explicit compiled_optimizer(Optimizer optimizer)
+            : m_held(std::make_unique<holder<Optimizer>>(std::move(optimizer)))
+        {
+        }
+
+        compiled_optimizer(const compiled_optimizer& other)
+            : m_held(other.m_held->clone())
+        {
+        }
+
+        compiled_optimizer& operator=(const compiled_optimizer& other)
+        {
+            m_held = other.m_held->clone();
+            return *this;
+        }
+
+        compiled_optimizer(compiled_optimizer&&) noexcept = default;
+        compiled_optimizer& operator=(compiled_optimizer&&) noexcept = default;
+        ~compiled_optimizer() override = default;
+
+        /// One optimizer step on the model's current gradients.
+        void step(Model& model)
+        {
+            m_held->step(model);
+        }
+
+        optimizer_snapshot<T> snapshot() const
+        {
+            return m_held->snapshot();
+        }
+
+        void restore(const optimizer_snapshot<T>& snapshot)
+        {
+            m_held->restore(snapshot);
+        }
+
+        bool has_learning_rate() const noexcept override
+        {
+            return m_held->rate() != nullptr;
+        }
+
+        double learning_rate() const override
+        {
+            return *checked_rate();
+        }
+
+        void set_learning_rate(double rate) override
+        {
+            double* held = checked_rate();
+            if (!(rate >= 0.0 && rate < std::numeric_limits<double>::infinity()))
+            {
+                throw value_error("set_learning_rate: expected a finite learning rate >= 0 but got "
+                                  + std::to_string(rate));
+            }
+            *held = rate;
+        }
+
+        /// The concrete optimizer, or nullptr when it is not an Optimizer.
+        template <class Optimizer>
+        Optimizer* get() noexcept
+        {
+            auto* held = dynamic_cast<holder<Optimizer>*>(m_held.get());
+            return held == nullptr ? nullptr : &held->optimizer;
+        }
+
+    private:
+        struct concept_type
+        {
+            virtual ~concept_type() = default;
+            virtual void step(Model& model) = 0;
+            virtual std::unique_ptr<concept_type> clone() const = 0;
+            virtual optimizer_snapshot<T> snapshot() const = 0;
+            virtual void restore(const optimizer_snapshot<T>& snapshot) = 0;
+            virtual double* rate() noexcept = 0;
+        };
+
+        template <class Optimizer>
+        struct holder final : concept_type
+        {
+            explicit holder(Optimizer o)
+                : optimizer(std::move(o))
+            {
+            }
+            void step(Model& model) override
+            {
+                optimizer.step(model);
+            }
+            std::unique_ptr<concept_type> clone() const override
+            {
+                return std::make_unique<holder>(optimizer);
+            }
+            optimizer_snapshot<T> snapshot() const override
+            {
+                if constexpr (detail::has_snapshot<Optimizer>::value)
+                {
+                    return optimizer.snapshot();
+                }
+                else
+                {
+                    throw missing_snapshot();
+                }
+            }
+            void restore(const optimizer_snapshot<T>& snapshot) override
+            {
+                if constexpr (detail::has_snapshot<Optimizer>::value)
+                {
+                    optimizer.restore(snapshot);
+                }
+                else
+                {
+                    throw missing_snapshot();
+                }
+            }
+            double* rate() noexcept override
+            {
+                if constexpr (detail::has_learning_rate<Optimizer>::value)
+                {
+                    return &optimizer.learning_rate;
+                }
+                else
+                {
+                    return nullptr;
+                }
+            }
+            Optimizer optimizer;
+        };
+
+        static state_error missing_snapshot()
+        {
+            return state_error("fit: checkpoints need an optimizer with snapshot() and restore() (sgd, adam, "
+                               "rmsprop have them); the compiled one has not");
+        }
+
+        double* checked_rate() const
+        {
+            double* held = m_held->rate();
+            if (held == nullptr)
+            {
+                throw state_error("learning_rate: the compiled optimizer has no `double learning_rate` member to read "
+                                  "or set (sgd, adam, rmsprop have one)");
+            }
+            return held;
+        }
+
+        std::unique_ptr<concept_type> m_held;
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/compiled_optimizer.hpp ----
+// ---- begin include/xrnn/model/history.hpp ----
+// xtensor-rnn: what fit() returns: loss and metric per epoch, for training and validation, writable as CSV.
+#ifndef XRNN_MODEL_HISTORY_HPP
+#define XRNN_MODEL_HISTORY_HPP
+
+#include <cstddef>
+#include <fstream>
+#include <ostream>
+#include <string>
+#include <vector>
+
+
+namespace xrnn
+{
+    /// What one epoch measured; passed to the epoch-end callbacks and kept, one per epoch, in a history.
+    struct epoch_logs
+    {
+        std::size_t epoch = 0;   // 1-based
+        std::size_t epochs = 0;  // how many fit() was asked for
+        std::size_t steps = 0;   // optimizer steps taken in this epoch
+        std::size_t skipped_steps = 0;  // steps skipped for a non-finite loss (fit_options::on_non_finite_loss)
+        double loss = 0.0;       // mean training loss over the epoch's samples (with dropout, as Keras reports it)
+        double metric = 0.0;     // accuracy for the classification objectives, mean absolute error for MSE
+        bool has_validation = false;
+        double val_loss = 0.0;
+        double val_metric = 0.0;
+        double seconds = 0.0;    // wall time of the epoch, validation included
+    };
+
+    /// Loss and metric per epoch (Keras's History).
+    class history
+    {
+    public:
+        history() = default;
+        explicit history(std::string metric_name)
+            : m_metric_name(std::move(metric_name))
+        {
+        }
+
+        void append(const epoch_logs& logs)
+        {
+            m_epochs.push_back(logs);
+        }
+
+        const std::vector<epoch_logs>& epochs() const noexcept
+        {
+            return m_epochs;
+        }
+
+        std::size_t size() const noexcept
+        {
+            return m_epochs.size();
+        }
+
+        bool empty() const noexcept
+        {
+            return m_epochs.empty();
+        }
+
+        const epoch_logs& back() const
+        {
+            if (m_epochs.empty())
+            {
+                throw state_error("history::back: the history is empty (no epoch ran)");
+            }
+            return m_epochs.back();
+        }
+
+        /// "accuracy" or "mae".
+        const std::string& metric_name() const noexcept
+        {
+            return m_metric_name;
+        }
+
+        /// epoch,loss,<metric>[,val_loss,val_<metric>],seconds; one row per epoch, full precision.
+        void write_csv(std::ostream& out) const
+        {
+            const bool validation = !m_epochs.empty() && m_epochs.front().has_validation;
+            out << "epoch,loss," << m_metric_name;
+            if (validation)
+            {
+                out << ",val_loss,val_" << m_metric_name;
+            }
+            out << ",seconds\n";
+            const auto precision = out.precision(9);
+            for (const epoch_logs& e : m_epochs)
+            {
+                out << e.epoch << ',' << e.loss << ',' << e.metric;
+                if (validation)
+                {
+                    out << ',' << e.val_loss << ',' << e.val_metric;
+                }
+                out << ',' << e.seconds << '\n';
+            }
+            out.precision(precision);
+        }
+
+        void write_csv(const std::string& path) const
+        {
+            std::ofstream out(path);
+            if (!out)
+            {
+                throw io_error("history::write_csv: cannot open '" + path + "' for writing");
+            }
+            write_csv(out);
+            out.flush();
+            if (!out)
+            {
+                throw io_error("history::write_csv: writing '" + path + "' failed");
+            }
+        }
+
+    private:
+        std::string m_metric_name = "accuracy";
+        std::vector<epoch_logs> m_epochs;
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/history.hpp ----
+
+namespace xrnn
+{
+    /// What an epoch-end function returns (fit_options::on_epoch_end).
+    enum class fit_control
+    {
+        proceed,
+        stop
+    };
+
+    /// One batch: passed to on_batch_begin (before it runs: loss and running values are those before it) and to
+    /// on_batch_end (after the optimizer step, or after the batch was skipped for a non-finite loss).
+    struct batch_logs
+    {
+        std::size_t epoch = 0;     // 1-based
+        std::size_t step = 0;      // 1-based, within the epoch
+        std::size_t steps = 0;     // batches per epoch
+        std::size_t size = 0;      // samples in this batch
+        double loss = 0.0;         // this batch's mean loss (on_batch_end)
+        bool skipped = false;      // dropped for a non-finite loss or gradient (non_finite_loss::skip)
+        double running_loss = 0.0;    // mean over the epoch's batches so far (skipped ones excluded)
+        double running_metric = 0.0;
+    };
+
+    /// What every callback sees and may change: where training stands, the history so far, the learning rate,
+    /// and the request to stop (Keras's model.stop_training).
+    class fit_context
+    {
+    public:
+        fit_context(std::size_t epochs, std::size_t steps_per_epoch, std::size_t initial_epoch, std::string metric,
+                    const xrnn::history& past, learning_rate_control& optimizer)
+            : epochs(epochs)
+            , steps_per_epoch(steps_per_epoch)
+            , initial_epoch(initial_epoch)
+            , metric_name(std::move(metric))
+            , m_history(&past)
+            , m_optimizer(&optimizer)
+        {
+        }
+
+        const std::size_t epochs;           // fit_options::epochs, the last epoch that will run
+        const std::size_t steps_per_epoch;  // batches per epoch
+        const std::size_t initial_epoch;    // 1, or the epoch after a checkpoint's when resumed
+        const std::string metric_name;      // "accuracy" or "mae"
+        std::size_t epoch = 0;              // the current epoch (0 before the first)
+        bool stop_training = false;         // set to end training (see the header comment for when)
+
+        /// Every finished epoch, those before a resumed checkpoint included.
+        const xrnn::history& history() const noexcept
+        {
+            return *m_history;
+        }
+
+        /// The optimizer's learning rate (state_error if the compiled optimizer has no `learning_rate`).
+        double learning_rate() const
+        {
+            return m_optimizer->learning_rate();
+        }
+
+        /// Sets the learning rate of the following optimizer steps (a schedule; it is checkpointed with the
+        /// optimizer's state). value_error unless finite and >= 0.
+        void set_learning_rate(double rate)
+        {
+            m_optimizer->set_learning_rate(rate);
+        }
+
+        bool has_learning_rate() const noexcept
+        {
+            return m_optimizer->has_learning_rate();
+        }
+
+    private:
+        const xrnn::history* m_history;
+        learning_rate_control* m_optimizer;
+    };
+
+    /// The base of every callback; each moment does nothing unless overridden.
+    class callback
+    {
+    public:
+        virtual ~callback() = default;
+        virtual void on_train_begin(fit_context&)
+        {
+        }
+        virtual void on_epoch_begin(fit_context&, std::size_t /*epoch*/)
+        {
+        }
+        virtual void on_batch_begin(fit_context&, const batch_logs&)
+        {
+        }
+        virtual void on_batch_end(fit_context&, const batch_logs&)
+        {
+        }
+        virtual void on_epoch_end(fit_context&, const epoch_logs&)
+        {
+        }
+        virtual void on_train_end(fit_context&)
+        {
+        }
+    };
+
+    /// A callback from functions, one per moment, any of them empty (Keras's LambdaCallback).
+    struct lambda_callback : callback
+    {
+        std::function<void(fit_context&)> train_begin;
+        std::function<void(fit_context&, std::size_t)> epoch_begin;
+        std::function<void(fit_context&, const batch_logs&)> batch_begin;
+        std::function<void(fit_context&, const batch_logs&)> batch_end;
+        std::function<void(fit_context&, const epoch_logs&)> epoch_end;
+        std::function<void(fit_context&)> train_end;
+
+        void on_train_begin(fit_context& c) override
+        {
+            if (train_begin) train_begin(c);
+        }
+        void on_epoch_begin(fit_context& c, std::size_t epoch) override
+        {
+            if (epoch_begin) epoch_begin(c, epoch);
+        }
+        void on_batch_begin(fit_context& c, const batch_logs& b) override
+        {
+            if (batch_begin) batch_begin(c, b);
+        }
+        void on_batch_end(fit_context& c, const batch_logs& b) override
+        {
+            if (batch_end) batch_end(c, b);
+        }
+        void on_epoch_end(fit_context& c, const epoch_logs& e) override
+        {
+            if (epoch_end) epoch_end(c, e);
+        }
+        void on_train_end(fit_context& c) override
+        {
+            if (train_end) train_end(c);
+        }
+    };
+
+    namespace detail
+    {
+        /// fit_options::on_epoch_end's functions as a callback: fit_control::stop sets stop_training.
+        class epoch_end_function final : public callback
+        {
+        public:
+            explicit epoch_end_function(const std::function<fit_control(const epoch_logs&)>& f)
+                : m_f(f)
+            {
+            }
+            void on_epoch_end(fit_context& context, const epoch_logs& logs) override
+            {
+                if (m_f(logs) == fit_control::stop)
+                {
+                    context.stop_training = true;
+                }
+            }
+
+        private:
+            const std::function<fit_control(const epoch_logs&)>& m_f;
+        };
+    }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/callbacks.hpp ----
+// ---- begin include/xrnn/model/chain.hpp ----
+// xtensor-rnn: the layer chain of a model: layers composed at compile time, run forward in order and backward in
+// reverse order, with their parameters, random engines and a summary.
+//
+//   xrnn::layer_chain<embedding<float, 100, 8>, lstm<float, 8, 16>, dense<float, 16, 1>> chain(rng);
+//   const auto& logits = chain.forward(ids, xrnn::mode::training);   // (B, 1)
+//   chain.backward(dlogits);                                         // every layer's gradient accumulates
+//
+// The chain is itself a layer (forward, backward, for_each_parameter with names "<k>.<name>",
+// for_each_random_engine), so zero_grad, clip_grad_norm, the optimizers, weight files and checkpoints work on it.
+// Neighbouring layers are checked at compile time: the same scalar type, and the output size of each sized layer
+// equal to the input size of the next sized one (activations and dropout keep the size of what they get).
+// sequential (model.hpp) is a layer chain with compile, fit, evaluate and predict.
+#ifndef XRNN_MODEL_CHAIN_HPP
+#define XRNN_MODEL_CHAIN_HPP
+
+#include <cstddef>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    namespace detail
+    {
+        /// Layers with sizes (everything but activations and dropout, which keep the size of what they get).
+        template <class Layer, class = void>
+        struct has_sizes : std::false_type
+        {
+        };
+        template <class Layer>
+        struct has_sizes<Layer, std::void_t<decltype(Layer::input_size), decltype(Layer::output_size)>> : std::true_type
+        {
+        };
+
+        /// Checks every sized layer against the nearest sized layer below it (size-keeping layers in between).
+        template <class Below, class... Rest>
+        struct check_chain
+        {
+            static constexpr bool value = true;
+        };
+        template <class Below, class Next, class... Rest>
+        struct check_chain<Below, Next, Rest...>
+        {
+            static constexpr bool check() noexcept
+            {
+                static_assert(std::is_same<typename Below::value_type, typename Next::value_type>::value,
+                              "xrnn: neighbouring layers must use the same scalar type T");
+                if constexpr (has_sizes<Next>::value)
+                {
+                    assert_connectable<Below, Next>();
+                    return check_chain<Next, Rest...>::value;
+                }
+                else
+                {
+                    return check_chain<Below, Rest...>::value;
+                }
+            }
+            static constexpr bool value = check();
+        };
+
+        /// Layer::output_size, or `below` for a layer that keeps the size of its input.
+        template <class Layer>
+        constexpr std::size_t output_size_after(std::size_t below) noexcept
+        {
+            if constexpr (has_sizes<Layer>::value)
+            {
+                return Layer::output_size;
+            }
+            else
+            {
+                return below;
+            }
+        }
+
+        template <class... Layers>
+        constexpr std::size_t chain_output_size() noexcept
+        {
+            std::size_t size = 0;
+            ((size = output_size_after<Layers>(size)), ...);
+            return size;
+        }
+
+        template <class Layer>
+        Layer make_layer(random_engine& rng)
+        {
+            if constexpr (std::is_constructible<Layer, random_engine&>::value)
+            {
+                return Layer(rng);
+            }
+            else
+            {
+                static_assert(std::is_default_constructible<Layer>::value,
+                              "xrnn::sequential(rng): this layer needs arguments (e.g. dropout's rate); build the "
+                              "model from layer objects instead: sequential{layer_a(rng), dropout<T>(0.2, rng), ...}");
+                return Layer();
+            }
+        }
+    }  // namespace detail
+
+    template <class... Layers>
+    class layer_chain
+    {
+        static_assert(sizeof...(Layers) >= 1, "xrnn::sequential: a model needs at least one layer");
+        static_assert((check_layer<Layers>() && ...), "xrnn::sequential: every layer needs the members of layer_traits.hpp");
+        using layers_type = std::tuple<Layers...>;
+
+    public:
+        using first_layer = std::tuple_element_t<0, layers_type>;
+        static_assert(detail::has_sizes<first_layer>::value,
+                      "xrnn::sequential: the first layer must have an input size (embedding, rnn, lstm or dense)");
+        static_assert(detail::check_chain<Layers...>::value, "xrnn::sequential: layers do not connect");
+
+        using value_type = typename first_layer::value_type;
+        using T = value_type;
+        static constexpr std::size_t layer_count = sizeof...(Layers);
+        static constexpr std::size_t input_size = first_layer::input_size;
+        static constexpr std::size_t output_size = detail::chain_output_size<Layers...>();
+        static constexpr bool sequence_input = first_layer::reads_sequence;
+
+        /// Each layer built from the engine with its defaults (layers that need more, build yourself, see below).
+        explicit layer_chain(random_engine& rng)
+            : m_layers(detail::make_layer<Layers>(rng)...)
+        {
+        }
+
+        /// From layers built with their options: {embedding<..>(rng), lstm<..>(rng, options), ...}.
+        explicit layer_chain(Layers... layers)
+            : m_layers(std::move(layers)...)
+        {
+        }
+
+        template <std::size_t K>
+        auto& layer() noexcept
+        {
+            return std::get<K>(m_layers);
+        }
+
+        template <std::size_t K>
+        const auto& layer() const noexcept
+        {
+            return std::get<K>(m_layers);
+        }
+
+        /// "embedding<float32,10000,128>,lstm<float32,128,128,layers=1,last>,dense<float32,128,1>"
+        static std::string layer_signatures()
+        {
+            std::string text;
+            bool first = true;
+            ((text += (first ? "" : ","), text += Layers::signature(), first = false), ...);
+            return text;
+        }
+
+        /// Visits every parameter as f(name, value, gradient); names are "<layer index>.<layer's own name>".
+        template <class F>
+        void for_each_parameter(F&& f)
+        {
+            visit_layers([&](std::size_t k, auto& layer) {
+                const std::string prefix = std::to_string(k) + ".";
+                layer.for_each_parameter(
+                    [&](const auto& name, auto& value, auto& grad) { f(prefix + name, value, grad); });
+            });
+        }
+
+        /// Visits the random engine of every layer that draws dropout masks as f(name, engine); names are
+        /// "<layer index>.<the layer's name>", e.g. "1.l0.mask" (checkpoints save and restore them).
+        template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            visit_layers([&](std::size_t k, auto& layer) {
+                const std::string prefix = std::to_string(k) + ".";
+                xrnn::for_each_random_engine(layer,
+                                             [&](const std::string& name, random_engine& engine) { f(prefix + name, engine); });
+            });
+        }
+
+        std::size_t parameter_count()
+        {
+            std::size_t count = 0;
+            for_each_parameter([&](const auto&, auto& value, auto&) { count += value.size(); });
+            return count;
+        }
+
+        /// One line per layer with its parameter count, and the total (Keras's model.summary()).
+        std::string summary()
+        {
+            std::ostringstream text;
+            std::size_t total = 0;
+            visit_layers([&](std::size_t k, auto& layer) {
+                std::size_t count = 0;
+                layer.for_each_parameter([&](const auto&, auto& value, auto&) { count += value.size(); });
+                total += count;
+                text << k << "  " << std::decay_t<decltype(layer)>::signature() << "  " << count
+                     << " parameters\n";
+            });
+            text << "total " << total << " parameters (" << total * sizeof(T) << " bytes)\n";
+            return text.str();
+        }
+
+        /// Forward through every layer; x is a time-major batch for sequence models, (B, F) otherwise.
+        template <class X>
+        const auto& forward(const X& x, mode m = mode::inference)
+        {
+            return forward_from<0>(x, m);
+        }
+
+        /// Backward in reverse order of forward; accumulates every layer's gradients.
+        template <class G>
+        void backward(const G& dy)
+        {
+            backward_from<layer_count - 1>(dy);
+        }
+
+        // Batch types: ids (S, B) or features (S, B, F) keep the data's value type and rank.
+        template <class XV, std::size_t XN>
+        using batch_input_t = xt::xtensor<std::conditional_t<std::is_integral<XV>::value, XV, T>, XN>;
+
+        // What forward() returns for such a batch. Self is a parameter so that the expression depends on one: with
+        // the class itself, clang looks up forward() while the class is still incomplete and rejects it.
+        template <class XV, std::size_t XN, class Self = layer_chain>
+        using output_t = std::decay_t<decltype(std::declval<Self&>().forward(
+            std::declval<const batch_input_t<XV, XN>&>(), mode::inference))>;
+
+        // Outputs of rank 3 are (S, B, out): a target per step, gathered time-major too.
+        template <class XV, std::size_t XN>
+        static constexpr bool output_time_major = output_t<XV, XN>::rank == 3;
+
+    private:
+        template <class F>
+        void visit_layers(F&& f)
+        {
+            visit_layers_from<0>(f);
+        }
+
+        template <std::size_t K, class F>
+        void visit_layers_from(F& f)
+        {
+            f(K, std::get<K>(m_layers));
+            if constexpr (K + 1 < layer_count)
+            {
+                visit_layers_from<K + 1>(f);
+            }
+        }
+
+        template <std::size_t K, class X>
+        const auto& forward_from(const X& x, mode m)
+        {
+            const auto& y = std::get<K>(m_layers).forward(x, m);
+            if constexpr (K + 1 == layer_count)
+            {
+                return y;
+            }
+            else
+            {
+                return forward_from<K + 1>(y, m);
+            }
+        }
+
+        template <std::size_t K, class G>
+        void backward_from(const G& dy)
+        {
+            if constexpr (K == 0)
+            {
+                std::get<0>(m_layers).backward(dy);
+            }
+            else
+            {
+                backward_from<K - 1>(std::get<K>(m_layers).backward(dy));
+            }
+        }
+
+        layers_type m_layers;
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/chain.hpp ----
+// ---- begin include/xrnn/model/checkpointing.hpp ----
+// xtensor-rnn: fit()'s checkpoints, written by a training callback and read back to resume.
+//
+//   xrnn::fit_options f; f.epochs = 10; f.checkpoint_path = "run.xrnnc"; f.checkpoint_every = 2;
+//   model.fit(x, y, f);          // a checkpoint after epochs 2, 4, ... and after the last epoch run
+//   f.resume_from = "run.xrnnc";
+//   model.fit(x, y, f);          // continues with the epoch after the checkpoint's, to the same end
+//
+// The callback writes after every checkpoint_every-th epoch and after the last epoch run (the end, or a stop asked
+// for by another callback or by early stopping; it runs after them). What it writes is the training loop's state
+// (fit_loop_state), early stopping's state, the model and the optimizer (model/training_checkpoint.hpp).
+#ifndef XRNN_MODEL_CHECKPOINTING_HPP
+#define XRNN_MODEL_CHECKPOINTING_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+// ---- begin include/xrnn/model/early_stopping.hpp ----
+// xtensor-rnn: early stopping, written as a training callback (Keras's EarlyStopping).
+//
+//   xrnn::fit_options f;
+//   f.early_stop = xrnn::early_stopping{"val_loss", 0.0, 2, true};   // patience 2, restore the best weights
+//
+// After each epoch the monitored value is compared with the best so far: it improves when it is lower (losses,
+// mae) or higher (accuracy) by more than min_delta; the first epoch of a run always improves. After `patience`
+// epochs in a row without improvement the callback sets stop_training. With restore_best_weights the weights of
+// the best epoch are copied when it ends and put back when training ends, whether it stopped early or not.
+// Its state (best value, epochs without improvement, best weights) is part of a checkpoint.
+#ifndef XRNN_MODEL_EARLY_STOPPING_HPP
+#define XRNN_MODEL_EARLY_STOPPING_HPP
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace xrnn
+{
+    /// Keras's EarlyStopping: stop when `monitor` has not improved by more than min_delta for `patience` epochs.
+    struct early_stopping
+    {
+        std::string monitor = "val_loss";  // "loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae"
+        double min_delta = 0.0;
+        std::size_t patience = 0;
+        bool restore_best_weights = false;
+    };
+
+    /// Where early stopping stands (saved in checkpoints).
+    template <class T>
+    struct early_stopping_state
+    {
+        double best = 0.0;                         // the best monitored value so far
+        std::size_t epochs_without_improvement = 0;
+        std::vector<std::vector<T>> best_weights;  // restore_best_weights: the best epoch's parameters, or none
+    };
+
+    /// The callback; without a rule it only keeps a resumed state and restores its best weights at the end.
+    template <class Model>
+    class early_stopping_callback final : public callback
+    {
+    public:
+        using state_type = early_stopping_state<typename Model::value_type>;
+
+        /// Checks the rule: value_error for an unknown monitor, or a val_ one without validation data.
+        early_stopping_callback(Model& model, std::optional<early_stopping> rule, const std::string& metric,
+                                bool has_validation)
+            : m_model(model)
+            , m_rule(std::move(rule))
+            , m_metric(metric)
+        {
+            if (!m_rule)
+            {
+                return;
+            }
+            const std::string& monitor = m_rule->monitor;
+            const bool known = monitor == "loss" || monitor == "val_loss" || monitor == metric
+                               || monitor == "val_" + metric;
+            if (!known)
+            {
+                throw value_error("fit: early_stopping monitors '" + monitor + "', expected one of loss, val_loss, "
+                                  + metric + ", val_" + metric);
+            }
+            if (monitor.rfind("val_", 0) == 0 && !has_validation)
+            {
+                throw value_error("fit: early_stopping monitors '" + monitor
+                                  + "' but there is no validation data (set validation_split or pass x_val, y_val)");
+            }
+        }
+
+        const state_type& state() const noexcept
+        {
+            return m_state;
+        }
+
+        /// A state from a checkpoint.
+        void restore(state_type state)
+        {
+            m_state = std::move(state);
+        }
+
+        void on_epoch_end(fit_context& context, const epoch_logs& logs) override
+        {
+            if (!m_rule)
+            {
+                return;
+            }
+            const early_stopping& rule = *m_rule;
+            const auto [value, lower_is_better] = monitored(logs);
+            const bool improved = logs.epoch == 1
+                                  || (lower_is_better ? value < m_state.best - rule.min_delta
+                                                      : value > m_state.best + rule.min_delta);
+            if (improved)
+            {
+                m_state.best = value;
+                m_state.epochs_without_improvement = 0;
+                if (rule.restore_best_weights)
+                {
+                    m_state.best_weights = io::copy_parameters(m_model);
+                }
+            }
+            else if (++m_state.epochs_without_improvement > rule.patience)
+            {
+                context.stop_training = true;
+            }
+        }
+
+        void on_train_end(fit_context&) override
+        {
+            if (!m_state.best_weights.empty())
+            {
+                io::commit_parameters(m_state.best_weights, m_model);  // stopped early or not
+            }
+        }
+
+    private:
+        /// The monitored value of an epoch, and whether lower is better.
+        std::pair<double, bool> monitored(const epoch_logs& logs) const
+        {
+            const std::string& monitor = m_rule->monitor;
+            if (monitor == "loss") return {logs.loss, true};
+            if (monitor == "val_loss") return {logs.val_loss, true};
+            if (monitor == m_metric) return {logs.metric, m_metric == "mae"};
+            return {logs.val_metric, m_metric == "mae"};  // "val_" + metric, checked by the constructor
+        }
+
+        Model& m_model;
+        std::optional<early_stopping> m_rule;
+        std::string m_metric;
+        state_type m_state;
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/early_stopping.hpp ----
+// ---- begin include/xrnn/model/metrics.hpp ----
+// xtensor-rnn: what a model is trained to minimise, and how a batch or a data set is scored: the objective's loss
+// and gradient, its metric (accuracy or mean absolute error), and its link function for predictions.
+//
+// The last layer outputs logits: the objective's link (sigmoid for binary cross-entropy, softmax for softmax
+// cross-entropy, identity for MSE) is applied by the loss and by predict(), never twice.
+#ifndef XRNN_MODEL_METRICS_HPP
+#define XRNN_MODEL_METRICS_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    /// What the model is trained to minimise; it also fixes the metric and predict()'s link function.
+    enum class objective
+    {
+        mean_squared_error,     // targets: floats of the output's shape; metric: mean absolute error ("mae")
+        binary_cross_entropy,   // on logits; targets in {0, 1} of the output's shape; metric: accuracy
+        softmax_cross_entropy   // on logits (.., C); targets: integer class ids (..); metric: accuracy
+    };
+
+    /// What evaluate() measured: the mean loss and the metric over all samples.
+    struct evaluation
+    {
+        double loss = 0.0;
+        double metric = 0.0;
+        std::string metric_name;
+        std::size_t samples = 0;
+    };
+
+    /// "accuracy" for the classification objectives, "mae" for mean squared error.
+    inline std::string metric_name(objective goal)
+    {
+        return goal == objective::mean_squared_error ? "mae" : "accuracy";
+    }
+
+    namespace detail
+    {
+        inline std::string objective_name(std::uint64_t code)
+        {
+            switch (code)
+            {
+            case static_cast<std::uint64_t>(objective::mean_squared_error): return "mean_squared_error";
+            case static_cast<std::uint64_t>(objective::binary_cross_entropy): return "binary_cross_entropy";
+            case static_cast<std::uint64_t>(objective::softmax_cross_entropy): return "softmax_cross_entropy";
+            default: return "objective " + std::to_string(code);
+            }
+        }
+
+        /// Sums that make an epoch's mean loss and metric exact whatever the batch sizes.
+        struct running_score
+        {
+            double loss_sum = 0.0;    // batch mean loss x samples in the batch
+            double metric_sum = 0.0;  // correct predictions, or absolute errors
+            double metric_count = 0.0;
+            std::size_t samples = 0;
+
+            double loss() const noexcept
+            {
+                return samples == 0 ? 0.0 : loss_sum / static_cast<double>(samples);
+            }
+            double metric() const noexcept
+            {
+                return metric_count == 0.0 ? 0.0 : metric_sum / metric_count;
+            }
+            void add(const running_score& other) noexcept
+            {
+                loss_sum += other.loss_sum;
+                metric_sum += other.metric_sum;
+                metric_count += other.metric_count;
+                samples += other.samples;
+            }
+        };
+
+        /// Batch loss (its mean, with dL/dout into *grad when not null), and the metric's sum and count.
+        template <class Out, class Target>
+        double score_batch(objective goal, const Out& out, const Target& target, Out* grad, running_score& score,
+                           std::size_t samples)
+        {
+            using T = typename Out::value_type;
+            double loss = 0.0;
+            using YV = typename Target::value_type;
+            if constexpr (std::is_integral<YV>::value)
+            {
+                loss = softmax_cross_entropy(out, target, grad);
+                const std::size_t classes = out.shape()[Out::rank - 1];
+                const std::size_t rows = out.size() / classes;
+                for (std::size_t r = 0; r < rows; ++r)
+                {
+                    const T* row = out.data() + r * classes;
+                    const auto best = static_cast<std::size_t>(std::max_element(row, row + classes) - row);
+                    score.metric_sum += best == static_cast<std::size_t>(target.data()[r]) ? 1.0 : 0.0;
+                }
+                score.metric_count += static_cast<double>(rows);
+            }
+            else if (goal == objective::binary_cross_entropy)
+            {
+                loss = binary_cross_entropy_with_logits(out, target, grad);
+                for (std::size_t j = 0; j < out.size(); ++j)
+                {
+                    score.metric_sum += (out.data()[j] > T(0)) == (target.data()[j] > T(0.5)) ? 1.0 : 0.0;
+                }
+                score.metric_count += static_cast<double>(out.size());
+            }
+            else
+            {
+                loss = mean_squared_error(out, target, grad);
+                for (std::size_t j = 0; j < out.size(); ++j)
+                {
+                    score.metric_sum += std::abs(static_cast<double>(out.data()[j]) - target.data()[j]);
+                }
+                score.metric_count += static_cast<double>(out.size());
+            }
+            score.loss_sum += loss * static_cast<double>(samples);
+            score.samples += samples;
+            return loss;
+        }
+
+        /// The objective's link on outputs, in place: sigmoid, softmax over the last axis, or nothing (MSE).
+        template <class Out>
+        void apply_link(objective goal, Out& out)
+        {
+            if (goal == objective::binary_cross_entropy)
+            {
+                activation::sigmoid::forward(out, out);
+            }
+            else if (goal == objective::softmax_cross_entropy)
+            {
+                const std::size_t classes = out.shape()[Out::rank - 1];
+                activation::softmax::forward_rows(out.data(), out.data(), out.size() / classes, classes);
+            }
+        }
+
+        /// Targets keep integer class ids as they are; float targets take the model's scalar type.
+        template <class T, class YV, std::size_t YN>
+        using target_t = xt::xtensor<std::conditional_t<std::is_integral<YV>::value, YV, T>, YN>;
+
+        /// Loss and metric of a model over the samples `index` of x, y, in inference mode, batch by batch.
+        template <class Model, class XV, std::size_t XN, class YV, std::size_t YN>
+        running_score score_indices(Model& model, objective goal, const xt::xtensor<XV, XN>& x,
+                                    const xt::xtensor<YV, YN>& y, const std::vector<std::size_t>& index,
+                                    std::size_t batch_size)
+        {
+            running_score score;
+            typename Model::template batch_input_t<XV, XN> batch;
+            target_t<typename Model::value_type, YV, YN> target;
+            for (std::size_t first = 0; first < index.size(); first += batch_size)
+            {
+                const std::size_t count = std::min(batch_size, index.size() - first);
+                gather<Model::sequence_input>(x, index, first, count, batch);
+                gather<Model::template output_time_major<XV, XN>>(y, index, first, count, target);
+                const auto& out = model.forward(batch, mode::inference);
+                score_batch(goal, out, target, static_cast<std::decay_t<decltype(out)>*>(nullptr), score, count);
+            }
+            return score;
+        }
+    }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/metrics.hpp ----
+// ---- begin include/xrnn/model/training_checkpoint.hpp ----
+// xtensor-rnn: training checkpoints, everything a run needs to continue exactly where it stopped (format:
+// docs/weight-format.md, kind 2).
+//
+//   xrnn::fit_options f; f.epochs = 10; f.checkpoint_path = "run.xrnnc"; f.checkpoint_every = 1;
+//   model.fit(x, y, f);                  // interrupted after epoch 4 (a crash, a time limit)
+//   f.resume_from = "run.xrnnc";
+//   model.fit(x, y, f);                  // epochs 5..10: the same weights and history as one uninterrupted run
+//
+// A checkpoint holds the model's parameters, the optimizer's state (hyper-parameters, step count, per-parameter
+// buffers), the random engines of the layers that draw dropout masks, and fit()'s progress: the epochs done,
+// the shuffling engine, the current order of the training samples (each epoch shuffles the previous order), the
+// early-stopping state and the history so far. Loading is all or nothing, as for weights: the file is read and
+// checked completely (signature, exact size, checksum, every tensor's name and shape, every value that could
+// make training misbehave: the order must be a permutation, no engine may be all zeros) before the optimizer,
+// then the model, are changed.
+//
+// The file's tensors are listed once, by checkpoint_entries() below; writing, the size check and reading all walk
+// that list. The functions work on any model (a sequential, a single layer) with any optimizer that has
+// snapshot() and restore() (sgd, adam, rmsprop); fit() uses them through its checkpointing callback
+// (model/checkpointing.hpp).
+#ifndef XRNN_MODEL_TRAINING_CHECKPOINT_HPP
+#define XRNN_MODEL_TRAINING_CHECKPOINT_HPP
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+// ---- begin include/xrnn/io/checkpoint.hpp ----
+// xtensor-rnn: the pieces a training checkpoint is made of (format: docs/weight-format.md, kind 2), independent of
+// what trains the model.
+//
+//   io::entry_list entries;                              // one list: name, shape, where the values live
+//   entries.add("fit.order", order.data(), {order.size()});
+//   out_size = header + entries.bytes() + 8;             // the exact file size, from the same list
+//   entries.write(writer);  /  entries.read(reader);     // writing and reading walk the same list
+//
+// A checkpoint file is a sequence of named tensors. Its layout is described once, as an entry_list whose entries
+// point at the buffers that hold the values: the writer reads them from there, the reader (after sizing the
+// buffers from the file's description) writes them there, and the exact file size is summed over the same list.
+// Adding a tensor to the format is one add() in the function that builds the list
+// (model/training_checkpoint.hpp).
+//
+// This header also gathers what a checkpoint stores of a model and of an optimizer: parameter names and shapes,
+// the random engines of the layers (through each layer's for_each_random_engine member, layers/layer_traits.hpp),
+// and the optimizer's snapshot checked against the parameters. It knows nothing of fit(): the training loop's own
+// state (epochs, order, history, early stopping) is described by model/training_checkpoint.hpp.
+#ifndef XRNN_IO_CHECKPOINT_HPP
+#define XRNN_IO_CHECKPOINT_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
 
 namespace xrnn
 {
@@ -5339,126 +6586,6 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/io/checkpoint.hpp ----
-// ---- begin include/xrnn/model/history.hpp ----
-// xtensor-rnn: what fit() returns: loss and metric per epoch, for training and validation, writable as CSV.
-#ifndef XRNN_MODEL_HISTORY_HPP
-#define XRNN_MODEL_HISTORY_HPP
-
-#include <cstddef>
-#include <fstream>
-#include <ostream>
-#include <string>
-#include <vector>
-
-
-namespace xrnn
-{
-    /// What one epoch measured; passed to the epoch-end callbacks and kept, one per epoch, in a history.
-    struct epoch_logs
-    {
-        std::size_t epoch = 0;   // 1-based
-        std::size_t epochs = 0;  // how many fit() was asked for
-        std::size_t steps = 0;   // optimizer steps taken in this epoch
-        std::size_t skipped_steps = 0;  // steps skipped for a non-finite loss (fit_options::on_non_finite_loss)
-        double loss = 0.0;       // mean training loss over the epoch's samples (with dropout, as Keras reports it)
-        double metric = 0.0;     // accuracy for the classification objectives, mean absolute error for MSE
-        bool has_validation = false;
-        double val_loss = 0.0;
-        double val_metric = 0.0;
-        double seconds = 0.0;    // wall time of the epoch, validation included
-    };
-
-    /// Loss and metric per epoch (Keras's History).
-    class history
-    {
-    public:
-        history() = default;
-        explicit history(std::string metric_name)
-            : m_metric_name(std::move(metric_name))
-        {
-        }
-
-        void append(const epoch_logs& logs)
-        {
-            m_epochs.push_back(logs);
-        }
-
-        const std::vector<epoch_logs>& epochs() const noexcept
-        {
-            return m_epochs;
-        }
-
-        std::size_t size() const noexcept
-        {
-            return m_epochs.size();
-        }
-
-        bool empty() const noexcept
-        {
-            return m_epochs.empty();
-        }
-
-        const epoch_logs& back() const
-        {
-            if (m_epochs.empty())
-            {
-                throw state_error("history::back: the history is empty (no epoch ran)");
-            }
-            return m_epochs.back();
-        }
-
-        /// "accuracy" or "mae".
-        const std::string& metric_name() const noexcept
-        {
-            return m_metric_name;
-        }
-
-        /// epoch,loss,<metric>[,val_loss,val_<metric>],seconds; one row per epoch, full precision.
-        void write_csv(std::ostream& out) const
-        {
-            const bool validation = !m_epochs.empty() && m_epochs.front().has_validation;
-            out << "epoch,loss," << m_metric_name;
-            if (validation)
-            {
-                out << ",val_loss,val_" << m_metric_name;
-            }
-            out << ",seconds\n";
-            const auto precision = out.precision(9);
-            for (const epoch_logs& e : m_epochs)
-            {
-                out << e.epoch << ',' << e.loss << ',' << e.metric;
-                if (validation)
-                {
-                    out << ',' << e.val_loss << ',' << e.val_metric;
-                }
-                out << ',' << e.seconds << '\n';
-            }
-            out.precision(precision);
-        }
-
-        void write_csv(const std::string& path) const
-        {
-            std::ofstream out(path);
-            if (!out)
-            {
-                throw io_error("history::write_csv: cannot open '" + path + "' for writing");
-            }
-            write_csv(out);
-            out.flush();
-            if (!out)
-            {
-                throw io_error("history::write_csv: writing '" + path + "' failed");
-            }
-        }
-
-    private:
-        std::string m_metric_name = "accuracy";
-        std::vector<epoch_logs> m_epochs;
-    };
-}  // namespace xrnn
-
-#endif
-// ---- end include/xrnn/model/history.hpp ----
 
 namespace xrnn
 {
@@ -5878,18 +7005,164 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/model/training_checkpoint.hpp ----
-// ---- begin include/xrnn/model/batching.hpp ----
-// xtensor-rnn: moving samples between the user's batch-major data and the layers' time-major batches.
+
+namespace xrnn
+{
+    /// The training loop's own state after an epoch, besides the model, its optimizer and early stopping.
+    struct fit_loop_state
+    {
+        random_engine shuffle_engine{0};
+        std::vector<std::size_t> order;        // the training samples, in the order of the last shuffle
+        std::size_t validation_samples = 0;
+        std::uint64_t data_fingerprint = 0;    // of the training and validation data
+        xrnn::history history;
+    };
+
+    namespace detail
+    {
+        /// FNV-1a of a tensor's shape and values (host byte order), chained onto `hash`: tells data sets apart.
+        template <class V, std::size_t N>
+        std::uint64_t fingerprint(const xt::xtensor<V, N>& a, std::uint64_t hash)
+        {
+            for (auto extent : a.shape())
+            {
+                const auto value = static_cast<std::uint64_t>(extent);
+                hash = io::fnv1a64(reinterpret_cast<const char*>(&value), sizeof value, hash);
+            }
+            return io::fnv1a64(reinterpret_cast<const char*>(a.data()), a.size() * sizeof(V), hash);
+        }
+
+        /// The fingerprint of the data of a fit: x, y, and the validation data when they are other tensors.
+        template <class X, class Y>
+        std::uint64_t data_fingerprint(const X& x, const Y& y, const X& x_val, const Y& y_val)
+        {
+            std::uint64_t hash = fingerprint(y, fingerprint(x, io::fnv1a64(nullptr, 0)));
+            if (&x_val != &x)
+            {
+                hash = fingerprint(y_val, fingerprint(x_val, hash));
+            }
+            return hash;
+        }
+    }  // namespace detail
+
+    /// Writes fit()'s checkpoints (fit_options::checkpoint_path, checkpoint_every).
+    template <class Model>
+    class checkpoint_callback final : public callback
+    {
+        using T = typename Model::value_type;
+
+    public:
+        checkpoint_callback(std::string path, std::size_t every, Model& model, compiled_optimizer<Model>& optimizer,
+                            objective goal, const fit_loop_state& loop, const early_stopping_callback<Model>& early)
+            : m_path(std::move(path))
+            , m_every(every)
+            , m_model(model)
+            , m_optimizer(optimizer)
+            , m_objective(goal)
+            , m_loop(loop)
+            , m_early(early)
+        {
+            detail::check_positive("fit", "checkpoint_every", every);
+        }
+
+        void on_epoch_end(fit_context& context, const epoch_logs& logs) override
+        {
+            if (logs.epoch % m_every == 0 || context.stop_training || logs.epoch == context.epochs)
+            {
+                save_checkpoint(m_path, m_model, m_optimizer, progress(logs.epoch));
+            }
+        }
+
+    private:
+        training_progress<T> progress(std::size_t epoch) const
+        {
+            training_progress<T> p;
+            p.epoch = epoch;
+            p.shuffle_engine = m_loop.shuffle_engine.state();
+            p.order.assign(m_loop.order.begin(), m_loop.order.end());
+            p.validation_samples = m_loop.validation_samples;
+            p.data_fingerprint = m_loop.data_fingerprint;
+            p.objective = static_cast<std::uint64_t>(m_objective);
+            p.history = m_loop.history.epochs();
+            p.best = m_early.state().best;
+            p.epochs_without_improvement = m_early.state().epochs_without_improvement;
+            p.best_weights = m_early.state().best_weights;
+            return p;
+        }
+
+        std::string m_path;
+        std::size_t m_every;
+        Model& m_model;
+        compiled_optimizer<Model>& m_optimizer;
+        objective m_objective;
+        const fit_loop_state& m_loop;
+        const early_stopping_callback<Model>& m_early;
+    };
+
+    /// Loads a checkpoint for fit(), refusing one written for other data or another objective before anything
+    /// changes; then applies it to model and optimizer (all or nothing), and puts fit's progress back into the
+    /// loop's state and early stopping. Returns the first epoch to run.
+    template <class Model>
+    std::size_t resume_fit(const std::string& path, Model& model, compiled_optimizer<Model>& optimizer, objective goal,
+                           fit_loop_state& loop, early_stopping_callback<Model>& early)
+    {
+        using T = typename Model::value_type;
+        checkpoint_contents<T> contents = read_checkpoint(path, model, optimizer);
+        const training_progress<T>& p = contents.progress;
+        if (p.order.size() != loop.order.size() || p.validation_samples != loop.validation_samples)
+        {
+            throw value_error("fit: resume_from '" + path + "' was written for " + std::to_string(p.order.size())
+                              + " training and " + std::to_string(p.validation_samples)
+                              + " validation samples, but this fit has " + std::to_string(loop.order.size()) + " and "
+                              + std::to_string(loop.validation_samples));
+        }
+        if (p.data_fingerprint != loop.data_fingerprint)
+        {
+            throw value_error("fit: resume_from '" + path + "' was written for other data: x and y (and the "
+                              "validation data) must be those of the interrupted run");
+        }
+        if (p.objective != static_cast<std::uint64_t>(goal))
+        {
+            throw value_error("fit: resume_from '" + path + "' was written when training for "
+                              + detail::objective_name(p.objective) + ", but the model is compiled for "
+                              + detail::objective_name(static_cast<std::uint64_t>(goal)));
+        }
+        training_progress<T> progress = apply_checkpoint(std::move(contents), model, optimizer);
+        loop.shuffle_engine.set_state(progress.shuffle_engine);
+        loop.order.assign(progress.order.begin(), progress.order.end());
+        for (const epoch_logs& logs : progress.history)
+        {
+            loop.history.append(logs);
+        }
+        typename early_stopping_callback<Model>::state_type state;
+        state.best = progress.best;
+        state.epochs_without_improvement = static_cast<std::size_t>(progress.epochs_without_improvement);
+        state.best_weights = std::move(progress.best_weights);
+        early.restore(std::move(state));
+        return static_cast<std::size_t>(progress.epoch) + 1;
+    }
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/checkpointing.hpp ----
+// ---- begin include/xrnn/model/data_checks.hpp ----
+// xtensor-rnn: the checks of a model's data before any batch runs, so that a bad sample is refused with a
+// message naming it, not found by the loss of some batch after training has already changed the weights.
 //
-// Data sets are batch-major as in Keras: x (N, S) token ids or (N, S, F) features, y (N, ...). The recurrent
-// layers read (S, B, ...), so a batch of sequences is gathered with its first two axes swapped; samples that are
-// not sequences (and targets of many-to-one models) are gathered row by row.
-#ifndef XRNN_MODEL_BATCHING_HPP
-#define XRNN_MODEL_BATCHING_HPP
+// x is (N, S) token ids for a model that starts with an embedding, (N, S, F) features for one that starts with a
+// recurrent layer, (N, F) for one that starts with a dense layer. y has one target per output: (N, out) or
+// (N, S, out) floats, or class ids (N) or (N, S) for softmax cross-entropy. Errors are xrnn::shape_error or
+// xrnn::value_error; a wrong type or rank of x or y is a static_assert.
+#ifndef XRNN_MODEL_DATA_CHECKS_HPP
+#define XRNN_MODEL_DATA_CHECKS_HPP
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include <xtensor/xtensor.hpp>
@@ -5899,89 +7172,177 @@ namespace xrnn
 {
     namespace detail
     {
-        /// out (S, B, rest...) = x[index[first..first+B)] with x (N, S, rest...), converted to out's value type.
-        template <class In, std::size_t N, class Out>
-        void gather_time_major(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
-                               std::size_t count, xt::xtensor<Out, N>& out)
+        inline std::vector<std::size_t> all_indices(std::size_t n)
         {
-            static_assert(N >= 2, "xrnn: a batch of sequences needs at least the axes (N, S)");
-            std::array<std::size_t, N> shape;
-            std::copy(x.shape().begin(), x.shape().end(), shape.begin());
-            const std::size_t steps = shape[1];
-            shape[0] = steps;
-            shape[1] = count;
-            ensure_shape(out, shape);
-            const std::size_t inner = steps == 0 ? 0 : x.size() / (x.shape()[0] * steps);
-            for (std::size_t b = 0; b < count; ++b)
+            std::vector<std::size_t> index(n);
+            std::iota(index.begin(), index.end(), std::size_t(0));
+            return index;
+        }
+
+        inline void check_batch_size(const char* where, std::size_t batch_size)
+        {
+            check_positive(where, "batch_size", batch_size);
+        }
+
+        /// x: not empty, sequences of at least one step, token ids inside the first layer's vocabulary.
+        template <class Model, class XV, std::size_t XN>
+        void check_inputs(const char* where, const xt::xtensor<XV, XN>& x)
+        {
+            using first_layer = typename Model::first_layer;
+            constexpr bool sequence_input = Model::sequence_input;
+            static_assert(std::is_integral<XV>::value == first_layer::reads_token_ids,
+                          "xrnn::sequential: x must hold integer token ids for a model that starts with an embedding, "
+                          "floating-point features otherwise");
+            static_assert(!sequence_input || XN >= 2, "xrnn::sequential: sequence data must be (N, S) or (N, S, F)");
+            if (x.shape()[0] == 0)
             {
-                const In* sample = x.data() + index[first + b] * steps * inner;
-                for (std::size_t t = 0; t < steps; ++t)
+                throw shape_error(std::string(where) + ": the data set is empty (x has 0 samples, shape "
+                                  + shape_to_string(x.shape()) + ")");
+            }
+            if constexpr (sequence_input)
+            {
+                if (x.shape()[1] == 0)
                 {
-                    std::copy(sample + t * inner, sample + (t + 1) * inner, out.data() + (t * count + b) * inner);
+                    throw shape_error(std::string(where) + ": sequences of 0 steps (x shape "
+                                      + shape_to_string(x.shape()) + ")");
+                }
+            }
+            if constexpr (first_layer::reads_token_ids)
+            {
+                // All ids before the first batch: the embedding would refuse a bad one only when its batch comes,
+                // after fit() had already trained on the batches before it.
+                constexpr std::size_t vocabulary = first_layer::vocabulary_size;
+                const std::size_t steps = x.shape()[1];
+                const std::size_t per_sample = x.size() / x.shape()[0];
+                for (std::size_t j = 0; j < x.size(); ++j)
+                {
+                    if (!index_in_range(x.data()[j], vocabulary))
+                    {
+                        throw value_error(std::string(where) + ": token id " + std::to_string(x.data()[j])
+                                          + " of sample " + std::to_string(j / per_sample) + ", step "
+                                          + std::to_string((j % per_sample) % steps) + " is outside the vocabulary [0, "
+                                          + std::to_string(vocabulary) + ")");
+                    }
                 }
             }
         }
 
-        /// out (B, rest...) = x[index[first..first+B)] with x (N, rest...).
-        template <class In, std::size_t N, class Out>
-        void gather_rows(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
-                         std::size_t count, xt::xtensor<Out, N>& out)
+        /// x as check_inputs, and y: as many samples, one target per output, values the objective can take.
+        template <class Model, class XV, std::size_t XN, class YV, std::size_t YN>
+        void check_data(const char* where, objective goal, const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y)
         {
-            std::array<std::size_t, N> shape;
-            std::copy(x.shape().begin(), x.shape().end(), shape.begin());
-            shape[0] = count;
-            ensure_shape(out, shape);
-            const std::size_t inner = x.shape()[0] == 0 ? 0 : x.size() / x.shape()[0];
-            for (std::size_t b = 0; b < count; ++b)
+            constexpr std::size_t output_size = Model::output_size;
+            check_inputs<Model>(where, x);
+            if (y.shape()[0] != x.shape()[0])
             {
-                const In* sample = x.data() + index[first + b] * inner;
-                std::copy(sample, sample + inner, out.data() + b * inner);
+                throw shape_error(std::string(where) + ": y has " + std::to_string(y.shape()[0])
+                                  + " samples but x has " + std::to_string(x.shape()[0]) + " (x shape "
+                                  + shape_to_string(x.shape()) + ", y shape " + shape_to_string(y.shape()) + ")");
             }
-        }
-
-        /// Gathers time-major when the batch is a sequence batch, row by row otherwise.
-        template <bool TimeMajor, class In, std::size_t N, class Out>
-        void gather(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
-                    std::size_t count, xt::xtensor<Out, N>& out)
-        {
-            if constexpr (TimeMajor)
+            constexpr std::size_t out_rank = Model::template output_t<XV, XN>::rank;
+            if constexpr (YN + 1 >= out_rank && YN <= out_rank)  // other ranks: a static_assert below says why
             {
-                gather_time_major(x, index, first, count, out);
-            }
-            else
-            {
-                gather_rows(x, index, first, count, out);
-            }
-        }
-
-        /// The inverse for outputs: result[first + b] = y[:, b] (time-major y) or y[b] (row-major y).
-        template <bool TimeMajor, class T, std::size_t N>
-        void scatter(const xt::xtensor<T, N>& y, std::size_t first, xt::xtensor<T, N>& result)
-        {
-            if constexpr (TimeMajor)
-            {
-                const std::size_t steps = y.shape()[0];
-                const std::size_t count = y.shape()[1];
-                const std::size_t inner = y.size() / std::max<std::size_t>(steps * count, 1);
-                for (std::size_t t = 0; t < steps; ++t)
+                // One target per output: y (N, out) or (N, S, out), class ids (N) or (N, S); checked before any
+                // batch, so a wrong y is not found only by the loss of the first batch.
+                std::array<std::size_t, YN> expected;
+                std::copy(y.shape().begin(), y.shape().end(), expected.begin());
+                if constexpr (YN >= 2 && out_rank == 3)
                 {
-                    for (std::size_t b = 0; b < count; ++b)
+                    expected[1] = x.shape()[1];
+                }
+                if constexpr (!std::is_integral<YV>::value)
+                {
+                    expected[YN - 1] = output_size;
+                }
+                check_same_shape(where, "y", y.shape(), expected, " (one target per output of the model)");
+            }
+            if constexpr (std::is_integral<YV>::value)
+            {
+                static_assert(YN + 1 == out_rank,
+                              "xrnn::sequential: integer targets are class ids, one per output row: y (N) for a "
+                              "(B, C) output, y (N, S) for an (S, B, C) output");
+                if (goal != objective::softmax_cross_entropy)
+                {
+                    throw value_error(std::string(where) + ": integer class ids as targets need "
+                                      "objective::softmax_cross_entropy; this model was compiled for another");
+                }
+                const std::size_t per_sample = y.size() / y.shape()[0];
+                for (std::size_t j = 0; j < y.size(); ++j)
+                {
+                    if (!index_in_range(y.data()[j], output_size))
                     {
-                        const T* from = y.data() + (t * count + b) * inner;
-                        std::copy(from, from + inner, result.data() + ((first + b) * steps + t) * inner);
+                        throw value_error(std::string(where) + ": class id " + std::to_string(y.data()[j])
+                                          + " of sample " + std::to_string(j / per_sample) + " is outside [0, "
+                                          + std::to_string(output_size) + ")");
                     }
                 }
             }
             else
             {
-                std::copy(y.begin(), y.end(), result.data() + first * (y.size() / std::max<std::size_t>(y.shape()[0], 1)));
+                static_assert(YN == out_rank, "xrnn::sequential: float targets must have the output's rank: y (N, out) "
+                                              "for a (B, out) output, y (N, S, out) for an (S, B, out) output");
+                if (goal == objective::softmax_cross_entropy)
+                {
+                    throw value_error(std::string(where) + ": objective::softmax_cross_entropy needs integer class ids "
+                                      "as targets, but y holds floating-point values");
+                }
+                if (goal == objective::binary_cross_entropy)
+                {
+                    for (std::size_t j = 0; j < y.size(); ++j)
+                    {
+                        const YV v = y.data()[j];
+                        if (!(v == YV(0) || v == YV(1)))
+                        {
+                            std::ostringstream message;
+                            message << where << ": binary cross-entropy labels expected in {0, 1} but sample "
+                                    << j / (y.size() / y.shape()[0]) << " has " << v;
+                            throw value_error(message.str());
+                        }
+                    }
+                }
             }
         }
     }  // namespace detail
 }  // namespace xrnn
 
 #endif
-// ---- end include/xrnn/model/batching.hpp ----
+// ---- end include/xrnn/model/data_checks.hpp ----
+// ---- begin include/xrnn/model/fit.hpp ----
+// xtensor-rnn: the training loop behind sequential::fit(), and its options.
+//
+// The loop itself only shuffles, gathers batches, runs forward, loss, backward and the optimizer step, validates
+// and keeps the history. Everything else is a piece it calls at a fixed point, and the built-in features use the
+// same extension points a user has:
+//   callbacks (model/callbacks.hpp)   progress lines, on_epoch_end functions, early stopping, checkpoints
+//   step hooks (model/step.hpp)       clip_norm; a user's gradient averaging, noise monitor, ...
+//   the non-finite policy             (model/step.hpp) between backward and the hooks
+//
+//   for epoch in initial_epoch..epochs:
+//       on_epoch_begin; shuffle the training order (Fisher-Yates, fit_options::seed)
+//       for each batch:  on_batch_begin; zero_grad; forward; loss; backward;
+//                        non-finite check (stop or skip); step hooks; clip_norm; optimizer step; on_batch_end
+//       validation; history; on_epoch_end (progress, functions, user callbacks, early stopping, checkpoint)
+//   on_train_end (early stopping restores the best weights)
+#ifndef XRNN_MODEL_FIT_HPP
+#define XRNN_MODEL_FIT_HPP
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
 // ---- begin include/xrnn/model/progress.hpp ----
 // xtensor-rnn: Keras-style progress while training.
 //
@@ -6182,17 +7543,38 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/model/progress.hpp ----
+// ---- begin include/xrnn/model/step.hpp ----
+// xtensor-rnn: what happens between backward and the optimizer step: the non-finite check, then the step hooks,
+// functions that see (and may change) every gradient of the model.
+//
+//   xrnn::fit_options f;
+//   f.add_step_hook([](xrnn::gradient_set& g, const xrnn::batch_logs& batch) {   // a gradient-noise monitor
+//       std::printf("epoch %zu step %zu |g| %g\n", batch.epoch, batch.step, g.norm());
+//   });
+//   f.add_step_hook([&](xrnn::gradient_set& g, const xrnn::batch_logs&) {          // averaging across processes
+//       g.for_each([&](const std::string&, auto* values, std::size_t n) { allreduce_mean(values, n); });
+//   });
+//
+// Per batch, fit() runs: forward, loss, backward; then (1) a non-finite loss or gradient stops training or skips
+// the batch (fit_options::on_non_finite_loss), so hooks only ever see finite gradients; then (2) the hooks of
+// fit_options::step_hooks in order; then (3) clip_norm's built-in hook when clip_norm > 0 (after the user's hooks,
+// so that gradients averaged across processes are clipped as one); then the optimizer step.
+#ifndef XRNN_MODEL_STEP_HPP
+#define XRNN_MODEL_STEP_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
 
 namespace xrnn
 {
-    /// What the model is trained to minimise; it also fixes the metric and predict()'s link function.
-    enum class objective
-    {
-        mean_squared_error,     // targets: floats of the output's shape; metric: mean absolute error ("mae")
-        binary_cross_entropy,   // on logits; targets in {0, 1} of the output's shape; metric: accuracy
-        softmax_cross_entropy   // on logits (.., C); targets: integer class ids (..); metric: accuracy
-    };
-
     /// What fit() does when a batch's loss is NaN or infinite, or its gradient is (a finite loss can still
     /// overflow in backward): the step would leave weights that are not numbers.
     enum class non_finite_loss
@@ -6201,22 +7583,196 @@ namespace xrnn
         skip   // drop the batch without updating the weights, count it in epoch_logs::skipped_steps
     };
 
-    /// Keras's EarlyStopping: stop when `monitor` has not improved by more than min_delta for `patience` epochs.
-    struct early_stopping
+    /// Every gradient tensor of a model, by name ("<layer>.<parameter>"), as contiguous float or double values.
+    class gradient_set
     {
-        std::string monitor = "val_loss";  // "loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae"
-        double min_delta = 0.0;
-        std::size_t patience = 0;
-        bool restore_best_weights = false;
+    public:
+        /// Collects the gradients of a model or layer (anything with for_each_parameter).
+        template <class Model>
+        void collect(Model& model)
+        {
+            m_tensors.clear();
+            model.for_each_parameter([&](const auto& name, auto&, auto& grad) {
+                using G = typename std::decay_t<decltype(grad)>::value_type;
+                m_tensors.push_back(tensor{std::string(name), grad.data(), grad.size(), std::is_same<G, double>::value});
+            });
+        }
+
+        /// Number of tensors.
+        std::size_t size() const noexcept
+        {
+            return m_tensors.size();
+        }
+
+        /// Number of values in all tensors.
+        std::size_t value_count() const noexcept
+        {
+            std::size_t n = 0;
+            for (const tensor& t : m_tensors)
+            {
+                n += t.size;
+            }
+            return n;
+        }
+
+        /// Calls f(name, values, count) for every tensor, values being float* or double* (a generic lambda takes
+        /// both; a function of one of them is refused at run time for a model of the other type).
+        template <class F>
+        void for_each(F&& f)
+        {
+            for (const tensor& t : m_tensors)
+            {
+                if (t.is_double)
+                {
+                    call<double>(f, t);
+                }
+                else
+                {
+                    call<float>(f, t);
+                }
+            }
+        }
+
+        /// The global L2 norm of all gradients (summed in double, in order, as clip_grad_norm does).
+        double norm()
+        {
+            double sum_of_squares = 0.0;
+            for_each([&](const std::string&, auto* g, std::size_t n) {
+                for (std::size_t i = 0; i < n; ++i)
+                {
+                    sum_of_squares += static_cast<double>(g[i]) * static_cast<double>(g[i]);
+                }
+            });
+            return std::sqrt(sum_of_squares);
+        }
+
+        /// Multiplies every gradient by factor (rounded to the gradients' type first).
+        void scale(double factor)
+        {
+            for_each([&](const std::string&, auto* g, std::size_t n) {
+                using G = std::remove_pointer_t<decltype(g)>;
+                const G f = static_cast<G>(factor);
+                for (std::size_t i = 0; i < n; ++i)
+                {
+                    g[i] *= f;
+                }
+            });
+        }
+
+        /// clip_grad_norm on these gradients, with the same result to the bit: (1) norm = ||g||_2,
+        /// (2) g *= max_norm / (norm + 1e-6) when that factor is below 1. Returns the norm before clipping.
+        double clip_norm(double max_norm)
+        {
+            const double total = norm();
+            const double factor = max_norm / (total + 1e-6);
+            if (factor < 1.0)
+            {
+                scale(factor);
+            }
+            return total;
+        }
+
+        /// Whether every gradient is finite.
+        bool all_finite()
+        {
+            bool finite = true;
+            for_each([&](const std::string&, auto* g, std::size_t n) { finite = finite && values_finite(g, n); });
+            return finite;
+        }
+
+        /// Whether n floats or doubles are all finite: an exponent of all ones is inf or nan. Integer bit tests
+        /// vectorise, where a floating-point sum or one std::isfinite per element would not.
+        template <class G>
+        static bool values_finite(const G* values, std::size_t n) noexcept
+        {
+            using bits_type = std::conditional_t<sizeof(G) == 4, std::uint32_t, std::uint64_t>;
+            static_assert(sizeof(G) == sizeof(bits_type), "xrnn: gradients are float or double");
+            constexpr bits_type exponent = sizeof(G) == 4 ? bits_type(0x7f800000u) : bits_type(0x7ff0000000000000ull);
+            bits_type bad = 0;
+            for (std::size_t i = 0; i < n; ++i)
+            {
+                bits_type bits;
+                std::memcpy(&bits, values + i, sizeof bits);
+                bad |= static_cast<bits_type>((bits & exponent) == exponent);
+            }
+            return bad == 0;
+        }
+
+    private:
+        struct tensor
+        {
+            std::string name;
+            void* data;
+            std::size_t size;
+            bool is_double;
+        };
+
+        template <class G, class F>
+        static void call(F& f, const tensor& t)
+        {
+            if constexpr (std::is_invocable<F&, const std::string&, G*, std::size_t>::value)
+            {
+                f(t.name, static_cast<G*>(t.data), t.size);
+            }
+            else
+            {
+                throw state_error(std::string("gradient_set::for_each: the gradients are ")
+                                  + (std::is_same<G, double>::value ? "double" : "float")
+                                  + " but the function does not take " + (std::is_same<G, double>::value ? "double*" : "float*"));
+            }
+        }
+
+        std::vector<tensor> m_tensors;
     };
 
-    /// What an epoch-end callback returns.
-    enum class fit_control
-    {
-        proceed,
-        stop
-    };
+    /// A function run on every batch between backward and the optimizer step (see the header comment).
+    using step_hook = std::function<void(gradient_set&, const batch_logs&)>;
 
+    namespace detail
+    {
+        /// (1) of the header comment: true when the batch may step; false when it is to be skipped; throws
+        /// value_error (naming epoch and step) when the policy is to stop.
+        inline bool admit_step(non_finite_loss policy, double loss, bool gradients_finite, std::size_t epoch,
+                               std::size_t step, std::size_t steps)
+        {
+            const bool finite_loss = std::isfinite(loss);
+            if (finite_loss && gradients_finite)
+            {
+                return true;
+            }
+            if (policy == non_finite_loss::skip)
+            {
+                return false;
+            }
+            std::ostringstream message;
+            message << "fit: the " << (finite_loss ? "gradient" : "loss") << " became ";
+            if (finite_loss)
+            {
+                message << "inf or nan (the loss was " << loss << ")";
+            }
+            else
+            {
+                message << loss;
+            }
+            message << " at epoch " << epoch << ", step " << step << " of " << steps
+                    << "; training stopped and the weights are those of the last good step (lower the "
+                    << "learning rate, set clip_norm, or set on_non_finite_loss to skip)";
+            throw value_error(message.str());
+        }
+
+        /// fit_options::clip_norm as a step hook.
+        inline step_hook clip_norm_hook(double max_norm)
+        {
+            return [max_norm](gradient_set& gradients, const batch_logs&) { gradients.clip_norm(max_norm); };
+        }
+    }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/step.hpp ----
+
+namespace xrnn
+{
     struct fit_options
     {
         std::size_t epochs = 1;
@@ -6224,14 +7780,19 @@ namespace xrnn
         double validation_split = 0.0;  // fraction in [0, 1) taken from the END of the data, before shuffling (Keras)
         bool shuffle = true;            // reshuffle the training samples every epoch
         std::uint64_t seed = 0;         // of the shuffling; dropout draws from each layer's own engine
-        double clip_norm = 0.0;         // clip_grad_norm before each step when > 0
+        double clip_norm = 0.0;         // clip_grad_norm before each step when > 0 (a built-in step hook)
         non_finite_loss on_non_finite_loss = non_finite_loss::stop;
         progress verbosity = progress::automatic;
         std::ostream* out = &std::cout;  // where progress goes
-        std::optional<early_stopping> early_stop;
+        std::optional<early_stopping> early_stop;  // a built-in callback (model/early_stopping.hpp)
+        /// Functions called after every epoch (on_epoch_end below adds to them); fit_control::stop ends training.
         std::vector<std::function<fit_control(const epoch_logs&)>> callbacks;
+        /// Callback objects, called at every moment of model/callbacks.hpp, after the functions above.
+        std::vector<std::shared_ptr<callback>> callback_objects;
+        /// Run on every batch between backward and the optimizer step, in order, before clip_norm (model/step.hpp).
+        std::vector<step_hook> step_hooks;
 
-        /// When not empty, a checkpoint (io/checkpoint.hpp) is saved there, atomically, after every
+        /// When not empty, a checkpoint (model/training_checkpoint.hpp) is saved there, atomically, after every
         /// checkpoint_every-th epoch and after the last epoch run (the end, or a stop by a callback or early stopping).
         std::string checkpoint_path;
         std::size_t checkpoint_every = 1;
@@ -6257,308 +7818,235 @@ namespace xrnn
             }
             return *this;
         }
-    };
 
-    /// What evaluate() measured: the mean loss and the metric over all samples.
-    struct evaluation
-    {
-        double loss = 0.0;
-        double metric = 0.0;
-        std::string metric_name;
-        std::size_t samples = 0;
+        /// Adds a callback object; keep a shared_ptr of your own to read its state after fit().
+        fit_options& add_callback(std::shared_ptr<callback> c)
+        {
+            callback_objects.push_back(std::move(c));
+            return *this;
+        }
+
+        /// Adds a step hook: f(gradient_set&, const batch_logs&).
+        fit_options& add_step_hook(step_hook hook)
+        {
+            step_hooks.push_back(std::move(hook));
+            return *this;
+        }
     };
 
     namespace detail
     {
-        /// Whether n floats or doubles are all finite: an exponent of all ones is inf or nan. Integer bit tests
-        /// vectorise, where a floating-point sum or one std::isfinite per element would not.
-        template <class G>
-        bool all_finite(const G* values, std::size_t n) noexcept
+        /// The progress lines of model/progress.hpp, as the first callback.
+        class progress_callback final : public callback
         {
-            using bits_type = std::conditional_t<sizeof(G) == 4, std::uint32_t, std::uint64_t>;
-            static_assert(sizeof(G) == sizeof(bits_type), "xrnn: gradients are float or double");
-            constexpr bits_type exponent = sizeof(G) == 4 ? bits_type(0x7f800000u) : bits_type(0x7ff0000000000000ull);
-            bits_type bad = 0;
-            for (std::size_t i = 0; i < n; ++i)
+        public:
+            progress_callback(std::ostream* out, progress kind, const std::string& metric)
+                : m_printer(out, kind, metric)
             {
-                bits_type bits;
-                std::memcpy(&bits, values + i, sizeof bits);
-                bad |= static_cast<bits_type>((bits & exponent) == exponent);
             }
-            return bad == 0;
-        }
-
-        /// Whether every gradient of a layer or model is finite.
-        template <class Layer>
-        bool gradients_finite(Layer& layer)
-        {
-            bool finite = true;
-            layer.for_each_parameter(
-                [&](const auto&, auto&, auto& grad) { finite = finite && all_finite(grad.data(), grad.size()); });
-            return finite;
-        }
-
-        /// Layers with sizes (everything but activations and dropout, which keep the size of what they get).
-        template <class Layer, class = void>
-        struct has_sizes : std::false_type
-        {
-        };
-        template <class Layer>
-        struct has_sizes<Layer, std::void_t<decltype(Layer::input_size), decltype(Layer::output_size)>> : std::true_type
-        {
-        };
-
-        /// Checks every sized layer against the nearest sized layer below it (size-keeping layers in between).
-        template <class Below, class... Rest>
-        struct check_chain
-        {
-            static constexpr bool value = true;
-        };
-        template <class Below, class Next, class... Rest>
-        struct check_chain<Below, Next, Rest...>
-        {
-            static constexpr bool check() noexcept
+            void on_epoch_begin(fit_context& context, std::size_t epoch) override
             {
-                static_assert(std::is_same<typename Below::value_type, typename Next::value_type>::value,
-                              "xrnn: neighbouring layers must use the same scalar type T");
-                if constexpr (has_sizes<Next>::value)
+                m_printer.begin_epoch(epoch, context.epochs, context.steps_per_epoch);
+            }
+            void on_batch_end(fit_context&, const batch_logs& batch) override
+            {
+                m_printer.step(batch.step, batch.running_loss, batch.running_metric);
+            }
+            void on_epoch_end(fit_context&, const epoch_logs& logs) override
+            {
+                m_printer.end_epoch(logs);
+            }
+
+        private:
+            progress_printer m_printer;
+        };
+
+        /// Trains `model` (compiled with `goal` and `optimizer`) on x[train], y[train], validating on
+        /// x_val[validation], y_val[validation] after each epoch.
+        template <class Model, class XV, std::size_t XN, class YV, std::size_t YN>
+        history run_fit(Model& model, objective goal, compiled_optimizer<Model>& optimizer,
+                        const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::vector<std::size_t> train,
+                        const xt::xtensor<XV, XN>& x_val, const xt::xtensor<YV, YN>& y_val,
+                        const std::vector<std::size_t>& validation, const fit_options& options)
+        {
+            using clock = std::chrono::steady_clock;
+            using output_type = typename Model::template output_t<XV, XN>;
+            check_positive("fit", "epochs", options.epochs);
+            check_batch_size("fit", options.batch_size);
+            const std::string metric = metric_name(goal);
+            const bool has_validation = !validation.empty();
+
+            // The loop's state, and the callbacks in the order they run.
+            fit_loop_state loop;
+            loop.shuffle_engine = random_engine(options.seed);
+            loop.order = std::move(train);
+            loop.validation_samples = validation.size();
+            loop.history = history(metric);
+            early_stopping_callback<Model> early(model, options.early_stop, metric, has_validation);
+            std::optional<checkpoint_callback<Model>> checkpoint;
+            if (!options.checkpoint_path.empty())
+            {
+                checkpoint.emplace(options.checkpoint_path, options.checkpoint_every, model, optimizer, goal, loop, early);
+            }
+            progress_callback printer(options.out, options.verbosity, metric);
+            std::vector<epoch_end_function> functions(options.callbacks.begin(), options.callbacks.end());
+            std::vector<callback*> callbacks{&printer};
+            for (auto& f : functions)
+            {
+                callbacks.push_back(&f);
+            }
+            for (const auto& c : options.callback_objects)
+            {
+                callbacks.push_back(c.get());
+            }
+            callbacks.push_back(&early);
+            if (checkpoint)
+            {
+                callbacks.push_back(&*checkpoint);
+            }
+            std::vector<step_hook> hooks(options.step_hooks);
+            if (options.clip_norm > 0.0)
+            {
+                hooks.push_back(clip_norm_hook(options.clip_norm));
+            }
+
+            std::size_t first_epoch = 1;
+            if (checkpoint || !options.resume_from.empty())
+            {
+                loop.data_fingerprint = data_fingerprint(x, y, x_val, y_val);
+            }
+            if (!options.resume_from.empty())
+            {
+                first_epoch = resume_fit(options.resume_from, model, optimizer, goal, loop, early);
+            }
+
+            const std::size_t steps = (loop.order.size() + options.batch_size - 1) / options.batch_size;
+            fit_context context(options.epochs, steps, first_epoch, metric, loop.history, optimizer);
+            typename Model::template batch_input_t<XV, XN> batch;
+            target_t<typename Model::value_type, YV, YN> target;
+            output_type grad;
+            gradient_set gradients;
+            std::vector<std::size_t>& order = loop.order;
+
+            for (callback* c : callbacks) c->on_train_begin(context);
+            for (std::size_t epoch = first_epoch; epoch <= options.epochs && !context.stop_training; ++epoch)
+            {
+                const auto start = clock::now();
+                context.epoch = epoch;
+                if (options.shuffle)
                 {
-                    assert_connectable<Below, Next>();
-                    return check_chain<Next, Rest...>::value;
+                    for (std::size_t i = order.size(); i > 1; --i)  // Fisher-Yates
+                    {
+                        std::swap(order[i - 1], order[loop.shuffle_engine.below(i)]);
+                    }
                 }
-                else
+                for (callback* c : callbacks) c->on_epoch_begin(context, epoch);
+                running_score score;
+                epoch_logs logs;
+                logs.epoch = epoch;
+                logs.epochs = options.epochs;
+                for (std::size_t step = 0; step < steps; ++step)
                 {
-                    return check_chain<Below, Rest...>::value;
+                    batch_logs b;
+                    b.epoch = epoch;
+                    b.step = step + 1;
+                    b.steps = steps;
+                    const std::size_t first = step * options.batch_size;
+                    b.size = std::min(options.batch_size, order.size() - first);
+                    b.running_loss = score.loss();
+                    b.running_metric = score.metric();
+                    for (callback* c : callbacks) c->on_batch_begin(context, b);
+
+                    gather<Model::sequence_input>(x, order, first, b.size, batch);
+                    gather<Model::template output_time_major<XV, XN>>(y, order, first, b.size, target);
+                    zero_grad(model);
+                    running_score batch_score;
+                    b.loss = score_batch(goal, model.forward(batch, mode::training), target, &grad, batch_score, b.size);
+                    // A finite loss can still overflow in backward (float): stepping on that gradient would leave
+                    // inf or nan weights, so it counts as a non-finite step too.
+                    bool gradients_finite = false;
+                    if (std::isfinite(b.loss))
+                    {
+                        model.backward(grad);
+                        gradients.collect(model);
+                        gradients_finite = gradients.all_finite();
+                    }
+                    if (admit_step(options.on_non_finite_loss, b.loss, gradients_finite, epoch, step + 1, steps))
+                    {
+                        score.add(batch_score);
+                        for (const step_hook& hook : hooks)
+                        {
+                            hook(gradients, b);
+                        }
+                        optimizer.step(model);
+                        ++logs.steps;
+                    }
+                    else
+                    {
+                        b.skipped = true;
+                        ++logs.skipped_steps;
+                    }
+                    b.running_loss = score.loss();
+                    b.running_metric = score.metric();
+                    for (callback* c : callbacks) c->on_batch_end(context, b);
+                    if (context.stop_training)
+                    {
+                        break;
+                    }
                 }
+                logs.loss = score.loss();
+                logs.metric = score.metric();
+                if (has_validation)
+                {
+                    const running_score val = score_indices(model, goal, x_val, y_val, validation, options.batch_size);
+                    logs.has_validation = true;
+                    logs.val_loss = val.loss();
+                    logs.val_metric = val.metric();
+                }
+                logs.seconds = std::chrono::duration<double>(clock::now() - start).count();
+                loop.history.append(logs);
+                for (callback* c : callbacks) c->on_epoch_end(context, logs);
             }
-            static constexpr bool value = check();
-        };
-
-        /// Layer::output_size, or `below` for a layer that keeps the size of its input.
-        template <class Layer>
-        constexpr std::size_t output_size_after(std::size_t below) noexcept
-        {
-            if constexpr (has_sizes<Layer>::value)
-            {
-                return Layer::output_size;
-            }
-            else
-            {
-                return below;
-            }
+            for (callback* c : callbacks) c->on_train_end(context);
+            return loop.history;
         }
-
-        template <class... Layers>
-        constexpr std::size_t chain_output_size() noexcept
-        {
-            std::size_t size = 0;
-            ((size = output_size_after<Layers>(size)), ...);
-            return size;
-        }
-
-        template <class Layer>
-        Layer make_layer(random_engine& rng)
-        {
-            if constexpr (std::is_constructible<Layer, random_engine&>::value)
-            {
-                return Layer(rng);
-            }
-            else
-            {
-                static_assert(std::is_default_constructible<Layer>::value,
-                              "xrnn::sequential(rng): this layer needs arguments (e.g. dropout's rate); build the "
-                              "model from layer objects instead: sequential{layer_a(rng), dropout<T>(0.2, rng), ...}");
-                return Layer();
-            }
-        }
-
-        inline std::string objective_name(std::uint64_t code)
-        {
-            switch (code)
-            {
-            case static_cast<std::uint64_t>(objective::mean_squared_error): return "mean_squared_error";
-            case static_cast<std::uint64_t>(objective::binary_cross_entropy): return "binary_cross_entropy";
-            case static_cast<std::uint64_t>(objective::softmax_cross_entropy): return "softmax_cross_entropy";
-            default: return "objective " + std::to_string(code);
-            }
-        }
-
-        template <class Optimizer, class = void>
-        struct has_snapshot : std::false_type
-        {
-        };
-        template <class Optimizer>
-        struct has_snapshot<Optimizer, std::void_t<decltype(std::declval<const Optimizer&>().snapshot())>>
-            : std::true_type
-        {
-        };
-
-        /// FNV-1a of a tensor's shape and values (host byte order), chained onto `hash`: tells data sets apart.
-        template <class V, std::size_t N>
-        std::uint64_t fingerprint(const xt::xtensor<V, N>& a, std::uint64_t hash)
-        {
-            for (auto extent : a.shape())
-            {
-                const auto value = static_cast<std::uint64_t>(extent);
-                hash = io::fnv1a64(reinterpret_cast<const char*>(&value), sizeof value, hash);
-            }
-            return io::fnv1a64(reinterpret_cast<const char*>(a.data()), a.size() * sizeof(V), hash);
-        }
-
-        /// Sums that make an epoch's mean loss and metric exact whatever the batch sizes.
-        struct running_score
-        {
-            double loss_sum = 0.0;    // batch mean loss x samples in the batch
-            double metric_sum = 0.0;  // correct predictions, or absolute errors
-            double metric_count = 0.0;
-            std::size_t samples = 0;
-
-            double loss() const noexcept
-            {
-                return samples == 0 ? 0.0 : loss_sum / static_cast<double>(samples);
-            }
-            double metric() const noexcept
-            {
-                return metric_count == 0.0 ? 0.0 : metric_sum / metric_count;
-            }
-        };
     }  // namespace detail
+}  // namespace xrnn
 
+#endif
+// ---- end include/xrnn/model/fit.hpp ----
+
+namespace xrnn
+{
     template <class... Layers>
-    class sequential
+    class sequential : public layer_chain<Layers...>
     {
-        static_assert(sizeof...(Layers) >= 1, "xrnn::sequential: a model needs at least one layer");
-        static_assert((check_layer<Layers>() && ...), "xrnn::sequential: every layer needs the members of layer_traits.hpp");
-        using layers_type = std::tuple<Layers...>;
-        using first_layer = std::tuple_element_t<0, layers_type>;
-        static_assert(detail::has_sizes<first_layer>::value,
-                      "xrnn::sequential: the first layer must have an input size (embedding, rnn, lstm or dense)");
-        static_assert(detail::check_chain<Layers...>::value, "xrnn::sequential: layers do not connect");
+        using chain = layer_chain<Layers...>;
 
     public:
-        using value_type = typename first_layer::value_type;
+        using typename chain::value_type;
         using T = value_type;
-        static constexpr std::size_t layer_count = sizeof...(Layers);
-        static constexpr std::size_t input_size = first_layer::input_size;
-        static constexpr std::size_t output_size = detail::chain_output_size<Layers...>();
-        static constexpr bool sequence_input = first_layer::reads_sequence;
+        using chain::layer_count;
+        using chain::input_size;
+        using chain::output_size;
+        using chain::sequence_input;
 
         /// Each layer built from the engine with its defaults (layers that need more, build yourself, see below).
         explicit sequential(random_engine& rng)
-            : m_layers(detail::make_layer<Layers>(rng)...)
+            : chain(rng)
         {
         }
 
         /// From layers built with their options: sequential{embedding<..>(rng), lstm<..>(rng, options), ...}.
         explicit sequential(Layers... layers)
-            : m_layers(std::move(layers)...)
+            : chain(std::move(layers)...)
         {
-        }
-
-        sequential(const sequential& other)
-            : m_layers(other.m_layers)
-            , m_objective(other.m_objective)
-            , m_optimizer(other.m_optimizer ? other.m_optimizer->clone() : nullptr)
-        {
-        }
-
-        sequential& operator=(const sequential& other)
-        {
-            if (this != &other)
-            {
-                sequential copy(other);
-                *this = std::move(copy);
-            }
-            return *this;
-        }
-
-        sequential(sequential&&) noexcept = default;
-        sequential& operator=(sequential&&) noexcept = default;
-        ~sequential() = default;
-
-        // ---- structure -----------------------------------------------------------------------------------------
-
-        template <std::size_t K>
-        auto& layer() noexcept
-        {
-            return std::get<K>(m_layers);
-        }
-
-        template <std::size_t K>
-        const auto& layer() const noexcept
-        {
-            return std::get<K>(m_layers);
         }
 
         /// "sequential<embedding<float32,10000,128>,lstm<float32,128,128,layers=1,last>,dense<float32,128,1>>"
         static std::string signature()
         {
-            std::string text = "sequential<";
-            bool first = true;
-            ((text += (first ? "" : ","), text += Layers::signature(), first = false), ...);
-            return text + ">";
-        }
-
-        /// Visits every parameter as f(name, value, gradient); names are "<layer index>.<layer's own name>".
-        template <class F>
-        void for_each_parameter(F&& f)
-        {
-            visit_layers([&](std::size_t k, auto& layer) {
-                const std::string prefix = std::to_string(k) + ".";
-                layer.for_each_parameter(
-                    [&](const auto& name, auto& value, auto& grad) { f(prefix + name, value, grad); });
-            });
-        }
-
-        /// Visits the random engine of every layer that draws dropout masks as f(name, engine); names are
-        /// "<layer index>.<the layer's name>", e.g. "1.l0.mask" (checkpoints save and restore them).
-        template <class F>
-        void for_each_random_engine(F&& f)
-        {
-            visit_layers([&](std::size_t k, auto& layer) {
-                const std::string prefix = std::to_string(k) + ".";
-                xrnn::for_each_random_engine(layer,
-                                             [&](const std::string& name, random_engine& engine) { f(prefix + name, engine); });
-            });
-        }
-
-        std::size_t parameter_count()
-        {
-            std::size_t count = 0;
-            for_each_parameter([&](const auto&, auto& value, auto&) { count += value.size(); });
-            return count;
-        }
-
-        /// One line per layer with its parameter count, and the total (Keras's model.summary()).
-        std::string summary()
-        {
-            std::ostringstream text;
-            std::size_t total = 0;
-            visit_layers([&](std::size_t k, auto& layer) {
-                std::size_t count = 0;
-                layer.for_each_parameter([&](const auto&, auto& value, auto&) { count += value.size(); });
-                total += count;
-                text << k << "  " << std::decay_t<decltype(layer)>::signature() << "  " << count
-                     << " parameters\n";
-            });
-            text << "total " << total << " parameters (" << total * sizeof(T) << " bytes)\n";
-            return text.str();
-        }
-
-        // ---- the model as a layer --------------------------------------------------------------------------------
-
-        /// Forward through every layer; x is a time-major batch for sequence models, (B, F) otherwise.
-        template <class X>
-        const auto& forward(const X& x, mode m = mode::inference)
-        {
-            return forward_from<0>(x, m);
-        }
-
-        /// Backward in reverse order of forward; accumulates every layer's gradients.
-        template <class G>
-        void backward(const G& dy)
-        {
-            backward_from<layer_count - 1>(dy);
+            return "sequential<" + chain::layer_signatures() + ">";
         }
 
         // ---- training --------------------------------------------------------------------------------------------
@@ -6568,7 +8056,7 @@ namespace xrnn
         void compile(objective loss, Optimizer optimizer)
         {
             m_objective = loss;
-            m_optimizer = std::make_unique<optimizer_model<Optimizer>>(std::move(optimizer));
+            m_optimizer.emplace(std::move(optimizer));
         }
 
         /// The compiled objective (state_error before compile).
@@ -6583,18 +8071,25 @@ namespace xrnn
         Optimizer& optimizer()
         {
             require_compiled("optimizer");
-            auto* held = dynamic_cast<optimizer_model<Optimizer>*>(m_optimizer.get());
+            Optimizer* held = m_optimizer->template get<Optimizer>();
             if (held == nullptr)
             {
                 throw state_error("sequential::optimizer: the model was compiled with another optimizer type");
             }
-            return held->optimizer;
+            return *held;
+        }
+
+        /// The compiled optimizer whatever its type: step, snapshot, learning rate (model/compiled_optimizer.hpp).
+        compiled_optimizer<sequential>& compiled()
+        {
+            require_compiled("compiled");
+            return *m_optimizer;
         }
 
         /// "accuracy" for the classification objectives, "mae" for mean squared error.
         std::string metric_name() const
         {
-            return loss_objective() == objective::mean_squared_error ? "mae" : "accuracy";
+            return xrnn::metric_name(loss_objective());
         }
 
         /// Trains on x (N, ...) and y (N, ...); validation from options.validation_split.
@@ -6620,11 +8115,10 @@ namespace xrnn
                         << " for validation; both need at least one";
                 throw value_error(message.str());
             }
-            std::vector<std::size_t> train(train_count);
-            std::iota(train.begin(), train.end(), std::size_t(0));
+            std::vector<std::size_t> train = detail::all_indices(train_count);
             std::vector<std::size_t> validation(n - train_count);
             std::iota(validation.begin(), validation.end(), train_count);
-            return run_fit(x, y, std::move(train), x, y, std::move(validation), options);
+            return detail::run_fit(*this, *m_objective, *m_optimizer, x, y, std::move(train), x, y, validation, options);
         }
 
         /// Trains on x, y and validates on explicit data (options.validation_split must be 0).
@@ -6639,7 +8133,8 @@ namespace xrnn
                 throw value_error("fit: validation data were given, so validation_split must be 0 (it is "
                                   + std::to_string(options.validation_split) + ")");
             }
-            return run_fit(x, y, all_indices(x.shape()[0]), x_val, y_val, all_indices(x_val.shape()[0]), options);
+            return detail::run_fit(*this, *m_objective, *m_optimizer, x, y, detail::all_indices(x.shape()[0]), x_val,
+                                   y_val, detail::all_indices(x_val.shape()[0]), options);
         }
 
         /// Mean loss and metric over x, y in inference mode.
@@ -6647,8 +8142,9 @@ namespace xrnn
         evaluation evaluate(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::size_t batch_size = 128)
         {
             check_data("evaluate", x, y);
-            check_batch_size("evaluate", batch_size);
-            const detail::running_score score = score_indices(x, y, all_indices(x.shape()[0]), batch_size);
+            detail::check_batch_size("evaluate", batch_size);
+            const detail::running_score score
+                = detail::score_indices(*this, *m_objective, x, y, detail::all_indices(x.shape()[0]), batch_size);
             return evaluation{score.loss(), score.metric(), metric_name(), score.samples};
         }
 
@@ -6657,31 +8153,32 @@ namespace xrnn
         template <class XV, std::size_t XN>
         auto predict(const xt::xtensor<XV, XN>& x, std::size_t batch_size = 128)
         {
-            check_inputs("predict", x);
-            check_batch_size("predict", batch_size);
+            detail::check_inputs<sequential>("predict", x);
+            detail::check_batch_size("predict", batch_size);
             const std::size_t n = x.shape()[0];
-            const std::vector<std::size_t> index = all_indices(n);
-            batch_input_t<XV, XN> batch;
-            using out_type = output_t<XV, XN>;
+            const std::vector<std::size_t> index = detail::all_indices(n);
+            typename chain::template batch_input_t<XV, XN> batch;
+            using out_type = typename chain::template output_t<XV, XN>;
+            constexpr bool time_major = chain::template output_time_major<XV, XN>;
             out_type result;
             for (std::size_t first = 0; first < n; first += batch_size)
             {
                 const std::size_t count = std::min(batch_size, n - first);
                 detail::gather<sequence_input>(x, index, first, count, batch);
-                const out_type& out = forward(batch, mode::inference);
+                const out_type& out = this->forward(batch, mode::inference);
                 if (first == 0)
                 {
                     auto shape = out.shape();
-                    shape[output_time_major<XV, XN> ? 1 : 0] = n;
-                    if constexpr (output_time_major<XV, XN>)
+                    shape[time_major ? 1 : 0] = n;
+                    if constexpr (time_major)
                     {
                         std::swap(shape[0], shape[1]);
                     }
                     result = out_type(shape);
                 }
-                detail::scatter<output_time_major<XV, XN>>(out, first, result);
+                detail::scatter<time_major>(out, first, result);
             }
-            apply_link(result);
+            detail::apply_link(loss_objective(), result);
             return result;
         }
 
@@ -6718,114 +8215,6 @@ namespace xrnn
         }
 
     private:
-        struct optimizer_concept
-        {
-            virtual ~optimizer_concept() = default;
-            virtual void step(sequential& model) = 0;
-            virtual std::unique_ptr<optimizer_concept> clone() const = 0;
-            virtual optimizer_snapshot<T> snapshot() const = 0;
-            virtual void restore(const optimizer_snapshot<T>& snapshot) = 0;
-        };
-
-        template <class Optimizer>
-        struct optimizer_model final : optimizer_concept
-        {
-            explicit optimizer_model(Optimizer o)
-                : optimizer(std::move(o))
-            {
-            }
-            void step(sequential& model) override
-            {
-                optimizer.step(model);
-            }
-            std::unique_ptr<optimizer_concept> clone() const override
-            {
-                return std::make_unique<optimizer_model>(optimizer);
-            }
-            optimizer_snapshot<T> snapshot() const override
-            {
-                if constexpr (detail::has_snapshot<Optimizer>::value)
-                {
-                    return optimizer.snapshot();
-                }
-                else
-                {
-                    throw state_error("fit: checkpoints need an optimizer with snapshot() and restore() (sgd, adam, "
-                                      "rmsprop have them); the compiled one has not");
-                }
-            }
-            void restore(const optimizer_snapshot<T>& snapshot) override
-            {
-                if constexpr (detail::has_snapshot<Optimizer>::value)
-                {
-                    optimizer.restore(snapshot);
-                }
-                else
-                {
-                    throw state_error("fit: checkpoints need an optimizer with snapshot() and restore() (sgd, adam, "
-                                      "rmsprop have them); the compiled one has not");
-                }
-            }
-            Optimizer optimizer;
-        };
-
-        // Batch types: ids (S, B) or features (S, B, F) keep the data's value type and rank.
-        template <class XV, std::size_t XN>
-        using batch_input_t = xt::xtensor<std::conditional_t<std::is_integral<XV>::value, XV, T>, XN>;
-
-        // Self is a parameter so that the expression depends on one: with sequential& itself, clang looks up
-        // forward() while the class is still incomplete and rejects it.
-        template <class XV, std::size_t XN, class Self = sequential>
-        using output_t = std::decay_t<decltype(std::declval<Self&>().forward(
-            std::declval<const batch_input_t<XV, XN>&>(), mode::inference))>;
-
-        // Outputs of rank 3 are (S, B, out): a target per step, gathered time-major too.
-        template <class XV, std::size_t XN>
-        static constexpr bool output_time_major = output_t<XV, XN>::rank == 3;
-
-        template <class F>
-        void visit_layers(F&& f)
-        {
-            visit_layers_from<0>(f);
-        }
-
-        template <std::size_t K, class F>
-        void visit_layers_from(F& f)
-        {
-            f(K, std::get<K>(m_layers));
-            if constexpr (K + 1 < layer_count)
-            {
-                visit_layers_from<K + 1>(f);
-            }
-        }
-
-        template <std::size_t K, class X>
-        const auto& forward_from(const X& x, mode m)
-        {
-            const auto& y = std::get<K>(m_layers).forward(x, m);
-            if constexpr (K + 1 == layer_count)
-            {
-                return y;
-            }
-            else
-            {
-                return forward_from<K + 1>(y, m);
-            }
-        }
-
-        template <std::size_t K, class G>
-        void backward_from(const G& dy)
-        {
-            if constexpr (K == 0)
-            {
-                std::get<0>(m_layers).backward(dy);
-            }
-            else
-            {
-                backward_from<K - 1>(std::get<K>(m_layers).backward(dy));
-            }
-        }
-
         void require_compiled(const char* where) const
         {
             if (!m_objective || !m_optimizer)
@@ -6835,464 +8224,15 @@ namespace xrnn
             }
         }
 
-        static std::vector<std::size_t> all_indices(std::size_t n)
-        {
-            std::vector<std::size_t> index(n);
-            std::iota(index.begin(), index.end(), std::size_t(0));
-            return index;
-        }
-
-        static void check_batch_size(const char* where, std::size_t batch_size)
-        {
-            detail::check_positive(where, "batch_size", batch_size);
-        }
-
-        template <class XV, std::size_t XN>
-        static void check_inputs(const char* where, const xt::xtensor<XV, XN>& x)
-        {
-            static_assert(std::is_integral<XV>::value == first_layer::reads_token_ids,
-                          "xrnn::sequential: x must hold integer token ids for a model that starts with an embedding, "
-                          "floating-point features otherwise");
-            static_assert(!sequence_input || XN >= 2, "xrnn::sequential: sequence data must be (N, S) or (N, S, F)");
-            if (x.shape()[0] == 0)
-            {
-                throw shape_error(std::string(where) + ": the data set is empty (x has 0 samples, shape "
-                                  + detail::shape_to_string(x.shape()) + ")");
-            }
-            if constexpr (sequence_input)
-            {
-                if (x.shape()[1] == 0)
-                {
-                    throw shape_error(std::string(where) + ": sequences of 0 steps (x shape "
-                                      + detail::shape_to_string(x.shape()) + ")");
-                }
-            }
-            if constexpr (first_layer::reads_token_ids)
-            {
-                // All ids before the first batch: the embedding would refuse a bad one only when its batch comes,
-                // after fit() had already trained on the batches before it.
-                constexpr std::size_t vocabulary = first_layer::vocabulary_size;
-                const std::size_t steps = x.shape()[1];
-                const std::size_t per_sample = x.size() / x.shape()[0];
-                for (std::size_t j = 0; j < x.size(); ++j)
-                {
-                    if (!detail::index_in_range(x.data()[j], vocabulary))
-                    {
-                        throw value_error(std::string(where) + ": token id " + std::to_string(x.data()[j])
-                                          + " of sample " + std::to_string(j / per_sample) + ", step "
-                                          + std::to_string((j % per_sample) % steps) + " is outside the vocabulary [0, "
-                                          + std::to_string(vocabulary) + ")");
-                    }
-                }
-            }
-        }
-
         template <class XV, std::size_t XN, class YV, std::size_t YN>
         void check_data(const char* where, const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y) const
         {
             require_compiled(where);
-            check_inputs(where, x);
-            if (y.shape()[0] != x.shape()[0])
-            {
-                throw shape_error(std::string(where) + ": y has " + std::to_string(y.shape()[0])
-                                  + " samples but x has " + std::to_string(x.shape()[0]) + " (x shape "
-                                  + detail::shape_to_string(x.shape()) + ", y shape " + detail::shape_to_string(y.shape())
-                                  + ")");
-            }
-            constexpr std::size_t out_rank = output_t<XV, XN>::rank;
-            if constexpr (YN + 1 >= out_rank && YN <= out_rank)  // other ranks: a static_assert below says why
-            {
-                // One target per output: y (N, out) or (N, S, out), class ids (N) or (N, S); checked before any
-                // batch, so a wrong y is not found only by the loss of the first batch.
-                std::array<std::size_t, YN> expected;
-                std::copy(y.shape().begin(), y.shape().end(), expected.begin());
-                if constexpr (YN >= 2 && out_rank == 3)
-                {
-                    expected[1] = x.shape()[1];
-                }
-                if constexpr (!std::is_integral<YV>::value)
-                {
-                    expected[YN - 1] = output_size;
-                }
-                detail::check_same_shape(where, "y", y.shape(), expected, " (one target per output of the model)");
-            }
-            const objective goal = *m_objective;
-            if constexpr (std::is_integral<YV>::value)
-            {
-                static_assert(YN + 1 == out_rank,
-                              "xrnn::sequential: integer targets are class ids, one per output row: y (N) for a "
-                              "(B, C) output, y (N, S) for an (S, B, C) output");
-                if (goal != objective::softmax_cross_entropy)
-                {
-                    throw value_error(std::string(where) + ": integer class ids as targets need "
-                                      "objective::softmax_cross_entropy; this model was compiled for another");
-                }
-                const std::size_t per_sample = y.size() / y.shape()[0];
-                for (std::size_t j = 0; j < y.size(); ++j)
-                {
-                    if (!detail::index_in_range(y.data()[j], output_size))
-                    {
-                        throw value_error(std::string(where) + ": class id " + std::to_string(y.data()[j])
-                                          + " of sample " + std::to_string(j / per_sample) + " is outside [0, "
-                                          + std::to_string(output_size) + ")");
-                    }
-                }
-            }
-            else
-            {
-                static_assert(YN == out_rank, "xrnn::sequential: float targets must have the output's rank: y (N, out) "
-                                              "for a (B, out) output, y (N, S, out) for an (S, B, out) output");
-                if (goal == objective::softmax_cross_entropy)
-                {
-                    throw value_error(std::string(where) + ": objective::softmax_cross_entropy needs integer class ids "
-                                      "as targets, but y holds floating-point values");
-                }
-                if (goal == objective::binary_cross_entropy)
-                {
-                    for (std::size_t j = 0; j < y.size(); ++j)
-                    {
-                        const YV v = y.data()[j];
-                        if (!(v == YV(0) || v == YV(1)))
-                        {
-                            std::ostringstream message;
-                            message << where << ": binary cross-entropy labels expected in {0, 1} but sample "
-                                    << j / (y.size() / y.shape()[0]) << " has " << v;
-                            throw value_error(message.str());
-                        }
-                    }
-                }
-            }
+            detail::check_data<sequential>(where, *m_objective, x, y);
         }
 
-        /// Batch loss (its mean, with dL/dout into *grad when not null), and the metric's sum and count.
-        template <class Out, class Target>
-        double score_batch(const Out& out, const Target& target, Out* grad, detail::running_score& score,
-                           std::size_t samples) const
-        {
-            double loss = 0.0;
-            using YV = typename Target::value_type;
-            if constexpr (std::is_integral<YV>::value)
-            {
-                loss = softmax_cross_entropy(out, target, grad);
-                const std::size_t classes = out.shape()[Out::rank - 1];
-                const std::size_t rows = out.size() / classes;
-                for (std::size_t r = 0; r < rows; ++r)
-                {
-                    const T* row = out.data() + r * classes;
-                    const auto best = static_cast<std::size_t>(std::max_element(row, row + classes) - row);
-                    score.metric_sum += best == static_cast<std::size_t>(target.data()[r]) ? 1.0 : 0.0;
-                }
-                score.metric_count += static_cast<double>(rows);
-            }
-            else if (*m_objective == objective::binary_cross_entropy)
-            {
-                loss = binary_cross_entropy_with_logits(out, target, grad);
-                for (std::size_t j = 0; j < out.size(); ++j)
-                {
-                    score.metric_sum += (out.data()[j] > T(0)) == (target.data()[j] > T(0.5)) ? 1.0 : 0.0;
-                }
-                score.metric_count += static_cast<double>(out.size());
-            }
-            else
-            {
-                loss = mean_squared_error(out, target, grad);
-                for (std::size_t j = 0; j < out.size(); ++j)
-                {
-                    score.metric_sum += std::abs(static_cast<double>(out.data()[j]) - target.data()[j]);
-                }
-                score.metric_count += static_cast<double>(out.size());
-            }
-            score.loss_sum += loss * static_cast<double>(samples);
-            score.samples += samples;
-            return loss;
-        }
-
-        template <class Out>
-        void apply_link(Out& out) const
-        {
-            const objective goal = loss_objective();
-            if (goal == objective::binary_cross_entropy)
-            {
-                activation::sigmoid::forward(out, out);
-            }
-            else if (goal == objective::softmax_cross_entropy)
-            {
-                const std::size_t classes = out.shape()[Out::rank - 1];
-                activation::softmax::forward_rows(out.data(), out.data(), out.size() / classes, classes);
-            }
-        }
-
-        template <class XV, std::size_t XN, class YV, std::size_t YN>
-        using target_t = xt::xtensor<std::conditional_t<std::is_integral<YV>::value, YV, T>, YN>;
-
-        template <class XV, std::size_t XN, class YV, std::size_t YN>
-        detail::running_score score_indices(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y,
-                                            const std::vector<std::size_t>& index, std::size_t batch_size)
-        {
-            detail::running_score score;
-            batch_input_t<XV, XN> batch;
-            target_t<XV, XN, YV, YN> target;
-            for (std::size_t first = 0; first < index.size(); first += batch_size)
-            {
-                const std::size_t count = std::min(batch_size, index.size() - first);
-                detail::gather<sequence_input>(x, index, first, count, batch);
-                detail::gather<output_time_major<XV, XN>>(y, index, first, count, target);
-                const auto& out = forward(batch, mode::inference);
-                score_batch(out, target, static_cast<std::decay_t<decltype(out)>*>(nullptr), score, count);
-            }
-            return score;
-        }
-
-        /// The monitored value of an epoch, and whether lower is better.
-        static std::pair<double, bool> monitored(const early_stopping& rule, const epoch_logs& logs,
-                                                 const std::string& metric)
-        {
-            if (rule.monitor == "loss") return {logs.loss, true};
-            if (rule.monitor == "val_loss") return {logs.val_loss, true};
-            if (rule.monitor == metric) return {logs.metric, metric == "mae"};
-            return {logs.val_metric, metric == "mae"};  // "val_" + metric, checked before training
-        }
-
-        void check_early_stopping(const fit_options& options, bool has_validation) const
-        {
-            if (!options.early_stop)
-            {
-                return;
-            }
-            const std::string& monitor = options.early_stop->monitor;
-            const std::string metric = metric_name();
-            const bool known = monitor == "loss" || monitor == "val_loss" || monitor == metric
-                               || monitor == "val_" + metric;
-            if (!known)
-            {
-                throw value_error("fit: early_stopping monitors '" + monitor + "', expected one of loss, val_loss, "
-                                  + metric + ", val_" + metric);
-            }
-            if (monitor.rfind("val_", 0) == 0 && !has_validation)
-            {
-                throw value_error("fit: early_stopping monitors '" + monitor
-                                  + "' but there is no validation data (set validation_split or pass x_val, y_val)");
-            }
-        }
-
-        /// Loads a checkpoint for fit(), refusing one written for other data or another objective before anything
-        /// changes; then applies it (all or nothing) and returns fit()'s progress.
-        training_progress<T> resume(const std::string& path, std::size_t train_samples, std::size_t validation_samples,
-                                    std::uint64_t fingerprint)
-        {
-            checkpoint_contents<T> contents = read_checkpoint(path, *this, *m_optimizer);
-            const training_progress<T>& p = contents.progress;
-            if (p.order.size() != train_samples || p.validation_samples != validation_samples)
-            {
-                throw value_error("fit: resume_from '" + path + "' was written for " + std::to_string(p.order.size())
-                                  + " training and " + std::to_string(p.validation_samples)
-                                  + " validation samples, but this fit has " + std::to_string(train_samples) + " and "
-                                  + std::to_string(validation_samples));
-            }
-            if (p.data_fingerprint != fingerprint)
-            {
-                throw value_error("fit: resume_from '" + path + "' was written for other data: x and y (and the "
-                                  "validation data) must be those of the interrupted run");
-            }
-            if (p.objective != static_cast<std::uint64_t>(*m_objective))
-            {
-                throw value_error("fit: resume_from '" + path + "' was written when training for "
-                                  + detail::objective_name(p.objective) + ", but the model is compiled for "
-                                  + detail::objective_name(static_cast<std::uint64_t>(*m_objective)));
-            }
-            return apply_checkpoint(std::move(contents), *this, *m_optimizer);
-        }
-
-        template <class XV, std::size_t XN, class YV, std::size_t YN>
-        history run_fit(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::vector<std::size_t> train,
-                        const xt::xtensor<XV, XN>& x_val, const xt::xtensor<YV, YN>& y_val,
-                        const std::vector<std::size_t>& validation, const fit_options& options)
-        {
-            using clock = std::chrono::steady_clock;
-            detail::check_positive("fit", "epochs", options.epochs);
-            check_batch_size("fit", options.batch_size);
-            const bool has_validation = !validation.empty();
-            check_early_stopping(options, has_validation);
-            const bool checkpointing = !options.checkpoint_path.empty();
-            if (checkpointing)
-            {
-                detail::check_positive("fit", "checkpoint_every", options.checkpoint_every);
-            }
-
-            const std::string metric = metric_name();
-            history result(metric);
-            detail::progress_printer printer(options.out, options.verbosity, metric);
-            random_engine shuffle_rng(options.seed);
-            batch_input_t<XV, XN> batch;
-            target_t<XV, XN, YV, YN> target;
-            output_t<XV, XN> grad;
-
-            const std::size_t steps = (train.size() + options.batch_size - 1) / options.batch_size;
-            double best = 0.0;
-            std::size_t epochs_without_improvement = 0;
-            std::vector<std::vector<T>> best_weights;
-            std::size_t first_epoch = 1;
-            std::uint64_t fingerprint = 0;
-            if (checkpointing || !options.resume_from.empty())
-            {
-                fingerprint = detail::fingerprint(y, detail::fingerprint(x, io::fnv1a64(nullptr, 0)));
-                if (&x_val != &x)
-                {
-                    fingerprint = detail::fingerprint(y_val, detail::fingerprint(x_val, fingerprint));
-                }
-            }
-            if (!options.resume_from.empty())
-            {
-                training_progress<T> progress = resume(options.resume_from, train.size(), validation.size(), fingerprint);
-                first_epoch = static_cast<std::size_t>(progress.epoch) + 1;
-                shuffle_rng.set_state(progress.shuffle_engine);
-                train.assign(progress.order.begin(), progress.order.end());
-                for (const epoch_logs& logs : progress.history)
-                {
-                    result.append(logs);
-                }
-                best = progress.best;
-                epochs_without_improvement = static_cast<std::size_t>(progress.epochs_without_improvement);
-                best_weights = std::move(progress.best_weights);
-            }
-            auto write_checkpoint = [&](std::size_t epoch) {
-                training_progress<T> progress;
-                progress.epoch = epoch;
-                progress.shuffle_engine = shuffle_rng.state();
-                progress.order.assign(train.begin(), train.end());
-                progress.validation_samples = validation.size();
-                progress.data_fingerprint = fingerprint;
-                progress.objective = static_cast<std::uint64_t>(*m_objective);
-                progress.history = result.epochs();
-                progress.best = best;
-                progress.epochs_without_improvement = epochs_without_improvement;
-                progress.best_weights = best_weights;
-                save_checkpoint(options.checkpoint_path, *this, *m_optimizer, progress);
-            };
-            for (std::size_t epoch = first_epoch; epoch <= options.epochs; ++epoch)
-            {
-                const auto start = clock::now();
-                if (options.shuffle)
-                {
-                    for (std::size_t i = train.size(); i > 1; --i)  // Fisher-Yates
-                    {
-                        std::swap(train[i - 1], train[shuffle_rng.below(i)]);
-                    }
-                }
-                printer.begin_epoch(epoch, options.epochs, steps);
-                detail::running_score score;
-                epoch_logs logs;
-                logs.epoch = epoch;
-                logs.epochs = options.epochs;
-                for (std::size_t step = 0; step < steps; ++step)
-                {
-                    const std::size_t first = step * options.batch_size;
-                    const std::size_t count = std::min(options.batch_size, train.size() - first);
-                    detail::gather<sequence_input>(x, train, first, count, batch);
-                    detail::gather<output_time_major<XV, XN>>(y, train, first, count, target);
-                    zero_grad(*this);
-                    detail::running_score batch_score;
-                    const double loss = score_batch(forward(batch, mode::training), target, &grad, batch_score, count);
-                    const bool finite_loss = std::isfinite(loss);
-                    if (finite_loss)
-                    {
-                        backward(grad);
-                    }
-                    // A finite loss can still overflow in backward (float): stepping on that gradient would leave
-                    // inf or nan weights, so it counts as a non-finite step too.
-                    if (!finite_loss || !detail::gradients_finite(*this))
-                    {
-                        if (options.on_non_finite_loss == non_finite_loss::skip)
-                        {
-                            ++logs.skipped_steps;
-                            printer.step(step + 1, score.loss(), score.metric());
-                            continue;
-                        }
-                        std::ostringstream message;
-                        message << "fit: the " << (finite_loss ? "gradient" : "loss") << " became ";
-                        if (finite_loss)
-                        {
-                            message << "inf or nan (the loss was " << loss << ")";
-                        }
-                        else
-                        {
-                            message << loss;
-                        }
-                        message << " at epoch " << epoch << ", step " << step + 1 << " of " << steps
-                                << "; training stopped and the weights are those of the last good step (lower the "
-                                << "learning rate, set clip_norm, or set on_non_finite_loss to skip)";
-                        throw value_error(message.str());
-                    }
-                    score.loss_sum += batch_score.loss_sum;
-                    score.metric_sum += batch_score.metric_sum;
-                    score.metric_count += batch_score.metric_count;
-                    score.samples += batch_score.samples;
-                    if (options.clip_norm > 0.0)
-                    {
-                        clip_grad_norm(options.clip_norm, *this);
-                    }
-                    m_optimizer->step(*this);
-                    ++logs.steps;
-                    printer.step(step + 1, score.loss(), score.metric());
-                }
-                logs.loss = score.loss();
-                logs.metric = score.metric();
-                if (has_validation)
-                {
-                    const detail::running_score val = score_indices(x_val, y_val, validation, options.batch_size);
-                    logs.has_validation = true;
-                    logs.val_loss = val.loss();
-                    logs.val_metric = val.metric();
-                }
-                logs.seconds = std::chrono::duration<double>(clock::now() - start).count();
-                result.append(logs);
-                printer.end_epoch(logs);
-
-                bool stop = false;
-                for (const auto& callback : options.callbacks)
-                {
-                    stop = callback(logs) == fit_control::stop || stop;
-                }
-                if (options.early_stop)
-                {
-                    const early_stopping& rule = *options.early_stop;
-                    const auto [value, lower_is_better] = monitored(rule, logs, metric);
-                    const bool improved = epoch == 1
-                                          || (lower_is_better ? value < best - rule.min_delta
-                                                              : value > best + rule.min_delta);
-                    if (improved)
-                    {
-                        best = value;
-                        epochs_without_improvement = 0;
-                        if (rule.restore_best_weights)
-                        {
-                            best_weights = io::copy_parameters(*this);
-                        }
-                    }
-                    else if (++epochs_without_improvement > rule.patience)
-                    {
-                        stop = true;
-                    }
-                }
-                if (checkpointing && (epoch % options.checkpoint_every == 0 || stop || epoch == options.epochs))
-                {
-                    write_checkpoint(epoch);
-                }
-                if (stop)
-                {
-                    break;
-                }
-            }
-            if (!best_weights.empty())
-            {
-                io::commit_parameters(best_weights, *this);  // restore_best_weights: the best epoch's weights, stopped early or not
-            }
-            return result;
-        }
-
-        layers_type m_layers;
         std::optional<objective> m_objective;
-        std::unique_ptr<optimizer_concept> m_optimizer;
+        std::optional<compiled_optimizer<sequential>> m_optimizer;
     };
 
     template <class... Layers>
