@@ -26,6 +26,7 @@
 #include <xtensor/xview.hpp>
 
 #include <xrnn/xrnn.hpp>
+#include <xrnn/text.hpp>
 
 #include "../common/cli.hpp"
 #include "../common/plot.hpp"

@@ -1,6 +1,9 @@
 // xtensor-rnn: compile-time-sized RNN and LSTM layers with hand-derived backpropagation through time.
-// The umbrella header: include this one file (from include/ or from single_include/) to get the whole library.
-// It is also the only input of tools/amalgamate.py, which generates single_include/xrnn/xrnn.hpp.
+// The umbrella header: include this one file (from include/ or from single_include/) to get the whole library
+// but the text pipeline.
+// It is also the input of tools/amalgamate.py, which generates single_include/xrnn/xrnn.hpp. The text pipeline
+// (tokenizer, vocabulary, padding, the IMDB loader) is opt-in: #include <xrnn/text.hpp> as well (single header:
+// single_include/xrnn/xrnn_text.hpp).
 #ifndef XRNN_XRNN_HPP
 #define XRNN_XRNN_HPP
 
@@ -28,9 +31,5 @@
 #include <xrnn/loss.hpp>
 #include <xrnn/optim.hpp>
 #include <xrnn/model.hpp>
-#include <xrnn/text/tokenizer.hpp>
-#include <xrnn/text/vocabulary.hpp>
-#include <xrnn/text/padding.hpp>
-#include <xrnn/text/imdb.hpp>
 
 #endif

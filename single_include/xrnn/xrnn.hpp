@@ -6,8 +6,11 @@
 
 // ---- begin include/xrnn/xrnn.hpp ----
 // xtensor-rnn: compile-time-sized RNN and LSTM layers with hand-derived backpropagation through time.
-// The umbrella header: include this one file (from include/ or from single_include/) to get the whole library.
-// It is also the only input of tools/amalgamate.py, which generates single_include/xrnn/xrnn.hpp.
+// The umbrella header: include this one file (from include/ or from single_include/) to get the whole library
+// but the text pipeline.
+// It is also the input of tools/amalgamate.py, which generates single_include/xrnn/xrnn.hpp. The text pipeline
+// (tokenizer, vocabulary, padding, the IMDB loader) is opt-in: #include <xrnn/text.hpp> as well (single header:
+// single_include/xrnn/xrnn_text.hpp).
 #ifndef XRNN_XRNN_HPP
 #define XRNN_XRNN_HPP
 
@@ -4797,66 +4800,62 @@ namespace xrnn
 //   auto p = model.predict(x_test);                      // (N, 1) probabilities
 //   model.save("imdb.xrnnw");
 //
-// Checkpoints: with f.checkpoint_path set, fit() saves everything it needs to continue (weights, optimizer state,
-// random engines, shuffling order, history) every f.checkpoint_every epochs; a later fit() with f.resume_from
-// set to that file continues from the epoch after it, with the same results as a run never interrupted.
-//
 // Data are batch-major as in Keras, x (N, S) token ids or (N, S, F) features; the model gathers each batch
 // time-major, (S, B, ...), for the recurrent layers. The last layer outputs logits: the objective's link
 // (sigmoid for binary cross-entropy, softmax for softmax cross-entropy, identity for MSE) is applied by the loss
 // and by predict(), never twice.
 //
-// The model is itself a layer (forward, backward, for_each_parameter with names "<k>.<name>"), so the free
-// functions zero_grad, clip_grad_norm and the optimizers work on it as on any layer.
+// sequential is a layer chain (model/chain.hpp: forward, backward, for_each_parameter with names "<k>.<name>",
+// summary), so the free functions zero_grad, clip_grad_norm and the optimizers work on it as on any layer. The
+// rest is in one header per concept:
+//   model/chain.hpp               the layers, forward and backward, parameters, engines, summary
+//   model/data_checks.hpp         x and y checked before any batch
+//   model/metrics.hpp             objectives, loss and metric of a batch or a data set, the link of predict()
+//   model/compiled_optimizer.hpp  the optimizer kept by compile(), whatever its type; its learning rate
+//   model/fit.hpp                 fit_options and the training loop
+//   model/callbacks.hpp           callbacks: train, epoch and batch moments, stop_training
+//   model/step.hpp                step hooks between backward and the optimizer step; non-finite losses
+//   model/early_stopping.hpp      early stopping, a callback
+//   model/checkpointing.hpp       checkpoints written by a callback, and resuming
+//   model/training_checkpoint.hpp the checkpoint file: its tensors listed once; save, read, apply, load
+//   model/history.hpp, progress.hpp, batching.hpp   epoch logs and history, progress lines, batch gathering
 #ifndef XRNN_MODEL_HPP
 #define XRNN_MODEL_HPP
 
-#include <chrono>
-#include <cmath>
+#include <algorithm>
+#include <array>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <functional>
-#include <iostream>
 #include <memory>
 #include <numeric>
 #include <optional>
-#include <ostream>
 #include <sstream>
 #include <string>
-#include <tuple>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <xtensor/xtensor.hpp>
 
-// ---- begin include/xrnn/io/checkpoint.hpp ----
-// xtensor-rnn: training checkpoints, everything a run needs to continue exactly where it stopped (format:
-// docs/weight-format.md, kind 2).
+// ---- begin include/xrnn/io/weights.hpp ----
+// xtensor-rnn: weight files, the trained parameters of a model or layer (format: docs/weight-format.md).
 //
-//   xrnn::fit_options f; f.epochs = 10; f.checkpoint_path = "run.xrnnc"; f.checkpoint_every = 1;
-//   model.fit(x, y, f);                  // interrupted after epoch 4 (a crash, a time limit)
-//   f.resume_from = "run.xrnnc";
-//   model.fit(x, y, f);                  // epochs 5..10: the same weights and history as one uninterrupted run
+//   xrnn::save_weights("model.xrnnw", model);   // atomic: the old file survives a failed save
+//   xrnn::load_weights("model.xrnnw", model);   // all or nothing: a bad file leaves the model as it was
+//   std::string bytes = xrnn::save_weights_to_bytes(model);   // the same, in memory
+//   xrnn::load_weights_from_bytes(bytes, model);
 //
-// A checkpoint holds the model's parameters, the optimizer's state (hyper-parameters, step count, per-parameter
-// buffers), the random engines of the layers that draw dropout masks, and fit()'s progress: the epochs done,
-// the shuffling engine, the current order of the training samples (each epoch shuffles the previous order), the
-// early-stopping state and the history so far. Loading is all or nothing, as for weights: the file is read and
-// checked completely (signature, exact size, checksum, every tensor's name and shape, every value that could
-// make training misbehave: the order must be a permutation, no engine may be all zeros) before the optimizer,
-// then the model, are changed.
-//
-// The functions here work on any model (a sequential, a single layer) with any optimizer that has snapshot()
-// and restore() (sgd, adam, rmsprop); fit() uses them through fit_options::checkpoint_path and resume_from.
-#ifndef XRNN_IO_CHECKPOINT_HPP
-#define XRNN_IO_CHECKPOINT_HPP
+// A file carries the signature of what wrote it (types and compile-time sizes, e.g.
+// "sequential<embedding<float32,10000,128>,lstm<float32,128,128,layers=1,last>,dense<float32,128,1>>"), every
+// parameter tensor with its name and shape, and a checksum. Loading checks, in this order: magic and version,
+// the signature (a mismatch shows both), the exact file size the signature implies, the checksum, then each
+// tensor's name and shape; only then are the values copied into the model, so nothing is overwritten unless
+// everything is right, and nothing is allocated from sizes the file claims.
+#ifndef XRNN_IO_WEIGHTS_HPP
+#define XRNN_IO_WEIGHTS_HPP
 
-#include <array>
-#include <cmath>
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -5284,32 +5283,6 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/io/binary.hpp ----
-// ---- begin include/xrnn/io/weights.hpp ----
-// xtensor-rnn: weight files, the trained parameters of a model or layer (format: docs/weight-format.md).
-//
-//   xrnn::save_weights("model.xrnnw", model);   // atomic: the old file survives a failed save
-//   xrnn::load_weights("model.xrnnw", model);   // all or nothing: a bad file leaves the model as it was
-//   std::string bytes = xrnn::save_weights_to_bytes(model);   // the same, in memory
-//   xrnn::load_weights_from_bytes(bytes, model);
-//
-// A file carries the signature of what wrote it (types and compile-time sizes, e.g.
-// "sequential<embedding<float32,10000,128>,lstm<float32,128,128,layers=1,last>,dense<float32,128,1>>"), every
-// parameter tensor with its name and shape, and a checksum. Loading checks, in this order: magic and version,
-// the signature (a mismatch shows both), the exact file size the signature implies, the checksum, then each
-// tensor's name and shape; only then are the values copied into the model, so nothing is overwritten unless
-// everything is right, and nothing is allocated from sizes the file claims.
-#ifndef XRNN_IO_WEIGHTS_HPP
-#define XRNN_IO_WEIGHTS_HPP
-
-#include <algorithm>
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <string>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
 
 namespace xrnn
 {
@@ -5743,6 +5716,356 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/io/weights.hpp ----
+// ---- begin include/xrnn/model/batching.hpp ----
+// xtensor-rnn: moving samples between the user's batch-major data and the layers' time-major batches.
+//
+// Data sets are batch-major as in Keras: x (N, S) token ids or (N, S, F) features, y (N, ...). The recurrent
+// layers read (S, B, ...), so a batch of sequences is gathered with its first two axes swapped; samples that are
+// not sequences (and targets of many-to-one models) are gathered row by row.
+#ifndef XRNN_MODEL_BATCHING_HPP
+#define XRNN_MODEL_BATCHING_HPP
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    namespace detail
+    {
+        /// out (S, B, rest...) = x[index[first..first+B)] with x (N, S, rest...), converted to out's value type.
+        template <class In, std::size_t N, class Out>
+        void gather_time_major(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
+                               std::size_t count, xt::xtensor<Out, N>& out)
+        {
+            static_assert(N >= 2, "xrnn: a batch of sequences needs at least the axes (N, S)");
+            std::array<std::size_t, N> shape;
+            std::copy(x.shape().begin(), x.shape().end(), shape.begin());
+            const std::size_t steps = shape[1];
+            shape[0] = steps;
+            shape[1] = count;
+            ensure_shape(out, shape);
+            const std::size_t inner = steps == 0 ? 0 : x.size() / (x.shape()[0] * steps);
+            for (std::size_t b = 0; b < count; ++b)
+            {
+                const In* sample = x.data() + index[first + b] * steps * inner;
+                for (std::size_t t = 0; t < steps; ++t)
+                {
+                    std::copy(sample + t * inner, sample + (t + 1) * inner, out.data() + (t * count + b) * inner);
+                }
+            }
+        }
+
+        /// out (B, rest...) = x[index[first..first+B)] with x (N, rest...).
+        template <class In, std::size_t N, class Out>
+        void gather_rows(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
+                         std::size_t count, xt::xtensor<Out, N>& out)
+        {
+            std::array<std::size_t, N> shape;
+            std::copy(x.shape().begin(), x.shape().end(), shape.begin());
+            shape[0] = count;
+            ensure_shape(out, shape);
+            const std::size_t inner = x.shape()[0] == 0 ? 0 : x.size() / x.shape()[0];
+            for (std::size_t b = 0; b < count; ++b)
+            {
+                const In* sample = x.data() + index[first + b] * inner;
+                std::copy(sample, sample + inner, out.data() + b * inner);
+            }
+        }
+
+        /// Gathers time-major when the batch is a sequence batch, row by row otherwise.
+        template <bool TimeMajor, class In, std::size_t N, class Out>
+        void gather(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
+                    std::size_t count, xt::xtensor<Out, N>& out)
+        {
+            if constexpr (TimeMajor)
+            {
+                gather_time_major(x, index, first, count, out);
+            }
+            else
+            {
+                gather_rows(x, index, first, count, out);
+            }
+        }
+
+        /// The inverse for outputs: result[first + b] = y[:, b] (time-major y) or y[b] (row-major y).
+        template <bool TimeMajor, class T, std::size_t N>
+        void scatter(const xt::xtensor<T, N>& y, std::size_t first, xt::xtensor<T, N>& result)
+        {
+            if constexpr (TimeMajor)
+            {
+                const std::size_t steps = y.shape()[0];
+                const std::size_t count = y.shape()[1];
+                const std::size_t inner = y.size() / std::max<std::size_t>(steps * count, 1);
+                for (std::size_t t = 0; t < steps; ++t)
+                {
+                    for (std::size_t b = 0; b < count; ++b)
+                    {
+                        const T* from = y.data() + (t * count + b) * inner;
+                        std::copy(from, from + inner, result.data() + ((first + b) * steps + t) * inner);
+                    }
+                }
+            }
+            else
+            {
+                std::copy(y.begin(), y.end(), result.data() + first * (y.size() / std::max<std::size_t>(y.shape()[0], 1)));
+            }
+        }
+    }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/batching.hpp ----
+// ---- begin include/xrnn/model/callbacks.hpp ----
+// xtensor-rnn: callbacks, the training loop's extension points at the usual moments (Keras's Callback).
+//
+//   struct halve_each_epoch : xrnn::callback {                 // a learning-rate schedule
+//       void on_epoch_begin(xrnn::fit_context& ctx, std::size_t epoch) override {
+//           if (epoch > 1) ctx.set_learning_rate(ctx.learning_rate() / 2);
+//       }
+//   };
+//   xrnn::fit_options f;
+//   f.add_callback(std::make_shared<halve_each_epoch>());
+//
+// fit() calls, in this order (E epochs of B batches; a resumed run starts at context.initial_epoch):
+//   on_train_begin
+//   for each epoch:  on_epoch_begin(epoch), then for each batch: on_batch_begin, [forward, backward, step hooks,
+//                    optimizer step], on_batch_end; then validation, then on_epoch_end(logs) with the epoch's logs
+//   on_train_end     (not when fit() ends with an exception)
+// A callback ends training by setting context.stop_training: after the current batch when set in a batch moment
+// (the epoch then finishes: validation, on_epoch_end), after the current epoch when set in on_epoch_end. Callbacks
+// run in the order fit_options lists them; the built-in ones (progress first, early stopping and checkpointing
+// last, so that they see a stop any other callback asked for) are written as callbacks too.
+#ifndef XRNN_MODEL_CALLBACKS_HPP
+#define XRNN_MODEL_CALLBACKS_HPP
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <utility>
+
+// ---- begin include/xrnn/model/compiled_optimizer.hpp ----
+// xtensor-rnn: the optimizer a model keeps after compile(), whatever its type: a value that steps the model, copies
+// itself, takes and restores snapshots (for checkpoints), and reads and sets the learning rate (for schedules).
+//
+//   model.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(1e-3));
+//   model.optimizer<xrnn::adam<float>>().beta1 = 0.8;   // the concrete optimizer, by its type
+//   model.compiled().set_learning_rate(1e-4);           // any optimizer with a `learning_rate` member
+//
+// An optimizer is any class with step(model...); the others are optional: snapshot() and restore() (sgd, adam,
+// rmsprop have them) for checkpoints, and a public `double learning_rate` for learning-rate schedules. Asking
+// for one that the compiled optimizer lacks is an xrnn::state_error that says what is missing.
+#ifndef XRNN_MODEL_COMPILED_OPTIMIZER_HPP
+#define XRNN_MODEL_COMPILED_OPTIMIZER_HPP
+
+#include <limits>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+
+namespace xrnn
+{
+    namespace detail
+    {
+        template <class Optimizer, class = void>
+        struct has_snapshot : std::false_type
+        {
+        };
+        template <class Optimizer>
+        struct has_snapshot<Optimizer, std::void_t<decltype(std::declval<const Optimizer&>().snapshot())>>
+            : std::true_type
+        {
+        };
+
+        template <class Optimizer, class = void>
+        struct has_learning_rate : std::false_type
+        {
+        };
+        template <class Optimizer>
+        struct has_learning_rate<
+            Optimizer, std::enable_if_t<std::is_same<decltype(std::declval<Optimizer&>().learning_rate), double>::value>>
+            : std::true_type
+        {
+        };
+    }  // namespace detail
+
+    /// What a training callback may change of the optimizer without knowing its type (model/callbacks.hpp).
+    class learning_rate_control
+    {
+    public:
+        virtual ~learning_rate_control() = default;
+        virtual bool has_learning_rate() const noexcept = 0;
+        /// The current learning rate; state_error when the optimizer has no `learning_rate` member.
+        virtual double learning_rate() const = 0;
+        /// Sets the learning rate used from the next step on; value_error unless finite and >= 0.
+        virtual void set_learning_rate(double rate) = 0;
+    };
+
+    /// A type-erased optimizer for Model (the model it steps is a parameter of every call).
+    template <class Model>
+    class compiled_optimizer final : public learning_rate_control
+    {
+        using T = typename Model::value_type;
+
+    public:
+        template <class Optimizer,
+                  class = std::enable_if_t<!std::is_same<std::decay_t<Optimizer>, compiled_optimizer>::value>>
+        explicit compiled_optimizer(Optimizer optimizer)
+            : m_held(std::make_unique<holder<Optimizer>>(std::move(optimizer)))
+        {
+        }
+
+        compiled_optimizer(const compiled_optimizer& other)
+            : m_held(other.m_held->clone())
+        {
+        }
+
+        compiled_optimizer& operator=(const compiled_optimizer& other)
+        {
+            m_held = other.m_held->clone();
+            return *this;
+        }
+
+        compiled_optimizer(compiled_optimizer&&) noexcept = default;
+        compiled_optimizer& operator=(compiled_optimizer&&) noexcept = default;
+        ~compiled_optimizer() override = default;
+
+        /// One optimizer step on the model's current gradients.
+        void step(Model& model)
+        {
+            m_held->step(model);
+        }
+
+        optimizer_snapshot<T> snapshot() const
+        {
+            return m_held->snapshot();
+        }
+
+        void restore(const optimizer_snapshot<T>& snapshot)
+        {
+            m_held->restore(snapshot);
+        }
+
+        bool has_learning_rate() const noexcept override
+        {
+            return m_held->rate() != nullptr;
+        }
+
+        double learning_rate() const override
+        {
+            return *checked_rate();
+        }
+
+        void set_learning_rate(double rate) override
+        {
+            double* held = checked_rate();
+            if (!(rate >= 0.0 && rate < std::numeric_limits<double>::infinity()))
+            {
+                throw value_error("set_learning_rate: expected a finite learning rate >= 0 but got "
+                                  + std::to_string(rate));
+            }
+            *held = rate;
+        }
+
+        /// The concrete optimizer, or nullptr when it is not an Optimizer.
+        template <class Optimizer>
+        Optimizer* get() noexcept
+        {
+            auto* held = dynamic_cast<holder<Optimizer>*>(m_held.get());
+            return held == nullptr ? nullptr : &held->optimizer;
+        }
+
+    private:
+        struct concept_type
+        {
+            virtual ~concept_type() = default;
+            virtual void step(Model& model) = 0;
+            virtual std::unique_ptr<concept_type> clone() const = 0;
+            virtual optimizer_snapshot<T> snapshot() const = 0;
+            virtual void restore(const optimizer_snapshot<T>& snapshot) = 0;
+            virtual double* rate() noexcept = 0;
+        };
+
+        template <class Optimizer>
+        struct holder final : concept_type
+        {
+            explicit holder(Optimizer o)
+                : optimizer(std::move(o))
+            {
+            }
+            void step(Model& model) override
+            {
+                optimizer.step(model);
+            }
+            std::unique_ptr<concept_type> clone() const override
+            {
+                return std::make_unique<holder>(optimizer);
+            }
+            optimizer_snapshot<T> snapshot() const override
+            {
+                if constexpr (detail::has_snapshot<Optimizer>::value)
+                {
+                    return optimizer.snapshot();
+                }
+                else
+                {
+                    throw missing_snapshot();
+                }
+            }
+            void restore(const optimizer_snapshot<T>& snapshot) override
+            {
+                if constexpr (detail::has_snapshot<Optimizer>::value)
+                {
+                    optimizer.restore(snapshot);
+                }
+                else
+                {
+                    throw missing_snapshot();
+                }
+            }
+            double* rate() noexcept override
+            {
+                if constexpr (detail::has_learning_rate<Optimizer>::value)
+                {
+                    return &optimizer.learning_rate;
+                }
+                else
+                {
+                    return nullptr;
+                }
+            }
+            Optimizer optimizer;
+        };
+
+        static state_error missing_snapshot()
+        {
+            return state_error("fit: checkpoints need an optimizer with snapshot() and restore() (sgd, adam, "
+                               "rmsprop have them); the compiled one has not");
+        }
+
+        double* checked_rate() const
+        {
+            double* held = m_held->rate();
+            if (held == nullptr)
+            {
+                throw state_error("learning_rate: the compiled optimizer has no `double learning_rate` member to read "
+                                  "or set (sgd, adam, rmsprop have one)");
+            }
+            return held;
+        }
+
+        std::unique_ptr<concept_type> m_held;
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/compiled_optimizer.hpp ----
 // ---- begin include/xrnn/model/history.hpp ----
 // xtensor-rnn: what fit() returns: loss and metric per epoch, for training and validation, writable as CSV.
 #ifndef XRNN_MODEL_HISTORY_HPP
@@ -5866,6 +6189,1048 @@ namespace xrnn
 
 namespace xrnn
 {
+    /// What an epoch-end function returns (fit_options::on_epoch_end).
+    enum class fit_control
+    {
+        proceed,
+        stop
+    };
+
+    /// One batch: passed to on_batch_begin (before it runs: loss and running values are those before it) and to
+    /// on_batch_end (after the optimizer step, or after the batch was skipped for a non-finite loss).
+    struct batch_logs
+    {
+        std::size_t epoch = 0;     // 1-based
+        std::size_t step = 0;      // 1-based, within the epoch
+        std::size_t steps = 0;     // batches per epoch
+        std::size_t size = 0;      // samples in this batch
+        double loss = 0.0;         // this batch's mean loss (on_batch_end)
+        bool skipped = false;      // dropped for a non-finite loss or gradient (non_finite_loss::skip)
+        double running_loss = 0.0;    // mean over the epoch's batches so far (skipped ones excluded)
+        double running_metric = 0.0;
+    };
+
+    /// What every callback sees and may change: where training stands, the history so far, the learning rate,
+    /// and the request to stop (Keras's model.stop_training).
+    class fit_context
+    {
+    public:
+        fit_context(std::size_t epochs, std::size_t steps_per_epoch, std::size_t initial_epoch, std::string metric,
+                    const xrnn::history& past, learning_rate_control& optimizer)
+            : epochs(epochs)
+            , steps_per_epoch(steps_per_epoch)
+            , initial_epoch(initial_epoch)
+            , metric_name(std::move(metric))
+            , m_history(&past)
+            , m_optimizer(&optimizer)
+        {
+        }
+
+        const std::size_t epochs;           // fit_options::epochs, the last epoch that will run
+        const std::size_t steps_per_epoch;  // batches per epoch
+        const std::size_t initial_epoch;    // 1, or the epoch after a checkpoint's when resumed
+        const std::string metric_name;      // "accuracy" or "mae"
+        std::size_t epoch = 0;              // the current epoch (0 before the first)
+        bool stop_training = false;         // set to end training (see the header comment for when)
+
+        /// Every finished epoch, those before a resumed checkpoint included.
+        const xrnn::history& history() const noexcept
+        {
+            return *m_history;
+        }
+
+        /// The optimizer's learning rate (state_error if the compiled optimizer has no `learning_rate`).
+        double learning_rate() const
+        {
+            return m_optimizer->learning_rate();
+        }
+
+        /// Sets the learning rate of the following optimizer steps (a schedule; it is checkpointed with the
+        /// optimizer's state). value_error unless finite and >= 0.
+        void set_learning_rate(double rate)
+        {
+            m_optimizer->set_learning_rate(rate);
+        }
+
+        bool has_learning_rate() const noexcept
+        {
+            return m_optimizer->has_learning_rate();
+        }
+
+    private:
+        const xrnn::history* m_history;
+        learning_rate_control* m_optimizer;
+    };
+
+    /// The base of every callback; each moment does nothing unless overridden.
+    class callback
+    {
+    public:
+        virtual ~callback() = default;
+        virtual void on_train_begin(fit_context&)
+        {
+        }
+        virtual void on_epoch_begin(fit_context&, std::size_t /*epoch*/)
+        {
+        }
+        virtual void on_batch_begin(fit_context&, const batch_logs&)
+        {
+        }
+        virtual void on_batch_end(fit_context&, const batch_logs&)
+        {
+        }
+        virtual void on_epoch_end(fit_context&, const epoch_logs&)
+        {
+        }
+        virtual void on_train_end(fit_context&)
+        {
+        }
+    };
+
+    /// A callback from functions, one per moment, any of them empty (Keras's LambdaCallback).
+    struct lambda_callback : callback
+    {
+        std::function<void(fit_context&)> train_begin;
+        std::function<void(fit_context&, std::size_t)> epoch_begin;
+        std::function<void(fit_context&, const batch_logs&)> batch_begin;
+        std::function<void(fit_context&, const batch_logs&)> batch_end;
+        std::function<void(fit_context&, const epoch_logs&)> epoch_end;
+        std::function<void(fit_context&)> train_end;
+
+        void on_train_begin(fit_context& c) override
+        {
+            if (train_begin) train_begin(c);
+        }
+        void on_epoch_begin(fit_context& c, std::size_t epoch) override
+        {
+            if (epoch_begin) epoch_begin(c, epoch);
+        }
+        void on_batch_begin(fit_context& c, const batch_logs& b) override
+        {
+            if (batch_begin) batch_begin(c, b);
+        }
+        void on_batch_end(fit_context& c, const batch_logs& b) override
+        {
+            if (batch_end) batch_end(c, b);
+        }
+        void on_epoch_end(fit_context& c, const epoch_logs& e) override
+        {
+            if (epoch_end) epoch_end(c, e);
+        }
+        void on_train_end(fit_context& c) override
+        {
+            if (train_end) train_end(c);
+        }
+    };
+
+    namespace detail
+    {
+        /// fit_options::on_epoch_end's functions as a callback: fit_control::stop sets stop_training.
+        class epoch_end_function final : public callback
+        {
+        public:
+            explicit epoch_end_function(const std::function<fit_control(const epoch_logs&)>& f)
+                : m_f(f)
+            {
+            }
+            void on_epoch_end(fit_context& context, const epoch_logs& logs) override
+            {
+                if (m_f(logs) == fit_control::stop)
+                {
+                    context.stop_training = true;
+                }
+            }
+
+        private:
+            const std::function<fit_control(const epoch_logs&)>& m_f;
+        };
+    }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/callbacks.hpp ----
+// ---- begin include/xrnn/model/chain.hpp ----
+// xtensor-rnn: the layer chain of a model: layers composed at compile time, run forward in order and backward in
+// reverse order, with their parameters, random engines and a summary.
+//
+//   xrnn::layer_chain<embedding<float, 100, 8>, lstm<float, 8, 16>, dense<float, 16, 1>> chain(rng);
+//   const auto& logits = chain.forward(ids, xrnn::mode::training);   // (B, 1)
+//   chain.backward(dlogits);                                         // every layer's gradient accumulates
+//
+// The chain is itself a layer (forward, backward, for_each_parameter with names "<k>.<name>",
+// for_each_random_engine), so zero_grad, clip_grad_norm, the optimizers, weight files and checkpoints work on it.
+// Neighbouring layers are checked at compile time: the same scalar type, and the output size of each sized layer
+// equal to the input size of the next sized one (activations and dropout keep the size of what they get).
+// sequential (model.hpp) is a layer chain with compile, fit, evaluate and predict.
+#ifndef XRNN_MODEL_CHAIN_HPP
+#define XRNN_MODEL_CHAIN_HPP
+
+#include <cstddef>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    namespace detail
+    {
+        /// Layers with sizes (everything but activations and dropout, which keep the size of what they get).
+        template <class Layer, class = void>
+        struct has_sizes : std::false_type
+        {
+        };
+        template <class Layer>
+        struct has_sizes<Layer, std::void_t<decltype(Layer::input_size), decltype(Layer::output_size)>> : std::true_type
+        {
+        };
+
+        /// Checks every sized layer against the nearest sized layer below it (size-keeping layers in between).
+        template <class Below, class... Rest>
+        struct check_chain
+        {
+            static constexpr bool value = true;
+        };
+        template <class Below, class Next, class... Rest>
+        struct check_chain<Below, Next, Rest...>
+        {
+            static constexpr bool check() noexcept
+            {
+                static_assert(std::is_same<typename Below::value_type, typename Next::value_type>::value,
+                              "xrnn: neighbouring layers must use the same scalar type T");
+                if constexpr (has_sizes<Next>::value)
+                {
+                    assert_connectable<Below, Next>();
+                    return check_chain<Next, Rest...>::value;
+                }
+                else
+                {
+                    return check_chain<Below, Rest...>::value;
+                }
+            }
+            static constexpr bool value = check();
+        };
+
+        /// Layer::output_size, or `below` for a layer that keeps the size of its input.
+        template <class Layer>
+        constexpr std::size_t output_size_after(std::size_t below) noexcept
+        {
+            if constexpr (has_sizes<Layer>::value)
+            {
+                return Layer::output_size;
+            }
+            else
+            {
+                return below;
+            }
+        }
+
+        template <class... Layers>
+        constexpr std::size_t chain_output_size() noexcept
+        {
+            std::size_t size = 0;
+            ((size = output_size_after<Layers>(size)), ...);
+            return size;
+        }
+
+        template <class Layer>
+        Layer make_layer(random_engine& rng)
+        {
+            if constexpr (std::is_constructible<Layer, random_engine&>::value)
+            {
+                return Layer(rng);
+            }
+            else
+            {
+                static_assert(std::is_default_constructible<Layer>::value,
+                              "xrnn::sequential(rng): this layer needs arguments (e.g. dropout's rate); build the "
+                              "model from layer objects instead: sequential{layer_a(rng), dropout<T>(0.2, rng), ...}");
+                return Layer();
+            }
+        }
+    }  // namespace detail
+
+    template <class... Layers>
+    class layer_chain
+    {
+        static_assert(sizeof...(Layers) >= 1, "xrnn::sequential: a model needs at least one layer");
+        static_assert((check_layer<Layers>() && ...), "xrnn::sequential: every layer needs the members of layer_traits.hpp");
+        using layers_type = std::tuple<Layers...>;
+
+    public:
+        using first_layer = std::tuple_element_t<0, layers_type>;
+        static_assert(detail::has_sizes<first_layer>::value,
+                      "xrnn::sequential: the first layer must have an input size (embedding, rnn, lstm or dense)");
+        static_assert(detail::check_chain<Layers...>::value, "xrnn::sequential: layers do not connect");
+
+        using value_type = typename first_layer::value_type;
+        using T = value_type;
+        static constexpr std::size_t layer_count = sizeof...(Layers);
+        static constexpr std::size_t input_size = first_layer::input_size;
+        static constexpr std::size_t output_size = detail::chain_output_size<Layers...>();
+        static constexpr bool sequence_input = first_layer::reads_sequence;
+
+        /// Each layer built from the engine with its defaults (layers that need more, build yourself, see below).
+        explicit layer_chain(random_engine& rng)
+            : m_layers(detail::make_layer<Layers>(rng)...)
+        {
+        }
+
+        /// From layers built with their options: {embedding<..>(rng), lstm<..>(rng, options), ...}.
+        explicit layer_chain(Layers... layers)
+            : m_layers(std::move(layers)...)
+        {
+        }
+
+        template <std::size_t K>
+        auto& layer() noexcept
+        {
+            return std::get<K>(m_layers);
+        }
+
+        template <std::size_t K>
+        const auto& layer() const noexcept
+        {
+            return std::get<K>(m_layers);
+        }
+
+        /// "embedding<float32,10000,128>,lstm<float32,128,128,layers=1,last>,dense<float32,128,1>"
+        static std::string layer_signatures()
+        {
+            std::string text;
+            bool first = true;
+            ((text += (first ? "" : ","), text += Layers::signature(), first = false), ...);
+            return text;
+        }
+
+        /// Visits every parameter as f(name, value, gradient); names are "<layer index>.<layer's own name>".
+        template <class F>
+        void for_each_parameter(F&& f)
+        {
+            visit_layers([&](std::size_t k, auto& layer) {
+                const std::string prefix = std::to_string(k) + ".";
+                layer.for_each_parameter(
+                    [&](const auto& name, auto& value, auto& grad) { f(prefix + name, value, grad); });
+            });
+        }
+
+        /// Visits the random engine of every layer that draws dropout masks as f(name, engine); names are
+        /// "<layer index>.<the layer's name>", e.g. "1.l0.mask" (checkpoints save and restore them).
+        template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            visit_layers([&](std::size_t k, auto& layer) {
+                const std::string prefix = std::to_string(k) + ".";
+                xrnn::for_each_random_engine(layer,
+                                             [&](const std::string& name, random_engine& engine) { f(prefix + name, engine); });
+            });
+        }
+
+        std::size_t parameter_count()
+        {
+            std::size_t count = 0;
+            for_each_parameter([&](const auto&, auto& value, auto&) { count += value.size(); });
+            return count;
+        }
+
+        /// One line per layer with its parameter count, and the total (Keras's model.summary()).
+        std::string summary()
+        {
+            std::ostringstream text;
+            std::size_t total = 0;
+            visit_layers([&](std::size_t k, auto& layer) {
+                std::size_t count = 0;
+                layer.for_each_parameter([&](const auto&, auto& value, auto&) { count += value.size(); });
+                total += count;
+                text << k << "  " << std::decay_t<decltype(layer)>::signature() << "  " << count
+                     << " parameters\n";
+            });
+            text << "total " << total << " parameters (" << total * sizeof(T) << " bytes)\n";
+            return text.str();
+        }
+
+        /// Forward through every layer; x is a time-major batch for sequence models, (B, F) otherwise.
+        template <class X>
+        const auto& forward(const X& x, mode m = mode::inference)
+        {
+            return forward_from<0>(x, m);
+        }
+
+        /// Backward in reverse order of forward; accumulates every layer's gradients.
+        template <class G>
+        void backward(const G& dy)
+        {
+            backward_from<layer_count - 1>(dy);
+        }
+
+        // Batch types: ids (S, B) or features (S, B, F) keep the data's value type and rank.
+        template <class XV, std::size_t XN>
+        using batch_input_t = xt::xtensor<std::conditional_t<std::is_integral<XV>::value, XV, T>, XN>;
+
+        // What forward() returns for such a batch. Self is a parameter so that the expression depends on one: with
+        // the class itself, clang looks up forward() while the class is still incomplete and rejects it.
+        template <class XV, std::size_t XN, class Self = layer_chain>
+        using output_t = std::decay_t<decltype(std::declval<Self&>().forward(
+            std::declval<const batch_input_t<XV, XN>&>(), mode::inference))>;
+
+        // Outputs of rank 3 are (S, B, out): a target per step, gathered time-major too.
+        template <class XV, std::size_t XN>
+        static constexpr bool output_time_major = output_t<XV, XN>::rank == 3;
+
+    private:
+        template <class F>
+        void visit_layers(F&& f)
+        {
+            visit_layers_from<0>(f);
+        }
+
+        template <std::size_t K, class F>
+        void visit_layers_from(F& f)
+        {
+            f(K, std::get<K>(m_layers));
+            if constexpr (K + 1 < layer_count)
+            {
+                visit_layers_from<K + 1>(f);
+            }
+        }
+
+        template <std::size_t K, class X>
+        const auto& forward_from(const X& x, mode m)
+        {
+            const auto& y = std::get<K>(m_layers).forward(x, m);
+            if constexpr (K + 1 == layer_count)
+            {
+                return y;
+            }
+            else
+            {
+                return forward_from<K + 1>(y, m);
+            }
+        }
+
+        template <std::size_t K, class G>
+        void backward_from(const G& dy)
+        {
+            if constexpr (K == 0)
+            {
+                std::get<0>(m_layers).backward(dy);
+            }
+            else
+            {
+                backward_from<K - 1>(std::get<K>(m_layers).backward(dy));
+            }
+        }
+
+        layers_type m_layers;
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/chain.hpp ----
+// ---- begin include/xrnn/model/checkpointing.hpp ----
+// xtensor-rnn: fit()'s checkpoints, written by a training callback and read back to resume.
+//
+//   xrnn::fit_options f; f.epochs = 10; f.checkpoint_path = "run.xrnnc"; f.checkpoint_every = 2;
+//   model.fit(x, y, f);          // a checkpoint after epochs 2, 4, ... and after the last epoch run
+//   f.resume_from = "run.xrnnc";
+//   model.fit(x, y, f);          // continues with the epoch after the checkpoint's, to the same end
+//
+// The callback writes after every checkpoint_every-th epoch and after the last epoch run (the end, or a stop asked
+// for by another callback or by early stopping; it runs after them). What it writes is the training loop's state
+// (fit_loop_state), early stopping's state, the model and the optimizer (model/training_checkpoint.hpp).
+#ifndef XRNN_MODEL_CHECKPOINTING_HPP
+#define XRNN_MODEL_CHECKPOINTING_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+// ---- begin include/xrnn/model/early_stopping.hpp ----
+// xtensor-rnn: early stopping, written as a training callback (Keras's EarlyStopping).
+//
+//   xrnn::fit_options f;
+//   f.early_stop = xrnn::early_stopping{"val_loss", 0.0, 2, true};   // patience 2, restore the best weights
+//
+// After each epoch the monitored value is compared with the best so far: it improves when it is lower (losses,
+// mae) or higher (accuracy) by more than min_delta; the first epoch of a run always improves. After `patience`
+// epochs in a row without improvement the callback sets stop_training. With restore_best_weights the weights of
+// the best epoch are copied when it ends and put back when training ends, whether it stopped early or not.
+// Its state (best value, epochs without improvement, best weights) is part of a checkpoint.
+#ifndef XRNN_MODEL_EARLY_STOPPING_HPP
+#define XRNN_MODEL_EARLY_STOPPING_HPP
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace xrnn
+{
+    /// Keras's EarlyStopping: stop when `monitor` has not improved by more than min_delta for `patience` epochs.
+    struct early_stopping
+    {
+        std::string monitor = "val_loss";  // "loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae"
+        double min_delta = 0.0;
+        std::size_t patience = 0;
+        bool restore_best_weights = false;
+    };
+
+    /// Where early stopping stands (saved in checkpoints).
+    template <class T>
+    struct early_stopping_state
+    {
+        double best = 0.0;                         // the best monitored value so far
+        std::size_t epochs_without_improvement = 0;
+        std::vector<std::vector<T>> best_weights;  // restore_best_weights: the best epoch's parameters, or none
+    };
+
+    /// The callback; without a rule it only keeps a resumed state and restores its best weights at the end.
+    template <class Model>
+    class early_stopping_callback final : public callback
+    {
+    public:
+        using state_type = early_stopping_state<typename Model::value_type>;
+
+        /// Checks the rule: value_error for an unknown monitor, or a val_ one without validation data.
+        early_stopping_callback(Model& model, std::optional<early_stopping> rule, const std::string& metric,
+                                bool has_validation)
+            : m_model(model)
+            , m_rule(std::move(rule))
+            , m_metric(metric)
+        {
+            if (!m_rule)
+            {
+                return;
+            }
+            const std::string& monitor = m_rule->monitor;
+            const bool known = monitor == "loss" || monitor == "val_loss" || monitor == metric
+                               || monitor == "val_" + metric;
+            if (!known)
+            {
+                throw value_error("fit: early_stopping monitors '" + monitor + "', expected one of loss, val_loss, "
+                                  + metric + ", val_" + metric);
+            }
+            if (monitor.rfind("val_", 0) == 0 && !has_validation)
+            {
+                throw value_error("fit: early_stopping monitors '" + monitor
+                                  + "' but there is no validation data (set validation_split or pass x_val, y_val)");
+            }
+        }
+
+        const state_type& state() const noexcept
+        {
+            return m_state;
+        }
+
+        /// A state from a checkpoint.
+        void restore(state_type state)
+        {
+            m_state = std::move(state);
+        }
+
+        void on_epoch_end(fit_context& context, const epoch_logs& logs) override
+        {
+            if (!m_rule)
+            {
+                return;
+            }
+            const early_stopping& rule = *m_rule;
+            const auto [value, lower_is_better] = monitored(logs);
+            const bool improved = logs.epoch == 1
+                                  || (lower_is_better ? value < m_state.best - rule.min_delta
+                                                      : value > m_state.best + rule.min_delta);
+            if (improved)
+            {
+                m_state.best = value;
+                m_state.epochs_without_improvement = 0;
+                if (rule.restore_best_weights)
+                {
+                    m_state.best_weights = io::copy_parameters(m_model);
+                }
+            }
+            else if (++m_state.epochs_without_improvement > rule.patience)
+            {
+                context.stop_training = true;
+            }
+        }
+
+        void on_train_end(fit_context&) override
+        {
+            if (!m_state.best_weights.empty())
+            {
+                io::commit_parameters(m_state.best_weights, m_model);  // stopped early or not
+            }
+        }
+
+    private:
+        /// The monitored value of an epoch, and whether lower is better.
+        std::pair<double, bool> monitored(const epoch_logs& logs) const
+        {
+            const std::string& monitor = m_rule->monitor;
+            if (monitor == "loss") return {logs.loss, true};
+            if (monitor == "val_loss") return {logs.val_loss, true};
+            if (monitor == m_metric) return {logs.metric, m_metric == "mae"};
+            return {logs.val_metric, m_metric == "mae"};  // "val_" + metric, checked by the constructor
+        }
+
+        Model& m_model;
+        std::optional<early_stopping> m_rule;
+        std::string m_metric;
+        state_type m_state;
+    };
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/early_stopping.hpp ----
+// ---- begin include/xrnn/model/metrics.hpp ----
+// xtensor-rnn: what a model is trained to minimise, and how a batch or a data set is scored: the objective's loss
+// and gradient, its metric (accuracy or mean absolute error), and its link function for predictions.
+//
+// The last layer outputs logits: the objective's link (sigmoid for binary cross-entropy, softmax for softmax
+// cross-entropy, identity for MSE) is applied by the loss and by predict(), never twice.
+#ifndef XRNN_MODEL_METRICS_HPP
+#define XRNN_MODEL_METRICS_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    /// What the model is trained to minimise; it also fixes the metric and predict()'s link function.
+    enum class objective
+    {
+        mean_squared_error,     // targets: floats of the output's shape; metric: mean absolute error ("mae")
+        binary_cross_entropy,   // on logits; targets in {0, 1} of the output's shape; metric: accuracy
+        softmax_cross_entropy   // on logits (.., C); targets: integer class ids (..); metric: accuracy
+    };
+
+    /// What evaluate() measured: the mean loss and the metric over all samples.
+    struct evaluation
+    {
+        double loss = 0.0;
+        double metric = 0.0;
+        std::string metric_name;
+        std::size_t samples = 0;
+    };
+
+    /// "accuracy" for the classification objectives, "mae" for mean squared error.
+    inline std::string metric_name(objective goal)
+    {
+        return goal == objective::mean_squared_error ? "mae" : "accuracy";
+    }
+
+    namespace detail
+    {
+        inline std::string objective_name(std::uint64_t code)
+        {
+            switch (code)
+            {
+            case static_cast<std::uint64_t>(objective::mean_squared_error): return "mean_squared_error";
+            case static_cast<std::uint64_t>(objective::binary_cross_entropy): return "binary_cross_entropy";
+            case static_cast<std::uint64_t>(objective::softmax_cross_entropy): return "softmax_cross_entropy";
+            default: return "objective " + std::to_string(code);
+            }
+        }
+
+        /// Sums that make an epoch's mean loss and metric exact whatever the batch sizes.
+        struct running_score
+        {
+            double loss_sum = 0.0;    // batch mean loss x samples in the batch
+            double metric_sum = 0.0;  // correct predictions, or absolute errors
+            double metric_count = 0.0;
+            std::size_t samples = 0;
+
+            double loss() const noexcept
+            {
+                return samples == 0 ? 0.0 : loss_sum / static_cast<double>(samples);
+            }
+            double metric() const noexcept
+            {
+                return metric_count == 0.0 ? 0.0 : metric_sum / metric_count;
+            }
+            void add(const running_score& other) noexcept
+            {
+                loss_sum += other.loss_sum;
+                metric_sum += other.metric_sum;
+                metric_count += other.metric_count;
+                samples += other.samples;
+            }
+        };
+
+        /// Batch loss (its mean, with dL/dout into *grad when not null), and the metric's sum and count.
+        template <class Out, class Target>
+        double score_batch(objective goal, const Out& out, const Target& target, Out* grad, running_score& score,
+                           std::size_t samples)
+        {
+            using T = typename Out::value_type;
+            double loss = 0.0;
+            using YV = typename Target::value_type;
+            if constexpr (std::is_integral<YV>::value)
+            {
+                loss = softmax_cross_entropy(out, target, grad);
+                const std::size_t classes = out.shape()[Out::rank - 1];
+                const std::size_t rows = out.size() / classes;
+                for (std::size_t r = 0; r < rows; ++r)
+                {
+                    const T* row = out.data() + r * classes;
+                    const auto best = static_cast<std::size_t>(std::max_element(row, row + classes) - row);
+                    score.metric_sum += best == static_cast<std::size_t>(target.data()[r]) ? 1.0 : 0.0;
+                }
+                score.metric_count += static_cast<double>(rows);
+            }
+            else if (goal == objective::binary_cross_entropy)
+            {
+                loss = binary_cross_entropy_with_logits(out, target, grad);
+                for (std::size_t j = 0; j < out.size(); ++j)
+                {
+                    score.metric_sum += (out.data()[j] > T(0)) == (target.data()[j] > T(0.5)) ? 1.0 : 0.0;
+                }
+                score.metric_count += static_cast<double>(out.size());
+            }
+            else
+            {
+                loss = mean_squared_error(out, target, grad);
+                for (std::size_t j = 0; j < out.size(); ++j)
+                {
+                    score.metric_sum += std::abs(static_cast<double>(out.data()[j]) - target.data()[j]);
+                }
+                score.metric_count += static_cast<double>(out.size());
+            }
+            score.loss_sum += loss * static_cast<double>(samples);
+            score.samples += samples;
+            return loss;
+        }
+
+        /// The objective's link on outputs, in place: sigmoid, softmax over the last axis, or nothing (MSE).
+        template <class Out>
+        void apply_link(objective goal, Out& out)
+        {
+            if (goal == objective::binary_cross_entropy)
+            {
+                activation::sigmoid::forward(out, out);
+            }
+            else if (goal == objective::softmax_cross_entropy)
+            {
+                const std::size_t classes = out.shape()[Out::rank - 1];
+                activation::softmax::forward_rows(out.data(), out.data(), out.size() / classes, classes);
+            }
+        }
+
+        /// Targets keep integer class ids as they are; float targets take the model's scalar type.
+        template <class T, class YV, std::size_t YN>
+        using target_t = xt::xtensor<std::conditional_t<std::is_integral<YV>::value, YV, T>, YN>;
+
+        /// Loss and metric of a model over the samples `index` of x, y, in inference mode, batch by batch.
+        template <class Model, class XV, std::size_t XN, class YV, std::size_t YN>
+        running_score score_indices(Model& model, objective goal, const xt::xtensor<XV, XN>& x,
+                                    const xt::xtensor<YV, YN>& y, const std::vector<std::size_t>& index,
+                                    std::size_t batch_size)
+        {
+            running_score score;
+            typename Model::template batch_input_t<XV, XN> batch;
+            target_t<typename Model::value_type, YV, YN> target;
+            for (std::size_t first = 0; first < index.size(); first += batch_size)
+            {
+                const std::size_t count = std::min(batch_size, index.size() - first);
+                gather<Model::sequence_input>(x, index, first, count, batch);
+                gather<Model::template output_time_major<XV, XN>>(y, index, first, count, target);
+                const auto& out = model.forward(batch, mode::inference);
+                score_batch(goal, out, target, static_cast<std::decay_t<decltype(out)>*>(nullptr), score, count);
+            }
+            return score;
+        }
+    }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/metrics.hpp ----
+// ---- begin include/xrnn/model/training_checkpoint.hpp ----
+// xtensor-rnn: training checkpoints, everything a run needs to continue exactly where it stopped (format:
+// docs/weight-format.md, kind 2).
+//
+//   xrnn::fit_options f; f.epochs = 10; f.checkpoint_path = "run.xrnnc"; f.checkpoint_every = 1;
+//   model.fit(x, y, f);                  // interrupted after epoch 4 (a crash, a time limit)
+//   f.resume_from = "run.xrnnc";
+//   model.fit(x, y, f);                  // epochs 5..10: the same weights and history as one uninterrupted run
+//
+// A checkpoint holds the model's parameters, the optimizer's state (hyper-parameters, step count, per-parameter
+// buffers), the random engines of the layers that draw dropout masks, and fit()'s progress: the epochs done,
+// the shuffling engine, the current order of the training samples (each epoch shuffles the previous order), the
+// early-stopping state and the history so far. Loading is all or nothing, as for weights: the file is read and
+// checked completely (signature, exact size, checksum, every tensor's name and shape, every value that could
+// make training misbehave: the order must be a permutation, no engine may be all zeros) before the optimizer,
+// then the model, are changed.
+//
+// The file's tensors are listed once, by checkpoint_entries() below; writing, the size check and reading all walk
+// that list. The functions work on any model (a sequential, a single layer) with any optimizer that has
+// snapshot() and restore() (sgd, adam, rmsprop); fit() uses them through its checkpointing callback
+// (model/checkpointing.hpp).
+#ifndef XRNN_MODEL_TRAINING_CHECKPOINT_HPP
+#define XRNN_MODEL_TRAINING_CHECKPOINT_HPP
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+// ---- begin include/xrnn/io/checkpoint.hpp ----
+// xtensor-rnn: the pieces a training checkpoint is made of (format: docs/weight-format.md, kind 2), independent of
+// what trains the model.
+//
+//   io::entry_list entries;                              // one list: name, shape, where the values live
+//   entries.add("fit.order", order.data(), {order.size()});
+//   out_size = header + entries.bytes() + 8;             // the exact file size, from the same list
+//   entries.write(writer);  /  entries.read(reader);     // writing and reading walk the same list
+//
+// A checkpoint file is a sequence of named tensors. Its layout is described once, as an entry_list whose entries
+// point at the buffers that hold the values: the writer reads them from there, the reader (after sizing the
+// buffers from the file's description) writes them there, and the exact file size is summed over the same list.
+// Adding a tensor to the format is one add() in the function that builds the list
+// (model/training_checkpoint.hpp).
+//
+// This header also gathers what a checkpoint stores of a model and of an optimizer: parameter names and shapes,
+// the random engines of the layers (through each layer's for_each_random_engine member, layers/layer_traits.hpp),
+// and the optimizer's snapshot checked against the parameters. It knows nothing of fit(): the training loop's own
+// state (epochs, order, history, early stopping) is described by model/training_checkpoint.hpp.
+#ifndef XRNN_IO_CHECKPOINT_HPP
+#define XRNN_IO_CHECKPOINT_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace xrnn
+{
+    namespace io
+    {
+        inline std::size_t element_count(const std::vector<std::size_t>& shape)
+        {
+            std::size_t count = 1;
+            for (std::size_t d : shape)
+            {
+                count *= d;
+            }
+            return count;
+        }
+
+        /// One tensor of a file: its name, element type and shape, and the buffer its values are read from (when
+        /// writing) or written to (when reading).
+        struct entry
+        {
+            std::string name;
+            element_type type;
+            std::vector<std::size_t> shape;
+            void* data;
+        };
+
+        /// The tensors of a file in file order; drives writing, the size check and reading.
+        class entry_list
+        {
+        public:
+            template <class U>
+            void add(std::string name, U* data, std::vector<std::size_t> shape)
+            {
+                m_entries.push_back(entry{std::move(name), element_type_of<U>(), std::move(shape), data});
+            }
+
+            std::size_t size() const noexcept
+            {
+                return m_entries.size();
+            }
+
+            const entry& operator[](std::size_t k) const
+            {
+                return m_entries[k];
+            }
+
+            /// Bytes the entries take in a file (names, types, shapes and values).
+            std::size_t bytes() const
+            {
+                std::size_t total = 0;
+                for (const entry& e : m_entries)
+                {
+                    total += entry_bytes(e.name, e.shape.size(), element_count(e.shape), element_size(e.type));
+                }
+                return total;
+            }
+
+            void write(file_writer& out) const
+            {
+                for (const entry& e : m_entries)
+                {
+                    switch (e.type)
+                    {
+                    case element_type::float32: out.add(e.name, static_cast<const float*>(e.data), e.shape); break;
+                    case element_type::float64: out.add(e.name, static_cast<const double*>(e.data), e.shape); break;
+                    case element_type::uint64: out.add(e.name, static_cast<const std::uint64_t*>(e.data), e.shape); break;
+                    }
+                }
+            }
+
+            /// Reads entries [first, last) (all by default) into their buffers, each checked for name, type, shape.
+            void read(binary_reader& in, std::size_t first = 0, std::size_t last = static_cast<std::size_t>(-1)) const
+            {
+                for (std::size_t k = first; k < std::min(last, m_entries.size()); ++k)
+                {
+                    const entry& e = m_entries[k];
+                    switch (e.type)
+                    {
+                    case element_type::float32: read_entry(in, e.name, e.shape, static_cast<float*>(e.data)); break;
+                    case element_type::float64: read_entry(in, e.name, e.shape, static_cast<double*>(e.data)); break;
+                    case element_type::uint64: read_entry(in, e.name, e.shape, static_cast<std::uint64_t*>(e.data)); break;
+                    }
+                }
+            }
+
+        private:
+            static std::size_t element_size(element_type type) noexcept
+            {
+                return type == element_type::float32 ? 4 : 8;
+            }
+
+            std::vector<entry> m_entries;
+        };
+
+        /// What a checkpoint stores of a model's structure: parameter names and shapes, engine entry names.
+        struct checkpoint_layout
+        {
+            std::vector<std::string> parameter_names;
+            std::vector<std::vector<std::size_t>> parameter_shapes;
+            std::vector<std::string> engine_names;  // "engine.<the model's name for it>"
+        };
+
+        template <class Model>
+        checkpoint_layout layout_of(Model& model)
+        {
+            checkpoint_layout layout;
+            model.for_each_parameter([&](const auto& name, auto& value, auto&) {
+                layout.parameter_names.emplace_back(name);
+                layout.parameter_shapes.emplace_back(value.shape().begin(), value.shape().end());
+            });
+            for_each_random_engine(model, [&](const std::string& name, random_engine&) {
+                layout.engine_names.push_back("engine." + name);
+            });
+            return layout;
+        }
+
+        /// The states of a model's random engines, in for_each_random_engine order.
+        template <class Model>
+        std::vector<random_engine::state_type> copy_engines(Model& model)
+        {
+            std::vector<random_engine::state_type> states;
+            for_each_random_engine(model, [&](const std::string&, random_engine& engine) { states.push_back(engine.state()); });
+            return states;
+        }
+
+        /// Puts states made by copy_engines (or read from a file and checked) back; never all zeros.
+        template <class Model>
+        void commit_engines(const std::vector<random_engine::state_type>& states, Model& model)
+        {
+            std::size_t e = 0;
+            for_each_random_engine(model, [&](const std::string&, random_engine& engine) { engine.set_state(states[e++]); });
+        }
+
+        inline std::string slot_entry_name(const std::string& slot, const std::string& parameter)
+        {
+            return "optimizer." + slot + "." + parameter;
+        }
+
+        /// Checks that a snapshot's buffers belong to these parameters (names and sizes, in order).
+        template <class T>
+        void check_optimizer_parameters(const optimizer_snapshot<T>& snapshot, const checkpoint_layout& layout,
+                                        const char* where)
+        {
+            if (snapshot.parameters.empty())
+            {
+                return;
+            }
+            if (snapshot.parameters != layout.parameter_names)
+            {
+                throw state_error(std::string(where) + ": the optimizer's state was made for "
+                                  + std::to_string(snapshot.parameters.size())
+                                  + " parameters of other names than the model's "
+                                  + std::to_string(layout.parameter_names.size()) + "; use one optimizer per model");
+            }
+            for (std::size_t k = 0; k < snapshot.slots.size(); ++k)
+            {
+                for (const auto& buffer : snapshot.slots[k])
+                {
+                    if (buffer.size() != element_count(layout.parameter_shapes[k]))
+                    {
+                        throw state_error(std::string(where) + ": the optimizer's buffer for "
+                                          + snapshot.parameters[k] + " has " + std::to_string(buffer.size())
+                                          + " values, the parameter "
+                                          + std::to_string(element_count(layout.parameter_shapes[k])));
+                    }
+                }
+            }
+        }
+
+        /// Sizes a snapshot's buffers for reading: one set of slot buffers per parameter when `with_buffers`, none
+        /// otherwise (an optimizer that has not stepped yet).
+        template <class T>
+        void size_optimizer_buffers(optimizer_snapshot<T>& snapshot, const checkpoint_layout& layout, bool with_buffers)
+        {
+            snapshot.parameters.clear();
+            snapshot.slots.clear();
+            if (!with_buffers || snapshot.slot_names.empty())
+            {
+                return;
+            }
+            snapshot.parameters = layout.parameter_names;
+            for (const auto& shape : layout.parameter_shapes)
+            {
+                snapshot.slots.emplace_back(snapshot.slot_names.size(), std::vector<T>(element_count(shape)));
+            }
+        }
+
+        /// Adds the optimizer's per-parameter buffers to a list: "optimizer.<slot>.<parameter>", parameter by
+        /// parameter, each of its parameter's shape.
+        template <class T>
+        void add_optimizer_buffers(entry_list& entries, optimizer_snapshot<T>& snapshot, const checkpoint_layout& layout)
+        {
+            for (std::size_t k = 0; k < snapshot.slots.size(); ++k)
+            {
+                for (std::size_t s = 0; s < snapshot.slot_names.size(); ++s)
+                {
+                    entries.add(slot_entry_name(snapshot.slot_names[s], layout.parameter_names[k]),
+                                snapshot.slots[k][s].data(), layout.parameter_shapes[k]);
+                }
+            }
+        }
+    }  // namespace io
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/io/checkpoint.hpp ----
+
+namespace xrnn
+{
     /// Where a training run stands after an epoch: what fit() needs to continue it, besides the model's weights,
     /// its layers' random engines and the optimizer's state.
     template <class T>
@@ -5894,7 +7259,7 @@ namespace xrnn
         std::vector<random_engine::state_type> engines;  // in for_each_random_engine order
     };
 
-    namespace io
+    namespace detail
     {
         /// The first tensor of a checkpoint, "checkpoint" (u64): what fixes the size of the rest.
         enum checkpoint_field : std::size_t
@@ -5912,89 +7277,123 @@ namespace xrnn
             checkpoint_fields
         };
 
-        /// Columns of fit.history (f64), one row per epoch, as epoch_logs has them.
-        constexpr std::size_t history_fields = 10;
-
-        /// The largest integer a history column may hold (exact in a double).
-        constexpr double history_integer_max = 9007199254740992.0;
-
-        inline std::array<double, history_fields> history_row(const epoch_logs& e)
+        /// One column of fit.history (f64, one row per epoch): its name, what values it may hold, and how it maps
+        /// to epoch_logs. The table below is the only place that knows the column order.
+        struct history_column
         {
-            return {static_cast<double>(e.epoch),   static_cast<double>(e.epochs),
-                    static_cast<double>(e.steps),   static_cast<double>(e.skipped_steps),
-                    e.loss,                         e.metric,
-                    e.has_validation ? 1.0 : 0.0,   e.val_loss,
-                    e.val_metric,                   e.seconds};
-        }
-
-        template <class Model>
-        struct checkpoint_layout
-        {
-            std::vector<std::string> parameter_names;
-            std::vector<std::vector<std::size_t>> parameter_shapes;
-            std::vector<std::string> engine_names;
+            enum kind_type
+            {
+                count,  // a non-negative integer, exact in a double
+                flag,   // 0 or 1
+                real
+            };
+            const char* name;
+            kind_type kind;
+            double (*get)(const epoch_logs&);
+            void (*set)(epoch_logs&, double);
         };
 
-        template <class Model>
-        checkpoint_layout<Model> layout_of(Model& model)
+        inline const std::array<history_column, 10>& history_columns()
         {
-            checkpoint_layout<Model> layout;
-            model.for_each_parameter([&](const auto& name, auto& value, auto&) {
-                layout.parameter_names.emplace_back(name);
-                layout.parameter_shapes.emplace_back(value.shape().begin(), value.shape().end());
-            });
-            for_each_random_engine(model, [&](const std::string& name, random_engine&) {
-                layout.engine_names.push_back("engine." + name);
-            });
-            return layout;
+            using c = history_column;
+            static const std::array<history_column, 10> columns{{
+                {"epoch", c::count, [](const epoch_logs& e) { return double(e.epoch); },
+                 [](epoch_logs& e, double v) { e.epoch = static_cast<std::size_t>(v); }},
+                {"epochs", c::count, [](const epoch_logs& e) { return double(e.epochs); },
+                 [](epoch_logs& e, double v) { e.epochs = static_cast<std::size_t>(v); }},
+                {"steps", c::count, [](const epoch_logs& e) { return double(e.steps); },
+                 [](epoch_logs& e, double v) { e.steps = static_cast<std::size_t>(v); }},
+                {"skipped_steps", c::count, [](const epoch_logs& e) { return double(e.skipped_steps); },
+                 [](epoch_logs& e, double v) { e.skipped_steps = static_cast<std::size_t>(v); }},
+                {"loss", c::real, [](const epoch_logs& e) { return e.loss; }, [](epoch_logs& e, double v) { e.loss = v; }},
+                {"metric", c::real, [](const epoch_logs& e) { return e.metric; },
+                 [](epoch_logs& e, double v) { e.metric = v; }},
+                {"has_validation", c::flag, [](const epoch_logs& e) { return e.has_validation ? 1.0 : 0.0; },
+                 [](epoch_logs& e, double v) { e.has_validation = v == 1.0; }},
+                {"val_loss", c::real, [](const epoch_logs& e) { return e.val_loss; },
+                 [](epoch_logs& e, double v) { e.val_loss = v; }},
+                {"val_metric", c::real, [](const epoch_logs& e) { return e.val_metric; },
+                 [](epoch_logs& e, double v) { e.val_metric = v; }},
+                {"seconds", c::real, [](const epoch_logs& e) { return e.seconds; },
+                 [](epoch_logs& e, double v) { e.seconds = v; }},
+            }};
+            return columns;
         }
 
-        inline std::size_t element_count(const std::vector<std::size_t>& shape)
+        /// The largest integer a count column may hold (exact in a double).
+        constexpr double history_integer_max = 9007199254740992.0;
+
+        /// Every buffer a checkpoint file's tensors live in, for writing (filled from a model, an optimizer and
+        /// a progress) or for reading (sized from the file's description, then filled by the reader).
+        template <class T>
+        struct checkpoint_buffers
         {
-            std::size_t count = 1;
-            for (std::size_t d : shape)
+            std::array<std::uint64_t, checkpoint_fields> description{};
+            std::vector<double> history_rows;  // epochs x history_columns(), row-major
+            checkpoint_contents<T> contents;
+        };
+
+        /// THE checkpoint layout: every tensor of the file, in file order, with its shape and its buffer.
+        template <class T>
+        io::entry_list checkpoint_entries(checkpoint_buffers<T>& b, const io::checkpoint_layout& layout)
+        {
+            checkpoint_contents<T>& c = b.contents;
+            training_progress<T>& p = c.progress;
+            const std::size_t parameters = layout.parameter_names.size();
+            io::entry_list e;
+            e.add("checkpoint", b.description.data(), {checkpoint_fields});
+            e.add("optimizer." + c.optimizer.kind, c.optimizer.hyper.data(), {c.optimizer.hyper.size()});
+            for (std::size_t k = 0; k < parameters; ++k)
             {
-                count *= d;
+                e.add(layout.parameter_names[k], c.parameters[k].data(), layout.parameter_shapes[k]);
             }
-            return count;
+            io::add_optimizer_buffers(e, c.optimizer, layout);
+            e.add("fit.shuffle_engine", p.shuffle_engine.data(), {p.shuffle_engine.size()});
+            e.add("fit.order", p.order.data(), {p.order.size()});
+            for (std::size_t k = 0; k < layout.engine_names.size(); ++k)
+            {
+                e.add(layout.engine_names[k], c.engines[k].data(), {c.engines[k].size()});
+            }
+            e.add("fit.history", b.history_rows.data(), {p.history.size(), history_columns().size()});
+            e.add("fit.best", &p.best, {1});
+            for (std::size_t k = 0; k < p.best_weights.size(); ++k)
+            {
+                e.add("best." + layout.parameter_names[k], p.best_weights[k].data(), layout.parameter_shapes[k]);
+            }
+            return e;
         }
 
-        inline std::string slot_entry_name(const std::string& slot, const std::string& parameter)
+        /// Reads the history rows into p.history, refusing counts that are not counts and rows out of order.
+        template <class T, class Fail>
+        void read_history(const std::vector<double>& rows, training_progress<T>& p, Fail&& fail)
         {
-            return "optimizer." + slot + "." + parameter;
-        }
-
-        /// Checks that a snapshot's buffers belong to this model's parameters (names and sizes, in order).
-        template <class T, class Model>
-        void check_optimizer_parameters(const optimizer_snapshot<T>& snapshot, const checkpoint_layout<Model>& layout,
-                                        const char* where)
-        {
-            if (snapshot.parameters.empty())
+            const auto& columns = history_columns();
+            for (std::size_t r = 0; r < p.history.size(); ++r)
             {
-                return;
-            }
-            if (snapshot.parameters != layout.parameter_names)
-            {
-                throw state_error(std::string(where) + ": the optimizer's state was made for "
-                                  + std::to_string(snapshot.parameters.size())
-                                  + " parameters of other names than the model's "
-                                  + std::to_string(layout.parameter_names.size()) + "; use one optimizer per model");
-            }
-            for (std::size_t k = 0; k < snapshot.slots.size(); ++k)
-            {
-                for (const auto& buffer : snapshot.slots[k])
+                const double* row = rows.data() + r * columns.size();
+                epoch_logs& logs = p.history[r];
+                for (std::size_t f = 0; f < columns.size(); ++f)
                 {
-                    if (buffer.size() != element_count(layout.parameter_shapes[k]))
+                    const double v = row[f];
+                    const bool bad = columns[f].kind == history_column::count
+                                         ? !(v >= 0.0 && v <= history_integer_max) || v != std::floor(v)
+                                         : columns[f].kind == history_column::flag && v != 0.0 && v != 1.0;
+                    if (bad)
                     {
-                        throw state_error(std::string(where) + ": the optimizer's buffer for "
-                                          + snapshot.parameters[k] + " has " + std::to_string(buffer.size())
-                                          + " values, the parameter "
-                                          + std::to_string(element_count(layout.parameter_shapes[k])));
+                        fail("fit.history row " + std::to_string(r) + " column " + std::to_string(f) + " ("
+                             + columns[f].name + ") is not " + (columns[f].kind == history_column::flag ? "0 or 1" : "a count")
+                             + ": " + std::to_string(v));
                     }
+                    columns[f].set(logs, v);
+                }
+                if (logs.epoch != r + 1)
+                {
+                    fail("fit.history row " + std::to_string(r) + " is for epoch " + std::to_string(row[0])
+                         + ", expected epoch " + std::to_string(r + 1));
                 }
             }
         }
-    }  // namespace io
+    }  // namespace detail
 
     /// The bytes save_checkpoint writes.
     template <class Model, class Optimizer>
@@ -6003,9 +7402,11 @@ namespace xrnn
     {
         using T = typename Model::value_type;
         const char* where = "save_checkpoint";
-        const auto layout = io::layout_of(model);
-        const optimizer_snapshot<T> snapshot = optimizer.snapshot();
-        io::check_optimizer_parameters(snapshot, layout, where);
+        const io::checkpoint_layout layout = io::layout_of(model);
+        detail::checkpoint_buffers<T> b;
+        checkpoint_contents<T>& c = b.contents;
+        c.optimizer = optimizer.snapshot();
+        io::check_optimizer_parameters(c.optimizer, layout, where);
         if (progress.history.size() != progress.epoch)
         {
             throw value_error(std::string(where) + ": expected one history row per epoch done ("
@@ -6017,50 +7418,6 @@ namespace xrnn
                               + std::to_string(layout.parameter_names.size()) + " parameters but got "
                               + std::to_string(progress.best_weights.size()));
         }
-        const std::size_t parameters = layout.parameter_names.size();
-        const std::size_t slots = snapshot.parameters.empty() ? 0 : snapshot.slot_names.size();
-        const std::size_t entries = 1 + 1 + parameters + parameters * slots + 2 + layout.engine_names.size() + 2
-                                    + (progress.best_weights.empty() ? 0 : parameters);
-        io::file_writer out(io::file_kind::checkpoint, io::element_type_of<T>(), io::signature_text<Model>(), entries);
-
-        std::array<std::uint64_t, io::checkpoint_fields> description{};
-        description[io::cp_epoch] = progress.epoch;
-        description[io::cp_train_samples] = progress.order.size();
-        description[io::cp_validation_samples] = progress.validation_samples;
-        description[io::cp_optimizer_parameters] = snapshot.parameters.size();
-        description[io::cp_optimizer_steps] = snapshot.steps;
-        description[io::cp_has_best_weights] = progress.best_weights.empty() ? 0 : 1;
-        description[io::cp_epochs_without_improvement] = progress.epochs_without_improvement;
-        description[io::cp_data_fingerprint] = progress.data_fingerprint;
-        description[io::cp_objective] = progress.objective;
-        description[io::cp_engines] = layout.engine_names.size();
-        out.add("checkpoint", description.data(), std::array<std::size_t, 1>{io::checkpoint_fields});
-        out.add("optimizer." + snapshot.kind, snapshot.hyper.data(), std::array<std::size_t, 1>{snapshot.hyper.size()});
-
-        io::write_parameters(out, model);
-        for (std::size_t k = 0; k < snapshot.parameters.size(); ++k)
-        {
-            for (std::size_t s = 0; s < slots; ++s)
-            {
-                out.add(io::slot_entry_name(snapshot.slot_names[s], snapshot.parameters[k]),
-                        snapshot.slots[k][s].data(), layout.parameter_shapes[k]);
-            }
-        }
-        out.add("fit.shuffle_engine", progress.shuffle_engine.data(), std::array<std::size_t, 1>{4});
-        out.add("fit.order", progress.order.data(), std::array<std::size_t, 1>{progress.order.size()});
-        std::size_t e = 0;
-        for_each_random_engine(model, [&](const std::string&, random_engine& engine) {
-            const random_engine::state_type state = engine.state();
-            out.add(layout.engine_names[e++], state.data(), std::array<std::size_t, 1>{4});
-        });
-        std::vector<double> rows;
-        for (const epoch_logs& logs : progress.history)
-        {
-            const auto row = io::history_row(logs);
-            rows.insert(rows.end(), row.begin(), row.end());
-        }
-        out.add("fit.history", rows.data(), std::array<std::size_t, 2>{progress.history.size(), io::history_fields});
-        out.add("fit.best", &progress.best, std::array<std::size_t, 1>{1});
         for (std::size_t k = 0; k < progress.best_weights.size(); ++k)
         {
             if (progress.best_weights[k].size() != io::element_count(layout.parameter_shapes[k]))
@@ -6069,8 +7426,37 @@ namespace xrnn
                                   + std::to_string(progress.best_weights[k].size()) + " values, the parameter "
                                   + std::to_string(io::element_count(layout.parameter_shapes[k])));
             }
-            out.add("best." + layout.parameter_names[k], progress.best_weights[k].data(), layout.parameter_shapes[k]);
         }
+        c.progress = progress;
+        c.parameters = io::copy_parameters(model);
+        c.engines = io::copy_engines(model);
+        for (const epoch_logs& logs : progress.history)
+        {
+            for (const auto& column : detail::history_columns())
+            {
+                b.history_rows.push_back(column.get(logs));
+            }
+        }
+        auto& d = b.description;
+        d[detail::cp_epoch] = progress.epoch;
+        d[detail::cp_train_samples] = progress.order.size();
+        d[detail::cp_validation_samples] = progress.validation_samples;
+        d[detail::cp_optimizer_parameters] = c.optimizer.parameters.size();
+        d[detail::cp_optimizer_steps] = c.optimizer.steps;
+        d[detail::cp_has_best_weights] = progress.best_weights.empty() ? 0 : 1;
+        d[detail::cp_epochs_without_improvement] = progress.epochs_without_improvement;
+        d[detail::cp_data_fingerprint] = progress.data_fingerprint;
+        d[detail::cp_objective] = progress.objective;
+        d[detail::cp_engines] = layout.engine_names.size();
+        if (c.optimizer.parameters.empty())
+        {
+            c.optimizer.slots.clear();
+        }
+
+        const io::entry_list entries = detail::checkpoint_entries(b, layout);
+        io::file_writer out(io::file_kind::checkpoint, io::element_type_of<T>(), io::signature_text<Model>(),
+                            entries.size());
+        entries.write(out);
         return out.finish();
     }
 
@@ -6082,32 +7468,30 @@ namespace xrnn
         io::atomic_write_file(path, save_checkpoint_to_bytes(model, optimizer, progress), "checkpoint");
     }
 
-    namespace io
+    namespace detail
     {
         /// Reads and checks a whole checkpoint against the model and the optimizer's kind; changes nothing.
         template <class Model, class Optimizer>
-        checkpoint_contents<typename Model::value_type> read_checkpoint_from(file_reader& file, Model& model,
+        checkpoint_contents<typename Model::value_type> read_checkpoint_from(io::file_reader& file, Model& model,
                                                                              const Optimizer& optimizer)
         {
             using T = typename Model::value_type;
-            const char* where = "load_checkpoint";
-            check_written_by<Model>(file, where);
-            const auto layout = layout_of(model);
+            io::check_written_by<Model>(file, "load_checkpoint");
+            const io::checkpoint_layout layout = io::layout_of(model);
             const optimizer_snapshot<T> current = optimizer.snapshot();
             const std::string optimizer_entry = "optimizer." + current.kind;
-            const std::size_t parameters = layout.parameter_names.size();
             const std::size_t file_size = file.file_size();
             const auto fail = [&](const std::string& problem) { throw io_error(file.source() + ": " + problem); };
 
             // Stage 1b: the description right after the header, and the optimizer's kind, fix the exact size.
-            const std::size_t description_bytes = entry_bytes("checkpoint", 1, checkpoint_fields, 8);
-            const std::string head = file.prefix(file.header_size() + description_bytes + entry_bytes("", 1, 0, 8)
-                                                 + max_name_bytes);
-            binary_reader peek(head.data(), head.size(), file.source());
+            const std::size_t description_bytes = io::entry_bytes("checkpoint", 1, checkpoint_fields, 8);
+            const std::string head = file.prefix(file.header_size() + description_bytes + io::entry_bytes("", 1, 0, 8)
+                                                 + io::max_name_bytes);
+            io::binary_reader peek(head.data(), head.size(), file.source());
             peek.skip(file.header_size(), "the header");
             std::array<std::uint64_t, checkpoint_fields> d{};
-            read_entry(peek, "checkpoint", std::array<std::size_t, 1>{checkpoint_fields}, d.data());
-            const entry_header kind = file_reader::read_entry_header(peek);
+            io::read_entry(peek, "checkpoint", std::array<std::size_t, 1>{checkpoint_fields}, d.data());
+            const io::entry_header kind = io::file_reader::read_entry_header(peek);
             if (kind.name != optimizer_entry)
             {
                 if (kind.name.rfind("optimizer.", 0) == 0)
@@ -6117,6 +7501,7 @@ namespace xrnn
                 }
                 peek.fail("tensor '" + kind.name + "' where '" + optimizer_entry + "' was expected");
             }
+            const std::size_t parameters = layout.parameter_names.size();
             if (d[cp_optimizer_parameters] != 0 && d[cp_optimizer_parameters] != parameters)
             {
                 fail("optimizer state for " + std::to_string(d[cp_optimizer_parameters])
@@ -6131,112 +7516,58 @@ namespace xrnn
                 fail(std::to_string(d[cp_engines]) + " random engines, the model has "
                      + std::to_string(layout.engine_names.size()));
             }
-            // Both counts come from the file: bounded by its size before any product is formed.
-            if (d[cp_train_samples] > file_size / 8 || d[cp_epoch] > file_size / (8 * history_fields))
+            // Both counts come from the file: bounded by its size before any buffer is sized from them.
+            if (d[cp_train_samples] > file_size / 8 || d[cp_epoch] > file_size / (8 * history_columns().size()))
             {
                 fail("declares " + std::to_string(d[cp_train_samples]) + " samples and "
                      + std::to_string(d[cp_epoch]) + " epochs, more than its " + std::to_string(file_size)
                      + " bytes can hold");
             }
-            const auto train_samples = static_cast<std::size_t>(d[cp_train_samples]);
-            const auto epochs_done = static_cast<std::size_t>(d[cp_epoch]);
-            const std::size_t slots = d[cp_optimizer_parameters] == 0 ? 0 : current.slot_names.size();
-            const bool has_best = d[cp_has_best_weights] == 1;
 
-            std::size_t count = 0;
-            std::size_t size = file.header_size() + description_bytes
-                               + entry_bytes(optimizer_entry, 1, current.hyper.size(), 8)
-                               + parameter_entries_bytes(model, count);
-            for (std::size_t k = 0; k < parameters; ++k)
-            {
-                const std::size_t n = element_count(layout.parameter_shapes[k]);
-                const std::size_t rank = layout.parameter_shapes[k].size();
-                for (std::size_t s = 0; s < slots; ++s)
-                {
-                    size += entry_bytes(slot_entry_name(current.slot_names[s], layout.parameter_names[k]), rank, n,
-                                        sizeof(T));
-                }
-                if (has_best)
-                {
-                    size += entry_bytes("best." + layout.parameter_names[k], rank, n, sizeof(T));
-                }
-            }
-            size += entry_bytes("fit.shuffle_engine", 1, 4, 8) + entry_bytes("fit.order", 1, train_samples, 8);
-            for (const std::string& name : layout.engine_names)
-            {
-                size += entry_bytes(name, 1, 4, 8);
-            }
-            size += entry_bytes("fit.history", 2, epochs_done * history_fields, 8) + entry_bytes("fit.best", 1, 1, 8)
-                    + 8;
-            const std::size_t entries = 2 + parameters * (1 + slots + (has_best ? 1 : 0)) + 2
-                                        + layout.engine_names.size() + 2;
-            if (file.entries() != entries)
-            {
-                fail(std::to_string(file.entries()) + " tensors, but its description implies "
-                     + std::to_string(entries));
-            }
-
-            // Stage 2: the whole file, checksum verified, read into temporaries.
-            binary_reader in = file.body(size);
-            checkpoint_contents<T> c;
+            // The buffers, sized from the description; the list over them gives the exact size and the count.
+            checkpoint_buffers<T> b;
+            checkpoint_contents<T>& c = b.contents;
             c.source = file.source();
-            std::array<std::uint64_t, checkpoint_fields> verified{};
-            read_entry(in, "checkpoint", std::array<std::size_t, 1>{checkpoint_fields}, verified.data());
-            if (verified != d)
-            {
-                fail("the file changed while it was read");
-            }
             c.optimizer = current;
             c.optimizer.hyper.assign(current.hyper.size(), 0.0);
-            read_entry(in, optimizer_entry, std::array<std::size_t, 1>{current.hyper.size()}, c.optimizer.hyper.data());
             c.optimizer.steps = d[cp_optimizer_steps];
-            c.parameters = read_parameters(in, model);
-            c.optimizer.parameters.clear();
-            c.optimizer.slots.clear();
-            if (slots != 0)
+            io::size_optimizer_buffers(c.optimizer, layout, d[cp_optimizer_parameters] != 0);
+            for (const auto& shape : layout.parameter_shapes)
             {
-                c.optimizer.parameters = layout.parameter_names;
-                for (std::size_t k = 0; k < parameters; ++k)
-                {
-                    const std::size_t n = element_count(layout.parameter_shapes[k]);
-                    c.optimizer.slots.emplace_back();
-                    for (std::size_t s = 0; s < slots; ++s)
-                    {
-                        c.optimizer.slots.back().emplace_back(n);
-                        read_entry(in, slot_entry_name(current.slot_names[s], layout.parameter_names[k]),
-                                   layout.parameter_shapes[k], c.optimizer.slots.back().back().data());
-                    }
-                }
+                c.parameters.emplace_back(io::element_count(shape));
             }
-
+            c.engines.resize(layout.engine_names.size());
             training_progress<T>& p = c.progress;
             p.epoch = d[cp_epoch];
             p.validation_samples = d[cp_validation_samples];
             p.epochs_without_improvement = d[cp_epochs_without_improvement];
             p.data_fingerprint = d[cp_data_fingerprint];
             p.objective = d[cp_objective];
-            read_entry(in, "fit.shuffle_engine", std::array<std::size_t, 1>{4}, p.shuffle_engine.data());
-            p.order.resize(train_samples);
-            read_entry(in, "fit.order", std::array<std::size_t, 1>{train_samples}, p.order.data());
-            for (const std::string& name : layout.engine_names)
+            p.order.resize(static_cast<std::size_t>(d[cp_train_samples]));
+            p.history.resize(static_cast<std::size_t>(d[cp_epoch]));
+            b.history_rows.resize(p.history.size() * history_columns().size());
+            if (d[cp_has_best_weights] == 1)
             {
-                c.engines.emplace_back();
-                read_entry(in, name, std::array<std::size_t, 1>{4}, c.engines.back().data());
+                p.best_weights = c.parameters;
             }
-            std::vector<double> rows(epochs_done * history_fields);
-            read_entry(in, "fit.history", std::array<std::size_t, 2>{epochs_done, history_fields}, rows.data());
-            read_entry(in, "fit.best", std::array<std::size_t, 1>{1}, &p.best);
-            if (has_best)
+            const io::entry_list entries = checkpoint_entries(b, layout);
+            if (file.entries() != entries.size())
             {
-                for (std::size_t k = 0; k < parameters; ++k)
-                {
-                    p.best_weights.emplace_back(element_count(layout.parameter_shapes[k]));
-                    read_entry(in, "best." + layout.parameter_names[k], layout.parameter_shapes[k],
-                               p.best_weights.back().data());
-                }
+                fail(std::to_string(file.entries()) + " tensors, but its description implies "
+                     + std::to_string(entries.size()));
             }
 
+            // Stage 2: the whole file, checksum verified, read into the buffers.
+            io::binary_reader in = file.body(file.header_size() + entries.bytes() + 8);
+            entries.read(in, 0, 1);
+            if (b.description != d)
+            {
+                fail("the file changed while it was read");
+            }
+            entries.read(in, 1);
+
             // Values that would make the resumed run misbehave: refused here, before anything changes.
+            const std::size_t train_samples = p.order.size();
             std::vector<bool> seen(train_samples, false);
             for (std::uint64_t index : p.order)
             {
@@ -6260,39 +7591,10 @@ namespace xrnn
                     fail("the state of " + layout.engine_names[e] + " is all zeros");
                 }
             }
-            for (std::size_t r = 0; r < epochs_done; ++r)
-            {
-                const double* row = rows.data() + r * history_fields;
-                for (std::size_t f : {0, 1, 2, 3})
-                {
-                    if (!(row[f] >= 0.0 && row[f] <= history_integer_max) || row[f] != std::floor(row[f]))
-                    {
-                        fail("fit.history row " + std::to_string(r) + " column " + std::to_string(f)
-                             + " is not a count: " + std::to_string(row[f]));
-                    }
-                }
-                if (row[0] != static_cast<double>(r + 1) || (row[6] != 0.0 && row[6] != 1.0))
-                {
-                    fail("fit.history row " + std::to_string(r) + " is for epoch " + std::to_string(row[0])
-                         + " with validation flag " + std::to_string(row[6]) + ", expected epoch "
-                         + std::to_string(r + 1) + " and a flag 0 or 1");
-                }
-                epoch_logs logs;
-                logs.epoch = static_cast<std::size_t>(row[0]);
-                logs.epochs = static_cast<std::size_t>(row[1]);
-                logs.steps = static_cast<std::size_t>(row[2]);
-                logs.skipped_steps = static_cast<std::size_t>(row[3]);
-                logs.loss = row[4];
-                logs.metric = row[5];
-                logs.has_validation = row[6] == 1.0;
-                logs.val_loss = row[7];
-                logs.val_metric = row[8];
-                logs.seconds = row[9];
-                p.history.push_back(logs);
-            }
-            return c;
+            read_history(b.history_rows, p, fail);
+            return std::move(b.contents);
         }
-    }  // namespace io
+    }  // namespace detail
 
     /// Reads a checkpoint and checks it against model and optimizer (signature, optimizer kind, every tensor);
     /// changes neither. apply_checkpoint then applies it.
@@ -6301,7 +7603,7 @@ namespace xrnn
                                                                     const Optimizer& optimizer)
     {
         io::file_reader file(path, io::file_kind::checkpoint);
-        return io::read_checkpoint_from(file, model, optimizer);
+        return detail::read_checkpoint_from(file, model, optimizer);
     }
 
     /// read_checkpoint from bytes in memory; `source` names them in error messages.
@@ -6311,7 +7613,7 @@ namespace xrnn
                                                                                std::string source = "checkpoint in memory")
     {
         io::file_reader file(std::move(bytes), std::move(source), io::file_kind::checkpoint);
-        return io::read_checkpoint_from(file, model, optimizer);
+        return detail::read_checkpoint_from(file, model, optimizer);
     }
 
     /// Puts a checkpoint read by read_checkpoint into the optimizer and the model, and returns the training
@@ -6330,10 +7632,7 @@ namespace xrnn
             throw io_error(contents.source + ": " + e.what());
         }
         io::commit_parameters(contents.parameters, model);
-        std::size_t e = 0;
-        for_each_random_engine(model, [&](const std::string&, random_engine& engine) {
-            engine.set_state(contents.engines[e++]);  // never all zeros: read_checkpoint refused those
-        });
+        io::commit_engines(contents.engines, model);  // never all zeros: read_checkpoint refused those
         return std::move(contents.progress);
     }
 
@@ -6347,19 +7646,165 @@ namespace xrnn
 }  // namespace xrnn
 
 #endif
-// ---- end include/xrnn/io/checkpoint.hpp ----
-// ---- begin include/xrnn/model/batching.hpp ----
-// xtensor-rnn: moving samples between the user's batch-major data and the layers' time-major batches.
+// ---- end include/xrnn/model/training_checkpoint.hpp ----
+
+namespace xrnn
+{
+    /// The training loop's own state after an epoch, besides the model, its optimizer and early stopping.
+    struct fit_loop_state
+    {
+        random_engine shuffle_engine{0};
+        std::vector<std::size_t> order;        // the training samples, in the order of the last shuffle
+        std::size_t validation_samples = 0;
+        std::uint64_t data_fingerprint = 0;    // of the training and validation data
+        xrnn::history history;
+    };
+
+    namespace detail
+    {
+        /// FNV-1a of a tensor's shape and values (host byte order), chained onto `hash`: tells data sets apart.
+        template <class V, std::size_t N>
+        std::uint64_t fingerprint(const xt::xtensor<V, N>& a, std::uint64_t hash)
+        {
+            for (auto extent : a.shape())
+            {
+                const auto value = static_cast<std::uint64_t>(extent);
+                hash = io::fnv1a64(reinterpret_cast<const char*>(&value), sizeof value, hash);
+            }
+            return io::fnv1a64(reinterpret_cast<const char*>(a.data()), a.size() * sizeof(V), hash);
+        }
+
+        /// The fingerprint of the data of a fit: x, y, and the validation data when they are other tensors.
+        template <class X, class Y>
+        std::uint64_t data_fingerprint(const X& x, const Y& y, const X& x_val, const Y& y_val)
+        {
+            std::uint64_t hash = fingerprint(y, fingerprint(x, io::fnv1a64(nullptr, 0)));
+            if (&x_val != &x)
+            {
+                hash = fingerprint(y_val, fingerprint(x_val, hash));
+            }
+            return hash;
+        }
+    }  // namespace detail
+
+    /// Writes fit()'s checkpoints (fit_options::checkpoint_path, checkpoint_every).
+    template <class Model>
+    class checkpoint_callback final : public callback
+    {
+        using T = typename Model::value_type;
+
+    public:
+        checkpoint_callback(std::string path, std::size_t every, Model& model, compiled_optimizer<Model>& optimizer,
+                            objective goal, const fit_loop_state& loop, const early_stopping_callback<Model>& early)
+            : m_path(std::move(path))
+            , m_every(every)
+            , m_model(model)
+            , m_optimizer(optimizer)
+            , m_objective(goal)
+            , m_loop(loop)
+            , m_early(early)
+        {
+            detail::check_positive("fit", "checkpoint_every", every);
+        }
+
+        void on_epoch_end(fit_context& context, const epoch_logs& logs) override
+        {
+            if (logs.epoch % m_every == 0 || context.stop_training || logs.epoch == context.epochs)
+            {
+                save_checkpoint(m_path, m_model, m_optimizer, progress(logs.epoch));
+            }
+        }
+
+    private:
+        training_progress<T> progress(std::size_t epoch) const
+        {
+            training_progress<T> p;
+            p.epoch = epoch;
+            p.shuffle_engine = m_loop.shuffle_engine.state();
+            p.order.assign(m_loop.order.begin(), m_loop.order.end());
+            p.validation_samples = m_loop.validation_samples;
+            p.data_fingerprint = m_loop.data_fingerprint;
+            p.objective = static_cast<std::uint64_t>(m_objective);
+            p.history = m_loop.history.epochs();
+            p.best = m_early.state().best;
+            p.epochs_without_improvement = m_early.state().epochs_without_improvement;
+            p.best_weights = m_early.state().best_weights;
+            return p;
+        }
+
+        std::string m_path;
+        std::size_t m_every;
+        Model& m_model;
+        compiled_optimizer<Model>& m_optimizer;
+        objective m_objective;
+        const fit_loop_state& m_loop;
+        const early_stopping_callback<Model>& m_early;
+    };
+
+    /// Loads a checkpoint for fit(), refusing one written for other data or another objective before anything
+    /// changes; then applies it to model and optimizer (all or nothing), and puts fit's progress back into the
+    /// loop's state and early stopping. Returns the first epoch to run.
+    template <class Model>
+    std::size_t resume_fit(const std::string& path, Model& model, compiled_optimizer<Model>& optimizer, objective goal,
+                           fit_loop_state& loop, early_stopping_callback<Model>& early)
+    {
+        using T = typename Model::value_type;
+        checkpoint_contents<T> contents = read_checkpoint(path, model, optimizer);
+        const training_progress<T>& p = contents.progress;
+        if (p.order.size() != loop.order.size() || p.validation_samples != loop.validation_samples)
+        {
+            throw value_error("fit: resume_from '" + path + "' was written for " + std::to_string(p.order.size())
+                              + " training and " + std::to_string(p.validation_samples)
+                              + " validation samples, but this fit has " + std::to_string(loop.order.size()) + " and "
+                              + std::to_string(loop.validation_samples));
+        }
+        if (p.data_fingerprint != loop.data_fingerprint)
+        {
+            throw value_error("fit: resume_from '" + path + "' was written for other data: x and y (and the "
+                              "validation data) must be those of the interrupted run");
+        }
+        if (p.objective != static_cast<std::uint64_t>(goal))
+        {
+            throw value_error("fit: resume_from '" + path + "' was written when training for "
+                              + detail::objective_name(p.objective) + ", but the model is compiled for "
+                              + detail::objective_name(static_cast<std::uint64_t>(goal)));
+        }
+        training_progress<T> progress = apply_checkpoint(std::move(contents), model, optimizer);
+        loop.shuffle_engine.set_state(progress.shuffle_engine);
+        loop.order.assign(progress.order.begin(), progress.order.end());
+        for (const epoch_logs& logs : progress.history)
+        {
+            loop.history.append(logs);
+        }
+        typename early_stopping_callback<Model>::state_type state;
+        state.best = progress.best;
+        state.epochs_without_improvement = static_cast<std::size_t>(progress.epochs_without_improvement);
+        state.best_weights = std::move(progress.best_weights);
+        early.restore(std::move(state));
+        return static_cast<std::size_t>(progress.epoch) + 1;
+    }
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/checkpointing.hpp ----
+// ---- begin include/xrnn/model/data_checks.hpp ----
+// xtensor-rnn: the checks of a model's data before any batch runs, so that a bad sample is refused with a
+// message naming it, not found by the loss of some batch after training has already changed the weights.
 //
-// Data sets are batch-major as in Keras: x (N, S) token ids or (N, S, F) features, y (N, ...). The recurrent
-// layers read (S, B, ...), so a batch of sequences is gathered with its first two axes swapped; samples that are
-// not sequences (and targets of many-to-one models) are gathered row by row.
-#ifndef XRNN_MODEL_BATCHING_HPP
-#define XRNN_MODEL_BATCHING_HPP
+// x is (N, S) token ids for a model that starts with an embedding, (N, S, F) features for one that starts with a
+// recurrent layer, (N, F) for one that starts with a dense layer. y has one target per output: (N, out) or
+// (N, S, out) floats, or class ids (N) or (N, S) for softmax cross-entropy. Errors are xrnn::shape_error or
+// xrnn::value_error; a wrong type or rank of x or y is a static_assert.
+#ifndef XRNN_MODEL_DATA_CHECKS_HPP
+#define XRNN_MODEL_DATA_CHECKS_HPP
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include <xtensor/xtensor.hpp>
@@ -6369,89 +7814,177 @@ namespace xrnn
 {
     namespace detail
     {
-        /// out (S, B, rest...) = x[index[first..first+B)] with x (N, S, rest...), converted to out's value type.
-        template <class In, std::size_t N, class Out>
-        void gather_time_major(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
-                               std::size_t count, xt::xtensor<Out, N>& out)
+        inline std::vector<std::size_t> all_indices(std::size_t n)
         {
-            static_assert(N >= 2, "xrnn: a batch of sequences needs at least the axes (N, S)");
-            std::array<std::size_t, N> shape;
-            std::copy(x.shape().begin(), x.shape().end(), shape.begin());
-            const std::size_t steps = shape[1];
-            shape[0] = steps;
-            shape[1] = count;
-            ensure_shape(out, shape);
-            const std::size_t inner = steps == 0 ? 0 : x.size() / (x.shape()[0] * steps);
-            for (std::size_t b = 0; b < count; ++b)
+            std::vector<std::size_t> index(n);
+            std::iota(index.begin(), index.end(), std::size_t(0));
+            return index;
+        }
+
+        inline void check_batch_size(const char* where, std::size_t batch_size)
+        {
+            check_positive(where, "batch_size", batch_size);
+        }
+
+        /// x: not empty, sequences of at least one step, token ids inside the first layer's vocabulary.
+        template <class Model, class XV, std::size_t XN>
+        void check_inputs(const char* where, const xt::xtensor<XV, XN>& x)
+        {
+            using first_layer = typename Model::first_layer;
+            constexpr bool sequence_input = Model::sequence_input;
+            static_assert(std::is_integral<XV>::value == first_layer::reads_token_ids,
+                          "xrnn::sequential: x must hold integer token ids for a model that starts with an embedding, "
+                          "floating-point features otherwise");
+            static_assert(!sequence_input || XN >= 2, "xrnn::sequential: sequence data must be (N, S) or (N, S, F)");
+            if (x.shape()[0] == 0)
             {
-                const In* sample = x.data() + index[first + b] * steps * inner;
-                for (std::size_t t = 0; t < steps; ++t)
+                throw shape_error(std::string(where) + ": the data set is empty (x has 0 samples, shape "
+                                  + shape_to_string(x.shape()) + ")");
+            }
+            if constexpr (sequence_input)
+            {
+                if (x.shape()[1] == 0)
                 {
-                    std::copy(sample + t * inner, sample + (t + 1) * inner, out.data() + (t * count + b) * inner);
+                    throw shape_error(std::string(where) + ": sequences of 0 steps (x shape "
+                                      + shape_to_string(x.shape()) + ")");
+                }
+            }
+            if constexpr (first_layer::reads_token_ids)
+            {
+                // All ids before the first batch: the embedding would refuse a bad one only when its batch comes,
+                // after fit() had already trained on the batches before it.
+                constexpr std::size_t vocabulary = first_layer::vocabulary_size;
+                const std::size_t steps = x.shape()[1];
+                const std::size_t per_sample = x.size() / x.shape()[0];
+                for (std::size_t j = 0; j < x.size(); ++j)
+                {
+                    if (!index_in_range(x.data()[j], vocabulary))
+                    {
+                        throw value_error(std::string(where) + ": token id " + std::to_string(x.data()[j])
+                                          + " of sample " + std::to_string(j / per_sample) + ", step "
+                                          + std::to_string((j % per_sample) % steps) + " is outside the vocabulary [0, "
+                                          + std::to_string(vocabulary) + ")");
+                    }
                 }
             }
         }
 
-        /// out (B, rest...) = x[index[first..first+B)] with x (N, rest...).
-        template <class In, std::size_t N, class Out>
-        void gather_rows(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
-                         std::size_t count, xt::xtensor<Out, N>& out)
+        /// x as check_inputs, and y: as many samples, one target per output, values the objective can take.
+        template <class Model, class XV, std::size_t XN, class YV, std::size_t YN>
+        void check_data(const char* where, objective goal, const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y)
         {
-            std::array<std::size_t, N> shape;
-            std::copy(x.shape().begin(), x.shape().end(), shape.begin());
-            shape[0] = count;
-            ensure_shape(out, shape);
-            const std::size_t inner = x.shape()[0] == 0 ? 0 : x.size() / x.shape()[0];
-            for (std::size_t b = 0; b < count; ++b)
+            constexpr std::size_t output_size = Model::output_size;
+            check_inputs<Model>(where, x);
+            if (y.shape()[0] != x.shape()[0])
             {
-                const In* sample = x.data() + index[first + b] * inner;
-                std::copy(sample, sample + inner, out.data() + b * inner);
+                throw shape_error(std::string(where) + ": y has " + std::to_string(y.shape()[0])
+                                  + " samples but x has " + std::to_string(x.shape()[0]) + " (x shape "
+                                  + shape_to_string(x.shape()) + ", y shape " + shape_to_string(y.shape()) + ")");
             }
-        }
-
-        /// Gathers time-major when the batch is a sequence batch, row by row otherwise.
-        template <bool TimeMajor, class In, std::size_t N, class Out>
-        void gather(const xt::xtensor<In, N>& x, const std::vector<std::size_t>& index, std::size_t first,
-                    std::size_t count, xt::xtensor<Out, N>& out)
-        {
-            if constexpr (TimeMajor)
+            constexpr std::size_t out_rank = Model::template output_t<XV, XN>::rank;
+            if constexpr (YN + 1 >= out_rank && YN <= out_rank)  // other ranks: a static_assert below says why
             {
-                gather_time_major(x, index, first, count, out);
-            }
-            else
-            {
-                gather_rows(x, index, first, count, out);
-            }
-        }
-
-        /// The inverse for outputs: result[first + b] = y[:, b] (time-major y) or y[b] (row-major y).
-        template <bool TimeMajor, class T, std::size_t N>
-        void scatter(const xt::xtensor<T, N>& y, std::size_t first, xt::xtensor<T, N>& result)
-        {
-            if constexpr (TimeMajor)
-            {
-                const std::size_t steps = y.shape()[0];
-                const std::size_t count = y.shape()[1];
-                const std::size_t inner = y.size() / std::max<std::size_t>(steps * count, 1);
-                for (std::size_t t = 0; t < steps; ++t)
+                // One target per output: y (N, out) or (N, S, out), class ids (N) or (N, S); checked before any
+                // batch, so a wrong y is not found only by the loss of the first batch.
+                std::array<std::size_t, YN> expected;
+                std::copy(y.shape().begin(), y.shape().end(), expected.begin());
+                if constexpr (YN >= 2 && out_rank == 3)
                 {
-                    for (std::size_t b = 0; b < count; ++b)
+                    expected[1] = x.shape()[1];
+                }
+                if constexpr (!std::is_integral<YV>::value)
+                {
+                    expected[YN - 1] = output_size;
+                }
+                check_same_shape(where, "y", y.shape(), expected, " (one target per output of the model)");
+            }
+            if constexpr (std::is_integral<YV>::value)
+            {
+                static_assert(YN + 1 == out_rank,
+                              "xrnn::sequential: integer targets are class ids, one per output row: y (N) for a "
+                              "(B, C) output, y (N, S) for an (S, B, C) output");
+                if (goal != objective::softmax_cross_entropy)
+                {
+                    throw value_error(std::string(where) + ": integer class ids as targets need "
+                                      "objective::softmax_cross_entropy; this model was compiled for another");
+                }
+                const std::size_t per_sample = y.size() / y.shape()[0];
+                for (std::size_t j = 0; j < y.size(); ++j)
+                {
+                    if (!index_in_range(y.data()[j], output_size))
                     {
-                        const T* from = y.data() + (t * count + b) * inner;
-                        std::copy(from, from + inner, result.data() + ((first + b) * steps + t) * inner);
+                        throw value_error(std::string(where) + ": class id " + std::to_string(y.data()[j])
+                                          + " of sample " + std::to_string(j / per_sample) + " is outside [0, "
+                                          + std::to_string(output_size) + ")");
                     }
                 }
             }
             else
             {
-                std::copy(y.begin(), y.end(), result.data() + first * (y.size() / std::max<std::size_t>(y.shape()[0], 1)));
+                static_assert(YN == out_rank, "xrnn::sequential: float targets must have the output's rank: y (N, out) "
+                                              "for a (B, out) output, y (N, S, out) for an (S, B, out) output");
+                if (goal == objective::softmax_cross_entropy)
+                {
+                    throw value_error(std::string(where) + ": objective::softmax_cross_entropy needs integer class ids "
+                                      "as targets, but y holds floating-point values");
+                }
+                if (goal == objective::binary_cross_entropy)
+                {
+                    for (std::size_t j = 0; j < y.size(); ++j)
+                    {
+                        const YV v = y.data()[j];
+                        if (!(v == YV(0) || v == YV(1)))
+                        {
+                            std::ostringstream message;
+                            message << where << ": binary cross-entropy labels expected in {0, 1} but sample "
+                                    << j / (y.size() / y.shape()[0]) << " has " << v;
+                            throw value_error(message.str());
+                        }
+                    }
+                }
             }
         }
     }  // namespace detail
 }  // namespace xrnn
 
 #endif
-// ---- end include/xrnn/model/batching.hpp ----
+// ---- end include/xrnn/model/data_checks.hpp ----
+// ---- begin include/xrnn/model/fit.hpp ----
+// xtensor-rnn: the training loop behind sequential::fit(), and its options.
+//
+// The loop itself only shuffles, gathers batches, runs forward, loss, backward and the optimizer step, validates
+// and keeps the history. Everything else is a piece it calls at a fixed point, and the built-in features use the
+// same extension points a user has:
+//   callbacks (model/callbacks.hpp)   progress lines, on_epoch_end functions, early stopping, checkpoints
+//   step hooks (model/step.hpp)       clip_norm; a user's gradient averaging, noise monitor, ...
+//   the non-finite policy             (model/step.hpp) between backward and the hooks
+//
+//   for epoch in initial_epoch..epochs:
+//       on_epoch_begin; shuffle the training order (Fisher-Yates, fit_options::seed)
+//       for each batch:  on_batch_begin; zero_grad; forward; loss; backward;
+//                        non-finite check (stop or skip); step hooks; clip_norm; optimizer step; on_batch_end
+//       validation; history; on_epoch_end (progress, functions, user callbacks, early stopping, checkpoint)
+//   on_train_end (early stopping restores the best weights)
+#ifndef XRNN_MODEL_FIT_HPP
+#define XRNN_MODEL_FIT_HPP
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
 // ---- begin include/xrnn/model/progress.hpp ----
 // xtensor-rnn: Keras-style progress while training.
 //
@@ -6652,17 +8185,38 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/model/progress.hpp ----
+// ---- begin include/xrnn/model/step.hpp ----
+// xtensor-rnn: what happens between backward and the optimizer step: the non-finite check, then the step hooks,
+// functions that see (and may change) every gradient of the model.
+//
+//   xrnn::fit_options f;
+//   f.add_step_hook([](xrnn::gradient_set& g, const xrnn::batch_logs& batch) {   // a gradient-noise monitor
+//       std::printf("epoch %zu step %zu |g| %g\n", batch.epoch, batch.step, g.norm());
+//   });
+//   f.add_step_hook([&](xrnn::gradient_set& g, const xrnn::batch_logs&) {          // averaging across processes
+//       g.for_each([&](const std::string&, auto* values, std::size_t n) { allreduce_mean(values, n); });
+//   });
+//
+// Per batch, fit() runs: forward, loss, backward; then (1) a non-finite loss or gradient stops training or skips
+// the batch (fit_options::on_non_finite_loss), so hooks only ever see finite gradients; then (2) the hooks of
+// fit_options::step_hooks in order; then (3) clip_norm's built-in hook when clip_norm > 0 (after the user's hooks,
+// so that gradients averaged across processes are clipped as one); then the optimizer step.
+#ifndef XRNN_MODEL_STEP_HPP
+#define XRNN_MODEL_STEP_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
 
 namespace xrnn
 {
-    /// What the model is trained to minimise; it also fixes the metric and predict()'s link function.
-    enum class objective
-    {
-        mean_squared_error,     // targets: floats of the output's shape; metric: mean absolute error ("mae")
-        binary_cross_entropy,   // on logits; targets in {0, 1} of the output's shape; metric: accuracy
-        softmax_cross_entropy   // on logits (.., C); targets: integer class ids (..); metric: accuracy
-    };
-
     /// What fit() does when a batch's loss is NaN or infinite, or its gradient is (a finite loss can still
     /// overflow in backward): the step would leave weights that are not numbers.
     enum class non_finite_loss
@@ -6671,22 +8225,196 @@ namespace xrnn
         skip   // drop the batch without updating the weights, count it in epoch_logs::skipped_steps
     };
 
-    /// Keras's EarlyStopping: stop when `monitor` has not improved by more than min_delta for `patience` epochs.
-    struct early_stopping
+    /// Every gradient tensor of a model, by name ("<layer>.<parameter>"), as contiguous float or double values.
+    class gradient_set
     {
-        std::string monitor = "val_loss";  // "loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae"
-        double min_delta = 0.0;
-        std::size_t patience = 0;
-        bool restore_best_weights = false;
+    public:
+        /// Collects the gradients of a model or layer (anything with for_each_parameter).
+        template <class Model>
+        void collect(Model& model)
+        {
+            m_tensors.clear();
+            model.for_each_parameter([&](const auto& name, auto&, auto& grad) {
+                using G = typename std::decay_t<decltype(grad)>::value_type;
+                m_tensors.push_back(tensor{std::string(name), grad.data(), grad.size(), std::is_same<G, double>::value});
+            });
+        }
+
+        /// Number of tensors.
+        std::size_t size() const noexcept
+        {
+            return m_tensors.size();
+        }
+
+        /// Number of values in all tensors.
+        std::size_t value_count() const noexcept
+        {
+            std::size_t n = 0;
+            for (const tensor& t : m_tensors)
+            {
+                n += t.size;
+            }
+            return n;
+        }
+
+        /// Calls f(name, values, count) for every tensor, values being float* or double* (a generic lambda takes
+        /// both; a function of one of them is refused at run time for a model of the other type).
+        template <class F>
+        void for_each(F&& f)
+        {
+            for (const tensor& t : m_tensors)
+            {
+                if (t.is_double)
+                {
+                    call<double>(f, t);
+                }
+                else
+                {
+                    call<float>(f, t);
+                }
+            }
+        }
+
+        /// The global L2 norm of all gradients (summed in double, in order, as clip_grad_norm does).
+        double norm()
+        {
+            double sum_of_squares = 0.0;
+            for_each([&](const std::string&, auto* g, std::size_t n) {
+                for (std::size_t i = 0; i < n; ++i)
+                {
+                    sum_of_squares += static_cast<double>(g[i]) * static_cast<double>(g[i]);
+                }
+            });
+            return std::sqrt(sum_of_squares);
+        }
+
+        /// Multiplies every gradient by factor (rounded to the gradients' type first).
+        void scale(double factor)
+        {
+            for_each([&](const std::string&, auto* g, std::size_t n) {
+                using G = std::remove_pointer_t<decltype(g)>;
+                const G f = static_cast<G>(factor);
+                for (std::size_t i = 0; i < n; ++i)
+                {
+                    g[i] *= f;
+                }
+            });
+        }
+
+        /// clip_grad_norm on these gradients, with the same result to the bit: (1) norm = ||g||_2,
+        /// (2) g *= max_norm / (norm + 1e-6) when that factor is below 1. Returns the norm before clipping.
+        double clip_norm(double max_norm)
+        {
+            const double total = norm();
+            const double factor = max_norm / (total + 1e-6);
+            if (factor < 1.0)
+            {
+                scale(factor);
+            }
+            return total;
+        }
+
+        /// Whether every gradient is finite.
+        bool all_finite()
+        {
+            bool finite = true;
+            for_each([&](const std::string&, auto* g, std::size_t n) { finite = finite && values_finite(g, n); });
+            return finite;
+        }
+
+        /// Whether n floats or doubles are all finite: an exponent of all ones is inf or nan. Integer bit tests
+        /// vectorise, where a floating-point sum or one std::isfinite per element would not.
+        template <class G>
+        static bool values_finite(const G* values, std::size_t n) noexcept
+        {
+            using bits_type = std::conditional_t<sizeof(G) == 4, std::uint32_t, std::uint64_t>;
+            static_assert(sizeof(G) == sizeof(bits_type), "xrnn: gradients are float or double");
+            constexpr bits_type exponent = sizeof(G) == 4 ? bits_type(0x7f800000u) : bits_type(0x7ff0000000000000ull);
+            bits_type bad = 0;
+            for (std::size_t i = 0; i < n; ++i)
+            {
+                bits_type bits;
+                std::memcpy(&bits, values + i, sizeof bits);
+                bad |= static_cast<bits_type>((bits & exponent) == exponent);
+            }
+            return bad == 0;
+        }
+
+    private:
+        struct tensor
+        {
+            std::string name;
+            void* data;
+            std::size_t size;
+            bool is_double;
+        };
+
+        template <class G, class F>
+        static void call(F& f, const tensor& t)
+        {
+            if constexpr (std::is_invocable<F&, const std::string&, G*, std::size_t>::value)
+            {
+                f(t.name, static_cast<G*>(t.data), t.size);
+            }
+            else
+            {
+                throw state_error(std::string("gradient_set::for_each: the gradients are ")
+                                  + (std::is_same<G, double>::value ? "double" : "float")
+                                  + " but the function does not take " + (std::is_same<G, double>::value ? "double*" : "float*"));
+            }
+        }
+
+        std::vector<tensor> m_tensors;
     };
 
-    /// What an epoch-end callback returns.
-    enum class fit_control
-    {
-        proceed,
-        stop
-    };
+    /// A function run on every batch between backward and the optimizer step (see the header comment).
+    using step_hook = std::function<void(gradient_set&, const batch_logs&)>;
 
+    namespace detail
+    {
+        /// (1) of the header comment: true when the batch may step; false when it is to be skipped; throws
+        /// value_error (naming epoch and step) when the policy is to stop.
+        inline bool admit_step(non_finite_loss policy, double loss, bool gradients_finite, std::size_t epoch,
+                               std::size_t step, std::size_t steps)
+        {
+            const bool finite_loss = std::isfinite(loss);
+            if (finite_loss && gradients_finite)
+            {
+                return true;
+            }
+            if (policy == non_finite_loss::skip)
+            {
+                return false;
+            }
+            std::ostringstream message;
+            message << "fit: the " << (finite_loss ? "gradient" : "loss") << " became ";
+            if (finite_loss)
+            {
+                message << "inf or nan (the loss was " << loss << ")";
+            }
+            else
+            {
+                message << loss;
+            }
+            message << " at epoch " << epoch << ", step " << step << " of " << steps
+                    << "; training stopped and the weights are those of the last good step (lower the "
+                    << "learning rate, set clip_norm, or set on_non_finite_loss to skip)";
+            throw value_error(message.str());
+        }
+
+        /// fit_options::clip_norm as a step hook.
+        inline step_hook clip_norm_hook(double max_norm)
+        {
+            return [max_norm](gradient_set& gradients, const batch_logs&) { gradients.clip_norm(max_norm); };
+        }
+    }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/step.hpp ----
+
+namespace xrnn
+{
     struct fit_options
     {
         std::size_t epochs = 1;
@@ -6694,14 +8422,19 @@ namespace xrnn
         double validation_split = 0.0;  // fraction in [0, 1) taken from the END of the data, before shuffling (Keras)
         bool shuffle = true;            // reshuffle the training samples every epoch
         std::uint64_t seed = 0;         // of the shuffling; dropout draws from each layer's own engine
-        double clip_norm = 0.0;         // clip_grad_norm before each step when > 0
+        double clip_norm = 0.0;         // clip_grad_norm before each step when > 0 (a built-in step hook)
         non_finite_loss on_non_finite_loss = non_finite_loss::stop;
         progress verbosity = progress::automatic;
         std::ostream* out = &std::cout;  // where progress goes
-        std::optional<early_stopping> early_stop;
+        std::optional<early_stopping> early_stop;  // a built-in callback (model/early_stopping.hpp)
+        /// Functions called after every epoch (on_epoch_end below adds to them); fit_control::stop ends training.
         std::vector<std::function<fit_control(const epoch_logs&)>> callbacks;
+        /// Callback objects, called at every moment of model/callbacks.hpp, after the functions above.
+        std::vector<std::shared_ptr<callback>> callback_objects;
+        /// Run on every batch between backward and the optimizer step, in order, before clip_norm (model/step.hpp).
+        std::vector<step_hook> step_hooks;
 
-        /// When not empty, a checkpoint (io/checkpoint.hpp) is saved there, atomically, after every
+        /// When not empty, a checkpoint (model/training_checkpoint.hpp) is saved there, atomically, after every
         /// checkpoint_every-th epoch and after the last epoch run (the end, or a stop by a callback or early stopping).
         std::string checkpoint_path;
         std::size_t checkpoint_every = 1;
@@ -6727,308 +8460,235 @@ namespace xrnn
             }
             return *this;
         }
-    };
 
-    /// What evaluate() measured: the mean loss and the metric over all samples.
-    struct evaluation
-    {
-        double loss = 0.0;
-        double metric = 0.0;
-        std::string metric_name;
-        std::size_t samples = 0;
+        /// Adds a callback object; keep a shared_ptr of your own to read its state after fit().
+        fit_options& add_callback(std::shared_ptr<callback> c)
+        {
+            callback_objects.push_back(std::move(c));
+            return *this;
+        }
+
+        /// Adds a step hook: f(gradient_set&, const batch_logs&).
+        fit_options& add_step_hook(step_hook hook)
+        {
+            step_hooks.push_back(std::move(hook));
+            return *this;
+        }
     };
 
     namespace detail
     {
-        /// Whether n floats or doubles are all finite: an exponent of all ones is inf or nan. Integer bit tests
-        /// vectorise, where a floating-point sum or one std::isfinite per element would not.
-        template <class G>
-        bool all_finite(const G* values, std::size_t n) noexcept
+        /// The progress lines of model/progress.hpp, as the first callback.
+        class progress_callback final : public callback
         {
-            using bits_type = std::conditional_t<sizeof(G) == 4, std::uint32_t, std::uint64_t>;
-            static_assert(sizeof(G) == sizeof(bits_type), "xrnn: gradients are float or double");
-            constexpr bits_type exponent = sizeof(G) == 4 ? bits_type(0x7f800000u) : bits_type(0x7ff0000000000000ull);
-            bits_type bad = 0;
-            for (std::size_t i = 0; i < n; ++i)
+        public:
+            progress_callback(std::ostream* out, progress kind, const std::string& metric)
+                : m_printer(out, kind, metric)
             {
-                bits_type bits;
-                std::memcpy(&bits, values + i, sizeof bits);
-                bad |= static_cast<bits_type>((bits & exponent) == exponent);
             }
-            return bad == 0;
-        }
-
-        /// Whether every gradient of a layer or model is finite.
-        template <class Layer>
-        bool gradients_finite(Layer& layer)
-        {
-            bool finite = true;
-            layer.for_each_parameter(
-                [&](const auto&, auto&, auto& grad) { finite = finite && all_finite(grad.data(), grad.size()); });
-            return finite;
-        }
-
-        /// Layers with sizes (everything but activations and dropout, which keep the size of what they get).
-        template <class Layer, class = void>
-        struct has_sizes : std::false_type
-        {
-        };
-        template <class Layer>
-        struct has_sizes<Layer, std::void_t<decltype(Layer::input_size), decltype(Layer::output_size)>> : std::true_type
-        {
-        };
-
-        /// Checks every sized layer against the nearest sized layer below it (size-keeping layers in between).
-        template <class Below, class... Rest>
-        struct check_chain
-        {
-            static constexpr bool value = true;
-        };
-        template <class Below, class Next, class... Rest>
-        struct check_chain<Below, Next, Rest...>
-        {
-            static constexpr bool check() noexcept
+            void on_epoch_begin(fit_context& context, std::size_t epoch) override
             {
-                static_assert(std::is_same<typename Below::value_type, typename Next::value_type>::value,
-                              "xrnn: neighbouring layers must use the same scalar type T");
-                if constexpr (has_sizes<Next>::value)
+                m_printer.begin_epoch(epoch, context.epochs, context.steps_per_epoch);
+            }
+            void on_batch_end(fit_context&, const batch_logs& batch) override
+            {
+                m_printer.step(batch.step, batch.running_loss, batch.running_metric);
+            }
+            void on_epoch_end(fit_context&, const epoch_logs& logs) override
+            {
+                m_printer.end_epoch(logs);
+            }
+
+        private:
+            progress_printer m_printer;
+        };
+
+        /// Trains `model` (compiled with `goal` and `optimizer`) on x[train], y[train], validating on
+        /// x_val[validation], y_val[validation] after each epoch.
+        template <class Model, class XV, std::size_t XN, class YV, std::size_t YN>
+        history run_fit(Model& model, objective goal, compiled_optimizer<Model>& optimizer,
+                        const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::vector<std::size_t> train,
+                        const xt::xtensor<XV, XN>& x_val, const xt::xtensor<YV, YN>& y_val,
+                        const std::vector<std::size_t>& validation, const fit_options& options)
+        {
+            using clock = std::chrono::steady_clock;
+            using output_type = typename Model::template output_t<XV, XN>;
+            check_positive("fit", "epochs", options.epochs);
+            check_batch_size("fit", options.batch_size);
+            const std::string metric = metric_name(goal);
+            const bool has_validation = !validation.empty();
+
+            // The loop's state, and the callbacks in the order they run.
+            fit_loop_state loop;
+            loop.shuffle_engine = random_engine(options.seed);
+            loop.order = std::move(train);
+            loop.validation_samples = validation.size();
+            loop.history = history(metric);
+            early_stopping_callback<Model> early(model, options.early_stop, metric, has_validation);
+            std::optional<checkpoint_callback<Model>> checkpoint;
+            if (!options.checkpoint_path.empty())
+            {
+                checkpoint.emplace(options.checkpoint_path, options.checkpoint_every, model, optimizer, goal, loop, early);
+            }
+            progress_callback printer(options.out, options.verbosity, metric);
+            std::vector<epoch_end_function> functions(options.callbacks.begin(), options.callbacks.end());
+            std::vector<callback*> callbacks{&printer};
+            for (auto& f : functions)
+            {
+                callbacks.push_back(&f);
+            }
+            for (const auto& c : options.callback_objects)
+            {
+                callbacks.push_back(c.get());
+            }
+            callbacks.push_back(&early);
+            if (checkpoint)
+            {
+                callbacks.push_back(&*checkpoint);
+            }
+            std::vector<step_hook> hooks(options.step_hooks);
+            if (options.clip_norm > 0.0)
+            {
+                hooks.push_back(clip_norm_hook(options.clip_norm));
+            }
+
+            std::size_t first_epoch = 1;
+            if (checkpoint || !options.resume_from.empty())
+            {
+                loop.data_fingerprint = data_fingerprint(x, y, x_val, y_val);
+            }
+            if (!options.resume_from.empty())
+            {
+                first_epoch = resume_fit(options.resume_from, model, optimizer, goal, loop, early);
+            }
+
+            const std::size_t steps = (loop.order.size() + options.batch_size - 1) / options.batch_size;
+            fit_context context(options.epochs, steps, first_epoch, metric, loop.history, optimizer);
+            typename Model::template batch_input_t<XV, XN> batch;
+            target_t<typename Model::value_type, YV, YN> target;
+            output_type grad;
+            gradient_set gradients;
+            std::vector<std::size_t>& order = loop.order;
+
+            for (callback* c : callbacks) c->on_train_begin(context);
+            for (std::size_t epoch = first_epoch; epoch <= options.epochs && !context.stop_training; ++epoch)
+            {
+                const auto start = clock::now();
+                context.epoch = epoch;
+                if (options.shuffle)
                 {
-                    assert_connectable<Below, Next>();
-                    return check_chain<Next, Rest...>::value;
+                    for (std::size_t i = order.size(); i > 1; --i)  // Fisher-Yates
+                    {
+                        std::swap(order[i - 1], order[loop.shuffle_engine.below(i)]);
+                    }
                 }
-                else
+                for (callback* c : callbacks) c->on_epoch_begin(context, epoch);
+                running_score score;
+                epoch_logs logs;
+                logs.epoch = epoch;
+                logs.epochs = options.epochs;
+                for (std::size_t step = 0; step < steps; ++step)
                 {
-                    return check_chain<Below, Rest...>::value;
+                    batch_logs b;
+                    b.epoch = epoch;
+                    b.step = step + 1;
+                    b.steps = steps;
+                    const std::size_t first = step * options.batch_size;
+                    b.size = std::min(options.batch_size, order.size() - first);
+                    b.running_loss = score.loss();
+                    b.running_metric = score.metric();
+                    for (callback* c : callbacks) c->on_batch_begin(context, b);
+
+                    gather<Model::sequence_input>(x, order, first, b.size, batch);
+                    gather<Model::template output_time_major<XV, XN>>(y, order, first, b.size, target);
+                    zero_grad(model);
+                    running_score batch_score;
+                    b.loss = score_batch(goal, model.forward(batch, mode::training), target, &grad, batch_score, b.size);
+                    // A finite loss can still overflow in backward (float): stepping on that gradient would leave
+                    // inf or nan weights, so it counts as a non-finite step too.
+                    bool gradients_finite = false;
+                    if (std::isfinite(b.loss))
+                    {
+                        model.backward(grad);
+                        gradients.collect(model);
+                        gradients_finite = gradients.all_finite();
+                    }
+                    if (admit_step(options.on_non_finite_loss, b.loss, gradients_finite, epoch, step + 1, steps))
+                    {
+                        score.add(batch_score);
+                        for (const step_hook& hook : hooks)
+                        {
+                            hook(gradients, b);
+                        }
+                        optimizer.step(model);
+                        ++logs.steps;
+                    }
+                    else
+                    {
+                        b.skipped = true;
+                        ++logs.skipped_steps;
+                    }
+                    b.running_loss = score.loss();
+                    b.running_metric = score.metric();
+                    for (callback* c : callbacks) c->on_batch_end(context, b);
+                    if (context.stop_training)
+                    {
+                        break;
+                    }
                 }
+                logs.loss = score.loss();
+                logs.metric = score.metric();
+                if (has_validation)
+                {
+                    const running_score val = score_indices(model, goal, x_val, y_val, validation, options.batch_size);
+                    logs.has_validation = true;
+                    logs.val_loss = val.loss();
+                    logs.val_metric = val.metric();
+                }
+                logs.seconds = std::chrono::duration<double>(clock::now() - start).count();
+                loop.history.append(logs);
+                for (callback* c : callbacks) c->on_epoch_end(context, logs);
             }
-            static constexpr bool value = check();
-        };
-
-        /// Layer::output_size, or `below` for a layer that keeps the size of its input.
-        template <class Layer>
-        constexpr std::size_t output_size_after(std::size_t below) noexcept
-        {
-            if constexpr (has_sizes<Layer>::value)
-            {
-                return Layer::output_size;
-            }
-            else
-            {
-                return below;
-            }
+            for (callback* c : callbacks) c->on_train_end(context);
+            return loop.history;
         }
-
-        template <class... Layers>
-        constexpr std::size_t chain_output_size() noexcept
-        {
-            std::size_t size = 0;
-            ((size = output_size_after<Layers>(size)), ...);
-            return size;
-        }
-
-        template <class Layer>
-        Layer make_layer(random_engine& rng)
-        {
-            if constexpr (std::is_constructible<Layer, random_engine&>::value)
-            {
-                return Layer(rng);
-            }
-            else
-            {
-                static_assert(std::is_default_constructible<Layer>::value,
-                              "xrnn::sequential(rng): this layer needs arguments (e.g. dropout's rate); build the "
-                              "model from layer objects instead: sequential{layer_a(rng), dropout<T>(0.2, rng), ...}");
-                return Layer();
-            }
-        }
-
-        inline std::string objective_name(std::uint64_t code)
-        {
-            switch (code)
-            {
-            case static_cast<std::uint64_t>(objective::mean_squared_error): return "mean_squared_error";
-            case static_cast<std::uint64_t>(objective::binary_cross_entropy): return "binary_cross_entropy";
-            case static_cast<std::uint64_t>(objective::softmax_cross_entropy): return "softmax_cross_entropy";
-            default: return "objective " + std::to_string(code);
-            }
-        }
-
-        template <class Optimizer, class = void>
-        struct has_snapshot : std::false_type
-        {
-        };
-        template <class Optimizer>
-        struct has_snapshot<Optimizer, std::void_t<decltype(std::declval<const Optimizer&>().snapshot())>>
-            : std::true_type
-        {
-        };
-
-        /// FNV-1a of a tensor's shape and values (host byte order), chained onto `hash`: tells data sets apart.
-        template <class V, std::size_t N>
-        std::uint64_t fingerprint(const xt::xtensor<V, N>& a, std::uint64_t hash)
-        {
-            for (auto extent : a.shape())
-            {
-                const auto value = static_cast<std::uint64_t>(extent);
-                hash = io::fnv1a64(reinterpret_cast<const char*>(&value), sizeof value, hash);
-            }
-            return io::fnv1a64(reinterpret_cast<const char*>(a.data()), a.size() * sizeof(V), hash);
-        }
-
-        /// Sums that make an epoch's mean loss and metric exact whatever the batch sizes.
-        struct running_score
-        {
-            double loss_sum = 0.0;    // batch mean loss x samples in the batch
-            double metric_sum = 0.0;  // correct predictions, or absolute errors
-            double metric_count = 0.0;
-            std::size_t samples = 0;
-
-            double loss() const noexcept
-            {
-                return samples == 0 ? 0.0 : loss_sum / static_cast<double>(samples);
-            }
-            double metric() const noexcept
-            {
-                return metric_count == 0.0 ? 0.0 : metric_sum / metric_count;
-            }
-        };
     }  // namespace detail
+}  // namespace xrnn
 
+#endif
+// ---- end include/xrnn/model/fit.hpp ----
+
+namespace xrnn
+{
     template <class... Layers>
-    class sequential
+    class sequential : public layer_chain<Layers...>
     {
-        static_assert(sizeof...(Layers) >= 1, "xrnn::sequential: a model needs at least one layer");
-        static_assert((check_layer<Layers>() && ...), "xrnn::sequential: every layer needs the members of layer_traits.hpp");
-        using layers_type = std::tuple<Layers...>;
-        using first_layer = std::tuple_element_t<0, layers_type>;
-        static_assert(detail::has_sizes<first_layer>::value,
-                      "xrnn::sequential: the first layer must have an input size (embedding, rnn, lstm or dense)");
-        static_assert(detail::check_chain<Layers...>::value, "xrnn::sequential: layers do not connect");
+        using chain = layer_chain<Layers...>;
 
     public:
-        using value_type = typename first_layer::value_type;
+        using typename chain::value_type;
         using T = value_type;
-        static constexpr std::size_t layer_count = sizeof...(Layers);
-        static constexpr std::size_t input_size = first_layer::input_size;
-        static constexpr std::size_t output_size = detail::chain_output_size<Layers...>();
-        static constexpr bool sequence_input = first_layer::reads_sequence;
+        using chain::layer_count;
+        using chain::input_size;
+        using chain::output_size;
+        using chain::sequence_input;
 
         /// Each layer built from the engine with its defaults (layers that need more, build yourself, see below).
         explicit sequential(random_engine& rng)
-            : m_layers(detail::make_layer<Layers>(rng)...)
+            : chain(rng)
         {
         }
 
         /// From layers built with their options: sequential{embedding<..>(rng), lstm<..>(rng, options), ...}.
         explicit sequential(Layers... layers)
-            : m_layers(std::move(layers)...)
+            : chain(std::move(layers)...)
         {
-        }
-
-        sequential(const sequential& other)
-            : m_layers(other.m_layers)
-            , m_objective(other.m_objective)
-            , m_optimizer(other.m_optimizer ? other.m_optimizer->clone() : nullptr)
-        {
-        }
-
-        sequential& operator=(const sequential& other)
-        {
-            if (this != &other)
-            {
-                sequential copy(other);
-                *this = std::move(copy);
-            }
-            return *this;
-        }
-
-        sequential(sequential&&) noexcept = default;
-        sequential& operator=(sequential&&) noexcept = default;
-        ~sequential() = default;
-
-        // ---- structure -----------------------------------------------------------------------------------------
-
-        template <std::size_t K>
-        auto& layer() noexcept
-        {
-            return std::get<K>(m_layers);
-        }
-
-        template <std::size_t K>
-        const auto& layer() const noexcept
-        {
-            return std::get<K>(m_layers);
         }
 
         /// "sequential<embedding<float32,10000,128>,lstm<float32,128,128,layers=1,last>,dense<float32,128,1>>"
         static std::string signature()
         {
-            std::string text = "sequential<";
-            bool first = true;
-            ((text += (first ? "" : ","), text += Layers::signature(), first = false), ...);
-            return text + ">";
-        }
-
-        /// Visits every parameter as f(name, value, gradient); names are "<layer index>.<layer's own name>".
-        template <class F>
-        void for_each_parameter(F&& f)
-        {
-            visit_layers([&](std::size_t k, auto& layer) {
-                const std::string prefix = std::to_string(k) + ".";
-                layer.for_each_parameter(
-                    [&](const auto& name, auto& value, auto& grad) { f(prefix + name, value, grad); });
-            });
-        }
-
-        /// Visits the random engine of every layer that draws dropout masks as f(name, engine); names are
-        /// "<layer index>.<the layer's name>", e.g. "1.l0.mask" (checkpoints save and restore them).
-        template <class F>
-        void for_each_random_engine(F&& f)
-        {
-            visit_layers([&](std::size_t k, auto& layer) {
-                const std::string prefix = std::to_string(k) + ".";
-                xrnn::for_each_random_engine(layer,
-                                             [&](const std::string& name, random_engine& engine) { f(prefix + name, engine); });
-            });
-        }
-
-        std::size_t parameter_count()
-        {
-            std::size_t count = 0;
-            for_each_parameter([&](const auto&, auto& value, auto&) { count += value.size(); });
-            return count;
-        }
-
-        /// One line per layer with its parameter count, and the total (Keras's model.summary()).
-        std::string summary()
-        {
-            std::ostringstream text;
-            std::size_t total = 0;
-            visit_layers([&](std::size_t k, auto& layer) {
-                std::size_t count = 0;
-                layer.for_each_parameter([&](const auto&, auto& value, auto&) { count += value.size(); });
-                total += count;
-                text << k << "  " << std::decay_t<decltype(layer)>::signature() << "  " << count
-                     << " parameters\n";
-            });
-            text << "total " << total << " parameters (" << total * sizeof(T) << " bytes)\n";
-            return text.str();
-        }
-
-        // ---- the model as a layer --------------------------------------------------------------------------------
-
-        /// Forward through every layer; x is a time-major batch for sequence models, (B, F) otherwise.
-        template <class X>
-        const auto& forward(const X& x, mode m = mode::inference)
-        {
-            return forward_from<0>(x, m);
-        }
-
-        /// Backward in reverse order of forward; accumulates every layer's gradients.
-        template <class G>
-        void backward(const G& dy)
-        {
-            backward_from<layer_count - 1>(dy);
+            return "sequential<" + chain::layer_signatures() + ">";
         }
 
         // ---- training --------------------------------------------------------------------------------------------
@@ -7038,7 +8698,7 @@ namespace xrnn
         void compile(objective loss, Optimizer optimizer)
         {
             m_objective = loss;
-            m_optimizer = std::make_unique<optimizer_model<Optimizer>>(std::move(optimizer));
+            m_optimizer.emplace(std::move(optimizer));
         }
 
         /// The compiled objective (state_error before compile).
@@ -7053,18 +8713,25 @@ namespace xrnn
         Optimizer& optimizer()
         {
             require_compiled("optimizer");
-            auto* held = dynamic_cast<optimizer_model<Optimizer>*>(m_optimizer.get());
+            Optimizer* held = m_optimizer->template get<Optimizer>();
             if (held == nullptr)
             {
                 throw state_error("sequential::optimizer: the model was compiled with another optimizer type");
             }
-            return held->optimizer;
+            return *held;
+        }
+
+        /// The compiled optimizer whatever its type: step, snapshot, learning rate (model/compiled_optimizer.hpp).
+        compiled_optimizer<sequential>& compiled()
+        {
+            require_compiled("compiled");
+            return *m_optimizer;
         }
 
         /// "accuracy" for the classification objectives, "mae" for mean squared error.
         std::string metric_name() const
         {
-            return loss_objective() == objective::mean_squared_error ? "mae" : "accuracy";
+            return xrnn::metric_name(loss_objective());
         }
 
         /// Trains on x (N, ...) and y (N, ...); validation from options.validation_split.
@@ -7090,11 +8757,10 @@ namespace xrnn
                         << " for validation; both need at least one";
                 throw value_error(message.str());
             }
-            std::vector<std::size_t> train(train_count);
-            std::iota(train.begin(), train.end(), std::size_t(0));
+            std::vector<std::size_t> train = detail::all_indices(train_count);
             std::vector<std::size_t> validation(n - train_count);
             std::iota(validation.begin(), validation.end(), train_count);
-            return run_fit(x, y, std::move(train), x, y, std::move(validation), options);
+            return detail::run_fit(*this, *m_objective, *m_optimizer, x, y, std::move(train), x, y, validation, options);
         }
 
         /// Trains on x, y and validates on explicit data (options.validation_split must be 0).
@@ -7109,7 +8775,8 @@ namespace xrnn
                 throw value_error("fit: validation data were given, so validation_split must be 0 (it is "
                                   + std::to_string(options.validation_split) + ")");
             }
-            return run_fit(x, y, all_indices(x.shape()[0]), x_val, y_val, all_indices(x_val.shape()[0]), options);
+            return detail::run_fit(*this, *m_objective, *m_optimizer, x, y, detail::all_indices(x.shape()[0]), x_val,
+                                   y_val, detail::all_indices(x_val.shape()[0]), options);
         }
 
         /// Mean loss and metric over x, y in inference mode.
@@ -7117,8 +8784,9 @@ namespace xrnn
         evaluation evaluate(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::size_t batch_size = 128)
         {
             check_data("evaluate", x, y);
-            check_batch_size("evaluate", batch_size);
-            const detail::running_score score = score_indices(x, y, all_indices(x.shape()[0]), batch_size);
+            detail::check_batch_size("evaluate", batch_size);
+            const detail::running_score score
+                = detail::score_indices(*this, *m_objective, x, y, detail::all_indices(x.shape()[0]), batch_size);
             return evaluation{score.loss(), score.metric(), metric_name(), score.samples};
         }
 
@@ -7127,31 +8795,32 @@ namespace xrnn
         template <class XV, std::size_t XN>
         auto predict(const xt::xtensor<XV, XN>& x, std::size_t batch_size = 128)
         {
-            check_inputs("predict", x);
-            check_batch_size("predict", batch_size);
+            detail::check_inputs<sequential>("predict", x);
+            detail::check_batch_size("predict", batch_size);
             const std::size_t n = x.shape()[0];
-            const std::vector<std::size_t> index = all_indices(n);
-            batch_input_t<XV, XN> batch;
-            using out_type = output_t<XV, XN>;
+            const std::vector<std::size_t> index = detail::all_indices(n);
+            typename chain::template batch_input_t<XV, XN> batch;
+            using out_type = typename chain::template output_t<XV, XN>;
+            constexpr bool time_major = chain::template output_time_major<XV, XN>;
             out_type result;
             for (std::size_t first = 0; first < n; first += batch_size)
             {
                 const std::size_t count = std::min(batch_size, n - first);
                 detail::gather<sequence_input>(x, index, first, count, batch);
-                const out_type& out = forward(batch, mode::inference);
+                const out_type& out = this->forward(batch, mode::inference);
                 if (first == 0)
                 {
                     auto shape = out.shape();
-                    shape[output_time_major<XV, XN> ? 1 : 0] = n;
-                    if constexpr (output_time_major<XV, XN>)
+                    shape[time_major ? 1 : 0] = n;
+                    if constexpr (time_major)
                     {
                         std::swap(shape[0], shape[1]);
                     }
                     result = out_type(shape);
                 }
-                detail::scatter<output_time_major<XV, XN>>(out, first, result);
+                detail::scatter<time_major>(out, first, result);
             }
-            apply_link(result);
+            detail::apply_link(loss_objective(), result);
             return result;
         }
 
@@ -7188,114 +8857,6 @@ namespace xrnn
         }
 
     private:
-        struct optimizer_concept
-        {
-            virtual ~optimizer_concept() = default;
-            virtual void step(sequential& model) = 0;
-            virtual std::unique_ptr<optimizer_concept> clone() const = 0;
-            virtual optimizer_snapshot<T> snapshot() const = 0;
-            virtual void restore(const optimizer_snapshot<T>& snapshot) = 0;
-        };
-
-        template <class Optimizer>
-        struct optimizer_model final : optimizer_concept
-        {
-            explicit optimizer_model(Optimizer o)
-                : optimizer(std::move(o))
-            {
-            }
-            void step(sequential& model) override
-            {
-                optimizer.step(model);
-            }
-            std::unique_ptr<optimizer_concept> clone() const override
-            {
-                return std::make_unique<optimizer_model>(optimizer);
-            }
-            optimizer_snapshot<T> snapshot() const override
-            {
-                if constexpr (detail::has_snapshot<Optimizer>::value)
-                {
-                    return optimizer.snapshot();
-                }
-                else
-                {
-                    throw state_error("fit: checkpoints need an optimizer with snapshot() and restore() (sgd, adam, "
-                                      "rmsprop have them); the compiled one has not");
-                }
-            }
-            void restore(const optimizer_snapshot<T>& snapshot) override
-            {
-                if constexpr (detail::has_snapshot<Optimizer>::value)
-                {
-                    optimizer.restore(snapshot);
-                }
-                else
-                {
-                    throw state_error("fit: checkpoints need an optimizer with snapshot() and restore() (sgd, adam, "
-                                      "rmsprop have them); the compiled one has not");
-                }
-            }
-            Optimizer optimizer;
-        };
-
-        // Batch types: ids (S, B) or features (S, B, F) keep the data's value type and rank.
-        template <class XV, std::size_t XN>
-        using batch_input_t = xt::xtensor<std::conditional_t<std::is_integral<XV>::value, XV, T>, XN>;
-
-        // Self is a parameter so that the expression depends on one: with sequential& itself, clang looks up
-        // forward() while the class is still incomplete and rejects it.
-        template <class XV, std::size_t XN, class Self = sequential>
-        using output_t = std::decay_t<decltype(std::declval<Self&>().forward(
-            std::declval<const batch_input_t<XV, XN>&>(), mode::inference))>;
-
-        // Outputs of rank 3 are (S, B, out): a target per step, gathered time-major too.
-        template <class XV, std::size_t XN>
-        static constexpr bool output_time_major = output_t<XV, XN>::rank == 3;
-
-        template <class F>
-        void visit_layers(F&& f)
-        {
-            visit_layers_from<0>(f);
-        }
-
-        template <std::size_t K, class F>
-        void visit_layers_from(F& f)
-        {
-            f(K, std::get<K>(m_layers));
-            if constexpr (K + 1 < layer_count)
-            {
-                visit_layers_from<K + 1>(f);
-            }
-        }
-
-        template <std::size_t K, class X>
-        const auto& forward_from(const X& x, mode m)
-        {
-            const auto& y = std::get<K>(m_layers).forward(x, m);
-            if constexpr (K + 1 == layer_count)
-            {
-                return y;
-            }
-            else
-            {
-                return forward_from<K + 1>(y, m);
-            }
-        }
-
-        template <std::size_t K, class G>
-        void backward_from(const G& dy)
-        {
-            if constexpr (K == 0)
-            {
-                std::get<0>(m_layers).backward(dy);
-            }
-            else
-            {
-                backward_from<K - 1>(std::get<K>(m_layers).backward(dy));
-            }
-        }
-
         void require_compiled(const char* where) const
         {
             if (!m_objective || !m_optimizer)
@@ -7305,464 +8866,15 @@ namespace xrnn
             }
         }
 
-        static std::vector<std::size_t> all_indices(std::size_t n)
-        {
-            std::vector<std::size_t> index(n);
-            std::iota(index.begin(), index.end(), std::size_t(0));
-            return index;
-        }
-
-        static void check_batch_size(const char* where, std::size_t batch_size)
-        {
-            detail::check_positive(where, "batch_size", batch_size);
-        }
-
-        template <class XV, std::size_t XN>
-        static void check_inputs(const char* where, const xt::xtensor<XV, XN>& x)
-        {
-            static_assert(std::is_integral<XV>::value == first_layer::reads_token_ids,
-                          "xrnn::sequential: x must hold integer token ids for a model that starts with an embedding, "
-                          "floating-point features otherwise");
-            static_assert(!sequence_input || XN >= 2, "xrnn::sequential: sequence data must be (N, S) or (N, S, F)");
-            if (x.shape()[0] == 0)
-            {
-                throw shape_error(std::string(where) + ": the data set is empty (x has 0 samples, shape "
-                                  + detail::shape_to_string(x.shape()) + ")");
-            }
-            if constexpr (sequence_input)
-            {
-                if (x.shape()[1] == 0)
-                {
-                    throw shape_error(std::string(where) + ": sequences of 0 steps (x shape "
-                                      + detail::shape_to_string(x.shape()) + ")");
-                }
-            }
-            if constexpr (first_layer::reads_token_ids)
-            {
-                // All ids before the first batch: the embedding would refuse a bad one only when its batch comes,
-                // after fit() had already trained on the batches before it.
-                constexpr std::size_t vocabulary = first_layer::vocabulary_size;
-                const std::size_t steps = x.shape()[1];
-                const std::size_t per_sample = x.size() / x.shape()[0];
-                for (std::size_t j = 0; j < x.size(); ++j)
-                {
-                    if (!detail::index_in_range(x.data()[j], vocabulary))
-                    {
-                        throw value_error(std::string(where) + ": token id " + std::to_string(x.data()[j])
-                                          + " of sample " + std::to_string(j / per_sample) + ", step "
-                                          + std::to_string((j % per_sample) % steps) + " is outside the vocabulary [0, "
-                                          + std::to_string(vocabulary) + ")");
-                    }
-                }
-            }
-        }
-
         template <class XV, std::size_t XN, class YV, std::size_t YN>
         void check_data(const char* where, const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y) const
         {
             require_compiled(where);
-            check_inputs(where, x);
-            if (y.shape()[0] != x.shape()[0])
-            {
-                throw shape_error(std::string(where) + ": y has " + std::to_string(y.shape()[0])
-                                  + " samples but x has " + std::to_string(x.shape()[0]) + " (x shape "
-                                  + detail::shape_to_string(x.shape()) + ", y shape " + detail::shape_to_string(y.shape())
-                                  + ")");
-            }
-            constexpr std::size_t out_rank = output_t<XV, XN>::rank;
-            if constexpr (YN + 1 >= out_rank && YN <= out_rank)  // other ranks: a static_assert below says why
-            {
-                // One target per output: y (N, out) or (N, S, out), class ids (N) or (N, S); checked before any
-                // batch, so a wrong y is not found only by the loss of the first batch.
-                std::array<std::size_t, YN> expected;
-                std::copy(y.shape().begin(), y.shape().end(), expected.begin());
-                if constexpr (YN >= 2 && out_rank == 3)
-                {
-                    expected[1] = x.shape()[1];
-                }
-                if constexpr (!std::is_integral<YV>::value)
-                {
-                    expected[YN - 1] = output_size;
-                }
-                detail::check_same_shape(where, "y", y.shape(), expected, " (one target per output of the model)");
-            }
-            const objective goal = *m_objective;
-            if constexpr (std::is_integral<YV>::value)
-            {
-                static_assert(YN + 1 == out_rank,
-                              "xrnn::sequential: integer targets are class ids, one per output row: y (N) for a "
-                              "(B, C) output, y (N, S) for an (S, B, C) output");
-                if (goal != objective::softmax_cross_entropy)
-                {
-                    throw value_error(std::string(where) + ": integer class ids as targets need "
-                                      "objective::softmax_cross_entropy; this model was compiled for another");
-                }
-                const std::size_t per_sample = y.size() / y.shape()[0];
-                for (std::size_t j = 0; j < y.size(); ++j)
-                {
-                    if (!detail::index_in_range(y.data()[j], output_size))
-                    {
-                        throw value_error(std::string(where) + ": class id " + std::to_string(y.data()[j])
-                                          + " of sample " + std::to_string(j / per_sample) + " is outside [0, "
-                                          + std::to_string(output_size) + ")");
-                    }
-                }
-            }
-            else
-            {
-                static_assert(YN == out_rank, "xrnn::sequential: float targets must have the output's rank: y (N, out) "
-                                              "for a (B, out) output, y (N, S, out) for an (S, B, out) output");
-                if (goal == objective::softmax_cross_entropy)
-                {
-                    throw value_error(std::string(where) + ": objective::softmax_cross_entropy needs integer class ids "
-                                      "as targets, but y holds floating-point values");
-                }
-                if (goal == objective::binary_cross_entropy)
-                {
-                    for (std::size_t j = 0; j < y.size(); ++j)
-                    {
-                        const YV v = y.data()[j];
-                        if (!(v == YV(0) || v == YV(1)))
-                        {
-                            std::ostringstream message;
-                            message << where << ": binary cross-entropy labels expected in {0, 1} but sample "
-                                    << j / (y.size() / y.shape()[0]) << " has " << v;
-                            throw value_error(message.str());
-                        }
-                    }
-                }
-            }
+            detail::check_data<sequential>(where, *m_objective, x, y);
         }
 
-        /// Batch loss (its mean, with dL/dout into *grad when not null), and the metric's sum and count.
-        template <class Out, class Target>
-        double score_batch(const Out& out, const Target& target, Out* grad, detail::running_score& score,
-                           std::size_t samples) const
-        {
-            double loss = 0.0;
-            using YV = typename Target::value_type;
-            if constexpr (std::is_integral<YV>::value)
-            {
-                loss = softmax_cross_entropy(out, target, grad);
-                const std::size_t classes = out.shape()[Out::rank - 1];
-                const std::size_t rows = out.size() / classes;
-                for (std::size_t r = 0; r < rows; ++r)
-                {
-                    const T* row = out.data() + r * classes;
-                    const auto best = static_cast<std::size_t>(std::max_element(row, row + classes) - row);
-                    score.metric_sum += best == static_cast<std::size_t>(target.data()[r]) ? 1.0 : 0.0;
-                }
-                score.metric_count += static_cast<double>(rows);
-            }
-            else if (*m_objective == objective::binary_cross_entropy)
-            {
-                loss = binary_cross_entropy_with_logits(out, target, grad);
-                for (std::size_t j = 0; j < out.size(); ++j)
-                {
-                    score.metric_sum += (out.data()[j] > T(0)) == (target.data()[j] > T(0.5)) ? 1.0 : 0.0;
-                }
-                score.metric_count += static_cast<double>(out.size());
-            }
-            else
-            {
-                loss = mean_squared_error(out, target, grad);
-                for (std::size_t j = 0; j < out.size(); ++j)
-                {
-                    score.metric_sum += std::abs(static_cast<double>(out.data()[j]) - target.data()[j]);
-                }
-                score.metric_count += static_cast<double>(out.size());
-            }
-            score.loss_sum += loss * static_cast<double>(samples);
-            score.samples += samples;
-            return loss;
-        }
-
-        template <class Out>
-        void apply_link(Out& out) const
-        {
-            const objective goal = loss_objective();
-            if (goal == objective::binary_cross_entropy)
-            {
-                activation::sigmoid::forward(out, out);
-            }
-            else if (goal == objective::softmax_cross_entropy)
-            {
-                const std::size_t classes = out.shape()[Out::rank - 1];
-                activation::softmax::forward_rows(out.data(), out.data(), out.size() / classes, classes);
-            }
-        }
-
-        template <class XV, std::size_t XN, class YV, std::size_t YN>
-        using target_t = xt::xtensor<std::conditional_t<std::is_integral<YV>::value, YV, T>, YN>;
-
-        template <class XV, std::size_t XN, class YV, std::size_t YN>
-        detail::running_score score_indices(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y,
-                                            const std::vector<std::size_t>& index, std::size_t batch_size)
-        {
-            detail::running_score score;
-            batch_input_t<XV, XN> batch;
-            target_t<XV, XN, YV, YN> target;
-            for (std::size_t first = 0; first < index.size(); first += batch_size)
-            {
-                const std::size_t count = std::min(batch_size, index.size() - first);
-                detail::gather<sequence_input>(x, index, first, count, batch);
-                detail::gather<output_time_major<XV, XN>>(y, index, first, count, target);
-                const auto& out = forward(batch, mode::inference);
-                score_batch(out, target, static_cast<std::decay_t<decltype(out)>*>(nullptr), score, count);
-            }
-            return score;
-        }
-
-        /// The monitored value of an epoch, and whether lower is better.
-        static std::pair<double, bool> monitored(const early_stopping& rule, const epoch_logs& logs,
-                                                 const std::string& metric)
-        {
-            if (rule.monitor == "loss") return {logs.loss, true};
-            if (rule.monitor == "val_loss") return {logs.val_loss, true};
-            if (rule.monitor == metric) return {logs.metric, metric == "mae"};
-            return {logs.val_metric, metric == "mae"};  // "val_" + metric, checked before training
-        }
-
-        void check_early_stopping(const fit_options& options, bool has_validation) const
-        {
-            if (!options.early_stop)
-            {
-                return;
-            }
-            const std::string& monitor = options.early_stop->monitor;
-            const std::string metric = metric_name();
-            const bool known = monitor == "loss" || monitor == "val_loss" || monitor == metric
-                               || monitor == "val_" + metric;
-            if (!known)
-            {
-                throw value_error("fit: early_stopping monitors '" + monitor + "', expected one of loss, val_loss, "
-                                  + metric + ", val_" + metric);
-            }
-            if (monitor.rfind("val_", 0) == 0 && !has_validation)
-            {
-                throw value_error("fit: early_stopping monitors '" + monitor
-                                  + "' but there is no validation data (set validation_split or pass x_val, y_val)");
-            }
-        }
-
-        /// Loads a checkpoint for fit(), refusing one written for other data or another objective before anything
-        /// changes; then applies it (all or nothing) and returns fit()'s progress.
-        training_progress<T> resume(const std::string& path, std::size_t train_samples, std::size_t validation_samples,
-                                    std::uint64_t fingerprint)
-        {
-            checkpoint_contents<T> contents = read_checkpoint(path, *this, *m_optimizer);
-            const training_progress<T>& p = contents.progress;
-            if (p.order.size() != train_samples || p.validation_samples != validation_samples)
-            {
-                throw value_error("fit: resume_from '" + path + "' was written for " + std::to_string(p.order.size())
-                                  + " training and " + std::to_string(p.validation_samples)
-                                  + " validation samples, but this fit has " + std::to_string(train_samples) + " and "
-                                  + std::to_string(validation_samples));
-            }
-            if (p.data_fingerprint != fingerprint)
-            {
-                throw value_error("fit: resume_from '" + path + "' was written for other data: x and y (and the "
-                                  "validation data) must be those of the interrupted run");
-            }
-            if (p.objective != static_cast<std::uint64_t>(*m_objective))
-            {
-                throw value_error("fit: resume_from '" + path + "' was written when training for "
-                                  + detail::objective_name(p.objective) + ", but the model is compiled for "
-                                  + detail::objective_name(static_cast<std::uint64_t>(*m_objective)));
-            }
-            return apply_checkpoint(std::move(contents), *this, *m_optimizer);
-        }
-
-        template <class XV, std::size_t XN, class YV, std::size_t YN>
-        history run_fit(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::vector<std::size_t> train,
-                        const xt::xtensor<XV, XN>& x_val, const xt::xtensor<YV, YN>& y_val,
-                        const std::vector<std::size_t>& validation, const fit_options& options)
-        {
-            using clock = std::chrono::steady_clock;
-            detail::check_positive("fit", "epochs", options.epochs);
-            check_batch_size("fit", options.batch_size);
-            const bool has_validation = !validation.empty();
-            check_early_stopping(options, has_validation);
-            const bool checkpointing = !options.checkpoint_path.empty();
-            if (checkpointing)
-            {
-                detail::check_positive("fit", "checkpoint_every", options.checkpoint_every);
-            }
-
-            const std::string metric = metric_name();
-            history result(metric);
-            detail::progress_printer printer(options.out, options.verbosity, metric);
-            random_engine shuffle_rng(options.seed);
-            batch_input_t<XV, XN> batch;
-            target_t<XV, XN, YV, YN> target;
-            output_t<XV, XN> grad;
-
-            const std::size_t steps = (train.size() + options.batch_size - 1) / options.batch_size;
-            double best = 0.0;
-            std::size_t epochs_without_improvement = 0;
-            std::vector<std::vector<T>> best_weights;
-            std::size_t first_epoch = 1;
-            std::uint64_t fingerprint = 0;
-            if (checkpointing || !options.resume_from.empty())
-            {
-                fingerprint = detail::fingerprint(y, detail::fingerprint(x, io::fnv1a64(nullptr, 0)));
-                if (&x_val != &x)
-                {
-                    fingerprint = detail::fingerprint(y_val, detail::fingerprint(x_val, fingerprint));
-                }
-            }
-            if (!options.resume_from.empty())
-            {
-                training_progress<T> progress = resume(options.resume_from, train.size(), validation.size(), fingerprint);
-                first_epoch = static_cast<std::size_t>(progress.epoch) + 1;
-                shuffle_rng.set_state(progress.shuffle_engine);
-                train.assign(progress.order.begin(), progress.order.end());
-                for (const epoch_logs& logs : progress.history)
-                {
-                    result.append(logs);
-                }
-                best = progress.best;
-                epochs_without_improvement = static_cast<std::size_t>(progress.epochs_without_improvement);
-                best_weights = std::move(progress.best_weights);
-            }
-            auto write_checkpoint = [&](std::size_t epoch) {
-                training_progress<T> progress;
-                progress.epoch = epoch;
-                progress.shuffle_engine = shuffle_rng.state();
-                progress.order.assign(train.begin(), train.end());
-                progress.validation_samples = validation.size();
-                progress.data_fingerprint = fingerprint;
-                progress.objective = static_cast<std::uint64_t>(*m_objective);
-                progress.history = result.epochs();
-                progress.best = best;
-                progress.epochs_without_improvement = epochs_without_improvement;
-                progress.best_weights = best_weights;
-                save_checkpoint(options.checkpoint_path, *this, *m_optimizer, progress);
-            };
-            for (std::size_t epoch = first_epoch; epoch <= options.epochs; ++epoch)
-            {
-                const auto start = clock::now();
-                if (options.shuffle)
-                {
-                    for (std::size_t i = train.size(); i > 1; --i)  // Fisher-Yates
-                    {
-                        std::swap(train[i - 1], train[shuffle_rng.below(i)]);
-                    }
-                }
-                printer.begin_epoch(epoch, options.epochs, steps);
-                detail::running_score score;
-                epoch_logs logs;
-                logs.epoch = epoch;
-                logs.epochs = options.epochs;
-                for (std::size_t step = 0; step < steps; ++step)
-                {
-                    const std::size_t first = step * options.batch_size;
-                    const std::size_t count = std::min(options.batch_size, train.size() - first);
-                    detail::gather<sequence_input>(x, train, first, count, batch);
-                    detail::gather<output_time_major<XV, XN>>(y, train, first, count, target);
-                    zero_grad(*this);
-                    detail::running_score batch_score;
-                    const double loss = score_batch(forward(batch, mode::training), target, &grad, batch_score, count);
-                    const bool finite_loss = std::isfinite(loss);
-                    if (finite_loss)
-                    {
-                        backward(grad);
-                    }
-                    // A finite loss can still overflow in backward (float): stepping on that gradient would leave
-                    // inf or nan weights, so it counts as a non-finite step too.
-                    if (!finite_loss || !detail::gradients_finite(*this))
-                    {
-                        if (options.on_non_finite_loss == non_finite_loss::skip)
-                        {
-                            ++logs.skipped_steps;
-                            printer.step(step + 1, score.loss(), score.metric());
-                            continue;
-                        }
-                        std::ostringstream message;
-                        message << "fit: the " << (finite_loss ? "gradient" : "loss") << " became ";
-                        if (finite_loss)
-                        {
-                            message << "inf or nan (the loss was " << loss << ")";
-                        }
-                        else
-                        {
-                            message << loss;
-                        }
-                        message << " at epoch " << epoch << ", step " << step + 1 << " of " << steps
-                                << "; training stopped and the weights are those of the last good step (lower the "
-                                << "learning rate, set clip_norm, or set on_non_finite_loss to skip)";
-                        throw value_error(message.str());
-                    }
-                    score.loss_sum += batch_score.loss_sum;
-                    score.metric_sum += batch_score.metric_sum;
-                    score.metric_count += batch_score.metric_count;
-                    score.samples += batch_score.samples;
-                    if (options.clip_norm > 0.0)
-                    {
-                        clip_grad_norm(options.clip_norm, *this);
-                    }
-                    m_optimizer->step(*this);
-                    ++logs.steps;
-                    printer.step(step + 1, score.loss(), score.metric());
-                }
-                logs.loss = score.loss();
-                logs.metric = score.metric();
-                if (has_validation)
-                {
-                    const detail::running_score val = score_indices(x_val, y_val, validation, options.batch_size);
-                    logs.has_validation = true;
-                    logs.val_loss = val.loss();
-                    logs.val_metric = val.metric();
-                }
-                logs.seconds = std::chrono::duration<double>(clock::now() - start).count();
-                result.append(logs);
-                printer.end_epoch(logs);
-
-                bool stop = false;
-                for (const auto& callback : options.callbacks)
-                {
-                    stop = callback(logs) == fit_control::stop || stop;
-                }
-                if (options.early_stop)
-                {
-                    const early_stopping& rule = *options.early_stop;
-                    const auto [value, lower_is_better] = monitored(rule, logs, metric);
-                    const bool improved = epoch == 1
-                                          || (lower_is_better ? value < best - rule.min_delta
-                                                              : value > best + rule.min_delta);
-                    if (improved)
-                    {
-                        best = value;
-                        epochs_without_improvement = 0;
-                        if (rule.restore_best_weights)
-                        {
-                            best_weights = io::copy_parameters(*this);
-                        }
-                    }
-                    else if (++epochs_without_improvement > rule.patience)
-                    {
-                        stop = true;
-                    }
-                }
-                if (checkpointing && (epoch % options.checkpoint_every == 0 || stop || epoch == options.epochs))
-                {
-                    write_checkpoint(epoch);
-                }
-                if (stop)
-                {
-                    break;
-                }
-            }
-            if (!best_weights.empty())
-            {
-                io::commit_parameters(best_weights, *this);  // restore_best_weights: the best epoch's weights, stopped early or not
-            }
-            return result;
-        }
-
-        layers_type m_layers;
         std::optional<objective> m_objective;
-        std::unique_ptr<optimizer_concept> m_optimizer;
+        std::optional<compiled_optimizer<sequential>> m_optimizer;
     };
 
     template <class... Layers>
@@ -7771,1241 +8883,6 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/model.hpp ----
-// ---- begin include/xrnn/text/tokenizer.hpp ----
-// xtensor-rnn: text -> word tokens, and the UTF-8 check that guards every file the text pipeline reads.
-//
-// The tokenizer is deliberately simple and byte-based, so it gives the same tokens on every platform and locale:
-//   1. ASCII letters are lowercased (std::tolower would depend on the C locale; bytes >= 0x80 are left as they are).
-//   2. The HTML line breaks the IMDB reviews are full of (<br />, <br/>, <br>, any case) become a space, so that
-//      "br" does not end up as one of the most frequent words.
-//   3. A token is a maximal run of ASCII letters, digits, apostrophes and bytes >= 0x80 (the bytes of UTF-8
-//      multibyte characters such as "é", which keeps "café" one word); every other byte separates tokens.
-//   4. Apostrophes at either end of a token are quotes, not part of the word: "'hello'" -> "hello", while
-//      "don't" keeps its inner apostrophe. A token of apostrophes only is dropped.
-#ifndef XRNN_TEXT_TOKENIZER_HPP
-#define XRNN_TEXT_TOKENIZER_HPP
-
-#include <cstddef>
-#include <cstdint>
-#include <cstdio>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace xrnn
-{
-    namespace detail
-    {
-        inline char ascii_lower(char c) noexcept
-        {
-            return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-        }
-
-        /// Letters, digits, apostrophes and bytes >= 0x80 make up words; everything else separates them.
-        inline bool is_word_byte(char c) noexcept
-        {
-            const auto u = static_cast<unsigned char>(c);
-            return (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || u == '\''
-                   || u >= 0x80;
-        }
-
-        /// Length of the <br>, <br/> or <br /> tag (any case) that starts at text[pos], or 0 if there is none.
-        inline std::size_t br_tag_length(std::string_view text, std::size_t pos) noexcept
-        {
-            static constexpr std::string_view tags[] = {"<br />", "<br/>", "<br>"};
-            for (std::string_view tag : tags)
-            {
-                if (text.size() - pos < tag.size())
-                {
-                    continue;
-                }
-                bool match = true;
-                for (std::size_t k = 0; k < tag.size() && match; ++k)
-                {
-                    match = ascii_lower(text[pos + k]) == tag[k];
-                }
-                if (match)
-                {
-                    return tag.size();
-                }
-            }
-            return 0;
-        }
-
-        /// Calls f(std::string_view token) for each token of text, in order (the views point into a buffer that
-        /// is reused: copy what you keep). tokenize() and the IMDB reader share this, so they cannot disagree.
-        template <class F>
-        void for_each_token(std::string_view text, F&& f)
-        {
-            std::string token;
-            const auto flush = [&]() {
-                std::size_t begin = 0;
-                std::size_t end = token.size();
-                while (begin < end && token[begin] == '\'')
-                {
-                    ++begin;
-                }
-                while (end > begin && token[end - 1] == '\'')
-                {
-                    --end;
-                }
-                if (begin < end)
-                {
-                    f(std::string_view(token).substr(begin, end - begin));
-                }
-                token.clear();
-            };
-            for (std::size_t i = 0; i < text.size();)
-            {
-                const char c = text[i];
-                if (c == '<')
-                {
-                    const std::size_t tag = br_tag_length(text, i);
-                    if (tag != 0)
-                    {
-                        flush();
-                        i += tag;
-                        continue;
-                    }
-                }
-                if (is_word_byte(c))
-                {
-                    token.push_back(ascii_lower(c));
-                }
-                else
-                {
-                    flush();
-                }
-                ++i;
-            }
-            flush();
-        }
-    }  // namespace detail
-
-    /// Splits text into lowercase word tokens (rules at the top of this header).
-    /// tokenize("I didn't like it.<br /><br />'Great' acting, though!") ->
-    ///   {"i", "didn't", "like", "it", "great", "acting", "though"}
-    inline std::vector<std::string> tokenize(std::string_view text)
-    {
-        std::vector<std::string> tokens;
-        detail::for_each_token(text, [&](std::string_view token) { tokens.emplace_back(token); });
-        return tokens;
-    }
-
-    namespace detail
-    {
-        /// Byte offset of the first invalid UTF-8 sequence in text (text.size() when it is all valid), and why.
-        /// Follows Table 3-7 of the Unicode Standard: no overlong forms, no surrogates (U+D800..U+DFFF), nothing
-        /// above U+10FFFF, no stray continuation bytes, no sequence cut short.
-        inline std::size_t find_invalid_utf8(std::string_view text, const char** reason) noexcept
-        {
-            const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-            const auto is_cont = [](unsigned char b) { return (b & 0xC0u) == 0x80u; };
-            std::size_t i = 0;
-            const std::size_t n = text.size();
-            while (i < n)
-            {
-                const unsigned char b0 = byte(i);
-                if (b0 < 0x80)
-                {
-                    ++i;
-                    continue;
-                }
-                std::size_t length = 0;
-                unsigned char low = 0x80;  // allowed range of the second byte
-                unsigned char high = 0xBF;
-                const char* second_error = "truncated sequence";
-                if (b0 >= 0x80 && b0 <= 0xBF)
-                {
-                    *reason = "unexpected continuation byte";
-                    return i;
-                }
-                else if (b0 == 0xC0 || b0 == 0xC1)
-                {
-                    *reason = "overlong encoding";
-                    return i;
-                }
-                else if (b0 <= 0xDF)
-                {
-                    length = 2;
-                }
-                else if (b0 <= 0xEF)
-                {
-                    length = 3;
-                    if (b0 == 0xE0)
-                    {
-                        low = 0xA0;
-                        second_error = "overlong encoding";
-                    }
-                    else if (b0 == 0xED)
-                    {
-                        high = 0x9F;
-                        second_error = "surrogate code point";
-                    }
-                }
-                else if (b0 <= 0xF4)
-                {
-                    length = 4;
-                    if (b0 == 0xF0)
-                    {
-                        low = 0x90;
-                        second_error = "overlong encoding";
-                    }
-                    else if (b0 == 0xF4)
-                    {
-                        high = 0x8F;
-                        second_error = "code point above U+10FFFF";
-                    }
-                }
-                else
-                {
-                    *reason = b0 <= 0xF7 ? "code point above U+10FFFF" : "invalid lead byte";
-                    return i;
-                }
-                // Second byte: a continuation byte, within the lead byte's narrower range when it has one.
-                if (i + 1 >= n || !is_cont(byte(i + 1)))
-                {
-                    *reason = "truncated sequence";
-                    return i;
-                }
-                if (byte(i + 1) < low || byte(i + 1) > high)
-                {
-                    *reason = second_error;
-                    return i;
-                }
-                for (std::size_t k = 2; k < length; ++k)
-                {
-                    if (i + k >= n || !is_cont(byte(i + k)))
-                    {
-                        *reason = "truncated sequence";
-                        return i;
-                    }
-                }
-                i += length;
-            }
-            *reason = nullptr;
-            return n;
-        }
-    }  // namespace detail
-
-    /// Throws io_error unless text is valid UTF-8. The message names source (a file name, say) and the byte offset
-    /// of the first invalid sequence, so the culprit can be found with a hex viewer:
-    ///   "validate_utf8: 'train/pos/7_8.txt' is not valid UTF-8: surrogate code point at byte offset 120 (bytes ed a0 80)"
-    inline void validate_utf8(std::string_view text, const std::string& source_name)
-    {
-        const char* reason = nullptr;
-        const std::size_t offset = detail::find_invalid_utf8(text, &reason);
-        if (offset == text.size())
-        {
-            return;
-        }
-        std::string bytes;
-        for (std::size_t k = offset; k < text.size() && k < offset + 4; ++k)
-        {
-            char hex[4];
-            std::snprintf(hex, sizeof hex, "%02x", static_cast<unsigned>(static_cast<unsigned char>(text[k])));
-            bytes += (k == offset ? "" : " ");
-            bytes += hex;
-        }
-        throw io_error("validate_utf8: '" + source_name + "' is not valid UTF-8: " + reason + " at byte offset "
-                       + std::to_string(offset) + " (bytes " + bytes + ")");
-    }
-}  // namespace xrnn
-
-#endif
-// ---- end include/xrnn/text/tokenizer.hpp ----
-// ---- begin include/xrnn/text/vocabulary.hpp ----
-// xtensor-rnn: vocabulary, words <-> integer ids, numbered as keras.datasets.imdb numbers them.
-//
-//   id 0  padding ("<pad>"), what pad_sequences fills with
-//   id 1  start of sequence ("<start>"), put first by encode()
-//   id 2  out of vocabulary ("<oov>"), every word not in the vocabulary
-//   id 3, 4, ...  the words, most frequent first (occurrences counted over the training texts)
-//
-// Ties in frequency are broken by the words' byte order, so one corpus always gives one vocabulary (Keras leaves
-// ties to dictionary insertion order, which depends on the order the texts were read).
-// num_words has Keras's meaning: only ids below num_words are used, so num_words = 10000 keeps ids 0..9999, that
-// is 9997 words; a word ranked beyond that is encoded as 2. This bounds the embedding: V = num_words rows suffice.
-#ifndef XRNN_TEXT_VOCABULARY_HPP
-#define XRNN_TEXT_VOCABULARY_HPP
-
-#include <algorithm>
-#include <charconv>
-#include <cstddef>
-#include <cstdint>
-#include <string>
-#include <string_view>
-#include <unordered_map>
-#include <utility>
-#include <vector>
-
-
-namespace xrnn
-{
-    class vocabulary
-    {
-    public:
-        static constexpr std::int32_t padding_id = 0;
-        static constexpr std::int32_t start_id = 1;
-        static constexpr std::int32_t oov_id = 2;
-        static constexpr std::int32_t first_word_id = 3;
-
-        /// The reserved ids only: every word encodes as oov_id.
-        vocabulary()
-            : m_num_words(3), m_words{"<pad>", "<start>", "<oov>"}
-        {
-        }
-
-        /// Counts every token of tokenized_texts and keeps the (num_words - 3) most frequent.
-        /// value_error if num_words < 3 (the reserved ids need three) or if a token could not be saved to a
-        /// vocabulary file (empty, or holding a line break).
-        static vocabulary build(const std::vector<std::vector<std::string>>& tokenized_texts, std::size_t num_words)
-        {
-            check_num_words("vocabulary::build", num_words);
-            std::unordered_map<std::string, std::size_t> counts;
-            for (const auto& tokens : tokenized_texts)
-            {
-                for (const auto& token : tokens)
-                {
-                    ++counts[token];
-                }
-            }
-            return from_counts(counts, num_words);
-        }
-
-        /// The same ranking from counts made elsewhere (incrementally, over a corpus too large to hold as strings).
-        /// Words with a count of zero are ignored.
-        static vocabulary from_counts(const std::unordered_map<std::string, std::size_t>& counts,
-                                      std::size_t num_words)
-        {
-            check_num_words("vocabulary::from_counts", num_words);
-            std::vector<std::pair<const std::string*, std::size_t>> ranked;
-            ranked.reserve(counts.size());
-            for (const auto& [word, count] : counts)
-            {
-                check_word("vocabulary::from_counts", word);
-                if (count > 0)
-                {
-                    ranked.emplace_back(&word, count);
-                }
-            }
-            // (count descending, word ascending) is a total order on distinct words: the ranking is deterministic.
-            const auto before = [](const auto& a, const auto& b) {
-                return a.second != b.second ? a.second > b.second : *a.first < *b.first;
-            };
-            const std::size_t kept = std::min(ranked.size(), num_words - 3);
-            std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(kept), ranked.end(), before);
-            vocabulary vocab;
-            vocab.m_num_words = num_words;
-            vocab.m_words.reserve(3 + kept);
-            for (std::size_t r = 0; r < kept; ++r)
-            {
-                vocab.add_word(*ranked[r].first);
-            }
-            return vocab;
-        }
-
-        /// The id of word, or oov_id when it is not in the vocabulary (the reserved names "<pad>"... included).
-        std::int32_t id(std::string_view word) const
-        {
-            const auto it = m_ids.find(std::string(word));
-            return it == m_ids.end() ? oov_id : it->second;
-        }
-
-        /// The word of an id: "<pad>", "<start>" and "<oov>" for 0, 1, 2. value_error outside [0, size()).
-        const std::string& word(std::int32_t id) const
-        {
-            if (!detail::index_in_range(id, m_words.size()))
-            {
-                throw value_error("vocabulary::word: id expected in [0, " + std::to_string(m_words.size())
-                                  + ") but got " + std::to_string(id));
-            }
-            return m_words[static_cast<std::size_t>(id)];
-        }
-
-        /// Number of ids in use, reserved ones included: every id this vocabulary produces is below size(), and
-        /// size() <= num_words() (smaller when the texts had fewer distinct words).
-        std::size_t size() const noexcept
-        {
-            return m_words.size();
-        }
-
-        /// The bound asked for at build time (Keras's num_words).
-        std::size_t num_words() const noexcept
-        {
-            return m_num_words;
-        }
-
-        /// tokenize(text), then {start_id, id(token)...}: the start token first, as keras.datasets.imdb does.
-        std::vector<std::int32_t> encode(std::string_view text) const
-        {
-            std::vector<std::int32_t> ids{start_id};
-            std::string key;
-            detail::for_each_token(text, [&](std::string_view token) {
-                key.assign(token);  // one reused buffer: no allocation per token
-                const auto it = m_ids.find(key);
-                ids.push_back(it == m_ids.end() ? oov_id : it->second);
-            });
-            return ids;
-        }
-
-        /// The words of ids joined by single spaces, padding ids skipped, for printing a (padded) sequence:
-        /// decode({0, 0, 1, 14, 2}) -> "<start> movie <oov>". Ids takes any range of integers (a std::vector, a
-        /// row of an xtensor). value_error for an id outside [0, size()).
-        template <class Ids>
-        std::string decode(const Ids& ids) const
-        {
-            std::string text;
-            for (const auto raw : ids)
-            {
-                const auto id = static_cast<std::int64_t>(raw);
-                if (id == padding_id)
-                {
-                    continue;
-                }
-                if (id < 0 || id >= static_cast<std::int64_t>(m_words.size()))
-                {
-                    throw value_error("vocabulary::decode: id expected in [0, " + std::to_string(m_words.size())
-                                      + ") but got " + std::to_string(id));
-                }
-                text += text.empty() ? "" : " ";
-                text += m_words[static_cast<std::size_t>(id)];
-            }
-            return text;
-        }
-
-        /// Writes the vocabulary as text, atomically (temporary file + rename): a header line
-        /// "xrnn-vocabulary 1 <num_words> <size>", then one word per line in id order, id 0 first, so the word of
-        /// id k is on line k + 2. io_error if the file cannot be written.
-        void save(const std::string& path) const
-        {
-            io::atomic_write_file(path, serialize(), "vocabulary");
-        }
-
-        /// Reads what save() wrote. io_error, naming the file and what was expected and found, if it is missing,
-        /// truncated, or garbled (wrong header, not UTF-8, reserved words out of place, an empty or repeated word,
-        /// data after the last word).
-        static vocabulary load(const std::string& path)
-        {
-            return deserialize(io::read_file(path, max_file_bytes, "vocabulary file"), path);
-        }
-
-        /// The text save() writes, for embedding a vocabulary in another file (the IMDB cache does).
-        std::string serialize() const
-        {
-            std::string text = std::string(magic) + " " + std::to_string(format_version) + " "
-                               + std::to_string(m_num_words) + " " + std::to_string(m_words.size()) + "\n";
-            for (const auto& w : m_words)
-            {
-                text += w;
-                text += '\n';
-            }
-            return text;
-        }
-
-        /// Parses serialize()'s text, with load()'s checks; source_name is used in the messages.
-        static vocabulary deserialize(std::string_view text, const std::string& source_name)
-        {
-            const auto fail = [&](const std::string& what) {
-                throw io_error("vocabulary::load: '" + source_name + "' is not a vocabulary file: " + what);
-            };
-            validate_utf8(text, source_name);
-            std::size_t pos = 0;
-            const auto next_line = [&](std::string_view& line) {
-                const std::size_t end = text.find('\n', pos);
-                if (end == std::string::npos)
-                {
-                    return false;  // no line, or a last line cut before its '\n'
-                }
-                line = text.substr(pos, end - pos);
-                pos = end + 1;
-                return true;
-            };
-            std::string_view line;
-            if (!next_line(line))
-            {
-                fail("expected a header line \"" + std::string(magic) + " <version> <num_words> <size>\" but the file "
-                     + (text.empty() ? std::string("is empty") : "has no complete line"));
-            }
-            const auto fields = split_spaces(line);
-            std::uint64_t version = 0;
-            std::uint64_t num_words = 0;
-            std::uint64_t count = 0;
-            if (fields.size() != 4 || fields[0] != magic || !parse_u64(fields[1], version)
-                || !parse_u64(fields[2], num_words) || !parse_u64(fields[3], count))
-            {
-                fail("expected a header line \"" + std::string(magic) + " <version> <num_words> <size>\" but found \""
-                     + std::string(line.substr(0, 80)) + "\"");
-            }
-            if (version != format_version)
-            {
-                fail("expected format version " + std::to_string(format_version) + " but found "
-                     + std::to_string(version));
-            }
-            if (num_words < 3 || count < 3 || count > num_words)
-            {
-                fail("expected 3 <= size <= num_words in the header but found num_words " + std::to_string(num_words)
-                     + " and size " + std::to_string(count));
-            }
-            vocabulary vocab;
-            vocab.m_num_words = static_cast<std::size_t>(num_words);
-            for (std::uint64_t k = 0; k < count; ++k)
-            {
-                if (!next_line(line))
-                {
-                    fail("truncated: expected " + std::to_string(count) + " words but found " + std::to_string(k));
-                }
-                if (k < 3)
-                {
-                    if (line != vocab.m_words[k])
-                    {
-                        fail("expected \"" + vocab.m_words[k] + "\" for id " + std::to_string(k) + " but found \""
-                             + std::string(line.substr(0, 80)) + "\"");
-                    }
-                    continue;
-                }
-                const std::string w(line);
-                if (w.empty() || w.find('\r') != std::string::npos)
-                {
-                    fail("the word of id " + std::to_string(k) + " is empty or holds a carriage return");
-                }
-                if (vocab.m_ids.count(w) != 0)
-                {
-                    fail("the word \"" + w + "\" appears twice (ids " + std::to_string(vocab.m_ids.at(w)) + " and "
-                         + std::to_string(k) + ")");
-                }
-                vocab.add_word(w);
-            }
-            if (pos != text.size())
-            {
-                fail("expected the file to end after " + std::to_string(count) + " words but found "
-                     + std::to_string(text.size() - pos) + " more bytes");
-            }
-            return vocab;
-        }
-
-        friend bool operator==(const vocabulary& a, const vocabulary& b)
-        {
-            return a.m_num_words == b.m_num_words && a.m_words == b.m_words;
-        }
-
-        friend bool operator!=(const vocabulary& a, const vocabulary& b)
-        {
-            return !(a == b);
-        }
-
-    private:
-        static constexpr const char* magic = "xrnn-vocabulary";
-        static constexpr std::uint64_t format_version = 1;
-        static constexpr std::size_t max_file_bytes = std::size_t(1) << 30;  // a larger file is refused unread
-
-        void add_word(const std::string& w)
-        {
-            m_ids.emplace(w, static_cast<std::int32_t>(m_words.size()));
-            m_words.push_back(w);
-        }
-
-        static void check_num_words(const char* where, std::size_t num_words)
-        {
-            if (num_words < 3)
-            {
-                throw value_error(std::string(where) + ": num_words expected >= 3 (ids 0, 1, 2 are reserved) but got "
-                                  + std::to_string(num_words));
-            }
-        }
-
-        static void check_word(const char* where, const std::string& w)
-        {
-            if (w.empty() || w.find_first_of("\r\n") != std::string::npos)
-            {
-                throw value_error(std::string(where) + ": words expected non-empty and without line breaks but got \""
-                                  + w + "\"");
-            }
-        }
-
-        static std::vector<std::string_view> split_spaces(std::string_view line)
-        {
-            std::vector<std::string_view> fields;
-            std::size_t i = 0;
-            while (i < line.size())
-            {
-                while (i < line.size() && line[i] == ' ')
-                {
-                    ++i;
-                }
-                const std::size_t start = i;
-                while (i < line.size() && line[i] != ' ')
-                {
-                    ++i;
-                }
-                if (i > start)
-                {
-                    fields.push_back(line.substr(start, i - start));
-                }
-            }
-            return fields;
-        }
-
-        static bool parse_u64(std::string_view field, std::uint64_t& value)
-        {
-            const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
-            return ec == std::errc() && end == field.data() + field.size();
-        }
-
-        std::size_t m_num_words;
-        std::vector<std::string> m_words;                        // by id, the reserved three first
-        std::unordered_map<std::string, std::int32_t> m_ids;    // word -> id, words only (ids >= 3)
-    };
-}  // namespace xrnn
-
-#endif
-// ---- end include/xrnn/text/vocabulary.hpp ----
-// ---- begin include/xrnn/text/padding.hpp ----
-// xtensor-rnn: pad_sequences, ragged id sequences -> one rectangular (N, maxlen) array, as Keras's pad_sequences.
-//
-// Keras pads and truncates at the front by default ("pre"): a many-to-one model reads its answer after the last
-// step, so the review's last words should be the last steps and the padding should come before them, where the
-// recurrent state can forget it.
-//
-// The result is batch-major (N, maxlen), as in Keras. The recurrent layers take time-major ids (S, B): give them
-// xt::transpose of a batch of rows.
-#ifndef XRNN_TEXT_PADDING_HPP
-#define XRNN_TEXT_PADDING_HPP
-
-#include <algorithm>
-#include <cstddef>
-#include <cstdint>
-#include <vector>
-
-#include <xtensor/xtensor.hpp>
-
-
-namespace xrnn
-{
-    /// Where a short sequence gets its padding: before its ids (pre) or after them (post).
-    enum class padding
-    {
-        pre,
-        post
-    };
-
-    /// Which end of a long sequence is cut: the beginning (pre, keeping the last maxlen ids) or the end (post).
-    enum class truncating
-    {
-        pre,
-        post
-    };
-
-    /// Row i holds sequences[i], cut to maxlen ids and padded with value up to maxlen. value_error if maxlen is 0.
-    ///   pad_sequences({{1, 2}, {1, 2, 3, 4, 5}}, 4)  ->  {{0, 0, 1, 2}, {2, 3, 4, 5}}
-    ///   pad_sequences({{1, 2}, {1, 2, 3, 4, 5}}, 4, padding::post, truncating::post)  ->  {{1, 2, 0, 0}, {1, 2, 3, 4}}
-    inline xt::xtensor<std::int32_t, 2> pad_sequences(const std::vector<std::vector<std::int32_t>>& sequences,
-                                                      std::size_t maxlen, padding pad = padding::pre,
-                                                      truncating cut = truncating::pre, std::int32_t value = 0)
-    {
-        if (maxlen == 0)
-        {
-            throw value_error("pad_sequences: maxlen expected >= 1 but got 0");
-        }
-        xt::xtensor<std::int32_t, 2> out({sequences.size(), maxlen}, value);
-        for (std::size_t i = 0; i < sequences.size(); ++i)
-        {
-            const auto& seq = sequences[i];
-            const std::size_t kept = std::min(seq.size(), maxlen);
-            const auto first = cut == truncating::pre ? seq.end() - static_cast<std::ptrdiff_t>(kept) : seq.begin();
-            const std::size_t column = pad == padding::pre ? maxlen - kept : 0;
-            std::copy(first, first + static_cast<std::ptrdiff_t>(kept), out.data() + i * maxlen + column);
-        }
-        return out;
-    }
-}  // namespace xrnn
-
-#endif
-// ---- end include/xrnn/text/padding.hpp ----
-// ---- begin include/xrnn/text/imdb.hpp ----
-// xtensor-rnn: load_imdb, the Large Movie Review Dataset (Maas et al., 2011) read from its official layout
-//
-//     aclImdb/train/pos/*.txt   aclImdb/train/neg/*.txt   aclImdb/test/pos/*.txt   aclImdb/test/neg/*.txt
-//
-// into padded id arrays and labels, as keras.datasets.imdb.load_data gives them, but from the raw text:
-//   1. list the *.txt files of each folder, sorted by file name (directory order differs between file systems);
-//   2. read each review, check it is UTF-8 and holds at least one word, tokenize it (text/tokenizer.hpp);
-//   3. build the vocabulary from the TRAINING reviews only (the test set must not leak into it);
-//   4. encode each review as {1 (start), ids...}, then pad and truncate at the front to maxlen (Keras's defaults);
-//   5. shuffle train, then test, by Fisher-Yates with random_engine(seed): before shuffling all negatives come
-//      first, so without it a validation split taken from the end of the training data would hold one class.
-//
-// A full load parses 50,000 files (about 65 MB). With options.cache_path set, the result is also written to a
-// binary cache, and later loads with the same options and the same source files read that instead (details at
-// detail::imdb::cache_format below). A cache is never trusted: one that is stale, truncated or corrupted is
-// ignored and rebuilt. The library does not print: imdb_dataset::from_cache and cache_note tell what happened.
-#ifndef XRNN_TEXT_IMDB_HPP
-#define XRNN_TEXT_IMDB_HPP
-
-#include <algorithm>
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <numeric>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <system_error>
-#include <unordered_map>
-#include <utility>
-#include <vector>
-
-#include <xtensor/xtensor.hpp>
-
-
-namespace xrnn
-{
-    struct imdb_options
-    {
-        std::size_t num_words = 10000;  // Keras's num_words: ids < num_words, so num_words - 3 words
-        std::size_t maxlen = 200;       // steps per review, after front padding/truncation
-        std::uint64_t seed = 113;       // of the shuffles (Keras's imdb uses 113 too)
-        std::size_t limit_per_split = 0;  // 0 = every review; else the first n of each split by file name, half
-                                          // negative and half positive (positive gets the odd one), for quick runs
-        std::string cache_path;         // binary cache file; empty = no cache
-    };
-
-    struct imdb_dataset
-    {
-        xt::xtensor<std::int32_t, 2> x_train;  // (N_train, maxlen) ids, batch-major as Keras; every id < vocab.size()
-        xt::xtensor<float, 2> y_train;         // (N_train, 1), 1 = positive review, 0 = negative
-        xt::xtensor<std::int32_t, 2> x_test;   // (N_test, maxlen)
-        xt::xtensor<float, 2> y_test;          // (N_test, 1)
-        vocabulary vocab;                      // built from the training reviews
-        bool from_cache = false;               // true when read from options.cache_path instead of the text files
-        std::string cache_note;                // what happened to the cache, for the caller to print; empty if none
-    };
-
-    namespace detail
-    {
-        namespace imdb
-        {
-            namespace fs = std::filesystem;
-
-            struct review_file
-            {
-                fs::path path;
-                std::uint64_t size;
-            };
-
-            /// The review files of one split, in the order they are read: neg/ then pos/, each by file name.
-            struct split_files
-            {
-                std::vector<review_file> neg;
-                std::vector<review_file> pos;
-            };
-
-            /// What identifies the source in the cache: renaming, adding, removing or resizing a review changes it.
-            struct fingerprint
-            {
-                std::uint64_t files = 0;
-                std::uint64_t bytes = 0;
-                std::uint64_t names = 0xcbf29ce484222325ull;  // FNV-1a over "split/class/name size\n" lines
-
-                bool operator==(const fingerprint& o) const noexcept
-                {
-                    return files == o.files && bytes == o.bytes && names == o.names;
-                }
-            };
-
-            struct source
-            {
-                split_files train;
-                split_files test;
-                fingerprint print;
-            };
-
-            inline void check_options(const imdb_options& options)
-            {
-                if (options.num_words < 3)
-                {
-                    throw value_error("load_imdb: num_words expected >= 3 (ids 0, 1, 2 are reserved) but got "
-                                      + std::to_string(options.num_words));
-                }
-                if (options.maxlen == 0)
-                {
-                    throw value_error("load_imdb: maxlen expected >= 1 but got 0");
-                }
-                if (options.limit_per_split == 1)
-                {
-                    throw value_error("load_imdb: limit_per_split expected 0 (all) or >= 2 (one review per class) but got 1");
-                }
-            }
-
-            /// directory is the aclImdb folder, or a folder that holds aclImdb/.
-            inline fs::path find_root(const std::string& directory)
-            {
-                const fs::path dir(directory);
-                std::error_code ec;
-                if (!fs::exists(dir, ec))
-                {
-                    throw io_error("load_imdb: expected the aclImdb directory (or its parent) at '" + directory
-                                   + "' but it does not exist");
-                }
-                if (!fs::is_directory(dir, ec))
-                {
-                    throw io_error("load_imdb: expected the aclImdb directory (or its parent) at '" + directory
-                                   + "' but it is not a directory");
-                }
-                if (!fs::is_directory(dir / "train", ec) && !fs::is_directory(dir / "test", ec)
-                    && fs::is_directory(dir / "aclImdb", ec))
-                {
-                    return dir / "aclImdb";
-                }
-                return dir;
-            }
-
-            /// The *.txt regular files of folder, sorted by file name (byte order).
-            inline std::vector<review_file> list_reviews(const fs::path& folder)
-            {
-                std::error_code ec;
-                if (!fs::is_directory(folder, ec))
-                {
-                    throw io_error("load_imdb: expected the directory '" + folder.string()
-                                   + "' (layout aclImdb/{train,test}/{pos,neg}/*.txt) but it is missing");
-                }
-                std::vector<std::pair<std::string, review_file>> named;
-                fs::directory_iterator it(folder, ec);
-                for (; !ec && it != fs::directory_iterator(); it.increment(ec))
-                {
-                    const fs::path& p = it->path();
-                    if (p.extension() != ".txt" || !it->is_regular_file(ec))
-                    {
-                        continue;
-                    }
-                    const std::uint64_t size = it->file_size(ec);
-                    if (ec)
-                    {
-                        break;
-                    }
-                    named.push_back({p.filename().string(), review_file{p, size}});
-                }
-                if (ec)
-                {
-                    throw io_error("load_imdb: cannot list the directory '" + folder.string() + "': " + ec.message());
-                }
-                std::sort(named.begin(), named.end(),
-                          [](const auto& a, const auto& b) { return a.first < b.first; });
-                std::vector<review_file> files;
-                files.reserve(named.size());
-                for (auto& entry : named)
-                {
-                    files.push_back(std::move(entry.second));
-                }
-                return files;
-            }
-
-            inline split_files list_split(const fs::path& root, const char* split, std::size_t limit)
-            {
-                split_files files{list_reviews(root / split / "neg"), list_reviews(root / split / "pos")};
-                const std::size_t nneg = files.neg.size();
-                const std::size_t npos = files.pos.size();
-                if (nneg + npos == 0)
-                {
-                    throw io_error(std::string("load_imdb: split '") + split + "' is empty: expected *.txt reviews in '"
-                                   + (root / split / "neg").string() + "' and '" + (root / split / "pos").string()
-                                   + "' but found none");
-                }
-                if (nneg == 0 || npos == 0)
-                {
-                    throw io_error(std::string("load_imdb: split '") + split
-                                   + "' has one class only: expected reviews in both pos/ and neg/ but found "
-                                   + std::to_string(npos) + " in pos/ and " + std::to_string(nneg) + " in neg/");
-                }
-                if (limit != 0)
-                {
-                    files.neg.resize(std::min(nneg, limit / 2));
-                    files.pos.resize(std::min(npos, limit - limit / 2));
-                }
-                return files;
-            }
-
-            inline void add_to_fingerprint(fingerprint& print, const char* split, const char* label,
-                                           const std::vector<review_file>& files)
-            {
-                for (const auto& f : files)
-                {
-                    ++print.files;
-                    print.bytes += f.size;
-                    const std::string line = std::string(split) + "/" + label + "/" + f.path.filename().string() + " "
-                                             + std::to_string(f.size) + "\n";
-                    print.names = io::fnv1a64(line.data(), line.size(), print.names);
-                }
-            }
-
-            inline source scan(const std::string& directory, std::size_t limit)
-            {
-                const fs::path root = find_root(directory);
-                source src{list_split(root, "train", limit), list_split(root, "test", limit), fingerprint{}};
-                add_to_fingerprint(src.print, "train", "neg", src.train.neg);
-                add_to_fingerprint(src.print, "train", "pos", src.train.pos);
-                add_to_fingerprint(src.print, "test", "neg", src.test.neg);
-                add_to_fingerprint(src.print, "test", "pos", src.test.pos);
-                return src;
-            }
-
-            /// Reviews are a few kB (the longest about 14 kB); a file over this is refused before it is read.
-            constexpr std::size_t max_review_bytes = std::size_t(1) << 26;
-
-            /// A review's bytes, checked to be UTF-8 (the caller checks that it holds a word).
-            inline std::string read_review(const review_file& file)
-            {
-                std::string text = io::read_file(file.path.string(), max_review_bytes, "IMDB review");
-                validate_utf8(text, file.path.string());
-                return text;
-            }
-
-            [[noreturn]] inline void throw_no_words(const review_file& file, std::size_t bytes)
-            {
-                throw io_error("load_imdb: review file '" + file.path.string()
-                               + "' holds no words: expected a non-empty review but found "
-                               + (bytes == 0 ? std::string("an empty file") : std::to_string(bytes) + " bytes without a word"));
-            }
-
-            /// Fisher-Yates: order[i] is the source row of row i. One engine drives both splits, train first.
-            inline std::vector<std::size_t> shuffled_order(std::size_t n, random_engine& rng)
-            {
-                std::vector<std::size_t> order(n);
-                std::iota(order.begin(), order.end(), std::size_t(0));
-                for (std::size_t i = n; i > 1; --i)
-                {
-                    const auto j = static_cast<std::size_t>(rng.below(i));
-                    std::swap(order[i - 1], order[j]);
-                }
-                return order;
-            }
-
-            /// Pads the sequences (front padding and truncation, as Keras), shuffles the rows, labels them.
-            inline void finish_split(std::vector<std::vector<std::int32_t>>& sequences, std::size_t nneg,
-                                     std::size_t maxlen, random_engine& rng, xt::xtensor<std::int32_t, 2>& x,
-                                     xt::xtensor<float, 2>& y)
-            {
-                const std::size_t n = sequences.size();
-                const auto padded = pad_sequences(sequences, maxlen);
-                sequences.clear();
-                sequences.shrink_to_fit();
-                const auto order = shuffled_order(n, rng);
-                x = xt::xtensor<std::int32_t, 2>::from_shape({n, maxlen});
-                y = xt::xtensor<float, 2>::from_shape({n, 1});
-                for (std::size_t i = 0; i < n; ++i)
-                {
-                    std::memcpy(x.data() + i * maxlen, padded.data() + order[i] * maxlen, maxlen * sizeof(std::int32_t));
-                    y(i, 0) = order[i] < nneg ? 0.0f : 1.0f;
-                }
-            }
-
-            /// Parses the text files: the slow path.
-            inline imdb_dataset parse(const source& src, const imdb_options& options)
-            {
-                // Training reviews: words are interned as provisional ids while counting, so the corpus is held
-                // as integers rather than strings until the vocabulary fixes the final ids.
-                std::unordered_map<std::string, std::uint32_t> index;
-                std::vector<const std::string*> words;  // provisional id -> word (keys of index: stable addresses)
-                std::vector<std::size_t> counts;        // provisional id -> occurrences
-                std::vector<std::vector<std::uint32_t>> provisional;
-                provisional.reserve(src.train.neg.size() + src.train.pos.size());
-                std::string key;
-                for (const auto* files : {&src.train.neg, &src.train.pos})
-                {
-                    for (const auto& file : *files)
-                    {
-                        const std::string text = read_review(file);
-                        std::vector<std::uint32_t> seq;
-                        for_each_token(text, [&](std::string_view token) {
-                            key.assign(token);
-                            auto found = index.find(key);
-                            if (found == index.end())
-                            {
-                                found = index.emplace(key, static_cast<std::uint32_t>(words.size())).first;
-                                words.push_back(&found->first);
-                                counts.push_back(0);
-                            }
-                            ++counts[found->second];
-                            seq.push_back(found->second);
-                        });
-                        if (seq.empty())
-                        {
-                            throw_no_words(file, text.size());
-                        }
-                        provisional.push_back(std::move(seq));
-                    }
-                }
-
-                imdb_dataset data;
-                {
-                    std::unordered_map<std::string, std::size_t> word_counts;
-                    word_counts.reserve(words.size());
-                    for (std::size_t p = 0; p < words.size(); ++p)
-                    {
-                        word_counts.emplace(*words[p], counts[p]);
-                    }
-                    data.vocab = vocabulary::from_counts(word_counts, options.num_words);
-                }
-                std::vector<std::int32_t> final_id(words.size());
-                for (std::size_t p = 0; p < words.size(); ++p)
-                {
-                    final_id[p] = data.vocab.id(*words[p]);
-                }
-                index.clear();
-
-                std::vector<std::vector<std::int32_t>> train;
-                train.reserve(provisional.size());
-                for (auto& seq : provisional)
-                {
-                    std::vector<std::int32_t> ids;
-                    ids.reserve(seq.size() + 1);
-                    ids.push_back(vocabulary::start_id);
-                    for (const auto p : seq)
-                    {
-                        ids.push_back(final_id[p]);
-                    }
-                    train.push_back(std::move(ids));
-                    std::vector<std::uint32_t>().swap(seq);
-                }
-
-                std::vector<std::vector<std::int32_t>> test;
-                test.reserve(src.test.neg.size() + src.test.pos.size());
-                for (const auto* files : {&src.test.neg, &src.test.pos})
-                {
-                    for (const auto& file : *files)
-                    {
-                        const std::string text = read_review(file);
-                        auto ids = data.vocab.encode(text);
-                        if (ids.size() == 1)
-                        {
-                            throw_no_words(file, text.size());
-                        }
-                        test.push_back(std::move(ids));
-                    }
-                }
-
-                random_engine rng(options.seed);
-                finish_split(train, src.train.neg.size(), options.maxlen, rng, data.x_train, data.y_train);
-                finish_split(test, src.test.neg.size(), options.maxlen, rng, data.x_test, data.y_test);
-                return data;
-            }
-
-            /// cache_format: every integer little-endian, whatever the host (io::binary_writer).
-            ///   "XRNNIMDB"  u32 version
-            ///   u64 num_words, maxlen, seed, limit_per_split         the options that shape the result
-            ///   u64 files, bytes, names                              the source's fingerprint
-            ///   u64 vocabulary bytes, then the vocabulary file text  (vocabulary::save's format, validated alike)
-            ///   u64 n_train, n_test                                  n_train + n_test = files
-            ///   i32 x_train[n_train][maxlen], u8 y_train[n_train], i32 x_test[n_test][maxlen], u8 y_test[n_test]
-            ///   u64 FNV-1a 64 of every byte before it
-            constexpr char cache_magic[8] = {'X', 'R', 'N', 'N', 'I', 'M', 'D', 'B'};
-            constexpr std::uint32_t cache_version = 1;
-            constexpr std::size_t cache_header_bytes = sizeof cache_magic + 4;
-            constexpr std::uint64_t max_vocabulary_bytes = std::uint64_t(1) << 30;
-
-            inline void put_split(io::binary_writer& out, const xt::xtensor<std::int32_t, 2>& x,
-                                  const xt::xtensor<float, 2>& y)
-            {
-                out.put_array(x.data(), x.size());
-                std::string labels(y.shape()[0], '\0');
-                for (std::size_t i = 0; i < labels.size(); ++i)
-                {
-                    labels[i] = y(i, 0) > 0.5f ? '\1' : '\0';
-                }
-                out.put_raw(labels.data(), labels.size());
-            }
-
-            inline std::string cache_bytes(const imdb_dataset& data, const imdb_options& options, const fingerprint& print)
-            {
-                const std::string vocab_text = data.vocab.serialize();
-                io::binary_writer out;
-                out.bytes().reserve(128 + vocab_text.size() + print.files * (options.maxlen * 4 + 1));
-                out.put_raw(cache_magic, sizeof cache_magic);
-                out.put(cache_version);
-                for (const std::uint64_t v : {std::uint64_t(options.num_words), std::uint64_t(options.maxlen),
-                                              options.seed, std::uint64_t(options.limit_per_split), print.files,
-                                              print.bytes, print.names, std::uint64_t(vocab_text.size())})
-                {
-                    out.put(v);
-                }
-                out.put_raw(vocab_text.data(), vocab_text.size());
-                out.put(std::uint64_t(data.x_train.shape()[0]));
-                out.put(std::uint64_t(data.x_test.shape()[0]));
-                put_split(out, data.x_train, data.y_train);
-                put_split(out, data.x_test, data.y_test);
-                out.put(io::fnv1a64(out.bytes().data(), out.bytes().size()));
-                return std::move(out.bytes());
-            }
-
-            /// Reads one split's x and y (sizes checked against the bytes left before allocating); io_error if an
-            /// id or a label is out of range.
-            inline void read_split(io::binary_reader& in, std::uint64_t n, std::size_t maxlen, std::size_t vocab_size,
-                                   xt::xtensor<std::int32_t, 2>& x, xt::xtensor<float, 2>& y)
-            {
-                if (n > in.remaining() / (std::uint64_t(maxlen) * 4 + 1))
-                {
-                    in.fail(std::to_string(n) + " rows of " + std::to_string(maxlen) + " ids claim more bytes than the file has");
-                }
-                x = xt::xtensor<std::int32_t, 2>::from_shape({std::size_t(n), maxlen});
-                in.get_array(x.data(), x.size(), "ids");
-                if (!std::all_of(x.begin(), x.end(), [&](std::int32_t id) { return index_in_range(id, vocab_size); }))
-                {
-                    in.fail("an id is outside [0, " + std::to_string(vocab_size) + ")");
-                }
-                std::string labels(std::size_t(n), '\0');
-                in.get_array(&labels[0], labels.size(), "labels");
-                y = xt::xtensor<float, 2>::from_shape({std::size_t(n), 1});
-                for (std::size_t i = 0; i < labels.size(); ++i)
-                {
-                    if (labels[i] != '\0' && labels[i] != '\1')
-                    {
-                        in.fail("a label is neither 0 nor 1");
-                    }
-                    y(i, 0) = labels[i] == '\1' ? 1.0f : 0.0f;
-                }
-            }
-
-            /// The cached dataset, or nullopt with why (for cache_note) when there is none usable.
-            inline std::optional<imdb_dataset> read_cache(const std::string& path, const imdb_options& options,
-                                                          const fingerprint& print, std::string& why)
-            {
-                std::error_code ec;
-                if (!fs::exists(path, ec))
-                {
-                    why = "no cache at '" + path + "'";
-                    return std::nullopt;
-                }
-                // The largest cache these options and this source can give; a larger file is not read at all.
-                const std::uint64_t max_bytes = 4096 + max_vocabulary_bytes + print.files * (options.maxlen * 4 + 1);
-                std::string bytes;
-                try
-                {
-                    bytes = io::read_file(path, static_cast<std::size_t>(max_bytes), "IMDB cache");
-                }
-                catch (const io_error& e)
-                {
-                    why = std::string("cache not usable (") + e.what() + ")";
-                    return std::nullopt;
-                }
-                if (bytes.size() < cache_header_bytes + 8
-                    || std::memcmp(bytes.data(), cache_magic, sizeof cache_magic) != 0)
-                {
-                    why = "'" + path + "' is not an IMDB cache (bad magic or too short)";
-                    return std::nullopt;
-                }
-                const std::size_t payload = bytes.size() - 8;
-                io::binary_reader in(bytes.data(), payload, "IMDB cache '" + path + "'");
-                io::binary_reader tail(bytes.data() + payload, 8, "IMDB cache '" + path + "'");
-                try
-                {
-                    in.skip(sizeof cache_magic, "magic");
-                    const auto version = in.get<std::uint32_t>("format version");
-                    if (version != cache_version)
-                    {
-                        why = "cache '" + path + "' has format version " + std::to_string(version) + ", expected "
-                              + std::to_string(cache_version);
-                        return std::nullopt;
-                    }
-                    if (tail.get<std::uint64_t>("checksum") != io::fnv1a64(bytes.data(), payload))
-                    {
-                        why = "cache '" + path + "' is corrupted or truncated (checksum mismatch)";
-                        return std::nullopt;
-                    }
-                    std::uint64_t header[8];
-                    for (auto& v : header)
-                    {
-                        v = in.get<std::uint64_t>("header");
-                    }
-                    if (header[0] != options.num_words || header[1] != options.maxlen || header[2] != options.seed
-                        || header[3] != options.limit_per_split)
-                    {
-                        why = "cache '" + path + "' is stale (made with other options)";
-                        return std::nullopt;
-                    }
-                    if (!(fingerprint{header[4], header[5], header[6]} == print))
-                    {
-                        why = "cache '" + path + "' is stale (the review files changed)";
-                        return std::nullopt;
-                    }
-                    const std::uint64_t vocab_bytes = header[7];
-                    if (vocab_bytes > in.remaining())
-                    {
-                        in.fail("the vocabulary claims more bytes than the file has");
-                    }
-                    imdb_dataset data;
-                    data.vocab = vocabulary::deserialize(std::string_view(bytes.data() + in.offset(), vocab_bytes), path);
-                    in.skip(static_cast<std::size_t>(vocab_bytes), "vocabulary");
-                    if (data.vocab.num_words() != options.num_words)
-                    {
-                        in.fail("the vocabulary has num_words " + std::to_string(data.vocab.num_words()));
-                    }
-                    const auto n_train = in.get<std::uint64_t>("n_train");
-                    const auto n_test = in.get<std::uint64_t>("n_test");
-                    if (n_train == 0 || n_test == 0 || n_train > print.files || n_test != print.files - n_train)
-                    {
-                        in.fail("expected " + std::to_string(print.files) + " reviews in both splits but found "
-                                + std::to_string(n_train) + " + " + std::to_string(n_test));
-                    }
-                    read_split(in, n_train, options.maxlen, data.vocab.size(), data.x_train, data.y_train);
-                    read_split(in, n_test, options.maxlen, data.vocab.size(), data.x_test, data.y_test);
-                    if (in.remaining() != 0)
-                    {
-                        in.fail(std::to_string(in.remaining()) + " bytes after the data");
-                    }
-                    return data;
-                }
-                catch (const error& e)
-                {
-                    why = std::string("cache not usable (") + e.what() + ")";
-                    return std::nullopt;
-                }
-            }
-        }  // namespace imdb
-    }      // namespace detail
-
-    /// Loads the IMDB reviews from directory (the aclImdb folder, or its parent), as described at the top of this
-    /// header. io_error for a missing folder, an empty split, a split with one class only, an unreadable, empty or
-    /// non-UTF-8 review (each message names the path), or a cache that cannot be written; value_error for
-    /// num_words < 3, maxlen 0 or limit_per_split 1.
-    inline imdb_dataset load_imdb(const std::string& directory, const imdb_options& options = {})
-    {
-        detail::imdb::check_options(options);
-        const auto src = detail::imdb::scan(directory, options.limit_per_split);
-        std::string why;
-        if (!options.cache_path.empty())
-        {
-            if (auto cached = detail::imdb::read_cache(options.cache_path, options, src.print, why))
-            {
-                cached->from_cache = true;
-                cached->cache_note = "read from cache '" + options.cache_path + "'";
-                return std::move(*cached);
-            }
-        }
-        imdb_dataset data = detail::imdb::parse(src, options);
-        if (!options.cache_path.empty())
-        {
-            const std::filesystem::path parent = std::filesystem::path(options.cache_path).parent_path();
-            std::error_code ec;
-            if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
-            {
-                std::filesystem::create_directories(parent, ec);
-                if (ec)
-                {
-                    throw io_error("load_imdb: cannot create the cache directory '" + parent.string() + "': "
-                                   + ec.message());
-                }
-            }
-            io::atomic_write_file(options.cache_path, detail::imdb::cache_bytes(data, options, src.print), "IMDB cache");
-            data.cache_note = why + "; parsed the reviews and wrote the cache";
-        }
-        return data;
-    }
-}  // namespace xrnn
-
-#endif
-// ---- end include/xrnn/text/imdb.hpp ----
 
 #endif
 // ---- end include/xrnn/xrnn.hpp ----
