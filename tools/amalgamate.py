@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Generate single_include/xrnn/xrnn.hpp from include/xrnn/xrnn.hpp.
+"""Generate single_include/xrnn/xrnn.hpp from include/xrnn/xrnn.hpp, and single_include/xrnn/safetensors.hpp.
 
 Every `#include <xrnn/...>` (or `#include "xrnn/..."`) is replaced by the text of that header, recursively and
 depth-first; a header is inlined only at its first occurrence and later includes of it are dropped. All other
 includes are left as they are. The output is deterministic (no timestamps), so it can be committed and checked.
 
-    python3 tools/amalgamate.py          # (re)write single_include/xrnn/xrnn.hpp
-    python3 tools/amalgamate.py --check  # exit 1 if the committed file is missing or out of date
+single_include/xrnn/safetensors.hpp is the opt-in include/xrnn/io/safetensors.hpp (it needs nlohmann-json): it
+starts with `#include "xrnn.hpp"` (the file beside it) and inlines only the headers xrnn.hpp does not hold.
+
+    python3 tools/amalgamate.py          # (re)write both files
+    python3 tools/amalgamate.py --check  # exit 1 if a committed file is missing or out of date
 
 Standard library only; paths are relative to this script, so it runs from any working directory.
 """
@@ -21,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 INCLUDE_DIR = ROOT / "include"
 ENTRY = "xrnn/xrnn.hpp"
 OUTPUT = ROOT / "single_include" / "xrnn" / "xrnn.hpp"
+SAFETENSORS_ENTRY = "xrnn/io/safetensors.hpp"
+SAFETENSORS_OUTPUT = ROOT / "single_include" / "xrnn" / "safetensors.hpp"
 FIX_COMMAND = "python3 tools/amalgamate.py"
 
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*(?:<(xrnn/[^>]+)>|"(xrnn/[^"]+)")')
@@ -66,6 +71,17 @@ def amalgamate():
     return "".join(out)
 
 
+def amalgamate_safetensors():
+    """The opt-in safetensors header, on top of the single header beside it."""
+    in_core = set()
+    _inline(ENTRY, in_core, [], [])
+    out = [BANNER.replace("(entry point include/xrnn/xrnn.hpp)", "(entry point include/{})".format(SAFETENSORS_ENTRY)),
+           "// Opt-in: needs nlohmann-json (nlohmann/json.hpp) and the single header xrnn.hpp beside this file.\n\n",
+           '#include "xrnn.hpp"\n\n']
+    _inline(SAFETENSORS_ENTRY, in_core, [], out)
+    return "".join(out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
@@ -73,36 +89,40 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     try:
-        text = amalgamate()
+        outputs = [(OUTPUT, amalgamate()), (SAFETENSORS_OUTPUT, amalgamate_safetensors())]
     except AmalgamateError as exc:
         print("amalgamate.py: error: {}".format(exc), file=sys.stderr)
         return 2
 
-    rel = OUTPUT.relative_to(ROOT).as_posix()
-    if args.check:
-        if not OUTPUT.is_file():
-            print("{} is missing; run: {}".format(rel, FIX_COMMAND))
-            return 1
-        current = OUTPUT.read_text(encoding="utf-8")
-        if current != text:
-            diff = list(difflib.unified_diff(current.splitlines(), text.splitlines(),
-                                             "committed/" + rel, "generated/" + rel, n=1, lineterm=""))
-            print("{} is out of date with include/ ({} diff lines; first ones below).".format(rel, len(diff)))
-            for line in diff[:40]:
-                print(line)
-            print("To fix it, run: {}".format(FIX_COMMAND))
-            return 1
-        print("{} is in sync with include/".format(rel))
-        return 0
+    status = 0
+    for output, text in outputs:
+        rel = output.relative_to(ROOT).as_posix()
+        if args.check:
+            if not output.is_file():
+                print("{} is missing; run: {}".format(rel, FIX_COMMAND))
+                status = 1
+                continue
+            current = output.read_text(encoding="utf-8")
+            if current != text:
+                diff = list(difflib.unified_diff(current.splitlines(), text.splitlines(),
+                                                 "committed/" + rel, "generated/" + rel, n=1, lineterm=""))
+                print("{} is out of date with include/ ({} diff lines; first ones below).".format(rel, len(diff)))
+                for line in diff[:40]:
+                    print(line)
+                print("To fix it, run: {}".format(FIX_COMMAND))
+                status = 1
+                continue
+            print("{} is in sync with include/".format(rel))
+            continue
 
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    if OUTPUT.is_file() and OUTPUT.read_text(encoding="utf-8") == text:
-        print("{} already up to date".format(rel))
-    else:
-        with open(OUTPUT, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        print("wrote {}".format(rel))
-    return 0
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if output.is_file() and output.read_text(encoding="utf-8") == text:
+            print("{} already up to date".format(rel))
+        else:
+            with open(output, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+            print("wrote {}".format(rel))
+    return status
 
 
 if __name__ == "__main__":
