@@ -267,6 +267,8 @@ TEST_CASE("a file that does not fit the model changes nothing and lists missing,
     CHECK_THROWS_WITH_AS(xrnn::load_safetensors_from_bytes(as_i32, l, torch, torch_prefixes),
                          doctest::Contains("differs: fc.bias: expected (3,) F32/F64/F16/BF16, found (3,) I32"),
                          xrnn::io_error);
+    CHECK_THROWS_WITH_AS(xrnn::load_safetensors_from_bytes(bytes, l, torch, {"embedding", "rnn", "embedding"}),
+                         doctest::Contains("two layers would read the tensor"), xrnn::io_error);
     CHECK(weights_of(l) == kept);
 }
 

@@ -420,17 +420,23 @@ namespace xrnn
         std::vector<U> safetensors_values(const safetensors_view& view, const safetensors_entry& t)
         {
             static_assert(std::is_same<U, float>::value || std::is_same<U, double>::value, "float or double");
+            if (!safetensors_dtype_readable(t.dtype))
+            {
+                throw io_error(view.source + ": tensor \"" + t.name + "\" has dtype " + t.dtype
+                               + "; weights are read from F32, F64, F16 or BF16");
+            }
             const std::size_t element = safetensors_dtype_size(t.dtype);
-            const std::size_t count = element == 0 ? 0 : (t.end - t.begin) / element;
+            const std::size_t count = (t.end - t.begin) / element;
             std::vector<U> out(count);
             const char* p = view.data + t.begin;
+            const char kind = t.dtype == "F32" ? 'f' : t.dtype == "F64" ? 'd' : t.dtype == "F16" ? 'h' : 'b';
             for (std::size_t i = 0; i < count; ++i, p += element)
             {
-                if (t.dtype == "F32")
+                if (kind == 'f')
                 {
                     out[i] = static_cast<U>(detail_st::load_le<float>(p));
                 }
-                else if (t.dtype == "F64")
+                else if (kind == 'd')
                 {
                     const double v = detail_st::load_le<double>(p);
                     if (std::is_same<U, float>::value && std::isfinite(v)
@@ -441,18 +447,13 @@ namespace xrnn
                     }
                     out[i] = static_cast<U>(v);
                 }
-                else if (t.dtype == "F16")
+                else if (kind == 'h')
                 {
                     out[i] = static_cast<U>(detail_st::half_to_float(detail_st::load_le<std::uint16_t>(p)));
                 }
-                else if (t.dtype == "BF16")
-                {
-                    out[i] = static_cast<U>(detail_st::bf16_to_float(detail_st::load_le<std::uint16_t>(p)));
-                }
                 else
                 {
-                    throw io_error(view.source + ": tensor \"" + t.name + "\" has dtype " + t.dtype
-                                   + "; weights are read from F32, F64, F16 or BF16");
+                    out[i] = static_cast<U>(detail_st::bf16_to_float(detail_st::load_le<std::uint16_t>(p)));
                 }
             }
             return out;
@@ -614,7 +615,11 @@ namespace xrnn
             {
                 for (const auto& t : layer.second)
                 {
-                    expected.insert(t.name);
+                    if (!expected.insert(t.name).second)
+                    {
+                        throw io_error("load_safetensors: two layers would read the tensor \"" + t.name
+                                       + "\" (give each layer with weights its own prefix)");
+                    }
                     const safetensors_entry* found = view.find(t.name);
                     if (found == nullptr)
                     {
