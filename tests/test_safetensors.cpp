@@ -79,7 +79,9 @@ namespace
         Model m = make<Model>(99);
         xrnn::load_safetensors(path_of(name + ".safetensors"), m, c, prefixes);
         xrnn_test::fixture f(path_of(name + ".txt"));
-        return max_difference(outputs(m, f.tensor<int, 2>("ids")), f.tensor<double, 2>("y"));
+        const double difference = max_difference(outputs(m, f.tensor<int, 2>("ids")), f.tensor<double, 2>("y"));
+        MESSAGE(name << ": max |y - the script's y| = " << difference);  // shown with -s
+        return difference;
     }
 
     // ---- hand-made files -------------------------------------------------------------------------------------------
