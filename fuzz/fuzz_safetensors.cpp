@@ -31,7 +31,8 @@ namespace
     std::vector<float> weights_of(model_type& m)
     {
         std::vector<float> all;
-        m.for_each_parameter([&](const auto&, auto& value, auto&) { all.insert(all.end(), value.begin(), value.end()); });
+        m.for_each_parameter(
+            [&](const auto&, auto& value, auto&) { all.insert(all.end(), value.begin(), value.end()); });
         return all;
     }
 

@@ -87,7 +87,8 @@ namespace
         write(dir / "keras_valid.safetensors", keras);
         write(dir / "torch_truncated.safetensors", torch.substr(0, torch.size() / 2));
         write(dir / "torch_flipped_header.safetensors", flipped(torch, 40));
-        using other_model = xrnn::sequential<xrnn::embedding<float, 6, 4>, xrnn::gru<float, 4, 3>, xrnn::dense<float, 3, 1>>;
+        using other_model =
+            xrnn::sequential<xrnn::embedding<float, 6, 4>, xrnn::gru<float, 4, 3>, xrnn::dense<float, 3, 1>>;
         xrnn::random_engine rng(7);
         other_model other(rng);
         write(dir / "torch_other_model.safetensors", xrnn::save_safetensors_to_bytes(other));

@@ -1,7 +1,8 @@
 // safetensors (include/xrnn/io/safetensors.hpp): models trained in PyTorch and laid out as Keras stores them give the
 // outputs of the fixture script (tests/fixtures/make_safetensors_fixtures.py); our files round-trip, and files we
-// exported load back into PyTorch with strict=True (checked by the script's --check on the committed xrnn_*.safetensors,
-// which this test also loads); hostile files are refused with io_error and leave the model unchanged.
+// exported load back into PyTorch with strict=True (checked by the script's --check on the committed
+// xrnn_*.safetensors, which this test also loads); hostile files are refused with io_error and leave the model
+// unchanged.
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -23,11 +24,14 @@ namespace
 {
     constexpr std::size_t V = 11, D = 6, H = 8, O = 3;
     template <std::size_t Layers>
-    using lstm_model = xrnn::sequential<xrnn::embedding<float, V, D>, xrnn::lstm<float, D, H, Layers>, xrnn::dense<float, H, O>>;
+    using lstm_model =
+        xrnn::sequential<xrnn::embedding<float, V, D>, xrnn::lstm<float, D, H, Layers>, xrnn::dense<float, H, O>>;
     template <std::size_t Layers>
-    using gru_model = xrnn::sequential<xrnn::embedding<float, V, D>, xrnn::gru<float, D, H, Layers>, xrnn::dense<float, H, O>>;
+    using gru_model =
+        xrnn::sequential<xrnn::embedding<float, V, D>, xrnn::gru<float, D, H, Layers>, xrnn::dense<float, H, O>>;
     template <std::size_t Layers>
-    using rnn_model = xrnn::sequential<xrnn::embedding<float, V, D>, xrnn::rnn<float, D, H, Layers>, xrnn::dense<float, H, O>>;
+    using rnn_model =
+        xrnn::sequential<xrnn::embedding<float, V, D>, xrnn::rnn<float, D, H, Layers>, xrnn::dense<float, H, O>>;
 
     const std::vector<std::string> torch_prefixes{"embedding", "rnn", "fc"};  // the script's Net attributes
     const auto torch = xrnn::weight_convention::torch;
@@ -57,7 +61,8 @@ namespace
     std::vector<float> weights_of(Model& m)
     {
         std::vector<float> all;
-        m.for_each_parameter([&](const auto&, auto& value, auto&) { all.insert(all.end(), value.begin(), value.end()); });
+        m.for_each_parameter(
+            [&](const auto&, auto& value, auto&) { all.insert(all.end(), value.begin(), value.end()); });
         return all;
     }
 
@@ -74,7 +79,8 @@ namespace
 
     /// Loads a fixture file into a fresh model and returns max |y - the script's y| on the script's ids.
     template <class Model>
-    double fixture_difference(const std::string& name, xrnn::weight_convention c, const std::vector<std::string>& prefixes)
+    double fixture_difference(const std::string& name, xrnn::weight_convention c,
+                              const std::vector<std::string>& prefixes)
     {
         Model m = make<Model>(99);
         xrnn::load_safetensors(path_of(name + ".safetensors"), m, c, prefixes);
@@ -167,10 +173,11 @@ TEST_CASE("save then load gives back the same bits, in both conventions, and the
     {
         names.push_back(t.name + xrnn::io::shape_string(t.shape));
     }
-    CHECK(names == std::vector<std::string>{"embedding.weight(11, 6)", "rnn.weight_ih_l0(32, 6)", "rnn.weight_hh_l0(32, 8)",
-                                            "rnn.bias_ih_l0(32,)", "rnn.bias_hh_l0(32,)", "rnn.weight_ih_l1(32, 8)",
-                                            "rnn.weight_hh_l1(32, 8)", "rnn.bias_ih_l1(32,)", "rnn.bias_hh_l1(32,)",
-                                            "fc.weight(3, 8)", "fc.bias(3,)"});
+    CHECK(names
+          == std::vector<std::string>{"embedding.weight(11, 6)", "rnn.weight_ih_l0(32, 6)", "rnn.weight_hh_l0(32, 8)",
+                                      "rnn.bias_ih_l0(32,)", "rnn.bias_hh_l0(32,)", "rnn.weight_ih_l1(32, 8)",
+                                      "rnn.weight_hh_l1(32, 8)", "rnn.bias_ih_l1(32,)", "rnn.bias_hh_l1(32,)",
+                                      "fc.weight(3, 8)", "fc.bias(3,)"});
     CHECK(view.metadata.at("format") == "pt");
     CHECK(view.metadata.at("xrnn.signature") == lstm_model<2>::signature());
     // the single bias goes to bias_ih, bias_hh is zeros (for the GRU: zeros but for b_hn)
@@ -200,7 +207,8 @@ TEST_CASE("files exported here load into PyTorch (committed xrnn_*.safetensors, 
                 const auto& h = model.template layer<1>().forward(e, xrnn::mode::training);
                 const auto& y = model.template layer<2>().forward(h, xrnn::mode::training);
                 xrnn::mean_squared_error(y, target, &dy);
-                model.template layer<0>().backward(model.template layer<1>().backward(model.template layer<2>().backward(dy)));
+                const auto& dh = model.template layer<2>().backward(dy);
+                model.template layer<0>().backward(model.template layer<1>().backward(dh));
                 adam.step(model.template layer<0>(), model.template layer<1>(), model.template layer<2>());
             }
             const std::string out = std::string(dir) + "/xrnn_" + cell;
@@ -257,7 +265,8 @@ TEST_CASE("a file that does not fit the model changes nothing and lists missing,
     // the wrong convention, the wrong number of prefixes, a dtype that is not floating point
     auto l = make<lstm_model<2>>(4);
     const auto kept = weights_of(l);
-    CHECK_THROWS_AS(xrnn::load_safetensors(path_of("torch_lstm.safetensors"), l, keras, torch_prefixes), xrnn::io_error);
+    CHECK_THROWS_AS(xrnn::load_safetensors(path_of("torch_lstm.safetensors"), l, keras, torch_prefixes),
+                    xrnn::io_error);
     CHECK_THROWS_WITH_AS(xrnn::load_safetensors(path_of("torch_lstm.safetensors"), l, torch, {"embedding", "rnn"}),
                          doctest::Contains("2 name prefixes for the model's 3 layers with weights"), xrnn::io_error);
     auto bytes = xrnn::save_safetensors_to_bytes(l, torch, torch_prefixes);

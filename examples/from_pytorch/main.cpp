@@ -145,7 +145,8 @@ int main(int argc, char** argv)
         const std::string exported = (std::filesystem::path(out) / "continued.safetensors").string();
         xrnn::save_safetensors(exported, model, xrnn::weight_convention::torch, prefixes);
         write_predictions((std::filesystem::path(out) / "continued_predictions.txt").string(), model.predict(first.x));
-        std::printf("wrote %s: python3 examples/from_pytorch/train.py --check %s\n", exported.c_str(), exported.c_str());
+        std::printf("wrote %s: python3 examples/from_pytorch/train.py --check %s\n", exported.c_str(),
+                    exported.c_str());
     }
     catch (const std::exception& e)
     {

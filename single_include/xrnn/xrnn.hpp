@@ -1788,7 +1788,8 @@ namespace xrnn
         {
             if (c == weight_convention::torch)
             {
-                return {external_name(c, prefix, "weight_ih_" + suffix), external_name(c, prefix, "weight_hh_" + suffix),
+                return {external_name(c, prefix, "weight_ih_" + suffix),
+                        external_name(c, prefix, "weight_hh_" + suffix),
                         external_name(c, prefix, "bias_ih_" + suffix), external_name(c, prefix, "bias_hh_" + suffix)};
             }
             return {external_name(c, prefix, "kernel"), external_name(c, prefix, "recurrent_kernel"),
@@ -4121,12 +4122,15 @@ namespace xrnn
                    + FirstCell::signature_options() + ">";
         }
 
-        /// Its tensors as PyTorch (weight_ih_l<k>, ...) or Keras (prefix, prefix_1, ...) have them: external_tensors.hpp.
+        /// Its tensors as PyTorch (weight_ih_l<k>, ...) or Keras (prefix, prefix_1, ...) have them
+        /// (layers/external_tensors.hpp).
         void export_tensors(weight_convention c, const std::string& prefix, std::vector<external_tensor<T>>& out)
         {
             for (std::size_t k = 0; k < Layers; ++k)
             {
-                visit_layer(k, [&](auto& cell) { detail::export_cell_tensors(cell, c, external_names(c, prefix, k), out); });
+                visit_layer(k, [&](auto& cell) {
+                    detail::export_cell_tensors(cell, c, external_names(c, prefix, k), out);
+                });
             }
         }
 
@@ -4134,7 +4138,9 @@ namespace xrnn
         {
             for (std::size_t k = 0; k < Layers; ++k)
             {
-                visit_layer(k, [&](auto& cell) { detail::import_cell_tensors(cell, c, external_names(c, prefix, k), get); });
+                visit_layer(k, [&](auto& cell) {
+                    detail::import_cell_tensors(cell, c, external_names(c, prefix, k), get);
+                });
             }
         }
 
@@ -4155,7 +4161,8 @@ namespace xrnn
         static detail::cell_tensor_names external_names(weight_convention c, const std::string& prefix, std::size_t k)
         {
             const std::string keras_prefix = k == 0 ? prefix : prefix + "_" + std::to_string(k);
-            return detail::cell_names(c, c == weight_convention::torch ? prefix : keras_prefix, "l" + std::to_string(k));
+            return detail::cell_names(c, c == weight_convention::torch ? prefix : keras_prefix,
+                                      "l" + std::to_string(k));
         }
 
         template <std::size_t... K>

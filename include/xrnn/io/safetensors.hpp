@@ -78,8 +78,8 @@ namespace xrnn
             std::size_t end = 0;
         };
 
-        /// A parsed file: its tensors in the order of their data, its metadata, and the data buffer (pointing into the bytes
-        /// that were parsed, which must outlive it).
+        /// A parsed file: its tensors in the order of their data, its metadata, and the data buffer (pointing into
+        /// the bytes that were parsed, which must outlive it).
         struct safetensors_view
         {
             std::string source;
@@ -377,7 +377,8 @@ namespace xrnn
                 if (count * element != end - begin)
                 {
                     fail(where + ": dtype " + entry.dtype + " and shape " + shape_string(entry.shape) + " need "
-                         + std::to_string(count * element) + " bytes, data_offsets give " + std::to_string(end - begin));
+                         + std::to_string(count * element) + " bytes, data_offsets give "
+                         + std::to_string(end - begin));
                 }
                 entry.begin = static_cast<std::size_t>(begin);
                 entry.end = static_cast<std::size_t>(end);
@@ -509,7 +510,8 @@ namespace xrnn
         {
         };
         template <class M>
-        struct is_sequential_model<M, std::void_t<decltype(M::layer_count), decltype(std::declval<M&>().template layer<0>())>>
+        struct is_sequential_model<
+            M, std::void_t<decltype(M::layer_count), decltype(std::declval<M&>().template layer<0>())>>
             : std::true_type
         {
         };

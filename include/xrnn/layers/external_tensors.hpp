@@ -127,7 +127,8 @@ namespace xrnn
         {
             if (c == weight_convention::torch)
             {
-                return {external_name(c, prefix, "weight_ih_" + suffix), external_name(c, prefix, "weight_hh_" + suffix),
+                return {external_name(c, prefix, "weight_ih_" + suffix),
+                        external_name(c, prefix, "weight_hh_" + suffix),
                         external_name(c, prefix, "bias_ih_" + suffix), external_name(c, prefix, "bias_hh_" + suffix)};
             }
             return {external_name(c, prefix, "kernel"), external_name(c, prefix, "recurrent_kernel"),
