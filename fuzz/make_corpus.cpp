@@ -1,6 +1,7 @@
 // Writes the seed corpus of the fuzz targets into fuzz/corpus/ (committed; run again when a format changes):
 //   g++ -std=c++17 -O1 -Iinclude fuzz/make_corpus.cpp -o /tmp/make_corpus -lopenblas && /tmp/make_corpus fuzz/corpus
 // fuzz_weights: a valid weight file and a valid checkpoint of the fuzzed model (fuzz_model.hpp), and damaged ones.
+// fuzz_safetensors: valid safetensors files of the fuzzed model (PyTorch and Keras names) and damaged ones.
 // fuzz_text: short texts of our own (never IMDB reviews), <br /> tags, quotes, valid and invalid UTF-8, a
 // vocabulary file and a small IMDB cache.
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <iostream>
 #include <string>
 
+#include <xrnn/io/safetensors.hpp>
 #include <xrnn/text/imdb.hpp>
 
 #include "fuzz_model.hpp"
@@ -76,6 +78,24 @@ namespace
         write(dir / "checkpoint_fresh.xrnnc", xrnn::save_checkpoint_to_bytes(fresh, optimizer, progress));
     }
 
+    void safetensors_corpus(const fs::path& dir)
+    {
+        xrnn_fuzz::model model = xrnn_fuzz::make_model(6);
+        const std::string torch = xrnn::save_safetensors_to_bytes(model, xrnn::weight_convention::torch);
+        const std::string keras = xrnn::save_safetensors_to_bytes(model, xrnn::weight_convention::keras);
+        write(dir / "torch_valid.safetensors", torch);
+        write(dir / "keras_valid.safetensors", keras);
+        write(dir / "torch_truncated.safetensors", torch.substr(0, torch.size() / 2));
+        write(dir / "torch_flipped_header.safetensors", flipped(torch, 40));
+        using other_model =
+            xrnn::sequential<xrnn::embedding<float, 6, 4>, xrnn::gru<float, 4, 3>, xrnn::dense<float, 3, 1>>;
+        xrnn::random_engine rng(7);
+        other_model other(rng);
+        write(dir / "torch_other_model.safetensors", xrnn::save_safetensors_to_bytes(other));
+        write(dir / "metadata_only.safetensors", std::string("\x1a\0\0\0\0\0\0\0", 8)
+                                                     + "{\"__metadata__\":{\"a\":\"b\"}}");
+    }
+
     void text_corpus(const fs::path& dir)
     {
         write(dir / "sentence.txt", "A film I had not seen before. I didn't expect much, but it was fine!<br /><br />7/10");
@@ -119,8 +139,10 @@ int main(int argc, char** argv)
     const fs::path root(argv[1]);
     fs::create_directories(root / "fuzz_weights");
     fs::create_directories(root / "fuzz_text");
+    fs::create_directories(root / "fuzz_safetensors");
     weights_corpus(root / "fuzz_weights");
     text_corpus(root / "fuzz_text");
-    std::cout << "make_corpus: wrote " << root.string() << "/fuzz_weights and fuzz_text\n";
+    safetensors_corpus(root / "fuzz_safetensors");
+    std::cout << "make_corpus: wrote " << root.string() << "/fuzz_weights, fuzz_text and fuzz_safetensors\n";
     return 0;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of fuzz/ with clang (-fsanitize=fuzzer,address,undefined) into build-fuzz/ and runs
-# each from its committed seed corpus for a bounded time, both at once (one per core). Prints the executions of each
+# each from its committed seed corpus for a bounded time, all at once. Prints the executions of each
 # target and fails on any finding: a crash, an exception the API does not document, a broken invariant, a leak,
 # undefined behaviour, an input slower than 10 s, or one allocation over 256 MB. Inputs that reproduce a finding are
 # kept in build-fuzz/artifacts/; rerun one with ./build-fuzz/<target> <file>.
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds="${1:-60}"
 build="${XRNN_FUZZ_BUILD_DIR:-build-fuzz}"
-targets=(fuzz_weights fuzz_text)
+targets=(fuzz_weights fuzz_text fuzz_safetensors)
 
 bash tools/install-deps.sh
 

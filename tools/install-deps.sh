@@ -7,7 +7,9 @@ set -euo pipefail
 tools=(g++ cmake make python3)
 # Libraries: Debian packages. libopenblas-dev also provides the LAPACK that xtensor-blas' CMake config looks up.
 # gnuplot-nox (gnuplot without X11) draws the examples' PNG plots.
-packages=(libxtensor-dev libxtensor-blas-dev libxsimd-dev xtl-dev libopenblas-dev doctest-dev gnuplot-nox)
+# nlohmann-json3-dev parses safetensors headers (include/xrnn/io/safetensors.hpp, opt-in).
+packages=(libxtensor-dev libxtensor-blas-dev libxsimd-dev xtl-dev libopenblas-dev doctest-dev gnuplot-nox
+          nlohmann-json3-dev)
 
 missing=()
 for tool in "${tools[@]}"; do

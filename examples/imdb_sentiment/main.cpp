@@ -12,7 +12,7 @@
 //
 //   imdb_sentiment --data path/to/aclImdb [--model rnn|lstm|gru] [--epochs 5] [--batch-size 64] [--maxlen 200] ...
 //   imdb_sentiment --data path/to/aclImdb --model lstm --predict "A wonderful, moving film."
-//   imdb_sentiment --model lstm --load imdb_lstm.xrnnw --predict "Two hours I will never get back."
+//   imdb_sentiment --load imdb_lstm.xrnnw --predict "Two hours I will never get back."
 //
 // Outputs (in --out, default the current directory): imdb_<model>.xrnnw (weights), imdb_vocab.txt (the vocabulary
 // the ids come from), imdb_<model>_history.csv and imdb_<model>_history.png (accuracy and loss per epoch, training
@@ -68,7 +68,7 @@ namespace
     const char* usage =
         "usage: imdb_sentiment --data DIR [options]\n"
         "  --data DIR              the aclImdb folder (train/ and test/ with pos/ and neg/ inside), or its parent\n"
-        "  --model rnn|lstm|gru    SimpleRNN, LSTM or GRU (default lstm)\n"
+        "  --model rnn|lstm|gru    SimpleRNN, LSTM or GRU (default lstm; with --load, the file's own)\n"
         "  --epochs N              (default 5)\n"
         "  --batch-size N          (default 64)\n"
         "  --maxlen N              words kept per review, the last ones (default 200)\n"
@@ -92,7 +92,7 @@ namespace
     {
         examples::cli args(argc, argv, usage);
         settings s;
-        s.model = args.get("model", s.model);
+        s.model = args.get("model", "");
         s.data = args.get("data", s.data);
         s.out = args.get("out", s.out);
         s.load = args.get("load", s.load);
@@ -111,6 +111,37 @@ namespace
         s.seed = args.number<std::uint64_t>("seed", s.seed);
         s.keep_last = args.flag("keep-last");
         args.finish();
+        if (s.model.empty() && !s.load.empty())
+        {
+            // a weight file knows its model: its signature names the recurrent layer
+            std::string signature;
+            try
+            {
+                signature = xrnn::weights_signature(s.load);
+            }
+            catch (const std::exception& e)
+            {
+                std::fprintf(stderr, "imdb_sentiment: %s\n", e.what());
+                std::exit(1);
+            }
+            for (const char* kind : {"rnn", "lstm", "gru"})
+            {
+                if (signature.find(std::string(",") + kind + "<") != std::string::npos)
+                {
+                    s.model = kind;
+                }
+            }
+            if (s.model.empty())
+            {
+                std::fprintf(stderr, "imdb_sentiment: '%s' holds the weights of %s, not of an IMDB model\n",
+                             s.load.c_str(), signature.c_str());
+                std::exit(1);
+            }
+        }
+        if (s.model.empty())
+        {
+            s.model = "lstm";
+        }
         if (s.model != "rnn" && s.model != "lstm" && s.model != "gru")
         {
             std::fprintf(stderr, "imdb_sentiment: --model must be rnn, lstm or gru, not '%s'\n%s", s.model.c_str(),

@@ -448,6 +448,14 @@ namespace xrnn
         io::load_weights_from(file, model);
     }
 
+    /// The signature of the model that wrote a weight file (e.g. "sequential<embedding<float32,10000,128>,
+    /// lstm<float32,128,128,layers=1,last>,dense<float32,128,1>>"), read from its header: a program that can build
+    /// several models picks the one a file needs.
+    inline std::string weights_signature(const std::string& path)
+    {
+        return io::file_reader(path, io::file_kind::weights).signature();
+    }
+
     /// load_weights from bytes in memory (e.g. embedded in a program); `source` names them in error messages.
     template <class Model>
     void load_weights_from_bytes(std::string bytes, Model& model, std::string source = "weights in memory")

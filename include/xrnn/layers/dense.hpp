@@ -14,6 +14,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 #include <xtensor/xtensor.hpp>
 
@@ -21,6 +22,7 @@
 #include <xrnn/detail/blas.hpp>
 #include <xrnn/detail/tensor.hpp>
 #include <xrnn/init.hpp>
+#include <xrnn/layers/external_tensors.hpp>
 #include <xrnn/layers/layer_traits.hpp>
 #include <xrnn/random.hpp>
 
@@ -142,6 +144,26 @@ namespace xrnn
         void for_each_parameter(F&& f)
         {
             params_type::zip(f, p, dp);
+        }
+
+        /// torch.nn.Linear: weight (Out, In) = w^T, bias (Out); Keras Dense: kernel (In, Out) = w, bias (Out).
+        void export_tensors(weight_convention c, const std::string& prefix, std::vector<external_tensor<T>>& out)
+        {
+            const bool torch = c == weight_convention::torch;
+            out.push_back({detail::external_name(c, prefix, torch ? "weight" : "kernel"),
+                           torch ? std::vector<std::size_t>{Out, In} : std::vector<std::size_t>{In, Out},
+                           torch ? detail::transposed(p.w.data(), In, Out) : std::vector<T>(p.w.begin(), p.w.end())});
+            out.push_back({detail::external_name(c, prefix, "bias"), {Out}, std::vector<T>(p.b.begin(), p.b.end())});
+        }
+
+        void import_tensors(weight_convention c, const std::string& prefix, const external_lookup<T>& get)
+        {
+            const bool torch = c == weight_convention::torch;
+            const T* w = get(detail::external_name(c, prefix, torch ? "weight" : "kernel"));
+            const std::vector<T> kernel = torch ? detail::transposed(w, Out, In) : std::vector<T>(w, w + In * Out);
+            std::copy(kernel.begin(), kernel.end(), p.w.begin());
+            const T* b = get(detail::external_name(c, prefix, "bias"));
+            std::copy(b, b + Out, p.b.begin());
         }
 
         /// Bytes held by the cache and results of the last forward and backward: the input (R, In), the outputs

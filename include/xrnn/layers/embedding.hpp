@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <xtensor/xnoalias.hpp>
 #include <xtensor/xtensor.hpp>
@@ -19,6 +20,7 @@
 #include <xrnn/detail/simd.hpp>
 #include <xrnn/detail/tensor.hpp>
 #include <xrnn/init.hpp>
+#include <xrnn/layers/external_tensors.hpp>
 #include <xrnn/layers/layer_traits.hpp>
 #include <xrnn/random.hpp>
 #include <xrnn/threads.hpp>
@@ -156,6 +158,19 @@ namespace xrnn
         void for_each_parameter(F&& f)
         {
             params_type::zip(f, p, dp);
+        }
+
+        /// torch.nn.Embedding: weight (Vocab, Dim); Keras Embedding: embeddings (Vocab, Dim); both w itself.
+        void export_tensors(weight_convention c, const std::string& prefix, std::vector<external_tensor<T>>& out)
+        {
+            out.push_back({detail::external_name(c, prefix, c == weight_convention::torch ? "weight" : "embeddings"),
+                           {Vocab, Dim}, std::vector<T>(p.w.begin(), p.w.end())});
+        }
+
+        void import_tensors(weight_convention c, const std::string& prefix, const external_lookup<T>& get)
+        {
+            const T* w = get(detail::external_name(c, prefix, c == weight_convention::torch ? "weight" : "embeddings"));
+            std::copy(w, w + Vocab * Dim, p.w.begin());
         }
 
         /// Bytes held by the cache of the last forward: its ids, S * B * sizeof(std::size_t), and its output,

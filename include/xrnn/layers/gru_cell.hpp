@@ -31,6 +31,7 @@
 #ifndef XRNN_LAYERS_GRU_CELL_HPP
 #define XRNN_LAYERS_GRU_CELL_HPP
 
+#include <array>
 #include <cstddef>
 #include <string>
 
@@ -68,6 +69,8 @@ namespace xrnn
     public:
         static constexpr const char* name = "gru_cell";
         static constexpr const char* layer_name = "gru";  // of the layer that runs it over a sequence
+        /// Keras's gate blocks (z, r, h) as ours (r, u, n): layers/external_tensors.hpp.
+        static constexpr std::array<std::size_t, 3> keras_blocks{{gru_gate::update, gru_gate::reset, 2}};
         using base::base;  // forward(x, prev, mode) and backward(d_next): recurrent_cell.hpp
 
         /// This cell's settings in a layer's signature: none (it is the reset-after form; see the top of this file).

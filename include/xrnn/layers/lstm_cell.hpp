@@ -22,6 +22,7 @@
 #ifndef XRNN_LAYERS_LSTM_CELL_HPP
 #define XRNN_LAYERS_LSTM_CELL_HPP
 
+#include <array>
 #include <cstddef>
 #include <string>
 
@@ -60,6 +61,8 @@ namespace xrnn
     public:
         static constexpr const char* name = "lstm_cell";
         static constexpr const char* layer_name = "lstm";  // of the layer that runs it over a sequence
+        /// Keras's gate blocks (i, f, c, o) are ours (i, f, g, o): layers/external_tensors.hpp.
+        static constexpr std::array<std::size_t, 4> keras_blocks{{0, 1, 2, 3}};
 
         /// This cell's settings in a layer's signature: none.
         static std::string signature_options()

@@ -14,10 +14,12 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <xtensor/xtensor.hpp>
 
 #include <xrnn/config.hpp>
+#include <xrnn/layers/external_tensors.hpp>
 #include <xrnn/layers/layer_traits.hpp>
 #include <xrnn/layers/recurrent_cell.hpp>
 
@@ -196,6 +198,28 @@ namespace xrnn
                    + FirstCell::signature_options() + ">";
         }
 
+        /// Its tensors as PyTorch (weight_ih_l<k>, ...) or Keras (prefix, prefix_1, ...) have them
+        /// (layers/external_tensors.hpp).
+        void export_tensors(weight_convention c, const std::string& prefix, std::vector<external_tensor<T>>& out)
+        {
+            for (std::size_t k = 0; k < Layers; ++k)
+            {
+                visit_layer(k, [&](auto& cell) {
+                    detail::export_cell_tensors(cell, c, external_names(c, prefix, k), out);
+                });
+            }
+        }
+
+        void import_tensors(weight_convention c, const std::string& prefix, const external_lookup<T>& get)
+        {
+            for (std::size_t k = 0; k < Layers; ++k)
+            {
+                visit_layer(k, [&](auto& cell) {
+                    detail::import_cell_tensors(cell, c, external_names(c, prefix, k), get);
+                });
+            }
+        }
+
         /// f("l<k>.mask", engine) for the dropout-mask engine of every stacked layer.
         template <class F>
         void for_each_random_engine(F&& f)
@@ -211,6 +235,13 @@ namespace xrnn
         }
 
     private:
+        static detail::cell_tensor_names external_names(weight_convention c, const std::string& prefix, std::size_t k)
+        {
+            const std::string keras_prefix = k == 0 ? prefix : prefix + "_" + std::to_string(k);
+            return detail::cell_names(c, c == weight_convention::torch ? prefix : keras_prefix,
+                                      "l" + std::to_string(k));
+        }
+
         template <std::size_t... K>
         recurrent_stack(random_engine& rng, const recurrent_options& options, std::index_sequence<K...>)
             : m_first(rng, options)

@@ -12,6 +12,7 @@
 #ifndef XRNN_LAYERS_RNN_CELL_HPP
 #define XRNN_LAYERS_RNN_CELL_HPP
 
+#include <array>
 #include <cstddef>
 #include <string>
 
@@ -48,6 +49,8 @@ namespace xrnn
     public:
         static constexpr const char* name = "rnn_cell";
         static constexpr const char* layer_name = "rnn";  // of the layer that runs it over a sequence
+        /// Keras's SimpleRNN has the one block: layers/external_tensors.hpp.
+        static constexpr std::array<std::size_t, 1> keras_blocks{{0}};
 
         /// This cell's settings in a layer's signature: its nonlinearity.
         static std::string signature_options()

@@ -1,0 +1,737 @@
+// xtensor-rnn: safetensors files, to run and keep training models of PyTorch or Keras here, and back.
+// Opt-in: not part of <xrnn/xrnn.hpp>; it needs nlohmann-json (Debian: nlohmann-json3-dev; CMake: xrnn::safetensors).
+//
+//   #include <xrnn/io/safetensors.hpp>
+//   xrnn::load_safetensors("model.safetensors", model, xrnn::weight_convention::torch, {"embedding", "lstm", "fc"});
+//   xrnn::save_safetensors("out.safetensors", model, xrnn::weight_convention::torch, {"embedding", "lstm", "fc"});
+//
+// The format (https://github.com/huggingface/safetensors): an 8-byte little-endian header length N, N bytes of a
+// JSON object {"<name>": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ..., "__metadata__":
+// {"key": "value"}} (possibly padded with spaces), then the tensors' raw little-endian bytes, row-major. Reading
+// enforces the format's rules: the header is at most 100 MB and fits in the file, it is valid UTF-8 JSON whose top
+// is an object, names are unique, every tensor has exactly dtype, shape and data_offsets, its byte count is
+// shape's product times the dtype's size, and the offsets, sorted, tile the data buffer exactly (contiguous, not
+// overlapping, from 0 to its end). Every violation is an io_error naming the file; nothing is allocated from sizes
+// the file claims beyond the file's own size.
+//
+// Names and layouts (layers/external_tensors.hpp, and each layer's export_tensors): each layer with weights has a
+// prefix, by default its name ("embedding", "lstm", "gru", "rnn", "dense"; a repeated name gets "_1", "_2", ... as
+// Keras names layers), or the ones you give (one per layer with weights, in order).
+//   torch: Embedding weight (V, D); Linear weight (Out, In), bias (Out); RNN/LSTM/GRU weight_ih_l{k} (G, In),
+//          weight_hh_l{k} (G, H), bias_ih_l{k}, bias_hh_l{k} (G), gates in PyTorch's order (LSTM i,f,g,o; GRU r,z,n).
+//   keras: Embedding embeddings (V, D); Dense kernel (In, Out), bias (Out); SimpleRNN/LSTM/GRU kernel (In, G),
+//          recurrent_kernel (H, G), bias (G), or (2, 3H) for GRU(reset_after=True); gates in Keras's order
+//          (LSTM i,f,c,o; GRU z,r,h); a stack of L layers is L Keras layers named prefix, prefix_1, ...
+//
+// Dtypes: F32, F64, F16 and BF16 tensors are read into the model's scalar type. F16 and BF16 values are exact in
+// float and double; F32 is exact in double; F64 into float rounds to the nearest float (relative error at most
+// 2^-24), and a finite F64 value beyond float's range is refused. Files are written in the model's type (F32 or
+// F64), so a save and a load give back the same bits.
+//
+// Biases. Our recurrent layers keep one bias where the cell sums two (b = bias_ih + bias_hh; for the GRU all but
+// b_in and b_hn). Loading PyTorch's weights gives the same outputs. Training on from them follows a slightly
+// different path than PyTorch would: the gradient of the two biases is the same, so SGD moves their sum by twice
+// the step PyTorch's two would, and Adam, which is not linear, moves it differently again. Saving writes each
+// summed column in bias_ih and a zero in bias_hh (same outputs); the GRU's b_hn goes to bias_hh.
+//
+// Loading is all or nothing: the file is parsed and every tensor checked (names, shapes, dtypes, values in range)
+// before the model is touched. When the file does not fit the model, the io_error lists the missing tensors, the
+// extra ones, and each shape or dtype that differs, with the expected and the found.
+#ifndef XRNN_IO_SAFETENSORS_HPP
+#define XRNN_IO_SAFETENSORS_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <xrnn/config.hpp>
+#include <xrnn/io/binary.hpp>
+#include <xrnn/layers/external_tensors.hpp>
+#include <xrnn/layers/layer_traits.hpp>
+
+namespace xrnn
+{
+    namespace io
+    {
+        /// The largest JSON header read (the limit of the reference implementation).
+        constexpr std::uint64_t safetensors_max_header_bytes = 100u * 1000u * 1000u;
+        constexpr std::size_t safetensors_max_rank = 16;
+
+        /// One tensor of a safetensors file, as its header describes it; its bytes are data[begin, end).
+        struct safetensors_entry
+        {
+            std::string name;
+            std::string dtype;
+            std::vector<std::uint64_t> shape;
+            std::size_t begin = 0;
+            std::size_t end = 0;
+        };
+
+        /// A parsed file: its tensors in the order of their data, its metadata, and the data buffer (pointing into
+        /// the bytes that were parsed, which must outlive it).
+        struct safetensors_view
+        {
+            std::string source;
+            std::vector<safetensors_entry> tensors;
+            std::map<std::string, std::string> metadata;
+            const char* data = nullptr;
+            std::size_t data_size = 0;
+
+            const safetensors_entry* find(const std::string& name) const
+            {
+                for (const auto& t : tensors)
+                {
+                    if (t.name == name)
+                    {
+                        return &t;
+                    }
+                }
+                return nullptr;
+            }
+        };
+
+        /// Bytes per element of every dtype of the format; 0 for an unknown one.
+        inline std::size_t safetensors_dtype_size(const std::string& dtype) noexcept
+        {
+            static const std::pair<const char*, std::size_t> sizes[] = {
+                {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"I16", 2}, {"U16", 2},
+                {"F16", 2},  {"BF16", 2}, {"I32", 4}, {"U32", 4},     {"F32", 4},     {"I64", 8}, {"U64", 8},
+                {"F64", 8}};
+            for (const auto& s : sizes)
+            {
+                if (dtype == s.first)
+                {
+                    return s.second;
+                }
+            }
+            return 0;
+        }
+
+        /// Whether a dtype is one xrnn reads as weights.
+        inline bool safetensors_dtype_readable(const std::string& dtype) noexcept
+        {
+            return dtype == "F32" || dtype == "F64" || dtype == "F16" || dtype == "BF16";
+        }
+
+        inline std::string shape_string(const std::vector<std::uint64_t>& shape)
+        {
+            std::string text = "(";
+            for (std::size_t i = 0; i < shape.size(); ++i)
+            {
+                text += (i ? ", " : "") + std::to_string(shape[i]);
+            }
+            return text + (shape.size() == 1 ? ",)" : ")");
+        }
+
+        namespace detail_st
+        {
+            struct json_refusal
+            {
+                std::string what;
+            };
+
+            inline std::uint64_t read_u64_le(const char* p) noexcept
+            {
+                std::uint64_t v = 0;
+                for (int i = 7; i >= 0; --i)
+                {
+                    v = (v << 8) | static_cast<unsigned char>(p[i]);
+                }
+                return v;
+            }
+
+            /// An unsigned JSON integer, or fail.
+            template <class Fail>
+            std::uint64_t unsigned_of(const nlohmann::json& j, const std::string& what, Fail&& fail)
+            {
+                if (!j.is_number_unsigned())
+                {
+                    fail(what + " must be a non-negative integer, found " + j.dump());
+                }
+                return j.get<std::uint64_t>();
+            }
+
+            /// IEEE half to float (exact).
+            inline float half_to_float(std::uint16_t h) noexcept
+            {
+                const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+                const std::uint32_t exponent = (h >> 10) & 0x1fu;
+                const std::uint32_t mantissa = h & 0x3ffu;
+                float magnitude;
+                if (exponent == 0)
+                {
+                    magnitude = std::ldexp(static_cast<float>(mantissa), -24);  // zero or subnormal
+                }
+                else if (exponent == 31)
+                {
+                    magnitude = mantissa == 0 ? std::numeric_limits<float>::infinity()
+                                              : std::numeric_limits<float>::quiet_NaN();
+                }
+                else
+                {
+                    magnitude = std::ldexp(static_cast<float>(mantissa | 0x400u), static_cast<int>(exponent) - 25);
+                }
+                std::uint32_t bits;
+                std::memcpy(&bits, &magnitude, 4);
+                bits |= sign;
+                float out;
+                std::memcpy(&out, &bits, 4);
+                return out;
+            }
+
+            inline float bf16_to_float(std::uint16_t h) noexcept
+            {
+                const std::uint32_t bits = static_cast<std::uint32_t>(h) << 16;
+                float out;
+                std::memcpy(&out, &bits, 4);
+                return out;
+            }
+
+            template <class U>
+            U load_le(const char* p) noexcept
+            {
+                char bytes[sizeof(U)];
+                std::memcpy(bytes, p, sizeof(U));
+                if (!host_is_little_endian())
+                {
+                    std::reverse(bytes, bytes + sizeof(U));
+                }
+                U v;
+                std::memcpy(&v, bytes, sizeof(U));
+                return v;
+            }
+        }  // namespace detail_st
+
+        /// Parses and checks a safetensors file held in `bytes` (which the view then points into). io_error on any
+        /// violation of the format; `source` names the bytes in messages.
+        inline safetensors_view parse_safetensors(const std::string& bytes, const std::string& source)
+        {
+            auto fail = [&](const std::string& problem) -> void {
+                throw io_error(source + ": not a valid safetensors file: " + problem);
+            };
+            if (bytes.size() < 8)
+            {
+                fail(std::to_string(bytes.size()) + " bytes, less than the 8-byte header length (truncated)");
+            }
+            const std::uint64_t header_size = detail_st::read_u64_le(bytes.data());
+            if (header_size > safetensors_max_header_bytes)
+            {
+                fail("header length " + std::to_string(header_size) + " exceeds the limit of "
+                     + std::to_string(safetensors_max_header_bytes) + " bytes");
+            }
+            if (header_size > bytes.size() - 8)
+            {
+                fail("header length " + std::to_string(header_size) + " but only " + std::to_string(bytes.size() - 8)
+                     + " bytes follow (truncated)");
+            }
+            if (header_size < 2 || bytes[8] != '{')
+            {
+                fail("the header must be a JSON object starting with '{'");
+            }
+
+            // Parse, refusing duplicate names (nlohmann would keep the last one) and nesting deeper than the format's.
+            nlohmann::json header;
+            std::vector<std::set<std::string>> keys;
+            try
+            {
+                const char* begin = bytes.data() + 8;
+                header = nlohmann::json::parse(
+                    begin, begin + header_size,
+                    [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+                        if (depth > 3)
+                        {
+                            throw detail_st::json_refusal{"the header nests deeper than the format allows"};
+                        }
+                        if (event == nlohmann::json::parse_event_t::object_start)
+                        {
+                            keys.emplace_back();
+                        }
+                        else if (event == nlohmann::json::parse_event_t::object_end && !keys.empty())
+                        {
+                            keys.pop_back();
+                        }
+                        else if (event == nlohmann::json::parse_event_t::key && !keys.empty())
+                        {
+                            const std::string key = parsed.get<std::string>();
+                            if (!keys.back().insert(key).second)
+                            {
+                                throw detail_st::json_refusal{"the name \"" + key + "\" appears twice"};
+                            }
+                        }
+                        return true;
+                    });
+            }
+            catch (const detail_st::json_refusal& refusal)
+            {
+                fail(refusal.what);
+            }
+            catch (const nlohmann::json::exception& error)
+            {
+                fail(std::string("the header is not valid JSON: ") + error.what());
+            }
+            if (!header.is_object())
+            {
+                fail("the header must be a JSON object");
+            }
+
+            safetensors_view view;
+            view.source = source;
+            view.data = bytes.data() + 8 + header_size;
+            view.data_size = bytes.size() - 8 - static_cast<std::size_t>(header_size);
+            for (const auto& item : header.items())
+            {
+                const std::string& name = item.key();
+                const nlohmann::json& info = item.value();
+                if (name == "__metadata__")
+                {
+                    if (!info.is_object())
+                    {
+                        fail("__metadata__ must be an object of strings");
+                    }
+                    for (const auto& m : info.items())
+                    {
+                        if (!m.value().is_string())
+                        {
+                            fail("__metadata__ value of \"" + m.key() + "\" is not a string");
+                        }
+                        view.metadata[m.key()] = m.value().get<std::string>();
+                    }
+                    continue;
+                }
+                const std::string where = "tensor \"" + name + "\"";
+                if (!info.is_object())
+                {
+                    fail(where + " is not an object");
+                }
+                for (const auto& field : info.items())
+                {
+                    if (field.key() != "dtype" && field.key() != "shape" && field.key() != "data_offsets")
+                    {
+                        fail(where + " has an unknown field \"" + field.key() + "\"");
+                    }
+                }
+                if (!info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
+                {
+                    fail(where + " needs dtype, shape and data_offsets");
+                }
+                safetensors_entry entry;
+                entry.name = name;
+                if (!info["dtype"].is_string())
+                {
+                    fail(where + ": dtype is not a string");
+                }
+                entry.dtype = info["dtype"].get<std::string>();
+                const std::size_t element = safetensors_dtype_size(entry.dtype);
+                if (element == 0)
+                {
+                    fail(where + ": unknown dtype \"" + entry.dtype + "\"");
+                }
+                const auto& shape = info["shape"];
+                if (!shape.is_array() || shape.size() > safetensors_max_rank)
+                {
+                    fail(where + ": shape must be an array of at most " + std::to_string(safetensors_max_rank)
+                         + " sizes");
+                }
+                // bytes = product(shape) * element, refused as soon as it exceeds the data buffer (no overflow)
+                std::uint64_t count = 1;
+                bool empty = false;
+                for (const auto& d : shape)
+                {
+                    const std::uint64_t extent = detail_st::unsigned_of(d, where + ": a shape size", fail);
+                    entry.shape.push_back(extent);
+                    empty = empty || extent == 0;
+                }
+                for (std::uint64_t extent : entry.shape)
+                {
+                    if (!empty && count > view.data_size / extent)
+                    {
+                        fail(where + ": shape " + shape_string(entry.shape) + " holds more values than the "
+                             + std::to_string(view.data_size) + "-byte data buffer");
+                    }
+                    count = empty ? 0 : count * extent;
+                }
+                const auto& offsets = info["data_offsets"];
+                if (!offsets.is_array() || offsets.size() != 2)
+                {
+                    fail(where + ": data_offsets must be [begin, end]");
+                }
+                const std::uint64_t begin = detail_st::unsigned_of(offsets[0], where + ": data_offsets", fail);
+                const std::uint64_t end = detail_st::unsigned_of(offsets[1], where + ": data_offsets", fail);
+                if (begin > end || end > view.data_size)
+                {
+                    fail(where + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(end)
+                         + "] are not a range inside the " + std::to_string(view.data_size) + "-byte data buffer");
+                }
+                // count <= data_size here, so count * element (element <= 8) cannot overflow
+                if (count * element != end - begin)
+                {
+                    fail(where + ": dtype " + entry.dtype + " and shape " + shape_string(entry.shape) + " need "
+                         + std::to_string(count * element) + " bytes, data_offsets give "
+                         + std::to_string(end - begin));
+                }
+                entry.begin = static_cast<std::size_t>(begin);
+                entry.end = static_cast<std::size_t>(end);
+                view.tensors.push_back(std::move(entry));
+            }
+            // The offsets, in order, must tile the buffer: from 0, each tensor starting where the one before ended.
+            // The view lists the tensors in that order (the file's), not the JSON's.
+            std::stable_sort(view.tensors.begin(), view.tensors.end(),
+                             [](const safetensors_entry& a, const safetensors_entry& b) {
+                                 return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+                             });
+            std::size_t at = 0;
+            for (const auto* t = view.tensors.data(); t != view.tensors.data() + view.tensors.size(); ++t)
+            {
+                if (t->begin != at)
+                {
+                    fail("tensor \"" + t->name + "\" starts at byte " + std::to_string(t->begin) + " of the data, "
+                         + (t->begin < at ? "overlapping the tensor before it" : "leaving a gap")
+                         + " (the previous tensor ends at " + std::to_string(at) + ")");
+                }
+                at = t->end;
+            }
+            if (at != view.data_size)
+            {
+                fail("the tensors cover " + std::to_string(at) + " bytes of the " + std::to_string(view.data_size)
+                     + "-byte data buffer");
+            }
+            return view;
+        }
+
+        /// The values of a tensor of dtype F32, F64, F16 or BF16 as U (float or double), row-major; io_error for
+        /// another dtype, or an F64 value beyond float's range when U is float.
+        template <class U>
+        std::vector<U> safetensors_values(const safetensors_view& view, const safetensors_entry& t)
+        {
+            static_assert(std::is_same<U, float>::value || std::is_same<U, double>::value, "float or double");
+            if (!safetensors_dtype_readable(t.dtype))
+            {
+                throw io_error(view.source + ": tensor \"" + t.name + "\" has dtype " + t.dtype
+                               + "; weights are read from F32, F64, F16 or BF16");
+            }
+            const std::size_t element = safetensors_dtype_size(t.dtype);
+            const std::size_t count = (t.end - t.begin) / element;
+            std::vector<U> out(count);
+            const char* p = view.data + t.begin;
+            const char kind = t.dtype == "F32" ? 'f' : t.dtype == "F64" ? 'd' : t.dtype == "F16" ? 'h' : 'b';
+            for (std::size_t i = 0; i < count; ++i, p += element)
+            {
+                if (kind == 'f')
+                {
+                    out[i] = static_cast<U>(detail_st::load_le<float>(p));
+                }
+                else if (kind == 'd')
+                {
+                    const double v = detail_st::load_le<double>(p);
+                    if (std::is_same<U, float>::value && std::isfinite(v)
+                        && std::fabs(v) > static_cast<double>(std::numeric_limits<float>::max()))
+                    {
+                        throw io_error(view.source + ": tensor \"" + t.name + "\" value " + std::to_string(i) + " ("
+                                       + std::to_string(v) + ") is beyond the range of float");
+                    }
+                    out[i] = static_cast<U>(v);
+                }
+                else if (kind == 'h')
+                {
+                    out[i] = static_cast<U>(detail_st::half_to_float(detail_st::load_le<std::uint16_t>(p)));
+                }
+                else
+                {
+                    out[i] = static_cast<U>(detail_st::bf16_to_float(detail_st::load_le<std::uint16_t>(p)));
+                }
+            }
+            return out;
+        }
+
+        /// A safetensors file of these tensors (data in the given order) and metadata; the header is padded with
+        /// spaces so that the data starts at a multiple of 8 bytes.
+        template <class U>
+        std::string safetensors_bytes(const std::vector<external_tensor<U>>& tensors,
+                                      const std::map<std::string, std::string>& metadata)
+        {
+            static_assert(std::is_same<U, float>::value || std::is_same<U, double>::value, "float or double");
+            const char* dtype = std::is_same<U, float>::value ? "F32" : "F64";
+            nlohmann::json header = nlohmann::json::object();
+            std::size_t offset = 0;
+            for (const auto& t : tensors)
+            {
+                if (header.contains(t.name) || t.name == "__metadata__")
+                {
+                    throw io_error("safetensors: the tensor name \"" + t.name + "\" is used twice");
+                }
+                const std::size_t bytes = t.values.size() * sizeof(U);
+                header[t.name] = {{"dtype", dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+                offset += bytes;
+            }
+            if (!metadata.empty())
+            {
+                header["__metadata__"] = metadata;
+            }
+            std::string text = header.dump();
+            text.append((8 - (8 + text.size()) % 8) % 8, ' ');
+            binary_writer out;
+            out.put(static_cast<std::uint64_t>(text.size()));
+            out.put_raw(text.data(), text.size());
+            for (const auto& t : tensors)
+            {
+                out.put_array(t.values.data(), t.values.size());
+            }
+            return std::move(out.bytes());
+        }
+
+        template <class L, class T, class = void>
+        struct has_external_tensors : std::false_type
+        {
+        };
+        template <class L, class T>
+        struct has_external_tensors<
+            L, T,
+            std::void_t<decltype(std::declval<L&>().export_tensors(weight_convention::torch, std::string(),
+                                                                   std::declval<std::vector<external_tensor<T>>&>())),
+                        decltype(std::declval<L&>().import_tensors(weight_convention::torch, std::string(),
+                                                                   std::declval<const external_lookup<T>&>()))>>
+            : std::true_type
+        {
+        };
+
+        template <class M, class = void>
+        struct is_sequential_model : std::false_type
+        {
+        };
+        template <class M>
+        struct is_sequential_model<
+            M, std::void_t<decltype(M::layer_count), decltype(std::declval<M&>().template layer<0>())>>
+            : std::true_type
+        {
+        };
+
+        /// Calls f(index, layer) for every layer of a sequential model, or f(0, model) for a single layer.
+        template <class Model, class F, std::size_t... K>
+        void visit_model_layers(Model& model, F&& f, std::index_sequence<K...>)
+        {
+            (f(K, model.template layer<K>()), ...);
+        }
+
+        template <class Model, class F>
+        void visit_model_layers(Model& model, F&& f)
+        {
+            if constexpr (is_sequential_model<Model>::value)
+            {
+                visit_model_layers(model, f, std::make_index_sequence<Model::layer_count>{});
+            }
+            else
+            {
+                f(std::size_t(0), model);
+            }
+        }
+
+        /// The layers with weights, each with its prefix and its tensors now; io_error for a layer with weights and
+        /// no mapping, or prefixes that do not fit.
+        template <class Model>
+        std::vector<std::pair<std::string, std::vector<external_tensor<typename Model::value_type>>>> external_layers(
+            Model& model, weight_convention c, const std::vector<std::string>& prefixes, const char* where)
+        {
+            using T = typename Model::value_type;
+            std::vector<std::pair<std::string, std::vector<external_tensor<T>>>> layers;
+            std::map<std::string, std::size_t> seen;
+            std::vector<std::string> names;
+            visit_model_layers(model, [&](std::size_t k, auto& layer) {
+                using L = std::decay_t<decltype(layer)>;
+                std::size_t values = 0;
+                layer.for_each_parameter([&](const auto&, auto& value, auto&) { values += value.size(); });
+                if (values == 0)
+                {
+                    return;
+                }
+                if constexpr (has_external_tensors<L, T>::value)
+                {
+                    std::string prefix;
+                    if (prefixes.empty())
+                    {
+                        const std::size_t n = seen[L::name()]++;
+                        prefix = std::string(L::name()) + (n == 0 ? "" : "_" + std::to_string(n));
+                    }
+                    else if (layers.size() < prefixes.size())
+                    {
+                        prefix = prefixes[layers.size()];
+                    }
+                    names.push_back(L::name());
+                    layers.emplace_back(prefix, std::vector<external_tensor<T>>());
+                    layer.export_tensors(c, prefix, layers.back().second);
+                }
+                else
+                {
+                    throw io_error(std::string(where) + ": layer " + std::to_string(k) + " (" + L::name()
+                                   + ") has weights but no " + convention_name(c)
+                                   + " mapping (export_tensors/import_tensors, layers/external_tensors.hpp)");
+                }
+            });
+            if (!prefixes.empty() && prefixes.size() != layers.size())
+            {
+                std::string list;
+                for (const auto& n : names)
+                {
+                    list += (list.empty() ? "" : ", ") + n;
+                }
+                throw io_error(std::string(where) + ": " + std::to_string(prefixes.size())
+                               + " name prefixes for the model's " + std::to_string(layers.size())
+                               + " layers with weights (" + list + ")");
+            }
+            return layers;
+        }
+
+        template <class T>
+        std::vector<std::uint64_t> shape_u64(const std::vector<std::size_t>& shape)
+        {
+            return std::vector<std::uint64_t>(shape.begin(), shape.end());
+        }
+
+        /// Checks a parsed file against a model and, only when everything fits, sets its weights.
+        template <class Model>
+        void load_safetensors_view(const safetensors_view& view, Model& model, weight_convention c,
+                                   const std::vector<std::string>& prefixes)
+        {
+            using T = typename Model::value_type;
+            auto layers = external_layers(model, c, prefixes, "load_safetensors");
+            std::vector<std::string> missing, different;
+            std::set<std::string> expected;
+            std::map<std::string, std::vector<T>> values;
+            for (const auto& layer : layers)
+            {
+                for (const auto& t : layer.second)
+                {
+                    if (!expected.insert(t.name).second)
+                    {
+                        throw io_error("load_safetensors: two layers would read the tensor \"" + t.name
+                                       + "\" (give each layer with weights its own prefix)");
+                    }
+                    const safetensors_entry* found = view.find(t.name);
+                    if (found == nullptr)
+                    {
+                        missing.push_back(t.name + " " + shape_string(shape_u64<T>(t.shape)));
+                        continue;
+                    }
+                    const bool shape_ok = found->shape == shape_u64<T>(t.shape);
+                    const bool dtype_ok = safetensors_dtype_readable(found->dtype);
+                    if (!shape_ok || !dtype_ok)
+                    {
+                        different.push_back(t.name + ": expected " + shape_string(shape_u64<T>(t.shape))
+                                            + " F32/F64/F16/BF16, found " + shape_string(found->shape) + " "
+                                            + found->dtype);
+                    }
+                }
+            }
+            std::vector<std::string> extra;
+            for (const auto& t : view.tensors)
+            {
+                if (expected.count(t.name) == 0)
+                {
+                    extra.push_back(t.name + " " + shape_string(t.shape) + " " + t.dtype);
+                }
+            }
+            if (!missing.empty() || !extra.empty() || !different.empty())
+            {
+                std::string text = "load_safetensors: '" + view.source + "' does not fit this model ("
+                                   + convention_name(c) + " names); the model is unchanged";
+                auto list = [&](const char* what, const std::vector<std::string>& items) {
+                    for (const auto& item : items)
+                    {
+                        text += std::string("\n  ") + what + item;
+                    }
+                };
+                list("missing: ", missing);
+                list("extra: ", extra);
+                list("differs: ", different);
+                throw io_error(text);
+            }
+            for (const auto& name : expected)
+            {
+                values[name] = safetensors_values<T>(view, *view.find(name));
+            }
+            const external_lookup<T> get = [&](const std::string& name) -> const T* { return values.at(name).data(); };
+            std::size_t index = 0;
+            visit_model_layers(model, [&](std::size_t, auto& layer) {
+                using L = std::decay_t<decltype(layer)>;
+                if constexpr (has_external_tensors<L, T>::value)
+                {
+                    std::size_t count = 0;
+                    layer.for_each_parameter([&](const auto&, auto& value, auto&) { count += value.size(); });
+                    if (count != 0)
+                    {
+                        layer.import_tensors(c, layers[index++].first, get);
+                    }
+                }
+            });
+        }
+    }  // namespace io
+
+    /// The bytes save_safetensors writes. Metadata: "format" ("pt" for torch), "xrnn.signature", "xrnn.convention".
+    template <class Model>
+    std::string save_safetensors_to_bytes(Model& model, weight_convention c = weight_convention::torch,
+                                          const std::vector<std::string>& prefixes = {})
+    {
+        using T = typename Model::value_type;
+        std::vector<external_tensor<T>> all;
+        for (auto& layer : io::external_layers(model, c, prefixes, "save_safetensors"))
+        {
+            for (auto& t : layer.second)
+            {
+                all.push_back(std::move(t));
+            }
+        }
+        std::map<std::string, std::string> metadata{{"xrnn.signature", Model::signature()},
+                                                    {"xrnn.convention", convention_name(c)}};
+        if (c == weight_convention::torch)
+        {
+            metadata["format"] = "pt";
+        }
+        return io::safetensors_bytes(all, metadata);
+    }
+
+    /// Saves a model's weights in PyTorch's or Keras's names and layouts, atomically.
+    template <class Model>
+    void save_safetensors(const std::string& path, Model& model, weight_convention c = weight_convention::torch,
+                          const std::vector<std::string>& prefixes = {})
+    {
+        io::atomic_write_file(path, save_safetensors_to_bytes(model, c, prefixes), "safetensors");
+    }
+
+    /// Loads weights named and laid out as convention c has them; all or nothing.
+    template <class Model>
+    void load_safetensors_from_bytes(const std::string& bytes, Model& model,
+                                     weight_convention c = weight_convention::torch,
+                                     const std::vector<std::string>& prefixes = {},
+                                     const std::string& source = "safetensors in memory")
+    {
+        const io::safetensors_view view = io::parse_safetensors(bytes, source);
+        io::load_safetensors_view(view, model, c, prefixes);
+    }
+
+    template <class Model>
+    void load_safetensors(const std::string& path, Model& model, weight_convention c = weight_convention::torch,
+                          const std::vector<std::string>& prefixes = {})
+    {
+        const std::string bytes = io::read_file(path, std::numeric_limits<std::size_t>::max(), "safetensors");
+        load_safetensors_from_bytes(bytes, model, c, prefixes, path);
+    }
+
+    /// The __metadata__ of a safetensors file (e.g. "xrnn.signature" of a file this library wrote).
+    inline std::map<std::string, std::string> safetensors_metadata(const std::string& path)
+    {
+        const std::string bytes = io::read_file(path, std::numeric_limits<std::size_t>::max(), "safetensors");
+        return io::parse_safetensors(bytes, path).metadata;
+    }
+}  // namespace xrnn
+
+#endif
