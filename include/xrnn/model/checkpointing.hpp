@@ -127,29 +127,37 @@ namespace xrnn
     /// loop's state and early stopping. Returns the first epoch to run.
     template <class Model>
     std::size_t resume_fit(const std::string& path, Model& model, compiled_optimizer<Model>& optimizer, objective goal,
-                           fit_loop_state& loop, early_stopping_callback<Model>& early)
+                           std::size_t epochs, fit_loop_state& loop, early_stopping_callback<Model>& early)
     {
         using T = typename Model::value_type;
-        checkpoint_contents<T> contents = read_checkpoint(path, model, optimizer);
-        const training_progress<T>& p = contents.progress;
-        if (p.order.size() != loop.order.size() || p.validation_samples != loop.validation_samples)
-        {
-            throw value_error("fit: resume_from '" + path + "' was written for " + std::to_string(p.order.size())
-                              + " training and " + std::to_string(p.validation_samples)
-                              + " validation samples, but this fit has " + std::to_string(loop.order.size()) + " and "
-                              + std::to_string(loop.validation_samples));
-        }
-        if (p.data_fingerprint != loop.data_fingerprint)
-        {
-            throw value_error("fit: resume_from '" + path + "' was written for other data: x and y (and the "
-                              "validation data) must be those of the interrupted run");
-        }
-        if (p.objective != static_cast<std::uint64_t>(goal))
-        {
-            throw value_error("fit: resume_from '" + path + "' was written when training for "
-                              + detail::objective_name(p.objective) + ", but the model is compiled for "
-                              + detail::objective_name(static_cast<std::uint64_t>(goal)));
-        }
+        // checked from the file's first bytes: a file of another run is refused before the rest is read
+        const auto same_run = [&](const checkpoint_description& d) {
+            if (d.train_samples != loop.order.size() || d.validation_samples != loop.validation_samples)
+            {
+                throw value_error("fit: resume_from '" + path + "' was written for " + std::to_string(d.train_samples)
+                                  + " training and " + std::to_string(d.validation_samples)
+                                  + " validation samples, but this fit has " + std::to_string(loop.order.size())
+                                  + " and " + std::to_string(loop.validation_samples));
+            }
+            if (d.data_fingerprint != loop.data_fingerprint)
+            {
+                throw value_error("fit: resume_from '" + path + "' was written for other data: x and y (and the "
+                                  "validation data) must be those of the interrupted run");
+            }
+            if (d.objective != static_cast<std::uint64_t>(goal))
+            {
+                throw value_error("fit: resume_from '" + path + "' was written when training for "
+                                  + detail::objective_name(d.objective) + ", but the model is compiled for "
+                                  + detail::objective_name(static_cast<std::uint64_t>(goal)));
+            }
+            if (d.epochs > epochs)
+            {
+                throw value_error("fit: resume_from '" + path + "' holds " + std::to_string(d.epochs)
+                                  + " epochs, more than the " + std::to_string(epochs)
+                                  + " this fit runs in all (epochs counts the epochs before the checkpoint too)");
+            }
+        };
+        checkpoint_contents<T> contents = read_checkpoint(path, model, optimizer, same_run);
         training_progress<T> progress = apply_checkpoint(std::move(contents), model, optimizer);
         loop.shuffle_engine.set_state(progress.shuffle_engine);
         loop.order.assign(progress.order.begin(), progress.order.end());
