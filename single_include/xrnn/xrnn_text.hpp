@@ -714,6 +714,43 @@ namespace xrnn
 //
 //     aclImdb/train/pos/*.txt   aclImdb/train/neg/*.txt   aclImdb/test/pos/*.txt   aclImdb/test/neg/*.txt
 //
+// into padded id arrays and labels, as keras.datasets.imdb.load_data gives them, but from the raw text (the steps
+// are in text/imdb_reviews.hpp).
+//
+// A full load parses 50,000 files (about 65 MB). With options.cache_path set, the result is also written to a
+// binary cache, and later loads with the same options and the same source files read that instead
+// (text/imdb_cache.hpp). A cache is never trusted: one that is stale, truncated or corrupted is ignored and
+// rebuilt. The library does not print: imdb_dataset::from_cache and cache_note tell what happened.
+#ifndef XRNN_TEXT_IMDB_HPP
+#define XRNN_TEXT_IMDB_HPP
+
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <utility>
+
+// ---- begin include/xrnn/text/imdb_cache.hpp ----
+// xtensor-rnn: the binary cache of load_imdb (text/imdb.hpp): the parsed dataset, with the options and the
+// fingerprint of the review files it was made from. A cache is never trusted: its header is checked first (magic,
+// version, options, fingerprint, and the exact size these imply) before the rest is read, then the checksum and
+// every id and label; one that is stale, truncated or corrupted is ignored and rebuilt, and why is told.
+#ifndef XRNN_TEXT_IMDB_CACHE_HPP
+#define XRNN_TEXT_IMDB_CACHE_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <xtensor/xtensor.hpp>
+
+// ---- begin include/xrnn/text/imdb_reviews.hpp ----
+// xtensor-rnn: the Large Movie Review Dataset (Maas et al., 2011) read from its official layout
+//
+//     aclImdb/train/pos/*.txt   aclImdb/train/neg/*.txt   aclImdb/test/pos/*.txt   aclImdb/test/neg/*.txt
+//
 // into padded id arrays and labels, as keras.datasets.imdb.load_data gives them, but from the raw text:
 //   1. list the *.txt files of each folder, sorted by file name (directory order differs between file systems);
 //   2. read each review, check it is UTF-8 and holds at least one word, tokenize it (text/tokenizer.hpp);
@@ -721,13 +758,9 @@ namespace xrnn
 //   4. encode each review as {1 (start), ids...}, then pad and truncate at the front to maxlen (Keras's defaults);
 //   5. shuffle train, then test, by Fisher-Yates with random_engine(seed): before shuffling all negatives come
 //      first, so without it a validation split taken from the end of the training data would hold one class.
-//
-// A full load parses 50,000 files (about 65 MB). With options.cache_path set, the result is also written to a
-// binary cache, and later loads with the same options and the same source files read that instead (details at
-// detail::imdb::cache_format below). A cache is never trusted: one that is stale, truncated or corrupted is
-// ignored and rebuilt. The library does not print: imdb_dataset::from_cache and cache_note tell what happened.
-#ifndef XRNN_TEXT_IMDB_HPP
-#define XRNN_TEXT_IMDB_HPP
+// load_imdb (text/imdb.hpp) runs these, and keeps the result in the binary cache of text/imdb_cache.hpp.
+#ifndef XRNN_TEXT_IMDB_REVIEWS_HPP
+#define XRNN_TEXT_IMDB_REVIEWS_HPP
 
 #include <algorithm>
 #include <cstddef>
@@ -1077,7 +1110,19 @@ namespace xrnn
                 finish_split(test, src.test.neg.size(), options.maxlen, rng, data.x_test, data.y_test);
                 return data;
             }
+        }  // namespace imdb
+    }      // namespace detail
+}  // namespace xrnn
 
+#endif
+// ---- end include/xrnn/text/imdb_reviews.hpp ----
+
+namespace xrnn
+{
+    namespace detail
+    {
+        namespace imdb
+        {
             /// cache_format: every integer little-endian, whatever the host (io::binary_writer).
             ///   "XRNNIMDB"  u32 version
             ///   u64 num_words, maxlen, seed, limit_per_split         the options that shape the result
@@ -1299,11 +1344,17 @@ namespace xrnn
             }
         }  // namespace imdb
     }      // namespace detail
+}  // namespace xrnn
 
-    /// Loads the IMDB reviews from directory (the aclImdb folder, or its parent), as described at the top of this
-    /// header. io_error for a missing folder, an empty split, a split with one class only, an unreadable, empty or
-    /// non-UTF-8 review (each message names the path), or a cache that cannot be written; value_error for
-    /// num_words < 3, maxlen 0 or limit_per_split 1.
+#endif
+// ---- end include/xrnn/text/imdb_cache.hpp ----
+
+namespace xrnn
+{
+    /// Loads the IMDB reviews from directory (the aclImdb folder, or its parent), as described at the top of
+    /// text/imdb_reviews.hpp. io_error for a missing folder, an empty split, a split with one class only, an
+    /// unreadable, empty or non-UTF-8 review (each message names the path), or a cache that cannot be written;
+    /// value_error for num_words < 3, maxlen 0 or limit_per_split 1.
     inline imdb_dataset load_imdb(const std::string& directory, const imdb_options& options = {})
     {
         detail::imdb::check_options(options);
