@@ -486,8 +486,8 @@ namespace
     };
 
     /// Runs 6 steps of `fused` (an optimizer) and of `reference` on the same start and gradients, on 1 and on 3
-    /// threads; the weights agree to a few float roundings (a multiply and an add may be contracted into one FMA
-    /// in one of them), and the fused results are bit-identical on 1 and 3 threads.
+    /// threads; the weights' changes agree to a few float roundings of the weights (a multiply and an add may be
+    /// contracted into one FMA in one of them), and the fused results are bit-identical on 1 and 3 threads.
     template <class Fused, class Reference>
     void check_fused(Fused make_fused, Reference reference_step)
     {
@@ -510,27 +510,30 @@ namespace
             expected.new_gradients(step);
             reference_step(reference, expected);
         }
+        const vectors start;
         for (std::size_t k = 0; k < 3; ++k)
         {
             CHECK(runs[0].values[k] == runs[1].values[k]);
-            float worst = 0.0f;
+            float worst = 0.0f;  // relative to the change of the weight (about 1e-2), at least 1e-3
             for (std::size_t j = 0; j < expected.values[k].size(); ++j)
             {
                 const float e = expected.values[k](j);
-                worst = std::max(worst, std::abs(runs[0].values[k](j) - e) / std::max(1e-3f, std::abs(e)));
+                const float change = std::max(1e-3f, std::abs(e - start.values[k](j)));
+                worst = std::max(worst, std::abs(runs[0].values[k](j) - e) / change);
             }
-            CHECK(worst < 1e-5f);  // the updates differ by far more (lr = 1e-2 on weights of size ~1)
-            CHECK(!(runs[0].values[k] == vectors().values[k]));
+            CHECK(worst < 1e-3f);  // float roundings of weights of size ~1: 1e-7 / 1e-3
+            CHECK(!(runs[0].values[k] == start.values[k]));
         }
     }
 }  // namespace
 
 TEST_CASE("optim: the fused adam, rmsprop and sgd steps give the former unfused results, on any number of threads")
 {
-    check_fused([] { return xrnn::adam<float>(1e-2, 0.8, 0.95, 1e-6, 0.01); },
-                [](unfused& u, vectors& w) { u.adam(w, 1e-2f, 0.8f, 0.95f, 1e-6f, 0.01f); });
-    check_fused([] { return xrnn::rmsprop<float>(1e-2, 0.9, 1e-6, 0.01); },
-                [](unfused& u, vectors& w) { u.rmsprop(w, 1e-2f, 0.9f, 1e-6f, 0.01f); });
+    // epsilon 1e-3, so that where it goes shows (the root mean squares are about 0.1)
+    check_fused([] { return xrnn::adam<float>(1e-2, 0.8, 0.95, 1e-3, 0.01); },
+                [](unfused& u, vectors& w) { u.adam(w, 1e-2f, 0.8f, 0.95f, 1e-3f, 0.01f); });
+    check_fused([] { return xrnn::rmsprop<float>(1e-2, 0.9, 1e-3, 0.01); },
+                [](unfused& u, vectors& w) { u.rmsprop(w, 1e-2f, 0.9f, 1e-3f, 0.01f); });
     check_fused([] { return xrnn::sgd<float>(1e-2); },
                 [](unfused& u, vectors& w) { u.sgd(w, 1e-2f, 0.0f, false, 0.0f); });
     check_fused([] { return xrnn::sgd<float>(1e-2, 0.9, false, 0.01); },
