@@ -5,7 +5,8 @@
 // and _layer_forward cases time the recurrent layer alone, as onednn_reference.cpp does with oneDNN. The first line,
 // "# peak_fma isa=... gflops_per_core=...", is one core's measured peak multiply-add rate (compare.sh's FLOP floors).
 //
-// Usage: xrnn_bench [case ...]      (no argument: every case; lstm_train_phases, rnn_train_phases and gru_train_phases, the median
+// Usage: xrnn_bench [case ...]      (no argument: every case; lstm_train_phases, rnn_train_phases and
+//                                   gru_train_phases, the median
 //                                   time of each phase of a training step, and lstm_forward_floor and
 //                                   rnn_forward_floor, the GEMMs of an inference forward alone, only when named)
 //        XRNN_BENCH_REPS=n xrnn_bench ...   n timed repetitions per case, one warm-up (for profilers)
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <immintrin.h>
@@ -330,6 +332,92 @@ namespace
         return static_cast<double>(iterations) * 12 * 8 * 2 / seconds * 1e-9;
     }
 
+    /// One read of `floats` floats (already in cache) with 8 independent AVX-512 sums, in ns: the batch-1 step's
+    /// streaming floor when `floats` is the size of its weights, which it reads once per step.
+    __attribute__((target("avx512f"))) double stream_avx512(const float* data, std::size_t floats, std::size_t passes)
+    {
+        __m512 acc[8];
+        for (int k = 0; k < 8; ++k)
+        {
+            acc[k] = _mm512_setzero_ps();
+        }
+        const auto start = clock_type::now();
+        for (std::size_t pass = 0; pass < passes; ++pass)
+        {
+            for (std::size_t j = 0; j + 128 <= floats; j += 128)
+            {
+                for (int k = 0; k < 8; ++k)
+                {
+                    acc[k] = _mm512_add_ps(acc[k], _mm512_loadu_ps(data + j + 16 * k));
+                }
+            }
+        }
+        const double ns = std::chrono::duration<double, std::nano>(clock_type::now() - start).count();
+        for (int k = 1; k < 8; ++k)
+        {
+            acc[0] = _mm512_add_ps(acc[0], acc[k]);
+        }
+        g_sink = _mm512_reduce_add_ps(acc[0]);
+        return ns / static_cast<double>(passes);
+    }
+
+    __attribute__((target("avx2"))) double stream_avx2(const float* data, std::size_t floats, std::size_t passes)
+    {
+        __m256 acc[8];
+        for (int k = 0; k < 8; ++k)
+        {
+            acc[k] = _mm256_setzero_ps();
+        }
+        const auto start = clock_type::now();
+        for (std::size_t pass = 0; pass < passes; ++pass)
+        {
+            for (std::size_t j = 0; j + 64 <= floats; j += 64)
+            {
+                for (int k = 0; k < 8; ++k)
+                {
+                    acc[k] = _mm256_add_ps(acc[k], _mm256_loadu_ps(data + j + 8 * k));
+                }
+            }
+        }
+        const double ns = std::chrono::duration<double, std::nano>(clock_type::now() - start).count();
+        float lanes[8];
+        for (int k = 1; k < 8; ++k)
+        {
+            acc[0] = _mm256_add_ps(acc[0], acc[k]);
+        }
+        _mm256_storeu_ps(lanes, acc[0]);
+        g_sink = lanes[0];
+        return ns / static_cast<double>(passes);
+    }
+
+    /// "# stream_floor rnn=<us> lstm=<us> gru=<us>": reading each cell's W_x and W_h once from this core's cache
+    /// (L2 for these sizes), the fastest of 21 runs of 2000 passes (a floor); compare.sh shows it beside the
+    /// batch-1 steps.
+    void stream_floor_case()
+    {
+        const bool avx512 = __builtin_cpu_supports("avx512f");
+        if (!avx512 && !__builtin_cpu_supports("avx2"))
+        {
+            return;
+        }
+        std::printf("# stream_floor");
+        const std::pair<const char*, std::size_t> cells[] = {{"rnn", 1}, {"lstm", 4}, {"gru", 3}};
+        for (const auto& [name, gates] : cells)
+        {
+            const std::vector<float> weights((D + H) * gates * H, 0.5f);
+            std::vector<double> ns;
+            for (int run = 0; run < 21; ++run)
+            {
+                ns.push_back(avx512 ? stream_avx512(weights.data(), weights.size(), 2000)
+                                    : stream_avx2(weights.data(), weights.size(), 2000));
+            }
+            std::sort(ns.begin(), ns.end());
+            std::printf(" %s=%.3f", name, ns.front() * 1e-3);
+        }
+        std::printf(" (us)\n");
+        std::fflush(stdout);
+    }
+
     /// "# peak_fma isa=<avx512|avx2> gflops_per_core=<best>": compare.sh divides each case's FLOPs by it.
     void fma_peak_case()
     {
@@ -352,6 +440,10 @@ namespace
     void fma_peak_case()
     {
         std::printf("# peak_fma isa=none\n");
+    }
+
+    void stream_floor_case()
+    {
     }
 #endif
 
@@ -501,6 +593,10 @@ int main(int argc, char** argv)
     if (only.empty() || named(only, "peak_fma"))
     {
         fma_peak_case();
+    }
+    if (only.empty() || named(only, "stream_floor"))
+    {
+        stream_floor_case();
     }
     using lstm = xrnn::lstm<float, D, H>;
     using rnn = xrnn::rnn<float, D, H>;
