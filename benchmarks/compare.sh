@@ -104,12 +104,9 @@ def target(case, x, t, o):
     limits = {"lstm_cell_step_b1": 0.003, "gru_cell_step_b1": 0.0025, "rnn_cell_step_b1": 0.0008}
     if case in limits:
         return f"<= {limits[case] * 1000:g} us", x <= limits[case]
-    if case == "lstm_train_step":
-        return ">= 4x torch", t is not None and t / x >= 4
-    if case == "rnn_train_step":
-        return ">= 5x torch", t is not None and t / x >= 5
-    if case in ("lstm_forward", "rnn_forward"):
-        return ">= 4x torch", t is not None and t / x >= 4
+    wants = {"lstm_train_step": 4, "rnn_train_step": 5, "lstm_forward": 4, "rnn_forward": 4}
+    if case in wants:
+        return f">= {wants[case]}x torch", None if t is None else t / x >= wants[case]
     return "", None
 
 
