@@ -1,9 +1,12 @@
 // xtensor-rnn benchmark: every case of benchmarks/README.md, one line each:
 //   case=<name> impl=xrnn ms=<median> min=<min> max=<max> reps=<n>
 // Shapes are the IMDB sentiment model's: vocabulary V = 10000, embedding D = 128, hidden H = 128, S = 200 steps,
-// batch B = 64, Dense(128 -> 1), binary cross-entropy on logits, Adam. float throughout.
+// batch B = 64, Dense(128 -> 1), binary cross-entropy on logits, Adam. float throughout. The {rnn,lstm,gru}_layer_train
+// and _layer_forward cases time the recurrent layer alone, as onednn_reference.cpp does with oneDNN. The first line,
+// "# peak_fma isa=... gflops_per_core=...", is one core's measured peak multiply-add rate (compare.sh's FLOP floors).
 //
-// Usage: xrnn_bench [case ...]      (no argument: every case; lstm_train_phases, rnn_train_phases and gru_train_phases, the median
+// Usage: xrnn_bench [case ...]      (no argument: every case; lstm_train_phases, rnn_train_phases and
+//                                   gru_train_phases, the median
 //                                   time of each phase of a training step, and lstm_forward_floor and
 //                                   rnn_forward_floor, the GEMMs of an inference forward alone, only when named)
 //        XRNN_BENCH_REPS=n xrnn_bench ...   n timed repetitions per case, one warm-up (for profilers)
@@ -15,7 +18,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <immintrin.h>
 
 #include <xrnn/detail/blas.hpp>
 #include <xrnn/layers/dense.hpp>
@@ -221,6 +227,226 @@ namespace
                }));
     }
 
+    /// The recurrent layer alone (the cases of onednn_reference.cpp): zero_grad, forward in training mode and backward
+    /// from a gradient of the last step's output (many-to-one), on x (S, B, D) of uniform(-1, 1).
+    template <class Recurrent>
+    struct layer_model
+    {
+        xrnn::random_engine rng{42};
+        Recurrent recurrent{rng};
+        xt::xtensor<float, 3> x;
+        xt::xtensor<float, 2> dy;
+
+        layer_model() : x({S, B, D}), dy({B, H})
+        {
+            for (auto& v : x)
+            {
+                v = static_cast<float>(rng.uniform(-1.0, 1.0));
+            }
+            for (auto& v : dy)
+            {
+                v = static_cast<float>(rng.uniform(-0.1, 0.1));
+            }
+        }
+    };
+
+    template <class Recurrent>
+    void layer_train_case(const char* name, std::size_t reps)
+    {
+        layer_model<Recurrent> model;
+        report(name, measure(2, reps, [&] {
+                   xrnn::zero_grad(model.recurrent);
+                   model.recurrent.forward(model.x, xrnn::mode::training);
+                   g_sink = model.recurrent.backward(model.dy)(0, 0, 0);
+                   return std::size_t(1);
+               }));
+    }
+
+    template <class Recurrent>
+    void layer_forward_case(const char* name, std::size_t reps)
+    {
+        layer_model<Recurrent> model;
+        report(name, measure(2, reps, [&] {
+                   g_sink = model.recurrent.forward(model.x)(0, 0);
+                   return std::size_t(1);
+               }));
+    }
+
+    /// The peak multiply-add rate of one core, in GFLOP/s (2 per lane and FMA): independent FMA chains on
+    /// registers, AVX-512 or AVX2 + FMA as the CPU has them (detected at run time; the functions are compiled for
+    /// those instructions whatever -march says), best of 5 runs of 2^24 FMAs per chain set.
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __attribute__((target("avx512f"))) double fma_peak_avx512(std::size_t iterations)
+    {
+        __m512 acc[16];
+        for (int k = 0; k < 16; ++k)
+        {
+            acc[k] = _mm512_set1_ps(static_cast<float>(k) * 1e-3f);
+        }
+        const __m512 a = _mm512_set1_ps(0.999999f);
+        const __m512 b = _mm512_set1_ps(1e-7f);
+        const auto start = clock_type::now();
+        for (std::size_t n = 0; n < iterations; ++n)
+        {
+            for (int k = 0; k < 16; ++k)
+            {
+                acc[k] = _mm512_fmadd_ps(acc[k], a, b);
+            }
+        }
+        const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+        __m512 sum = acc[0];
+        for (int k = 1; k < 16; ++k)
+        {
+            sum = _mm512_add_ps(sum, acc[k]);
+        }
+        g_sink = _mm512_reduce_add_ps(sum);
+        return static_cast<double>(iterations) * 16 * 16 * 2 / seconds * 1e-9;
+    }
+
+    __attribute__((target("avx2,fma"))) double fma_peak_avx2(std::size_t iterations)
+    {
+        __m256 acc[12];
+        for (int k = 0; k < 12; ++k)
+        {
+            acc[k] = _mm256_set1_ps(static_cast<float>(k) * 1e-3f);
+        }
+        const __m256 a = _mm256_set1_ps(0.999999f);
+        const __m256 b = _mm256_set1_ps(1e-7f);
+        const auto start = clock_type::now();
+        for (std::size_t n = 0; n < iterations; ++n)
+        {
+            for (int k = 0; k < 12; ++k)
+            {
+                acc[k] = _mm256_fmadd_ps(acc[k], a, b);
+            }
+        }
+        const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+        float lanes[8];
+        __m256 sum = acc[0];
+        for (int k = 1; k < 12; ++k)
+        {
+            sum = _mm256_add_ps(sum, acc[k]);
+        }
+        _mm256_storeu_ps(lanes, sum);
+        g_sink = lanes[0];
+        return static_cast<double>(iterations) * 12 * 8 * 2 / seconds * 1e-9;
+    }
+
+    /// One read of `floats` floats (already in cache) with 8 independent AVX-512 sums, in ns: the batch-1 step's
+    /// streaming floor when `floats` is the size of its weights, which it reads once per step.
+    __attribute__((target("avx512f"))) double stream_avx512(const float* data, std::size_t floats, std::size_t passes)
+    {
+        __m512 acc[8];
+        for (int k = 0; k < 8; ++k)
+        {
+            acc[k] = _mm512_setzero_ps();
+        }
+        const auto start = clock_type::now();
+        for (std::size_t pass = 0; pass < passes; ++pass)
+        {
+            for (std::size_t j = 0; j + 128 <= floats; j += 128)
+            {
+                for (int k = 0; k < 8; ++k)
+                {
+                    acc[k] = _mm512_add_ps(acc[k], _mm512_loadu_ps(data + j + 16 * k));
+                }
+            }
+        }
+        const double ns = std::chrono::duration<double, std::nano>(clock_type::now() - start).count();
+        for (int k = 1; k < 8; ++k)
+        {
+            acc[0] = _mm512_add_ps(acc[0], acc[k]);
+        }
+        g_sink = _mm512_reduce_add_ps(acc[0]);
+        return ns / static_cast<double>(passes);
+    }
+
+    __attribute__((target("avx2"))) double stream_avx2(const float* data, std::size_t floats, std::size_t passes)
+    {
+        __m256 acc[8];
+        for (int k = 0; k < 8; ++k)
+        {
+            acc[k] = _mm256_setzero_ps();
+        }
+        const auto start = clock_type::now();
+        for (std::size_t pass = 0; pass < passes; ++pass)
+        {
+            for (std::size_t j = 0; j + 64 <= floats; j += 64)
+            {
+                for (int k = 0; k < 8; ++k)
+                {
+                    acc[k] = _mm256_add_ps(acc[k], _mm256_loadu_ps(data + j + 8 * k));
+                }
+            }
+        }
+        const double ns = std::chrono::duration<double, std::nano>(clock_type::now() - start).count();
+        float lanes[8];
+        for (int k = 1; k < 8; ++k)
+        {
+            acc[0] = _mm256_add_ps(acc[0], acc[k]);
+        }
+        _mm256_storeu_ps(lanes, acc[0]);
+        g_sink = lanes[0];
+        return ns / static_cast<double>(passes);
+    }
+
+    /// "# stream_floor rnn=<us> lstm=<us> gru=<us>": reading each cell's W_x and W_h once from this core's cache
+    /// (L2 for these sizes), the fastest of 21 runs of 2000 passes (a floor); compare.sh shows it beside the
+    /// batch-1 steps.
+    void stream_floor_case()
+    {
+        const bool avx512 = __builtin_cpu_supports("avx512f");
+        if (!avx512 && !__builtin_cpu_supports("avx2"))
+        {
+            return;
+        }
+        std::printf("# stream_floor");
+        const std::pair<const char*, std::size_t> cells[] = {{"rnn", 1}, {"lstm", 4}, {"gru", 3}};
+        for (const auto& [name, gates] : cells)
+        {
+            const std::vector<float> weights((D + H) * gates * H, 0.5f);
+            std::vector<double> ns;
+            for (int run = 0; run < 21; ++run)
+            {
+                ns.push_back(avx512 ? stream_avx512(weights.data(), weights.size(), 2000)
+                                    : stream_avx2(weights.data(), weights.size(), 2000));
+            }
+            std::sort(ns.begin(), ns.end());
+            std::printf(" %s=%.3f", name, ns.front() * 1e-3);
+        }
+        std::printf(" (us)\n");
+        std::fflush(stdout);
+    }
+
+    /// "# peak_fma isa=<avx512|avx2> gflops_per_core=<best>": compare.sh divides each case's FLOPs by it.
+    void fma_peak_case()
+    {
+        const bool avx512 = __builtin_cpu_supports("avx512f");
+        if (!avx512 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+        {
+            std::printf("# peak_fma isa=none\n");
+            return;
+        }
+        double best = 0;
+        for (int run = 0; run < 5; ++run)
+        {
+            const std::size_t iterations = std::size_t(1) << 24;
+            best = std::max(best, avx512 ? fma_peak_avx512(iterations) : fma_peak_avx2(iterations));
+        }
+        std::printf("# peak_fma isa=%s gflops_per_core=%.1f\n", avx512 ? "avx512" : "avx2", best);
+        std::fflush(stdout);
+    }
+#else
+    void fma_peak_case()
+    {
+        std::printf("# peak_fma isa=none\n");
+    }
+
+    void stream_floor_case()
+    {
+    }
+#endif
+
     /// Streaming: one cell step on batch 1, the state fed back in (the returned state aliases the cell's buffer).
     template <class Cell>
     void cell_step_case(const char* name, std::size_t reps)
@@ -364,6 +590,14 @@ int main(int argc, char** argv)
                      openblas_get_num_threads(), xrnn::num_threads());
     }
     const std::vector<std::string> only(argv + 1, argv + argc);
+    if (only.empty() || named(only, "peak_fma"))
+    {
+        fma_peak_case();
+    }
+    if (only.empty() || named(only, "stream_floor"))
+    {
+        stream_floor_case();
+    }
     using lstm = xrnn::lstm<float, D, H>;
     using rnn = xrnn::rnn<float, D, H>;
     using gru = xrnn::gru<float, D, H>;
@@ -402,6 +636,26 @@ int main(int argc, char** argv)
     if (wanted(only, "gru_cell_step_b1"))
     {
         cell_step_case<xrnn::gru_cell<float, D, H>>("gru_cell_step_b1", 31);
+    }
+    const struct
+    {
+        const char* train;
+        const char* forward;
+        void (*train_case)(const char*, std::size_t);
+        void (*forward_case)(const char*, std::size_t);
+    } layer_cases[] = {{"rnn_layer_train", "rnn_layer_forward", layer_train_case<rnn>, layer_forward_case<rnn>},
+                       {"lstm_layer_train", "lstm_layer_forward", layer_train_case<lstm>, layer_forward_case<lstm>},
+                       {"gru_layer_train", "gru_layer_forward", layer_train_case<gru>, layer_forward_case<gru>}};
+    for (const auto& c : layer_cases)
+    {
+        if (wanted(only, c.train))
+        {
+            c.train_case(c.train, 21);
+        }
+        if (wanted(only, c.forward))
+        {
+            c.forward_case(c.forward, 31);
+        }
     }
     if (wanted(only, "sgemm_floor"))
     {

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds the benchmark (-O3 -march=native, Release), runs xtensor-rnn and then PyTorch on the same cases and shapes,
-# and prints a Markdown table with the ratio per case and the issue's targets.
+# Builds the benchmarks (-O3 -march=native, Release), runs xtensor-rnn, oneDNN (onednn_reference, when libdnnl-dev
+# was found) and PyTorch on the same cases and shapes, and prints a Markdown table with the ratios per case, the
+# FLOP floor of each case at the measured peak multiply-add rate, and the issues' targets.
 #
 # Usage: bash benchmarks/compare.sh [case ...]          (no argument: every case)
 # Environment: XRNN_BENCH_BUILD  build directory (default: <repo>/build-bench)
 #              XRNN_BENCH_RAW    file to keep the raw lines in (default: a temporary file)
-# Threads: OPENBLAS_NUM_THREADS=2 and OMP_NUM_THREADS=2 for both; xrnn_bench also calls openblas_set_num_threads(2)
+# Threads: OPENBLAS_NUM_THREADS=2 and OMP_NUM_THREADS=2 for all three (oneDNN runs on OpenMP); xrnn_bench also calls openblas_set_num_threads(2)
 # and torch_reference.py torch.set_num_threads(2). PyTorch comes from Debian's python3-torch, so the reference runs
 # with /usr/bin/python3.
 set -euo pipefail
@@ -19,12 +20,23 @@ export OMP_NUM_THREADS=2
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DXRNN_BUILD_BENCHMARKS=ON -DXRNN_BUILD_TESTS=OFF \
       -DXRNN_BUILD_EXAMPLES=OFF -DXRNN_INSTALL=OFF >/dev/null
 cmake --build "$build" --target xrnn_bench -j2 >/dev/null
+onednn=""
+if cmake --build "$build" --target help 2>/dev/null | grep onednn_reference >/dev/null; then
+    cmake --build "$build" --target onednn_reference -j2 >/dev/null
+    onednn="$build/benchmarks/onednn_reference"
+fi
 
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
 echo "machine: ${cpu:-unknown CPU}, $(nproc) cores; $("${CXX:-c++}" --version 2>/dev/null | head -n 1)"
 echo "load before: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 : >"$raw"
-"$build/benchmarks/xrnn_bench" "$@" | tee -a "$raw"
+# the peak multiply-add rate and the streaming floors first (printed by xrnn_bench for every case or when named)
+"$build/benchmarks/xrnn_bench" ${1:+peak_fma stream_floor} "$@" | tee -a "$raw"
+if [ -n "$onednn" ]; then
+    "$onednn" "$@" | tee -a "$raw"
+else
+    echo "# no oneDNN reference (libdnnl-dev not found)"
+fi
 /usr/bin/python3 "$root/benchmarks/torch_reference.py" "$@" | tee -a "$raw"
 echo "load after: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 echo
@@ -33,64 +45,96 @@ python3 - "$raw" <<'EOF'
 import sys
 
 rows = {}
+peak = None  # one core's measured multiply-add rate, GFLOP/s
+stream = {}  # per cell: reading its weights once from cache, ms
 for line in open(sys.argv[1]):
     fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+    if line.startswith("# peak_fma") and "gflops_per_core" in fields:
+        peak = float(fields["gflops_per_core"])
+    if line.startswith("# stream_floor"):
+        stream = {cell: float(us) / 1000 for cell, us in fields.items()}
     if "case" in fields and "impl" in fields:
         rows.setdefault(fields["case"], {})[fields["impl"]] = fields
 
-order = ["rnn_train_step", "lstm_train_step", "gru_train_step", "lstm_forward", "rnn_forward", "gru_forward",
-         "lstm_cell_step_b1", "rnn_cell_step_b1", "gru_cell_step_b1", "sgemm_floor"]
-floor = float(rows["sgemm_floor"]["xrnn"]["ms"]) if "xrnn" in rows.get("sgemm_floor", {}) else None
+order = ["rnn_layer_train", "lstm_layer_train", "gru_layer_train", "rnn_layer_forward", "lstm_layer_forward",
+         "gru_layer_forward", "rnn_cell_step_b1", "lstm_cell_step_b1", "gru_cell_step_b1", "rnn_train_step",
+         "lstm_train_step", "gru_train_step", "rnn_forward", "lstm_forward", "gru_forward", "sgemm_floor"]
+threads = 2
+S, B, D, H = 200, 64, 128, 128
+gates = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def flops(case):
+    """Multiply-adds x 2 of a case's matrix products: a forward is x W_x and h W_h per step; training adds
+    dh = dz W_h^T, dW_x, dW_h and dx (3x the forward); a batch-1 step is one row of a forward step."""
+    cell = "lstm" if case == "sgemm_floor" else case.split("_")[0]
+    if cell not in gates:
+        return None
+    forward = 2.0 * S * B * (D + H) * gates[cell] * H
+    if case.endswith("_cell_step_b1"):
+        return forward / (S * B)
+    return 3 * forward if ("train" in case or case == "sgemm_floor") else forward
+
+
+def floor_ms(case):
+    """The case's FLOPs at the peak rate of the cores it runs on, in ms; for a batch-1 step (one core), the larger
+    of that and the time to stream its weights once from cache."""
+    f = flops(case)
+    if f is None or peak is None:
+        return None
+    if case.endswith("_cell_step_b1"):
+        return max(f / (peak * 1e9) * 1e3, stream.get(case.split("_")[0], 0.0))
+    return f / (peak * 1e9 * threads) * 1e3
 
 
 def fmt(ms):
-    ms = float(ms)
     return f"{ms * 1000:.2f} us" if ms < 1 else f"{ms:.1f} ms"
 
 
-def target(case, x, t):
-    """(target text, met?) for one case; x and t are the xrnn and torch medians in ms."""
-    if case == "lstm_train_step":
-        parts, ok = [">= 4x torch"], t is not None and t / x >= 4
-        if floor:
-            parts.append(f"<= 1.5x sgemm_floor (now {x / floor:.2f}x)")
-            ok = ok and x / floor <= 1.5
-        return ", ".join(parts), ok
-    if case == "rnn_train_step":
-        return ">= 5x torch", t is not None and t / x >= 5
-    if case == "gru_train_step":
-        lstm = rows.get("lstm_train_step", {})
-        if "xrnn" in lstm and "torch" in lstm:
-            want = float(lstm["torch"]["ms"]) / float(lstm["xrnn"]["ms"])
-            return f">= lstm's ratio ({want:.1f}x)", t is not None and t / x >= want
-        return "", None
-    if case == "gru_forward":
-        lstm = rows.get("lstm_forward", {})
-        if "xrnn" in lstm and "torch" in lstm:
-            want = float(lstm["torch"]["ms"]) / float(lstm["xrnn"]["ms"])
-            return f">= lstm's ratio ({want:.1f}x)", t is not None and t / x >= want
-        return "", None
-    if case == "gru_cell_step_b1":
-        return "<= 3 us", x <= 0.003
-    if case in ("lstm_forward", "rnn_forward"):
-        return ">= 4x torch", t is not None and t / x >= 4
-    if case == "lstm_cell_step_b1":
-        return "<= 5 us", x <= 0.005
-    if case == "rnn_cell_step_b1":
-        return "<= 1.5 us", x <= 0.0015
+def target(case, x, t, o):
+    """(target text, met?) for one case; x, t, o: the xrnn, torch and onednn medians in ms (None if absent)."""
+    fl = floor_ms(case)
+    if case.endswith("_layer_train") or case.endswith("_layer_forward"):
+        ok = o is not None and o / x >= 1.25
+        if case == "lstm_layer_train" and fl:
+            return ">= 1.25x onednn, <= 1.3x floor", ok and x / fl <= 1.3
+        if fl:
+            return ">= 1.25x onednn or <= 1.15x floor", ok or x / fl <= 1.15
+        return ">= 1.25x onednn", ok
+    limits = {"lstm_cell_step_b1": 0.003, "gru_cell_step_b1": 0.0025, "rnn_cell_step_b1": 0.0008}
+    if case in limits:
+        return f"<= {limits[case] * 1000:g} us", x <= limits[case]
+    wants = {"lstm_train_step": 4, "rnn_train_step": 5, "lstm_forward": 4, "rnn_forward": 4}
+    if case in wants:
+        return f">= {wants[case]}x torch", None if t is None else t / x >= wants[case]
     return "", None
 
 
-print("| case | xrnn median (min-max) | torch median (min-max) | torch / xrnn | target | met |")
-print("|---|---|---|---|---|---|")
+def median(r, impl):
+    return float(r[impl]["ms"]) if impl in r else None
+
+
+if peak:
+    print(f"peak multiply-add rate measured: {peak:.1f} GFLOP/s per core, {peak * threads:.0f} on {threads} cores")
+if stream:
+    print("streaming each cell's weights once from cache (the batch-1 floor): "
+          + ", ".join(f"{cell} {ms * 1000:.2f} us" for cell, ms in stream.items()))
+print()
+print("| case | xrnn median (min-max) | onednn f32 | onednn bf16 | torch | onednn / xrnn | torch / xrnn "
+      "| FLOP floor | xrnn / floor | target | met |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for case in order + sorted(set(rows) - set(order)):
     r = rows.get(case, {})
+    if not r:
+        continue
     x = r.get("xrnn")
-    t = r.get("torch")
-    xs = f"{fmt(x['ms'])} ({fmt(x['min'])}-{fmt(x['max'])})" if x else "-"
-    ts = f"{fmt(t['ms'])} ({fmt(t['min'])}-{fmt(t['max'])})" if t else "-"
-    ratio = f"{float(t['ms']) / float(x['ms']):.1f}x" if x and t else "-"
-    text, ok = target(case, float(x["ms"]), float(t["ms"]) if t else None) if x else ("", None)
+    xs = f"{fmt(float(x['ms']))} ({fmt(float(x['min']))}-{fmt(float(x['max']))})" if x else "-"
+    xm, tm, om, bm = median(r, "xrnn"), median(r, "torch"), median(r, "onednn"), median(r, "onednn_bf16")
+    fl = floor_ms(case)
+    text, ok = target(case, xm, tm, om) if xm else ("", None)
     met = "" if ok is None else ("yes" if ok else "no")
-    print(f"| {case} | {xs} | {ts} | {ratio} | {text} | {met} |")
+    cells = [case, xs] + [fmt(m) if m is not None else "-" for m in (om, bm, tm)]
+    cells += [f"{m / xm:.2f}x" if xm and m else "-" for m in (om, tm)]
+    cells += [fmt(fl) if fl else "-", f"{xm / fl:.2f}x" if fl and xm else "-", text, met]
+    print("| " + " | ".join(cells) + " |")
 EOF

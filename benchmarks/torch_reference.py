@@ -84,6 +84,35 @@ def forward_case(name, recurrent, reps):
     report(name, measure(2, reps, forward))
 
 
+def layer_train_case(name, recurrent, reps):
+    """The recurrent layer alone (bench.cpp's *_layer_train): forward, backward from the last step's output."""
+    torch.manual_seed(42)
+    layer = recurrent(D, H)
+    x = torch.rand(S, B, D) * 2 - 1
+    dy = (torch.rand(B, H) * 2 - 1) * 0.1
+
+    def step():
+        layer.zero_grad()
+        y, _ = layer(x)
+        y[-1].backward(dy)
+        return 1
+
+    report(name, measure(2, reps, step))
+
+
+def layer_forward_case(name, recurrent, reps):
+    torch.manual_seed(42)
+    layer = recurrent(D, H)
+    x = torch.rand(S, B, D) * 2 - 1
+
+    def forward():
+        with torch.no_grad():
+            layer(x)
+        return 1
+
+    report(name, measure(2, reps, forward))
+
+
 def cell_step_case(name, cell_type, reps):
     torch.manual_seed(3)
     cell = cell_type(D, H)
@@ -159,6 +188,11 @@ def main():
         forward_case("gru_forward", torch.nn.GRU, 9)
     if wanted("gru_cell_step_b1"):
         cell_step_case("gru_cell_step_b1", torch.nn.GRUCell, 9)
+    for prefix, recurrent in (("rnn", torch.nn.RNN), ("lstm", torch.nn.LSTM), ("gru", torch.nn.GRU)):
+        if wanted(prefix + "_layer_train"):
+            layer_train_case(prefix + "_layer_train", recurrent, 7)
+        if wanted(prefix + "_layer_forward"):
+            layer_forward_case(prefix + "_layer_forward", recurrent, 9)
     if wanted("sgemm_floor"):
         sgemm_floor_case(9)
 

@@ -1,6 +1,7 @@
 // optim.hpp: zero_grad, clip_grad_norm and clip_grad_value over several layers; sgd, adam and rmsprop minimise a
 // quadratic; an optimizer refuses another parameter set after its first step. (Exact parity of the update rules
 // with PyTorch is tested in test_parity.cpp.)
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -16,6 +17,8 @@
 #include <xrnn/layers/dense.hpp>
 #include <xrnn/layers/embedding.hpp>
 #include <xrnn/optim.hpp>
+#include <xrnn/random.hpp>
+#include <xrnn/threads.hpp>
 
 namespace
 {
@@ -436,4 +439,168 @@ TEST_CASE("optim: settings that would turn the weights into nan are refused wher
                          xrnn::value_error);
     CHECK(adam.steps() == 1);
     CHECK(adam.snapshot().hyper[1] == 0.9);
+
+namespace
+{
+    /// Float parameters of a few sizes: a pack's tail (13), one part, and several parts over the threads.
+    struct vectors
+    {
+        std::array<xt::xtensor<float, 1>, 3> values;
+        std::array<xt::xtensor<float, 1>, 3> grads;
+
+        vectors()
+        {
+            const std::size_t sizes[3] = {13, 1000, 3 * xrnn::detail::update_part_size + 5};
+            xrnn::random_engine rng(17);
+            for (std::size_t k = 0; k < 3; ++k)
+            {
+                values[k] = xt::xtensor<float, 1>::from_shape({sizes[k]});
+                grads[k] = xt::xtensor<float, 1>::from_shape({sizes[k]});
+                for (auto& v : values[k])
+                {
+                    v = static_cast<float>(rng.uniform(-1.0, 1.0));
+                }
+            }
+        }
+
+        /// New gradients for step `step` (different every step, some of them zero).
+        void new_gradients(std::size_t step)
+        {
+            xrnn::random_engine rng(100 + step);
+            for (auto& grad : grads)
+            {
+                for (auto& g : grad)
+                {
+                    g = rng.below(5) == 0 ? 0.0f : static_cast<float>(rng.uniform(-0.5, 0.5));
+                }
+            }
+        }
+
+        template <class F>
+        void for_each_parameter(F&& f)
+        {
+            const char* names[3] = {"a", "b", "c"};
+            for (std::size_t k = 0; k < 3; ++k)
+            {
+                f(names[k], values[k], grads[k]);
+            }
+        }
+    };
+
+    /// The update rules as optim.hpp wrote them before the fused steps: one xtensor expression per buffer.
+    struct unfused
+    {
+        std::array<xt::xtensor<float, 1>, 3> m, v;
+        std::size_t steps = 0;
+
+        void adam(vectors& w, float lr, float b1, float b2, float eps, float wd)
+        {
+            ++steps;
+            const double t = static_cast<double>(steps);
+            const float step_size = static_cast<float>(lr / (1.0 - std::pow(double(b1), t)));
+            const float bc2 = static_cast<float>(std::sqrt(1.0 - std::pow(double(b2), t)));
+            for (std::size_t k = 0; k < 3; ++k)
+            {
+                auto& p = w.values[k];
+                const auto& g = w.grads[k];
+                if (steps == 1)
+                {
+                    m[k] = xt::zeros_like(p);
+                    v[k] = xt::zeros_like(p);
+                }
+                m[k] = b1 * m[k] + (1.0f - b1) * (g + wd * p);
+                v[k] = b2 * v[k] + (1.0f - b2) * xt::square(g + wd * p);
+                p -= step_size * m[k] / (xt::sqrt(v[k]) / bc2 + eps);
+            }
+        }
+
+        void rmsprop(vectors& w, float lr, float a, float eps, float wd)
+        {
+            ++steps;
+            for (std::size_t k = 0; k < 3; ++k)
+            {
+                auto& p = w.values[k];
+                const auto& g = w.grads[k];
+                if (steps == 1)
+                {
+                    v[k] = xt::zeros_like(p);
+                }
+                v[k] = a * v[k] + (1.0f - a) * xt::square(g + wd * p);
+                p -= lr * (g + wd * p) / (xt::sqrt(v[k]) + eps);
+            }
+        }
+
+        void sgd(vectors& w, float lr, float mu, bool nesterov, float wd)
+        {
+            ++steps;
+            for (std::size_t k = 0; k < 3; ++k)
+            {
+                auto& p = w.values[k];
+                const auto& g = w.grads[k];
+                if (mu == 0.0f)
+                {
+                    p -= lr * (g + wd * p);
+                    continue;
+                }
+                v[k] = steps == 1 ? xt::xtensor<float, 1>(g + wd * p) : xt::xtensor<float, 1>(mu * v[k] + g + wd * p);
+                p -= nesterov ? xt::xtensor<float, 1>(lr * (g + wd * p + mu * v[k])) : xt::xtensor<float, 1>(lr * v[k]);
+            }
+        }
+    };
+
+    /// Runs 6 steps of `fused` (an optimizer) and of `reference` on the same start and gradients, on 1 and on 3
+    /// threads; the weights' changes agree to a few float roundings of the weights (a multiply and an add may be
+    /// contracted into one FMA in one of them), and the fused results are bit-identical on 1 and 3 threads.
+    template <class Fused, class Reference>
+    void check_fused(Fused make_fused, Reference reference_step)
+    {
+        std::array<vectors, 2> runs;  // 1 thread, 3 threads
+        for (std::size_t r = 0; r < 2; ++r)
+        {
+            xrnn::set_num_threads(r == 0 ? 1 : 3);
+            auto optimizer = make_fused();
+            for (std::size_t step = 1; step <= 6; ++step)
+            {
+                runs[r].new_gradients(step);
+                optimizer.step(runs[r]);
+            }
+        }
+        xrnn::set_num_threads(0);
+        vectors expected;
+        unfused reference;
+        for (std::size_t step = 1; step <= 6; ++step)
+        {
+            expected.new_gradients(step);
+            reference_step(reference, expected);
+        }
+        const vectors start;
+        for (std::size_t k = 0; k < 3; ++k)
+        {
+            CHECK(runs[0].values[k] == runs[1].values[k]);
+            float worst = 0.0f;  // relative to the change of the weight (about 1e-2), at least 1e-3
+            for (std::size_t j = 0; j < expected.values[k].size(); ++j)
+            {
+                const float e = expected.values[k](j);
+                const float change = std::max(1e-3f, std::abs(e - start.values[k](j)));
+                worst = std::max(worst, std::abs(runs[0].values[k](j) - e) / change);
+            }
+            CHECK(worst < 1e-3f);  // float roundings of weights of size ~1: 1e-7 / 1e-3
+            CHECK(!(runs[0].values[k] == start.values[k]));
+        }
+    }
+}  // namespace
+
+TEST_CASE("optim: the fused adam, rmsprop and sgd steps give the former unfused results, on any number of threads")
+{
+    // epsilon 1e-3, so that where it goes shows (the root mean squares are about 0.1)
+    check_fused([] { return xrnn::adam<float>(1e-2, 0.8, 0.95, 1e-3, 0.01); },
+                [](unfused& u, vectors& w) { u.adam(w, 1e-2f, 0.8f, 0.95f, 1e-3f, 0.01f); });
+    check_fused([] { return xrnn::rmsprop<float>(1e-2, 0.9, 1e-3, 0.01); },
+                [](unfused& u, vectors& w) { u.rmsprop(w, 1e-2f, 0.9f, 1e-3f, 0.01f); });
+    check_fused([] { return xrnn::sgd<float>(1e-2); },
+                [](unfused& u, vectors& w) { u.sgd(w, 1e-2f, 0.0f, false, 0.0f); });
+    check_fused([] { return xrnn::sgd<float>(1e-2, 0.9, false, 0.01); },
+                [](unfused& u, vectors& w) { u.sgd(w, 1e-2f, 0.9f, false, 0.01f); });
+    check_fused([] { return xrnn::sgd<float>(1e-2, 0.9, true, 0.01); },
+                [](unfused& u, vectors& w) { u.sgd(w, 1e-2f, 0.9f, true, 0.01f); });
 }

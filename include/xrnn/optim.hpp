@@ -10,6 +10,9 @@
 //             p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 //   rmsprop:  v = alpha v + (1 - alpha) g^2;  p -= lr * g / (sqrt(v) + eps)
 //
+// Each step is one SIMD pass over each parameter (detail/fused_updates.hpp), large parameters split over xrnn's
+// threads.
+//
 // Settings are checked where they are set, and again at every step (the fields are public) and at restore():
 // learning rates, momentum and weight decay finite and >= 0, Adam's betas and RMSProp's alpha in [0, 1), epsilon
 // > 0, Nesterov only with momentum; a value_error names the setting. Step counts stay below 2^53.
@@ -34,6 +37,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include <xrnn/config.hpp>
+#include <xrnn/detail/fused_updates.hpp>
 #include <xrnn/detail/tensor.hpp>
 
 namespace xrnn
@@ -329,30 +333,8 @@ namespace xrnn
                 [&](const auto&, auto& value, auto& grad) {
                     const std::size_t n = value.size();
                     auto [velocity_data] = m_state.slots(index++);
-                    auto p = detail::vector_view(value.data(), n);
-                    auto g = detail::vector_view(grad.data(), n);
-                    auto v = detail::vector_view(velocity_data, n);
-                    if (mu == T(0))
-                    {
-                        xt::noalias(p) -= lr * (g + wd * p);
-                        return;
-                    }
-                    if (m_steps == 1)
-                    {
-                        xt::noalias(v) = g + wd * p;
-                    }
-                    else
-                    {
-                        xt::noalias(v) = mu * v + g + wd * p;
-                    }
-                    if (nesterov)
-                    {
-                        xt::noalias(p) -= lr * (g + wd * p + mu * v);
-                    }
-                    else
-                    {
-                        xt::noalias(p) -= lr * v;
-                    }
+                    detail::sgd_update(value.data(), grad.data(), velocity_data, n,
+                                       detail::sgd_constants<T>{lr, mu, wd, nesterov, m_steps == 1});
                 },
                 layers...);
         }
@@ -449,13 +431,8 @@ namespace xrnn
                 [&](const auto&, auto& value, auto& grad) {
                     const std::size_t n = value.size();
                     auto [m_data, v_data] = m_state.slots(index++);
-                    auto p = detail::vector_view(value.data(), n);
-                    auto g = detail::vector_view(grad.data(), n);
-                    auto m = detail::vector_view(m_data, n);
-                    auto v = detail::vector_view(v_data, n);
-                    xt::noalias(m) = b1 * m + (T(1) - b1) * (g + wd * p);
-                    xt::noalias(v) = b2 * v + (T(1) - b2) * xt::square(g + wd * p);
-                    xt::noalias(p) -= step_size * m / (xt::sqrt(v) / bias_correction2_sqrt + eps);
+                    detail::adam_update(value.data(), grad.data(), m_data, v_data, n,
+                                        detail::adam_constants<T>{b1, b2, step_size, bias_correction2_sqrt, eps, wd});
                 },
                 layers...);
         }
@@ -543,11 +520,8 @@ namespace xrnn
                 [&](const auto&, auto& value, auto& grad) {
                     const std::size_t n = value.size();
                     auto [v_data] = m_state.slots(index++);
-                    auto p = detail::vector_view(value.data(), n);
-                    auto g = detail::vector_view(grad.data(), n);
-                    auto v = detail::vector_view(v_data, n);
-                    xt::noalias(v) = a * v + (T(1) - a) * xt::square(g + wd * p);
-                    xt::noalias(p) -= lr * (g + wd * p) / (xt::sqrt(v) + eps);
+                    detail::rmsprop_update(value.data(), grad.data(), v_data, n,
+                                           detail::rmsprop_constants<T>{lr, a, eps, wd});
                 },
                 layers...);
         }

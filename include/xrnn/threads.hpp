@@ -7,8 +7,10 @@
 //   xrnn::num_threads()        how many threads (the caller's own included) a parallel pass uses
 //   xrnn::set_num_threads(n)   set it; n = 0 restores the default
 // The default is the environment variable XRNN_NUM_THREADS when it holds a positive number, else
-// std::thread::hardware_concurrency(). Matrix products that go to BLAS use BLAS's own threads, set the BLAS
-// way (OPENBLAS_NUM_THREADS, openblas_set_num_threads).
+// std::thread::hardware_concurrency(). The recurrent layers' backward products over all steps and the optimizers'
+// steps run here too (detail/outer_gemm.hpp, detail/fused_updates.hpp); the products that still go to BLAS (the
+// BLAS path of layers larger than L2, dense layers) use BLAS's own threads, set the BLAS way
+// (OPENBLAS_NUM_THREADS, openblas_set_num_threads).
 //
 // The pool's workers are started on the first parallel pass and sleep on a condition variable between passes.
 // A pass started while another one is running (from another thread, or from inside a pass) runs on the calling

@@ -311,8 +311,10 @@ namespace xrnn
 //   xrnn::num_threads()        how many threads (the caller's own included) a parallel pass uses
 //   xrnn::set_num_threads(n)   set it; n = 0 restores the default
 // The default is the environment variable XRNN_NUM_THREADS when it holds a positive number, else
-// std::thread::hardware_concurrency(). Matrix products that go to BLAS use BLAS's own threads, set the BLAS
-// way (OPENBLAS_NUM_THREADS, openblas_set_num_threads).
+// std::thread::hardware_concurrency(). The recurrent layers' backward products over all steps and the optimizers'
+// steps run here too (detail/outer_gemm.hpp, detail/fused_updates.hpp); the products that still go to BLAS (the
+// BLAS path of layers larger than L2, dense layers) use BLAS's own threads, set the BLAS way
+// (OPENBLAS_NUM_THREADS, openblas_set_num_threads).
 //
 // The pool's workers are started on the first parallel pass and sleep on a condition variable between passes.
 // A pass started while another one is running (from another thread, or from inside a pass) runs on the calling
@@ -2541,7 +2543,8 @@ namespace xrnn
 //   (Q7) dx    = (dZ[shared | input only] W_x^T) * m_x
 //   (Q8) dh_0, dc_0: what (Q2) and (Q1) leave after t = 1 (the initial-state gradients)
 // The loop over t runs like the forward, each thread's rows on their own ((Q2) in register tiles), on the
-// register-blocked path; (Q4), (Q5) and (Q7) are large GEMMs and go to BLAS on both paths.
+// register-blocked path; (Q4), (Q5) and (Q7) are large products over all steps, on xrnn's threads on both paths
+// (detail/outer_gemm.hpp).
 //
 // Memory. A training forward keeps, per layer (e = sizeof(T)), and nothing else grows with S x B:
 //   gates/dZ  S * B * Gz * e           z_t, then what the cell keeps for backward, then dz_t written over it
@@ -2552,10 +2555,10 @@ namespace xrnn
 //                                      the h of the layer below, unless input dropout makes it a masked copy
 //   h~        S * B * H * e            only with recurrent dropout
 // and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller: the running dh
-// and dc, the cell's direct dh' (cells that have one), the register-blocked backward's W_h^T (Gh * H * e) and
-// per-tile bias sums (ceil(B / tile rows) * Gz * e). An inference forward keeps h (the layer's output) and a gate
-// buffer of B rows (at most max(B, inference_chunk_rows) rows on the BLAS path), c ping-pongs between two (B, H)
-// rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
+// and dc, the cell's direct dh' (cells that have one), the register-blocked backward's W_h^T (Gh * H * e), (Q7)'s
+// W_x^T (Gx * I * e) and per-tile bias sums (ceil(B / tile rows) * Gz * e). An inference forward keeps h (the
+// layer's output) and a gate buffer of B rows (at most max(B, inference_chunk_rows) rows on the BLAS path), c
+// ping-pongs between two (B, H) rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
 // Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
 #ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
 #define XRNN_LAYERS_RECURRENT_CELL_HPP
@@ -3022,6 +3025,7 @@ namespace xrnn
         xt::xtensor<T, 2> m_dc;         // (B, H) running dc_t, dc_0 at the end
         xt::xtensor<T, 2> m_dh_direct;  // (B, H) the cell's direct part of dh_{t-1} (direct_hidden_gradient only)
         xt::xtensor<T, 2> m_w_h_transposed;  // (Gh, H) W_h^T for (Q2) on the register-blocked path
+        xt::xtensor<T, 2> m_w_x_transposed;  // (Gx, I) W_x^T for (Q7)
         xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
 
         // the one-step API: z of the batch-1 path, and the results
@@ -3182,8 +3186,8 @@ namespace xrnn
     {
         std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
                              + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
-                             + m_dh_direct.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size()
-                             + m_step_hw.size()
+                             + m_dh_direct.size() + m_w_h_transposed.size() + m_w_x_transposed.size()
+                             + m_bias_sums.size() + m_step_z.size() + m_step_hw.size()
                              + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
         if constexpr (has_cell_state)
         {
@@ -3255,14 +3259,201 @@ namespace xrnn
 //                   (detail/small_gemm.hpp), W_x and W_h in L2 for all steps; one fork and join per pass
 //   BLAS            (R3)'s input part as one GEMM over a chunk of steps, the recurrent part and (Q2) one GEMM
 //                   per step, for weights larger than XRNN_REGISTER_BLOCKED_MAX_BYTES
-// and on both, (Q4), (Q5) and (Q7) as large GEMMs over all steps. A cell whose layout is fused (Gs = Gx = Gh) runs
-// one product over all columns; otherwise each column range of z is its own product (recurrent_params.hpp).
+// and on both, (Q4), (Q5) and (Q7) as large products over all steps, on xrnn's threads (detail/outer_gemm.hpp). A
+// cell whose layout is fused (Gs = Gx = Gh) runs one product over all columns; otherwise each column range of z is
+// its own product (recurrent_params.hpp).
 #ifndef XRNN_LAYERS_RECURRENT_PATHS_HPP
 #define XRNN_LAYERS_RECURRENT_PATHS_HPP
 
 #include <algorithm>
 #include <cstddef>
 
+// ---- begin include/xrnn/detail/outer_gemm.hpp ----
+// xtensor-rnn: the large products of a recurrent layer's backward on xrnn's own threads (threads.hpp).
+//
+//   accumulate_outer_products   G_t (k_t x N) += A_t^T D   for a few terms sharing D (rows x N), summed over rows:
+//                               (Q4) dW_x += X~^T dZ and (Q5) dW_h += H~^T dZ over all steps, in one pass over dZ
+//   parallel_gemm_rows          Y (m x N) = sum of A_t W_t (small_gemm.hpp's gemm_rows) with the rows split over
+//                               the threads: (Q7) dX = dZ W_x^T from a transposed copy of W_x
+//
+// Why not BLAS: OpenBLAS runs these on its own thread pool, whose idle workers spin for a while after each call
+// and take a core from xrnn's threads in the next pass (measured in benchmarks/README.md), and OpenBLAS 0.3.21 has
+// no way to make one call single-threaded without changing the process's global setting.
+//
+// accumulate_outer_products: the N columns are split into fixed parts of part_columns (each part one task of the
+// pass, whatever the number of threads); within a part, the rows are taken in chunks of chunk_rows (a chunk of D's
+// columns and of A stays in L2 while every tile of G runs over it), and each tile of G (Rows x Packs packs, as in
+// small_gemm.hpp) is loaded, accumulated in registers over the chunk's rows and stored back. Every element of G is
+// therefore summed in the same order (chunk by chunk, rows ascending) whatever the number of threads, and
+// parallel_gemm_rows computes each row alone: results are bit-identical on any number of threads.
+#ifndef XRNN_DETAIL_OUTER_GEMM_HPP
+#define XRNN_DETAIL_OUTER_GEMM_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <utility>
+
+
+namespace xrnn::detail
+{
+    /// One term of accumulate_outer_products: G (k x N, rows ldg apart) += A^T D, A (rows x k, rows lda apart).
+    template <class T>
+    struct outer_term
+    {
+        const T* a;
+        std::size_t lda;
+        std::size_t k;
+        T* g;
+        std::size_t ldg;
+    };
+
+    namespace outer_gemm_impl
+    {
+        template <class P, class T, std::size_t... J>
+        XRNN_TILE_INLINE void load_row(typename P::value (&acc)[sizeof...(J)], const T* g, std::index_sequence<J...>)
+        {
+            ((acc[J] = P::load(g + J * P::size)), ...);
+        }
+
+        /// G[0:R, 0:V packs] += sum over r in [r0, r1) of A[r, 0:R]^T D[r, 0:V packs]; a, d, g at the tile's corner.
+        template <class P, class T, std::size_t... R, std::size_t... V>
+        XRNN_TILE_INLINE void tile(std::size_t r0, std::size_t r1, const T* a, std::size_t lda, const T* d,
+                                   std::size_t ldd, T* g, std::size_t ldg, std::index_sequence<R...>,
+                                   std::index_sequence<V...>)
+        {
+            using value = typename P::value;
+            using packs = std::index_sequence<V...>;
+            value acc[sizeof...(R)][sizeof...(V)];
+            (load_row<P>(acc[R], g + R * ldg, packs{}), ...);
+            for (std::size_t r = r0; r < r1; ++r)
+            {
+                const T* d_row = d + r * ldd;
+                const T* a_row = a + r * lda;
+                const value w[sizeof...(V)] = {P::load(d_row + V * P::size)...};
+                (small_gemm_impl::fma_row<P>(acc[R], P::broadcast(a_row[R]), w, packs{}), ...);
+            }
+            (small_gemm_impl::store_row<P>(g + R * ldg, acc[R], packs{}), ...);
+        }
+
+        /// Rows rows of G (at a, g) over Width columns (at d, g): wide tiles, one narrower tile, single columns.
+        template <class T, std::size_t Width, std::size_t Rows>
+        XRNN_TILE_INLINE void row_block(std::size_t r0, std::size_t r1, const T* a, std::size_t lda, const T* d,
+                                        std::size_t ldd, T* g, std::size_t ldg)
+        {
+            using P = vector_pack<T>;
+            constexpr std::size_t packs = gemm_tile<T>::packs;
+            constexpr std::size_t wide = packs * P::size;
+            constexpr std::size_t wide_end = Width - Width % wide;
+            constexpr std::size_t pack_end = P::size > 1 ? Width - Width % P::size : wide_end;
+            using rows = std::make_index_sequence<Rows>;
+            for (std::size_t col = 0; col < wide_end; col += wide)
+            {
+                tile<P>(r0, r1, a, lda, d + col, ldd, g + col, ldg, rows{}, std::make_index_sequence<packs>{});
+            }
+            if constexpr (pack_end > wide_end)
+            {
+                tile<P>(r0, r1, a, lda, d + wide_end, ldd, g + wide_end, ldg, rows{},
+                        std::make_index_sequence<(pack_end - wide_end) / P::size>{});
+            }
+            for (std::size_t col = pack_end; col < Width; ++col)
+            {
+                tile<scalar_pack<T>>(r0, r1, a, lda, d + col, ldd, g + col, ldg, rows{}, std::make_index_sequence<1>{});
+            }
+        }
+
+        template <class T, std::size_t Width, std::size_t... M>
+        void remainder_rows(std::size_t m, std::size_t r0, std::size_t r1, const T* a, std::size_t lda, const T* d,
+                            std::size_t ldd, T* g, std::size_t ldg, std::index_sequence<M...>)
+        {
+            ((m == M + 1 ? row_block<T, Width, M + 1>(r0, r1, a, lda, d, ldd, g, ldg) : void()), ...);
+        }
+
+        /// One part: columns [0, Width) of D and of every G (pointers at the part's first column).
+        template <class T, std::size_t Width>
+        void part(std::size_t rows, std::size_t chunk_rows, const T* d, std::size_t ldd, const outer_term<T>* terms,
+                  std::size_t term_count, std::size_t column)
+        {
+            constexpr std::size_t tile_rows = gemm_tile<T>::rows;
+            for (std::size_t r0 = 0; r0 < rows; r0 += chunk_rows)
+            {
+                const std::size_t r1 = std::min(rows, r0 + chunk_rows);
+                for (std::size_t t = 0; t < term_count; ++t)
+                {
+                    const outer_term<T>& term = terms[t];
+                    for (std::size_t i = 0; i < term.k; i += tile_rows)
+                    {
+                        const T* a = term.a + i;
+                        T* g = term.g + i * term.ldg + column;
+                        if (i + tile_rows <= term.k)
+                        {
+                            row_block<T, Width, tile_rows>(r0, r1, a, term.lda, d, ldd, g, term.ldg);
+                        }
+                        else
+                        {
+                            remainder_rows<T, Width>(term.k - i, r0, r1, a, term.lda, d, ldd, g, term.ldg,
+                                                     std::make_index_sequence<tile_rows - 1>{});
+                        }
+                    }
+                }
+            }
+        }
+    }  // namespace outer_gemm_impl
+
+    /// Columns of one part of accumulate_outer_products: two wide tiles (96 floats with AVX-512), so that A is
+    /// read N / part_columns times in all while the parts still keep two or three threads busy.
+    template <class T>
+    constexpr std::size_t outer_part_columns = 2 * gemm_tile<T>::packs * vector_pack<T>::size;
+
+    /// Rows of D per chunk of accumulate_outer_products (see the top of this file).
+    constexpr std::size_t outer_chunk_rows = 256;
+
+    /// For every term t: G_t (k_t x N) += A_t^T D, D (rows x N, rows ldd apart), summed over the rows; on xrnn's
+    /// threads, bit-identical on any number of them. No G_t may overlap D or an A.
+    template <class T, std::size_t N, std::size_t Terms>
+    void accumulate_outer_products(std::size_t rows, const T* d, std::size_t ldd, const outer_term<T> (&terms)[Terms])
+    {
+        constexpr std::size_t width = outer_part_columns<T>;
+        constexpr std::size_t whole = N / width;
+        constexpr std::size_t parts = whole + (N % width != 0 ? 1 : 0);
+        if (rows == 0)
+        {
+            return;
+        }
+        parallel_for(parts, [&](std::size_t p) {
+            flush_denormals_scope flush_denormals;
+            const std::size_t column = p * width;
+            if (p < whole)
+            {
+                outer_gemm_impl::part<T, width>(rows, outer_chunk_rows, d + column, ldd, terms, Terms, column);
+            }
+            else if constexpr (N % width != 0)
+            {
+                outer_gemm_impl::part<T, N % width>(rows, outer_chunk_rows, d + column, ldd, terms, Terms, column);
+            }
+        });
+    }
+
+    /// gemm_rows (small_gemm.hpp) over m rows, in parts of whole register tiles on xrnn's threads.
+    template <class T, std::size_t N, std::size_t LDW = N, std::size_t Terms>
+    void parallel_gemm_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T> (&terms)[Terms])
+    {
+        constexpr std::size_t part_rows = 32 * gemm_tile<T>::rows;
+        parallel_for((m + part_rows - 1) / part_rows, [&](std::size_t p) {
+            flush_denormals_scope flush_denormals;
+            const std::size_t r = p * part_rows;
+            gemm_term<T> block[Terms];
+            for (std::size_t t = 0; t < Terms; ++t)
+            {
+                block[t] = terms[t];
+                block[t].a += r * terms[t].lda;
+            }
+            gemm_rows<T, N, LDW>(std::min(part_rows, m - r), y + r * ldy, ldy, block);
+        });
+    }
+}  // namespace xrnn::detail
+
+#endif
+// ---- end include/xrnn/detail/outer_gemm.hpp ----
 
 namespace xrnn
 {
@@ -3517,27 +3708,43 @@ namespace xrnn
         }
     }
 
-    /// (Q4), (Q5), (Q7) over all steps at once, each projection's columns of dZ by BLAS.
+    /// (Q4), (Q5), (Q7) over all steps at once on xrnn's threads (detail/outer_gemm.hpp), bit-identical on any number
+    /// of them: (Q4) and (Q5) in one pass over each column range of dZ, (Q7) from a transposed copy of W_x (so that
+    /// W is read row by row, as in the forward).
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::parameter_gradients(const T* input)
     {
-        using detail::transpose;
+        using detail::outer_term;
         const std::size_t rows = m_steps * m_batch;
         const T* dz = m_gates.data();
         const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
-        detail::gemm(transpose::yes, transpose::no, I, Gx, rows, T(1), input, I, dz, Gz, T(1), dp.w_x.data(),
-                     Gx);  // (Q4)
-        if constexpr (Gs > 0)  // (Q5)
+        T* dw_x = dp.w_x.data();
+        T* dw_h = dp.w_h.data();
+        if constexpr (Gs > 0)  // (Q4) and (Q5), shared columns
         {
-            detail::gemm(transpose::yes, transpose::no, H, Gs, rows, T(1), h_prev, H, dz, Gz, T(1), dp.w_h.data(), Gh);
+            const outer_term<T> terms[2] = {{input, I, I, dw_x, Gx}, {h_prev, H, H, dw_h, Gh}};
+            detail::accumulate_outer_products<T, Gs>(rows, dz, Gz, terms);
         }
-        if constexpr (Gh > Gs)
+        if constexpr (Gx > Gs)  // (Q4), the input-only columns
         {
-            detail::gemm(transpose::yes, transpose::no, H, Gh - Gs, rows, T(1), h_prev, H, dz + Gx, Gz, T(1),
-                         dp.w_h.data() + Gs, Gh);
+            const outer_term<T> terms[1] = {{input, I, I, dw_x + Gs, Gx}};
+            detail::accumulate_outer_products<T, Gx - Gs>(rows, dz + Gs, Gz, terms);
         }
-        detail::gemm(transpose::no, transpose::yes, rows, I, Gx, T(1), dz, Gz, p.w_x.data(), Gx, T(0), m_dx.data(),
-                     I);  // (Q7)
+        if constexpr (Gh > Gs)  // (Q5), the recurrent-only columns
+        {
+            const outer_term<T> terms[1] = {{h_prev, H, H, dw_h + Gs, Gh}};
+            detail::accumulate_outer_products<T, Gh - Gs>(rows, dz + Gx, Gz, terms);
+        }
+        detail::ensure_shape(m_w_x_transposed, {Gx, I});
+        for (std::size_t i = 0; i < I; ++i)
+        {
+            for (std::size_t j = 0; j < Gx; ++j)
+            {
+                m_w_x_transposed.data()[j * I + i] = p.w_x.data()[i * Gx + j];
+            }
+        }
+        const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_transposed.data(), Gx}};
+        detail::parallel_gemm_rows<T, I>(rows, m_dx.data(), I, term);  // (Q7)
         if (input_dropout())
         {
             for (std::size_t t = 0; t < m_steps; ++t)
@@ -4714,6 +4921,9 @@ namespace xrnn
 //             p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 //   rmsprop:  v = alpha v + (1 - alpha) g^2;  p -= lr * g / (sqrt(v) + eps)
 //
+// Each step is one SIMD pass over each parameter (detail/fused_updates.hpp), large parameters split over xrnn's
+// threads.
+//
 // Settings are checked where they are set, and again at every step (the fields are public) and at restore():
 // learning rates, momentum and weight decay finite and >= 0, Adam's betas and RMSProp's alpha in [0, 1), epsilon
 // > 0, Nesterov only with momentum; a value_error names the setting. Step counts stay below 2^53.
@@ -4737,6 +4947,119 @@ namespace xrnn
 #include <xtensor/xnoalias.hpp>
 #include <xtensor/xtensor.hpp>
 
+// ---- begin include/xrnn/detail/fused_updates.hpp ----
+// xtensor-rnn: the optimizers' update rules (optim.hpp) as one SIMD pass over each parameter.
+//
+// Each function reads p, g and the state buffers once and writes p and the buffers once, with the arithmetic in
+// the order of optim.hpp's formulas (so the results are those of the former one-expression-per-buffer xtensor
+// code, up to the compiler's contraction of a multiply and an add into one FMA). A parameter of more than
+// update_part_size values is split into parts of that size over xrnn's threads (threads.hpp): the update is
+// elementwise, so the results do not depend on the number of threads.
+//   sgd_update      v = mu v + (g + wd p) (v = g + wd p at the first step);  p -= lr (nesterov ? g + wd p + mu v : v)
+//                   (mu = 0: p -= lr (g + wd p), no buffer)
+//   adam_update     m = b1 m + (1 - b1) g';  v = b2 v + (1 - b2) g'^2;  p -= step_size m / (sqrt(v) / bc2 + eps)
+//   rmsprop_update  v = a v + (1 - a) g'^2;  p -= lr g' / (sqrt(v) + eps)          with g' = g + wd p
+#ifndef XRNN_DETAIL_FUSED_UPDATES_HPP
+#define XRNN_DETAIL_FUSED_UPDATES_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+
+
+namespace xrnn::detail
+{
+    /// Values per part of a parallel update: 3-4 arrays of 64 KiB each, and enough work to pay for a thread.
+    constexpr std::size_t update_part_size = std::size_t(1) << 14;
+
+    /// f(P, j) for every pack of [0, n) (for_each_pack), the parts of update_part_size on xrnn's threads.
+    template <class T, class F>
+    void for_each_pack_parallel(std::size_t n, F&& f)
+    {
+        const std::size_t parts = (n + update_part_size - 1) / update_part_size;
+        parallel_for(parts, [&](std::size_t part) {
+            const std::size_t begin = part * update_part_size;
+            for_each_pack<T>(std::min(update_part_size, n - begin),
+                             [&](auto pack, std::size_t j) { f(pack, begin + j); });
+        });
+    }
+
+    template <class T>
+    struct sgd_constants
+    {
+        T lr, mu, wd;
+        bool nesterov, first_step;
+    };
+
+    template <class T>
+    void sgd_update(T* p, const T* g, T* v, std::size_t n, const sgd_constants<T>& c)
+    {
+        for_each_pack_parallel<T>(n, [&](auto pack, std::size_t j) {
+            using P = decltype(pack);
+            using value = typename P::value;
+            const value pj = P::load(p + j);
+            const value gj = P::load(g + j);
+            const value lr(c.lr);
+            const value wd(c.wd);
+            if (c.mu == T(0))
+            {
+                P::store(p + j, pj - lr * (gj + wd * pj));
+                return;
+            }
+            const value mu(c.mu);
+            const value vj = c.first_step ? value(gj + wd * pj) : value(mu * P::load(v + j) + gj + wd * pj);
+            P::store(v + j, vj);
+            P::store(p + j, c.nesterov ? value(pj - lr * (gj + wd * pj + mu * vj)) : value(pj - lr * vj));
+        });
+    }
+
+    template <class T>
+    struct adam_constants
+    {
+        T b1, b2, step_size, bias_correction2_sqrt, eps, wd;
+    };
+
+    template <class T>
+    void adam_update(T* p, const T* g, T* m, T* v, std::size_t n, const adam_constants<T>& c)
+    {
+        for_each_pack_parallel<T>(n, [&](auto pack, std::size_t j) {
+            using P = decltype(pack);
+            using value = typename P::value;
+            using std::sqrt;
+            const value pj = P::load(p + j);
+            const value gj = P::load(g + j) + value(c.wd) * pj;
+            const value mj = value(c.b1) * P::load(m + j) + value(T(1) - c.b1) * gj;
+            const value vj = value(c.b2) * P::load(v + j) + value(T(1) - c.b2) * (gj * gj);
+            P::store(m + j, mj);
+            P::store(v + j, vj);
+            P::store(p + j, pj - value(c.step_size) * mj / (sqrt(vj) / value(c.bias_correction2_sqrt) + value(c.eps)));
+        });
+    }
+
+    template <class T>
+    struct rmsprop_constants
+    {
+        T lr, alpha, eps, wd;
+    };
+
+    template <class T>
+    void rmsprop_update(T* p, const T* g, T* v, std::size_t n, const rmsprop_constants<T>& c)
+    {
+        for_each_pack_parallel<T>(n, [&](auto pack, std::size_t j) {
+            using P = decltype(pack);
+            using value = typename P::value;
+            using std::sqrt;
+            const value pj = P::load(p + j);
+            const value gj = P::load(g + j) + value(c.wd) * pj;
+            const value vj = value(c.alpha) * P::load(v + j) + value(T(1) - c.alpha) * (gj * gj);
+            P::store(v + j, vj);
+            P::store(p + j, pj - value(c.lr) * gj / (sqrt(vj) + value(c.eps)));
+        });
+    }
+}  // namespace xrnn::detail
+
+#endif
+// ---- end include/xrnn/detail/fused_updates.hpp ----
 
 namespace xrnn
 {
@@ -5031,30 +5354,8 @@ namespace xrnn
                 [&](const auto&, auto& value, auto& grad) {
                     const std::size_t n = value.size();
                     auto [velocity_data] = m_state.slots(index++);
-                    auto p = detail::vector_view(value.data(), n);
-                    auto g = detail::vector_view(grad.data(), n);
-                    auto v = detail::vector_view(velocity_data, n);
-                    if (mu == T(0))
-                    {
-                        xt::noalias(p) -= lr * (g + wd * p);
-                        return;
-                    }
-                    if (m_steps == 1)
-                    {
-                        xt::noalias(v) = g + wd * p;
-                    }
-                    else
-                    {
-                        xt::noalias(v) = mu * v + g + wd * p;
-                    }
-                    if (nesterov)
-                    {
-                        xt::noalias(p) -= lr * (g + wd * p + mu * v);
-                    }
-                    else
-                    {
-                        xt::noalias(p) -= lr * v;
-                    }
+                    detail::sgd_update(value.data(), grad.data(), velocity_data, n,
+                                       detail::sgd_constants<T>{lr, mu, wd, nesterov, m_steps == 1});
                 },
                 layers...);
         }
@@ -5151,13 +5452,8 @@ namespace xrnn
                 [&](const auto&, auto& value, auto& grad) {
                     const std::size_t n = value.size();
                     auto [m_data, v_data] = m_state.slots(index++);
-                    auto p = detail::vector_view(value.data(), n);
-                    auto g = detail::vector_view(grad.data(), n);
-                    auto m = detail::vector_view(m_data, n);
-                    auto v = detail::vector_view(v_data, n);
-                    xt::noalias(m) = b1 * m + (T(1) - b1) * (g + wd * p);
-                    xt::noalias(v) = b2 * v + (T(1) - b2) * xt::square(g + wd * p);
-                    xt::noalias(p) -= step_size * m / (xt::sqrt(v) / bias_correction2_sqrt + eps);
+                    detail::adam_update(value.data(), grad.data(), m_data, v_data, n,
+                                        detail::adam_constants<T>{b1, b2, step_size, bias_correction2_sqrt, eps, wd});
                 },
                 layers...);
         }
@@ -5245,11 +5541,8 @@ namespace xrnn
                 [&](const auto&, auto& value, auto& grad) {
                     const std::size_t n = value.size();
                     auto [v_data] = m_state.slots(index++);
-                    auto p = detail::vector_view(value.data(), n);
-                    auto g = detail::vector_view(grad.data(), n);
-                    auto v = detail::vector_view(v_data, n);
-                    xt::noalias(v) = a * v + (T(1) - a) * xt::square(g + wd * p);
-                    xt::noalias(p) -= lr * (g + wd * p) / (xt::sqrt(v) + eps);
+                    detail::rmsprop_update(value.data(), grad.data(), v_data, n,
+                                           detail::rmsprop_constants<T>{lr, a, eps, wd});
                 },
                 layers...);
         }

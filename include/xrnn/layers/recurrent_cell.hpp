@@ -34,7 +34,8 @@
 //   (Q7) dx    = (dZ[shared | input only] W_x^T) * m_x
 //   (Q8) dh_0, dc_0: what (Q2) and (Q1) leave after t = 1 (the initial-state gradients)
 // The loop over t runs like the forward, each thread's rows on their own ((Q2) in register tiles), on the
-// register-blocked path; (Q4), (Q5) and (Q7) are large GEMMs and go to BLAS on both paths.
+// register-blocked path; (Q4), (Q5) and (Q7) are large products over all steps, on xrnn's threads on both paths
+// (detail/outer_gemm.hpp).
 //
 // Memory. A training forward keeps, per layer (e = sizeof(T)), and nothing else grows with S x B:
 //   gates/dZ  S * B * Gz * e           z_t, then what the cell keeps for backward, then dz_t written over it
@@ -45,10 +46,10 @@
 //                                      the h of the layer below, unless input dropout makes it a masked copy
 //   h~        S * B * H * e            only with recurrent dropout
 // and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller: the running dh
-// and dc, the cell's direct dh' (cells that have one), the register-blocked backward's W_h^T (Gh * H * e) and
-// per-tile bias sums (ceil(B / tile rows) * Gz * e). An inference forward keeps h (the layer's output) and a gate
-// buffer of B rows (at most max(B, inference_chunk_rows) rows on the BLAS path), c ping-pongs between two (B, H)
-// rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
+// and dc, the cell's direct dh' (cells that have one), the register-blocked backward's W_h^T (Gh * H * e), (Q7)'s
+// W_x^T (Gx * I * e) and per-tile bias sums (ceil(B / tile rows) * Gz * e). An inference forward keeps h (the
+// layer's output) and a gate buffer of B rows (at most max(B, inference_chunk_rows) rows on the BLAS path), c
+// ping-pongs between two (B, H) rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
 // Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
 #ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
 #define XRNN_LAYERS_RECURRENT_CELL_HPP
@@ -356,6 +357,7 @@ namespace xrnn
         xt::xtensor<T, 2> m_dc;         // (B, H) running dc_t, dc_0 at the end
         xt::xtensor<T, 2> m_dh_direct;  // (B, H) the cell's direct part of dh_{t-1} (direct_hidden_gradient only)
         xt::xtensor<T, 2> m_w_h_transposed;  // (Gh, H) W_h^T for (Q2) on the register-blocked path
+        xt::xtensor<T, 2> m_w_x_transposed;  // (Gx, I) W_x^T for (Q7)
         xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
 
         // the one-step API: z of the batch-1 path, and the results
@@ -516,8 +518,8 @@ namespace xrnn
     {
         std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
                              + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
-                             + m_dh_direct.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size()
-                             + m_step_hw.size()
+                             + m_dh_direct.size() + m_w_h_transposed.size() + m_w_x_transposed.size()
+                             + m_bias_sums.size() + m_step_z.size() + m_step_hw.size()
                              + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
         if constexpr (has_cell_state)
         {

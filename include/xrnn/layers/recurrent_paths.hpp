@@ -5,8 +5,9 @@
 //                   (detail/small_gemm.hpp), W_x and W_h in L2 for all steps; one fork and join per pass
 //   BLAS            (R3)'s input part as one GEMM over a chunk of steps, the recurrent part and (Q2) one GEMM
 //                   per step, for weights larger than XRNN_REGISTER_BLOCKED_MAX_BYTES
-// and on both, (Q4), (Q5) and (Q7) as large GEMMs over all steps. A cell whose layout is fused (Gs = Gx = Gh) runs
-// one product over all columns; otherwise each column range of z is its own product (recurrent_params.hpp).
+// and on both, (Q4), (Q5) and (Q7) as large products over all steps, on xrnn's threads (detail/outer_gemm.hpp). A
+// cell whose layout is fused (Gs = Gx = Gh) runs one product over all columns; otherwise each column range of z is
+// its own product (recurrent_params.hpp).
 #ifndef XRNN_LAYERS_RECURRENT_PATHS_HPP
 #define XRNN_LAYERS_RECURRENT_PATHS_HPP
 
@@ -14,6 +15,7 @@
 #include <cstddef>
 
 #include <xrnn/detail/blas.hpp>
+#include <xrnn/detail/outer_gemm.hpp>
 #include <xrnn/detail/simd.hpp>
 #include <xrnn/detail/small_gemm.hpp>
 #include <xrnn/layers/recurrent_cell.hpp>
@@ -272,27 +274,43 @@ namespace xrnn
         }
     }
 
-    /// (Q4), (Q5), (Q7) over all steps at once, each projection's columns of dZ by BLAS.
+    /// (Q4), (Q5), (Q7) over all steps at once on xrnn's threads (detail/outer_gemm.hpp), bit-identical on any number
+    /// of them: (Q4) and (Q5) in one pass over each column range of dZ, (Q7) from a transposed copy of W_x (so that
+    /// W is read row by row, as in the forward).
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::parameter_gradients(const T* input)
     {
-        using detail::transpose;
+        using detail::outer_term;
         const std::size_t rows = m_steps * m_batch;
         const T* dz = m_gates.data();
         const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
-        detail::gemm(transpose::yes, transpose::no, I, Gx, rows, T(1), input, I, dz, Gz, T(1), dp.w_x.data(),
-                     Gx);  // (Q4)
-        if constexpr (Gs > 0)  // (Q5)
+        T* dw_x = dp.w_x.data();
+        T* dw_h = dp.w_h.data();
+        if constexpr (Gs > 0)  // (Q4) and (Q5), shared columns
         {
-            detail::gemm(transpose::yes, transpose::no, H, Gs, rows, T(1), h_prev, H, dz, Gz, T(1), dp.w_h.data(), Gh);
+            const outer_term<T> terms[2] = {{input, I, I, dw_x, Gx}, {h_prev, H, H, dw_h, Gh}};
+            detail::accumulate_outer_products<T, Gs>(rows, dz, Gz, terms);
         }
-        if constexpr (Gh > Gs)
+        if constexpr (Gx > Gs)  // (Q4), the input-only columns
         {
-            detail::gemm(transpose::yes, transpose::no, H, Gh - Gs, rows, T(1), h_prev, H, dz + Gx, Gz, T(1),
-                         dp.w_h.data() + Gs, Gh);
+            const outer_term<T> terms[1] = {{input, I, I, dw_x + Gs, Gx}};
+            detail::accumulate_outer_products<T, Gx - Gs>(rows, dz + Gs, Gz, terms);
         }
-        detail::gemm(transpose::no, transpose::yes, rows, I, Gx, T(1), dz, Gz, p.w_x.data(), Gx, T(0), m_dx.data(),
-                     I);  // (Q7)
+        if constexpr (Gh > Gs)  // (Q5), the recurrent-only columns
+        {
+            const outer_term<T> terms[1] = {{h_prev, H, H, dw_h + Gs, Gh}};
+            detail::accumulate_outer_products<T, Gh - Gs>(rows, dz + Gx, Gz, terms);
+        }
+        detail::ensure_shape(m_w_x_transposed, {Gx, I});
+        for (std::size_t i = 0; i < I; ++i)
+        {
+            for (std::size_t j = 0; j < Gx; ++j)
+            {
+                m_w_x_transposed.data()[j * I + i] = p.w_x.data()[i * Gx + j];
+            }
+        }
+        const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_transposed.data(), Gx}};
+        detail::parallel_gemm_rows<T, I>(rows, m_dx.data(), I, term);  // (Q7)
         if (input_dropout())
         {
             for (std::size_t t = 0; t < m_steps; ++t)
