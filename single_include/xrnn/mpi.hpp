@@ -23,11 +23,14 @@
 // What fit, evaluate and predict do on the ranks is in model/process_group.hpp; this header is the MPI transport:
 // sums are MPI_Allreduce, the gradients of a step are reduced in one fused allreduce per scalar type (as
 // Horovod's tensor fusion does), except the row-sparse gradients (an embedding's: only the rows of the tokens in
-// the batch are non-zero), which communicator::sparse_gradients chooses how to reduce:
-//   (MP1) dense:     the whole (V, D) tensor in the fused allreduce: a ring moves 2 (N-1)/N V D values per rank
-//   (MP2) rows:      each rank's non-zero rows and their indices gathered (MPI_Allgatherv) and added on every
-//                    rank in rank order: each rank receives (N-1)/N R (D + 1) values, R the rows of all ranks
-//   (MP3) automatic: per step and tensor, rows when R (D + 1) < 2 V D (the counts R are one small allreduce)
+// the batch are non-zero), which communicator::sparse_gradients chooses how to reduce (V rows of D values, U rows
+// non-zero on some rank, R_r on rank r; docs/distributed.md measures the three):
+//   (MP1) dense:        the whole (V, D) tensor in the fused allreduce: a ring moves 2 (N-1)/N V D values per rank
+//   (MP2) rows:         each rank's non-zero rows and their indices gathered (MPI_Allgatherv) and added on every
+//                       rank in rank order: each rank receives sum_{s != r} R_s (D + 1) values, growing with N
+//   (MP3) union_rows:   (the default) a bitmap of each rank's non-zero rows is or-ed over the ranks (one allreduce
+//                       of V / 8 bytes), then only the U rows of the union go into the fused allreduce:
+//                       2 (N-1)/N U D values, never more than dense and, like it, not growing with N
 // MPI's errors stop every process (MPI_ERRORS_ARE_FATAL); an exception that the other ranks cannot learn of ends
 // them all through abort(), MPI_Abort.
 #ifndef XRNN_MPI_HPP
@@ -102,9 +105,9 @@ namespace xrnn
         /// How a row-sparse gradient (an embedding's) is reduced; see the header comment.
         enum class sparse_reduction
         {
-            dense,     // (MP1)
-            rows,      // (MP2)
-            automatic  // (MP3)
+            dense,      // (MP1)
+            rows,       // (MP2)
+            union_rows  // (MP3)
         };
 
         /// What the communicator did so far (for measurements).
@@ -113,8 +116,8 @@ namespace xrnn
             std::size_t steps = 0;              // reduce_gradients calls
             double gradient_seconds = 0.0;      // time in reduce_gradients (scaling, packing, MPI, unpacking)
             std::size_t dense_values = 0;       // gradient values through the fused allreduce
-            std::size_t sparse_rows = 0;        // rows gathered (all ranks' together, per receiving rank)
-            std::size_t sparse_values = 0;      // values gathered (rows x width)
+            std::size_t sparse_rows = 0;        // rows reduced as rows: gathered (MP2), or of the union (MP3)
+            std::size_t sparse_values = 0;      // values gathered (MP2; rows x width)
         };
 
         /// A process_group over an MPI communicator (a duplicate of it, so that xrnn's messages never mix with the
@@ -168,8 +171,8 @@ namespace xrnn
                 return m_comm;
             }
 
-            /// How row-sparse gradients are reduced (automatic unless set).
-            sparse_reduction sparse_gradients = sparse_reduction::automatic;
+            /// How row-sparse gradients are reduced (union_rows unless set).
+            sparse_reduction sparse_gradients = sparse_reduction::union_rows;
 
             /// Row-sparse reduction is considered for tensors of at least this many rows (an embedding; not an
             /// LSTM's few gate rows).
@@ -215,7 +218,7 @@ namespace xrnn
             {
                 const auto start = std::chrono::steady_clock::now();
                 gradients.scale(weight);
-                // (MP3) the sparse candidates' non-zero rows, counted on every rank, summed in one allreduce.
+                // The row-sparse candidates and the rows that are non-zero on this rank.
                 std::vector<sparse_tensor> sparse;
                 if (sparse_gradients != sparse_reduction::dense)
                 {
@@ -226,33 +229,16 @@ namespace xrnn
                         }
                     });
                 }
-                if (sparse_gradients == sparse_reduction::automatic && !sparse.empty())
+                if (sparse_gradients == sparse_reduction::union_rows && !sparse.empty())
                 {
-                    std::vector<double> rows(sparse.size());
-                    for (std::size_t k = 0; k < sparse.size(); ++k)
-                    {
-                        rows[k] = static_cast<double>(sparse[k].rows.size());
-                    }
-                    sum(rows.data(), rows.size());
-                    for (std::size_t k = 0; k < sparse.size(); ++k)
-                    {
-                        const double dense_values = 2.0 * static_cast<double>(sparse[k].size);
-                        sparse[k].use_rows = rows[k] * static_cast<double>(sparse[k].width + 1) < dense_values;
-                    }
+                    union_of_rows(sparse);  // (MP3) one allreduce of the bitmaps
                 }
-                else
-                {
-                    for (sparse_tensor& t : sparse)
-                    {
-                        t.use_rows = true;
-                    }
-                }
-                // (MP1) every other tensor in one fused allreduce per scalar type.
+                // (MP1) every tensor, or the union of its rows (MP3), in one fused allreduce per scalar type.
                 fuse<float>(gradients, sparse);
                 fuse<double>(gradients, sparse);
-                for (sparse_tensor& t : sparse)
+                if (sparse_gradients == sparse_reduction::rows)
                 {
-                    if (t.use_rows)
+                    for (sparse_tensor& t : sparse)
                     {
                         if (t.is_double)
                         {
@@ -306,14 +292,13 @@ namespace xrnn
                 std::size_t size;
                 std::size_t width;
                 bool is_double;
-                std::vector<std::int32_t> rows;  // this rank's non-zero rows
-                bool use_rows = false;
+                std::vector<std::int32_t> rows;  // this rank's non-zero rows; after union_of_rows, every rank's
             };
 
             template <class G>
             static sparse_tensor find_rows(G* g, std::size_t n, std::size_t width)
             {
-                sparse_tensor t{g, n, width, std::is_same<G, double>::value, {}, false};
+                sparse_tensor t{g, n, width, std::is_same<G, double>::value, {}};
                 for (std::size_t r = 0; r < n / width; ++r)
                 {
                     const G* row = g + r * width;
@@ -331,26 +316,90 @@ namespace xrnn
                 return std::is_same<G, double>::value ? MPI_DOUBLE : MPI_FLOAT;
             }
 
-            /// (MP1) Packs every tensor of type G that is not reduced by rows into one buffer, allreduces it once
-            /// and unpacks it.
+            /// (MP3) Replaces each tensor's rows by the union over the ranks: bitmaps or-ed in one allreduce.
+            void union_of_rows(std::vector<sparse_tensor>& sparse)
+            {
+                std::vector<std::size_t> first_word;
+                std::size_t words = 0;
+                for (const sparse_tensor& t : sparse)
+                {
+                    first_word.push_back(words);
+                    words += (t.size / t.width + 63) / 64;
+                }
+                std::vector<std::uint64_t> bits(words, 0);
+                for (std::size_t k = 0; k < sparse.size(); ++k)
+                {
+                    for (std::int32_t row : sparse[k].rows)
+                    {
+                        bits[first_word[k] + static_cast<std::size_t>(row) / 64] |= std::uint64_t(1) << (row % 64);
+                    }
+                }
+                MPI_Allreduce(MPI_IN_PLACE, bits.data(), static_cast<int>(words), MPI_UINT64_T, MPI_BOR, m_comm);
+                for (std::size_t k = 0; k < sparse.size(); ++k)
+                {
+                    sparse_tensor& t = sparse[k];
+                    t.rows.clear();
+                    for (std::size_t row = 0; row < t.size / t.width; ++row)
+                    {
+                        if ((bits[first_word[k] + row / 64] >> (row % 64)) & 1u)
+                        {
+                            t.rows.push_back(static_cast<std::int32_t>(row));
+                        }
+                    }
+                    m_stats.sparse_rows += t.rows.size();
+                }
+            }
+
+            /// (MP1) Packs every tensor of type G into one buffer, allreduces it once and unpacks it: a whole tensor,
+            /// only its union rows (MP3), or nothing (MP2, gathered afterwards).
             template <class G>
             void fuse(gradient_set& gradients, const std::vector<sparse_tensor>& sparse)
             {
-                auto by_rows = [&](const void* data) {
-                    return std::any_of(sparse.begin(), sparse.end(),
-                                       [&](const sparse_tensor& t) { return t.data == data && t.use_rows; });
+                auto find = [&](const void* data) -> const sparse_tensor* {
+                    for (const sparse_tensor& t : sparse)
+                    {
+                        if (t.data == data)
+                        {
+                            return &t;
+                        }
+                    }
+                    return nullptr;
                 };
                 std::vector<G>& buffer = fusion_buffer<G>();
                 buffer.clear();
-                gradients.for_each_with_rows([&](const std::string&, auto* g, std::size_t n, std::size_t) {
-                    if constexpr (std::is_same<std::remove_pointer_t<decltype(g)>, G>::value)
-                    {
-                        if (!by_rows(g))
+                // pack (copy_in) or unpack (!copy_in) the same slices in the same order
+                auto walk = [&](bool copy_in) {
+                    std::size_t offset = 0;
+                    gradients.for_each_with_rows([&](const std::string&, auto* g, std::size_t n, std::size_t) {
+                        if constexpr (std::is_same<std::remove_pointer_t<decltype(g)>, G>::value)
                         {
-                            buffer.insert(buffer.end(), g, g + n);
+                            const sparse_tensor* t = find(g);
+                            auto slice = [&](G* from, std::size_t count) {
+                                if (copy_in)
+                                {
+                                    buffer.insert(buffer.end(), from, from + count);
+                                }
+                                else
+                                {
+                                    std::copy(buffer.data() + offset, buffer.data() + offset + count, from);
+                                }
+                                offset += count;
+                            };
+                            if (t == nullptr)
+                            {
+                                slice(g, n);
+                            }
+                            else if (sparse_gradients == sparse_reduction::union_rows)
+                            {
+                                for (std::int32_t row : t->rows)
+                                {
+                                    slice(g + static_cast<std::size_t>(row) * t->width, t->width);
+                                }
+                            }
                         }
-                    }
-                });
+                    });
+                };
+                walk(true);
                 if (buffer.empty())
                 {
                     return;
@@ -362,18 +411,7 @@ namespace xrnn
                     done += static_cast<std::size_t>(count);
                 }
                 m_stats.dense_values += buffer.size();
-                std::size_t offset = 0;
-                gradients.for_each_with_rows([&](const std::string&, auto* g, std::size_t n, std::size_t) {
-                    if constexpr (std::is_same<std::remove_pointer_t<decltype(g)>, G>::value)
-                    {
-                        if (!by_rows(g))
-                        {
-                            std::copy(buffer.begin() + static_cast<std::ptrdiff_t>(offset),
-                                      buffer.begin() + static_cast<std::ptrdiff_t>(offset + n), g);
-                            offset += n;
-                        }
-                    }
-                });
+                walk(false);
             }
 
             /// (MP2) Gathers every rank's non-zero rows and indices, and adds them up in rank order on every rank.
