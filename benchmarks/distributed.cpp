@@ -4,12 +4,14 @@
 //   XRNN_NUM_THREADS=2 xrnn_bench_distributed --data DIR/aclImdb [--limit N] [--epochs 1]          # 1 process x 2
 //   mpirun -np 2 -x XRNN_NUM_THREADS=1 xrnn_bench_distributed --data DIR/aclImdb [--limit N]         # 2 processes x 1
 //   mpirun -np 2 xrnn_bench_distributed --data DIR/aclImdb --reduce-only 200                         # the allreduce
+//   xrnn_bench_distributed --data DIR/aclImdb --union-stats 20     # embedding rows touched by a global batch
 //
 // Prints, on rank 0: the time of each epoch (training on 80% of the training reviews and validating on the rest),
 // the steps, and the time reduce_gradients took per step (scaling, packing, MPI, unpacking) with the values it
 // moved. --reduce-only S skips training: it runs S steps of forward and backward on real batches (timed apart)
 // and reduces each step's gradient once with every sparse_reduction (dense, rows, union_rows), so that the three
 // are timed on the same gradients, interleaved.
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
@@ -53,6 +55,7 @@ int main(int argc, char** argv)
     std::size_t epochs = 1;
     std::size_t batch_size = 64;
     std::size_t reduce_only = 0;
+    std::size_t union_stats = 0;  // > 0: print the distinct ids of global batches of 32 .. 8192 reviews, no training
     for (int i = 1; i + 1 < argc; i += 2)
     {
         const std::string key = argv[i];
@@ -62,6 +65,7 @@ int main(int argc, char** argv)
         else if (key == "--epochs") epochs = std::strtoul(value, nullptr, 10);
         else if (key == "--batch-size") batch_size = std::strtoul(value, nullptr, 10);
         else if (key == "--reduce-only") reduce_only = std::strtoul(value, nullptr, 10);
+        else if (key == "--union-stats") union_stats = std::strtoul(value, nullptr, 10);
         else
         {
             std::fprintf(stderr, "unknown option %s\n", key.c_str());
@@ -91,6 +95,37 @@ int main(int argc, char** argv)
                     "%zu in the embedding\n",
                     world->size(), xrnn::num_threads(), data.x_train.shape()[0], batch_size, batch_size / world->size(),
                     model.parameter_count(), std::size_t(10000 * 128));
+    }
+
+    if (union_stats > 0)
+    {
+        // U(B), the embedding rows that a global batch of B reviews touches (the union of all ranks' rows): what
+        // union_rows puts in the allreduce. Averaged over `union_stats` batches of consecutive reviews.
+        if (root)
+        {
+            const std::size_t n = data.x_train.shape()[0];
+            const std::size_t maxlen = data.x_train.shape()[1];
+            for (std::size_t b = 32; b <= 8192 && b <= n; b *= 2)
+            {
+                double total = 0.0;
+                for (std::size_t k = 0; k < union_stats; ++k)
+                {
+                    std::vector<char> seen(10000, 0);
+                    const std::size_t first = (k * b) % (n - b + 1);
+                    for (std::size_t i = first; i < first + b; ++i)
+                    {
+                        for (std::size_t t = 0; t < maxlen; ++t)
+                        {
+                            seen[static_cast<std::size_t>(data.x_train(i, t))] = 1;
+                        }
+                    }
+                    total += static_cast<double>(std::count(seen.begin(), seen.end(), 1));
+                }
+                std::printf("global batch %5zu reviews: %7.0f distinct ids of 10000 (padding id 0 included)\n", b,
+                            total / static_cast<double>(union_stats));
+            }
+        }
+        return 0;
     }
 
     if (reduce_only > 0)
