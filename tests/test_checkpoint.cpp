@@ -2,11 +2,14 @@
 // (dropout, shuffling, validation, early stopping); loading is all or nothing; optimizer snapshots; engine states.
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include <doctest/doctest.h>
 
@@ -479,4 +482,58 @@ TEST_CASE("weights to and from bytes in memory: the file's format and checks")
     CHECK_THROWS_WITH_AS(xrnn::load_weights_from_bytes(bytes.substr(0, 100), third, "embedded weights"),
                          doctest::Contains("embedded weights: "), xrnn::io_error);
     CHECK(weights_of(third) == before);
+}
+
+TEST_CASE("a huge file posing as the checkpoint of a small fit is refused from its first bytes, not read whole")
+{
+    scratch_dir dir("checkpoint_huge");
+    const task data = make_task(30, 12);
+    dropout_model<float> model = make_model<float>(13);
+    model.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(0.01));
+    xrnn::fit_options f = options_for(1);
+    f.checkpoint_path = dir.file("small.xrnnc");
+    model.fit(data.x, data.y, f);
+
+    // The description's training-sample count (the second u64 after the entry "checkpoint") raised to 2^26, and the
+    // file grown (sparse) to exactly the size that count implies: 512 MiB more of fit.order.
+    std::string bytes = read_bytes(dir.file("small.xrnnc"));
+    const std::size_t entry = bytes.find("checkpoint");
+    REQUIRE(entry != std::string::npos);
+    const std::size_t field = entry + 10 + 4 + 4 + 8 + 8;  // name, type, rank, shape, then cp_epoch
+    std::uint64_t samples = 0;
+    std::memcpy(&samples, bytes.data() + field, 8);
+    REQUIRE(samples == 22);  // int(30 * 0.75)
+    const std::uint64_t huge = std::uint64_t(1) << 26;
+    std::memcpy(&bytes[field], &huge, 8);
+    const std::string path = dir.file("huge.xrnnc");
+    write_bytes(path, bytes);
+    fs::resize_file(path, bytes.size() + 8 * (huge - samples));
+
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    const long peak_before_kib = usage.ru_maxrss;
+    const auto start = std::chrono::steady_clock::now();
+    dropout_model<float> other = make_model<float>(14);
+    other.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(0.01));
+    const std::vector<double> before = weights_of(other);
+    xrnn::fit_options g = options_for(2);
+    g.resume_from = path;
+    CHECK_THROWS_WITH_AS(other.fit(data.x, data.y, g),
+                         doctest::Contains("was written for 67108864 training and 8 validation samples, but this fit "
+                                           "has 22 and 8"),
+                         xrnn::value_error);
+    getrusage(RUSAGE_SELF, &usage);
+    CHECK(usage.ru_maxrss - peak_before_kib < 64 * 1024);  // KiB: far below the 512 MiB the file holds
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+    CHECK(weights_of(other) == before);
+
+    // A checkpoint of more epochs than the resumed fit runs in all is refused the same way.
+    xrnn::fit_options fewer = options_for(1);
+    fewer.checkpoint_path = dir.file("two.xrnnc");
+    fewer.epochs = 2;
+    model.fit(data.x, data.y, fewer);
+    xrnn::fit_options one = options_for(1);
+    one.resume_from = dir.file("two.xrnnc");
+    CHECK_THROWS_WITH_AS(other.fit(data.x, data.y, one),
+                         doctest::Contains("holds 2 epochs, more than the 1 this fit runs in all"), xrnn::value_error);
 }

@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -372,4 +373,67 @@ TEST_CASE("optim: a step refused for another model's parameters changes no weigh
     CHECK_THROWS_AS(optimizer.step(same_shape, other), xrnn::state_error);
     CHECK(same_shape.p.w == before);
     CHECK(optimizer.steps() == 1);
+}
+
+TEST_CASE("optim: settings that would turn the weights into nan are refused where they are set, at a step and at restore")
+{
+    const double nan = std::nan("");
+    const double inf = HUGE_VAL;
+    // where they are set
+    for (double lr : {nan, inf, -1e-3})
+    {
+        CAPTURE(lr);
+        CHECK_THROWS_WITH_AS(xrnn::adam<double>{lr}, doctest::Contains("adam: learning_rate expected in [0, inf)"),
+                             xrnn::value_error);
+        CHECK_THROWS_AS(xrnn::sgd<double>{lr}, xrnn::value_error);
+        CHECK_THROWS_AS(xrnn::rmsprop<double>{lr}, xrnn::value_error);
+    }
+    for (double beta : {-0.1, 1.0, 1.5, nan})
+    {
+        CAPTURE(beta);
+        CHECK_THROWS_WITH_AS(xrnn::adam<double>(1e-3, beta), doctest::Contains("beta1 expected in [0, 1)"),
+                             xrnn::value_error);
+        CHECK_THROWS_WITH_AS(xrnn::adam<double>(1e-3, 0.9, beta), doctest::Contains("beta2 expected in [0, 1)"),
+                             xrnn::value_error);
+        CHECK_THROWS_WITH_AS(xrnn::rmsprop<double>(1e-3, beta), doctest::Contains("alpha expected in [0, 1)"),
+                             xrnn::value_error);
+    }
+    for (double eps : {0.0, -1e-8, nan})
+    {
+        CAPTURE(eps);
+        CHECK_THROWS_WITH_AS(xrnn::adam<double>(1e-3, 0.9, 0.999, eps), doctest::Contains("epsilon expected in (0, inf)"),
+                             xrnn::value_error);
+        CHECK_THROWS_AS(xrnn::rmsprop<double>(1e-3, 0.99, eps), xrnn::value_error);
+    }
+    CHECK_THROWS_AS(xrnn::sgd<double>(0.1, -0.5), xrnn::value_error);
+    CHECK_THROWS_WITH_AS(xrnn::sgd<double>(0.1, 0.0, true), doctest::Contains("nesterov needs a momentum above 0"),
+                         xrnn::value_error);
+    CHECK_THROWS_AS(xrnn::adam<double>(1e-3, 0.9, 0.999, 1e-8, -0.1), xrnn::value_error);
+    CHECK_NOTHROW(xrnn::adam<double>(0.0, 0.0, 0.0));  // all at their lower ends: allowed
+    CHECK_NOTHROW(xrnn::sgd<double>(0.1, 0.9, true, 1e-4));
+
+    // the fields are public: a value changed later is refused by the next step, before any weight changes
+    quadratic q(xt::xtensor<double, 1>{1.0, 2.0}, xt::xtensor<double, 1>{0.0, 0.0});
+    q.grad = {1.0, 1.0};
+    xrnn::adam<double> adam(1e-2);
+    adam.learning_rate = nan;
+    CHECK_THROWS_WITH_AS(adam.step(q), doctest::Contains("adam::step: learning_rate expected in [0, inf) but is nan"),
+                         xrnn::value_error);
+    CHECK(q.w == xt::xtensor<double, 1>{1.0, 2.0});
+    CHECK(adam.steps() == 0);
+    adam.learning_rate = 1e-2;
+    adam.step(q);
+    CHECK(adam.steps() == 1);
+
+    // a snapshot with such settings, or a step count near 2^64, is refused and changes nothing
+    auto snapshot = adam.snapshot();
+    snapshot.hyper[1] = 1.0;  // beta1
+    CHECK_THROWS_WITH_AS(adam.restore(snapshot), doctest::Contains("adam::restore: beta1 expected in [0, 1)"),
+                         xrnn::value_error);
+    snapshot = adam.snapshot();
+    snapshot.steps = ~std::uint64_t(0);
+    CHECK_THROWS_WITH_AS(adam.restore(snapshot), doctest::Contains("expected a step count below 2^53"),
+                         xrnn::value_error);
+    CHECK(adam.steps() == 1);
+    CHECK(adam.snapshot().hyper[1] == 0.9);
 }

@@ -487,3 +487,44 @@ TEST_CASE("skip: NaN features and infinite targets drop their steps only; every 
     CHECK(all_finite(weights_of(model)));
     CHECK(model.optimizer<xrnn::adam<float>>().steps() == 9);
 }
+
+TEST_CASE("a batch size above the data set's size is one batch of all of it (Keras), even near the largest size_t")
+{
+    const id_data d = make_ids(10);
+    for (std::size_t batch_size : {std::size_t(11), std::size_t(1) << 40, std::numeric_limits<std::size_t>::max()})
+    {
+        CAPTURE(batch_size);
+        id_model model = make<id_model>(21);
+        const std::vector<double> before = weights_of(model);
+        const xrnn::history h = model.fit(d.x, d.y, quiet(2, batch_size));
+        CHECK(h.back().steps == 1);
+        CHECK(h.back().loss > 0.0);
+        CHECK(weights_of(model) != before);
+        id_model whole = make<id_model>(21);
+        whole.fit(d.x, d.y, quiet(2, 10));
+        CHECK(weights_of(model) == weights_of(whole));
+        CHECK(model.evaluate(d.x, d.y, batch_size).loss == model.evaluate(d.x, d.y, 10).loss);
+        CHECK(model.predict(d.x, batch_size) == model.predict(d.x, 10));
+    }
+}
+
+TEST_CASE("weights an optimizer step made infinite: the error says so instead of claiming the last good step's")
+{
+    // sgd with a learning rate of 1e38 (a valid setting) overflows the weights at its first step; the loss of the
+    // next batch is then not finite. Skipping batches cannot help any more, so skip stops too.
+    for (auto policy : {xrnn::non_finite_loss::stop, xrnn::non_finite_loss::skip})
+    {
+        xrnn::random_engine rng(17);
+        linear_model model(rng);
+        model.compile(xrnn::objective::mean_squared_error, xrnn::sgd<float>(1e38));
+        const xt::xtensor<float, 2> x = {{100, 100}, {100, 100}, {100, 100}};
+        const xt::xtensor<float, 2> y = {{1}, {1}, {1}};
+        xrnn::fit_options f = quiet(1, 1);
+        f.on_non_finite_loss = policy;
+        CHECK_THROWS_WITH_AS(model.fit(x, y, f),
+                             doctest::Contains("at epoch 1, step 2 of 3; training stopped because the weights are no "
+                                               "longer finite"),
+                             xrnn::value_error);
+        CHECK_FALSE(all_finite(weights_of(model)));
+    }
+}

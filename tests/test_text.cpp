@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -15,6 +16,8 @@
 #include <tuple>
 #include <utility>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include <doctest/doctest.h>
 
@@ -760,7 +763,7 @@ TEST_CASE("load_imdb: the cache is written, then read back identically; a stale 
     std::string flipped = good;
     flipped[good.size() / 2] = static_cast<char>(flipped[good.size() / 2] ^ 0x10);
     expect_rebuilt(flipped, "checksum mismatch");
-    expect_rebuilt(good.substr(0, good.size() / 2), "checksum mismatch");  // truncated
+    expect_rebuilt(good.substr(0, good.size() / 2), "truncated or corrupted");  // refused from its header
     expect_rebuilt(good.substr(0, 10), "not an IMDB cache");
     expect_rebuilt("", "not an IMDB cache");
     expect_rebuilt(std::string(4096, 'x'), "not an IMDB cache");
@@ -845,7 +848,7 @@ TEST_CASE("load_imdb: a cache with a valid checksum but impossible contents is n
         {resealed(label), "a label is neither 0 nor 1"},
         {resealed(rows), "expected 10 reviews in both splits"},
         {resealed(vocab), "is not a vocabulary file"},
-        {resealed(payload + "xxxx"), "4 bytes after the data"},
+        {resealed(payload + "xxxx"), "its header implies"},  // refused by its size before it is read
     };
     for (const auto& [bytes, why] : cases)
     {
@@ -991,4 +994,57 @@ TEST_CASE("load_imdb: the real Large Movie Review Dataset (only with XRNN_IMDB_D
     CHECK(xt::sum(first)() < 80);
     CHECK(xt::sum(last)() > 20);
     CHECK(xt::sum(last)() < 80);
+}
+
+TEST_CASE("vocabulary: invisible characters in a file's lines are shown escaped in the error, not quoted raw")
+{
+    temp_dir dir;
+    const std::string path = (dir.path / "vocab.txt").string();
+    const std::string words = "<pad>\n<start>\n<oov>\nthe\nfilm\n";
+    // a byte-order mark that an editor put before the header, and Windows line ends
+    write_file(path, "\xEF\xBB\xBFxrnn-vocabulary 1 10 5\n" + words);
+    CHECK(contains(message_of<xrnn::io_error>([&] { xrnn::vocabulary::load(path); }),
+                   "but found \"\\uFEFFxrnn-vocabulary 1 10 5\""));
+    write_file(path, "xrnn-vocabulary 1 10 5\r\n" + words);
+    CHECK(contains(message_of<xrnn::io_error>([&] { xrnn::vocabulary::load(path); }),
+                   "but found \"xrnn-vocabulary 1 10 5\\r\""));
+    write_file(path, "xrnn-vocabulary 1 10 5\n<pad>\n<start\t>\n<oov>\nthe\nfilm\n");
+    CHECK(contains(message_of<xrnn::io_error>([&] { xrnn::vocabulary::load(path); }),
+                   "expected \"<start>\" for id 1 but found \"<start\\t>\""));
+}
+
+TEST_CASE("load_imdb: a huge file posing as the cache is refused from its header, not read whole")
+{
+    temp_dir dir;
+    const fs::path acl = write_tree(dir.path);
+    xrnn::imdb_options options;
+    options.maxlen = 16;
+    options.num_words = 20;
+    options.cache_path = (dir.path / "imdb.bin").string();
+    const auto parsed = xrnn::load_imdb(acl.string(), options);
+    REQUIRE(xrnn::load_imdb(acl.string(), options).from_cache);
+
+    // the cache's own header (right options and source), then 1 GiB of zeros (a sparse file)
+    const std::string good = read_bytes(options.cache_path);
+    write_file(options.cache_path, good.substr(0, 200));
+    fs::resize_file(options.cache_path, std::uintmax_t(1) << 30);
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    const long peak_before_kib = usage.ru_maxrss;
+    const auto start = std::chrono::steady_clock::now();
+    const auto data = xrnn::load_imdb(acl.string(), options);
+    getrusage(RUSAGE_SELF, &usage);
+    CHECK_FALSE(data.from_cache);
+    CHECK(contains(data.cache_note, "is truncated or corrupted (1073741824 bytes, its header implies"));
+    CHECK(usage.ru_maxrss - peak_before_kib < 64 * 1024);  // KiB: the 1 GiB was never read
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+    check_same_dataset(data, parsed);
+    CHECK(read_bytes(options.cache_path) == good);  // rebuilt
+
+    // a header whose vocabulary claims more bytes than the reviews have is refused the same way
+    std::string claims = good;
+    const std::uint64_t huge = std::uint64_t(1) << 29;
+    std::memcpy(&claims[12 + 7 * 8], &huge, 8);
+    write_file(options.cache_path, claims);
+    CHECK(contains(xrnn::load_imdb(acl.string(), options).cache_note, "more than the reviews could give"));
 }

@@ -209,3 +209,52 @@ TEST_CASE("saving is atomic: a failed save leaves the old file and no temporary 
     CHECK_THROWS_WITH_AS(first.save(dir.file("no/such/dir/model.xrnnw")), doctest::Contains("cannot create"),
                          xrnn::io_error);
 }
+
+TEST_CASE("errors that name their cause: a damaged scalar-type field, a tensor of another element type, an unknown kind")
+{
+    scratch_dir dir("weights_wording");
+    small_model model = make_model(10);
+    const std::vector<double> before = weights_of(model);
+    model.save(dir.file("good"));
+    const std::string good = read_bytes(dir.file("good"));
+
+    // The scalar-type field (after magic, version and kind) says float64 while the signature says float32: not
+    // "written by <the same signature> but this model is <the same signature>".
+    std::string damaged = good;
+    damaged[16] = 2;
+    write_bytes(dir.file("damaged_scalar"), damaged);
+    CHECK_THROWS_WITH_AS(model.load(dir.file("damaged_scalar")),
+                         doctest::Contains("has the signature of this model but says its scalar type is float64, not "
+                                           "float32 as the signature says: the file is damaged"),
+                         xrnn::io_error);
+    damaged[16] = 9;
+    write_bytes(dir.file("damaged_scalar"), damaged);
+    CHECK_THROWS_WITH_AS(model.load(dir.file("damaged_scalar")),
+                         doctest::Contains("says its scalar type is an unknown type (code 9), not float32"),
+                         xrnn::io_error);
+
+    // The element-type field of the first tensor damaged (float32 -> float64) and the checksum made valid again:
+    // the message says so, not "tensor '0.w' of shape (6, 4) where '0.w' of shape (6, 4) was expected".
+    std::string other_type = good.substr(0, good.size() - 8);
+    const std::size_t name = other_type.find("0.w");
+    REQUIRE(name != std::string::npos);
+    REQUIRE(other_type[name + 3] == 1);  // the u32 element type right after the name
+    other_type[name + 3] = 2;
+    std::uint64_t sum = xrnn::io::fnv1a64(other_type.data(), other_type.size());
+    for (int k = 0; k < 8; ++k, sum >>= 8)
+    {
+        other_type.push_back(static_cast<char>(sum & 0xFFu));
+    }
+    write_bytes(dir.file("other_type"), other_type);
+    CHECK_THROWS_WITH_AS(model.load(dir.file("other_type")),
+                         doctest::Contains("tensor '0.w' of shape (6, 4) holds float64 values where float32 was expected"),
+                         xrnn::io_error);
+
+    // A file of a kind this library does not know: "an unknown file", not "a unknown file".
+    xrnn::io::file_writer unknown(static_cast<xrnn::io::file_kind>(7), xrnn::io::element_type::float32,
+                                  small_model::signature(), 0);
+    write_bytes(dir.file("unknown"), unknown.finish());
+    CHECK_THROWS_WITH_AS(model.load(dir.file("unknown")),
+                         doctest::Contains("an unknown file (kind 7), expected a weights file"), xrnn::io_error);
+    CHECK(weights_of(model) == before);
+}

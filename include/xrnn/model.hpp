@@ -31,6 +31,11 @@
 //   model/training_checkpoint.hpp the checkpoint file: its tensors listed once; save, read, apply, load
 //   model/history.hpp, progress.hpp, batching.hpp   epoch logs and history, progress lines, batch gathering
 //   model/process_group.hpp       fit, evaluate and predict on several processes (distribute(); xrnn/mpi.hpp)
+//   model/predictor.hpp           predictors: the model's weights shared by threads, each with its workspaces
+//   model/usage_guard.hpp         which calls may run at once on one model, checked
+//
+// Threads: a model runs one call at a time; fit, evaluate, predict, compile and load from two threads at once
+// give a state_error. To predict from many threads, give each its own predictor (model/predictor.hpp).
 #ifndef XRNN_MODEL_HPP
 #define XRNN_MODEL_HPP
 
@@ -69,18 +74,23 @@
 #include <xrnn/model/process_group.hpp>
 #include <xrnn/model/progress.hpp>
 #include <xrnn/model/step.hpp>
+#include <xrnn/model/predictor.hpp>
 #include <xrnn/model/training_checkpoint.hpp>
+#include <xrnn/model/usage_guard.hpp>
 #include <xrnn/optim.hpp>
 #include <xrnn/random.hpp>
 
 namespace xrnn
 {
     template <class... Layers>
-    class sequential : public layer_chain<Layers...>
+    class sequential : private detail::usage_guard,  // first: checked before the layers are moved or assigned
+                       public layer_chain<Layers...>
     {
         using chain = layer_chain<Layers...>;
+        using guard = detail::usage_guard;
 
     public:
+        using chain_type = chain;
         using typename chain::value_type;
         using T = value_type;
         using chain::layer_count;
@@ -112,6 +122,7 @@ namespace xrnn
         template <class Optimizer>
         void compile(objective loss, Optimizer optimizer)
         {
+            const guard::exclusive alone(usage(), "sequential::compile");
             m_objective = loss;
             m_optimizer.emplace(std::move(optimizer));
         }
@@ -153,6 +164,7 @@ namespace xrnn
         template <class XV, std::size_t XN, class YV, std::size_t YN>
         history fit(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, const fit_options& options = {})
         {
+            const guard::exclusive alone(usage(), "sequential::fit");
             check_data("fit", x, y);
             const double split = options.validation_split;
             if (!(split >= 0.0 && split < 1.0))
@@ -184,6 +196,7 @@ namespace xrnn
         history fit(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, const xt::xtensor<XV, XN>& x_val,
                     const xt::xtensor<YV, YN>& y_val, const fit_options& options = {})
         {
+            const guard::exclusive alone(usage(), "sequential::fit");
             check_data("fit", x, y);
             check_data("fit (validation data)", x_val, y_val);
             if (options.validation_split != 0.0)
@@ -199,6 +212,7 @@ namespace xrnn
         template <class XV, std::size_t XN, class YV, std::size_t YN>
         evaluation evaluate(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::size_t batch_size = 128)
         {
+            const guard::exclusive alone(usage(), "sequential::evaluate");
             check_data("evaluate", x, y);
             detail::check_batch_size("evaluate", batch_size);
             const detail::running_score score = detail::score_on_ranks(
@@ -211,31 +225,24 @@ namespace xrnn
         template <class XV, std::size_t XN>
         auto predict(const xt::xtensor<XV, XN>& x, std::size_t batch_size = 128)
         {
+            const guard::exclusive alone(usage(), "sequential::predict");
             detail::check_inputs<sequential>("predict", x);
             detail::check_batch_size("predict", batch_size);
             if (detail::distributed(m_group.get()))
             {
                 return predict_on_ranks(x, batch_size);
             }
-            return predict_here(x, batch_size);
+            return detail::predict_batches(*this, loss_objective(), x, batch_size);
         }
 
-        /// predict() for one sample: x (S) ids or (S, F) features; returns (out) or (S, out).
+        /// predict() for one sample: x (S) ids or (S, F) features; returns (out) or (S, out). In this process
+        /// alone, also after distribute().
         template <class XV, std::size_t XN>
         auto predict_one(const xt::xtensor<XV, XN>& sample)
         {
-            std::array<std::size_t, XN + 1> shape;
-            shape[0] = 1;
-            std::copy(sample.shape().begin(), sample.shape().end(), shape.begin() + 1);
-            xt::xtensor<XV, XN + 1> batch(shape);
-            std::copy(sample.begin(), sample.end(), batch.begin());
-            auto all = predict_here(batch, 1);
-            using result_type = xt::xtensor<T, std::decay_t<decltype(all)>::rank - 1>;
-            typename result_type::shape_type out_shape;
-            std::copy(all.shape().begin() + 1, all.shape().end(), out_shape.begin());
-            result_type one(out_shape);
-            std::copy(all.begin(), all.end(), one.begin());
-            return one;
+            const guard::exclusive alone(usage(), "sequential::predict");
+            detail::check_inputs<sequential>("predict", detail::batch_of_one(sample));
+            return detail::only_row(detail::predict_batches(*this, loss_objective(), detail::batch_of_one(sample), 1));
         }
 
         // ---- several processes (model/process_group.hpp) ------------------------------------------------------
@@ -245,6 +252,7 @@ namespace xrnn
         /// nullptr goes back to one process.
         void distribute(std::shared_ptr<process_group> group)
         {
+            const guard::exclusive alone(usage(), "sequential::distribute");
             m_group = std::move(group);
             if (detail::distributed(m_group.get()))
             {
@@ -263,47 +271,24 @@ namespace xrnn
         /// Saves the weights (not the optimizer state: see checkpoints) atomically; format: docs/weight-format.md.
         void save(const std::string& path)
         {
+            const guard::shared reading(usage(), "sequential::save");
             save_weights(path, *this);
         }
 
         /// Loads weights saved by a model of the same signature; a bad file leaves this model unchanged.
         void load(const std::string& path)
         {
+            const guard::exclusive alone(usage(), "sequential::load");
             load_weights(path, *this);
         }
 
-    private:
-        /// predict() in this process alone.
-        template <class XV, std::size_t XN>
-        typename chain::template output_t<XV, XN> predict_here(const xt::xtensor<XV, XN>& x, std::size_t batch_size)
+        /// Who uses this model now (model/usage_guard.hpp); predictors register here.
+        const detail::usage_guard& usage() const noexcept
         {
-            const std::size_t n = x.shape()[0];
-            const std::vector<std::size_t> index = detail::all_indices(n);
-            typename chain::template batch_input_t<XV, XN> batch;
-            using out_type = typename chain::template output_t<XV, XN>;
-            constexpr bool time_major = chain::template output_time_major<XV, XN>;
-            out_type result;
-            for (std::size_t first = 0; first < n; first += batch_size)
-            {
-                const std::size_t count = std::min(batch_size, n - first);
-                detail::gather<sequence_input>(x, index, first, count, batch);
-                const out_type& out = this->forward(batch, mode::inference);
-                if (first == 0)
-                {
-                    auto shape = out.shape();
-                    shape[time_major ? 1 : 0] = n;
-                    if constexpr (time_major)
-                    {
-                        std::swap(shape[0], shape[1]);
-                    }
-                    result = out_type(shape);
-                }
-                detail::scatter<time_major>(out, first, result);
-            }
-            detail::apply_link(loss_objective(), result);
-            return result;
+            return *this;
         }
 
+    private:
         void require_compiled(const char* where) const
         {
             if (!m_objective || !m_optimizer)
@@ -339,7 +324,7 @@ namespace xrnn
                     xt::xtensor<XV, XN> slice(shape);
                     const std::size_t row = x.size() / n;
                     std::copy(x.data() + part[0] * row, x.data() + part[1] * row, slice.data());
-                    mine = predict_here(slice, batch_size);
+                    mine = detail::predict_batches(*this, loss_objective(), slice, batch_size);
                 }
             });
             // One allreduce: failures, the ranks that have rows, and the sum of their inner extents.

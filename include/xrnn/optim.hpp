@@ -10,6 +10,10 @@
 //             p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 //   rmsprop:  v = alpha v + (1 - alpha) g^2;  p -= lr * g / (sqrt(v) + eps)
 //
+// Settings are checked where they are set, and again at every step (the fields are public) and at restore():
+// learning rates, momentum and weight decay finite and >= 0, Adam's betas and RMSProp's alpha in [0, 1), epsilon
+// > 0, Nesterov only with momentum; a value_error names the setting. Step counts stay below 2^53.
+//
 // Each optimizer's whole state (hyper-parameters, step count, per-parameter buffers) can be taken out as an
 // optimizer_snapshot and put back with restore(): that is what a training checkpoint stores (io/checkpoint.hpp).
 #ifndef XRNN_OPTIM_HPP
@@ -20,6 +24,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -215,6 +221,32 @@ namespace xrnn
             bool m_creating = false;
         };
 
+        /// A hyper-parameter in [low, high) (or [low, high] with high_included), finite; value_error naming it.
+        inline void check_setting(const char* where, const char* name, double value, double low, double high,
+                                  bool low_included, bool high_included)
+        {
+            const bool above = low_included ? value >= low : value > low;
+            const bool below = high_included ? value <= high : value < high;
+            if (!(std::isfinite(value) && above && below))
+            {
+                std::ostringstream message;
+                message << where << ": " << name << " expected in " << (low_included ? "[" : "(") << low << ", ";
+                if (std::isinf(high))
+                {
+                    message << "inf)";
+                }
+                else
+                {
+                    message << high << (high_included ? "]" : ")");
+                }
+                message << " but is " << value;
+                throw value_error(message.str());
+            }
+        }
+
+        /// The most steps an optimizer counts: t stays exact as a double (Adam's bias corrections) and never wraps.
+        constexpr std::uint64_t max_optimizer_steps = std::uint64_t(1) << 53;
+
         /// Checks what a snapshot says about the optimizer itself (kind, hyper-parameters, buffers per parameter).
         template <class T>
         void check_snapshot(const optimizer_snapshot<T>& snapshot, const char* kind,
@@ -239,6 +271,10 @@ namespace xrnn
                     throw value_error(where + "expected a finite " + hyper_names[k] + " but got "
                                       + std::to_string(snapshot.hyper[k]));
                 }
+            }
+            if (snapshot.steps >= max_optimizer_steps)
+            {
+                throw value_error(where + "expected a step count below 2^53 but got " + std::to_string(snapshot.steps));
             }
             if (snapshot.slot_names != slot_names)
             {
@@ -276,11 +312,13 @@ namespace xrnn
             , nesterov(nesterov)
             , weight_decay(weight_decay)
         {
+            check_settings("sgd", learning_rate, momentum, nesterov, weight_decay);
         }
 
         template <class... Layers>
         void step(Layers&... layers)
         {
+            check_settings("sgd::step", learning_rate, momentum, nesterov, weight_decay);  // public: may have changed
             m_state.prepare("sgd", layers...);
             ++m_steps;
             std::size_t index = 0;
@@ -340,6 +378,8 @@ namespace xrnn
             {
                 throw value_error("sgd::restore: expected nesterov 0 or 1 but got " + std::to_string(snapshot.hyper[2]));
             }
+            check_settings("sgd::restore", snapshot.hyper[0], snapshot.hyper[1], snapshot.hyper[2] == 1.0,
+                           snapshot.hyper[3]);
             auto state = detail::optimizer_state<T, 1>::from(snapshot, "sgd");
             learning_rate = snapshot.hyper[0];
             momentum = snapshot.hyper[1];
@@ -360,6 +400,17 @@ namespace xrnn
             return {"learning_rate", "momentum", "nesterov", "weight_decay"};
         }
 
+        static void check_settings(const char* where, double lr, double mu, bool nesterov, double wd)
+        {
+            detail::check_setting(where, "learning_rate", lr, 0.0, std::numeric_limits<double>::infinity(), true, false);
+            detail::check_setting(where, "momentum", mu, 0.0, std::numeric_limits<double>::infinity(), true, false);
+            detail::check_setting(where, "weight_decay", wd, 0.0, std::numeric_limits<double>::infinity(), true, false);
+            if (nesterov && mu == 0.0)
+            {
+                throw value_error(std::string(where) + ": nesterov needs a momentum above 0");
+            }
+        }
+
         std::size_t m_steps = 0;
         detail::optimizer_state<T, 1> m_state;
     };
@@ -377,11 +428,13 @@ namespace xrnn
             , epsilon(epsilon)
             , weight_decay(weight_decay)
         {
+            check_settings("adam", learning_rate, beta1, beta2, epsilon, weight_decay);
         }
 
         template <class... Layers>
         void step(Layers&... layers)
         {
+            check_settings("adam::step", learning_rate, beta1, beta2, epsilon, weight_decay);  // public: may have changed
             m_state.prepare("adam", layers...);
             ++m_steps;
             std::size_t index = 0;
@@ -423,6 +476,8 @@ namespace xrnn
         void restore(const optimizer_snapshot<T>& snapshot)
         {
             detail::check_snapshot(snapshot, "adam", hyper_names(), {"exp_avg", "exp_avg_sq"});
+            check_settings("adam::restore", snapshot.hyper[0], snapshot.hyper[1], snapshot.hyper[2], snapshot.hyper[3],
+                           snapshot.hyper[4]);
             auto state = detail::optimizer_state<T, 2>::from(snapshot, "adam");
             learning_rate = snapshot.hyper[0];
             beta1 = snapshot.hyper[1];
@@ -445,6 +500,15 @@ namespace xrnn
             return {"learning_rate", "beta1", "beta2", "epsilon", "weight_decay"};
         }
 
+        static void check_settings(const char* where, double lr, double b1, double b2, double eps, double wd)
+        {
+            detail::check_setting(where, "learning_rate", lr, 0.0, std::numeric_limits<double>::infinity(), true, false);
+            detail::check_setting(where, "beta1", b1, 0.0, 1.0, true, false);
+            detail::check_setting(where, "beta2", b2, 0.0, 1.0, true, false);
+            detail::check_setting(where, "epsilon", eps, 0.0, std::numeric_limits<double>::infinity(), false, false);
+            detail::check_setting(where, "weight_decay", wd, 0.0, std::numeric_limits<double>::infinity(), true, false);
+        }
+
         std::size_t m_steps = 0;
         detail::optimizer_state<T, 2> m_state;
     };
@@ -461,11 +525,13 @@ namespace xrnn
             , epsilon(epsilon)
             , weight_decay(weight_decay)
         {
+            check_settings("rmsprop", learning_rate, alpha, epsilon, weight_decay);
         }
 
         template <class... Layers>
         void step(Layers&... layers)
         {
+            check_settings("rmsprop::step", learning_rate, alpha, epsilon, weight_decay);  // public: may have changed
             m_state.prepare("rmsprop", layers...);
             ++m_steps;
             std::size_t index = 0;
@@ -502,6 +568,8 @@ namespace xrnn
         void restore(const optimizer_snapshot<T>& snapshot)
         {
             detail::check_snapshot(snapshot, "rmsprop", hyper_names(), {"square_avg"});
+            check_settings("rmsprop::restore", snapshot.hyper[0], snapshot.hyper[1], snapshot.hyper[2],
+                           snapshot.hyper[3]);
             auto state = detail::optimizer_state<T, 1>::from(snapshot, "rmsprop");
             learning_rate = snapshot.hyper[0];
             alpha = snapshot.hyper[1];
@@ -520,6 +588,14 @@ namespace xrnn
         static std::vector<std::string> hyper_names()
         {
             return {"learning_rate", "alpha", "epsilon", "weight_decay"};
+        }
+
+        static void check_settings(const char* where, double lr, double a, double eps, double wd)
+        {
+            detail::check_setting(where, "learning_rate", lr, 0.0, std::numeric_limits<double>::infinity(), true, false);
+            detail::check_setting(where, "alpha", a, 0.0, 1.0, true, false);
+            detail::check_setting(where, "epsilon", eps, 0.0, std::numeric_limits<double>::infinity(), false, false);
+            detail::check_setting(where, "weight_decay", wd, 0.0, std::numeric_limits<double>::infinity(), true, false);
         }
 
         std::size_t m_steps = 0;

@@ -881,6 +881,12 @@ namespace xrnn
 //                                               training (dropout masks); checkpoints save and restore them
 //   void for_each_parameter(F&& f)              f(name, value, gradient) for every parameter tensor
 // check_layer<L>() fails to compile, naming the missing member, when one of them is absent.
+//
+// A layer that a predictor (model/predictor.hpp) can run also has
+//   L(shared_weights_t, const L& owner)          a layer for inference only that reads owner's parameters (no
+//                                               copy) and has a workspace of its own, so that threads can run
+//                                               copies of one model at once; owner must outlive it
+// which only predictors ask for (with a message naming it).
 #ifndef XRNN_LAYERS_LAYER_TRAITS_HPP
 #define XRNN_LAYERS_LAYER_TRAITS_HPP
 
@@ -893,6 +899,13 @@ namespace xrnn
 
 namespace xrnn
 {
+    /// Tag of the constructors that make a layer reading another layer's parameters (see above).
+    struct shared_weights_t
+    {
+        explicit constexpr shared_weights_t() = default;
+    };
+    inline constexpr shared_weights_t shared_weights{};
+
     /// "float32" or "float64", as signatures spell the scalar type.
     template <class T>
     constexpr const char* scalar_name() noexcept
@@ -992,6 +1005,22 @@ namespace xrnn
             : std::true_type
         {
         };
+    }  // namespace detail
+
+    namespace detail
+    {
+        template <class L>
+        constexpr bool has_shared_weights_constructor() noexcept
+        {
+            return std::is_constructible<L, shared_weights_t, const L&>::value;
+        }
+
+        /// The message of a layer a predictor cannot run; training through a layer that reads shared weights.
+        inline std::string shared_weights_training_message(const char* layer)
+        {
+            return std::string(layer) + ": this layer reads the weights of another (a predictor's) and runs "
+                   "inference only; train the model it was made from";
+        }
     }  // namespace detail
 
     /// True for a type that has every member above; otherwise the first missing one is named in a compile error.
@@ -1149,6 +1178,13 @@ namespace xrnn
         {
         }
 
+        activation_layer() = default;
+
+        /// A workspace of its own (a predictor's; there are no parameters to share).
+        activation_layer(shared_weights_t, const activation_layer&) noexcept
+        {
+        }
+
         template <std::size_t N>
         const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode = mode::inference)
         {
@@ -1270,6 +1306,14 @@ namespace xrnn
         {
         }
 
+        /// For inference only (a predictor's), with the owner's rate and a workspace of its own.
+        dropout(shared_weights_t, const dropout& owner) noexcept
+            : m_rate(owner.m_rate)
+            , m_rng(0)
+            , m_shared(true)
+        {
+        }
+
         double rate() const noexcept
         {
             return m_rate;
@@ -1300,6 +1344,10 @@ namespace xrnn
             auto& mask = std::get<N - 2>(m_masks);
             detail::ensure_shape(y, x.shape());
             detail::ensure_shape(mask, x.shape());
+            if (m == mode::training && m_shared)
+            {
+                throw state_error(detail::shared_weights_training_message("dropout::forward"));
+            }
             if (m == mode::training && m_rate > 0.0)
             {
                 detail::sample_dropout_mask(mask.data(), mask.size(), m_rate, m_rng);
@@ -1343,6 +1391,7 @@ namespace xrnn
 
         double m_rate;
         random_engine m_rng;
+        bool m_shared = false;  // made for a predictor: inference only
         std::tuple<xt::xtensor<T, 2>, xt::xtensor<T, 3>> m_outputs, m_masks, m_input_grads;
         bool m_has_forward[2] = {false, false};
     };
@@ -1925,6 +1974,11 @@ namespace xrnn
         {
         }
 
+        /// No tensors: the parameters of a layer that reads another's (layer_traits.hpp).
+        explicit embedding_params(shared_weights_t) noexcept
+        {
+        }
+
         /// Calls f(name, tensors of the same name in each of ps...): one visitor for zeroing, optimizers, files.
         template <class F, class... Ps>
         static void zip(F&& f, Ps&... ps)
@@ -1980,6 +2034,20 @@ namespace xrnn
             }
         }
 
+        /// For inference only, reading owner's parameters (no copy), with a workspace of its own (predictors).
+        embedding(shared_weights_t, const embedding& owner) noexcept
+            : p(shared_weights)
+            , dp(shared_weights)
+            , m_shared(&owner.weights())
+        {
+        }
+
+        /// The parameters forward reads: p, or those of the layer this one was made to share.
+        const params_type& weights() const noexcept
+        {
+            return m_shared != nullptr ? *m_shared : p;
+        }
+
         /// ids (S, B) of any integer type, each in [0, Vocab); returns y (S, B, Dim).
         template <class Id>
         const output_type& forward(const xt::xtensor<Id, 2>& ids, mode = mode::inference)
@@ -2007,12 +2075,13 @@ namespace xrnn
             // (EF1), in parts of the rows on xrnn's threads when there are enough of them (a large gather is
             // bound by memory traffic, which two cores move faster than one)
             const std::size_t rows = m_ids.size();
+            const T* table = weights().w.data();
             const std::size_t parts = rows * Dim >= parallel_values ? std::min(rows, num_threads()) : 1;
             detail::parallel_for(parts, [&](std::size_t part) {
                 const std::size_t end = rows * (part + 1) / parts;
                 for (std::size_t j = rows * part / parts; j < end; ++j)
                 {
-                    const T* row = p.w.data() + m_ids.data()[j] * Dim;
+                    const T* row = table + m_ids.data()[j] * Dim;
                     T* out = m_output.data() + j * Dim;
                     detail::for_each_pack<T, Dim>([&](auto pack, std::size_t k) {
                         using P = decltype(pack);
@@ -2026,6 +2095,10 @@ namespace xrnn
         /// Accumulates dW from dy (S, B, Dim) for the ids of the last forward.
         void backward(const output_type& dy)
         {
+            if (m_shared != nullptr)
+            {
+                throw state_error(detail::shared_weights_training_message("embedding::backward"));
+            }
             if (m_ids.size() == 0)
             {
                 throw state_error("embedding::backward: no successful forward before it");
@@ -2071,7 +2144,8 @@ namespace xrnn
     private:
         static constexpr std::size_t parallel_values = std::size_t(1) << 18;  // 2^18 values (1 MiB of floats)
 
-        xt::xtensor<std::size_t, 2> m_ids;  // validated ids of the last forward
+        const params_type* m_shared = nullptr;  // the parameters of the layer this one shares, or none
+        xt::xtensor<std::size_t, 2> m_ids;       // validated ids of the last forward
         output_type m_output;
     };
 }  // namespace xrnn
@@ -2111,6 +2185,11 @@ namespace xrnn
         dense_params()
             : w({In, Out}, T(0))
             , b({Out}, T(0))
+        {
+        }
+
+        /// No tensors: the parameters of a layer that reads another's (layer_traits.hpp).
+        explicit dense_params(shared_weights_t) noexcept
         {
         }
 
@@ -2169,6 +2248,20 @@ namespace xrnn
             }
         }
 
+        /// For inference only, reading owner's parameters (no copy), with a workspace of its own (predictors).
+        dense(shared_weights_t, const dense& owner) noexcept
+            : p(shared_weights)
+            , dp(shared_weights)
+            , m_shared(&owner.weights())
+        {
+        }
+
+        /// The parameters forward reads: p, or those of the layer this one was made to share.
+        const params_type& weights() const noexcept
+        {
+            return m_shared != nullptr ? *m_shared : p;
+        }
+
         /// x (B, In) -> y (B, Out), or x (S, B, In) -> y (S, B, Out) with the same weights at every step.
         template <std::size_t N>
         const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode = mode::inference)
@@ -2186,8 +2279,9 @@ namespace xrnn
             output_shape[N - 1] = Out;
             auto& y = std::get<N - 2>(m_outputs);
             detail::ensure_shape(y, output_shape);
-            detail::matmul(x.data(), p.w.data(), y.data(), rows, In, Out);  // (DF1)
-            detail::add_row_vector(y.data(), rows, Out, p.b.data());
+            const params_type& w = weights();
+            detail::matmul(x.data(), w.w.data(), y.data(), rows, In, Out);  // (DF1)
+            detail::add_row_vector(y.data(), rows, Out, w.b.data());
             m_forward_rank = N;
             return y;
         }
@@ -2198,6 +2292,10 @@ namespace xrnn
         {
             static_assert(N == 2 || N == 3, "xrnn::dense::backward: gradient must be (B, Out) or (S, B, Out)");
             const auto& y = std::get<N - 2>(m_outputs);
+            if (m_shared != nullptr)
+            {
+                throw state_error(detail::shared_weights_training_message("dense::backward"));
+            }
             if (m_forward_rank != N)
             {
                 throw state_error("dense::backward: no forward of a rank-" + std::to_string(N) + " input before it");
@@ -2256,7 +2354,8 @@ namespace xrnn
             return std::string(N == 2 ? "(B, " : "(S, B, ") + std::to_string(last) + ")";
         }
 
-        xt::xtensor<T, 2> m_input;  // (rows, In)
+        const params_type* m_shared = nullptr;  // the parameters of the layer this one shares, or none
+        xt::xtensor<T, 2> m_input;               // (rows, In)
         std::tuple<xt::xtensor<T, 2>, xt::xtensor<T, 3>> m_outputs, m_input_grads;
         std::size_t m_forward_rank = 0;
     };
@@ -2336,6 +2435,11 @@ namespace xrnn
             : w_x({I, Layout::input_width}, T(0))
             , w_h({H, Layout::recurrent_width}, T(0))
             , b({Layout::width}, T(0))
+        {
+        }
+
+        /// No tensors: the parameters of a cell that reads another's (layers/layer_traits.hpp).
+        explicit recurrent_params(shared_weights_t) noexcept
         {
         }
 
@@ -2685,6 +2789,22 @@ namespace xrnn
 
         explicit recurrent_cell(random_engine& rng, const recurrent_options& options = {});
 
+        /// For inference only, reading owner's parameters (no copy), with buffers of its own (predictors).
+        recurrent_cell(shared_weights_t, const recurrent_cell& owner) noexcept
+            : p(shared_weights)
+            , dp(shared_weights)
+            , m_options(owner.m_options)
+            , m_mask_rng(0)
+            , m_shared(&owner.weights())
+        {
+        }
+
+        /// The parameters forward reads: p, or those of the cell this one was made to share.
+        const params_type& weights() const noexcept
+        {
+            return m_shared != nullptr ? *m_shared : p;
+        }
+
         const recurrent_options& options() const noexcept
         {
             return m_options;
@@ -2880,6 +3000,7 @@ namespace xrnn
 
         recurrent_options m_options;
         random_engine m_mask_rng;
+        const params_type* m_shared = nullptr;  // the parameters of the cell this one shares, or none
         cache_state m_state = cache_state::empty;
         bool m_input_persists = false;  // the last forward read the caller's x in place (see forward_sequence)
         std::size_t m_steps = 0;
@@ -2953,6 +3074,10 @@ namespace xrnn
         const std::size_t S = steps;
         const std::size_t B = batch;
         const bool training = m == mode::training;
+        if (training && m_shared != nullptr)
+        {
+            throw state_error(detail::shared_weights_training_message(Cell::layer_name));
+        }
         detail::flush_denormals_scope flush_denormals;
         m_steps = S;
         m_batch = B;
@@ -3192,6 +3317,7 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::forward_by_blas(const T* input, std::size_t chunk)
     {
+        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
         using detail::transpose;
         const std::size_t S = m_steps;
         const std::size_t B = m_batch;
@@ -3305,6 +3431,7 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::step_batch1(const T* x, const T* h_prev, const T* c_prev)
     {
+        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
         detail::flush_denormals_scope flush_denormals;
         m_state = cache_state::inference;  // nothing is cached for backward
         m_steps = 0;
@@ -3348,6 +3475,7 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const
     {
+        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
         if constexpr (Gs > 0)
         {
             const detail::gemm_term<T> terms[2] = {{x, I, p.w_x.data(), I}, {h_prev, H, p.w_h.data(), H}};
@@ -3442,6 +3570,7 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n)
     {
+        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
         const cell_rows<T> rows{z, m_h.data() + (t * m_batch + r) * H, row_of(cell_state(t), r),
                                 row_of(cell_state(t + 1), r), m_h.data() + ((t + 1) * m_batch + r) * H, n};
         if (m_state == cache_state::training)
@@ -4024,6 +4153,12 @@ namespace xrnn
         {
         }
 
+        /// For inference only, reading owner's parameters (no copy), with buffers of its own (predictors).
+        recurrent_stack(shared_weights_t, const recurrent_stack& owner)
+            : recurrent_stack(owner, std::make_index_sequence<upper_count>{})
+        {
+        }
+
         /// x (S, B, I) from zero initial states.
         const output_type& forward(const input_type& x, mode m = mode::inference)
         {
@@ -4205,6 +4340,13 @@ namespace xrnn
         recurrent_stack(random_engine& rng, const recurrent_options& options, std::index_sequence<K...>)
             : m_first(rng, options)
             , m_upper{{(static_cast<void>(K), UpperCell(rng, options))...}}  // braces: drawn in layer order
+        {
+        }
+
+        template <std::size_t... K>
+        recurrent_stack(const recurrent_stack& owner, std::index_sequence<K...>)
+            : m_first(shared_weights, owner.m_first)
+            , m_upper{{UpperCell(shared_weights, owner.m_upper[K])...}}
         {
         }
 
@@ -4572,6 +4714,10 @@ namespace xrnn
 //             p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 //   rmsprop:  v = alpha v + (1 - alpha) g^2;  p -= lr * g / (sqrt(v) + eps)
 //
+// Settings are checked where they are set, and again at every step (the fields are public) and at restore():
+// learning rates, momentum and weight decay finite and >= 0, Adam's betas and RMSProp's alpha in [0, 1), epsilon
+// > 0, Nesterov only with momentum; a value_error names the setting. Step counts stay below 2^53.
+//
 // Each optimizer's whole state (hyper-parameters, step count, per-parameter buffers) can be taken out as an
 // optimizer_snapshot and put back with restore(): that is what a training checkpoint stores (io/checkpoint.hpp).
 #ifndef XRNN_OPTIM_HPP
@@ -4582,6 +4728,8 @@ namespace xrnn
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -4775,6 +4923,32 @@ namespace xrnn
             bool m_creating = false;
         };
 
+        /// A hyper-parameter in [low, high) (or [low, high] with high_included), finite; value_error naming it.
+        inline void check_setting(const char* where, const char* name, double value, double low, double high,
+                                  bool low_included, bool high_included)
+        {
+            const bool above = low_included ? value >= low : value > low;
+            const bool below = high_included ? value <= high : value < high;
+            if (!(std::isfinite(value) && above && below))
+            {
+                std::ostringstream message;
+                message << where << ": " << name << " expected in " << (low_included ? "[" : "(") << low << ", ";
+                if (std::isinf(high))
+                {
+                    message << "inf)";
+                }
+                else
+                {
+                    message << high << (high_included ? "]" : ")");
+                }
+                message << " but is " << value;
+                throw value_error(message.str());
+            }
+        }
+
+        /// The most steps an optimizer counts: t stays exact as a double (Adam's bias corrections) and never wraps.
+        constexpr std::uint64_t max_optimizer_steps = std::uint64_t(1) << 53;
+
         /// Checks what a snapshot says about the optimizer itself (kind, hyper-parameters, buffers per parameter).
         template <class T>
         void check_snapshot(const optimizer_snapshot<T>& snapshot, const char* kind,
@@ -4799,6 +4973,10 @@ namespace xrnn
                     throw value_error(where + "expected a finite " + hyper_names[k] + " but got "
                                       + std::to_string(snapshot.hyper[k]));
                 }
+            }
+            if (snapshot.steps >= max_optimizer_steps)
+            {
+                throw value_error(where + "expected a step count below 2^53 but got " + std::to_string(snapshot.steps));
             }
             if (snapshot.slot_names != slot_names)
             {
@@ -4836,11 +5014,13 @@ namespace xrnn
             , nesterov(nesterov)
             , weight_decay(weight_decay)
         {
+            check_settings("sgd", learning_rate, momentum, nesterov, weight_decay);
         }
 
         template <class... Layers>
         void step(Layers&... layers)
         {
+            check_settings("sgd::step", learning_rate, momentum, nesterov, weight_decay);  // public: may have changed
             m_state.prepare("sgd", layers...);
             ++m_steps;
             std::size_t index = 0;
@@ -4900,6 +5080,8 @@ namespace xrnn
             {
                 throw value_error("sgd::restore: expected nesterov 0 or 1 but got " + std::to_string(snapshot.hyper[2]));
             }
+            check_settings("sgd::restore", snapshot.hyper[0], snapshot.hyper[1], snapshot.hyper[2] == 1.0,
+                           snapshot.hyper[3]);
             auto state = detail::optimizer_state<T, 1>::from(snapshot, "sgd");
             learning_rate = snapshot.hyper[0];
             momentum = snapshot.hyper[1];
@@ -4920,6 +5102,17 @@ namespace xrnn
             return {"learning_rate", "momentum", "nesterov", "weight_decay"};
         }
 
+        static void check_settings(const char* where, double lr, double mu, bool nesterov, double wd)
+        {
+            detail::check_setting(where, "learning_rate", lr, 0.0, std::numeric_limits<double>::infinity(), true, false);
+            detail::check_setting(where, "momentum", mu, 0.0, std::numeric_limits<double>::infinity(), true, false);
+            detail::check_setting(where, "weight_decay", wd, 0.0, std::numeric_limits<double>::infinity(), true, false);
+            if (nesterov && mu == 0.0)
+            {
+                throw value_error(std::string(where) + ": nesterov needs a momentum above 0");
+            }
+        }
+
         std::size_t m_steps = 0;
         detail::optimizer_state<T, 1> m_state;
     };
@@ -4937,11 +5130,13 @@ namespace xrnn
             , epsilon(epsilon)
             , weight_decay(weight_decay)
         {
+            check_settings("adam", learning_rate, beta1, beta2, epsilon, weight_decay);
         }
 
         template <class... Layers>
         void step(Layers&... layers)
         {
+            check_settings("adam::step", learning_rate, beta1, beta2, epsilon, weight_decay);  // public: may have changed
             m_state.prepare("adam", layers...);
             ++m_steps;
             std::size_t index = 0;
@@ -4983,6 +5178,8 @@ namespace xrnn
         void restore(const optimizer_snapshot<T>& snapshot)
         {
             detail::check_snapshot(snapshot, "adam", hyper_names(), {"exp_avg", "exp_avg_sq"});
+            check_settings("adam::restore", snapshot.hyper[0], snapshot.hyper[1], snapshot.hyper[2], snapshot.hyper[3],
+                           snapshot.hyper[4]);
             auto state = detail::optimizer_state<T, 2>::from(snapshot, "adam");
             learning_rate = snapshot.hyper[0];
             beta1 = snapshot.hyper[1];
@@ -5005,6 +5202,15 @@ namespace xrnn
             return {"learning_rate", "beta1", "beta2", "epsilon", "weight_decay"};
         }
 
+        static void check_settings(const char* where, double lr, double b1, double b2, double eps, double wd)
+        {
+            detail::check_setting(where, "learning_rate", lr, 0.0, std::numeric_limits<double>::infinity(), true, false);
+            detail::check_setting(where, "beta1", b1, 0.0, 1.0, true, false);
+            detail::check_setting(where, "beta2", b2, 0.0, 1.0, true, false);
+            detail::check_setting(where, "epsilon", eps, 0.0, std::numeric_limits<double>::infinity(), false, false);
+            detail::check_setting(where, "weight_decay", wd, 0.0, std::numeric_limits<double>::infinity(), true, false);
+        }
+
         std::size_t m_steps = 0;
         detail::optimizer_state<T, 2> m_state;
     };
@@ -5021,11 +5227,13 @@ namespace xrnn
             , epsilon(epsilon)
             , weight_decay(weight_decay)
         {
+            check_settings("rmsprop", learning_rate, alpha, epsilon, weight_decay);
         }
 
         template <class... Layers>
         void step(Layers&... layers)
         {
+            check_settings("rmsprop::step", learning_rate, alpha, epsilon, weight_decay);  // public: may have changed
             m_state.prepare("rmsprop", layers...);
             ++m_steps;
             std::size_t index = 0;
@@ -5062,6 +5270,8 @@ namespace xrnn
         void restore(const optimizer_snapshot<T>& snapshot)
         {
             detail::check_snapshot(snapshot, "rmsprop", hyper_names(), {"square_avg"});
+            check_settings("rmsprop::restore", snapshot.hyper[0], snapshot.hyper[1], snapshot.hyper[2],
+                           snapshot.hyper[3]);
             auto state = detail::optimizer_state<T, 1>::from(snapshot, "rmsprop");
             learning_rate = snapshot.hyper[0];
             alpha = snapshot.hyper[1];
@@ -5080,6 +5290,14 @@ namespace xrnn
         static std::vector<std::string> hyper_names()
         {
             return {"learning_rate", "alpha", "epsilon", "weight_decay"};
+        }
+
+        static void check_settings(const char* where, double lr, double a, double eps, double wd)
+        {
+            detail::check_setting(where, "learning_rate", lr, 0.0, std::numeric_limits<double>::infinity(), true, false);
+            detail::check_setting(where, "alpha", a, 0.0, 1.0, true, false);
+            detail::check_setting(where, "epsilon", eps, 0.0, std::numeric_limits<double>::infinity(), false, false);
+            detail::check_setting(where, "weight_decay", wd, 0.0, std::numeric_limits<double>::infinity(), true, false);
         }
 
         std::size_t m_steps = 0;
@@ -5123,6 +5341,11 @@ namespace xrnn
 //   model/training_checkpoint.hpp the checkpoint file: its tensors listed once; save, read, apply, load
 //   model/history.hpp, progress.hpp, batching.hpp   epoch logs and history, progress lines, batch gathering
 //   model/process_group.hpp       fit, evaluate and predict on several processes (distribute(); xrnn/mpi.hpp)
+//   model/predictor.hpp           predictors: the model's weights shared by threads, each with its workspaces
+//   model/usage_guard.hpp         which calls may run at once on one model, checked
+//
+// Threads: a model runs one call at a time; fit, evaluate, predict, compile and load from two threads at once
+// give a state_error. To predict from many threads, give each its own predictor (model/predictor.hpp).
 #ifndef XRNN_MODEL_HPP
 #define XRNN_MODEL_HPP
 
@@ -5629,6 +5852,22 @@ namespace xrnn
             return kind == 1 ? "weights" : kind == 2 ? "checkpoint" : "unknown";
         }
 
+        /// "a weights file", "a checkpoint file", "an unknown file".
+        inline std::string a_kind_file(std::uint32_t kind)
+        {
+            const std::string name = kind_name(kind);
+            return (name[0] == 'u' ? "an " : "a ") + name + " file";
+        }
+
+        /// "float32", "float64", "uint64", or the code of a type this library does not know.
+        inline std::string element_type_name(std::uint32_t type)
+        {
+            return type == 1   ? "float32"
+                   : type == 2 ? "float64"
+                   : type == 3 ? "uint64"
+                               : "an unknown type (code " + std::to_string(type) + ")";
+        }
+
         /// One named tensor of a file: its element type and shape (the values follow in the file).
         struct entry_header
         {
@@ -5830,8 +6069,8 @@ namespace xrnn
                 const auto kind = in.get<std::uint32_t>("the file kind");
                 if (kind != static_cast<std::uint32_t>(expected_kind))
                 {
-                    in.fail(std::string("a ") + kind_name(kind) + " file (kind " + std::to_string(kind)
-                            + "), expected a " + kind_name(static_cast<std::uint32_t>(expected_kind)) + " file");
+                    in.fail(a_kind_file(kind) + " (kind " + std::to_string(kind) + "), expected "
+                            + a_kind_file(static_cast<std::uint32_t>(expected_kind)));
                 }
                 m_scalar = in.get<std::uint32_t>("the scalar type");
                 m_signature = in.get_string("the model signature", max_signature_bytes);
@@ -5866,6 +6105,12 @@ namespace xrnn
         {
             const entry_header e = file_reader::read_entry_header(in);
             std::vector<std::uint64_t> expected(shape.begin(), shape.end());
+            if (e.name == name && e.shape == expected && e.type != element_type_of<U>())
+            {
+                in.fail("tensor '" + name + "' of shape " + shape_text(expected) + " holds "
+                        + element_type_name(static_cast<std::uint32_t>(e.type)) + " values where "
+                        + element_type_name(static_cast<std::uint32_t>(element_type_of<U>())) + " was expected");
+            }
             if (e.name != name || e.type != element_type_of<U>() || e.shape != expected)
             {
                 in.fail("tensor '" + e.name + "' of shape " + shape_text(e.shape) + " where '" + name + "' of shape "
@@ -5948,6 +6193,12 @@ namespace xrnn
         {
             const std::string expected = signature_text<Model>();
             const auto scalar = static_cast<std::uint32_t>(element_type_of<scalar_t<Model>>());
+            if (file.signature() == expected && file.scalar() != scalar)
+            {
+                throw io_error(std::string(where) + ": '" + file.source() + "' has the signature of this model but "
+                               + "says its scalar type is " + element_type_name(file.scalar()) + ", not "
+                               + element_type_name(scalar) + " as the signature says: the file is damaged");
+            }
             if (file.signature() != expected || file.scalar() != scalar)
             {
                 throw io_error(std::string(where) + ": '" + file.source() + "' was written by\n  " + file.signature()
@@ -6764,6 +7015,16 @@ namespace xrnn
                 return Layer();
             }
         }
+
+        /// A layer reading owner's parameters, for a predictor (layers/layer_traits.hpp).
+        template <class Layer>
+        Layer shared_layer(const Layer& owner)
+        {
+            static_assert(has_shared_weights_constructor<Layer>(),
+                          "xrnn::predictor: every layer needs `L(shared_weights_t, const L& owner)`, a layer for "
+                          "inference that reads owner's parameters (layers/layer_traits.hpp)");
+            return Layer(shared_weights, owner);
+        }
     }  // namespace detail
 
     template <class... Layers>
@@ -6795,6 +7056,13 @@ namespace xrnn
         /// From layers built with their options: {embedding<..>(rng), lstm<..>(rng, options), ...}.
         explicit layer_chain(Layers... layers)
             : m_layers(std::move(layers)...)
+        {
+        }
+
+        /// Layers for inference that read owner's parameters where they are, with workspaces of their own: what a
+        /// predictor runs (model/predictor.hpp). owner must outlive this chain.
+        layer_chain(shared_weights_t, const layer_chain& owner)
+            : layer_chain(owner, std::index_sequence_for<Layers...>{})
         {
         }
 
@@ -6894,6 +7162,12 @@ namespace xrnn
         static constexpr bool output_time_major = output_t<XV, XN>::rank == 3;
 
     private:
+        template <std::size_t... K>
+        layer_chain(const layer_chain& owner, std::index_sequence<K...>)
+            : m_layers(detail::shared_layer(std::get<K>(owner.m_layers))...)
+        {
+        }
+
         template <class F>
         void visit_layers(F&& f)
         {
@@ -7302,6 +7576,7 @@ namespace xrnn
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -7571,6 +7846,19 @@ namespace xrnn
         std::vector<random_engine::state_type> engines;  // in for_each_random_engine order
     };
 
+    /// What a checkpoint's header says of the run that wrote it, before the rest is read: a reader that expects a
+    /// certain run (fit's resume_from) checks it here, so that a file of another run, however large, is refused
+    /// having read only its first bytes.
+    struct checkpoint_description
+    {
+        std::uint64_t epochs;  // epochs done
+        std::uint64_t train_samples;
+        std::uint64_t validation_samples;
+        std::uint64_t data_fingerprint;
+        std::uint64_t objective;
+    };
+    using checkpoint_description_check = std::function<void(const checkpoint_description&)>;
+
     namespace detail
     {
         /// The first tensor of a checkpoint, "checkpoint" (u64): what fixes the size of the rest.
@@ -7784,8 +8072,9 @@ namespace xrnn
     {
         /// Reads and checks a whole checkpoint against the model and the optimizer's kind; changes nothing.
         template <class Model, class Optimizer>
-        checkpoint_contents<typename Model::value_type> read_checkpoint_from(io::file_reader& file, Model& model,
-                                                                             const Optimizer& optimizer)
+        checkpoint_contents<typename Model::value_type> read_checkpoint_from(
+            io::file_reader& file, Model& model, const Optimizer& optimizer,
+            const checkpoint_description_check& expected = nullptr)
         {
             using T = typename Model::value_type;
             io::check_written_by<Model>(file, "load_checkpoint");
@@ -7803,6 +8092,11 @@ namespace xrnn
             peek.skip(file.header_size(), "the header");
             std::array<std::uint64_t, checkpoint_fields> d{};
             io::read_entry(peek, "checkpoint", std::array<std::size_t, 1>{checkpoint_fields}, d.data());
+            if (expected)
+            {
+                expected(checkpoint_description{d[cp_epoch], d[cp_train_samples], d[cp_validation_samples],
+                                                d[cp_data_fingerprint], d[cp_objective]});
+            }
             const io::entry_header kind = io::file_reader::read_entry_header(peek);
             if (kind.name != optimizer_entry)
             {
@@ -7909,13 +8203,15 @@ namespace xrnn
     }  // namespace detail
 
     /// Reads a checkpoint and checks it against model and optimizer (signature, optimizer kind, every tensor);
-    /// changes neither. apply_checkpoint then applies it.
+    /// changes neither. apply_checkpoint then applies it. expected, when given, sees the file's description first
+    /// (checkpoint_description) and throws to refuse the file before the rest of it is read.
     template <class Model, class Optimizer>
     checkpoint_contents<typename Model::value_type> read_checkpoint(const std::string& path, Model& model,
-                                                                    const Optimizer& optimizer)
+                                                                    const Optimizer& optimizer,
+                                                                    const checkpoint_description_check& expected = nullptr)
     {
         io::file_reader file(path, io::file_kind::checkpoint);
-        return detail::read_checkpoint_from(file, model, optimizer);
+        return detail::read_checkpoint_from(file, model, optimizer, expected);
     }
 
     /// read_checkpoint from bytes in memory; `source` names them in error messages.
@@ -8071,39 +8367,48 @@ namespace xrnn
     /// loop's state and early stopping. Returns the first epoch to run.
     template <class Model>
     std::size_t resume_fit(const std::string& path, Model& model, compiled_optimizer<Model>& optimizer, objective goal,
-                           fit_loop_state& loop, early_stopping_callback<Model>& early)
+                           std::size_t epochs, fit_loop_state& loop, early_stopping_callback<Model>& early)
     {
         using T = typename Model::value_type;
-        checkpoint_contents<T> contents = read_checkpoint(path, model, optimizer);
-        const training_progress<T>& p = contents.progress;
-        if (p.order.size() != loop.order.size() || p.validation_samples != loop.validation_samples)
-        {
-            throw value_error("fit: resume_from '" + path + "' was written for " + std::to_string(p.order.size())
-                              + " training and " + std::to_string(p.validation_samples)
-                              + " validation samples, but this fit has " + std::to_string(loop.order.size()) + " and "
-                              + std::to_string(loop.validation_samples));
-        }
-        if (p.data_fingerprint != detail::processes_fingerprint(loop.data_fingerprint, loop.processes))
-        {
-            for (std::size_t n = 1; n <= 4096; ++n)  // the same data on another number of processes?
+        // checked from the file's first bytes: a file of another run is refused before the rest is read
+        const auto same_run = [&](const checkpoint_description& d) {
+            if (d.train_samples != loop.order.size() || d.validation_samples != loop.validation_samples)
             {
-                if (p.data_fingerprint == detail::processes_fingerprint(loop.data_fingerprint, n))
-                {
-                    throw value_error("fit: resume_from '" + path + "' was written by a run on " + std::to_string(n)
-                                      + (n == 1 ? " process" : " processes") + " but this run has "
-                                      + std::to_string(loop.processes) + ": resume on " + std::to_string(n)
-                                      + " (the batches, their parts and the dropout masks depend on the number)");
-                }
+                throw value_error("fit: resume_from '" + path + "' was written for " + std::to_string(d.train_samples)
+                                  + " training and " + std::to_string(d.validation_samples)
+                                  + " validation samples, but this fit has " + std::to_string(loop.order.size())
+                                  + " and " + std::to_string(loop.validation_samples));
             }
-            throw value_error("fit: resume_from '" + path + "' was written for other data: x and y (and the "
-                              "validation data) must be those of the interrupted run");
-        }
-        if (p.objective != static_cast<std::uint64_t>(goal))
-        {
-            throw value_error("fit: resume_from '" + path + "' was written when training for "
-                              + detail::objective_name(p.objective) + ", but the model is compiled for "
-                              + detail::objective_name(static_cast<std::uint64_t>(goal)));
-        }
+            if (d.data_fingerprint != detail::processes_fingerprint(loop.data_fingerprint, loop.processes))
+            {
+                for (std::size_t n = 1; n <= 4096; ++n)  // the same data on another number of processes?
+                {
+                    if (d.data_fingerprint == detail::processes_fingerprint(loop.data_fingerprint, n))
+                    {
+                        throw value_error("fit: resume_from '" + path + "' was written by a run on "
+                                          + std::to_string(n) + (n == 1 ? " process" : " processes")
+                                          + " but this run has " + std::to_string(loop.processes) + ": resume on "
+                                          + std::to_string(n)
+                                          + " (the batches, their parts and the dropout masks depend on the number)");
+                    }
+                }
+                throw value_error("fit: resume_from '" + path + "' was written for other data: x and y (and the "
+                                  "validation data) must be those of the interrupted run");
+            }
+            if (d.objective != static_cast<std::uint64_t>(goal))
+            {
+                throw value_error("fit: resume_from '" + path + "' was written when training for "
+                                  + detail::objective_name(d.objective) + ", but the model is compiled for "
+                                  + detail::objective_name(static_cast<std::uint64_t>(goal)));
+            }
+            if (d.epochs > epochs)
+            {
+                throw value_error("fit: resume_from '" + path + "' holds " + std::to_string(d.epochs)
+                                  + " epochs, more than the " + std::to_string(epochs)
+                                  + " this fit runs in all (epochs counts the epochs before the checkpoint too)");
+            }
+        };
+        checkpoint_contents<T> contents = read_checkpoint(path, model, optimizer, same_run);
         training_progress<T> progress = apply_checkpoint(std::move(contents), model, optimizer);
         loop.shuffle_engine.set_state(progress.shuffle_engine);
         loop.order.assign(progress.order.begin(), progress.order.end());
@@ -8572,15 +8877,15 @@ namespace xrnn
     {
         /// (1) of the header comment: true when the batch may step; false when it is to be skipped; throws
         /// value_error (naming epoch and step) when the policy is to stop.
-        inline bool admit_step(non_finite_loss policy, double loss, bool gradients_finite, std::size_t epoch,
-                               std::size_t step, std::size_t steps)
+        inline bool admit_step(non_finite_loss policy, double loss, bool gradients_finite, bool weights_finite,
+                               std::size_t epoch, std::size_t step, std::size_t steps)
         {
             const bool finite_loss = std::isfinite(loss);
             if (finite_loss && gradients_finite)
             {
                 return true;
             }
-            if (policy == non_finite_loss::skip)
+            if (policy == non_finite_loss::skip && weights_finite)
             {
                 return false;
             }
@@ -8594,10 +8899,31 @@ namespace xrnn
             {
                 message << loss;
             }
-            message << " at epoch " << epoch << ", step " << step << " of " << steps
-                    << "; training stopped and the weights are those of the last good step (lower the "
-                    << "learning rate, set clip_norm, or set on_non_finite_loss to skip)";
+            message << " at epoch " << epoch << ", step " << step << " of " << steps << "; training stopped";
+            if (weights_finite)
+            {
+                message << " and the weights are those of the last good step (lower the learning rate, set clip_norm, "
+                        << "or set on_non_finite_loss to skip)";
+            }
+            else
+            {
+                // skipping cannot help: every later batch would meet the same weights
+                message << " because the weights are no longer finite: an optimizer step before this one overflowed "
+                        << "them (lower the learning rate or set clip_norm), so they are not usable; load them "
+                        << "again from a checkpoint or a weight file";
+            }
             throw value_error(message.str());
+        }
+
+        /// Whether every parameter of a model is finite (asked only once a loss or gradient is not).
+        template <class Model>
+        bool weights_finite(Model& model)
+        {
+            bool finite = true;
+            model.for_each_parameter([&](const auto&, auto& value, auto&) {
+                finite = finite && gradient_set::values_finite(value.data(), value.size());
+            });
+            return finite;
         }
 
         /// fit_options::clip_norm as a step hook.
@@ -9037,7 +9363,7 @@ namespace xrnn
     struct fit_options
     {
         std::size_t epochs = 1;
-        std::size_t batch_size = 32;
+        std::size_t batch_size = 32;    // at least 1; above the number of samples, one batch of all (Keras)
         double validation_split = 0.0;  // fraction in [0, 1) taken from the END of the data, before shuffling (Keras)
         bool shuffle = true;            // reshuffle the training samples every epoch
         std::uint64_t seed = 0;         // of the shuffling; dropout draws from each layer's own engine
@@ -9190,8 +9516,9 @@ namespace xrnn
             if (!options.resume_from.empty())
             {
                 collective = on_ranks;
-                agreed(group, "fit: resuming from '" + options.resume_from + "'",
-                       [&] { first_epoch = resume_fit(options.resume_from, model, optimizer, goal, loop, early); });
+                agreed(group, "fit: resuming from '" + options.resume_from + "'", [&] {
+                    first_epoch = resume_fit(options.resume_from, model, optimizer, goal, options.epochs, loop, early);
+                });
                 collective = false;
             }
             if (on_ranks)
@@ -9199,7 +9526,9 @@ namespace xrnn
                 broadcast_model(model, *group);
             }
 
-            const std::size_t steps = (loop.order.size() + options.batch_size - 1) / options.batch_size;
+            // ceil(N / batch_size) without overflow: a batch_size above N is one batch of all N (as in Keras)
+            const std::size_t steps
+                = loop.order.size() / options.batch_size + (loop.order.size() % options.batch_size != 0 ? 1 : 0);
             fit_context context(options.epochs, steps, first_epoch, metric, loop.history, optimizer);
             typename Model::template batch_input_t<XV, XN> batch;
             target_t<typename Model::value_type, YV, YN> target;
@@ -9293,8 +9622,10 @@ namespace xrnn
                     {
                         forward_backward();
                     }
-                    const bool admitted
-                        = admit_step(options.on_non_finite_loss, b.loss, gradients_finite, epoch, step + 1, steps);
+                    // (every rank holds the same weights, so weights_finite agrees too)
+                    const bool admitted = (std::isfinite(b.loss) && gradients_finite)
+                                          || admit_step(options.on_non_finite_loss, b.loss, gradients_finite,
+                                                        weights_finite(model), epoch, step + 1, steps);
                     collective = false;
                     if (admitted)
                     {
@@ -9397,15 +9728,534 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/model/fit.hpp ----
+// ---- begin include/xrnn/model/predictor.hpp ----
+// xtensor-rnn: one model served from many threads. A predictor reads the weights of a model where they are (no
+// copy) and has workspaces of its own, so threads predict at once, each with its predictor, with no lock:
+//
+//   xrnn::sequential model{...};  model.compile(...);  model.load("imdb.xrnnw");
+//   std::vector<xrnn::predictor<decltype(model)>> pool(threads, xrnn::predictor(model));   // or one per thread
+//   // on thread k:
+//   auto p = pool[k].predict(x);              // as model.predict(x), bit for bit
+//   auto q = pool[k].predict_one(ids);        // one sample
+//   pool[k].reset_states();                   // streaming: B streams fed chunk by chunk, states kept between
+//   auto y = pool[k].stream(chunk);           //   chunks (B, s): the outputs after each stream's s new steps
+//
+// A predictor costs its workspaces (what its layers keep for the largest batch it has run, the outputs of an
+// inference forward: no gate caches, no gradients) and never a copy of the weights. Rules, all checked
+// (model/usage_guard.hpp):
+//   - one predictor per thread: a predictor itself is not for two threads at once (copy it: a copy is a new
+//     predictor of the same model);
+//   - predictors run while nothing changes the model: a predictor call while fit or load runs on another thread,
+//     or fit while predictor calls run, gets a state_error;
+//   - the model outlives its predictors and stays where it is: moving it or assigning to it while it has
+//     predictors is a state_error, destroying it aborts with a message.
+// The model's own predict/evaluate use the model's workspaces and run one at a time (a state_error otherwise).
+#ifndef XRNN_MODEL_PREDICTOR_HPP
+#define XRNN_MODEL_PREDICTOR_HPP
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+// ---- begin include/xrnn/model/usage_guard.hpp ----
+// xtensor-rnn: who may use a model at the same time, checked instead of assumed.
+//
+// A sequential keeps its workspaces inside its layers, so its own calls cannot run on two threads at once; its
+// predictors (model/predictor.hpp) each have their own workspaces and only read its weights. The guard counts both:
+//   exclusive   fit, evaluate, predict, predict_one, compile, load, resume: the model to itself. A second call
+//               from another thread, or one while predictors are predicting, gets a state_error naming the
+//               conflict. The same thread may nest them (a callback that evaluates or saves inside fit).
+//   shared      a predictor's predict/predict_one/stream and save: any number at once, none while an exclusive
+//               call runs on another thread (its weights change under them).
+// Taking either is one atomic compare-exchange on the model; nothing waits.
+// The guard also counts the predictors made from the model: moving or assigning to a model that has predictors is
+// refused (state_error), and destroying one aborts with a message, as they would read freed weights.
+#ifndef XRNN_MODEL_USAGE_GUARD_HPP
+#define XRNN_MODEL_USAGE_GUARD_HPP
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+
+namespace xrnn
+{
+    namespace detail
+    {
+        class usage_guard
+        {
+        public:
+            usage_guard() noexcept = default;
+
+            /// A copy of a model is a model of its own that nobody uses yet.
+            usage_guard(const usage_guard&) noexcept
+            {
+            }
+
+            usage_guard(usage_guard&& other)
+            {
+                other.require_unshared("moved from");
+            }
+
+            usage_guard& operator=(const usage_guard&)
+            {
+                require_unused("assigned to");
+                return *this;
+            }
+
+            usage_guard& operator=(usage_guard&& other)
+            {
+                require_unused("assigned to");
+                other.require_unshared("moved from");
+                return *this;
+            }
+
+            ~usage_guard()
+            {
+                const long live = m_predictors.load();
+                if (live != 0)
+                {
+                    std::fprintf(stderr,
+                                 "xrnn: a model was destroyed while %ld predictor(s) made from it still exist; they "
+                                 "would read freed weights (destroy the predictors first)\n",
+                                 live);
+                    std::abort();
+                }
+            }
+
+            /// The model to one call (and the calls its thread nests in it) until destroyed.
+            class exclusive
+            {
+            public:
+                exclusive(const usage_guard& guard, const char* where)
+                    : m_guard(guard)
+                {
+                    long expected = 0;
+                    if (guard.m_users.compare_exchange_strong(expected, -1, std::memory_order_acquire))
+                    {
+                        guard.m_owner.store(std::this_thread::get_id(), std::memory_order_relaxed);
+                        guard.m_owner_call.store(where, std::memory_order_relaxed);
+                        m_outermost = true;
+                        return;
+                    }
+                    if (expected == -1 && guard.m_owner.load(std::memory_order_relaxed) == std::this_thread::get_id())
+                    {
+                        return;  // nested in a call of this thread
+                    }
+                    throw state_error(conflict(where, expected, guard.m_owner_call.load(std::memory_order_relaxed)));
+                }
+
+                exclusive(const exclusive&) = delete;
+                exclusive& operator=(const exclusive&) = delete;
+
+                ~exclusive()
+                {
+                    if (m_outermost)
+                    {
+                        m_guard.m_owner.store(std::thread::id(), std::memory_order_relaxed);
+                        m_guard.m_users.store(0, std::memory_order_release);
+                    }
+                }
+
+            private:
+                const usage_guard& m_guard;
+                bool m_outermost = false;
+            };
+
+            /// Read access to the weights, shared with other readers, for as long as it lives.
+            class shared
+            {
+            public:
+                shared(const usage_guard& guard, const char* where)
+                    : m_guard(guard)
+                {
+                    long users = guard.m_users.load(std::memory_order_relaxed);
+                    for (;;)
+                    {
+                        if (users < 0)
+                        {
+                            if (guard.m_owner.load(std::memory_order_relaxed) == std::this_thread::get_id())
+                            {
+                                return;  // inside an exclusive call of this thread: nothing changes meanwhile
+                            }
+                            throw state_error(std::string(where) + ": the model is in "
+                                              + guard.m_owner_call.load(std::memory_order_relaxed)
+                                              + " on another thread, which changes or uses what this call reads; "
+                                                "wait for it to return");
+                        }
+                        if (guard.m_users.compare_exchange_weak(users, users + 1, std::memory_order_acquire,
+                                                                std::memory_order_relaxed))
+                        {
+                            m_counted = true;
+                            return;
+                        }
+                    }
+                }
+
+                shared(const shared&) = delete;
+                shared& operator=(const shared&) = delete;
+
+                ~shared()
+                {
+                    if (m_counted)
+                    {
+                        m_guard.m_users.fetch_sub(1, std::memory_order_release);
+                    }
+                }
+
+            private:
+                const usage_guard& m_guard;
+                bool m_counted = false;
+            };
+
+            void add_predictor() const noexcept
+            {
+                m_predictors.fetch_add(1, std::memory_order_relaxed);
+            }
+
+            void remove_predictor() const noexcept
+            {
+                m_predictors.fetch_sub(1, std::memory_order_relaxed);
+            }
+
+        private:
+            static std::string conflict(const char* where, long users, const char* running)
+            {
+                if (users > 0)
+                {
+                    return std::string(where) + ": " + std::to_string(users)
+                           + " predictor call(s) are reading this model's weights on other threads; a call that "
+                             "changes the model or uses its own workspaces needs it to itself";
+                }
+                return std::string(where) + ": another call (" + running
+                       + ") is running on this model on another thread; a model runs one call at a time (use one predictor per thread to predict concurrently: "
+                       "model/predictor.hpp)";
+            }
+
+            void require_unused(const char* what) const
+            {
+                require_unshared(what);
+                if (m_users.load() != 0)
+                {
+                    throw state_error(std::string("sequential: a model cannot be ") + what
+                                      + " while a call on another thread uses it");
+                }
+            }
+
+            void require_unshared(const char* what) const
+            {
+                const long live = m_predictors.load();
+                if (live != 0)
+                {
+                    throw state_error(std::string("sequential: a model cannot be ") + what + " while "
+                                      + std::to_string(live)
+                                      + " predictor(s) made from it exist; they read its weights where they are");
+                }
+            }
+
+            mutable std::atomic<long> m_users{0};  // > 0: shared users; -1: an exclusive call
+            mutable std::atomic<std::thread::id> m_owner{};  // the thread of the exclusive call
+            mutable std::atomic<const char*> m_owner_call{"a call"};  // its name, for messages
+            mutable std::atomic<long> m_predictors{0};
+        };
+    }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/usage_guard.hpp ----
+
+namespace xrnn
+{
+    namespace detail
+    {
+        /// predict(): the outputs for x (N, ...), batch by batch, batch-major, after the objective's link.
+        template <class Chain, class XV, std::size_t XN>
+        auto predict_batches(Chain& chain, objective goal, const xt::xtensor<XV, XN>& x, std::size_t batch_size)
+        {
+            const std::size_t n = x.shape()[0];
+            const std::vector<std::size_t> index = all_indices(n);
+            typename Chain::template batch_input_t<XV, XN> batch;
+            using out_type = typename Chain::template output_t<XV, XN>;
+            constexpr bool time_major = Chain::template output_time_major<XV, XN>;
+            out_type result;
+            for (std::size_t first = 0; first < n; first += std::min(batch_size, n - first))
+            {
+                const std::size_t count = std::min(batch_size, n - first);
+                gather<Chain::sequence_input>(x, index, first, count, batch);
+                const out_type& out = chain.forward(batch, mode::inference);
+                if (first == 0)
+                {
+                    auto shape = out.shape();
+                    shape[time_major ? 1 : 0] = n;
+                    if constexpr (time_major)
+                    {
+                        std::swap(shape[0], shape[1]);
+                    }
+                    result = out_type(shape);
+                }
+                scatter<time_major>(out, first, result);
+            }
+            apply_link(goal, result);
+            return result;
+        }
+
+        /// A batch of one: x (S) ids or (S, F) features -> (1, S) or (1, S, F).
+        template <class XV, std::size_t XN>
+        xt::xtensor<XV, XN + 1> batch_of_one(const xt::xtensor<XV, XN>& sample)
+        {
+            std::array<std::size_t, XN + 1> shape;
+            shape[0] = 1;
+            std::copy(sample.shape().begin(), sample.shape().end(), shape.begin() + 1);
+            xt::xtensor<XV, XN + 1> batch(shape);
+            std::copy(sample.begin(), sample.end(), batch.begin());
+            return batch;
+        }
+
+        /// The one row of a (1, ...) result, without its first axis.
+        template <class Out>
+        auto only_row(const Out& all)
+        {
+            using result_type = xt::xtensor<typename Out::value_type, Out::rank - 1>;
+            typename result_type::shape_type shape;
+            std::copy(all.shape().begin() + 1, all.shape().end(), shape.begin());
+            result_type one(shape);
+            std::copy(all.begin(), all.end(), one.begin());
+            return one;
+        }
+
+        /// Layers that carry a state from one forward to the next (the recurrent layers).
+        template <class L, class = void>
+        struct carries_state : std::false_type
+        {
+        };
+        template <class L>
+        struct carries_state<L, std::void_t<typename L::state_type, decltype(std::declval<const L&>().final_state())>>
+            : std::true_type
+        {
+        };
+
+        struct no_state
+        {
+        };
+        template <class L, bool = carries_state<L>::value>
+        struct state_of
+        {
+            using type = no_state;
+        };
+        template <class L>
+        struct state_of<L, true>
+        {
+            using type = typename L::state_type;
+        };
+    }  // namespace detail
+
+    template <class Model>
+    class predictor
+    {
+        using chain_type = typename Model::chain_type;
+
+    public:
+        using model_type = Model;
+        using value_type = typename Model::value_type;
+
+        /// A predictor of model, which must be compiled (its objective's link is applied to the outputs).
+        explicit predictor(const Model& model)
+            : m_model(&model)
+            , m_objective(model.loss_objective())
+            , m_chain(shared_weights, static_cast<const chain_type&>(model))
+        {
+            model.usage().add_predictor();
+        }
+
+        /// Another predictor of the same model, with workspaces of its own (for another thread).
+        predictor(const predictor& other)
+            : predictor(*other.m_model)
+        {
+        }
+
+        predictor& operator=(const predictor&) = delete;
+
+        ~predictor()
+        {
+            m_model->usage().remove_predictor();
+        }
+
+        const Model& model() const noexcept
+        {
+            return *m_model;
+        }
+
+        /// As model.predict(x, batch_size): the same outputs bit for bit, on this predictor's workspaces.
+        template <class XV, std::size_t XN>
+        auto predict(const xt::xtensor<XV, XN>& x, std::size_t batch_size = 128)
+        {
+            detail::check_inputs<chain_type>("predictor::predict", x);
+            detail::check_batch_size("predictor::predict", batch_size);
+            const typename detail::usage_guard::shared reading(m_model->usage(), "predictor::predict");
+            return detail::predict_batches(m_chain, m_objective, x, batch_size);
+        }
+
+        /// As model.predict_one(sample): x (S) ids or (S, F) features; returns (out) or (S, out).
+        template <class XV, std::size_t XN>
+        auto predict_one(const xt::xtensor<XV, XN>& sample)
+        {
+            return detail::only_row(predict(detail::batch_of_one(sample), 1));
+        }
+
+        /// Streaming: x (B, s) ids or (B, s, F) continues B streams by s steps each, from the states the last
+        /// stream() left (zeros after reset_states() or at first), and returns the outputs after the objective's
+        /// link: (B, out) after each stream's last step so far for many-to-one models, (B, s, out) for
+        /// sequence outputs. Feeding a sequence in chunks gives what predict() gives for all of it at once.
+        template <class XV, std::size_t XN>
+        auto stream(const xt::xtensor<XV, XN>& x)
+        {
+            static_assert(chain_type::sequence_input, "xrnn::predictor::stream: the model must read sequences");
+            detail::check_inputs<chain_type>("predictor::stream", x);
+            const std::size_t batch = x.shape()[0];
+            if (m_streaming && batch != m_stream_batch)
+            {
+                throw shape_error("predictor::stream: x has " + std::to_string(batch) + " streams but the streams "
+                                  "running have " + std::to_string(m_stream_batch)
+                                  + "; call reset_states() to start others");
+            }
+            const typename detail::usage_guard::shared reading(m_model->usage(), "predictor::stream");
+            typename chain_type::template batch_input_t<XV, XN> time_major;
+            detail::gather<true>(x, detail::all_indices(batch), 0, batch, time_major);
+            using out_type = typename chain_type::template output_t<XV, XN>;
+            const out_type& out = stream_from<0>(time_major);
+            m_streaming = true;
+            m_stream_batch = batch;
+            constexpr bool time_major_out = chain_type::template output_time_major<XV, XN>;
+            auto shape = out.shape();
+            if constexpr (time_major_out)
+            {
+                std::swap(shape[0], shape[1]);
+            }
+            out_type result(shape);
+            detail::scatter<time_major_out>(out, 0, result);
+            detail::apply_link(m_objective, result);
+            return result;
+        }
+
+        /// Starts new streams: the next stream() begins from zero states.
+        void reset_states() noexcept
+        {
+            m_streaming = false;
+        }
+
+        /// Bytes of this predictor's workspaces now (layers that report them), not counting the shared weights.
+        std::size_t workspace_bytes() const noexcept
+        {
+            std::size_t bytes = sizeof(*this);
+            visit_const([&](const auto& layer) {
+                using L = std::decay_t<decltype(layer)>;
+                if constexpr (has_workspace_bytes<L>::value)
+                {
+                    bytes += layer.workspace_bytes();
+                }
+            });
+            return bytes;
+        }
+
+    private:
+        template <class L, class = void>
+        struct has_workspace_bytes : std::false_type
+        {
+        };
+        template <class L>
+        struct has_workspace_bytes<L, std::void_t<decltype(std::declval<const L&>().workspace_bytes())>>
+            : std::true_type
+        {
+        };
+
+        template <class F>
+        void visit_const(F&& f) const
+        {
+            visit_const_from<0>(f);
+        }
+
+        template <std::size_t K, class F>
+        void visit_const_from(F& f) const
+        {
+            f(m_chain.template layer<K>());
+            if constexpr (K + 1 < chain_type::layer_count)
+            {
+                visit_const_from<K + 1>(f);
+            }
+        }
+
+        /// Forward from layer K for stream(): recurrent layers start from the states kept, and keep their finals.
+        template <std::size_t K, class X>
+        const auto& stream_from(const X& x)
+        {
+            auto& layer = m_chain.template layer<K>();
+            using L = std::decay_t<decltype(layer)>;
+            const auto& y = [&]() -> const auto& {
+                if constexpr (detail::carries_state<L>::value)
+                {
+                    auto& state = std::get<K>(m_states);
+                    const auto& out = m_streaming ? layer.forward(x, state, mode::inference)
+                                                  : layer.forward(x, mode::inference);
+                    state = layer.final_state();
+                    return out;
+                }
+                else
+                {
+                    return layer.forward(x, mode::inference);
+                }
+            }();
+            if constexpr (K + 1 == chain_type::layer_count)
+            {
+                return y;
+            }
+            else
+            {
+                return stream_from<K + 1>(y);
+            }
+        }
+
+        template <class Chain>
+        struct states_of;
+        template <class... Layers>
+        struct states_of<layer_chain<Layers...>>
+        {
+            using type = std::tuple<typename detail::state_of<Layers>::type...>;
+        };
+
+        const Model* m_model;
+        objective m_objective;
+        chain_type m_chain;
+        typename states_of<chain_type>::type m_states;
+        bool m_streaming = false;
+        std::size_t m_stream_batch = 0;
+    };
+
+    template <class Model>
+    predictor(const Model&) -> predictor<Model>;
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/predictor.hpp ----
 
 namespace xrnn
 {
     template <class... Layers>
-    class sequential : public layer_chain<Layers...>
+    class sequential : private detail::usage_guard,  // first: checked before the layers are moved or assigned
+                       public layer_chain<Layers...>
     {
         using chain = layer_chain<Layers...>;
+        using guard = detail::usage_guard;
 
     public:
+        using chain_type = chain;
         using typename chain::value_type;
         using T = value_type;
         using chain::layer_count;
@@ -9437,6 +10287,7 @@ namespace xrnn
         template <class Optimizer>
         void compile(objective loss, Optimizer optimizer)
         {
+            const guard::exclusive alone(usage(), "sequential::compile");
             m_objective = loss;
             m_optimizer.emplace(std::move(optimizer));
         }
@@ -9478,6 +10329,7 @@ namespace xrnn
         template <class XV, std::size_t XN, class YV, std::size_t YN>
         history fit(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, const fit_options& options = {})
         {
+            const guard::exclusive alone(usage(), "sequential::fit");
             check_data("fit", x, y);
             const double split = options.validation_split;
             if (!(split >= 0.0 && split < 1.0))
@@ -9509,6 +10361,7 @@ namespace xrnn
         history fit(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, const xt::xtensor<XV, XN>& x_val,
                     const xt::xtensor<YV, YN>& y_val, const fit_options& options = {})
         {
+            const guard::exclusive alone(usage(), "sequential::fit");
             check_data("fit", x, y);
             check_data("fit (validation data)", x_val, y_val);
             if (options.validation_split != 0.0)
@@ -9524,6 +10377,7 @@ namespace xrnn
         template <class XV, std::size_t XN, class YV, std::size_t YN>
         evaluation evaluate(const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::size_t batch_size = 128)
         {
+            const guard::exclusive alone(usage(), "sequential::evaluate");
             check_data("evaluate", x, y);
             detail::check_batch_size("evaluate", batch_size);
             const detail::running_score score = detail::score_on_ranks(
@@ -9536,31 +10390,24 @@ namespace xrnn
         template <class XV, std::size_t XN>
         auto predict(const xt::xtensor<XV, XN>& x, std::size_t batch_size = 128)
         {
+            const guard::exclusive alone(usage(), "sequential::predict");
             detail::check_inputs<sequential>("predict", x);
             detail::check_batch_size("predict", batch_size);
             if (detail::distributed(m_group.get()))
             {
                 return predict_on_ranks(x, batch_size);
             }
-            return predict_here(x, batch_size);
+            return detail::predict_batches(*this, loss_objective(), x, batch_size);
         }
 
-        /// predict() for one sample: x (S) ids or (S, F) features; returns (out) or (S, out).
+        /// predict() for one sample: x (S) ids or (S, F) features; returns (out) or (S, out). In this process
+        /// alone, also after distribute().
         template <class XV, std::size_t XN>
         auto predict_one(const xt::xtensor<XV, XN>& sample)
         {
-            std::array<std::size_t, XN + 1> shape;
-            shape[0] = 1;
-            std::copy(sample.shape().begin(), sample.shape().end(), shape.begin() + 1);
-            xt::xtensor<XV, XN + 1> batch(shape);
-            std::copy(sample.begin(), sample.end(), batch.begin());
-            auto all = predict_here(batch, 1);
-            using result_type = xt::xtensor<T, std::decay_t<decltype(all)>::rank - 1>;
-            typename result_type::shape_type out_shape;
-            std::copy(all.shape().begin() + 1, all.shape().end(), out_shape.begin());
-            result_type one(out_shape);
-            std::copy(all.begin(), all.end(), one.begin());
-            return one;
+            const guard::exclusive alone(usage(), "sequential::predict");
+            detail::check_inputs<sequential>("predict", detail::batch_of_one(sample));
+            return detail::only_row(detail::predict_batches(*this, loss_objective(), detail::batch_of_one(sample), 1));
         }
 
         // ---- several processes (model/process_group.hpp) ------------------------------------------------------
@@ -9570,6 +10417,7 @@ namespace xrnn
         /// nullptr goes back to one process.
         void distribute(std::shared_ptr<process_group> group)
         {
+            const guard::exclusive alone(usage(), "sequential::distribute");
             m_group = std::move(group);
             if (detail::distributed(m_group.get()))
             {
@@ -9588,47 +10436,24 @@ namespace xrnn
         /// Saves the weights (not the optimizer state: see checkpoints) atomically; format: docs/weight-format.md.
         void save(const std::string& path)
         {
+            const guard::shared reading(usage(), "sequential::save");
             save_weights(path, *this);
         }
 
         /// Loads weights saved by a model of the same signature; a bad file leaves this model unchanged.
         void load(const std::string& path)
         {
+            const guard::exclusive alone(usage(), "sequential::load");
             load_weights(path, *this);
         }
 
-    private:
-        /// predict() in this process alone.
-        template <class XV, std::size_t XN>
-        typename chain::template output_t<XV, XN> predict_here(const xt::xtensor<XV, XN>& x, std::size_t batch_size)
+        /// Who uses this model now (model/usage_guard.hpp); predictors register here.
+        const detail::usage_guard& usage() const noexcept
         {
-            const std::size_t n = x.shape()[0];
-            const std::vector<std::size_t> index = detail::all_indices(n);
-            typename chain::template batch_input_t<XV, XN> batch;
-            using out_type = typename chain::template output_t<XV, XN>;
-            constexpr bool time_major = chain::template output_time_major<XV, XN>;
-            out_type result;
-            for (std::size_t first = 0; first < n; first += batch_size)
-            {
-                const std::size_t count = std::min(batch_size, n - first);
-                detail::gather<sequence_input>(x, index, first, count, batch);
-                const out_type& out = this->forward(batch, mode::inference);
-                if (first == 0)
-                {
-                    auto shape = out.shape();
-                    shape[time_major ? 1 : 0] = n;
-                    if constexpr (time_major)
-                    {
-                        std::swap(shape[0], shape[1]);
-                    }
-                    result = out_type(shape);
-                }
-                detail::scatter<time_major>(out, first, result);
-            }
-            detail::apply_link(loss_objective(), result);
-            return result;
+            return *this;
         }
 
+    private:
         void require_compiled(const char* where) const
         {
             if (!m_objective || !m_optimizer)
@@ -9664,7 +10489,7 @@ namespace xrnn
                     xt::xtensor<XV, XN> slice(shape);
                     const std::size_t row = x.size() / n;
                     std::copy(x.data() + part[0] * row, x.data() + part[1] * row, slice.data());
-                    mine = predict_here(slice, batch_size);
+                    mine = detail::predict_batches(*this, loss_objective(), slice, batch_size);
                 }
             });
             // One allreduce: failures, the ranks that have rows, and the sum of their inner extents.

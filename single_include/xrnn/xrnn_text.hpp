@@ -484,8 +484,8 @@ namespace xrnn
             if (fields.size() != 4 || fields[0] != magic || !parse_u64(fields[1], version)
                 || !parse_u64(fields[2], num_words) || !parse_u64(fields[3], count))
             {
-                fail("expected a header line \"" + std::string(magic) + " <version> <num_words> <size>\" but found \""
-                     + std::string(line.substr(0, 80)) + "\"");
+                fail("expected a header line \"" + std::string(magic) + " <version> <num_words> <size>\" but found "
+                     + quoted(line.substr(0, 80)));
             }
             if (version != format_version)
             {
@@ -509,8 +509,8 @@ namespace xrnn
                 {
                     if (line != vocab.m_words[k])
                     {
-                        fail("expected \"" + vocab.m_words[k] + "\" for id " + std::to_string(k) + " but found \""
-                             + std::string(line.substr(0, 80)) + "\"");
+                        fail("expected " + quoted(vocab.m_words[k]) + " for id " + std::to_string(k) + " but found "
+                             + quoted(line.substr(0, 80)));
                     }
                     continue;
                 }
@@ -521,7 +521,7 @@ namespace xrnn
                 }
                 if (vocab.m_ids.count(w) != 0)
                 {
-                    fail("the word \"" + w + "\" appears twice (ids " + std::to_string(vocab.m_ids.at(w)) + " and "
+                    fail("the word " + quoted(w) + " appears twice (ids " + std::to_string(vocab.m_ids.at(w)) + " and "
                          + std::to_string(k) + ")");
                 }
                 vocab.add_word(w);
@@ -564,12 +564,49 @@ namespace xrnn
             }
         }
 
+        /// text in double quotes, with what cannot be seen escaped: control characters (\r, \n, \t, \xNN), a
+        /// byte-order mark (\uFEFF), and the quote and backslash themselves.
+        static std::string quoted(std::string_view text)
+        {
+            static const char* const hex = "0123456789ABCDEF";
+            std::string out = "\"";
+            for (std::size_t i = 0; i < text.size(); ++i)
+            {
+                const auto c = static_cast<unsigned char>(text[i]);
+                if (c == 0xEF && text.substr(i, 3) == "\xEF\xBB\xBF")
+                {
+                    out += "\\uFEFF";
+                    i += 2;
+                }
+                else if (c == '\r' || c == '\n' || c == '\t')
+                {
+                    out += c == '\r' ? "\\r" : c == '\n' ? "\\n" : "\\t";
+                }
+                else if (c < 0x20 || c == 0x7F)
+                {
+                    out += "\\x";
+                    out += hex[c >> 4];
+                    out += hex[c & 15];
+                }
+                else if (c == '"' || c == '\\')
+                {
+                    out += '\\';
+                    out += static_cast<char>(c);
+                }
+                else
+                {
+                    out += static_cast<char>(c);
+                }
+            }
+            return out + "\"";
+        }
+
         static void check_word(const char* where, const std::string& w)
         {
             if (w.empty() || w.find_first_of("\r\n") != std::string::npos)
             {
-                throw value_error(std::string(where) + ": words expected non-empty and without line breaks but got \""
-                                  + w + "\"");
+                throw value_error(std::string(where) + ": words expected non-empty and without line breaks but got "
+                                  + quoted(w));
             }
         }
 
@@ -677,6 +714,43 @@ namespace xrnn
 //
 //     aclImdb/train/pos/*.txt   aclImdb/train/neg/*.txt   aclImdb/test/pos/*.txt   aclImdb/test/neg/*.txt
 //
+// into padded id arrays and labels, as keras.datasets.imdb.load_data gives them, but from the raw text (the steps
+// are in text/imdb_reviews.hpp).
+//
+// A full load parses 50,000 files (about 65 MB). With options.cache_path set, the result is also written to a
+// binary cache, and later loads with the same options and the same source files read that instead
+// (text/imdb_cache.hpp). A cache is never trusted: one that is stale, truncated or corrupted is ignored and
+// rebuilt. The library does not print: imdb_dataset::from_cache and cache_note tell what happened.
+#ifndef XRNN_TEXT_IMDB_HPP
+#define XRNN_TEXT_IMDB_HPP
+
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <utility>
+
+// ---- begin include/xrnn/text/imdb_cache.hpp ----
+// xtensor-rnn: the binary cache of load_imdb (text/imdb.hpp): the parsed dataset, with the options and the
+// fingerprint of the review files it was made from. A cache is never trusted: its header is checked first (magic,
+// version, options, fingerprint, and the exact size these imply) before the rest is read, then the checksum and
+// every id and label; one that is stale, truncated or corrupted is ignored and rebuilt, and why is told.
+#ifndef XRNN_TEXT_IMDB_CACHE_HPP
+#define XRNN_TEXT_IMDB_CACHE_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <xtensor/xtensor.hpp>
+
+// ---- begin include/xrnn/text/imdb_reviews.hpp ----
+// xtensor-rnn: the Large Movie Review Dataset (Maas et al., 2011) read from its official layout
+//
+//     aclImdb/train/pos/*.txt   aclImdb/train/neg/*.txt   aclImdb/test/pos/*.txt   aclImdb/test/neg/*.txt
+//
 // into padded id arrays and labels, as keras.datasets.imdb.load_data gives them, but from the raw text:
 //   1. list the *.txt files of each folder, sorted by file name (directory order differs between file systems);
 //   2. read each review, check it is UTF-8 and holds at least one word, tokenize it (text/tokenizer.hpp);
@@ -684,13 +758,9 @@ namespace xrnn
 //   4. encode each review as {1 (start), ids...}, then pad and truncate at the front to maxlen (Keras's defaults);
 //   5. shuffle train, then test, by Fisher-Yates with random_engine(seed): before shuffling all negatives come
 //      first, so without it a validation split taken from the end of the training data would hold one class.
-//
-// A full load parses 50,000 files (about 65 MB). With options.cache_path set, the result is also written to a
-// binary cache, and later loads with the same options and the same source files read that instead (details at
-// detail::imdb::cache_format below). A cache is never trusted: one that is stale, truncated or corrupted is
-// ignored and rebuilt. The library does not print: imdb_dataset::from_cache and cache_note tell what happened.
-#ifndef XRNN_TEXT_IMDB_HPP
-#define XRNN_TEXT_IMDB_HPP
+// load_imdb (text/imdb.hpp) runs these, and keeps the result in the binary cache of text/imdb_cache.hpp.
+#ifndef XRNN_TEXT_IMDB_REVIEWS_HPP
+#define XRNN_TEXT_IMDB_REVIEWS_HPP
 
 #include <algorithm>
 #include <cstddef>
@@ -1040,7 +1110,19 @@ namespace xrnn
                 finish_split(test, src.test.neg.size(), options.maxlen, rng, data.x_test, data.y_test);
                 return data;
             }
+        }  // namespace imdb
+    }      // namespace detail
+}  // namespace xrnn
 
+#endif
+// ---- end include/xrnn/text/imdb_reviews.hpp ----
+
+namespace xrnn
+{
+    namespace detail
+    {
+        namespace imdb
+        {
             /// cache_format: every integer little-endian, whatever the host (io::binary_writer).
             ///   "XRNNIMDB"  u32 version
             ///   u64 num_words, maxlen, seed, limit_per_split         the options that shape the result
@@ -1116,6 +1198,53 @@ namespace xrnn
                 }
             }
 
+            /// Checks the fixed header of a cache (magic, version, the options, the source's fingerprint, the
+            /// vocabulary's size) in its first header_bytes bytes: the vocabulary's size, or nullopt with why.
+            constexpr std::size_t cache_fixed_bytes = cache_header_bytes + 8 * 8;
+            inline std::optional<std::uint64_t> check_cache_header(const std::string& head, const std::string& path,
+                                                                   const imdb_options& options,
+                                                                   const fingerprint& print, std::string& why)
+            {
+                if (head.size() < cache_fixed_bytes || std::memcmp(head.data(), cache_magic, sizeof cache_magic) != 0)
+                {
+                    why = "'" + path + "' is not an IMDB cache (bad magic or too short)";
+                    return std::nullopt;
+                }
+                io::binary_reader in(head.data(), cache_fixed_bytes, "IMDB cache '" + path + "'");
+                in.skip(sizeof cache_magic, "magic");
+                const auto version = in.get<std::uint32_t>("format version");
+                if (version != cache_version)
+                {
+                    why = "cache '" + path + "' has format version " + std::to_string(version) + ", expected "
+                          + std::to_string(cache_version);
+                    return std::nullopt;
+                }
+                std::uint64_t header[8];
+                for (auto& v : header)
+                {
+                    v = in.get<std::uint64_t>("header");
+                }
+                if (header[0] != options.num_words || header[1] != options.maxlen || header[2] != options.seed
+                    || header[3] != options.limit_per_split)
+                {
+                    why = "cache '" + path + "' is stale (made with other options)";
+                    return std::nullopt;
+                }
+                if (!(fingerprint{header[4], header[5], header[6]} == print))
+                {
+                    why = "cache '" + path + "' is stale (the review files changed)";
+                    return std::nullopt;
+                }
+                // the vocabulary's words come from the reviews: its text cannot be much longer than they are
+                if (header[7] > std::min<std::uint64_t>(max_vocabulary_bytes, 2 * print.bytes + 4096))
+                {
+                    why = "cache '" + path + "' is corrupted (its vocabulary claims " + std::to_string(header[7])
+                          + " bytes, more than the reviews could give)";
+                    return std::nullopt;
+                }
+                return header[7];
+            }
+
             /// The cached dataset, or nullopt with why (for cache_note) when there is none usable.
             inline std::optional<imdb_dataset> read_cache(const std::string& path, const imdb_options& options,
                                                           const fingerprint& print, std::string& why)
@@ -1126,22 +1255,46 @@ namespace xrnn
                     why = "no cache at '" + path + "'";
                     return std::nullopt;
                 }
-                // The largest cache these options and this source can give; a larger file is not read at all.
-                const std::uint64_t max_bytes = 4096 + max_vocabulary_bytes + print.files * (options.maxlen * 4 + 1);
+                // The header first (magic, version, the options, the source's fingerprint, the vocabulary's size):
+                // a cache made otherwise, or whose size is not the one its header implies, is refused having read
+                // only its first bytes, whatever its size.
+                std::uint64_t expected_bytes = 0;
+                try
+                {
+                    const std::size_t file_bytes = io::regular_file_size(path, "IMDB cache");
+                    const auto vocab_bytes = check_cache_header(io::read_prefix(path, cache_fixed_bytes, "IMDB cache"),
+                                                                path, options, print, why);
+                    if (!vocab_bytes)
+                    {
+                        return std::nullopt;
+                    }
+                    expected_bytes = cache_fixed_bytes + *vocab_bytes + 16 + print.files * (options.maxlen * 4 + 1) + 8;
+                    if (file_bytes != expected_bytes)
+                    {
+                        why = "cache '" + path + "' is truncated or corrupted (" + std::to_string(file_bytes)
+                              + " bytes, its header implies " + std::to_string(expected_bytes) + ")";
+                        return std::nullopt;
+                    }
+                }
+                catch (const error& e)
+                {
+                    why = std::string("cache not usable (") + e.what() + ")";
+                    return std::nullopt;
+                }
                 std::string bytes;
                 try
                 {
-                    bytes = io::read_file(path, static_cast<std::size_t>(max_bytes), "IMDB cache");
+                    bytes = io::read_file(path, static_cast<std::size_t>(expected_bytes), "IMDB cache");
                 }
                 catch (const io_error& e)
                 {
                     why = std::string("cache not usable (") + e.what() + ")";
                     return std::nullopt;
                 }
-                if (bytes.size() < cache_header_bytes + 8
-                    || std::memcmp(bytes.data(), cache_magic, sizeof cache_magic) != 0)
+                // the whole file: the header again (the file may have changed meanwhile), then the checksum
+                const auto vocab_bytes_again = check_cache_header(bytes, path, options, print, why);
+                if (!vocab_bytes_again)
                 {
-                    why = "'" + path + "' is not an IMDB cache (bad magic or too short)";
                     return std::nullopt;
                 }
                 const std::size_t payload = bytes.size() - 8;
@@ -1149,36 +1302,14 @@ namespace xrnn
                 io::binary_reader tail(bytes.data() + payload, 8, "IMDB cache '" + path + "'");
                 try
                 {
-                    in.skip(sizeof cache_magic, "magic");
-                    const auto version = in.get<std::uint32_t>("format version");
-                    if (version != cache_version)
-                    {
-                        why = "cache '" + path + "' has format version " + std::to_string(version) + ", expected "
-                              + std::to_string(cache_version);
-                        return std::nullopt;
-                    }
-                    if (tail.get<std::uint64_t>("checksum") != io::fnv1a64(bytes.data(), payload))
+                    if (bytes.size() != expected_bytes
+                        || tail.get<std::uint64_t>("checksum") != io::fnv1a64(bytes.data(), payload))
                     {
                         why = "cache '" + path + "' is corrupted or truncated (checksum mismatch)";
                         return std::nullopt;
                     }
-                    std::uint64_t header[8];
-                    for (auto& v : header)
-                    {
-                        v = in.get<std::uint64_t>("header");
-                    }
-                    if (header[0] != options.num_words || header[1] != options.maxlen || header[2] != options.seed
-                        || header[3] != options.limit_per_split)
-                    {
-                        why = "cache '" + path + "' is stale (made with other options)";
-                        return std::nullopt;
-                    }
-                    if (!(fingerprint{header[4], header[5], header[6]} == print))
-                    {
-                        why = "cache '" + path + "' is stale (the review files changed)";
-                        return std::nullopt;
-                    }
-                    const std::uint64_t vocab_bytes = header[7];
+                    in.skip(cache_fixed_bytes, "header");
+                    const std::uint64_t vocab_bytes = *vocab_bytes_again;
                     if (vocab_bytes > in.remaining())
                     {
                         in.fail("the vocabulary claims more bytes than the file has");
@@ -1213,11 +1344,17 @@ namespace xrnn
             }
         }  // namespace imdb
     }      // namespace detail
+}  // namespace xrnn
 
-    /// Loads the IMDB reviews from directory (the aclImdb folder, or its parent), as described at the top of this
-    /// header. io_error for a missing folder, an empty split, a split with one class only, an unreadable, empty or
-    /// non-UTF-8 review (each message names the path), or a cache that cannot be written; value_error for
-    /// num_words < 3, maxlen 0 or limit_per_split 1.
+#endif
+// ---- end include/xrnn/text/imdb_cache.hpp ----
+
+namespace xrnn
+{
+    /// Loads the IMDB reviews from directory (the aclImdb folder, or its parent), as described at the top of
+    /// text/imdb_reviews.hpp. io_error for a missing folder, an empty split, a split with one class only, an
+    /// unreadable, empty or non-UTF-8 review (each message names the path), or a cache that cannot be written;
+    /// value_error for num_words < 3, maxlen 0 or limit_per_split 1.
     inline imdb_dataset load_imdb(const std::string& directory, const imdb_options& options = {})
     {
         detail::imdb::check_options(options);

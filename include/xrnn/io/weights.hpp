@@ -68,6 +68,22 @@ namespace xrnn
             return kind == 1 ? "weights" : kind == 2 ? "checkpoint" : "unknown";
         }
 
+        /// "a weights file", "a checkpoint file", "an unknown file".
+        inline std::string a_kind_file(std::uint32_t kind)
+        {
+            const std::string name = kind_name(kind);
+            return (name[0] == 'u' ? "an " : "a ") + name + " file";
+        }
+
+        /// "float32", "float64", "uint64", or the code of a type this library does not know.
+        inline std::string element_type_name(std::uint32_t type)
+        {
+            return type == 1   ? "float32"
+                   : type == 2 ? "float64"
+                   : type == 3 ? "uint64"
+                               : "an unknown type (code " + std::to_string(type) + ")";
+        }
+
         /// One named tensor of a file: its element type and shape (the values follow in the file).
         struct entry_header
         {
@@ -269,8 +285,8 @@ namespace xrnn
                 const auto kind = in.get<std::uint32_t>("the file kind");
                 if (kind != static_cast<std::uint32_t>(expected_kind))
                 {
-                    in.fail(std::string("a ") + kind_name(kind) + " file (kind " + std::to_string(kind)
-                            + "), expected a " + kind_name(static_cast<std::uint32_t>(expected_kind)) + " file");
+                    in.fail(a_kind_file(kind) + " (kind " + std::to_string(kind) + "), expected "
+                            + a_kind_file(static_cast<std::uint32_t>(expected_kind)));
                 }
                 m_scalar = in.get<std::uint32_t>("the scalar type");
                 m_signature = in.get_string("the model signature", max_signature_bytes);
@@ -305,6 +321,12 @@ namespace xrnn
         {
             const entry_header e = file_reader::read_entry_header(in);
             std::vector<std::uint64_t> expected(shape.begin(), shape.end());
+            if (e.name == name && e.shape == expected && e.type != element_type_of<U>())
+            {
+                in.fail("tensor '" + name + "' of shape " + shape_text(expected) + " holds "
+                        + element_type_name(static_cast<std::uint32_t>(e.type)) + " values where "
+                        + element_type_name(static_cast<std::uint32_t>(element_type_of<U>())) + " was expected");
+            }
             if (e.name != name || e.type != element_type_of<U>() || e.shape != expected)
             {
                 in.fail("tensor '" + e.name + "' of shape " + shape_text(e.shape) + " where '" + name + "' of shape "
@@ -387,6 +409,12 @@ namespace xrnn
         {
             const std::string expected = signature_text<Model>();
             const auto scalar = static_cast<std::uint32_t>(element_type_of<scalar_t<Model>>());
+            if (file.signature() == expected && file.scalar() != scalar)
+            {
+                throw io_error(std::string(where) + ": '" + file.source() + "' has the signature of this model but "
+                               + "says its scalar type is " + element_type_name(file.scalar()) + ", not "
+                               + element_type_name(scalar) + " as the signature says: the file is damaged");
+            }
             if (file.signature() != expected || file.scalar() != scalar)
             {
                 throw io_error(std::string(where) + ": '" + file.source() + "' was written by\n  " + file.signature()

@@ -140,6 +140,13 @@ namespace xrnn
         {
         }
 
+        activation_layer() = default;
+
+        /// A workspace of its own (a predictor's; there are no parameters to share).
+        activation_layer(shared_weights_t, const activation_layer&) noexcept
+        {
+        }
+
         template <std::size_t N>
         const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode = mode::inference)
         {

@@ -40,6 +40,11 @@ namespace xrnn
         {
         }
 
+        /// No tensors: the parameters of a layer that reads another's (layer_traits.hpp).
+        explicit dense_params(shared_weights_t) noexcept
+        {
+        }
+
         template <class F, class... Ps>
         static void zip(F&& f, Ps&... ps)
         {
@@ -95,6 +100,20 @@ namespace xrnn
             }
         }
 
+        /// For inference only, reading owner's parameters (no copy), with a workspace of its own (predictors).
+        dense(shared_weights_t, const dense& owner) noexcept
+            : p(shared_weights)
+            , dp(shared_weights)
+            , m_shared(&owner.weights())
+        {
+        }
+
+        /// The parameters forward reads: p, or those of the layer this one was made to share.
+        const params_type& weights() const noexcept
+        {
+            return m_shared != nullptr ? *m_shared : p;
+        }
+
         /// x (B, In) -> y (B, Out), or x (S, B, In) -> y (S, B, Out) with the same weights at every step.
         template <std::size_t N>
         const xt::xtensor<T, N>& forward(const xt::xtensor<T, N>& x, mode = mode::inference)
@@ -112,8 +131,9 @@ namespace xrnn
             output_shape[N - 1] = Out;
             auto& y = std::get<N - 2>(m_outputs);
             detail::ensure_shape(y, output_shape);
-            detail::matmul(x.data(), p.w.data(), y.data(), rows, In, Out);  // (DF1)
-            detail::add_row_vector(y.data(), rows, Out, p.b.data());
+            const params_type& w = weights();
+            detail::matmul(x.data(), w.w.data(), y.data(), rows, In, Out);  // (DF1)
+            detail::add_row_vector(y.data(), rows, Out, w.b.data());
             m_forward_rank = N;
             return y;
         }
@@ -124,6 +144,10 @@ namespace xrnn
         {
             static_assert(N == 2 || N == 3, "xrnn::dense::backward: gradient must be (B, Out) or (S, B, Out)");
             const auto& y = std::get<N - 2>(m_outputs);
+            if (m_shared != nullptr)
+            {
+                throw state_error(detail::shared_weights_training_message("dense::backward"));
+            }
             if (m_forward_rank != N)
             {
                 throw state_error("dense::backward: no forward of a rank-" + std::to_string(N) + " input before it");
@@ -182,7 +206,8 @@ namespace xrnn
             return std::string(N == 2 ? "(B, " : "(S, B, ") + std::to_string(last) + ")";
         }
 
-        xt::xtensor<T, 2> m_input;  // (rows, In)
+        const params_type* m_shared = nullptr;  // the parameters of the layer this one shares, or none
+        xt::xtensor<T, 2> m_input;               // (rows, In)
         std::tuple<xt::xtensor<T, 2>, xt::xtensor<T, 3>> m_outputs, m_input_grads;
         std::size_t m_forward_rank = 0;
     };

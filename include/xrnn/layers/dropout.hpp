@@ -58,6 +58,14 @@ namespace xrnn
         {
         }
 
+        /// For inference only (a predictor's), with the owner's rate and a workspace of its own.
+        dropout(shared_weights_t, const dropout& owner) noexcept
+            : m_rate(owner.m_rate)
+            , m_rng(0)
+            , m_shared(true)
+        {
+        }
+
         double rate() const noexcept
         {
             return m_rate;
@@ -88,6 +96,10 @@ namespace xrnn
             auto& mask = std::get<N - 2>(m_masks);
             detail::ensure_shape(y, x.shape());
             detail::ensure_shape(mask, x.shape());
+            if (m == mode::training && m_shared)
+            {
+                throw state_error(detail::shared_weights_training_message("dropout::forward"));
+            }
             if (m == mode::training && m_rate > 0.0)
             {
                 detail::sample_dropout_mask(mask.data(), mask.size(), m_rate, m_rng);
@@ -131,6 +143,7 @@ namespace xrnn
 
         double m_rate;
         random_engine m_rng;
+        bool m_shared = false;  // made for a predictor: inference only
         std::tuple<xt::xtensor<T, 2>, xt::xtensor<T, 3>> m_outputs, m_masks, m_input_grads;
         bool m_has_forward[2] = {false, false};
     };

@@ -37,6 +37,11 @@ namespace xrnn
         {
         }
 
+        /// No tensors: the parameters of a layer that reads another's (layer_traits.hpp).
+        explicit embedding_params(shared_weights_t) noexcept
+        {
+        }
+
         /// Calls f(name, tensors of the same name in each of ps...): one visitor for zeroing, optimizers, files.
         template <class F, class... Ps>
         static void zip(F&& f, Ps&... ps)
@@ -92,6 +97,20 @@ namespace xrnn
             }
         }
 
+        /// For inference only, reading owner's parameters (no copy), with a workspace of its own (predictors).
+        embedding(shared_weights_t, const embedding& owner) noexcept
+            : p(shared_weights)
+            , dp(shared_weights)
+            , m_shared(&owner.weights())
+        {
+        }
+
+        /// The parameters forward reads: p, or those of the layer this one was made to share.
+        const params_type& weights() const noexcept
+        {
+            return m_shared != nullptr ? *m_shared : p;
+        }
+
         /// ids (S, B) of any integer type, each in [0, Vocab); returns y (S, B, Dim).
         template <class Id>
         const output_type& forward(const xt::xtensor<Id, 2>& ids, mode = mode::inference)
@@ -119,12 +138,13 @@ namespace xrnn
             // (EF1), in parts of the rows on xrnn's threads when there are enough of them (a large gather is
             // bound by memory traffic, which two cores move faster than one)
             const std::size_t rows = m_ids.size();
+            const T* table = weights().w.data();
             const std::size_t parts = rows * Dim >= parallel_values ? std::min(rows, num_threads()) : 1;
             detail::parallel_for(parts, [&](std::size_t part) {
                 const std::size_t end = rows * (part + 1) / parts;
                 for (std::size_t j = rows * part / parts; j < end; ++j)
                 {
-                    const T* row = p.w.data() + m_ids.data()[j] * Dim;
+                    const T* row = table + m_ids.data()[j] * Dim;
                     T* out = m_output.data() + j * Dim;
                     detail::for_each_pack<T, Dim>([&](auto pack, std::size_t k) {
                         using P = decltype(pack);
@@ -138,6 +158,10 @@ namespace xrnn
         /// Accumulates dW from dy (S, B, Dim) for the ids of the last forward.
         void backward(const output_type& dy)
         {
+            if (m_shared != nullptr)
+            {
+                throw state_error(detail::shared_weights_training_message("embedding::backward"));
+            }
             if (m_ids.size() == 0)
             {
                 throw state_error("embedding::backward: no successful forward before it");
@@ -183,7 +207,8 @@ namespace xrnn
     private:
         static constexpr std::size_t parallel_values = std::size_t(1) << 18;  // 2^18 values (1 MiB of floats)
 
-        xt::xtensor<std::size_t, 2> m_ids;  // validated ids of the last forward
+        const params_type* m_shared = nullptr;  // the parameters of the layer this one shares, or none
+        xt::xtensor<std::size_t, 2> m_ids;       // validated ids of the last forward
         output_type m_output;
     };
 }  // namespace xrnn

@@ -13,6 +13,12 @@
 //                                               training (dropout masks); checkpoints save and restore them
 //   void for_each_parameter(F&& f)              f(name, value, gradient) for every parameter tensor
 // check_layer<L>() fails to compile, naming the missing member, when one of them is absent.
+//
+// A layer that a predictor (model/predictor.hpp) can run also has
+//   L(shared_weights_t, const L& owner)          a layer for inference only that reads owner's parameters (no
+//                                               copy) and has a workspace of its own, so that threads can run
+//                                               copies of one model at once; owner must outlive it
+// which only predictors ask for (with a message naming it).
 #ifndef XRNN_LAYERS_LAYER_TRAITS_HPP
 #define XRNN_LAYERS_LAYER_TRAITS_HPP
 
@@ -26,6 +32,13 @@
 
 namespace xrnn
 {
+    /// Tag of the constructors that make a layer reading another layer's parameters (see above).
+    struct shared_weights_t
+    {
+        explicit constexpr shared_weights_t() = default;
+    };
+    inline constexpr shared_weights_t shared_weights{};
+
     /// "float32" or "float64", as signatures spell the scalar type.
     template <class T>
     constexpr const char* scalar_name() noexcept
@@ -125,6 +138,22 @@ namespace xrnn
             : std::true_type
         {
         };
+    }  // namespace detail
+
+    namespace detail
+    {
+        template <class L>
+        constexpr bool has_shared_weights_constructor() noexcept
+        {
+            return std::is_constructible<L, shared_weights_t, const L&>::value;
+        }
+
+        /// The message of a layer a predictor cannot run; training through a layer that reads shared weights.
+        inline std::string shared_weights_training_message(const char* layer)
+        {
+            return std::string(layer) + ": this layer reads the weights of another (a predictor's) and runs "
+                   "inference only; train the model it was made from";
+        }
     }  // namespace detail
 
     /// True for a type that has every member above; otherwise the first missing one is named in a compile error.

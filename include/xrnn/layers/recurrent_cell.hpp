@@ -123,6 +123,22 @@ namespace xrnn
 
         explicit recurrent_cell(random_engine& rng, const recurrent_options& options = {});
 
+        /// For inference only, reading owner's parameters (no copy), with buffers of its own (predictors).
+        recurrent_cell(shared_weights_t, const recurrent_cell& owner) noexcept
+            : p(shared_weights)
+            , dp(shared_weights)
+            , m_options(owner.m_options)
+            , m_mask_rng(0)
+            , m_shared(&owner.weights())
+        {
+        }
+
+        /// The parameters forward reads: p, or those of the cell this one was made to share.
+        const params_type& weights() const noexcept
+        {
+            return m_shared != nullptr ? *m_shared : p;
+        }
+
         const recurrent_options& options() const noexcept
         {
             return m_options;
@@ -318,6 +334,7 @@ namespace xrnn
 
         recurrent_options m_options;
         random_engine m_mask_rng;
+        const params_type* m_shared = nullptr;  // the parameters of the cell this one shares, or none
         cache_state m_state = cache_state::empty;
         bool m_input_persists = false;  // the last forward read the caller's x in place (see forward_sequence)
         std::size_t m_steps = 0;
@@ -391,6 +408,10 @@ namespace xrnn
         const std::size_t S = steps;
         const std::size_t B = batch;
         const bool training = m == mode::training;
+        if (training && m_shared != nullptr)
+        {
+            throw state_error(detail::shared_weights_training_message(Cell::layer_name));
+        }
         detail::flush_denormals_scope flush_denormals;
         m_steps = S;
         m_batch = B;

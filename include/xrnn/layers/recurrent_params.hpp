@@ -25,6 +25,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include <xrnn/init.hpp>
+#include <xrnn/layers/layer_traits.hpp>
 
 namespace xrnn
 {
@@ -70,6 +71,11 @@ namespace xrnn
             : w_x({I, Layout::input_width}, T(0))
             , w_h({H, Layout::recurrent_width}, T(0))
             , b({Layout::width}, T(0))
+        {
+        }
+
+        /// No tensors: the parameters of a cell that reads another's (layers/layer_traits.hpp).
+        explicit recurrent_params(shared_weights_t) noexcept
         {
         }
 

@@ -72,6 +72,7 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::forward_by_blas(const T* input, std::size_t chunk)
     {
+        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
         using detail::transpose;
         const std::size_t S = m_steps;
         const std::size_t B = m_batch;
@@ -185,6 +186,7 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::step_batch1(const T* x, const T* h_prev, const T* c_prev)
     {
+        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
         detail::flush_denormals_scope flush_denormals;
         m_state = cache_state::inference;  // nothing is cached for backward
         m_steps = 0;
@@ -228,6 +230,7 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const
     {
+        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
         if constexpr (Gs > 0)
         {
             const detail::gemm_term<T> terms[2] = {{x, I, p.w_x.data(), I}, {h_prev, H, p.w_h.data(), H}};
@@ -322,6 +325,7 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n)
     {
+        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
         const cell_rows<T> rows{z, m_h.data() + (t * m_batch + r) * H, row_of(cell_state(t), r),
                                 row_of(cell_state(t + 1), r), m_h.data() + ((t + 1) * m_batch + r) * H, n};
         if (m_state == cache_state::training)

@@ -65,6 +65,12 @@ namespace xrnn
         {
         }
 
+        /// For inference only, reading owner's parameters (no copy), with buffers of its own (predictors).
+        recurrent_stack(shared_weights_t, const recurrent_stack& owner)
+            : recurrent_stack(owner, std::make_index_sequence<upper_count>{})
+        {
+        }
+
         /// x (S, B, I) from zero initial states.
         const output_type& forward(const input_type& x, mode m = mode::inference)
         {
@@ -246,6 +252,13 @@ namespace xrnn
         recurrent_stack(random_engine& rng, const recurrent_options& options, std::index_sequence<K...>)
             : m_first(rng, options)
             , m_upper{{(static_cast<void>(K), UpperCell(rng, options))...}}  // braces: drawn in layer order
+        {
+        }
+
+        template <std::size_t... K>
+        recurrent_stack(const recurrent_stack& owner, std::index_sequence<K...>)
+            : m_first(shared_weights, owner.m_first)
+            , m_upper{{UpperCell(shared_weights, owner.m_upper[K])...}}
         {
         }
 

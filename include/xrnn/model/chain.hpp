@@ -104,6 +104,16 @@ namespace xrnn
                 return Layer();
             }
         }
+
+        /// A layer reading owner's parameters, for a predictor (layers/layer_traits.hpp).
+        template <class Layer>
+        Layer shared_layer(const Layer& owner)
+        {
+            static_assert(has_shared_weights_constructor<Layer>(),
+                          "xrnn::predictor: every layer needs `L(shared_weights_t, const L& owner)`, a layer for "
+                          "inference that reads owner's parameters (layers/layer_traits.hpp)");
+            return Layer(shared_weights, owner);
+        }
     }  // namespace detail
 
     template <class... Layers>
@@ -135,6 +145,13 @@ namespace xrnn
         /// From layers built with their options: {embedding<..>(rng), lstm<..>(rng, options), ...}.
         explicit layer_chain(Layers... layers)
             : m_layers(std::move(layers)...)
+        {
+        }
+
+        /// Layers for inference that read owner's parameters where they are, with workspaces of their own: what a
+        /// predictor runs (model/predictor.hpp). owner must outlive this chain.
+        layer_chain(shared_weights_t, const layer_chain& owner)
+            : layer_chain(owner, std::index_sequence_for<Layers...>{})
         {
         }
 
@@ -234,6 +251,12 @@ namespace xrnn
         static constexpr bool output_time_major = output_t<XV, XN>::rank == 3;
 
     private:
+        template <std::size_t... K>
+        layer_chain(const layer_chain& owner, std::index_sequence<K...>)
+            : m_layers(detail::shared_layer(std::get<K>(owner.m_layers))...)
+        {
+        }
+
         template <class F>
         void visit_layers(F&& f)
         {

@@ -140,39 +140,48 @@ namespace xrnn
     /// loop's state and early stopping. Returns the first epoch to run.
     template <class Model>
     std::size_t resume_fit(const std::string& path, Model& model, compiled_optimizer<Model>& optimizer, objective goal,
-                           fit_loop_state& loop, early_stopping_callback<Model>& early)
+                           std::size_t epochs, fit_loop_state& loop, early_stopping_callback<Model>& early)
     {
         using T = typename Model::value_type;
-        checkpoint_contents<T> contents = read_checkpoint(path, model, optimizer);
-        const training_progress<T>& p = contents.progress;
-        if (p.order.size() != loop.order.size() || p.validation_samples != loop.validation_samples)
-        {
-            throw value_error("fit: resume_from '" + path + "' was written for " + std::to_string(p.order.size())
-                              + " training and " + std::to_string(p.validation_samples)
-                              + " validation samples, but this fit has " + std::to_string(loop.order.size()) + " and "
-                              + std::to_string(loop.validation_samples));
-        }
-        if (p.data_fingerprint != detail::processes_fingerprint(loop.data_fingerprint, loop.processes))
-        {
-            for (std::size_t n = 1; n <= 4096; ++n)  // the same data on another number of processes?
+        // checked from the file's first bytes: a file of another run is refused before the rest is read
+        const auto same_run = [&](const checkpoint_description& d) {
+            if (d.train_samples != loop.order.size() || d.validation_samples != loop.validation_samples)
             {
-                if (p.data_fingerprint == detail::processes_fingerprint(loop.data_fingerprint, n))
-                {
-                    throw value_error("fit: resume_from '" + path + "' was written by a run on " + std::to_string(n)
-                                      + (n == 1 ? " process" : " processes") + " but this run has "
-                                      + std::to_string(loop.processes) + ": resume on " + std::to_string(n)
-                                      + " (the batches, their parts and the dropout masks depend on the number)");
-                }
+                throw value_error("fit: resume_from '" + path + "' was written for " + std::to_string(d.train_samples)
+                                  + " training and " + std::to_string(d.validation_samples)
+                                  + " validation samples, but this fit has " + std::to_string(loop.order.size())
+                                  + " and " + std::to_string(loop.validation_samples));
             }
-            throw value_error("fit: resume_from '" + path + "' was written for other data: x and y (and the "
-                              "validation data) must be those of the interrupted run");
-        }
-        if (p.objective != static_cast<std::uint64_t>(goal))
-        {
-            throw value_error("fit: resume_from '" + path + "' was written when training for "
-                              + detail::objective_name(p.objective) + ", but the model is compiled for "
-                              + detail::objective_name(static_cast<std::uint64_t>(goal)));
-        }
+            if (d.data_fingerprint != detail::processes_fingerprint(loop.data_fingerprint, loop.processes))
+            {
+                for (std::size_t n = 1; n <= 4096; ++n)  // the same data on another number of processes?
+                {
+                    if (d.data_fingerprint == detail::processes_fingerprint(loop.data_fingerprint, n))
+                    {
+                        throw value_error("fit: resume_from '" + path + "' was written by a run on "
+                                          + std::to_string(n) + (n == 1 ? " process" : " processes")
+                                          + " but this run has " + std::to_string(loop.processes) + ": resume on "
+                                          + std::to_string(n)
+                                          + " (the batches, their parts and the dropout masks depend on the number)");
+                    }
+                }
+                throw value_error("fit: resume_from '" + path + "' was written for other data: x and y (and the "
+                                  "validation data) must be those of the interrupted run");
+            }
+            if (d.objective != static_cast<std::uint64_t>(goal))
+            {
+                throw value_error("fit: resume_from '" + path + "' was written when training for "
+                                  + detail::objective_name(d.objective) + ", but the model is compiled for "
+                                  + detail::objective_name(static_cast<std::uint64_t>(goal)));
+            }
+            if (d.epochs > epochs)
+            {
+                throw value_error("fit: resume_from '" + path + "' holds " + std::to_string(d.epochs)
+                                  + " epochs, more than the " + std::to_string(epochs)
+                                  + " this fit runs in all (epochs counts the epochs before the checkpoint too)");
+            }
+        };
+        checkpoint_contents<T> contents = read_checkpoint(path, model, optimizer, same_run);
         training_progress<T> progress = apply_checkpoint(std::move(contents), model, optimizer);
         loop.shuffle_engine.set_state(progress.shuffle_engine);
         loop.order.assign(progress.order.begin(), progress.order.end());

@@ -55,7 +55,7 @@ namespace xrnn
     struct fit_options
     {
         std::size_t epochs = 1;
-        std::size_t batch_size = 32;
+        std::size_t batch_size = 32;    // at least 1; above the number of samples, one batch of all (Keras)
         double validation_split = 0.0;  // fraction in [0, 1) taken from the END of the data, before shuffling (Keras)
         bool shuffle = true;            // reshuffle the training samples every epoch
         std::uint64_t seed = 0;         // of the shuffling; dropout draws from each layer's own engine
@@ -208,8 +208,9 @@ namespace xrnn
             if (!options.resume_from.empty())
             {
                 collective = on_ranks;
-                agreed(group, "fit: resuming from '" + options.resume_from + "'",
-                       [&] { first_epoch = resume_fit(options.resume_from, model, optimizer, goal, loop, early); });
+                agreed(group, "fit: resuming from '" + options.resume_from + "'", [&] {
+                    first_epoch = resume_fit(options.resume_from, model, optimizer, goal, options.epochs, loop, early);
+                });
                 collective = false;
             }
             if (on_ranks)
@@ -217,7 +218,9 @@ namespace xrnn
                 broadcast_model(model, *group);
             }
 
-            const std::size_t steps = (loop.order.size() + options.batch_size - 1) / options.batch_size;
+            // ceil(N / batch_size) without overflow: a batch_size above N is one batch of all N (as in Keras)
+            const std::size_t steps
+                = loop.order.size() / options.batch_size + (loop.order.size() % options.batch_size != 0 ? 1 : 0);
             fit_context context(options.epochs, steps, first_epoch, metric, loop.history, optimizer);
             typename Model::template batch_input_t<XV, XN> batch;
             target_t<typename Model::value_type, YV, YN> target;
@@ -311,8 +314,10 @@ namespace xrnn
                     {
                         forward_backward();
                     }
-                    const bool admitted
-                        = admit_step(options.on_non_finite_loss, b.loss, gradients_finite, epoch, step + 1, steps);
+                    // (every rank holds the same weights, so weights_finite agrees too)
+                    const bool admitted = (std::isfinite(b.loss) && gradients_finite)
+                                          || admit_step(options.on_non_finite_loss, b.loss, gradients_finite,
+                                                        weights_finite(model), epoch, step + 1, steps);
                     collective = false;
                     if (admitted)
                     {

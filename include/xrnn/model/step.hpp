@@ -209,15 +209,15 @@ namespace xrnn
     {
         /// (1) of the header comment: true when the batch may step; false when it is to be skipped; throws
         /// value_error (naming epoch and step) when the policy is to stop.
-        inline bool admit_step(non_finite_loss policy, double loss, bool gradients_finite, std::size_t epoch,
-                               std::size_t step, std::size_t steps)
+        inline bool admit_step(non_finite_loss policy, double loss, bool gradients_finite, bool weights_finite,
+                               std::size_t epoch, std::size_t step, std::size_t steps)
         {
             const bool finite_loss = std::isfinite(loss);
             if (finite_loss && gradients_finite)
             {
                 return true;
             }
-            if (policy == non_finite_loss::skip)
+            if (policy == non_finite_loss::skip && weights_finite)
             {
                 return false;
             }
@@ -231,10 +231,31 @@ namespace xrnn
             {
                 message << loss;
             }
-            message << " at epoch " << epoch << ", step " << step << " of " << steps
-                    << "; training stopped and the weights are those of the last good step (lower the "
-                    << "learning rate, set clip_norm, or set on_non_finite_loss to skip)";
+            message << " at epoch " << epoch << ", step " << step << " of " << steps << "; training stopped";
+            if (weights_finite)
+            {
+                message << " and the weights are those of the last good step (lower the learning rate, set clip_norm, "
+                        << "or set on_non_finite_loss to skip)";
+            }
+            else
+            {
+                // skipping cannot help: every later batch would meet the same weights
+                message << " because the weights are no longer finite: an optimizer step before this one overflowed "
+                        << "them (lower the learning rate or set clip_norm), so they are not usable; load them "
+                        << "again from a checkpoint or a weight file";
+            }
             throw value_error(message.str());
+        }
+
+        /// Whether every parameter of a model is finite (asked only once a loss or gradient is not).
+        template <class Model>
+        bool weights_finite(Model& model)
+        {
+            bool finite = true;
+            model.for_each_parameter([&](const auto&, auto& value, auto&) {
+                finite = finite && gradient_set::values_finite(value.data(), value.size());
+            });
+            return finite;
         }
 
         /// fit_options::clip_norm as a step hook.

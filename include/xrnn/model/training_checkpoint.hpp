@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +67,19 @@ namespace xrnn
         std::vector<std::vector<T>> parameters;
         std::vector<random_engine::state_type> engines;  // in for_each_random_engine order
     };
+
+    /// What a checkpoint's header says of the run that wrote it, before the rest is read: a reader that expects a
+    /// certain run (fit's resume_from) checks it here, so that a file of another run, however large, is refused
+    /// having read only its first bytes.
+    struct checkpoint_description
+    {
+        std::uint64_t epochs;  // epochs done
+        std::uint64_t train_samples;
+        std::uint64_t validation_samples;
+        std::uint64_t data_fingerprint;
+        std::uint64_t objective;
+    };
+    using checkpoint_description_check = std::function<void(const checkpoint_description&)>;
 
     namespace detail
     {
@@ -280,8 +294,9 @@ namespace xrnn
     {
         /// Reads and checks a whole checkpoint against the model and the optimizer's kind; changes nothing.
         template <class Model, class Optimizer>
-        checkpoint_contents<typename Model::value_type> read_checkpoint_from(io::file_reader& file, Model& model,
-                                                                             const Optimizer& optimizer)
+        checkpoint_contents<typename Model::value_type> read_checkpoint_from(
+            io::file_reader& file, Model& model, const Optimizer& optimizer,
+            const checkpoint_description_check& expected = nullptr)
         {
             using T = typename Model::value_type;
             io::check_written_by<Model>(file, "load_checkpoint");
@@ -299,6 +314,11 @@ namespace xrnn
             peek.skip(file.header_size(), "the header");
             std::array<std::uint64_t, checkpoint_fields> d{};
             io::read_entry(peek, "checkpoint", std::array<std::size_t, 1>{checkpoint_fields}, d.data());
+            if (expected)
+            {
+                expected(checkpoint_description{d[cp_epoch], d[cp_train_samples], d[cp_validation_samples],
+                                                d[cp_data_fingerprint], d[cp_objective]});
+            }
             const io::entry_header kind = io::file_reader::read_entry_header(peek);
             if (kind.name != optimizer_entry)
             {
@@ -405,13 +425,15 @@ namespace xrnn
     }  // namespace detail
 
     /// Reads a checkpoint and checks it against model and optimizer (signature, optimizer kind, every tensor);
-    /// changes neither. apply_checkpoint then applies it.
+    /// changes neither. apply_checkpoint then applies it. expected, when given, sees the file's description first
+    /// (checkpoint_description) and throws to refuse the file before the rest of it is read.
     template <class Model, class Optimizer>
     checkpoint_contents<typename Model::value_type> read_checkpoint(const std::string& path, Model& model,
-                                                                    const Optimizer& optimizer)
+                                                                    const Optimizer& optimizer,
+                                                                    const checkpoint_description_check& expected = nullptr)
     {
         io::file_reader file(path, io::file_kind::checkpoint);
-        return detail::read_checkpoint_from(file, model, optimizer);
+        return detail::read_checkpoint_from(file, model, optimizer, expected);
     }
 
     /// read_checkpoint from bytes in memory; `source` names them in error messages.

@@ -220,8 +220,8 @@ namespace xrnn
             if (fields.size() != 4 || fields[0] != magic || !parse_u64(fields[1], version)
                 || !parse_u64(fields[2], num_words) || !parse_u64(fields[3], count))
             {
-                fail("expected a header line \"" + std::string(magic) + " <version> <num_words> <size>\" but found \""
-                     + std::string(line.substr(0, 80)) + "\"");
+                fail("expected a header line \"" + std::string(magic) + " <version> <num_words> <size>\" but found "
+                     + quoted(line.substr(0, 80)));
             }
             if (version != format_version)
             {
@@ -245,8 +245,8 @@ namespace xrnn
                 {
                     if (line != vocab.m_words[k])
                     {
-                        fail("expected \"" + vocab.m_words[k] + "\" for id " + std::to_string(k) + " but found \""
-                             + std::string(line.substr(0, 80)) + "\"");
+                        fail("expected " + quoted(vocab.m_words[k]) + " for id " + std::to_string(k) + " but found "
+                             + quoted(line.substr(0, 80)));
                     }
                     continue;
                 }
@@ -257,7 +257,7 @@ namespace xrnn
                 }
                 if (vocab.m_ids.count(w) != 0)
                 {
-                    fail("the word \"" + w + "\" appears twice (ids " + std::to_string(vocab.m_ids.at(w)) + " and "
+                    fail("the word " + quoted(w) + " appears twice (ids " + std::to_string(vocab.m_ids.at(w)) + " and "
                          + std::to_string(k) + ")");
                 }
                 vocab.add_word(w);
@@ -300,12 +300,49 @@ namespace xrnn
             }
         }
 
+        /// text in double quotes, with what cannot be seen escaped: control characters (\r, \n, \t, \xNN), a
+        /// byte-order mark (\uFEFF), and the quote and backslash themselves.
+        static std::string quoted(std::string_view text)
+        {
+            static const char* const hex = "0123456789ABCDEF";
+            std::string out = "\"";
+            for (std::size_t i = 0; i < text.size(); ++i)
+            {
+                const auto c = static_cast<unsigned char>(text[i]);
+                if (c == 0xEF && text.substr(i, 3) == "\xEF\xBB\xBF")
+                {
+                    out += "\\uFEFF";
+                    i += 2;
+                }
+                else if (c == '\r' || c == '\n' || c == '\t')
+                {
+                    out += c == '\r' ? "\\r" : c == '\n' ? "\\n" : "\\t";
+                }
+                else if (c < 0x20 || c == 0x7F)
+                {
+                    out += "\\x";
+                    out += hex[c >> 4];
+                    out += hex[c & 15];
+                }
+                else if (c == '"' || c == '\\')
+                {
+                    out += '\\';
+                    out += static_cast<char>(c);
+                }
+                else
+                {
+                    out += static_cast<char>(c);
+                }
+            }
+            return out + "\"";
+        }
+
         static void check_word(const char* where, const std::string& w)
         {
             if (w.empty() || w.find_first_of("\r\n") != std::string::npos)
             {
-                throw value_error(std::string(where) + ": words expected non-empty and without line breaks but got \""
-                                  + w + "\"");
+                throw value_error(std::string(where) + ": words expected non-empty and without line breaks but got "
+                                  + quoted(w));
             }
         }
 
