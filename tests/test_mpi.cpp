@@ -83,7 +83,8 @@ namespace
     std::vector<double> weights(Model& model)
     {
         std::vector<double> w;
-        model.for_each_parameter([&](const auto&, auto& value, auto&) { w.insert(w.end(), value.begin(), value.end()); });
+        model.for_each_parameter(
+            [&](const auto&, auto& value, auto&) { w.insert(w.end(), value.begin(), value.end()); });
         return w;
     }
 

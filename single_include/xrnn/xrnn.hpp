@@ -9109,7 +9109,8 @@ namespace xrnn
         /// (PG3) A running score summed over the ranks.
         inline void sum_scores(process_group& group, running_score& score)
         {
-            double values[4] = {score.loss_sum, score.metric_sum, score.metric_count, static_cast<double>(score.samples)};
+            double values[4] = {score.loss_sum, score.metric_sum, score.metric_count,
+                                static_cast<double>(score.samples)};
             group.sum(values, 4);
             score.loss_sum = values[0];
             score.metric_sum = values[1];
@@ -9584,7 +9585,8 @@ namespace xrnn
                         }
                         gather<Model::sequence_input>(x, order, first + part[0], mine, batch);
                         gather<Model::template output_time_major<XV, XN>>(y, order, first + part[0], mine, target);
-                        b.loss = score_batch(goal, model.forward(batch, mode::training), target, &grad, batch_score, mine);
+                        const auto& out = model.forward(batch, mode::training);
+                        b.loss = score_batch(goal, out, target, &grad, batch_score, mine);
                         // A finite loss can still overflow in backward (float): stepping on that gradient would
                         // leave inf or nan weights, so it counts as a non-finite step too.
                         if (std::isfinite(b.loss))
@@ -9664,8 +9666,9 @@ namespace xrnn
                 if (has_validation)
                 {
                     collective = on_ranks;
-                    const running_score val = score_on_ranks(model, goal, x_val, y_val, validation, options.batch_size,
-                                                             group, "fit: validation of epoch " + std::to_string(epoch));
+                    const std::string where = "fit: validation of epoch " + std::to_string(epoch);
+                    const running_score val
+                        = score_on_ranks(model, goal, x_val, y_val, validation, options.batch_size, group, where);
                     collective = false;
                     logs.has_validation = true;
                     logs.val_loss = val.loss();

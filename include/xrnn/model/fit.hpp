@@ -276,7 +276,8 @@ namespace xrnn
                         }
                         gather<Model::sequence_input>(x, order, first + part[0], mine, batch);
                         gather<Model::template output_time_major<XV, XN>>(y, order, first + part[0], mine, target);
-                        b.loss = score_batch(goal, model.forward(batch, mode::training), target, &grad, batch_score, mine);
+                        const auto& out = model.forward(batch, mode::training);
+                        b.loss = score_batch(goal, out, target, &grad, batch_score, mine);
                         // A finite loss can still overflow in backward (float): stepping on that gradient would
                         // leave inf or nan weights, so it counts as a non-finite step too.
                         if (std::isfinite(b.loss))
@@ -356,8 +357,9 @@ namespace xrnn
                 if (has_validation)
                 {
                     collective = on_ranks;
-                    const running_score val = score_on_ranks(model, goal, x_val, y_val, validation, options.batch_size,
-                                                             group, "fit: validation of epoch " + std::to_string(epoch));
+                    const std::string where = "fit: validation of epoch " + std::to_string(epoch);
+                    const running_score val
+                        = score_on_ranks(model, goal, x_val, y_val, validation, options.batch_size, group, where);
                     collective = false;
                     logs.has_validation = true;
                     logs.val_loss = val.loss();

@@ -214,7 +214,8 @@ namespace xrnn
         /// (PG3) A running score summed over the ranks.
         inline void sum_scores(process_group& group, running_score& score)
         {
-            double values[4] = {score.loss_sum, score.metric_sum, score.metric_count, static_cast<double>(score.samples)};
+            double values[4] = {score.loss_sum, score.metric_sum, score.metric_count,
+                                static_cast<double>(score.samples)};
             group.sum(values, 4);
             score.loss_sum = values[0];
             score.metric_sum = values[1];
