@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the single headers: single_include/xrnn/xrnn.hpp, xrnn_text.hpp and safetensors.hpp.
+"""Generate the single headers: single_include/xrnn/xrnn.hpp, xrnn_text.hpp, safetensors.hpp and mpi.hpp.
 
 single_include/xrnn/xrnn.hpp is include/xrnn/xrnn.hpp (the umbrella, without the text pipeline) with every
 `#include <xrnn/...>` (or `#include "xrnn/..."`) replaced by the text of that header, recursively and
@@ -13,9 +13,12 @@ xrnn.hpp does not already hold. Users of the single header copy both files and i
 single_include/xrnn/safetensors.hpp is the opt-in include/xrnn/io/safetensors.hpp (it needs nlohmann-json), made
 the same way on top of xrnn.hpp.
 
+single_include/xrnn/mpi.hpp is the opt-in include/xrnn/mpi.hpp (data-parallel training; it needs an MPI), made
+the same way on top of xrnn.hpp.
+
 The output is deterministic (no timestamps), so it can be committed and checked.
 
-    python3 tools/amalgamate.py          # (re)write the three files
+    python3 tools/amalgamate.py          # (re)write the four files
     python3 tools/amalgamate.py --check  # exit 1 if a committed file is missing or out of date
 
 Standard library only; paths are relative to this script, so it runs from any working directory.
@@ -34,6 +37,7 @@ TARGETS = [
     ("xrnn/xrnn.hpp", ROOT / "single_include" / "xrnn" / "xrnn.hpp", None),
     ("xrnn/text.hpp", ROOT / "single_include" / "xrnn" / "xrnn_text.hpp", "xrnn/xrnn.hpp"),
     ("xrnn/io/safetensors.hpp", ROOT / "single_include" / "xrnn" / "safetensors.hpp", "xrnn/xrnn.hpp"),
+    ("xrnn/mpi.hpp", ROOT / "single_include" / "xrnn" / "mpi.hpp", "xrnn/xrnn.hpp"),
 ]
 FIX_COMMAND = "python3 tools/amalgamate.py"
 

@@ -8,8 +8,9 @@ tools=(g++ cmake make python3)
 # Libraries: Debian packages. libopenblas-dev also provides the LAPACK that xtensor-blas' CMake config looks up.
 # gnuplot-nox (gnuplot without X11) draws the examples' PNG plots.
 # nlohmann-json3-dev parses safetensors headers (include/xrnn/io/safetensors.hpp, opt-in).
+# openmpi-bin and libopenmpi-dev: data-parallel training (include/xrnn/mpi.hpp, opt-in) and its mpirun tests.
 packages=(libxtensor-dev libxtensor-blas-dev libxsimd-dev xtl-dev libopenblas-dev doctest-dev gnuplot-nox
-          nlohmann-json3-dev)
+          nlohmann-json3-dev openmpi-bin libopenmpi-dev)
 
 missing=()
 for tool in "${tools[@]}"; do

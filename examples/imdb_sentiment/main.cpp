@@ -13,6 +13,8 @@
 //   imdb_sentiment --data path/to/aclImdb [--model rnn|lstm|gru] [--epochs 5] [--batch-size 64] [--maxlen 200] ...
 //   imdb_sentiment --data path/to/aclImdb --model lstm --predict "A wonderful, moving film."
 //   imdb_sentiment --load imdb_lstm.xrnnw --predict "Two hours I will never get back."
+//   mpirun -np 4 imdb_sentiment --data path/to/aclImdb   # data-parallel on 4 processes (when built with MPI):
+//                                                       # --batch-size is the global batch, cut among the ranks
 //
 // Outputs (in --out, default the current directory): imdb_<model>.xrnnw (weights), imdb_vocab.txt (the vocabulary
 // the ids come from), imdb_<model>_history.csv and imdb_<model>_history.png (accuracy and loss per epoch, training
@@ -29,6 +31,7 @@
 #include <xrnn/text.hpp>
 
 #include "../common/cli.hpp"
+#include "../common/distributed.hpp"
 #include "../common/plot.hpp"
 
 namespace
@@ -201,11 +204,12 @@ namespace
     }
 
     template <class Model, class Recurrent>
-    int run(const settings& s)
+    int run(const settings& s, examples::ranks& ranks)
     {
         const std::string name = s.model == "rnn" ? "RNN" : s.model == "gru" ? "GRU" : "LSTM";
         const std::string weights = s.load.empty() ? path_in(s, "imdb_" + s.model + ".xrnnw") : s.load;
         Model model = build<Model, Recurrent>(s);
+        ranks.distribute(model);  // under mpirun: every rank trains on its part of each batch
         if (!s.load.empty())
         {
             model.load(s.load);
@@ -221,7 +225,8 @@ namespace
         data_options.cache_path = path_in(s, "imdb_cache_" + std::to_string(s.num_words) + "_" + std::to_string(s.maxlen)
                                                  + (s.limit ? "_limit" + std::to_string(s.limit) : "") + ".bin");
         const auto load_start = std::chrono::steady_clock::now();
-        const xrnn::imdb_dataset data = xrnn::load_imdb(s.data, data_options);
+        xrnn::imdb_dataset data;
+        ranks.root_first([&] { data = xrnn::load_imdb(s.data, data_options); });  // rank 0 writes the cache
         std::printf("data: %zu training and %zu test reviews, %zu words kept, maxlen %zu (%s in %.1f s)\n",
                     data.x_train.shape()[0], data.x_test.shape()[0], data.vocab.size() - 3, s.maxlen,
                     data.from_cache ? "from the cache" : "parsed",
@@ -230,7 +235,15 @@ namespace
         {
             std::printf("cache: %s\n", data.cache_note.c_str());
         }
-        data.vocab.save(path_in(s, "imdb_vocab.txt"));
+        if (ranks.root())
+        {
+            data.vocab.save(path_in(s, "imdb_vocab.txt"));
+        }
+        if (ranks.size() > 1)
+        {
+            std::printf("data-parallel on %zu processes (MPI): %zu reviews per step in all, about %zu per rank\n",
+                        ranks.size(), s.batch_size, s.batch_size / ranks.size());
+        }
 
         std::printf("%s", model.summary().c_str());
         xrnn::fit_options fit;
@@ -265,6 +278,10 @@ namespace
         const xrnn::evaluation test = model.evaluate(data.x_test, data.y_test, 256);
         std::printf("%s Test Accuracy: %.2f%% | Loss: %.4f\n", name.c_str(), 100.0 * test.metric, test.loss);
 
+        if (!ranks.root())
+        {
+            return 0;  // files and the printed prediction are rank 0's
+        }
         model.save(weights);
         const std::string csv = path_in(s, "imdb_" + s.model + "_history.csv");
         history.write_csv(csv);
@@ -293,27 +310,28 @@ namespace
 
 int main(int argc, char** argv)
 {
+    examples::ranks ranks(argc, argv);  // under mpirun (and built with MPI): data-parallel on its ranks
     const settings s = parse(argc, argv);
     try
     {
         std::filesystem::create_directories(s.out);
         if (s.model == "rnn")
         {
-            return run<rnn_model, xrnn::rnn<float, embedding_width, hidden>>(s);
+            return run<rnn_model, xrnn::rnn<float, embedding_width, hidden>>(s, ranks);
         }
         if (s.model == "gru")
         {
-            return run<gru_model, xrnn::gru<float, embedding_width, hidden>>(s);
+            return run<gru_model, xrnn::gru<float, embedding_width, hidden>>(s, ranks);
         }
-        return run<lstm_model, xrnn::lstm<float, embedding_width, hidden>>(s);
+        return run<lstm_model, xrnn::lstm<float, embedding_width, hidden>>(s, ranks);
     }
     catch (const std::exception& e)
     {
-        std::fprintf(stderr, "imdb_sentiment: %s\n", e.what());
+        std::string message = std::string("imdb_sentiment: ") + e.what();
         if (s.load.empty())
         {
-            std::fprintf(stderr, "To get the data set: bash examples/imdb_sentiment/download.sh DIR (needs internet)\n");
+            message += "\nTo get the data set: bash examples/imdb_sentiment/download.sh DIR (needs internet)";
         }
-        return 1;
+        return ranks.fail(message);
     }
 }

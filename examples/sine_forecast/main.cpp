@@ -17,6 +17,7 @@
 //   sine_forecast --layers 2 --noise 0.1 --out results
 //   sine_forecast --cell gru
 //   sine_forecast --help
+//   mpirun -np 2 sine_forecast                 # data-parallel on 2 processes (when built with MPI)
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +30,7 @@
 #include <xrnn/xrnn.hpp>
 
 #include "../common/cli.hpp"
+#include "../common/distributed.hpp"
 #include "../common/plot.hpp"
 
 namespace
@@ -208,10 +210,12 @@ namespace
 
     /// Builds, trains and evaluates the Model (a forecaster with its cell and layer count); writes the CSVs and plots.
     template <class Model>
-    void train_and_report(const settings& s, const windows& train, const windows& test, xrnn::random_engine& rng)
+    void train_and_report(const settings& s, const windows& train, const windows& test, xrnn::random_engine& rng,
+                          examples::ranks& ranks)
     {
         Model model(rng);
         model.compile(xrnn::objective::mean_squared_error, xrnn::adam<float>(s.learning_rate));
+        ranks.distribute(model);  // under mpirun: every rank trains on its part of each batch
         std::printf("%s", model.summary().c_str());
         const double untrained_mse = model.evaluate(test.x, test.y).loss;
 
@@ -236,14 +240,19 @@ namespace
 
         const std::string forecast_csv = (s.out / "sine_forecast.csv").string();
         const std::string history_csv = (s.out / "sine_forecast_history.csv").string();
-        write_forecast_csv(forecast_csv, test, model.predict(test.x));
+        const xt::xtensor<float, 2> predicted = model.predict(test.x);  // on every rank: a collective
+        if (!ranks.root())
+        {
+            return;  // files are rank 0's
+        }
+        write_forecast_csv(forecast_csv, test, predicted);
         history.write_csv(history_csv);
         std::printf("wrote %s and %s\n", forecast_csv.c_str(), history_csv.c_str());
         draw_plots(s, forecast_csv, history_csv);
     }
 
     /// The whole run: the wave, its windows, the split, then training with the requested layer count.
-    void forecast(const settings& s)
+    void forecast(const settings& s, examples::ranks& ranks)
     {
         std::filesystem::create_directories(s.out);
         xrnn::random_engine rng(s.seed);
@@ -264,16 +273,16 @@ namespace
         switch (s.layers)
         {
         case 1:
-            gru ? train_and_report<gru_forecaster<1>>(s, train, test, rng)
-                : train_and_report<lstm_forecaster<1>>(s, train, test, rng);
+            gru ? train_and_report<gru_forecaster<1>>(s, train, test, rng, ranks)
+                : train_and_report<lstm_forecaster<1>>(s, train, test, rng, ranks);
             break;
         case 2:
-            gru ? train_and_report<gru_forecaster<2>>(s, train, test, rng)
-                : train_and_report<lstm_forecaster<2>>(s, train, test, rng);
+            gru ? train_and_report<gru_forecaster<2>>(s, train, test, rng, ranks)
+                : train_and_report<lstm_forecaster<2>>(s, train, test, rng, ranks);
             break;
         default:
-            gru ? train_and_report<gru_forecaster<3>>(s, train, test, rng)
-                : train_and_report<lstm_forecaster<3>>(s, train, test, rng);
+            gru ? train_and_report<gru_forecaster<3>>(s, train, test, rng, ranks)
+                : train_and_report<lstm_forecaster<3>>(s, train, test, rng, ranks);
             break;
         }
     }
@@ -281,6 +290,7 @@ namespace
 
 int main(int argc, char** argv)
 {
+    examples::ranks ranks(argc, argv);  // under mpirun (and built with MPI): data-parallel on its ranks
     examples::cli args(argc, argv, usage);
     settings s;
     s.cell = args.get("cell", "lstm");
@@ -303,12 +313,16 @@ int main(int argc, char** argv)
     }
     try
     {
-        forecast(s);
+        if (ranks.size() > 1)
+        {
+            std::printf("data-parallel on %zu processes (MPI): --batch-size %zu windows per step in all\n",
+                        ranks.size(), s.batch_size);
+        }
+        forecast(s, ranks);
     }
     catch (const std::exception& e)  // a file that cannot be written, say
     {
-        std::fprintf(stderr, "sine_forecast: %s\n", e.what());
-        return 1;
+        return ranks.fail(std::string("sine_forecast: ") + e.what());
     }
     return 0;
 }

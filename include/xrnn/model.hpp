@@ -30,6 +30,7 @@
 //   model/checkpointing.hpp       checkpoints written by a callback, and resuming
 //   model/training_checkpoint.hpp the checkpoint file: its tensors listed once; save, read, apply, load
 //   model/history.hpp, progress.hpp, batching.hpp   epoch logs and history, progress lines, batch gathering
+//   model/process_group.hpp       fit, evaluate and predict on several processes (distribute(); xrnn/mpi.hpp)
 //   model/predictor.hpp           predictors: the model's weights shared by threads, each with its workspaces
 //   model/usage_guard.hpp         which calls may run at once on one model, checked
 //
@@ -70,6 +71,7 @@
 #include <xrnn/model/fit.hpp>
 #include <xrnn/model/history.hpp>
 #include <xrnn/model/metrics.hpp>
+#include <xrnn/model/process_group.hpp>
 #include <xrnn/model/progress.hpp>
 #include <xrnn/model/step.hpp>
 #include <xrnn/model/predictor.hpp>
@@ -185,7 +187,8 @@ namespace xrnn
             std::vector<std::size_t> train = detail::all_indices(train_count);
             std::vector<std::size_t> validation(n - train_count);
             std::iota(validation.begin(), validation.end(), train_count);
-            return detail::run_fit(*this, *m_objective, *m_optimizer, x, y, std::move(train), x, y, validation, options);
+            return detail::run_fit(*this, *m_objective, *m_optimizer, x, y, std::move(train), x, y, validation, options,
+                                   m_group.get());
         }
 
         /// Trains on x, y and validates on explicit data (options.validation_split must be 0).
@@ -202,7 +205,7 @@ namespace xrnn
                                   + std::to_string(options.validation_split) + ")");
             }
             return detail::run_fit(*this, *m_objective, *m_optimizer, x, y, detail::all_indices(x.shape()[0]), x_val,
-                                   y_val, detail::all_indices(x_val.shape()[0]), options);
+                                   y_val, detail::all_indices(x_val.shape()[0]), options, m_group.get());
         }
 
         /// Mean loss and metric over x, y in inference mode.
@@ -212,8 +215,8 @@ namespace xrnn
             const guard::exclusive alone(usage(), "sequential::evaluate");
             check_data("evaluate", x, y);
             detail::check_batch_size("evaluate", batch_size);
-            const detail::running_score score
-                = detail::score_indices(*this, *m_objective, x, y, detail::all_indices(x.shape()[0]), batch_size);
+            const detail::running_score score = detail::score_on_ranks(
+                *this, *m_objective, x, y, detail::all_indices(x.shape()[0]), batch_size, m_group.get(), "evaluate");
             return evaluation{score.loss(), score.metric(), metric_name(), score.samples};
         }
 
@@ -225,14 +228,42 @@ namespace xrnn
             const guard::exclusive alone(usage(), "sequential::predict");
             detail::check_inputs<sequential>("predict", x);
             detail::check_batch_size("predict", batch_size);
+            if (detail::distributed(m_group.get()))
+            {
+                return predict_on_ranks(x, batch_size);
+            }
             return detail::predict_batches(*this, loss_objective(), x, batch_size);
         }
 
-        /// predict() for one sample: x (S) ids or (S, F) features; returns (out) or (S, out).
+        /// predict() for one sample: x (S) ids or (S, F) features; returns (out) or (S, out). In this process
+        /// alone, also after distribute().
         template <class XV, std::size_t XN>
         auto predict_one(const xt::xtensor<XV, XN>& sample)
         {
-            return detail::only_row(predict(detail::batch_of_one(sample), 1));
+            const guard::exclusive alone(usage(), "sequential::predict");
+            detail::check_inputs<sequential>("predict", detail::batch_of_one(sample));
+            return detail::only_row(detail::predict_batches(*this, loss_objective(), detail::batch_of_one(sample), 1));
+        }
+
+        // ---- several processes (model/process_group.hpp) ------------------------------------------------------
+
+        /// From now on fit, evaluate and predict run on the ranks of `group` (every rank calls them with the same
+        /// data), and rank 0's weights and random engines are copied to every rank now and when fit starts.
+        /// nullptr goes back to one process.
+        void distribute(std::shared_ptr<process_group> group)
+        {
+            const guard::exclusive alone(usage(), "sequential::distribute");
+            m_group = std::move(group);
+            if (detail::distributed(m_group.get()))
+            {
+                detail::broadcast_model(*this, *m_group);
+            }
+        }
+
+        /// The process group given to distribute(), or nullptr.
+        process_group* group() const noexcept
+        {
+            return m_group.get();
         }
 
         // ---- weights ---------------------------------------------------------------------------------------------
@@ -274,8 +305,59 @@ namespace xrnn
             detail::check_data<sequential>(where, *m_objective, x, y);
         }
 
+        /// predict() on the ranks: each predicts its part of x, every rank gets the whole result.
+        template <class XV, std::size_t XN>
+        auto predict_on_ranks(const xt::xtensor<XV, XN>& x, std::size_t batch_size)
+        {
+            using out_type = typename chain::template output_t<XV, XN>;
+            constexpr std::size_t rank = out_type::rank;
+            process_group& group = *m_group;
+            const std::size_t n = x.shape()[0];
+            const auto part = detail::shard(n, group.rank(), group.size());
+            out_type mine;
+            detail::rank_outcome outcome;
+            outcome.run([&] {
+                auto shape = x.shape();
+                shape[0] = part[1] - part[0];
+                if (shape[0] > 0)
+                {
+                    xt::xtensor<XV, XN> slice(shape);
+                    const std::size_t row = x.size() / n;
+                    std::copy(x.data() + part[0] * row, x.data() + part[1] * row, slice.data());
+                    mine = detail::predict_batches(*this, loss_objective(), slice, batch_size);
+                }
+            });
+            // One allreduce: failures, the ranks that have rows, and the sum of their inner extents.
+            std::array<double, rank + 1> agree{};
+            agree[0] = outcome.failed() ? 1.0 : 0.0;
+            const bool has_rows = !outcome.failed() && part[1] > part[0];
+            agree[1] = has_rows ? 1.0 : 0.0;
+            for (std::size_t k = 1; k < rank; ++k)
+            {
+                agree[k + 1] = has_rows ? static_cast<double>(mine.shape()[k]) : 0.0;
+            }
+            group.sum(agree.data(), agree.size());
+            if (agree[0] > 0.0)
+            {
+                detail::throw_agreed(group, outcome, "predict");
+            }
+            // Batch-major: the parts are consecutive rows of the result.
+            const std::vector<char> all = group.all_gather(mine.data(), has_rows ? mine.size() * sizeof(T) : 0);
+            std::array<std::size_t, rank> shape{};
+            shape[0] = n;
+            for (std::size_t k = 1; k < rank; ++k)
+            {
+                shape[k] = agree[1] > 0.0 ? static_cast<std::size_t>(agree[k + 1] / agree[1]) : 0;
+            }
+            out_type result(shape);
+            std::copy(reinterpret_cast<const T*>(all.data()), reinterpret_cast<const T*>(all.data() + all.size()),
+                      result.data());
+            return result;
+        }
+
         std::optional<objective> m_objective;
         std::optional<compiled_optimizer<sequential>> m_optimizer;
+        std::shared_ptr<process_group> m_group;
     };
 
     template <class... Layers>

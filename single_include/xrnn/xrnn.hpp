@@ -5633,6 +5633,7 @@ namespace xrnn
 //   model/checkpointing.hpp       checkpoints written by a callback, and resuming
 //   model/training_checkpoint.hpp the checkpoint file: its tensors listed once; save, read, apply, load
 //   model/history.hpp, progress.hpp, batching.hpp   epoch logs and history, progress lines, batch gathering
+//   model/process_group.hpp       fit, evaluate and predict on several processes (distribute(); xrnn/mpi.hpp)
 //   model/predictor.hpp           predictors: the model's weights shared by threads, each with its workspaces
 //   model/usage_guard.hpp         which calls may run at once on one model, checked
 //
@@ -8557,6 +8558,7 @@ namespace xrnn
         std::vector<std::size_t> order;        // the training samples, in the order of the last shuffle
         std::size_t validation_samples = 0;
         std::uint64_t data_fingerprint = 0;    // of the training and validation data
+        std::size_t processes = 1;             // ranks of the process group training (model/process_group.hpp)
         xrnn::history history;
     };
 
@@ -8572,6 +8574,18 @@ namespace xrnn
                 hash = io::fnv1a64(reinterpret_cast<const char*>(&value), sizeof value, hash);
             }
             return io::fnv1a64(reinterpret_cast<const char*>(a.data()), a.size() * sizeof(V), hash);
+        }
+
+        /// A data fingerprint chained with the number of processes that train (unchanged for one): a checkpoint
+        /// written by N ranks then differs from one written by another number.
+        inline std::uint64_t processes_fingerprint(std::uint64_t data, std::size_t processes)
+        {
+            if (processes <= 1)
+            {
+                return data;
+            }
+            const auto n = static_cast<std::uint64_t>(processes);
+            return io::fnv1a64(reinterpret_cast<const char*>(&n), sizeof n, data);
         }
 
         /// The fingerprint of the data of a fit: x, y, and the validation data when they are other tensors.
@@ -8623,7 +8637,7 @@ namespace xrnn
             p.shuffle_engine = m_loop.shuffle_engine.state();
             p.order.assign(m_loop.order.begin(), m_loop.order.end());
             p.validation_samples = m_loop.validation_samples;
-            p.data_fingerprint = m_loop.data_fingerprint;
+            p.data_fingerprint = detail::processes_fingerprint(m_loop.data_fingerprint, m_loop.processes);
             p.objective = static_cast<std::uint64_t>(m_objective);
             p.history = m_loop.history.epochs();
             p.best = m_early.state().best;
@@ -8658,8 +8672,19 @@ namespace xrnn
                                   + " validation samples, but this fit has " + std::to_string(loop.order.size())
                                   + " and " + std::to_string(loop.validation_samples));
             }
-            if (d.data_fingerprint != loop.data_fingerprint)
+            if (d.data_fingerprint != detail::processes_fingerprint(loop.data_fingerprint, loop.processes))
             {
+                for (std::size_t n = 1; n <= 4096; ++n)  // the same data on another number of processes?
+                {
+                    if (d.data_fingerprint == detail::processes_fingerprint(loop.data_fingerprint, n))
+                    {
+                        throw value_error("fit: resume_from '" + path + "' was written by a run on "
+                                          + std::to_string(n) + (n == 1 ? " process" : " processes")
+                                          + " but this run has " + std::to_string(loop.processes) + ": resume on "
+                                          + std::to_string(n)
+                                          + " (the batches, their parts and the dropout masks depend on the number)");
+                    }
+                }
                 throw value_error("fit: resume_from '" + path + "' was written for other data: x and y (and the "
                                   "validation data) must be those of the interrupted run");
             }
@@ -8873,6 +8898,9 @@ namespace xrnn
 //                        non-finite check (stop or skip); step hooks; clip_norm; optimizer step; on_batch_end
 //       validation; history; on_epoch_end (progress, functions, user callbacks, early stopping, checkpoint)
 //   on_train_end (early stopping restores the best weights)
+//
+// On a process group (model/process_group.hpp, sequential::distribute), each rank runs this loop on its part of
+// every batch, and the ranks agree after backward (PG0), average the gradients (PG1) and or their stops (PG2).
 #ifndef XRNN_MODEL_FIT_HPP
 #define XRNN_MODEL_FIT_HPP
 
@@ -8893,6 +8921,536 @@ namespace xrnn
 
 #include <xtensor/xtensor.hpp>
 
+// ---- begin include/xrnn/model/process_group.hpp ----
+// xtensor-rnn: data-parallel training over a group of processes, the part that does not depend on MPI.
+//
+//   #include <xrnn/mpi.hpp>                                  // the opt-in MPI implementation (CMake: xrnn::mpi)
+//   xrnn::mpi::environment env(argc, argv);
+//   model.distribute(xrnn::mpi::world());                   // broadcasts rank 0's weights to every rank
+//   model.fit(x, y, f);                                      // every rank passes the same x, y and options
+//
+// A process_group is what fit(), evaluate() and predict() need from N processes ("ranks") that train one model
+// together, the way Horovod and PyTorch's DistributedDataParallel do: every rank holds the whole data set and the
+// same model; each global batch of fit_options::batch_size samples (the same shuffled order on every rank, from
+// fit_options::seed) is cut into N contiguous parts, rank r taking [B r / N, B (r + 1) / N) of it; after backward
+// the gradients are averaged (weighted by the samples of each part, so that the step is that of the whole batch,
+// equation PG1), then clipped and stepped identically on every rank. Per batch, in order:
+//   on_batch_begin, gather, forward, loss, backward      in a guarded region: an exception is kept, not thrown
+//   (PG0) one allreduce of [failed, non-finite, loss sum, metric sum, metric count, samples]: every rank learns
+//         whether any rank failed (then all throw process_error with the lowest failing rank's message, the
+//         failing rank its own exception), whether to stop or skip a non-finite batch, and the batch's loss
+//   (PG1) g = sum_r (n_r / n) g_r                         process_group::reduce_gradients, before the step hooks
+//   step hooks, clip_norm, optimizer step, on_batch_end; (PG2) stop_training is or-reduced over the ranks
+// Validation and evaluate() score disjoint parts of their samples and add the sums (PG3); predict() gathers the
+// parts. Only rank 0 prints progress and writes checkpoints; callbacks run on every rank with the same logs. Each
+// epoch, rank r > 0 reseeds its layers' dropout engines from rank 0's state and r (PG4), so masks differ between
+// ranks and a resumed run repeats them. An exception outside the guarded region (a failed checkpoint write, a
+// callback) cannot be agreed on without a hang: the group's abort() prints it and stops every rank
+// (MPI_Abort). Checkpoints record the number of ranks; resuming on another number is refused.
+#ifndef XRNN_MODEL_PROCESS_GROUP_HPP
+#define XRNN_MODEL_PROCESS_GROUP_HPP
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+// ---- begin include/xrnn/model/step.hpp ----
+// xtensor-rnn: what happens between backward and the optimizer step: the non-finite check, then the step hooks,
+// functions that see (and may change) every gradient of the model.
+//
+//   xrnn::fit_options f;
+//   f.add_step_hook([](xrnn::gradient_set& g, const xrnn::batch_logs& batch) {   // a gradient-noise monitor
+//       std::printf("epoch %zu step %zu |g| %g\n", batch.epoch, batch.step, g.norm());
+//   });
+//   f.add_step_hook([&](xrnn::gradient_set& g, const xrnn::batch_logs&) {          // averaging across processes
+//       g.for_each([&](const std::string&, auto* values, std::size_t n) { allreduce_mean(values, n); });
+//   });
+//
+// Per batch, fit() runs: forward, loss, backward; then (1) a non-finite loss or gradient stops training or skips
+// the batch (fit_options::on_non_finite_loss), so hooks only ever see finite gradients; then (2) the hooks of
+// fit_options::step_hooks in order; then (3) clip_norm's built-in hook when clip_norm > 0 (after the user's hooks,
+// so that gradients averaged across processes are clipped as one); then the optimizer step.
+#ifndef XRNN_MODEL_STEP_HPP
+#define XRNN_MODEL_STEP_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+
+namespace xrnn
+{
+    /// What fit() does when a batch's loss is NaN or infinite, or its gradient is (a finite loss can still
+    /// overflow in backward): the step would leave weights that are not numbers.
+    enum class non_finite_loss
+    {
+        stop,  // throw xrnn::value_error naming the epoch and step; the weights stay those of the last good step
+        skip   // drop the batch without updating the weights, count it in epoch_logs::skipped_steps
+    };
+
+    /// Every gradient tensor of a model, by name ("<layer>.<parameter>"), as contiguous float or double values.
+    class gradient_set
+    {
+    public:
+        /// Collects the gradients of a model or layer (anything with for_each_parameter).
+        template <class Model>
+        void collect(Model& model)
+        {
+            m_tensors.clear();
+            model.for_each_parameter([&](const auto& name, auto&, auto& grad) {
+                using G = typename std::decay_t<decltype(grad)>::value_type;
+                const std::size_t width = grad.dimension() >= 2 ? grad.shape()[grad.dimension() - 1] : 0;
+                m_tensors.push_back(
+                    tensor{std::string(name), grad.data(), grad.size(), std::is_same<G, double>::value, width});
+            });
+        }
+
+        /// Number of tensors.
+        std::size_t size() const noexcept
+        {
+            return m_tensors.size();
+        }
+
+        /// Number of values in all tensors.
+        std::size_t value_count() const noexcept
+        {
+            std::size_t n = 0;
+            for (const tensor& t : m_tensors)
+            {
+                n += t.size;
+            }
+            return n;
+        }
+
+        /// Calls f(name, values, count) for every tensor, values being float* or double* (a generic lambda takes
+        /// both; a function of one of them is refused at run time for a model of the other type).
+        template <class F>
+        void for_each(F&& f)
+        {
+            for (const tensor& t : m_tensors)
+            {
+                if (t.is_double)
+                {
+                    call<double>(f, t);
+                }
+                else
+                {
+                    call<float>(f, t);
+                }
+            }
+        }
+
+        /// for_each with the row width: f(name, values, count, width), width being the last extent of a tensor of
+        /// two or more dimensions (an embedding's gradient has one row per token) and 0 for a vector.
+        template <class F>
+        void for_each_with_rows(F&& f)
+        {
+            for (const tensor& t : m_tensors)
+            {
+                if (t.is_double)
+                {
+                    f(t.name, static_cast<double*>(t.data), t.size, t.row_width);
+                }
+                else
+                {
+                    f(t.name, static_cast<float*>(t.data), t.size, t.row_width);
+                }
+            }
+        }
+
+        /// The global L2 norm of all gradients (summed in double, in order, as clip_grad_norm does).
+        double norm()
+        {
+            double sum_of_squares = 0.0;
+            for_each([&](const std::string&, auto* g, std::size_t n) {
+                for (std::size_t i = 0; i < n; ++i)
+                {
+                    sum_of_squares += static_cast<double>(g[i]) * static_cast<double>(g[i]);
+                }
+            });
+            return std::sqrt(sum_of_squares);
+        }
+
+        /// Multiplies every gradient by factor (rounded to the gradients' type first).
+        void scale(double factor)
+        {
+            for_each([&](const std::string&, auto* g, std::size_t n) {
+                using G = std::remove_pointer_t<decltype(g)>;
+                const G f = static_cast<G>(factor);
+                for (std::size_t i = 0; i < n; ++i)
+                {
+                    g[i] *= f;
+                }
+            });
+        }
+
+        /// clip_grad_norm on these gradients, with the same result to the bit: (1) norm = ||g||_2,
+        /// (2) g *= max_norm / (norm + 1e-6) when that factor is below 1. Returns the norm before clipping.
+        double clip_norm(double max_norm)
+        {
+            const double total = norm();
+            const double factor = max_norm / (total + 1e-6);
+            if (factor < 1.0)
+            {
+                scale(factor);
+            }
+            return total;
+        }
+
+        /// Whether every gradient is finite.
+        bool all_finite()
+        {
+            bool finite = true;
+            for_each([&](const std::string&, auto* g, std::size_t n) { finite = finite && values_finite(g, n); });
+            return finite;
+        }
+
+        /// Whether n floats or doubles are all finite: an exponent of all ones is inf or nan. Integer bit tests
+        /// vectorise, where a floating-point sum or one std::isfinite per element would not.
+        template <class G>
+        static bool values_finite(const G* values, std::size_t n) noexcept
+        {
+            using bits_type = std::conditional_t<sizeof(G) == 4, std::uint32_t, std::uint64_t>;
+            static_assert(sizeof(G) == sizeof(bits_type), "xrnn: gradients are float or double");
+            constexpr bits_type exponent = sizeof(G) == 4 ? bits_type(0x7f800000u) : bits_type(0x7ff0000000000000ull);
+            bits_type bad = 0;
+            for (std::size_t i = 0; i < n; ++i)
+            {
+                bits_type bits;
+                std::memcpy(&bits, values + i, sizeof bits);
+                bad |= static_cast<bits_type>((bits & exponent) == exponent);
+            }
+            return bad == 0;
+        }
+
+    private:
+        struct tensor
+        {
+            std::string name;
+            void* data;
+            std::size_t size;
+            bool is_double;
+            std::size_t row_width;
+        };
+
+        template <class G, class F>
+        static void call(F& f, const tensor& t)
+        {
+            if constexpr (std::is_invocable<F&, const std::string&, G*, std::size_t>::value)
+            {
+                f(t.name, static_cast<G*>(t.data), t.size);
+            }
+            else
+            {
+                throw state_error(std::string("gradient_set::for_each: the gradients are ")
+                                  + (std::is_same<G, double>::value ? "double" : "float")
+                                  + " but the function does not take " + (std::is_same<G, double>::value ? "double*" : "float*"));
+            }
+        }
+
+        std::vector<tensor> m_tensors;
+    };
+
+    /// A function run on every batch between backward and the optimizer step (see the header comment).
+    using step_hook = std::function<void(gradient_set&, const batch_logs&)>;
+
+    namespace detail
+    {
+        /// (1) of the header comment: true when the batch may step; false when it is to be skipped; throws
+        /// value_error (naming epoch and step) when the policy is to stop.
+        inline bool admit_step(non_finite_loss policy, double loss, bool gradients_finite, bool weights_finite,
+                               std::size_t epoch, std::size_t step, std::size_t steps)
+        {
+            const bool finite_loss = std::isfinite(loss);
+            if (finite_loss && gradients_finite)
+            {
+                return true;
+            }
+            if (policy == non_finite_loss::skip && weights_finite)
+            {
+                return false;
+            }
+            std::ostringstream message;
+            message << "fit: the " << (finite_loss ? "gradient" : "loss") << " became ";
+            if (finite_loss)
+            {
+                message << "inf or nan (the loss was " << loss << ")";
+            }
+            else
+            {
+                message << loss;
+            }
+            message << " at epoch " << epoch << ", step " << step << " of " << steps << "; training stopped";
+            if (weights_finite)
+            {
+                message << " and the weights are those of the last good step (lower the learning rate, set clip_norm, "
+                        << "or set on_non_finite_loss to skip)";
+            }
+            else
+            {
+                // skipping cannot help: every later batch would meet the same weights
+                message << " because the weights are no longer finite: an optimizer step before this one overflowed "
+                        << "them (lower the learning rate or set clip_norm), so they are not usable; load them "
+                        << "again from a checkpoint or a weight file";
+            }
+            throw value_error(message.str());
+        }
+
+        /// Whether every parameter of a model is finite (asked only once a loss or gradient is not).
+        template <class Model>
+        bool weights_finite(Model& model)
+        {
+            bool finite = true;
+            model.for_each_parameter([&](const auto&, auto& value, auto&) {
+                finite = finite && gradient_set::values_finite(value.data(), value.size());
+            });
+            return finite;
+        }
+
+        /// fit_options::clip_norm as a step hook.
+        inline step_hook clip_norm_hook(double max_norm)
+        {
+            return [max_norm](gradient_set& gradients, const batch_logs&) { gradients.clip_norm(max_norm); };
+        }
+    }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/step.hpp ----
+
+namespace xrnn
+{
+    /// Another rank of a process group failed; the message names the rank and its error.
+    class process_error : public error
+    {
+    public:
+        using error::error;
+    };
+
+    /// N processes training one model together (see the header comment); xrnn::mpi::communicator is one.
+    class process_group
+    {
+    public:
+        virtual ~process_group() = default;
+
+        /// This process's number, 0..size()-1, and the number of processes.
+        virtual std::size_t rank() const noexcept = 0;
+        virtual std::size_t size() const noexcept = 0;
+
+        /// Replaces values[0..n) by their sum over the ranks, on every rank.
+        virtual void sum(double* values, std::size_t n) = 0;
+
+        /// Copies rank 0's bytes[0..n) to every rank.
+        virtual void broadcast(void* bytes, std::size_t n) = 0;
+
+        /// Every rank's bytes, concatenated in rank order, on every rank (the counts may differ between ranks).
+        virtual std::vector<char> all_gather(const void* bytes, std::size_t n) = 0;
+
+        /// (PG1) Replaces every gradient by sum_r weight_r g_r over the ranks (weight_r = this rank's share).
+        virtual void reduce_gradients(gradient_set& gradients, double weight) = 0;
+
+        /// Called on every rank after (PG0) found a failure: returns the message of the lowest failing rank
+        /// (`mine` is this rank's message, empty when it did not fail).
+        virtual std::string first_failure(const std::string& mine) = 0;
+
+        /// Prints the message to stderr and ends every rank (a failure the others cannot be told about).
+        [[noreturn]] virtual void abort(const std::string& message) = 0;
+    };
+
+    namespace detail
+    {
+        /// Rank r's part [first, last) of `count` items: contiguous, in rank order, sizes differing by at most 1.
+        inline std::array<std::size_t, 2> shard(std::size_t count, std::size_t rank, std::size_t ranks) noexcept
+        {
+            return {count * rank / ranks, count * (rank + 1) / ranks};
+        }
+
+        /// Whether a group is there and has more than one rank.
+        inline bool distributed(const process_group* group) noexcept
+        {
+            return group != nullptr && group->size() > 1;
+        }
+
+        /// "rank 1 of 3": how messages name a rank.
+        inline std::string rank_name(const process_group& group)
+        {
+            return "rank " + std::to_string(group.rank()) + " of " + std::to_string(group.size());
+        }
+
+        /// Copies rank 0's parameters and random engines to every rank.
+        template <class Model>
+        void broadcast_model(Model& model, process_group& group)
+        {
+            model.for_each_parameter([&](const auto&, auto& value, auto&) {
+                group.broadcast(value.data(), value.size() * sizeof(*value.data()));
+            });
+            model.for_each_random_engine([&](const std::string&, random_engine& engine) {
+                random_engine::state_type state = engine.state();
+                group.broadcast(state.data(), sizeof state);
+                engine.set_state(state);
+            });
+        }
+
+        /// (PG4) Rank 0 keeps its engines; rank r > 0 reseeds each from rank 0's state and r, so that its dropout
+        /// masks differ from every other rank's and are a function of rank 0's state (which checkpoints hold).
+        template <class Model>
+        void derive_rank_engines(Model& model, process_group& group)
+        {
+            model.for_each_random_engine([&](const std::string&, random_engine& engine) {
+                random_engine::state_type state = engine.state();
+                group.broadcast(state.data(), sizeof state);
+                if (group.rank() > 0)
+                {
+                    const std::uint64_t r = group.rank();
+                    std::uint64_t seed = io::fnv1a64(reinterpret_cast<const char*>(state.data()), sizeof state);
+                    seed = io::fnv1a64(reinterpret_cast<const char*>(&r), sizeof r, seed);
+                    engine.reseed(seed);
+                }
+            });
+        }
+
+        /// Throws process_error on every rank unless all ranks hold the same value (a data fingerprint).
+        inline void require_same(process_group& group, std::uint64_t value, const std::string& what)
+        {
+            std::uint64_t root = value;
+            group.broadcast(&root, sizeof root);
+            double differs = root != value ? 1.0 : 0.0;
+            group.sum(&differs, 1);
+            if (differs > 0.0)
+            {
+                throw process_error(what + " differ between the ranks (" + std::to_string(static_cast<long>(differs))
+                                    + " of " + std::to_string(group.size())
+                                    + " differ from rank 0's): every rank must pass the same data");
+            }
+        }
+
+        /// What a guarded region of every rank ended with: nothing, or the exception it threw.
+        struct rank_outcome
+        {
+            std::exception_ptr exception;
+            std::string message;
+
+            bool failed() const noexcept
+            {
+                return exception != nullptr;
+            }
+
+            /// Runs f, keeping what it throws.
+            template <class F>
+            void run(F&& f)
+            {
+                try
+                {
+                    f();
+                }
+                catch (const std::exception& e)
+                {
+                    exception = std::current_exception();
+                    message = e.what();
+                }
+                catch (...)
+                {
+                    exception = std::current_exception();
+                    message = "an exception that is not a std::exception";
+                }
+            }
+        };
+
+        /// After every rank learned that `failures` ranks failed (> 0): the failing ranks rethrow their own
+        /// exception, the others throw process_error with the lowest failing rank's message.
+        [[noreturn]] inline void throw_agreed(process_group& group, const rank_outcome& mine, const std::string& where)
+        {
+            const std::string first = group.first_failure(mine.failed() ? mine.message : std::string());
+            if (mine.failed())
+            {
+                std::rethrow_exception(mine.exception);
+            }
+            throw process_error(where + ": " + first);
+        }
+
+        /// Runs f on every rank of the group; when it throws on any rank, it throws on every rank (throw_agreed).
+        template <class F>
+        void agreed(process_group* group, const std::string& where, F&& f)
+        {
+            if (!distributed(group))
+            {
+                f();
+                return;
+            }
+            rank_outcome mine;
+            mine.run(f);
+            double failures = mine.failed() ? 1.0 : 0.0;
+            group->sum(&failures, 1);
+            if (failures > 0.0)
+            {
+                throw_agreed(*group, mine, where);
+            }
+        }
+
+        /// (PG3) A running score summed over the ranks.
+        inline void sum_scores(process_group& group, running_score& score)
+        {
+            double values[4] = {score.loss_sum, score.metric_sum, score.metric_count,
+                                static_cast<double>(score.samples)};
+            group.sum(values, 4);
+            score.loss_sum = values[0];
+            score.metric_sum = values[1];
+            score.metric_count = values[2];
+            score.samples = static_cast<std::size_t>(values[3]);
+        }
+
+        /// score_indices over the ranks: each scores its part of `index`, the sums are added (PG3).
+        template <class Model, class XV, std::size_t XN, class YV, std::size_t YN>
+        running_score score_on_ranks(Model& model, objective goal, const xt::xtensor<XV, XN>& x,
+                                     const xt::xtensor<YV, YN>& y, const std::vector<std::size_t>& index,
+                                     std::size_t batch_size, process_group* group, const std::string& where)
+        {
+            if (!distributed(group))
+            {
+                return score_indices(model, goal, x, y, index, batch_size);
+            }
+            running_score score;
+            agreed(group, where, [&] {
+                const auto part = shard(index.size(), group->rank(), group->size());
+                const std::vector<std::size_t> mine(index.begin() + static_cast<std::ptrdiff_t>(part[0]),
+                                                    index.begin() + static_cast<std::ptrdiff_t>(part[1]));
+                if (!mine.empty())
+                {
+                    score = score_indices(model, goal, x, y, mine, batch_size);
+                }
+            });
+            sum_scores(*group, score);
+            return score;
+        }
+
+        /// (PG2) Whether any rank asked to stop.
+        inline bool any_rank(process_group* group, bool flag)
+        {
+            if (!distributed(group))
+            {
+                return flag;
+            }
+            double value = flag ? 1.0 : 0.0;
+            group->sum(&value, 1);
+            return value > 0.0;
+        }
+    }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/model/process_group.hpp ----
 // ---- begin include/xrnn/model/progress.hpp ----
 // xtensor-rnn: Keras-style progress while training.
 //
@@ -9093,254 +9651,6 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/model/progress.hpp ----
-// ---- begin include/xrnn/model/step.hpp ----
-// xtensor-rnn: what happens between backward and the optimizer step: the non-finite check, then the step hooks,
-// functions that see (and may change) every gradient of the model.
-//
-//   xrnn::fit_options f;
-//   f.add_step_hook([](xrnn::gradient_set& g, const xrnn::batch_logs& batch) {   // a gradient-noise monitor
-//       std::printf("epoch %zu step %zu |g| %g\n", batch.epoch, batch.step, g.norm());
-//   });
-//   f.add_step_hook([&](xrnn::gradient_set& g, const xrnn::batch_logs&) {          // averaging across processes
-//       g.for_each([&](const std::string&, auto* values, std::size_t n) { allreduce_mean(values, n); });
-//   });
-//
-// Per batch, fit() runs: forward, loss, backward; then (1) a non-finite loss or gradient stops training or skips
-// the batch (fit_options::on_non_finite_loss), so hooks only ever see finite gradients; then (2) the hooks of
-// fit_options::step_hooks in order; then (3) clip_norm's built-in hook when clip_norm > 0 (after the user's hooks,
-// so that gradients averaged across processes are clipped as one); then the optimizer step.
-#ifndef XRNN_MODEL_STEP_HPP
-#define XRNN_MODEL_STEP_HPP
-
-#include <cmath>
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <functional>
-#include <sstream>
-#include <string>
-#include <type_traits>
-#include <vector>
-
-
-namespace xrnn
-{
-    /// What fit() does when a batch's loss is NaN or infinite, or its gradient is (a finite loss can still
-    /// overflow in backward): the step would leave weights that are not numbers.
-    enum class non_finite_loss
-    {
-        stop,  // throw xrnn::value_error naming the epoch and step; the weights stay those of the last good step
-        skip   // drop the batch without updating the weights, count it in epoch_logs::skipped_steps
-    };
-
-    /// Every gradient tensor of a model, by name ("<layer>.<parameter>"), as contiguous float or double values.
-    class gradient_set
-    {
-    public:
-        /// Collects the gradients of a model or layer (anything with for_each_parameter).
-        template <class Model>
-        void collect(Model& model)
-        {
-            m_tensors.clear();
-            model.for_each_parameter([&](const auto& name, auto&, auto& grad) {
-                using G = typename std::decay_t<decltype(grad)>::value_type;
-                m_tensors.push_back(tensor{std::string(name), grad.data(), grad.size(), std::is_same<G, double>::value});
-            });
-        }
-
-        /// Number of tensors.
-        std::size_t size() const noexcept
-        {
-            return m_tensors.size();
-        }
-
-        /// Number of values in all tensors.
-        std::size_t value_count() const noexcept
-        {
-            std::size_t n = 0;
-            for (const tensor& t : m_tensors)
-            {
-                n += t.size;
-            }
-            return n;
-        }
-
-        /// Calls f(name, values, count) for every tensor, values being float* or double* (a generic lambda takes
-        /// both; a function of one of them is refused at run time for a model of the other type).
-        template <class F>
-        void for_each(F&& f)
-        {
-            for (const tensor& t : m_tensors)
-            {
-                if (t.is_double)
-                {
-                    call<double>(f, t);
-                }
-                else
-                {
-                    call<float>(f, t);
-                }
-            }
-        }
-
-        /// The global L2 norm of all gradients (summed in double, in order, as clip_grad_norm does).
-        double norm()
-        {
-            double sum_of_squares = 0.0;
-            for_each([&](const std::string&, auto* g, std::size_t n) {
-                for (std::size_t i = 0; i < n; ++i)
-                {
-                    sum_of_squares += static_cast<double>(g[i]) * static_cast<double>(g[i]);
-                }
-            });
-            return std::sqrt(sum_of_squares);
-        }
-
-        /// Multiplies every gradient by factor (rounded to the gradients' type first).
-        void scale(double factor)
-        {
-            for_each([&](const std::string&, auto* g, std::size_t n) {
-                using G = std::remove_pointer_t<decltype(g)>;
-                const G f = static_cast<G>(factor);
-                for (std::size_t i = 0; i < n; ++i)
-                {
-                    g[i] *= f;
-                }
-            });
-        }
-
-        /// clip_grad_norm on these gradients, with the same result to the bit: (1) norm = ||g||_2,
-        /// (2) g *= max_norm / (norm + 1e-6) when that factor is below 1. Returns the norm before clipping.
-        double clip_norm(double max_norm)
-        {
-            const double total = norm();
-            const double factor = max_norm / (total + 1e-6);
-            if (factor < 1.0)
-            {
-                scale(factor);
-            }
-            return total;
-        }
-
-        /// Whether every gradient is finite.
-        bool all_finite()
-        {
-            bool finite = true;
-            for_each([&](const std::string&, auto* g, std::size_t n) { finite = finite && values_finite(g, n); });
-            return finite;
-        }
-
-        /// Whether n floats or doubles are all finite: an exponent of all ones is inf or nan. Integer bit tests
-        /// vectorise, where a floating-point sum or one std::isfinite per element would not.
-        template <class G>
-        static bool values_finite(const G* values, std::size_t n) noexcept
-        {
-            using bits_type = std::conditional_t<sizeof(G) == 4, std::uint32_t, std::uint64_t>;
-            static_assert(sizeof(G) == sizeof(bits_type), "xrnn: gradients are float or double");
-            constexpr bits_type exponent = sizeof(G) == 4 ? bits_type(0x7f800000u) : bits_type(0x7ff0000000000000ull);
-            bits_type bad = 0;
-            for (std::size_t i = 0; i < n; ++i)
-            {
-                bits_type bits;
-                std::memcpy(&bits, values + i, sizeof bits);
-                bad |= static_cast<bits_type>((bits & exponent) == exponent);
-            }
-            return bad == 0;
-        }
-
-    private:
-        struct tensor
-        {
-            std::string name;
-            void* data;
-            std::size_t size;
-            bool is_double;
-        };
-
-        template <class G, class F>
-        static void call(F& f, const tensor& t)
-        {
-            if constexpr (std::is_invocable<F&, const std::string&, G*, std::size_t>::value)
-            {
-                f(t.name, static_cast<G*>(t.data), t.size);
-            }
-            else
-            {
-                throw state_error(std::string("gradient_set::for_each: the gradients are ")
-                                  + (std::is_same<G, double>::value ? "double" : "float")
-                                  + " but the function does not take " + (std::is_same<G, double>::value ? "double*" : "float*"));
-            }
-        }
-
-        std::vector<tensor> m_tensors;
-    };
-
-    /// A function run on every batch between backward and the optimizer step (see the header comment).
-    using step_hook = std::function<void(gradient_set&, const batch_logs&)>;
-
-    namespace detail
-    {
-        /// (1) of the header comment: true when the batch may step; false when it is to be skipped; throws
-        /// value_error (naming epoch and step) when the policy is to stop.
-        inline bool admit_step(non_finite_loss policy, double loss, bool gradients_finite, bool weights_finite,
-                               std::size_t epoch, std::size_t step, std::size_t steps)
-        {
-            const bool finite_loss = std::isfinite(loss);
-            if (finite_loss && gradients_finite)
-            {
-                return true;
-            }
-            if (policy == non_finite_loss::skip && weights_finite)
-            {
-                return false;
-            }
-            std::ostringstream message;
-            message << "fit: the " << (finite_loss ? "gradient" : "loss") << " became ";
-            if (finite_loss)
-            {
-                message << "inf or nan (the loss was " << loss << ")";
-            }
-            else
-            {
-                message << loss;
-            }
-            message << " at epoch " << epoch << ", step " << step << " of " << steps << "; training stopped";
-            if (weights_finite)
-            {
-                message << " and the weights are those of the last good step (lower the learning rate, set clip_norm, "
-                        << "or set on_non_finite_loss to skip)";
-            }
-            else
-            {
-                // skipping cannot help: every later batch would meet the same weights
-                message << " because the weights are no longer finite: an optimizer step before this one overflowed "
-                        << "them (lower the learning rate or set clip_norm), so they are not usable; load them "
-                        << "again from a checkpoint or a weight file";
-            }
-            throw value_error(message.str());
-        }
-
-        /// Whether every parameter of a model is finite (asked only once a loss or gradient is not).
-        template <class Model>
-        bool weights_finite(Model& model)
-        {
-            bool finite = true;
-            model.for_each_parameter([&](const auto&, auto& value, auto&) {
-                finite = finite && gradient_set::values_finite(value.data(), value.size());
-            });
-            return finite;
-        }
-
-        /// fit_options::clip_norm as a step hook.
-        inline step_hook clip_norm_hook(double max_norm)
-        {
-            return [max_norm](gradient_set& gradients, const batch_logs&) { gradients.clip_norm(max_norm); };
-        }
-    }  // namespace detail
-}  // namespace xrnn
-
-#endif
-// ---- end include/xrnn/model/step.hpp ----
 
 namespace xrnn
 {
@@ -9433,12 +9743,14 @@ namespace xrnn
         };
 
         /// Trains `model` (compiled with `goal` and `optimizer`) on x[train], y[train], validating on
-        /// x_val[validation], y_val[validation] after each epoch.
+        /// x_val[validation], y_val[validation] after each epoch; on the ranks of `group` when not null.
+        /// `collective` is set before an exception that every rank throws alike.
         template <class Model, class XV, std::size_t XN, class YV, std::size_t YN>
-        history run_fit(Model& model, objective goal, compiled_optimizer<Model>& optimizer,
-                        const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::vector<std::size_t> train,
-                        const xt::xtensor<XV, XN>& x_val, const xt::xtensor<YV, YN>& y_val,
-                        const std::vector<std::size_t>& validation, const fit_options& options)
+        history run_fit_loop(Model& model, objective goal, compiled_optimizer<Model>& optimizer,
+                             const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::vector<std::size_t> train,
+                             const xt::xtensor<XV, XN>& x_val, const xt::xtensor<YV, YN>& y_val,
+                             const std::vector<std::size_t>& validation, const fit_options& options,
+                             process_group* group, bool& collective)
         {
             using clock = std::chrono::steady_clock;
             using output_type = typename Model::template output_t<XV, XN>;
@@ -9446,6 +9758,8 @@ namespace xrnn
             check_batch_size("fit", options.batch_size);
             const std::string metric = metric_name(goal);
             const bool has_validation = !validation.empty();
+            const bool on_ranks = distributed(group);
+            const bool rank0 = !on_ranks || group->rank() == 0;  // prints and writes checkpoints
 
             // The loop's state, and the callbacks in the order they run.
             fit_loop_state loop;
@@ -9453,13 +9767,14 @@ namespace xrnn
             loop.order = std::move(train);
             loop.validation_samples = validation.size();
             loop.history = history(metric);
+            loop.processes = on_ranks ? group->size() : 1;
             early_stopping_callback<Model> early(model, options.early_stop, metric, has_validation);
             std::optional<checkpoint_callback<Model>> checkpoint;
-            if (!options.checkpoint_path.empty())
+            if (!options.checkpoint_path.empty() && rank0)
             {
                 checkpoint.emplace(options.checkpoint_path, options.checkpoint_every, model, optimizer, goal, loop, early);
             }
-            progress_callback printer(options.out, options.verbosity, metric);
+            progress_callback printer(options.out, rank0 ? options.verbosity : progress::silent, metric);
             std::vector<epoch_end_function> functions(options.callbacks.begin(), options.callbacks.end());
             std::vector<callback*> callbacks{&printer};
             for (auto& f : functions)
@@ -9482,13 +9797,27 @@ namespace xrnn
             }
 
             std::size_t first_epoch = 1;
-            if (checkpoint || !options.resume_from.empty())
+            if (checkpoint || !options.resume_from.empty() || on_ranks)
             {
                 loop.data_fingerprint = data_fingerprint(x, y, x_val, y_val);
             }
+            if (on_ranks)
+            {
+                collective = true;
+                require_same(*group, loop.data_fingerprint, "fit: x and y (and the validation data)");
+                collective = false;
+            }
             if (!options.resume_from.empty())
             {
-                first_epoch = resume_fit(options.resume_from, model, optimizer, goal, options.epochs, loop, early);
+                collective = on_ranks;
+                agreed(group, "fit: resuming from '" + options.resume_from + "'", [&] {
+                    first_epoch = resume_fit(options.resume_from, model, optimizer, goal, options.epochs, loop, early);
+                });
+                collective = false;
+            }
+            if (on_ranks)
+            {
+                broadcast_model(model, *group);
             }
 
             // ceil(N / batch_size) without overflow: a batch_size above N is one batch of all N (as in Keras)
@@ -9513,6 +9842,10 @@ namespace xrnn
                         std::swap(order[i - 1], order[loop.shuffle_engine.below(i)]);
                     }
                 }
+                if (on_ranks)
+                {
+                    derive_rank_engines(model, *group);
+                }
                 for (callback* c : callbacks) c->on_epoch_begin(context, epoch);
                 running_score score;
                 epoch_logs logs;
@@ -9528,27 +9861,74 @@ namespace xrnn
                     b.size = std::min(options.batch_size, order.size() - first);
                     b.running_loss = score.loss();
                     b.running_metric = score.metric();
-                    for (callback* c : callbacks) c->on_batch_begin(context, b);
-
-                    gather<Model::sequence_input>(x, order, first, b.size, batch);
-                    gather<Model::template output_time_major<XV, XN>>(y, order, first, b.size, target);
-                    zero_grad(model);
+                    // This rank's part of the batch (all of it in one process).
+                    const auto part = on_ranks ? shard(b.size, group->rank(), group->size())
+                                               : std::array<std::size_t, 2>{0, b.size};
+                    const std::size_t mine = part[1] - part[0];
                     running_score batch_score;
-                    b.loss = score_batch(goal, model.forward(batch, mode::training), target, &grad, batch_score, b.size);
-                    // A finite loss can still overflow in backward (float): stepping on that gradient would leave
-                    // inf or nan weights, so it counts as a non-finite step too.
                     bool gradients_finite = false;
-                    if (std::isfinite(b.loss))
+                    auto forward_backward = [&] {
+                        for (callback* c : callbacks) c->on_batch_begin(context, b);
+                        zero_grad(model);
+                        if (mine == 0)  // more ranks than samples in the last batch: a zero gradient, weight 0
+                        {
+                            gradients.collect(model);
+                            gradients_finite = true;
+                            return;
+                        }
+                        gather<Model::sequence_input>(x, order, first + part[0], mine, batch);
+                        gather<Model::template output_time_major<XV, XN>>(y, order, first + part[0], mine, target);
+                        const auto& out = model.forward(batch, mode::training);
+                        b.loss = score_batch(goal, out, target, &grad, batch_score, mine);
+                        // A finite loss can still overflow in backward (float): stepping on that gradient would
+                        // leave inf or nan weights, so it counts as a non-finite step too.
+                        if (std::isfinite(b.loss))
+                        {
+                            model.backward(grad);
+                            gradients.collect(model);
+                            gradients_finite = gradients.all_finite();
+                        }
+                    };
+                    if (on_ranks)
                     {
-                        model.backward(grad);
-                        gradients.collect(model);
-                        gradients_finite = gradients.all_finite();
+                        // (PG0) failures, non-finite parts and the batch's score, agreed by one allreduce.
+                        rank_outcome outcome;
+                        outcome.run(forward_backward);
+                        const bool finite = outcome.failed() || (std::isfinite(b.loss) && gradients_finite);
+                        double agree[6] = {outcome.failed() ? 1.0 : 0.0, finite ? 0.0 : 1.0, batch_score.loss_sum,
+                                           batch_score.metric_sum, batch_score.metric_count,
+                                           static_cast<double>(batch_score.samples)};
+                        group->sum(agree, 6);
+                        if (agree[0] > 0.0)
+                        {
+                            collective = true;
+                            throw_agreed(*group, outcome, "fit: epoch " + std::to_string(epoch) + ", step "
+                                                              + std::to_string(step + 1));
+                        }
+                        batch_score.loss_sum = agree[2];
+                        batch_score.metric_sum = agree[3];
+                        batch_score.metric_count = agree[4];
+                        batch_score.samples = static_cast<std::size_t>(agree[5]);
+                        b.loss = batch_score.loss();
+                        gradients_finite = agree[1] == 0.0;  // a rank's gradient may have overflowed
+                        collective = true;
                     }
-                    const bool admitted = std::isfinite(b.loss) && gradients_finite;
-                    if (admitted
-                        || admit_step(options.on_non_finite_loss, b.loss, gradients_finite, weights_finite(model), epoch,
-                                      step + 1, steps))
+                    else
                     {
+                        forward_backward();
+                    }
+                    // (every rank holds the same weights, so weights_finite agrees too)
+                    const bool admitted = (std::isfinite(b.loss) && gradients_finite)
+                                          || admit_step(options.on_non_finite_loss, b.loss, gradients_finite,
+                                                        weights_finite(model), epoch, step + 1, steps);
+                    collective = false;
+                    if (admitted)
+                    {
+                        if (on_ranks)
+                        {
+                            // (PG1) the gradient of the whole batch: each part weighted by its share of samples.
+                            group->reduce_gradients(gradients, static_cast<double>(mine) / static_cast<double>(b.size));
+                        }
                         score.add(batch_score);
                         for (const step_hook& hook : hooks)
                         {
@@ -9565,6 +9945,10 @@ namespace xrnn
                     b.running_loss = score.loss();
                     b.running_metric = score.metric();
                     for (callback* c : callbacks) c->on_batch_end(context, b);
+                    if (on_ranks)
+                    {
+                        context.stop_training = any_rank(group, context.stop_training);  // (PG2)
+                    }
                     if (context.stop_training)
                     {
                         break;
@@ -9574,7 +9958,11 @@ namespace xrnn
                 logs.metric = score.metric();
                 if (has_validation)
                 {
-                    const running_score val = score_indices(model, goal, x_val, y_val, validation, options.batch_size);
+                    collective = on_ranks;
+                    const std::string where = "fit: validation of epoch " + std::to_string(epoch);
+                    const running_score val
+                        = score_on_ranks(model, goal, x_val, y_val, validation, options.batch_size, group, where);
+                    collective = false;
                     logs.has_validation = true;
                     logs.val_loss = val.loss();
                     logs.val_metric = val.metric();
@@ -9582,9 +9970,54 @@ namespace xrnn
                 logs.seconds = std::chrono::duration<double>(clock::now() - start).count();
                 loop.history.append(logs);
                 for (callback* c : callbacks) c->on_epoch_end(context, logs);
+                if (on_ranks)
+                {
+                    context.stop_training = any_rank(group, context.stop_training);  // (PG2)
+                }
             }
             for (callback* c : callbacks) c->on_train_end(context);
             return loop.history;
+        }
+
+        /// run_fit_loop, on the ranks of `group` when it has more than one: an exception that the other ranks
+        /// cannot know of (a failed checkpoint write, a callback) would leave them waiting in their next
+        /// collective, so it ends every rank through process_group::abort.
+        template <class Model, class XV, std::size_t XN, class YV, std::size_t YN>
+        history run_fit(Model& model, objective goal, compiled_optimizer<Model>& optimizer,
+                        const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::vector<std::size_t> train,
+                        const xt::xtensor<XV, XN>& x_val, const xt::xtensor<YV, YN>& y_val,
+                        const std::vector<std::size_t>& validation, const fit_options& options,
+                        process_group* group = nullptr)
+        {
+            bool collective = false;
+            if (!distributed(group))
+            {
+                return run_fit_loop(model, goal, optimizer, x, y, std::move(train), x_val, y_val, validation, options,
+                                    nullptr, collective);
+            }
+            try
+            {
+                return run_fit_loop(model, goal, optimizer, x, y, std::move(train), x_val, y_val, validation, options,
+                                    group, collective);
+            }
+            catch (const std::exception& e)
+            {
+                if (collective)
+                {
+                    throw;
+                }
+                group->abort("fit: " + rank_name(*group) + ": " + e.what());
+                throw;  // abort() does not return
+            }
+            catch (...)
+            {
+                if (collective)
+                {
+                    throw;
+                }
+                group->abort("fit: " + rank_name(*group) + ": an exception that is not a std::exception");
+                throw;
+            }
         }
     }  // namespace detail
 }  // namespace xrnn
@@ -10215,7 +10648,8 @@ namespace xrnn
             std::vector<std::size_t> train = detail::all_indices(train_count);
             std::vector<std::size_t> validation(n - train_count);
             std::iota(validation.begin(), validation.end(), train_count);
-            return detail::run_fit(*this, *m_objective, *m_optimizer, x, y, std::move(train), x, y, validation, options);
+            return detail::run_fit(*this, *m_objective, *m_optimizer, x, y, std::move(train), x, y, validation, options,
+                                   m_group.get());
         }
 
         /// Trains on x, y and validates on explicit data (options.validation_split must be 0).
@@ -10232,7 +10666,7 @@ namespace xrnn
                                   + std::to_string(options.validation_split) + ")");
             }
             return detail::run_fit(*this, *m_objective, *m_optimizer, x, y, detail::all_indices(x.shape()[0]), x_val,
-                                   y_val, detail::all_indices(x_val.shape()[0]), options);
+                                   y_val, detail::all_indices(x_val.shape()[0]), options, m_group.get());
         }
 
         /// Mean loss and metric over x, y in inference mode.
@@ -10242,8 +10676,8 @@ namespace xrnn
             const guard::exclusive alone(usage(), "sequential::evaluate");
             check_data("evaluate", x, y);
             detail::check_batch_size("evaluate", batch_size);
-            const detail::running_score score
-                = detail::score_indices(*this, *m_objective, x, y, detail::all_indices(x.shape()[0]), batch_size);
+            const detail::running_score score = detail::score_on_ranks(
+                *this, *m_objective, x, y, detail::all_indices(x.shape()[0]), batch_size, m_group.get(), "evaluate");
             return evaluation{score.loss(), score.metric(), metric_name(), score.samples};
         }
 
@@ -10255,14 +10689,42 @@ namespace xrnn
             const guard::exclusive alone(usage(), "sequential::predict");
             detail::check_inputs<sequential>("predict", x);
             detail::check_batch_size("predict", batch_size);
+            if (detail::distributed(m_group.get()))
+            {
+                return predict_on_ranks(x, batch_size);
+            }
             return detail::predict_batches(*this, loss_objective(), x, batch_size);
         }
 
-        /// predict() for one sample: x (S) ids or (S, F) features; returns (out) or (S, out).
+        /// predict() for one sample: x (S) ids or (S, F) features; returns (out) or (S, out). In this process
+        /// alone, also after distribute().
         template <class XV, std::size_t XN>
         auto predict_one(const xt::xtensor<XV, XN>& sample)
         {
-            return detail::only_row(predict(detail::batch_of_one(sample), 1));
+            const guard::exclusive alone(usage(), "sequential::predict");
+            detail::check_inputs<sequential>("predict", detail::batch_of_one(sample));
+            return detail::only_row(detail::predict_batches(*this, loss_objective(), detail::batch_of_one(sample), 1));
+        }
+
+        // ---- several processes (model/process_group.hpp) ------------------------------------------------------
+
+        /// From now on fit, evaluate and predict run on the ranks of `group` (every rank calls them with the same
+        /// data), and rank 0's weights and random engines are copied to every rank now and when fit starts.
+        /// nullptr goes back to one process.
+        void distribute(std::shared_ptr<process_group> group)
+        {
+            const guard::exclusive alone(usage(), "sequential::distribute");
+            m_group = std::move(group);
+            if (detail::distributed(m_group.get()))
+            {
+                detail::broadcast_model(*this, *m_group);
+            }
+        }
+
+        /// The process group given to distribute(), or nullptr.
+        process_group* group() const noexcept
+        {
+            return m_group.get();
         }
 
         // ---- weights ---------------------------------------------------------------------------------------------
@@ -10304,8 +10766,59 @@ namespace xrnn
             detail::check_data<sequential>(where, *m_objective, x, y);
         }
 
+        /// predict() on the ranks: each predicts its part of x, every rank gets the whole result.
+        template <class XV, std::size_t XN>
+        auto predict_on_ranks(const xt::xtensor<XV, XN>& x, std::size_t batch_size)
+        {
+            using out_type = typename chain::template output_t<XV, XN>;
+            constexpr std::size_t rank = out_type::rank;
+            process_group& group = *m_group;
+            const std::size_t n = x.shape()[0];
+            const auto part = detail::shard(n, group.rank(), group.size());
+            out_type mine;
+            detail::rank_outcome outcome;
+            outcome.run([&] {
+                auto shape = x.shape();
+                shape[0] = part[1] - part[0];
+                if (shape[0] > 0)
+                {
+                    xt::xtensor<XV, XN> slice(shape);
+                    const std::size_t row = x.size() / n;
+                    std::copy(x.data() + part[0] * row, x.data() + part[1] * row, slice.data());
+                    mine = detail::predict_batches(*this, loss_objective(), slice, batch_size);
+                }
+            });
+            // One allreduce: failures, the ranks that have rows, and the sum of their inner extents.
+            std::array<double, rank + 1> agree{};
+            agree[0] = outcome.failed() ? 1.0 : 0.0;
+            const bool has_rows = !outcome.failed() && part[1] > part[0];
+            agree[1] = has_rows ? 1.0 : 0.0;
+            for (std::size_t k = 1; k < rank; ++k)
+            {
+                agree[k + 1] = has_rows ? static_cast<double>(mine.shape()[k]) : 0.0;
+            }
+            group.sum(agree.data(), agree.size());
+            if (agree[0] > 0.0)
+            {
+                detail::throw_agreed(group, outcome, "predict");
+            }
+            // Batch-major: the parts are consecutive rows of the result.
+            const std::vector<char> all = group.all_gather(mine.data(), has_rows ? mine.size() * sizeof(T) : 0);
+            std::array<std::size_t, rank> shape{};
+            shape[0] = n;
+            for (std::size_t k = 1; k < rank; ++k)
+            {
+                shape[k] = agree[1] > 0.0 ? static_cast<std::size_t>(agree[k + 1] / agree[1]) : 0;
+            }
+            out_type result(shape);
+            std::copy(reinterpret_cast<const T*>(all.data()), reinterpret_cast<const T*>(all.data() + all.size()),
+                      result.data());
+            return result;
+        }
+
         std::optional<objective> m_objective;
         std::optional<compiled_optimizer<sequential>> m_optimizer;
+        std::shared_ptr<process_group> m_group;
     };
 
     template <class... Layers>

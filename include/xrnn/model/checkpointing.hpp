@@ -38,6 +38,7 @@ namespace xrnn
         std::vector<std::size_t> order;        // the training samples, in the order of the last shuffle
         std::size_t validation_samples = 0;
         std::uint64_t data_fingerprint = 0;    // of the training and validation data
+        std::size_t processes = 1;             // ranks of the process group training (model/process_group.hpp)
         xrnn::history history;
     };
 
@@ -53,6 +54,18 @@ namespace xrnn
                 hash = io::fnv1a64(reinterpret_cast<const char*>(&value), sizeof value, hash);
             }
             return io::fnv1a64(reinterpret_cast<const char*>(a.data()), a.size() * sizeof(V), hash);
+        }
+
+        /// A data fingerprint chained with the number of processes that train (unchanged for one): a checkpoint
+        /// written by N ranks then differs from one written by another number.
+        inline std::uint64_t processes_fingerprint(std::uint64_t data, std::size_t processes)
+        {
+            if (processes <= 1)
+            {
+                return data;
+            }
+            const auto n = static_cast<std::uint64_t>(processes);
+            return io::fnv1a64(reinterpret_cast<const char*>(&n), sizeof n, data);
         }
 
         /// The fingerprint of the data of a fit: x, y, and the validation data when they are other tensors.
@@ -104,7 +117,7 @@ namespace xrnn
             p.shuffle_engine = m_loop.shuffle_engine.state();
             p.order.assign(m_loop.order.begin(), m_loop.order.end());
             p.validation_samples = m_loop.validation_samples;
-            p.data_fingerprint = m_loop.data_fingerprint;
+            p.data_fingerprint = detail::processes_fingerprint(m_loop.data_fingerprint, m_loop.processes);
             p.objective = static_cast<std::uint64_t>(m_objective);
             p.history = m_loop.history.epochs();
             p.best = m_early.state().best;
@@ -139,8 +152,19 @@ namespace xrnn
                                   + " validation samples, but this fit has " + std::to_string(loop.order.size())
                                   + " and " + std::to_string(loop.validation_samples));
             }
-            if (d.data_fingerprint != loop.data_fingerprint)
+            if (d.data_fingerprint != detail::processes_fingerprint(loop.data_fingerprint, loop.processes))
             {
+                for (std::size_t n = 1; n <= 4096; ++n)  // the same data on another number of processes?
+                {
+                    if (d.data_fingerprint == detail::processes_fingerprint(loop.data_fingerprint, n))
+                    {
+                        throw value_error("fit: resume_from '" + path + "' was written by a run on "
+                                          + std::to_string(n) + (n == 1 ? " process" : " processes")
+                                          + " but this run has " + std::to_string(loop.processes) + ": resume on "
+                                          + std::to_string(n)
+                                          + " (the batches, their parts and the dropout masks depend on the number)");
+                    }
+                }
                 throw value_error("fit: resume_from '" + path + "' was written for other data: x and y (and the "
                                   "validation data) must be those of the interrupted run");
             }

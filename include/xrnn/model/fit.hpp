@@ -13,6 +13,9 @@
 //                        non-finite check (stop or skip); step hooks; clip_norm; optimizer step; on_batch_end
 //       validation; history; on_epoch_end (progress, functions, user callbacks, early stopping, checkpoint)
 //   on_train_end (early stopping restores the best weights)
+//
+// On a process group (model/process_group.hpp, sequential::distribute), each rank runs this loop on its part of
+// every batch, and the ranks agree after backward (PG0), average the gradients (PG1) and or their stops (PG2).
 #ifndef XRNN_MODEL_FIT_HPP
 #define XRNN_MODEL_FIT_HPP
 
@@ -41,6 +44,7 @@
 #include <xrnn/model/early_stopping.hpp>
 #include <xrnn/model/history.hpp>
 #include <xrnn/model/metrics.hpp>
+#include <xrnn/model/process_group.hpp>
 #include <xrnn/model/progress.hpp>
 #include <xrnn/model/step.hpp>
 #include <xrnn/optim.hpp>
@@ -137,12 +141,14 @@ namespace xrnn
         };
 
         /// Trains `model` (compiled with `goal` and `optimizer`) on x[train], y[train], validating on
-        /// x_val[validation], y_val[validation] after each epoch.
+        /// x_val[validation], y_val[validation] after each epoch; on the ranks of `group` when not null.
+        /// `collective` is set before an exception that every rank throws alike.
         template <class Model, class XV, std::size_t XN, class YV, std::size_t YN>
-        history run_fit(Model& model, objective goal, compiled_optimizer<Model>& optimizer,
-                        const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::vector<std::size_t> train,
-                        const xt::xtensor<XV, XN>& x_val, const xt::xtensor<YV, YN>& y_val,
-                        const std::vector<std::size_t>& validation, const fit_options& options)
+        history run_fit_loop(Model& model, objective goal, compiled_optimizer<Model>& optimizer,
+                             const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::vector<std::size_t> train,
+                             const xt::xtensor<XV, XN>& x_val, const xt::xtensor<YV, YN>& y_val,
+                             const std::vector<std::size_t>& validation, const fit_options& options,
+                             process_group* group, bool& collective)
         {
             using clock = std::chrono::steady_clock;
             using output_type = typename Model::template output_t<XV, XN>;
@@ -150,6 +156,8 @@ namespace xrnn
             check_batch_size("fit", options.batch_size);
             const std::string metric = metric_name(goal);
             const bool has_validation = !validation.empty();
+            const bool on_ranks = distributed(group);
+            const bool rank0 = !on_ranks || group->rank() == 0;  // prints and writes checkpoints
 
             // The loop's state, and the callbacks in the order they run.
             fit_loop_state loop;
@@ -157,13 +165,14 @@ namespace xrnn
             loop.order = std::move(train);
             loop.validation_samples = validation.size();
             loop.history = history(metric);
+            loop.processes = on_ranks ? group->size() : 1;
             early_stopping_callback<Model> early(model, options.early_stop, metric, has_validation);
             std::optional<checkpoint_callback<Model>> checkpoint;
-            if (!options.checkpoint_path.empty())
+            if (!options.checkpoint_path.empty() && rank0)
             {
                 checkpoint.emplace(options.checkpoint_path, options.checkpoint_every, model, optimizer, goal, loop, early);
             }
-            progress_callback printer(options.out, options.verbosity, metric);
+            progress_callback printer(options.out, rank0 ? options.verbosity : progress::silent, metric);
             std::vector<epoch_end_function> functions(options.callbacks.begin(), options.callbacks.end());
             std::vector<callback*> callbacks{&printer};
             for (auto& f : functions)
@@ -186,13 +195,27 @@ namespace xrnn
             }
 
             std::size_t first_epoch = 1;
-            if (checkpoint || !options.resume_from.empty())
+            if (checkpoint || !options.resume_from.empty() || on_ranks)
             {
                 loop.data_fingerprint = data_fingerprint(x, y, x_val, y_val);
             }
+            if (on_ranks)
+            {
+                collective = true;
+                require_same(*group, loop.data_fingerprint, "fit: x and y (and the validation data)");
+                collective = false;
+            }
             if (!options.resume_from.empty())
             {
-                first_epoch = resume_fit(options.resume_from, model, optimizer, goal, options.epochs, loop, early);
+                collective = on_ranks;
+                agreed(group, "fit: resuming from '" + options.resume_from + "'", [&] {
+                    first_epoch = resume_fit(options.resume_from, model, optimizer, goal, options.epochs, loop, early);
+                });
+                collective = false;
+            }
+            if (on_ranks)
+            {
+                broadcast_model(model, *group);
             }
 
             // ceil(N / batch_size) without overflow: a batch_size above N is one batch of all N (as in Keras)
@@ -217,6 +240,10 @@ namespace xrnn
                         std::swap(order[i - 1], order[loop.shuffle_engine.below(i)]);
                     }
                 }
+                if (on_ranks)
+                {
+                    derive_rank_engines(model, *group);
+                }
                 for (callback* c : callbacks) c->on_epoch_begin(context, epoch);
                 running_score score;
                 epoch_logs logs;
@@ -232,27 +259,74 @@ namespace xrnn
                     b.size = std::min(options.batch_size, order.size() - first);
                     b.running_loss = score.loss();
                     b.running_metric = score.metric();
-                    for (callback* c : callbacks) c->on_batch_begin(context, b);
-
-                    gather<Model::sequence_input>(x, order, first, b.size, batch);
-                    gather<Model::template output_time_major<XV, XN>>(y, order, first, b.size, target);
-                    zero_grad(model);
+                    // This rank's part of the batch (all of it in one process).
+                    const auto part = on_ranks ? shard(b.size, group->rank(), group->size())
+                                               : std::array<std::size_t, 2>{0, b.size};
+                    const std::size_t mine = part[1] - part[0];
                     running_score batch_score;
-                    b.loss = score_batch(goal, model.forward(batch, mode::training), target, &grad, batch_score, b.size);
-                    // A finite loss can still overflow in backward (float): stepping on that gradient would leave
-                    // inf or nan weights, so it counts as a non-finite step too.
                     bool gradients_finite = false;
-                    if (std::isfinite(b.loss))
+                    auto forward_backward = [&] {
+                        for (callback* c : callbacks) c->on_batch_begin(context, b);
+                        zero_grad(model);
+                        if (mine == 0)  // more ranks than samples in the last batch: a zero gradient, weight 0
+                        {
+                            gradients.collect(model);
+                            gradients_finite = true;
+                            return;
+                        }
+                        gather<Model::sequence_input>(x, order, first + part[0], mine, batch);
+                        gather<Model::template output_time_major<XV, XN>>(y, order, first + part[0], mine, target);
+                        const auto& out = model.forward(batch, mode::training);
+                        b.loss = score_batch(goal, out, target, &grad, batch_score, mine);
+                        // A finite loss can still overflow in backward (float): stepping on that gradient would
+                        // leave inf or nan weights, so it counts as a non-finite step too.
+                        if (std::isfinite(b.loss))
+                        {
+                            model.backward(grad);
+                            gradients.collect(model);
+                            gradients_finite = gradients.all_finite();
+                        }
+                    };
+                    if (on_ranks)
                     {
-                        model.backward(grad);
-                        gradients.collect(model);
-                        gradients_finite = gradients.all_finite();
+                        // (PG0) failures, non-finite parts and the batch's score, agreed by one allreduce.
+                        rank_outcome outcome;
+                        outcome.run(forward_backward);
+                        const bool finite = outcome.failed() || (std::isfinite(b.loss) && gradients_finite);
+                        double agree[6] = {outcome.failed() ? 1.0 : 0.0, finite ? 0.0 : 1.0, batch_score.loss_sum,
+                                           batch_score.metric_sum, batch_score.metric_count,
+                                           static_cast<double>(batch_score.samples)};
+                        group->sum(agree, 6);
+                        if (agree[0] > 0.0)
+                        {
+                            collective = true;
+                            throw_agreed(*group, outcome, "fit: epoch " + std::to_string(epoch) + ", step "
+                                                              + std::to_string(step + 1));
+                        }
+                        batch_score.loss_sum = agree[2];
+                        batch_score.metric_sum = agree[3];
+                        batch_score.metric_count = agree[4];
+                        batch_score.samples = static_cast<std::size_t>(agree[5]);
+                        b.loss = batch_score.loss();
+                        gradients_finite = agree[1] == 0.0;  // a rank's gradient may have overflowed
+                        collective = true;
                     }
-                    const bool admitted = std::isfinite(b.loss) && gradients_finite;
-                    if (admitted
-                        || admit_step(options.on_non_finite_loss, b.loss, gradients_finite, weights_finite(model), epoch,
-                                      step + 1, steps))
+                    else
                     {
+                        forward_backward();
+                    }
+                    // (every rank holds the same weights, so weights_finite agrees too)
+                    const bool admitted = (std::isfinite(b.loss) && gradients_finite)
+                                          || admit_step(options.on_non_finite_loss, b.loss, gradients_finite,
+                                                        weights_finite(model), epoch, step + 1, steps);
+                    collective = false;
+                    if (admitted)
+                    {
+                        if (on_ranks)
+                        {
+                            // (PG1) the gradient of the whole batch: each part weighted by its share of samples.
+                            group->reduce_gradients(gradients, static_cast<double>(mine) / static_cast<double>(b.size));
+                        }
                         score.add(batch_score);
                         for (const step_hook& hook : hooks)
                         {
@@ -269,6 +343,10 @@ namespace xrnn
                     b.running_loss = score.loss();
                     b.running_metric = score.metric();
                     for (callback* c : callbacks) c->on_batch_end(context, b);
+                    if (on_ranks)
+                    {
+                        context.stop_training = any_rank(group, context.stop_training);  // (PG2)
+                    }
                     if (context.stop_training)
                     {
                         break;
@@ -278,7 +356,11 @@ namespace xrnn
                 logs.metric = score.metric();
                 if (has_validation)
                 {
-                    const running_score val = score_indices(model, goal, x_val, y_val, validation, options.batch_size);
+                    collective = on_ranks;
+                    const std::string where = "fit: validation of epoch " + std::to_string(epoch);
+                    const running_score val
+                        = score_on_ranks(model, goal, x_val, y_val, validation, options.batch_size, group, where);
+                    collective = false;
                     logs.has_validation = true;
                     logs.val_loss = val.loss();
                     logs.val_metric = val.metric();
@@ -286,9 +368,54 @@ namespace xrnn
                 logs.seconds = std::chrono::duration<double>(clock::now() - start).count();
                 loop.history.append(logs);
                 for (callback* c : callbacks) c->on_epoch_end(context, logs);
+                if (on_ranks)
+                {
+                    context.stop_training = any_rank(group, context.stop_training);  // (PG2)
+                }
             }
             for (callback* c : callbacks) c->on_train_end(context);
             return loop.history;
+        }
+
+        /// run_fit_loop, on the ranks of `group` when it has more than one: an exception that the other ranks
+        /// cannot know of (a failed checkpoint write, a callback) would leave them waiting in their next
+        /// collective, so it ends every rank through process_group::abort.
+        template <class Model, class XV, std::size_t XN, class YV, std::size_t YN>
+        history run_fit(Model& model, objective goal, compiled_optimizer<Model>& optimizer,
+                        const xt::xtensor<XV, XN>& x, const xt::xtensor<YV, YN>& y, std::vector<std::size_t> train,
+                        const xt::xtensor<XV, XN>& x_val, const xt::xtensor<YV, YN>& y_val,
+                        const std::vector<std::size_t>& validation, const fit_options& options,
+                        process_group* group = nullptr)
+        {
+            bool collective = false;
+            if (!distributed(group))
+            {
+                return run_fit_loop(model, goal, optimizer, x, y, std::move(train), x_val, y_val, validation, options,
+                                    nullptr, collective);
+            }
+            try
+            {
+                return run_fit_loop(model, goal, optimizer, x, y, std::move(train), x_val, y_val, validation, options,
+                                    group, collective);
+            }
+            catch (const std::exception& e)
+            {
+                if (collective)
+                {
+                    throw;
+                }
+                group->abort("fit: " + rank_name(*group) + ": " + e.what());
+                throw;  // abort() does not return
+            }
+            catch (...)
+            {
+                if (collective)
+                {
+                    throw;
+                }
+                group->abort("fit: " + rank_name(*group) + ": an exception that is not a std::exception");
+                throw;
+            }
         }
     }  // namespace detail
 }  // namespace xrnn

@@ -50,7 +50,9 @@ namespace xrnn
             m_tensors.clear();
             model.for_each_parameter([&](const auto& name, auto&, auto& grad) {
                 using G = typename std::decay_t<decltype(grad)>::value_type;
-                m_tensors.push_back(tensor{std::string(name), grad.data(), grad.size(), std::is_same<G, double>::value});
+                const std::size_t width = grad.dimension() >= 2 ? grad.shape()[grad.dimension() - 1] : 0;
+                m_tensors.push_back(
+                    tensor{std::string(name), grad.data(), grad.size(), std::is_same<G, double>::value, width});
             });
         }
 
@@ -85,6 +87,24 @@ namespace xrnn
                 else
                 {
                     call<float>(f, t);
+                }
+            }
+        }
+
+        /// for_each with the row width: f(name, values, count, width), width being the last extent of a tensor of
+        /// two or more dimensions (an embedding's gradient has one row per token) and 0 for a vector.
+        template <class F>
+        void for_each_with_rows(F&& f)
+        {
+            for (const tensor& t : m_tensors)
+            {
+                if (t.is_double)
+                {
+                    f(t.name, static_cast<double*>(t.data), t.size, t.row_width);
+                }
+                else
+                {
+                    f(t.name, static_cast<float*>(t.data), t.size, t.row_width);
                 }
             }
         }
@@ -161,6 +181,7 @@ namespace xrnn
             void* data;
             std::size_t size;
             bool is_double;
+            std::size_t row_width;
         };
 
         template <class G, class F>
