@@ -2439,6 +2439,16 @@ namespace xrnn
 // The loop over t runs like the forward, each thread's rows on their own ((Q2) in register tiles), on the
 // register-blocked path; (Q4), (Q5) and (Q7) are large GEMMs and go to BLAS on both paths.
 //
+// Variable lengths (masking). forward_sequence may take one length L_b in [1, S] per sequence b (PyTorch's packed
+// sequences; the rows stay where they are, padded to S steps). Step t (0-based) of row b is alive when t < L_b:
+//   (M1) a dead step keeps the state: h_{t+1} = h_t, c_{t+1} = c_t, so h_S, c_S are each sequence's final state
+//   (M2) a dead step has no gates: dz_t = 0 there, so it adds nothing to (Q4)-(Q7) and dx_t = 0
+//   (M3) backward through a dead step passes dh and dc on unchanged, and ignores dy_t there (its output is a
+//        constant 0 in a sequence output, recurrent_stack.hpp)
+//   (M4) truncation (Q3) counts from each sequence's own end: cut where t > 0 and (L_b - t) % k == 0
+// The products and the cell's equations run on the runs of alive rows of each tile only, so a tile whose rows are
+// all past their length costs a copy of its states, and the BLAS path multiplies the rows up to the last alive one.
+//
 // Memory. A training forward keeps, per layer (e = sizeof(T)), and nothing else grows with S x B:
 //   gates/dZ  S * B * Gz * e           z_t, then what the cell keeps for backward, then dz_t written over it
 //   h         (S + 1) * B * H * e      h_0 .. h_S
@@ -2723,8 +2733,9 @@ namespace xrnn
         /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros). With input_persists, x
         /// stays valid and unchanged until backward (the hidden sequence of the layer below, in a stack): a
         /// training forward then keeps no copy of it, and backward_sequence must be given it again.
+        /// lengths (B values in [1, steps], or nullptr for all steps): see "Variable lengths" above.
         void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m,
-                              bool input_persists = false);
+                              bool input_persists = false, const std::size_t* lengths = nullptr);
 
         /// BPTT (Q1)-(Q8) for the last training forward. dy_seq (S, B, H): gradient of every step's output, or
         /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr; x: the forward's input again
@@ -2746,7 +2757,18 @@ namespace xrnn
             return m_batch;
         }
 
-        /// h_1 .. h_S of the last forward, (S, B, H) contiguous.
+        /// Whether the last forward had lengths, and the length of row b (steps() without lengths).
+        bool has_lengths() const noexcept
+        {
+            return m_has_lengths;
+        }
+
+        std::size_t length(std::size_t b) const noexcept
+        {
+            return m_has_lengths ? m_lengths.data()[b] : m_steps;
+        }
+
+        /// h_1 .. h_S of the last forward, (S, B, H) contiguous; with lengths, a row's state is carried past its end.
         const T* hidden_sequence() const noexcept
         {
             return m_h.data() + m_batch * H;
@@ -2812,6 +2834,17 @@ namespace xrnn
         void hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n);
         void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
         void parameter_gradients(const T* input);
+
+        // (M1)-(M4): f(r0, n0) for each run of rows of [r, r + n) alive at step t (all of it without lengths)
+        template <class F>
+        void for_alive_runs(std::size_t t, std::size_t r, std::size_t n, F&& f) const;
+        void keep_dead_states(std::size_t t, std::size_t r, std::size_t n);
+        void zero_dead_gates(std::size_t t, std::size_t r, std::size_t n);
+        std::size_t alive_extent(std::size_t t) const noexcept;
+        bool alive(std::size_t t, std::size_t b) const noexcept
+        {
+            return !m_has_lengths || t < m_lengths.data()[b];
+        }
 
         bool training_cache() const noexcept
         {
@@ -2884,6 +2917,8 @@ namespace xrnn
         bool m_input_persists = false;  // the last forward read the caller's x in place (see forward_sequence)
         std::size_t m_steps = 0;
         std::size_t m_batch = 0;
+        bool m_has_lengths = false;
+        xt::xtensor<std::size_t, 1> m_lengths;  // (B) with lengths
 
         // per-sequence cache of the last forward
         xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked or copied input (first layer, training)
@@ -2902,6 +2937,7 @@ namespace xrnn
         xt::xtensor<T, 2> m_dh_direct;  // (B, H) the cell's direct part of dh_{t-1} (direct_hidden_gradient only)
         xt::xtensor<T, 2> m_w_h_transposed;  // (Gh, H) W_h^T for (Q2) on the register-blocked path
         xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
+        xt::xtensor<T, 2> m_dh_product;      // (B, H) (Q2) on the BLAS path with lengths (dead rows keep dh)
 
         // the one-step API: z of the batch-1 path, and the results
         xt::xtensor<T, 1> m_step_z;   // (Gz)
@@ -2948,10 +2984,25 @@ namespace xrnn
 
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0,
-                                     mode m, bool input_persists)
+                                     mode m, bool input_persists, const std::size_t* lengths)
     {
         const std::size_t S = steps;
         const std::size_t B = batch;
+        m_has_lengths = lengths != nullptr;
+        if (m_has_lengths)
+        {
+            for (std::size_t b = 0; b < B; ++b)
+            {
+                if (lengths[b] < 1 || lengths[b] > S)
+                {
+                    throw value_error(std::string(Cell::name) + "::forward: lengths expected in [1, "
+                                      + std::to_string(S) + "] (the steps of x) but sequence " + std::to_string(b)
+                                      + " has length " + std::to_string(lengths[b]));
+                }
+            }
+            detail::ensure_shape(m_lengths, {B});
+            std::copy(lengths, lengths + B, m_lengths.data());
+        }
         const bool training = m == mode::training;
         detail::flush_denormals_scope flush_denormals;
         m_steps = S;
@@ -3057,7 +3108,8 @@ namespace xrnn
     {
         std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
                              + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
-                             + m_dh_direct.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_step_z.size()
+                             + m_dh_direct.size() + m_w_h_transposed.size() + m_bias_sums.size() + m_dh_product.size()
+                             + m_step_z.size()
                              + m_step_hw.size()
                              + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
         if constexpr (has_cell_state)
@@ -3179,9 +3231,12 @@ namespace xrnn
                 for (std::size_t r = part * rows; r < part_end; r += tile)
                 {
                     const std::size_t n = std::min(tile, part_end - r);
-                    T* z = z_step + r * Gz;
-                    project_rows(input + (t * B + r) * I, previous_hidden(t, r, n), z, n);  // (R2), (R3)
-                    activate_rows(t, z, r, n);                                              // (R4)
+                    for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
+                        T* z = z_step + r0 * Gz;
+                        project_rows(input + (t * B + r0) * I, previous_hidden(t, r0, n0), z, n0);  // (R2), (R3)
+                        activate_rows(t, z, r0, n0);                                                // (R4)
+                    });
+                    keep_dead_states(t, r, n);  // (M1)
                 }
             }
         });
@@ -3197,14 +3252,25 @@ namespace xrnn
         const std::size_t B = m_batch;
         for (std::size_t begin = 0; begin < S; begin += chunk)
         {
-            const std::size_t rows = std::min(chunk, S - begin) * B;
-            detail::gemm(transpose::no, transpose::no, rows, Gx, I, T(1), input + begin * B * I, I, p.w_x.data(), Gx,
-                         T(0), m_gates.data(), Gz);  // (R3), input part
-            for (std::size_t t = begin; t < begin + rows / B; ++t)
+            const std::size_t steps_here = std::min(chunk, S - begin);
+            // (R3), input part; with lengths (M2), only up to the chunk's last alive row
+            const std::size_t rows = (steps_here - 1) * B + alive_extent(begin + steps_here - 1);
+            if (alive_extent(begin) > 0)
             {
+                detail::gemm(transpose::no, transpose::no, rows, Gx, I, T(1), input + begin * B * I, I, p.w_x.data(),
+                             Gx, T(0), m_gates.data(), Gz);
+            }
+            for (std::size_t t = begin; t < begin + steps_here; ++t)
+            {
+                const std::size_t B = alive_extent(t);  // the rows up to the last alive one (M1)
+                if (B == 0)
+                {
+                    keep_dead_states(t, 0, m_batch);
+                    continue;
+                }
                 const T* h_prev = previous_hidden(t, 0, B);  // (R2)
-                T* z = m_gates.data() + (t - begin) * B * Gz;
-                if (B == 1)  // (R3), recurrent part: z[:Gs] += h W_h[:, :Gs], z[Gx:] = h W_h[:, Gs:]
+                T* z = m_gates.data() + (t - begin) * m_batch * Gz;
+                if (m_batch == 1)  // (R3), recurrent part: z[:Gs] += h W_h[:, :Gs], z[Gx:] = h W_h[:, Gs:]
                 {
                     const detail::gemv_term<T> shared{h_prev, p.w_h.data(), H};
                     const detail::gemv_term<T> apart{h_prev, p.w_h.data() + Gs, H};
@@ -3230,7 +3296,17 @@ namespace xrnn
                                      Gh, T(0), z + Gx, Gz);
                     }
                 }
-                activate_rows(t, z, 0, B);  // (R4)
+                if (m_has_lengths)
+                {
+                    for_alive_runs(t, 0, B, [&](std::size_t r0, std::size_t n0) {
+                        activate_rows(t, z + r0 * Gz, r0, n0);  // (R4)
+                    });
+                    keep_dead_states(t, 0, m_batch);  // (M1)
+                }
+                else
+                {
+                    activate_rows(t, z, 0, B);  // (R4)
+                }
             }
         }
     }
@@ -3265,6 +3341,17 @@ namespace xrnn
                 for (std::size_t r = part * rows; r < part_end; r += tile)
                 {
                     const std::size_t n = std::min(tile, part_end - r);
+                    if (m_has_lengths)  // (M2), (M3): dead rows get dz = 0 and keep dh and dc
+                    {
+                        zero_dead_gates(t, r, n);
+                        for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
+                            hidden_gradient_rows(gate_gradient(dy_seq, t, r0, n0), r0, n0);  // (Q1), (Q2)
+                            finish_hidden_gradient(t, r0, n0);
+                        });
+                        detail::accumulate_column_sums(m_gates.data() + (t * B + r) * Gz, n, Gz,
+                                                       m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
+                        continue;
+                    }
                     const T* dz = gate_gradient(dy_seq, t, r, n);                                   // (Q1)
                     detail::accumulate_column_sums(dz, n, Gz, m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
                     hidden_gradient_rows(dz, r, n);                                                 // (Q2)
@@ -3280,9 +3367,39 @@ namespace xrnn
     void XRNN_CELL::backward_by_blas(const T* dy_seq)
     {
         using detail::transpose;
-        const std::size_t B = m_batch;
+        if (m_has_lengths)
+        {
+            detail::ensure_shape(m_dh_product, {m_batch, H});
+        }
         for (std::size_t t = m_steps; t-- > 0;)
         {
+            const std::size_t B = alive_extent(t);  // rows up to the last alive one (M2)
+            if (m_has_lengths)
+            {
+                zero_dead_gates(t, 0, m_batch);
+                if (B == 0)
+                {
+                    continue;  // (M3) every row keeps dh and dc
+                }
+                for_alive_runs(t, 0, B, [&](std::size_t r0, std::size_t n0) { gate_gradient(dy_seq, t, r0, n0); });
+                const T* dz = m_gates.data() + t * m_batch * Gz;
+                detail::accumulate_column_sums(dz, B, Gz, dp.b.data());  // (Q6)
+                if constexpr (Gs > 0)                                     // (Q2), into a scratch: dead rows keep dh
+                {
+                    detail::gemm(transpose::no, transpose::yes, B, H, Gs, T(1), dz, Gz, p.w_h.data(), Gh, T(0),
+                                 m_dh_product.data(), H);
+                }
+                if constexpr (Gh > Gs)
+                {
+                    detail::gemm(transpose::no, transpose::yes, B, H, Gh - Gs, T(1), dz + Gx, Gz, p.w_h.data() + Gs,
+                                 Gh, Gs > 0 ? T(1) : T(0), m_dh_product.data(), H);
+                }
+                for_alive_runs(t, 0, B, [&](std::size_t r0, std::size_t n0) {
+                    std::copy(m_dh_product.data() + r0 * H, m_dh_product.data() + (r0 + n0) * H, m_dh.data() + r0 * H);
+                    finish_hidden_gradient(t, r0, n0);
+                });
+                continue;
+            }
             const T* dz = gate_gradient(dy_seq, t, 0, B);                 // (Q1)
             detail::accumulate_column_sums(dz, B, Gz, dp.b.data());        // (Q6)
             if constexpr (Gs > 0)                                          // (Q2), shared columns
@@ -3309,6 +3426,7 @@ namespace xrnn
         m_state = cache_state::inference;  // nothing is cached for backward
         m_steps = 0;
         m_batch = 1;
+        m_has_lengths = false;
         detail::ensure_shape(m_step_z, {Gz});
         T* z = m_step_z.data();
         if constexpr (Layout::fused)
@@ -3500,6 +3618,21 @@ namespace xrnn
             }
         }
         const std::size_t k = m_options.bptt_steps;
+        if (m_has_lengths)  // (M4): from each sequence's own end (the rows here are alive at t)
+        {
+            for (std::size_t i = 0; k > 0 && t > 0 && i < n; ++i)
+            {
+                if ((m_lengths.data()[r + i] - t) % k == 0)
+                {
+                    std::fill(dh + i * H, dh + (i + 1) * H, T(0));
+                    if (T* dc = row_of(cell_state_gradient(), r + i))
+                    {
+                        std::fill(dc, dc + H, T(0));
+                    }
+                }
+            }
+            return;
+        }
         if (k > 0 && t > 0 && (m_steps - t) % k == 0)  // (Q3)
         {
             std::fill(dh, dh + n * H, T(0));
@@ -3508,6 +3641,93 @@ namespace xrnn
                 std::fill(dc, dc + n * H, T(0));
             }
         }
+    }
+
+    /// (M1)-(M4): f(r0, n0) for each maximal run [r0, r0 + n0) of rows of [r, r + n) alive at step t.
+    XRNN_CELL_TEMPLATE
+    template <class F>
+    void XRNN_CELL::for_alive_runs(std::size_t t, std::size_t r, std::size_t n, F&& f) const
+    {
+        if (!m_has_lengths)
+        {
+            f(r, n);
+            return;
+        }
+        const std::size_t end = r + n;
+        for (std::size_t b = r; b < end;)
+        {
+            if (!alive(t, b))
+            {
+                ++b;
+                continue;
+            }
+            std::size_t e = b + 1;
+            while (e < end && alive(t, e))
+            {
+                ++e;
+            }
+            f(b, e - b);
+            b = e;
+        }
+    }
+
+    /// (M1) on the rows of [r, r + n) that are dead at step t: h_{t+1} = h_t, c_{t+1} = c_t.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::keep_dead_states(std::size_t t, std::size_t r, std::size_t n)
+    {
+        if (!m_has_lengths)
+        {
+            return;
+        }
+        for (std::size_t b = r; b < r + n; ++b)
+        {
+            if (alive(t, b))
+            {
+                continue;
+            }
+            const T* h = m_h.data() + (t * m_batch + b) * H;
+            std::copy(h, h + H, m_h.data() + ((t + 1) * m_batch + b) * H);
+            if (recurrent_dropout())  // h~_t of a dead row meets dz_t = 0 in (Q5): kept finite
+            {
+                T* masked = m_h_masked.data() + (t * m_batch + b) * H;
+                std::fill(masked, masked + H, T(0));
+            }
+            if constexpr (has_cell_state)
+            {
+                const T* c = cell_state(t) + b * H;
+                std::copy(c, c + H, cell_state(t + 1) + b * H);
+            }
+        }
+    }
+
+    /// (M2) dz_t = 0 on the rows of [r, r + n) that are dead at step t (their gate cache holds nothing of use).
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::zero_dead_gates(std::size_t t, std::size_t r, std::size_t n)
+    {
+        for (std::size_t b = r; b < r + n; ++b)
+        {
+            if (!alive(t, b))
+            {
+                T* dz = m_gates.data() + (t * m_batch + b) * Gz;
+                std::fill(dz, dz + Gz, T(0));
+            }
+        }
+    }
+
+    /// The rows a whole-batch product of step t needs: up to the last row alive at t (the batch without lengths).
+    XRNN_CELL_TEMPLATE
+    std::size_t XRNN_CELL::alive_extent(std::size_t t) const noexcept
+    {
+        if (!m_has_lengths)
+        {
+            return m_batch;
+        }
+        std::size_t extent = 0;
+        for (std::size_t b = 0; b < m_batch; ++b)
+        {
+            extent = t < m_lengths.data()[b] ? b + 1 : extent;
+        }
+        return extent;
     }
 
 #undef XRNN_CELL
@@ -3969,6 +4189,12 @@ namespace xrnn
 // its h_S (output::last). Initial states may be passed and final states read back, so a long stream can be
 // fed in chunks (stateful use); the gradient of the initial states is kept after backward. An upper layer reads
 // the hidden sequence of the layer below in place (no copy is kept for its backward).
+//
+// Variable lengths: forward(x, lengths) runs sequence b for its first lengths[b] steps only, on every stacked
+// layer (PyTorch's pack_padded_sequence; recurrent_cell.hpp, (M1)-(M4)):
+//   (M5) output::sequence is 0 at the steps past a sequence's length, and their dy is ignored
+//   (M6) output::last and final_state() are each sequence's state at its own last step
+// set_lengths() gives the lengths of the next forward(x) calls instead (what a model does, model/chain.hpp).
 #ifndef XRNN_LAYERS_RECURRENT_STACK_HPP
 #define XRNN_LAYERS_RECURRENT_STACK_HPP
 
@@ -4034,6 +4260,31 @@ namespace xrnn
         const output_type& forward(const input_type& x, const state_type& initial, mode m = mode::inference)
         {
             return run_forward(x, &initial, m);
+        }
+
+        /// x (S, B, I) of sequences of lengths[b] steps each (1 <= lengths[b] <= S), from zero or given states.
+        const output_type& forward(const input_type& x, const std::vector<std::size_t>& lengths,
+                                   mode m = mode::inference)
+        {
+            set_lengths(lengths.data(), lengths.size());
+            return run_forward(x, nullptr, m);
+        }
+
+        const output_type& forward(const input_type& x, const state_type& initial,
+                                   const std::vector<std::size_t>& lengths, mode m = mode::inference)
+        {
+            set_lengths(lengths.data(), lengths.size());
+            return run_forward(x, &initial, m);
+        }
+
+        /// The lengths of the sequences of the following forward(x) calls (count values; nullptr: all steps).
+        void set_lengths(const std::size_t* lengths, std::size_t count)
+        {
+            m_has_lengths = lengths != nullptr;
+            if (m_has_lengths)
+            {
+                m_lengths.assign(lengths, lengths + count);
+            }
         }
 
         /// States after the last step of the last forward, (Layers, B, H) each.
@@ -4230,6 +4481,12 @@ namespace xrnn
                 throw shape_error(std::string(name()) + "::forward: x expected shape (S, B, " + std::to_string(input_size)
                                   + ") with S, B >= 1 but got " + detail::shape_to_string(x.shape()));
             }
+            if (m_has_lengths && m_lengths.size() != B)
+            {
+                throw shape_error(std::string(name()) + "::forward: expected one length per sequence (" + std::to_string(B)
+                                  + ") but got " + std::to_string(m_lengths.size()));
+            }
+            const std::size_t* lengths = m_has_lengths ? m_lengths.data() : nullptr;
             if (initial != nullptr)
             {
                 detail::check_shape(name(), "initial h", initial->h.shape(), {Layers, B, hidden_size});
@@ -4256,7 +4513,7 @@ namespace xrnn
                     {
                         c0 = initial != nullptr ? initial->c.data() + k * B * H : nullptr;
                     }
-                    cell.forward_sequence(input, S, B, h0, c0, m, /* input_persists = */ k > 0);
+                    cell.forward_sequence(input, S, B, h0, c0, m, /* input_persists = */ k > 0, lengths);
                     input = cell.hidden_sequence();
                     // copied now: `initial` may alias m_final (feeding final_state() back in), read above
                     copy_layer_state(cell.final_hidden(), m_final.h, k, B);
@@ -4279,6 +4536,13 @@ namespace xrnn
                 visit_layer(Layers - 1, [&](auto& top) {
                     std::copy(top.hidden_sequence(), top.hidden_sequence() + S * B * H, m_output.data());
                 });
+                for (std::size_t b = 0; lengths != nullptr && b < B; ++b)  // (M5)
+                {
+                    for (std::size_t t = lengths[b]; t < S; ++t)
+                    {
+                        std::fill(m_output.data() + (t * B + b) * H, m_output.data() + (t * B + b + 1) * H, T(0));
+                    }
+                }
             }
             return m_output;
         }
@@ -4293,6 +4557,8 @@ namespace xrnn
         output_type m_output;
         state_type m_final;
         state_type m_initial_gradient;
+        bool m_has_lengths = false;
+        std::vector<std::size_t> m_lengths;
     };
 }  // namespace xrnn
 
