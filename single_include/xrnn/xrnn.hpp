@@ -1357,6 +1357,14 @@ namespace xrnn
 //   (EF1) y[s, b, :] = W[ids[s, b], :]                     ids (S, B) -> y (S, B, D)
 //   (EB1) dW[v, :] += sum over (s, b) with ids[s, b] = v of dy[s, b, :]
 // Only the rows of the ids that occurred receive gradient; there is no gradient with respect to the ids.
+//
+// mask_zero (Keras's Embedding(mask_zero=True)): id 0 is padding, wherever it is (before, after or between the
+// words: pre- and post-padding alike). Each sequence's non-zero ids are moved to its first L_b steps, in order:
+//   (EM1) L_b = the number of non-zero ids of sequence b (at least 1), and y[t, b, :] = W[id of its t-th
+//         non-zero id] for t < L_b, 0 for t >= L_b
+//   (EM2) dW of each such id += dy[t, b, :] for t < L_b (the padded steps give nothing)
+// and sequence_lengths() gives L to the recurrent layer above (model/chain.hpp passes it on), which then skips
+// the padding as Keras skips masked steps (recurrent_cell.hpp, (M1)-(M4)).
 #ifndef XRNN_LAYERS_EMBEDDING_HPP
 #define XRNN_LAYERS_EMBEDDING_HPP
 
@@ -1968,7 +1976,8 @@ namespace xrnn
         params_type p;   // weights
         params_type dp;  // their gradients, accumulated by backward, zeroed by the caller
 
-        explicit embedding(random_engine& rng, init_scheme scheme = init_scheme::keras)
+        explicit embedding(random_engine& rng, init_scheme scheme = init_scheme::keras, bool mask_zero = false)
+            : m_mask_zero(mask_zero)
         {
             if (scheme == init_scheme::keras)
             {
@@ -2004,6 +2013,11 @@ namespace xrnn
             detail::ensure_shape(m_ids, {steps, batch});
             std::copy(ids.begin(), ids.end(), m_ids.begin());
             detail::ensure_shape(m_output, {steps, batch, Dim});
+            if (m_mask_zero)
+            {
+                compact_nonzero_ids(steps, batch);  // (EM1)
+                return m_output;
+            }
             // (EF1), in parts of the rows on xrnn's threads when there are enough of them (a large gather is
             // bound by memory traffic, which two cores move faster than one)
             const std::size_t rows = m_ids.size();
@@ -2031,8 +2045,12 @@ namespace xrnn
                 throw state_error("embedding::backward: no successful forward before it");
             }
             detail::check_shape("embedding::backward", "dy", dy.shape(), {m_ids.shape()[0], m_ids.shape()[1], Dim});
-            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (EB1)
+            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (EB1), (EM2)
             {
+                if (m_mask_zero && j / m_ids.shape()[1] >= m_lengths[j % m_ids.shape()[1]])
+                {
+                    continue;
+                }
                 T* grad = dp.w.data() + m_ids.data()[j] * Dim;
                 const T* d = dy.data() + j * Dim;
                 detail::for_each_pack<T, Dim>([&](auto pack, std::size_t k) {
@@ -2040,6 +2058,17 @@ namespace xrnn
                     P::store(grad + k, P::load(grad + k) + P::load(d + k));
                 });
             }
+        }
+
+        bool mask_zero() const noexcept
+        {
+            return m_mask_zero;
+        }
+
+        /// (EM1) L of the last forward with mask_zero (one per sequence), else nullptr.
+        const std::size_t* sequence_lengths() const noexcept
+        {
+            return m_mask_zero ? m_lengths.data() : nullptr;
         }
 
         template <class F>
@@ -2069,10 +2098,50 @@ namespace xrnn
         }
 
     private:
+        /// (EM1): m_ids compacted in place (each sequence's non-zero ids first), m_lengths, and the output.
+        void compact_nonzero_ids(std::size_t steps, std::size_t batch)
+        {
+            m_lengths.resize(batch);
+            for (std::size_t b = 0; b < batch; ++b)
+            {
+                std::size_t n = 0;
+                for (std::size_t s = 0; s < steps; ++s)
+                {
+                    const std::size_t id = m_ids.data()[s * batch + b];
+                    if (id != 0)
+                    {
+                        m_ids.data()[n++ * batch + b] = id;
+                    }
+                }
+                if (n == 0)
+                {
+                    detail::ensure_shape(m_ids, {0, 0});
+                    throw value_error("embedding::forward: with mask_zero, sequence " + std::to_string(b)
+                                      + " has only padding (id 0); expected at least one non-zero id");
+                }
+                m_lengths[b] = n;
+                for (std::size_t t = 0; t < steps; ++t)
+                {
+                    T* out = m_output.data() + (t * batch + b) * Dim;
+                    if (t < n)
+                    {
+                        const T* row = p.w.data() + m_ids.data()[t * batch + b] * Dim;
+                        std::copy(row, row + Dim, out);
+                    }
+                    else
+                    {
+                        std::fill(out, out + Dim, T(0));
+                    }
+                }
+            }
+        }
+
         static constexpr std::size_t parallel_values = std::size_t(1) << 18;  // 2^18 values (1 MiB of floats)
 
         xt::xtensor<std::size_t, 2> m_ids;  // validated ids of the last forward
         output_type m_output;
+        bool m_mask_zero = false;
+        std::vector<std::size_t> m_lengths;  // (EM1) with mask_zero
     };
 }  // namespace xrnn
 
@@ -6392,6 +6461,56 @@ namespace xrnn
                 std::copy(y.begin(), y.end(), result.data() + first * (y.size() / std::max<std::size_t>(y.shape()[0], 1)));
             }
         }
+
+        /// The length of each sample of token ids x (N, S, ...): its number of non-zero ids (0 is padding).
+        template <class XV, std::size_t XN>
+        std::vector<std::size_t> sample_lengths(const xt::xtensor<XV, XN>& x)
+        {
+            const std::size_t n = x.shape()[0];
+            const std::size_t per_sample = n == 0 ? 0 : x.size() / n;
+            std::vector<std::size_t> lengths(n, 0);
+            for (std::size_t i = 0; i < n; ++i)
+            {
+                const XV* sample = x.data() + i * per_sample;
+                lengths[i] = static_cast<std::size_t>(std::count_if(sample, sample + per_sample,
+                                                                    [](XV v) { return v != XV(0); }));
+            }
+            return lengths;
+        }
+
+        /// Bucketing (fit_options::bucket_by_length): order, already shuffled, is cut into pools of `pool` batches;
+        /// each pool is sorted by length (stable), so that its batches hold sequences of similar lengths, and
+        /// then the whole batches are shuffled with rng (the last, partial batch stays last). Deterministic for a
+        /// seed.
+        inline void bucket_by_length(std::vector<std::size_t>& order, const std::vector<std::size_t>& lengths,
+                                     std::size_t batch_size, std::size_t pool, random_engine& rng)
+        {
+            const std::size_t pool_size = batch_size * pool;
+            for (std::size_t first = 0; first < order.size(); first += pool_size)
+            {
+                const auto begin = order.begin() + static_cast<std::ptrdiff_t>(first);
+                const auto end = order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), first + pool_size));
+                std::stable_sort(begin, end, [&](std::size_t a, std::size_t b) { return lengths[a] < lengths[b]; });
+            }
+            const std::size_t full = order.size() / batch_size;
+            std::vector<std::size_t> batches(full);
+            for (std::size_t i = 0; i < full; ++i)
+            {
+                batches[i] = i;
+            }
+            for (std::size_t i = full; i > 1; --i)  // Fisher-Yates over whole batches
+            {
+                std::swap(batches[i - 1], batches[rng.below(i)]);
+            }
+            std::vector<std::size_t> shuffled(order);
+            for (std::size_t i = 0; i < full; ++i)
+            {
+                std::copy(order.begin() + static_cast<std::ptrdiff_t>(batches[i] * batch_size),
+                          order.begin() + static_cast<std::ptrdiff_t>((batches[i] + 1) * batch_size),
+                          shuffled.begin() + static_cast<std::ptrdiff_t>(i * batch_size));
+            }
+            order.swap(shuffled);
+        }
     }  // namespace detail
 }  // namespace xrnn
 
@@ -6948,6 +7067,7 @@ namespace xrnn
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <xtensor/xtensor.hpp>
 
@@ -7013,6 +7133,28 @@ namespace xrnn
             ((size = output_size_after<Layers>(size)), ...);
             return size;
         }
+
+        /// Layers that run sequences of lengths given before their forward (recurrent layers: set_lengths).
+        template <class Layer, class = void>
+        struct takes_lengths : std::false_type
+        {
+        };
+        template <class Layer>
+        struct takes_lengths<Layer, std::void_t<decltype(std::declval<Layer&>().set_lengths(
+                                        std::declval<const std::size_t*>(), std::size_t(0)))>> : std::true_type
+        {
+        };
+
+        /// Layers that find the lengths in their input (an embedding with mask_zero: sequence_lengths()).
+        template <class Layer, class = void>
+        struct gives_lengths : std::false_type
+        {
+        };
+        template <class Layer>
+        struct gives_lengths<Layer, std::void_t<decltype(std::declval<const Layer&>().sequence_lengths())>>
+            : std::true_type
+        {
+        };
 
         template <class Layer>
         Layer make_layer(random_engine& rng)
@@ -7130,10 +7272,27 @@ namespace xrnn
             return text.str();
         }
 
-        /// Forward through every layer; x is a time-major batch for sequence models, (B, F) otherwise.
+        /// Forward through every layer; x is a time-major batch for sequence models, (B, F) otherwise. The
+        /// recurrent layers run the lengths an embedding with mask_zero finds (layers/embedding.hpp), if any.
         template <class X>
         const auto& forward(const X& x, mode m = mode::inference)
         {
+            m_lengths = nullptr;
+            return forward_from<0>(x, m);
+        }
+
+        /// Forward of x (S, B, ...) with one length per sequence (1 <= lengths[b] <= S): every recurrent layer
+        /// runs sequence b for its first lengths[b] steps (layers/recurrent_stack.hpp, (M1)-(M6)).
+        template <class X>
+        const auto& forward(const X& x, const std::vector<std::size_t>& lengths, mode m = mode::inference)
+        {
+            static_assert(sequence_input, "xrnn::sequential: lengths need a model that reads sequences");
+            if (lengths.size() != x.shape()[1])
+            {
+                throw shape_error("sequential::forward: expected one length per sequence (" + std::to_string(x.shape()[1])
+                                  + ") but got " + std::to_string(lengths.size()));
+            }
+            m_lengths = lengths.data();
             return forward_from<0>(x, m);
         }
 
@@ -7178,7 +7337,20 @@ namespace xrnn
         template <std::size_t K, class X>
         const auto& forward_from(const X& x, mode m)
         {
-            const auto& y = std::get<K>(m_layers).forward(x, m);
+            using layer_type = std::tuple_element_t<K, layers_type>;
+            auto& layer = std::get<K>(m_layers);
+            if constexpr (detail::takes_lengths<layer_type>::value)
+            {
+                layer.set_lengths(m_lengths, x.shape()[1]);
+            }
+            const auto& y = layer.forward(x, m);
+            if constexpr (detail::gives_lengths<layer_type>::value)
+            {
+                if (const std::size_t* found = layer.sequence_lengths())  // an embedding without mask_zero: none
+                {
+                    m_lengths = found;
+                }
+            }
             if constexpr (K + 1 == layer_count)
             {
                 return y;
@@ -7203,6 +7375,7 @@ namespace xrnn
         }
 
         layers_type m_layers;
+        const std::size_t* m_lengths = nullptr;  // of the sequences of the current forward, or nullptr
     };
 }  // namespace xrnn
 
@@ -8998,6 +9171,12 @@ namespace xrnn
         std::size_t batch_size = 32;
         double validation_split = 0.0;  // fraction in [0, 1) taken from the END of the data, before shuffling (Keras)
         bool shuffle = true;            // reshuffle the training samples every epoch
+        /// Group token-id sequences of similar length (non-zero ids; 0 is padding) into batches, as Keras's
+        /// bucket_by_sequence_length: after each shuffle, every pool of bucket_pool batches' samples is sorted by
+        /// length and cut into batches, and the batches are shuffled (seeded by seed). With an embedding that masks
+        /// id 0 (or explicit lengths) a batch then costs about its own tokens.
+        bool bucket_by_length = false;
+        std::size_t bucket_pool = 32;
         std::uint64_t seed = 0;         // of the shuffling; dropout draws from each layer's own engine
         double clip_norm = 0.0;         // clip_grad_norm before each step when > 0 (a built-in step hook)
         non_finite_loss on_non_finite_loss = non_finite_loss::stop;
@@ -9146,6 +9325,15 @@ namespace xrnn
             output_type grad;
             gradient_set gradients;
             std::vector<std::size_t>& order = loop.order;
+            std::vector<std::size_t> lengths;
+            if (options.bucket_by_length)
+            {
+                if constexpr (!std::is_integral<XV>::value)
+                {
+                    throw value_error("fit: bucket_by_length needs token ids (integer x) to find the lengths in");
+                }
+                lengths = sample_lengths(x);
+            }
 
             for (callback* c : callbacks) c->on_train_begin(context);
             for (std::size_t epoch = first_epoch; epoch <= options.epochs && !context.stop_training; ++epoch)
@@ -9158,6 +9346,11 @@ namespace xrnn
                     {
                         std::swap(order[i - 1], order[loop.shuffle_engine.below(i)]);
                     }
+                }
+                if (options.bucket_by_length)
+                {
+                    bucket_by_length(order, lengths, options.batch_size, std::max<std::size_t>(1, options.bucket_pool),
+                                     loop.shuffle_engine);
                 }
                 for (callback* c : callbacks) c->on_epoch_begin(context, epoch);
                 running_score score;
