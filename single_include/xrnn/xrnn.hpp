@@ -4725,6 +4725,614 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/layers/gru.hpp ----
+// ---- begin include/xrnn/layers/bidirectional.hpp ----
+// xtensor-rnn: bidirectional recurrent layers, stacked as PyTorch's bidirectional=True stacks them.
+//
+//   bilstm<T, In, Hidden, Layers = 1, output Out = output::last, merge_mode M = merge_mode::concat>
+//   bigru<...>, birnn<..., nonlinearity Act = tanh>: the same for the other cells
+//   x (S, B, In) -> y (B, W) for output::last, (S, B, W) for output::sequence; W = 2 Hidden for concat, else Hidden
+//
+// Each stacked layer k has two cells, the forward one reading steps 1..L_b of each sequence and the reverse one
+// reading them backwards, L_b..1 (L_b its length: S, or the lengths given, as in recurrent_stack.hpp). With
+// h^f_t and h^r_t the two directions' states after reading step t (the reverse one having read steps L_b..t):
+//   (BD1) layer k > 0 reads [h^f_t | h^r_t] (2 Hidden) of layer k - 1, both directions (PyTorch)
+//   (BD2) the reverse cell runs forward on the reversed sequence xr_t = x_{L_b + 1 - t} (t <= L_b; each
+//         sequence reversed within its length), so that it starts at each sequence's last real step
+//   (BD3) output::sequence: y_t = merge(h^f_t, h^r_t) for t <= L_b, 0 after; merge is Keras's: concat, sum,
+//         mul (elementwise product) or ave (the mean of the two)
+//   (BD4) output::last: y = merge(h^f_{L_b}, h^r_1), the forward direction's last real step and the reverse
+//         direction's final state (PyTorch's h_n[-2], h_n[-1])
+// and backward, with dy split by the merge:
+//   (BD5) concat: dh^f_t = dy_t[:H], dh^r_t = dy_t[H:]; sum: both dy_t; ave: both dy_t / 2;
+//         mul: dh^f_t = dy_t * h^r_t, dh^r_t = dy_t * h^f_t
+//   (BD6) dx_t = dx^f_t + dxr_{L_b + 1 - t}: the reverse cell's input gradient put back in order, and for k > 0
+//         this is the dy of layer k - 1's two directions, split as for concat
+// The two cells of a layer are independent, so they run at once, one on each of two threads (threads.hpp; a
+// pass inside that pass runs on its thread), with the same bits on any number of threads.
+// final_state() is (2 Layers, B, Hidden) each, in PyTorch's order: l0 forward, l0 reverse, l1 forward, ...
+// Parameters are "l<k>.w_x" (forward) and "l<k>_reverse.w_x" (reverse); PyTorch names map one to one
+// (weight_ih_l<k>_reverse, ...). Initial states are zeros.
+#ifndef XRNN_LAYERS_BIDIRECTIONAL_HPP
+#define XRNN_LAYERS_BIDIRECTIONAL_HPP
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    /// How a bidirectional layer merges its two directions' outputs (Keras's merge_mode).
+    enum class merge_mode
+    {
+        concat,
+        sum,
+        mul,
+        ave
+    };
+
+    template <class FirstCell, class UpperCell, std::size_t Layers, output Out, merge_mode Merge>
+    class bidirectional_stack
+    {
+        static_assert(Layers >= 1, "xrnn: a recurrent layer needs num_layers >= 1");
+        static_assert(UpperCell::input_size == 2 * FirstCell::hidden_size,
+                      "xrnn: a stacked bidirectional layer reads both directions of the layer below (2 Hidden)");
+        static constexpr std::size_t upper_count = Layers - 1;
+        static constexpr std::size_t H = FirstCell::hidden_size;
+
+    public:
+        using value_type = typename FirstCell::value_type;
+        using T = value_type;
+        static constexpr std::size_t input_size = FirstCell::input_size;
+        static constexpr std::size_t hidden_size = H;
+        static constexpr std::size_t output_size = Merge == merge_mode::concat ? 2 * H : H;
+        static constexpr std::size_t num_layers = Layers;
+        static constexpr bool has_cell_state = FirstCell::has_cell_state;
+        static constexpr output output_kind = Out;
+        static constexpr merge_mode merge = Merge;
+        static constexpr bool reads_sequence = true;
+        static constexpr bool reads_token_ids = false;
+        using input_type = xt::xtensor<T, 3>;
+        using output_type = std::conditional_t<Out == output::last, xt::xtensor<T, 2>, xt::xtensor<T, 3>>;
+        using state_type = basic_state<xt::xtensor<T, 3>, has_cell_state>;  // (2 Layers, B, H) each
+
+        explicit bidirectional_stack(random_engine& rng, const recurrent_options& options = {})
+            : bidirectional_stack(rng, options, std::make_index_sequence<2 * upper_count>{})
+        {
+        }
+
+        const output_type& forward(const input_type& x, mode m = mode::inference)
+        {
+            return run_forward(x, m);
+        }
+
+        const output_type& forward(const input_type& x, const std::vector<std::size_t>& lengths,
+                                   mode m = mode::inference)
+        {
+            set_lengths(lengths.data(), lengths.size());
+            return run_forward(x, m);
+        }
+
+        /// The lengths of the sequences of the following forward(x) calls (count values; nullptr: all steps).
+        void set_lengths(const std::size_t* lengths, std::size_t count)
+        {
+            m_has_lengths = lengths != nullptr;
+            if (m_has_lengths)
+            {
+                m_lengths.assign(lengths, lengths + count);
+            }
+        }
+
+        const state_type& final_state() const noexcept
+        {
+            return m_final;
+        }
+
+        /// BPTT of both directions of every layer; accumulates the gradients and returns dx (S, B, In).
+        const xt::xtensor<T, 3>& backward(const output_type& dy);
+
+        template <class F>
+        void for_each_parameter(F&& f)
+        {
+            for (std::size_t k = 0; k < Layers; ++k)
+            {
+                for (std::size_t d = 0; d < 2; ++d)
+                {
+                    visit_cell(k, d, [&](auto& cell) {
+                        cell.for_each_parameter([&](const char* tensor, auto& value, auto& grad) {
+                            f("l" + std::to_string(k) + (d == 1 ? "_reverse." : ".") + tensor, value, grad);
+                        });
+                    });
+                }
+            }
+        }
+
+        template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            for (std::size_t k = 0; k < Layers; ++k)
+            {
+                for (std::size_t d = 0; d < 2; ++d)
+                {
+                    visit_cell(k, d, [&](auto& cell) {
+                        cell.for_each_random_engine([&](const std::string& engine, random_engine& e) {
+                            f("l" + std::to_string(k) + (d == 1 ? "_reverse." : ".") + engine, e);
+                        });
+                    });
+                }
+            }
+        }
+
+        /// The cell of layer K, direction D (0 forward, 1 reverse).
+        template <std::size_t K, std::size_t D>
+        auto& layer() noexcept
+        {
+            static_assert(K < Layers && D < 2, "xrnn: layer index out of range");
+            if constexpr (K == 0)
+            {
+                return m_first[D];
+            }
+            else
+            {
+                return m_upper[2 * (K - 1) + D];
+            }
+        }
+
+        static const char* name() noexcept
+        {
+            return FirstCell::layer_name;
+        }
+
+        /// "bidirectional_lstm<float32,128,64,layers=1,last,concat>".
+        static std::string signature()
+        {
+            static const char* merges[] = {"concat", "sum", "mul", "ave"};
+            return std::string("bidirectional_") + name() + "<" + scalar_name<T>()
+                   + detail::join_sizes({input_size, hidden_size}) + ",layers=" + std::to_string(Layers) + ","
+                   + (Out == output::last ? "last" : "sequence") + "," + merges[static_cast<int>(Merge)]
+                   + FirstCell::signature_options() + ">";
+        }
+
+        /// PyTorch: weight_ih_l<k> and weight_ih_l<k>_reverse, ...; Keras: forward_<prefix>..., backward_<prefix>...
+        void export_tensors(weight_convention c, const std::string& prefix, std::vector<external_tensor<T>>& out)
+        {
+            for_each_cell_names(c, prefix, [&](auto& cell, const detail::cell_tensor_names& n) {
+                detail::export_cell_tensors(cell, c, n, out);
+            });
+        }
+
+        void import_tensors(weight_convention c, const std::string& prefix, const external_lookup<T>& get)
+        {
+            for_each_cell_names(c, prefix, [&](auto& cell, const detail::cell_tensor_names& n) {
+                detail::import_cell_tensors(cell, c, n, get);
+            });
+        }
+
+        std::size_t workspace_bytes() const noexcept
+        {
+            std::size_t bytes = 0;
+            for (const auto& cell : m_first)
+            {
+                bytes += cell.workspace_bytes();
+            }
+            for (const auto& cell : m_upper)
+            {
+                bytes += cell.workspace_bytes();
+            }
+            std::size_t values = m_output.size() + m_final.h.size() + m_dx.size() + m_dy_forward.size()
+                                 + m_dy_reverse.size();
+            for (const auto& buffer : m_reversed)
+            {
+                values += buffer.size();
+            }
+            for (const auto& buffer : m_between)
+            {
+                values += buffer.size();
+            }
+            if constexpr (has_cell_state)
+            {
+                values += m_final.c.size();
+            }
+            return bytes + values * sizeof(T);
+        }
+
+    private:
+        template <std::size_t... K>
+        bidirectional_stack(random_engine& rng, const recurrent_options& options, std::index_sequence<K...>)
+            : m_first{{FirstCell(rng, options), FirstCell(rng, options)}}
+            , m_upper{{(static_cast<void>(K), UpperCell(rng, options))...}}  // braces: drawn in order
+        {
+        }
+
+        template <class F>
+        void visit_cell(std::size_t k, std::size_t d, F&& f)
+        {
+            if (k == 0)
+            {
+                f(m_first[d]);
+            }
+            else if (2 * (k - 1) + d < m_upper.size())
+            {
+                f(m_upper[2 * (k - 1) + d]);
+            }
+        }
+
+        template <class F>
+        void for_each_cell_names(weight_convention c, const std::string& prefix, F&& f)
+        {
+            for (std::size_t k = 0; k < Layers; ++k)
+            {
+                for (std::size_t d = 0; d < 2; ++d)
+                {
+                    const std::string suffix = "l" + std::to_string(k) + (d == 1 ? "_reverse" : "");
+                    std::string keras = (d == 1 ? "backward_" : "forward_") + prefix;
+                    keras += k == 0 ? "" : "_" + std::to_string(k);
+                    visit_cell(k, d, [&](auto& cell) {
+                        f(cell, detail::cell_names(c, c == weight_convention::torch ? prefix : keras, suffix));
+                    });
+                }
+            }
+        }
+
+        std::size_t length(std::size_t b) const noexcept
+        {
+            return m_has_lengths ? m_lengths[b] : m_steps;
+        }
+
+        /// (BD2) to[t, b] = from[L_b - 1 - t, b] for t < L_b (0-based), from[t, b] after; width values a row.
+        void reverse_rows(const T* from, T* to, std::size_t width, bool add = false) const
+        {
+            const std::size_t B = m_batch;
+            for (std::size_t b = 0; b < B; ++b)
+            {
+                const std::size_t n = length(b);
+                for (std::size_t t = 0; t < m_steps; ++t)
+                {
+                    const T* src = from + ((t < n ? n - 1 - t : t) * B + b) * width;
+                    T* dst = to + (t * B + b) * width;
+                    for (std::size_t j = 0; j < width; ++j)
+                    {
+                        dst[j] = add ? dst[j] + src[j] : src[j];
+                    }
+                }
+            }
+        }
+
+        const output_type& run_forward(const input_type& x, mode m);
+
+        // layer k's buffers (k < Layers; clamped so that compilers see no index past the end)
+        xt::xtensor<T, 3>& reversed(std::size_t k) noexcept
+        {
+            return m_reversed[std::min(k, Layers - 1)];
+        }
+        xt::xtensor<T, 3>& between(std::size_t k) noexcept
+        {
+            return m_between[std::min(k, Layers - 1)];
+        }
+
+        /// f(cell_forward, cell_reverse) of layer k, on two threads.
+        template <class F>
+        void both_directions(std::size_t k, F&& f)
+        {
+            detail::parallel_for(2, [&](std::size_t d) { visit_cell(k, d, [&](auto& cell) { f(cell, d); }); });
+        }
+
+        std::array<FirstCell, 2> m_first;
+        std::array<UpperCell, 2 * upper_count> m_upper;
+        std::size_t m_steps = 0;
+        std::size_t m_batch = 0;
+        bool m_has_lengths = false;
+        std::vector<std::size_t> m_lengths;
+        std::array<xt::xtensor<T, 3>, Layers> m_reversed;     // each layer's input, reversed (BD2)
+        std::array<xt::xtensor<T, 3>, Layers> m_between;  // (S, B, 2H) [h^f | h^r] of layers 0 .. L-2 (BD1)
+        output_type m_output;
+        state_type m_final;
+        xt::xtensor<T, 3> m_dy_forward;  // (S, B, H) dy of the forward cell of the current layer (BD5)
+        xt::xtensor<T, 3> m_dy_reverse;  // (S, B, H) dy of the reverse cell, in its (reversed) order
+        xt::xtensor<T, 2> m_dh_last[2];  // (B, H) output::last: dy of each direction's final state
+        xt::xtensor<T, 3> m_dx;          // (S, B, In) the layer's input gradient (BD6)
+        xt::xtensor<T, 3> m_dx_between;  // (S, B, 2H) an upper layer's input gradient
+    };
+
+    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
+              merge_mode M = merge_mode::concat>
+    using bilstm = bidirectional_stack<lstm_cell<T, In, Hidden>, lstm_cell<T, 2 * Hidden, Hidden>, Layers, Out, M>;
+
+    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
+              merge_mode M = merge_mode::concat>
+    using bigru = bidirectional_stack<gru_cell<T, In, Hidden>, gru_cell<T, 2 * Hidden, Hidden>, Layers, Out, M>;
+
+    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
+              merge_mode M = merge_mode::concat, nonlinearity Act = nonlinearity::tanh>
+    using birnn = bidirectional_stack<rnn_cell<T, In, Hidden, Act>, rnn_cell<T, 2 * Hidden, Hidden, Act>, Layers, Out,
+                                      M>;
+}  // namespace xrnn
+
+// ---- begin include/xrnn/layers/bidirectional_steps.hpp ----
+// xtensor-rnn: forward and backward of the bidirectional layers (bidirectional.hpp holds the class and the
+// equations (BD1)-(BD6)).
+#ifndef XRNN_LAYERS_BIDIRECTIONAL_STEPS_HPP
+#define XRNN_LAYERS_BIDIRECTIONAL_STEPS_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <string>
+
+
+namespace xrnn
+{
+#define XRNN_BIDIRECTIONAL_TEMPLATE                                                                                    \
+    template <class FirstCell, class UpperCell, std::size_t Layers, output Out, merge_mode Merge>
+#define XRNN_BIDIRECTIONAL bidirectional_stack<FirstCell, UpperCell, Layers, Out, Merge>
+
+    namespace detail
+    {
+        /// (BD3), (BD4) on one row of H values of each direction: y (2H for concat, else H).
+        template <merge_mode Merge, class T>
+        void merge_row(const T* f, const T* r, T* y, std::size_t H)
+        {
+            for (std::size_t j = 0; j < H; ++j)
+            {
+                if constexpr (Merge == merge_mode::concat)
+                {
+                    y[j] = f[j];
+                    y[H + j] = r[j];
+                }
+                else if constexpr (Merge == merge_mode::sum)
+                {
+                    y[j] = f[j] + r[j];
+                }
+                else if constexpr (Merge == merge_mode::mul)
+                {
+                    y[j] = f[j] * r[j];
+                }
+                else
+                {
+                    y[j] = (f[j] + r[j]) / T(2);
+                }
+            }
+        }
+
+        /// (BD5) on one row: df, dr from dy and the two directions' outputs f, r.
+        template <merge_mode Merge, class T>
+        void split_row(const T* dy, const T* f, const T* r, T* df, T* dr, std::size_t H)
+        {
+            for (std::size_t j = 0; j < H; ++j)
+            {
+                if constexpr (Merge == merge_mode::concat)
+                {
+                    df[j] = dy[j];
+                    dr[j] = dy[H + j];
+                }
+                else if constexpr (Merge == merge_mode::sum)
+                {
+                    df[j] = dy[j];
+                    dr[j] = dy[j];
+                }
+                else if constexpr (Merge == merge_mode::mul)
+                {
+                    df[j] = dy[j] * r[j];
+                    dr[j] = dy[j] * f[j];
+                }
+                else
+                {
+                    df[j] = dy[j] / T(2);
+                    dr[j] = dy[j] / T(2);
+                }
+            }
+        }
+    }  // namespace detail
+
+    XRNN_BIDIRECTIONAL_TEMPLATE
+    auto XRNN_BIDIRECTIONAL::run_forward(const input_type& x, mode m) -> const output_type&
+    {
+        const std::size_t S = x.shape()[0];
+        const std::size_t B = x.shape()[1];
+        auto who = [] { return std::string("bidirectional_") + name() + "::forward"; };  // (made when it throws)
+        if (S == 0 || B == 0 || x.shape()[2] != input_size)
+        {
+            throw shape_error(who() + ": x expected shape (S, B, " + std::to_string(input_size)
+                              + ") with S, B >= 1 but got " + detail::shape_to_string(x.shape()));
+        }
+        if (m_has_lengths && m_lengths.size() != B)
+        {
+            throw shape_error(who() + ": expected one length per sequence (" + std::to_string(B) + ") but got "
+                              + std::to_string(m_lengths.size()));
+        }
+        for (std::size_t b = 0; m_has_lengths && b < B; ++b)
+        {
+            if (m_lengths[b] < 1 || m_lengths[b] > S)
+            {
+                throw value_error(who() + ": lengths expected in [1, " + std::to_string(S) + "] (the steps of x) but "
+                                  + "sequence " + std::to_string(b) + " has length " + std::to_string(m_lengths[b]));
+            }
+        }
+        m_steps = S;
+        m_batch = B;
+        const std::size_t* lengths = m_has_lengths ? m_lengths.data() : nullptr;
+        detail::ensure_shape(m_final.h, {2 * Layers, B, H});
+        if constexpr (has_cell_state)
+        {
+            detail::ensure_shape(m_final.c, {2 * Layers, B, H});
+        }
+        const T* input = x.data();
+        for (std::size_t k = 0; k < Layers; ++k)
+        {
+            const std::size_t width = k == 0 ? input_size : 2 * H;
+            detail::ensure_shape(reversed(k), {S, B, width});
+            reverse_rows(input, reversed(k).data(), width);  // (BD2)
+            both_directions(k, [&](auto& cell, std::size_t d) {
+                cell.forward_sequence(d == 0 ? input : reversed(k).data(), S, B, nullptr, nullptr, m,
+                                      /* input_persists = */ d == 1 || k > 0, lengths);
+            });
+            const T* f = nullptr;  // h^f_1 .. h^f_S and h^r in the reverse cell's order, (S, B, H) each
+            const T* r = nullptr;
+            for (std::size_t d = 0; d < 2; ++d)
+            {
+                visit_cell(k, d, [&](auto& cell) {
+                    (d == 0 ? f : r) = cell.hidden_sequence();
+                    std::copy(cell.final_hidden(), cell.final_hidden() + B * H, m_final.h.data() + (2 * k + d) * B * H);
+                    if constexpr (has_cell_state)
+                    {
+                        std::copy(cell.final_cell(), cell.final_cell() + B * H, m_final.c.data() + (2 * k + d) * B * H);
+                    }
+                });
+            }
+            T* y = nullptr;
+            std::size_t y_width = 2 * H;
+            if (k + 1 < Layers)  // (BD1)
+            {
+                detail::ensure_shape(between(k), {S, B, 2 * H});
+                y = between(k).data();
+            }
+            else if constexpr (Out == output::sequence)  // (BD3)
+            {
+                detail::ensure_shape(m_output, {S, B, output_size});
+                y = m_output.data();
+                y_width = output_size;
+            }
+            if (y != nullptr)
+            {
+                for (std::size_t t = 0; t < S; ++t)
+                {
+                    for (std::size_t b = 0; b < B; ++b)
+                    {
+                        const std::size_t n = length(b);
+                        T* row = y + (t * B + b) * y_width;
+                        if (t >= n)
+                        {
+                            std::fill(row, row + y_width, T(0));
+                        }
+                        else if (k + 1 < Layers)
+                        {
+                            detail::merge_row<merge_mode::concat>(f + (t * B + b) * H, r + ((n - 1 - t) * B + b) * H,
+                                                                  row, H);
+                        }
+                        else
+                        {
+                            detail::merge_row<Merge>(f + (t * B + b) * H, r + ((n - 1 - t) * B + b) * H, row, H);
+                        }
+                    }
+                }
+                input = y;
+            }
+        }
+        if constexpr (Out == output::last)  // (BD4)
+        {
+            detail::ensure_shape(m_output, {B, output_size});
+            const T* f = m_final.h.data() + (2 * Layers - 2) * B * H;
+            const T* r = m_final.h.data() + (2 * Layers - 1) * B * H;
+            for (std::size_t b = 0; b < B; ++b)
+            {
+                detail::merge_row<Merge>(f + b * H, r + b * H, m_output.data() + b * output_size, H);
+            }
+        }
+        return m_output;
+    }
+
+    XRNN_BIDIRECTIONAL_TEMPLATE
+    const xt::xtensor<typename FirstCell::value_type, 3>& XRNN_BIDIRECTIONAL::backward(const output_type& dy)
+    {
+        const std::size_t S = m_steps;
+        const std::size_t B = m_batch;
+        auto who = [] { return std::string("bidirectional_") + name() + "::backward"; };
+        if (S == 0)
+        {
+            throw state_error(who() + ": call forward(x, mode::training) before backward");
+        }
+        if constexpr (Out == output::last)
+        {
+            detail::check_shape(name(), "dy", dy.shape(), {B, output_size});
+        }
+        else
+        {
+            detail::check_shape(name(), "dy", dy.shape(), {S, B, output_size});
+        }
+        detail::ensure_shape(m_dy_forward, {S, B, H});
+        detail::ensure_shape(m_dy_reverse, {S, B, H});
+        for (std::size_t k = Layers; k-- > 0;)
+        {
+            const T* f = nullptr;
+            const T* r = nullptr;
+            visit_cell(k, 0, [&](auto& cell) { f = cell.hidden_sequence(); });
+            visit_cell(k, 1, [&](auto& cell) { r = cell.hidden_sequence(); });
+            const bool last = k + 1 == Layers && Out == output::last;
+            if (last)  // (BD5) on the final states
+            {
+                const T* hf = m_final.h.data() + (2 * k) * B * H;
+                const T* hr = m_final.h.data() + (2 * k + 1) * B * H;
+                detail::ensure_shape(m_dh_last[0], {B, H});
+                detail::ensure_shape(m_dh_last[1], {B, H});
+                for (std::size_t b = 0; b < B; ++b)
+                {
+                    detail::split_row<Merge>(dy.data() + b * output_size, hf + b * H, hr + b * H,
+                                             m_dh_last[0].data() + b * H, m_dh_last[1].data() + b * H, H);
+                }
+            }
+            else  // (BD5) per step, from dy (top layer) or the input gradient of the layer above (BD6)
+            {
+                const bool top = k + 1 == Layers;
+                const T* g = top ? dy.data() : m_dx_between.data();
+                const std::size_t g_width = top ? output_size : 2 * H;
+                for (std::size_t t = 0; t < S; ++t)
+                {
+                    for (std::size_t b = 0; b < B; ++b)
+                    {
+                        const std::size_t n = length(b);
+                        T* df = m_dy_forward.data() + (t * B + b) * H;
+                        if (t >= n)  // ignored by the cells (M3); zero for the reverse cell's dead step t too
+                        {
+                            std::fill(df, df + H, T(0));
+                            std::fill(m_dy_reverse.data() + (t * B + b) * H, m_dy_reverse.data() + (t * B + b + 1) * H,
+                                      T(0));
+                            continue;
+                        }
+                        const std::size_t tr = n - 1 - t;
+                        T* dr = m_dy_reverse.data() + (tr * B + b) * H;
+                        if (top)
+                        {
+                            detail::split_row<Merge>(g + (t * B + b) * g_width, f + (t * B + b) * H,
+                                                     r + (tr * B + b) * H, df, dr, H);
+                        }
+                        else
+                        {
+                            detail::split_row<merge_mode::concat>(g + (t * B + b) * g_width, f, r, df, dr, H);
+                        }
+                    }
+                }
+            }
+            const T* input_forward = k == 0 ? nullptr : between(k - 1).data();
+            both_directions(k, [&](auto& cell, std::size_t d) {
+                cell.backward_sequence(last ? nullptr : (d == 0 ? m_dy_forward.data() : m_dy_reverse.data()),
+                                       last ? m_dh_last[d].data() : nullptr, nullptr,
+                                       d == 0 ? input_forward : reversed(k).data());
+            });
+            // (BD6) the layer's input gradient: the forward cell's, plus the reverse cell's put back in order
+            xt::xtensor<T, 3>& target = k == 0 ? m_dx : m_dx_between;
+            const std::size_t width = k == 0 ? input_size : 2 * H;
+            detail::ensure_shape(target, {S, B, width});
+            visit_cell(k, 0, [&](auto& cell) {
+                std::copy(cell.input_gradient().data(), cell.input_gradient().data() + S * B * width, target.data());
+            });
+            visit_cell(k, 1, [&](auto& cell) { reverse_rows(cell.input_gradient().data(), target.data(), width, true); });
+        }
+        return m_dx;
+    }
+
+#undef XRNN_BIDIRECTIONAL
+#undef XRNN_BIDIRECTIONAL_TEMPLATE
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/layers/bidirectional_steps.hpp ----
+
+#endif
+// ---- end include/xrnn/layers/bidirectional.hpp ----
 // ---- begin include/xrnn/connect.hpp ----
 // xtensor-rnn: compile-time check that one layer can feed the next.
 //
