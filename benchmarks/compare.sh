@@ -38,7 +38,7 @@ for line in open(sys.argv[1]):
     if "case" in fields and "impl" in fields:
         rows.setdefault(fields["case"], {})[fields["impl"]] = fields
 
-order = ["rnn_train_step", "lstm_train_step", "gru_train_step", "lstm_forward", "rnn_forward", "gru_forward",
+order = ["rnn_train_step", "lstm_train_step", "lstm_train_step_masked", "bilstm_train_step", "gru_train_step", "lstm_forward", "rnn_forward", "gru_forward",
          "lstm_cell_step_b1", "rnn_cell_step_b1", "gru_cell_step_b1", "sgemm_floor"]
 floor = float(rows["sgemm_floor"]["xrnn"]["ms"]) if "xrnn" in rows.get("sgemm_floor", {}) else None
 
@@ -69,6 +69,18 @@ def target(case, x, t):
         if "xrnn" in lstm and "torch" in lstm:
             want = float(lstm["torch"]["ms"]) / float(lstm["xrnn"]["ms"])
             return f">= lstm's ratio ({want:.1f}x)", t is not None and t / x >= want
+        return "", None
+    if case == "bilstm_train_step":
+        one = rows.get("lstm_train_step", {}).get("xrnn")
+        if one:
+            r = x / float(one["ms"])
+            return f"< 2x lstm_train_step (now {r:.2f}x)", r < 2
+        return "", None
+    if case == "lstm_train_step_masked":
+        one = rows.get("lstm_train_step", {}).get("xrnn")
+        if one:
+            r = x / float(one["ms"])
+            return f"~ real tokens: 0.79 of lstm_train_step (now {r:.2f})", None
         return "", None
     if case == "gru_cell_step_b1":
         return "<= 3 us", x <= 0.003
