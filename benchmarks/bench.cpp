@@ -24,6 +24,7 @@
 #include <immintrin.h>
 
 #include <xrnn/detail/blas.hpp>
+#include <xrnn/layers/bidirectional.hpp>
 #include <xrnn/layers/dense.hpp>
 #include <xrnn/layers/embedding.hpp>
 #include <xrnn/layers/gru.hpp>
@@ -123,8 +124,9 @@ namespace
         xrnn::random_engine rng{42};
         xrnn::embedding<float, V, D> embed{rng};
         Recurrent recurrent{rng};
-        xrnn::dense<float, H, 1> head{rng};
+        xrnn::dense<float, Recurrent::output_size, 1> head{rng};
         xrnn::adam<float> adam{1e-3};
+        std::vector<std::size_t> lengths;  // empty: every sequence S steps
         xt::xtensor<int, 2> ids;
         xt::xtensor<float, 2> labels;
         xt::xtensor<float, 2> dlogits;
@@ -139,6 +141,7 @@ namespace
         float train_step()
         {
             xrnn::zero_grad(embed, recurrent, head);
+            recurrent.set_lengths(lengths.empty() ? nullptr : lengths.data(), lengths.size());
             const auto& logits = head.forward(
                 recurrent.forward(embed.forward(ids, xrnn::mode::training), xrnn::mode::training),
                 xrnn::mode::training);
@@ -156,6 +159,31 @@ namespace
     };
 
     volatile float g_sink = 0;  // keeps results alive
+
+    /// The lengths of the first 64 training reviews of IMDB (imdb_sentiment's loader, 10000 words, cut at 200;
+    /// mean 158.7): lstm_train_step_masked's batch, padded after each review (torch_reference.py has the same).
+    const std::vector<std::size_t> imdb_lengths = {
+        200, 167, 70,  185, 200, 200, 200, 200, 200, 75,  138, 200, 175, 200, 166, 116, 200, 130, 114, 200, 200, 133,
+        135, 200, 50,  200, 200, 200, 187, 43,  92,  200, 200, 133, 121, 154, 200, 65,  200, 155, 181, 200, 123, 200,
+        175, 124, 200, 81,  200, 74,  193, 35,  200, 200, 200, 200, 113, 200, 112, 54,  200, 200, 177, 113};
+
+    template <class Recurrent>
+    void masked_train_case(const char* name, std::size_t reps)
+    {
+        imdb_model<Recurrent> model;
+        model.lengths = imdb_lengths;
+        for (std::size_t b = 0; b < B; ++b)  // padding id 0 after each review
+        {
+            for (std::size_t t = imdb_lengths[b]; t < S; ++t)
+            {
+                model.ids(t, b) = 0;
+            }
+        }
+        report(name, measure(2, reps, [&] {
+                   g_sink = model.train_step();
+                   return std::size_t(1);
+               }));
+    }
 
     template <class Recurrent>
     void train_case(const char* name, std::size_t reps)
@@ -608,6 +636,14 @@ int main(int argc, char** argv)
     if (wanted(only, "lstm_train_step"))
     {
         train_case<lstm>("lstm_train_step", 21);
+    }
+    if (wanted(only, "lstm_train_step_masked"))
+    {
+        masked_train_case<lstm>("lstm_train_step_masked", 21);
+    }
+    if (wanted(only, "bilstm_train_step"))
+    {
+        train_case<xrnn::bilstm<float, D, H>>("bilstm_train_step", 21);
     }
     if (wanted(only, "lstm_forward"))
     {

@@ -71,6 +71,66 @@ def train_case(name, recurrent, reps):
     report(name, measure(2, reps, step))
 
 
+# lengths of the first 64 IMDB training reviews, cut at 200 (as bench.cpp's imdb_lengths)
+IMDB_LENGTHS = [200, 167, 70, 185, 200, 200, 200, 200, 200, 75, 138, 200, 175, 200, 166, 116, 200, 130, 114, 200, 200,
+                133, 135, 200, 50, 200, 200, 200, 187, 43, 92, 200, 200, 133, 121, 154, 200, 65, 200, 155, 181, 200, 123,
+                200, 175, 124, 200, 81, 200, 74, 193, 35, 200, 200, 200, 200, 113, 200, 112, 54, 200, 200, 177, 113]
+
+
+class PackedModel(Model):
+    """Model over pack_padded_sequence(enforce_sorted=False): the last step is each review's own (h_n)."""
+
+    def forward(self, ids):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(self.embed(ids), self.lengths, enforce_sorted=False)
+        _, (h_n, _) = self.recurrent(packed)
+        return self.head(h_n[-1])
+
+
+class BidirectionalModel(torch.nn.Module):
+    """Embedding -> LSTM(bidirectional=True), both directions' last states concatenated -> Linear(2H, 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(V, D)
+        self.recurrent = torch.nn.LSTM(D, H, bidirectional=True)
+        self.head = torch.nn.Linear(2 * H, 1)
+
+    def forward(self, ids):
+        _, (h_n, _) = self.recurrent(self.embed(ids))
+        return self.head(torch.cat([h_n[-2], h_n[-1]], dim=1))
+
+
+def train_model_case(name, model, ids, reps):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    _, labels = data()
+
+    def step():
+        optimizer.zero_grad()
+        loss = loss_fn(model(ids), labels)
+        loss.backward()
+        optimizer.step()
+        return 1
+
+    report(name, measure(2, reps, step))
+
+
+def masked_train_case(reps):
+    torch.manual_seed(42)
+    model = PackedModel(torch.nn.LSTM)
+    model.lengths = torch.tensor(IMDB_LENGTHS)
+    ids, _ = data()
+    for b, n in enumerate(IMDB_LENGTHS):
+        ids[n:, b] = 0
+    train_model_case("lstm_train_step_masked", model, ids, reps)
+
+
+def bidirectional_train_case(reps):
+    torch.manual_seed(42)
+    ids, _ = data()
+    train_model_case("bilstm_train_step", BidirectionalModel(), ids, reps)
+
+
 def forward_case(name, recurrent, reps):
     torch.manual_seed(42)
     model = Model(recurrent)
@@ -174,6 +234,10 @@ def main():
         train_case("rnn_train_step", torch.nn.RNN, 7)
     if wanted("lstm_train_step"):
         train_case("lstm_train_step", torch.nn.LSTM, 7)
+    if wanted("lstm_train_step_masked"):
+        masked_train_case(7)
+    if wanted("bilstm_train_step"):
+        bidirectional_train_case(7)
     if wanted("lstm_forward"):
         forward_case("lstm_forward", torch.nn.LSTM, 9)
     if wanted("rnn_forward"):

@@ -25,6 +25,7 @@
 #include <doctest/doctest.h>
 #include <xtensor/xtensor.hpp>
 
+#include <xrnn/layers/bidirectional.hpp>
 #include <xrnn/layers/dense.hpp>
 #include <xrnn/layers/embedding.hpp>
 #include <xrnn/layers/gru.hpp>
@@ -257,12 +258,21 @@ namespace
     /// allocations of the recurrent layer's training forward and backward, and of an inference forward.
     template <class Recurrent>
     void check_recurrent_allocates_nothing(const xrnn::recurrent_options& options, std::size_t steps,
-                                           std::size_t batch)
+                                           std::size_t batch, bool with_lengths = false)
     {
         xrnn::random_engine rng(3);
         xrnn::embedding<float, V, D> embed(rng);
         Recurrent recurrent(rng, options);
-        xrnn::dense<float, H, 1> head(rng);
+        xrnn::dense<float, Recurrent::output_size, 1> head(rng);
+        std::vector<std::size_t> lengths(batch);
+        for (std::size_t b = 0; b < batch; ++b)
+        {
+            lengths[b] = 1 + (b * 13) % steps;  // variable lengths (masking), given once for every forward
+        }
+        if (with_lengths)
+        {
+            recurrent.set_lengths(lengths.data(), lengths.size());
+        }
         xrnn::adam<float> adam(1e-3);
         xt::xtensor<int, 2> ids({steps, batch});
         for (auto& id : ids)
@@ -356,6 +366,11 @@ TEST_CASE("allocations: none in a training forward and backward of rnn, lstm and
     check_recurrent_allocates_nothing<xrnn::gru<float, D, H, 2>>(dropout, 30, 4);
     check_recurrent_allocates_nothing<xrnn::gru<float, D, H>>(truncated, 30, 4);
     check_recurrent_allocates_nothing<xrnn::gru<float, D, H>>(plain, 12, 1);
+    // variable lengths (both paths of the steps: alive runs and dead rows) and bidirectional layers
+    check_recurrent_allocates_nothing<xrnn::lstm<float, D, H, 2>>(dropout, 30, 11, true);
+    check_recurrent_allocates_nothing<xrnn::gru<float, D, H>>(truncated, 30, 11, true);
+    check_recurrent_allocates_nothing<xrnn::bilstm<float, D, H, 2>>(dropout, 30, 11, true);
+    check_recurrent_allocates_nothing<xrnn::bigru<float, D, H>>(plain, 30, 4);
     MESSAGE("allocations made inside the BLAS library during the counted calls (not counted above): ",
             g_blas_total);
 }
@@ -371,6 +386,8 @@ TEST_CASE("allocations: none in the thread pool's passes (2 threads, batches tha
     check_recurrent_allocates_nothing<xrnn::lstm<float, D, H>>(xrnn::recurrent_options{}, 200, 40);
     check_recurrent_allocates_nothing<xrnn::rnn<float, D, H>>(dropout, 200, 40);
     check_recurrent_allocates_nothing<xrnn::gru<float, D, H>>(dropout, 200, 40);
+    check_recurrent_allocates_nothing<xrnn::lstm<float, D, H>>(dropout, 200, 40, true);
+    check_recurrent_allocates_nothing<xrnn::bilstm<float, D, H>>(dropout, 200, 40, true);  // both directions at once
     xrnn::set_num_threads(0);
 }
 

@@ -17,6 +17,7 @@
 #include <xtensor/xtensor.hpp>
 #include <xtensor/xview.hpp>
 
+#include <xrnn/layers/bidirectional.hpp>
 #include <xrnn/model.hpp>
 
 #include "support/toy_tasks.hpp"
@@ -393,4 +394,46 @@ TEST_CASE("layers made to share weights run inference only")
     xrnn::dropout<float> d_reader(xrnn::shared_weights, d_owner);
     CHECK(bitwise_equal(d_reader.forward(x), x));
     CHECK_THROWS_AS(d_reader.forward(x, xrnn::mode::training), xrnn::state_error);
+}
+
+TEST_CASE("predictors of models with a masking embedding and with bidirectional layers give the model's results")
+{
+    xrnn::random_engine rng(91);
+    using masked_model = xrnn::sequential<xrnn::embedding<float, vocab, 16>, xrnn::lstm<float, 16, 24>,
+                                          xrnn::dense<float, 24, 1>>;
+    masked_model masked{xrnn::embedding<float, vocab, 16>(rng, xrnn::init_scheme::keras, /*mask_zero=*/true),
+                        xrnn::lstm<float, 16, 24>(rng), xrnn::dense<float, 24, 1>(rng)};
+    masked.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(1e-3));
+    auto x = random_ids(9, steps, 93);
+    for (std::size_t i = 0; i < 9; ++i)
+    {
+        for (std::size_t t = 0; t < i % 5; ++t)
+        {
+            x(i, t) = 0;  // pre-padding of 0 to 4 steps
+        }
+        x(i, steps - 1) = 1 + static_cast<int>(i);  // every sequence has a real last step
+    }
+    xrnn::predictor p(masked);
+    const auto expected = masked.predict(x, 4);
+    CHECK(bitwise_equal(p.predict(x, 4), expected));
+    // and the padding is masked: a model without mask_zero (same weights) predicts otherwise
+    masked_model plain{xrnn::embedding<float, vocab, 16>(rng), xrnn::lstm<float, 16, 24>(rng),
+                       xrnn::dense<float, 24, 1>(rng)};
+    plain.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(1e-3));
+    std::vector<double> weights = xrnn_test::weights_of(masked);
+    std::size_t k = 0;
+    plain.for_each_parameter([&](const auto&, auto& value, auto&) {
+        for (auto& v : value)
+        {
+            v = static_cast<float>(weights[k++]);
+        }
+    });
+    CHECK_FALSE(bitwise_equal(plain.predict(x, 4), expected));
+
+    using bi_model = xrnn::sequential<xrnn::embedding<float, vocab, 16>, xrnn::bilstm<float, 16, 12, 2>,
+                                      xrnn::dense<float, 24, 1>>;
+    bi_model bi(rng);
+    bi.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(1e-3));
+    xrnn::predictor q(bi);
+    CHECK(bitwise_equal(q.predict(x, 4), bi.predict(x, 4)));
 }

@@ -3,6 +3,9 @@
 //   --model rnn:   Embedding(10000, 128) -> SimpleRNN(128, dropout 0.2)                         -> Dense(1, sigmoid)
 //   --model lstm:  Embedding(10000, 128) -> LSTM(128, dropout 0.2, recurrent_dropout 0.2)       -> Dense(1, sigmoid)
 //   --model gru:   Embedding(10000, 128) -> GRU(128, dropout 0.2, recurrent_dropout 0.2)        -> Dense(1, sigmoid)
+//   --bidirectional: the recurrent layer reads both ways (Keras's Bidirectional, concat: Dense(256 -> 1))
+//   --mask:          id 0 is padding that the recurrent layer skips (Keras's Embedding(mask_zero=True))
+//   --bucket:        batches of reviews of similar length (fit_options::bucket_by_length)
 //
 // trained with binary cross-entropy and Adam (learning rate 0.001, halved after every epoch) on the 25,000
 // labelled training reviews of the Large Movie Review Dataset (5 epochs, batch 64, reviews cut to their last 200
@@ -41,10 +44,10 @@ namespace
     constexpr std::size_t hidden = 128;
 
     using embedding_layer = xrnn::embedding<float, vocabulary_capacity, embedding_width>;
-    using head_layer = xrnn::dense<float, hidden, 1>;
-    using rnn_model = xrnn::sequential<embedding_layer, xrnn::rnn<float, embedding_width, hidden>, head_layer>;
-    using lstm_model = xrnn::sequential<embedding_layer, xrnn::lstm<float, embedding_width, hidden>, head_layer>;
-    using gru_model = xrnn::sequential<embedding_layer, xrnn::gru<float, embedding_width, hidden>, head_layer>;
+    template <class Recurrent>
+    using head_layer = xrnn::dense<float, Recurrent::output_size, 1>;
+    template <class Recurrent>
+    using model_of = xrnn::sequential<embedding_layer, Recurrent, head_layer<Recurrent>>;
 
     struct settings
     {
@@ -65,6 +68,9 @@ namespace
         double clip_norm = 1.0;
         double lr_decay = 0.5;  // halving per epoch: +0.6 to +0.8 points of LSTM test accuracy over a constant rate
         bool keep_last = false;
+        bool bidirectional = false;
+        bool mask = false;
+        bool bucket = false;
         std::uint64_t seed = 1;
     };
 
@@ -89,6 +95,9 @@ namespace
         "  --out DIR               where weights, vocabulary, history and plot go (default .)\n"
         "  --load FILE             skip training: load these weights (and imdb_vocab.txt beside them)\n"
         "  --predict TEXT          print the probability that TEXT is a positive review\n"
+        "  --bidirectional         read each review both ways (concat of the two directions' last states)\n"
+        "  --mask                  skip the padding (id 0): each review runs for its own length only\n"
+        "  --bucket                batches of reviews of similar length (fit's bucket_by_length; with --mask)\n"
         "The data set: bash examples/imdb_sentiment/download.sh (needs internet), or unpack the archive you have.\n";
 
     settings parse(int argc, char** argv)
@@ -113,6 +122,9 @@ namespace
         s.lr_decay = args.number<double>("lr-decay", s.lr_decay);
         s.seed = args.number<std::uint64_t>("seed", s.seed);
         s.keep_last = args.flag("keep-last");
+        s.bidirectional = args.flag("bidirectional");
+        s.mask = args.flag("mask");
+        s.bucket = args.flag("bucket");
         args.finish();
         if (s.model.empty() && !s.load.empty())
         {
@@ -132,6 +144,11 @@ namespace
                 if (signature.find(std::string(",") + kind + "<") != std::string::npos)
                 {
                     s.model = kind;
+                }
+                if (signature.find(std::string(",bidirectional_") + kind + "<") != std::string::npos)
+                {
+                    s.model = kind;
+                    s.bidirectional = true;
                 }
             }
             if (s.model.empty())
@@ -182,10 +199,10 @@ namespace
         xrnn::random_engine rng(s.seed);
         xrnn::recurrent_options options;
         options.dropout = s.dropout;
-        options.recurrent_dropout = std::is_same<Recurrent, xrnn::rnn<float, embedding_width, hidden>>::value
-                                        ? 0.0  // the seed's SimpleRNN had input dropout only
-                                        : s.recurrent_dropout;
-        Model model{embedding_layer(rng), Recurrent(rng, options), head_layer(rng)};
+        options.recurrent_dropout = s.model == "rnn" ? 0.0  // the seed's SimpleRNN had input dropout only
+                                                     : s.recurrent_dropout;
+        Model model{embedding_layer(rng, xrnn::init_scheme::keras, s.mask), Recurrent(rng, options),
+                    head_layer<Recurrent>(rng)};
         model.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(s.learning_rate));
         return model;
     }
@@ -206,8 +223,11 @@ namespace
     template <class Model, class Recurrent>
     int run(const settings& s, examples::ranks& ranks)
     {
-        const std::string name = s.model == "rnn" ? "RNN" : s.model == "gru" ? "GRU" : "LSTM";
-        const std::string weights = s.load.empty() ? path_in(s, "imdb_" + s.model + ".xrnnw") : s.load;
+        const std::string name = std::string(s.bidirectional ? "Bidirectional " : "")
+                                 + (s.model == "rnn" ? "RNN" : s.model == "gru" ? "GRU" : "LSTM")
+                                 + (s.mask ? " (masked)" : "");
+        const std::string stem = "imdb_" + std::string(s.bidirectional ? "bi" : "") + s.model;
+        const std::string weights = s.load.empty() ? path_in(s, stem + ".xrnnw") : s.load;
         Model model = build<Model, Recurrent>(s);
         ranks.distribute(model);  // under mpirun: every rank trains on its part of each batch
         if (!s.load.empty())
@@ -252,6 +272,7 @@ namespace
         fit.validation_split = s.validation_split;
         fit.clip_norm = s.clip_norm;
         fit.seed = s.seed;
+        fit.bucket_by_length = s.bucket;
         if (!s.keep_last && s.validation_split > 0.0)
         {
             // Never stops early (patience = all epochs); only restores the best validation epoch at the end.
@@ -283,10 +304,10 @@ namespace
             return 0;  // files and the printed prediction are rank 0's
         }
         model.save(weights);
-        const std::string csv = path_in(s, "imdb_" + s.model + "_history.csv");
+        const std::string csv = path_in(s, stem + "_history.csv");
         history.write_csv(csv);
         std::printf("wrote %s, %s and %s\n", weights.c_str(), path_in(s, "imdb_vocab.txt").c_str(), csv.c_str());
-        const std::string png = path_in(s, "imdb_" + s.model + "_history.png");
+        const std::string png = path_in(s, stem + "_history.png");
         const bool has_validation = !history.empty() && history.back().has_validation;
         std::vector<examples::plot_panel> panels(2);
         panels[0] = {name + " accuracy per epoch", "epoch", "accuracy", {{"accuracy", "training"}}};
@@ -315,15 +336,21 @@ int main(int argc, char** argv)
     try
     {
         std::filesystem::create_directories(s.out);
+        using rnn = xrnn::rnn<float, embedding_width, hidden>;
+        using lstm = xrnn::lstm<float, embedding_width, hidden>;
+        using gru = xrnn::gru<float, embedding_width, hidden>;
+        using birnn = xrnn::birnn<float, embedding_width, hidden>;
+        using bilstm = xrnn::bilstm<float, embedding_width, hidden>;
+        using bigru = xrnn::bigru<float, embedding_width, hidden>;
         if (s.model == "rnn")
         {
-            return run<rnn_model, xrnn::rnn<float, embedding_width, hidden>>(s, ranks);
+            return s.bidirectional ? run<model_of<birnn>, birnn>(s, ranks) : run<model_of<rnn>, rnn>(s, ranks);
         }
         if (s.model == "gru")
         {
-            return run<gru_model, xrnn::gru<float, embedding_width, hidden>>(s, ranks);
+            return s.bidirectional ? run<model_of<bigru>, bigru>(s, ranks) : run<model_of<gru>, gru>(s, ranks);
         }
-        return run<lstm_model, xrnn::lstm<float, embedding_width, hidden>>(s, ranks);
+        return s.bidirectional ? run<model_of<bilstm>, bilstm>(s, ranks) : run<model_of<lstm>, lstm>(s, ranks);
     }
     catch (const std::exception& e)
     {

@@ -27,6 +27,7 @@
 #include <xrnn/layers/rnn.hpp>
 #include <xrnn/layers/lstm.hpp>
 #include <xrnn/layers/gru.hpp>
+#include <xrnn/layers/bidirectional.hpp>
 #include <xrnn/connect.hpp>
 #include <xrnn/loss.hpp>
 #include <xrnn/optim.hpp>

@@ -1408,6 +1408,14 @@ namespace xrnn
 //   (EF1) y[s, b, :] = W[ids[s, b], :]                     ids (S, B) -> y (S, B, D)
 //   (EB1) dW[v, :] += sum over (s, b) with ids[s, b] = v of dy[s, b, :]
 // Only the rows of the ids that occurred receive gradient; there is no gradient with respect to the ids.
+//
+// mask_zero (Keras's Embedding(mask_zero=True)): id 0 is padding, wherever it is (before, after or between the
+// words: pre- and post-padding alike). Each sequence's non-zero ids are moved to its first L_b steps, in order:
+//   (EM1) L_b = the number of non-zero ids of sequence b (at least 1), and y[t, b, :] = W[id of its t-th
+//         non-zero id] for t < L_b, 0 for t >= L_b
+//   (EM2) dW of each such id += dy[t, b, :] for t < L_b (the padded steps give nothing)
+// and sequence_lengths() gives L to the recurrent layer above (model/chain.hpp passes it on), which then skips
+// the padding as Keras skips masked steps (recurrent_cell.hpp, (M1)-(M4)).
 #ifndef XRNN_LAYERS_EMBEDDING_HPP
 #define XRNN_LAYERS_EMBEDDING_HPP
 
@@ -2024,7 +2032,8 @@ namespace xrnn
         params_type p;   // weights
         params_type dp;  // their gradients, accumulated by backward, zeroed by the caller
 
-        explicit embedding(random_engine& rng, init_scheme scheme = init_scheme::keras)
+        explicit embedding(random_engine& rng, init_scheme scheme = init_scheme::keras, bool mask_zero = false)
+            : m_mask_zero(mask_zero)
         {
             if (scheme == init_scheme::keras)
             {
@@ -2041,6 +2050,7 @@ namespace xrnn
             : p(shared_weights)
             , dp(shared_weights)
             , m_shared(&owner.weights())
+            , m_mask_zero(owner.m_mask_zero)
         {
         }
 
@@ -2074,6 +2084,11 @@ namespace xrnn
             detail::ensure_shape(m_ids, {steps, batch});
             std::copy(ids.begin(), ids.end(), m_ids.begin());
             detail::ensure_shape(m_output, {steps, batch, Dim});
+            if (m_mask_zero)
+            {
+                compact_nonzero_ids(steps, batch);  // (EM1)
+                return m_output;
+            }
             // (EF1), in parts of the rows on xrnn's threads when there are enough of them (a large gather is
             // bound by memory traffic, which two cores move faster than one)
             const std::size_t rows = m_ids.size();
@@ -2106,8 +2121,12 @@ namespace xrnn
                 throw state_error("embedding::backward: no successful forward before it");
             }
             detail::check_shape("embedding::backward", "dy", dy.shape(), {m_ids.shape()[0], m_ids.shape()[1], Dim});
-            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (EB1)
+            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (EB1), (EM2)
             {
+                if (m_mask_zero && j / m_ids.shape()[1] >= m_lengths[j % m_ids.shape()[1]])
+                {
+                    continue;
+                }
                 T* grad = dp.w.data() + m_ids.data()[j] * Dim;
                 const T* d = dy.data() + j * Dim;
                 detail::for_each_pack<T, Dim>([&](auto pack, std::size_t k) {
@@ -2115,6 +2134,17 @@ namespace xrnn
                     P::store(grad + k, P::load(grad + k) + P::load(d + k));
                 });
             }
+        }
+
+        bool mask_zero() const noexcept
+        {
+            return m_mask_zero;
+        }
+
+        /// (EM1) L of the last forward with mask_zero (one per sequence), else nullptr.
+        const std::size_t* sequence_lengths() const noexcept
+        {
+            return m_mask_zero ? m_lengths.data() : nullptr;
         }
 
         template <class F>
@@ -2144,11 +2174,51 @@ namespace xrnn
         }
 
     private:
+        /// (EM1): m_ids compacted in place (each sequence's non-zero ids first), m_lengths, and the output.
+        void compact_nonzero_ids(std::size_t steps, std::size_t batch)
+        {
+            m_lengths.resize(batch);
+            for (std::size_t b = 0; b < batch; ++b)
+            {
+                std::size_t n = 0;
+                for (std::size_t s = 0; s < steps; ++s)
+                {
+                    const std::size_t id = m_ids.data()[s * batch + b];
+                    if (id != 0)
+                    {
+                        m_ids.data()[n++ * batch + b] = id;
+                    }
+                }
+                if (n == 0)
+                {
+                    detail::ensure_shape(m_ids, {0, 0});
+                    throw value_error("embedding::forward: with mask_zero, sequence " + std::to_string(b)
+                                      + " has only padding (id 0); expected at least one non-zero id");
+                }
+                m_lengths[b] = n;
+                for (std::size_t t = 0; t < steps; ++t)
+                {
+                    T* out = m_output.data() + (t * batch + b) * Dim;
+                    if (t < n)
+                    {
+                        const T* row = p.w.data() + m_ids.data()[t * batch + b] * Dim;
+                        std::copy(row, row + Dim, out);
+                    }
+                    else
+                    {
+                        std::fill(out, out + Dim, T(0));
+                    }
+                }
+            }
+        }
+
         static constexpr std::size_t parallel_values = std::size_t(1) << 18;  // 2^18 values (1 MiB of floats)
 
         const params_type* m_shared = nullptr;  // the parameters of the layer this one shares, or none
         xt::xtensor<std::size_t, 2> m_ids;       // validated ids of the last forward
         output_type m_output;
+        bool m_mask_zero = false;
+        std::vector<std::size_t> m_lengths;  // (EM1) with mask_zero
     };
 }  // namespace xrnn
 
@@ -2546,6 +2616,16 @@ namespace xrnn
 // register-blocked path; (Q4), (Q5) and (Q7) are large products over all steps, on xrnn's threads on both paths
 // (detail/outer_gemm.hpp).
 //
+// Variable lengths (masking). forward_sequence may take one length L_b in [1, S] per sequence b (PyTorch's packed
+// sequences; the rows stay where they are, padded to S steps). Step t (0-based) of row b is alive when t < L_b:
+//   (M1) a dead step keeps the state: h_{t+1} = h_t, c_{t+1} = c_t, so h_S, c_S are each sequence's final state
+//   (M2) a dead step has no gates: dz_t = 0 there, so it adds nothing to (Q4)-(Q7) and dx_t = 0
+//   (M3) backward through a dead step passes dh and dc on unchanged, and ignores dy_t there (its output is a
+//        constant 0 in a sequence output, recurrent_stack.hpp)
+//   (M4) truncation (Q3) counts from each sequence's own end: cut where t > 0 and (L_b - t) % k == 0
+// The products and the cell's equations run on the runs of alive rows of each tile only, so a tile whose rows are
+// all past their length costs a copy of its states, and the BLAS path multiplies the rows up to the last alive one.
+//
 // Memory. A training forward keeps, per layer (e = sizeof(T)), and nothing else grows with S x B:
 //   gates/dZ  S * B * Gz * e           z_t, then what the cell keeps for backward, then dz_t written over it
 //   h         (S + 1) * B * H * e      h_0 .. h_S
@@ -2846,8 +2926,9 @@ namespace xrnn
         /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros). With input_persists, x
         /// stays valid and unchanged until backward (the hidden sequence of the layer below, in a stack): a
         /// training forward then keeps no copy of it, and backward_sequence must be given it again.
+        /// lengths (B values in [1, steps], or nullptr for all steps): see "Variable lengths" above.
         void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m,
-                              bool input_persists = false);
+                              bool input_persists = false, const std::size_t* lengths = nullptr);
 
         /// BPTT (Q1)-(Q8) for the last training forward. dy_seq (S, B, H): gradient of every step's output, or
         /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr; x: the forward's input again
@@ -2869,7 +2950,18 @@ namespace xrnn
             return m_batch;
         }
 
-        /// h_1 .. h_S of the last forward, (S, B, H) contiguous.
+        /// Whether the last forward had lengths, and the length of row b (steps() without lengths).
+        bool has_lengths() const noexcept
+        {
+            return m_has_lengths;
+        }
+
+        std::size_t length(std::size_t b) const noexcept
+        {
+            return m_has_lengths ? m_lengths.data()[b] : m_steps;
+        }
+
+        /// h_1 .. h_S of the last forward, (S, B, H) contiguous; with lengths, a row's state is carried past its end.
         const T* hidden_sequence() const noexcept
         {
             return m_h.data() + m_batch * H;
@@ -2935,6 +3027,17 @@ namespace xrnn
         void hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n);
         void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
         void parameter_gradients(const T* input);
+
+        // (M1)-(M4): f(r0, n0) for each run of rows of [r, r + n) alive at step t (all of it without lengths)
+        template <class F>
+        void for_alive_runs(std::size_t t, std::size_t r, std::size_t n, F&& f) const;
+        void keep_dead_states(std::size_t t, std::size_t r, std::size_t n);
+        void zero_dead_gates(std::size_t t, std::size_t r, std::size_t n);
+        std::size_t alive_extent(std::size_t t) const noexcept;
+        bool alive(std::size_t t, std::size_t b) const noexcept
+        {
+            return !m_has_lengths || t < m_lengths.data()[b];
+        }
 
         bool training_cache() const noexcept
         {
@@ -3008,6 +3111,8 @@ namespace xrnn
         bool m_input_persists = false;  // the last forward read the caller's x in place (see forward_sequence)
         std::size_t m_steps = 0;
         std::size_t m_batch = 0;
+        bool m_has_lengths = false;
+        xt::xtensor<std::size_t, 1> m_lengths;  // (B) with lengths
 
         // per-sequence cache of the last forward
         xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked or copied input (first layer, training)
@@ -3027,6 +3132,7 @@ namespace xrnn
         xt::xtensor<T, 2> m_w_h_transposed;  // (Gh, H) W_h^T for (Q2) on the register-blocked path
         xt::xtensor<T, 2> m_w_x_transposed;  // (Gx, I) W_x^T for (Q7)
         xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
+        xt::xtensor<T, 2> m_dh_product;      // (B, H) (Q2) on the BLAS path with lengths (dead rows keep dh)
 
         // the one-step API: z of the batch-1 path, and the results
         xt::xtensor<T, 1> m_step_z;   // (Gz)
@@ -3073,10 +3179,25 @@ namespace xrnn
 
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0,
-                                     mode m, bool input_persists)
+                                     mode m, bool input_persists, const std::size_t* lengths)
     {
         const std::size_t S = steps;
         const std::size_t B = batch;
+        m_has_lengths = lengths != nullptr;
+        if (m_has_lengths)
+        {
+            for (std::size_t b = 0; b < B; ++b)
+            {
+                if (lengths[b] < 1 || lengths[b] > S)
+                {
+                    throw value_error(std::string(Cell::name) + "::forward: lengths expected in [1, "
+                                      + std::to_string(S) + "] (the steps of x) but sequence " + std::to_string(b)
+                                      + " has length " + std::to_string(lengths[b]));
+                }
+            }
+            detail::ensure_shape(m_lengths, {B});
+            std::copy(lengths, lengths + B, m_lengths.data());
+        }
         const bool training = m == mode::training;
         if (training && m_shared != nullptr)
         {
@@ -3187,7 +3308,7 @@ namespace xrnn
         std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
                              + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
                              + m_dh_direct.size() + m_w_h_transposed.size() + m_w_x_transposed.size()
-                             + m_bias_sums.size() + m_step_z.size() + m_step_hw.size()
+                             + m_bias_sums.size() + m_dh_product.size() + m_step_z.size() + m_step_hw.size()
                              + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
         if constexpr (has_cell_state)
         {
@@ -3495,9 +3616,12 @@ namespace xrnn
                 for (std::size_t r = part * rows; r < part_end; r += tile)
                 {
                     const std::size_t n = std::min(tile, part_end - r);
-                    T* z = z_step + r * Gz;
-                    project_rows(input + (t * B + r) * I, previous_hidden(t, r, n), z, n);  // (R2), (R3)
-                    activate_rows(t, z, r, n);                                              // (R4)
+                    for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
+                        T* z = z_step + r0 * Gz;
+                        project_rows(input + (t * B + r0) * I, previous_hidden(t, r0, n0), z, n0);  // (R2), (R3)
+                        activate_rows(t, z, r0, n0);                                                // (R4)
+                    });
+                    keep_dead_states(t, r, n);  // (M1)
                 }
             }
         });
@@ -3514,14 +3638,25 @@ namespace xrnn
         const std::size_t B = m_batch;
         for (std::size_t begin = 0; begin < S; begin += chunk)
         {
-            const std::size_t rows = std::min(chunk, S - begin) * B;
-            detail::gemm(transpose::no, transpose::no, rows, Gx, I, T(1), input + begin * B * I, I, p.w_x.data(), Gx,
-                         T(0), m_gates.data(), Gz);  // (R3), input part
-            for (std::size_t t = begin; t < begin + rows / B; ++t)
+            const std::size_t steps_here = std::min(chunk, S - begin);
+            // (R3), input part; with lengths (M2), only up to the chunk's last alive row
+            const std::size_t rows = (steps_here - 1) * B + alive_extent(begin + steps_here - 1);
+            if (alive_extent(begin) > 0)
             {
+                detail::gemm(transpose::no, transpose::no, rows, Gx, I, T(1), input + begin * B * I, I, p.w_x.data(),
+                             Gx, T(0), m_gates.data(), Gz);
+            }
+            for (std::size_t t = begin; t < begin + steps_here; ++t)
+            {
+                const std::size_t B = alive_extent(t);  // the rows up to the last alive one (M1)
+                if (B == 0)
+                {
+                    keep_dead_states(t, 0, m_batch);
+                    continue;
+                }
                 const T* h_prev = previous_hidden(t, 0, B);  // (R2)
-                T* z = m_gates.data() + (t - begin) * B * Gz;
-                if (B == 1)  // (R3), recurrent part: z[:Gs] += h W_h[:, :Gs], z[Gx:] = h W_h[:, Gs:]
+                T* z = m_gates.data() + (t - begin) * m_batch * Gz;
+                if (m_batch == 1)  // (R3), recurrent part: z[:Gs] += h W_h[:, :Gs], z[Gx:] = h W_h[:, Gs:]
                 {
                     const detail::gemv_term<T> shared{h_prev, p.w_h.data(), H};
                     const detail::gemv_term<T> apart{h_prev, p.w_h.data() + Gs, H};
@@ -3547,7 +3682,17 @@ namespace xrnn
                                      Gh, T(0), z + Gx, Gz);
                     }
                 }
-                activate_rows(t, z, 0, B);  // (R4)
+                if (m_has_lengths)
+                {
+                    for_alive_runs(t, 0, B, [&](std::size_t r0, std::size_t n0) {
+                        activate_rows(t, z + r0 * Gz, r0, n0);  // (R4)
+                    });
+                    keep_dead_states(t, 0, m_batch);  // (M1)
+                }
+                else
+                {
+                    activate_rows(t, z, 0, B);  // (R4)
+                }
             }
         }
     }
@@ -3582,6 +3727,17 @@ namespace xrnn
                 for (std::size_t r = part * rows; r < part_end; r += tile)
                 {
                     const std::size_t n = std::min(tile, part_end - r);
+                    if (m_has_lengths)  // (M2), (M3): dead rows get dz = 0 and keep dh and dc
+                    {
+                        zero_dead_gates(t, r, n);
+                        for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
+                            hidden_gradient_rows(gate_gradient(dy_seq, t, r0, n0), r0, n0);  // (Q1), (Q2)
+                            finish_hidden_gradient(t, r0, n0);
+                        });
+                        detail::accumulate_column_sums(m_gates.data() + (t * B + r) * Gz, n, Gz,
+                                                       m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
+                        continue;
+                    }
                     const T* dz = gate_gradient(dy_seq, t, r, n);                                   // (Q1)
                     detail::accumulate_column_sums(dz, n, Gz, m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
                     hidden_gradient_rows(dz, r, n);                                                 // (Q2)
@@ -3597,9 +3753,39 @@ namespace xrnn
     void XRNN_CELL::backward_by_blas(const T* dy_seq)
     {
         using detail::transpose;
-        const std::size_t B = m_batch;
+        if (m_has_lengths)
+        {
+            detail::ensure_shape(m_dh_product, {m_batch, H});
+        }
         for (std::size_t t = m_steps; t-- > 0;)
         {
+            const std::size_t B = alive_extent(t);  // rows up to the last alive one (M2)
+            if (m_has_lengths)
+            {
+                zero_dead_gates(t, 0, m_batch);
+                if (B == 0)
+                {
+                    continue;  // (M3) every row keeps dh and dc
+                }
+                for_alive_runs(t, 0, B, [&](std::size_t r0, std::size_t n0) { gate_gradient(dy_seq, t, r0, n0); });
+                const T* dz = m_gates.data() + t * m_batch * Gz;
+                detail::accumulate_column_sums(dz, B, Gz, dp.b.data());  // (Q6)
+                if constexpr (Gs > 0)                                     // (Q2), into a scratch: dead rows keep dh
+                {
+                    detail::gemm(transpose::no, transpose::yes, B, H, Gs, T(1), dz, Gz, p.w_h.data(), Gh, T(0),
+                                 m_dh_product.data(), H);
+                }
+                if constexpr (Gh > Gs)
+                {
+                    detail::gemm(transpose::no, transpose::yes, B, H, Gh - Gs, T(1), dz + Gx, Gz, p.w_h.data() + Gs,
+                                 Gh, Gs > 0 ? T(1) : T(0), m_dh_product.data(), H);
+                }
+                for_alive_runs(t, 0, B, [&](std::size_t r0, std::size_t n0) {
+                    std::copy(m_dh_product.data() + r0 * H, m_dh_product.data() + (r0 + n0) * H, m_dh.data() + r0 * H);
+                    finish_hidden_gradient(t, r0, n0);
+                });
+                continue;
+            }
             const T* dz = gate_gradient(dy_seq, t, 0, B);                 // (Q1)
             detail::accumulate_column_sums(dz, B, Gz, dp.b.data());        // (Q6)
             if constexpr (Gs > 0)                                          // (Q2), shared columns
@@ -3627,6 +3813,7 @@ namespace xrnn
         m_state = cache_state::inference;  // nothing is cached for backward
         m_steps = 0;
         m_batch = 1;
+        m_has_lengths = false;
         detail::ensure_shape(m_step_z, {Gz});
         T* z = m_step_z.data();
         if constexpr (Layout::fused)
@@ -3836,6 +4023,21 @@ namespace xrnn
             }
         }
         const std::size_t k = m_options.bptt_steps;
+        if (m_has_lengths)  // (M4): from each sequence's own end (the rows here are alive at t)
+        {
+            for (std::size_t i = 0; k > 0 && t > 0 && i < n; ++i)
+            {
+                if ((m_lengths.data()[r + i] - t) % k == 0)
+                {
+                    std::fill(dh + i * H, dh + (i + 1) * H, T(0));
+                    if (T* dc = row_of(cell_state_gradient(), r + i))
+                    {
+                        std::fill(dc, dc + H, T(0));
+                    }
+                }
+            }
+            return;
+        }
         if (k > 0 && t > 0 && (m_steps - t) % k == 0)  // (Q3)
         {
             std::fill(dh, dh + n * H, T(0));
@@ -3844,6 +4046,93 @@ namespace xrnn
                 std::fill(dc, dc + n * H, T(0));
             }
         }
+    }
+
+    /// (M1)-(M4): f(r0, n0) for each maximal run [r0, r0 + n0) of rows of [r, r + n) alive at step t.
+    XRNN_CELL_TEMPLATE
+    template <class F>
+    void XRNN_CELL::for_alive_runs(std::size_t t, std::size_t r, std::size_t n, F&& f) const
+    {
+        if (!m_has_lengths)
+        {
+            f(r, n);
+            return;
+        }
+        const std::size_t end = r + n;
+        for (std::size_t b = r; b < end;)
+        {
+            if (!alive(t, b))
+            {
+                ++b;
+                continue;
+            }
+            std::size_t e = b + 1;
+            while (e < end && alive(t, e))
+            {
+                ++e;
+            }
+            f(b, e - b);
+            b = e;
+        }
+    }
+
+    /// (M1) on the rows of [r, r + n) that are dead at step t: h_{t+1} = h_t, c_{t+1} = c_t.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::keep_dead_states(std::size_t t, std::size_t r, std::size_t n)
+    {
+        if (!m_has_lengths)
+        {
+            return;
+        }
+        for (std::size_t b = r; b < r + n; ++b)
+        {
+            if (alive(t, b))
+            {
+                continue;
+            }
+            const T* h = m_h.data() + (t * m_batch + b) * H;
+            std::copy(h, h + H, m_h.data() + ((t + 1) * m_batch + b) * H);
+            if (recurrent_dropout())  // h~_t of a dead row meets dz_t = 0 in (Q5): kept finite
+            {
+                T* masked = m_h_masked.data() + (t * m_batch + b) * H;
+                std::fill(masked, masked + H, T(0));
+            }
+            if constexpr (has_cell_state)
+            {
+                const T* c = cell_state(t) + b * H;
+                std::copy(c, c + H, cell_state(t + 1) + b * H);
+            }
+        }
+    }
+
+    /// (M2) dz_t = 0 on the rows of [r, r + n) that are dead at step t (their gate cache holds nothing of use).
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::zero_dead_gates(std::size_t t, std::size_t r, std::size_t n)
+    {
+        for (std::size_t b = r; b < r + n; ++b)
+        {
+            if (!alive(t, b))
+            {
+                T* dz = m_gates.data() + (t * m_batch + b) * Gz;
+                std::fill(dz, dz + Gz, T(0));
+            }
+        }
+    }
+
+    /// The rows a whole-batch product of step t needs: up to the last row alive at t (the batch without lengths).
+    XRNN_CELL_TEMPLATE
+    std::size_t XRNN_CELL::alive_extent(std::size_t t) const noexcept
+    {
+        if (!m_has_lengths)
+        {
+            return m_batch;
+        }
+        std::size_t extent = 0;
+        for (std::size_t b = 0; b < m_batch; ++b)
+        {
+            extent = t < m_lengths.data()[b] ? b + 1 : extent;
+        }
+        return extent;
     }
 
 #undef XRNN_CELL
@@ -4305,6 +4594,12 @@ namespace xrnn
 // its h_S (output::last). Initial states may be passed and final states read back, so a long stream can be
 // fed in chunks (stateful use); the gradient of the initial states is kept after backward. An upper layer reads
 // the hidden sequence of the layer below in place (no copy is kept for its backward).
+//
+// Variable lengths: forward(x, lengths) runs sequence b for its first lengths[b] steps only, on every stacked
+// layer (PyTorch's pack_padded_sequence; recurrent_cell.hpp, (M1)-(M4)):
+//   (M5) output::sequence is 0 at the steps past a sequence's length, and their dy is ignored
+//   (M6) output::last and final_state() are each sequence's state at its own last step
+// set_lengths() gives the lengths of the next forward(x) calls instead (what a model does, model/chain.hpp).
 #ifndef XRNN_LAYERS_RECURRENT_STACK_HPP
 #define XRNN_LAYERS_RECURRENT_STACK_HPP
 
@@ -4376,6 +4671,31 @@ namespace xrnn
         const output_type& forward(const input_type& x, const state_type& initial, mode m = mode::inference)
         {
             return run_forward(x, &initial, m);
+        }
+
+        /// x (S, B, I) of sequences of lengths[b] steps each (1 <= lengths[b] <= S), from zero or given states.
+        const output_type& forward(const input_type& x, const std::vector<std::size_t>& lengths,
+                                   mode m = mode::inference)
+        {
+            set_lengths(lengths.data(), lengths.size());
+            return run_forward(x, nullptr, m);
+        }
+
+        const output_type& forward(const input_type& x, const state_type& initial,
+                                   const std::vector<std::size_t>& lengths, mode m = mode::inference)
+        {
+            set_lengths(lengths.data(), lengths.size());
+            return run_forward(x, &initial, m);
+        }
+
+        /// The lengths of the sequences of the following forward(x) calls (count values; nullptr: all steps).
+        void set_lengths(const std::size_t* lengths, std::size_t count)
+        {
+            m_has_lengths = lengths != nullptr;
+            if (m_has_lengths)
+            {
+                m_lengths.assign(lengths, lengths + count);
+            }
         }
 
         /// States after the last step of the last forward, (Layers, B, H) each.
@@ -4579,6 +4899,12 @@ namespace xrnn
                 throw shape_error(std::string(name()) + "::forward: x expected shape (S, B, " + std::to_string(input_size)
                                   + ") with S, B >= 1 but got " + detail::shape_to_string(x.shape()));
             }
+            if (m_has_lengths && m_lengths.size() != B)
+            {
+                throw shape_error(std::string(name()) + "::forward: expected one length per sequence (" + std::to_string(B)
+                                  + ") but got " + std::to_string(m_lengths.size()));
+            }
+            const std::size_t* lengths = m_has_lengths ? m_lengths.data() : nullptr;
             if (initial != nullptr)
             {
                 detail::check_shape(name(), "initial h", initial->h.shape(), {Layers, B, hidden_size});
@@ -4605,7 +4931,7 @@ namespace xrnn
                     {
                         c0 = initial != nullptr ? initial->c.data() + k * B * H : nullptr;
                     }
-                    cell.forward_sequence(input, S, B, h0, c0, m, /* input_persists = */ k > 0);
+                    cell.forward_sequence(input, S, B, h0, c0, m, /* input_persists = */ k > 0, lengths);
                     input = cell.hidden_sequence();
                     // copied now: `initial` may alias m_final (feeding final_state() back in), read above
                     copy_layer_state(cell.final_hidden(), m_final.h, k, B);
@@ -4628,6 +4954,13 @@ namespace xrnn
                 visit_layer(Layers - 1, [&](auto& top) {
                     std::copy(top.hidden_sequence(), top.hidden_sequence() + S * B * H, m_output.data());
                 });
+                for (std::size_t b = 0; lengths != nullptr && b < B; ++b)  // (M5)
+                {
+                    for (std::size_t t = lengths[b]; t < S; ++t)
+                    {
+                        std::fill(m_output.data() + (t * B + b) * H, m_output.data() + (t * B + b + 1) * H, T(0));
+                    }
+                }
             }
             return m_output;
         }
@@ -4642,6 +4975,8 @@ namespace xrnn
         output_type m_output;
         state_type m_final;
         state_type m_initial_gradient;
+        bool m_has_lengths = false;
+        std::vector<std::size_t> m_lengths;
     };
 }  // namespace xrnn
 
@@ -4739,6 +5074,627 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/layers/gru.hpp ----
+// ---- begin include/xrnn/layers/bidirectional.hpp ----
+// xtensor-rnn: bidirectional recurrent layers, stacked as PyTorch's bidirectional=True stacks them.
+//
+//   bilstm<T, In, Hidden, Layers = 1, output Out = output::last, merge_mode M = merge_mode::concat>
+//   bigru<...>, birnn<..., nonlinearity Act = tanh>: the same for the other cells
+//   x (S, B, In) -> y (B, W) for output::last, (S, B, W) for output::sequence; W = 2 Hidden for concat, else Hidden
+//
+// Each stacked layer k has two cells, the forward one reading steps 1..L_b of each sequence and the reverse one
+// reading them backwards, L_b..1 (L_b its length: S, or the lengths given, as in recurrent_stack.hpp). With
+// h^f_t and h^r_t the two directions' states after reading step t (the reverse one having read steps L_b..t):
+//   (BD1) layer k > 0 reads [h^f_t | h^r_t] (2 Hidden) of layer k - 1, both directions (PyTorch)
+//   (BD2) the reverse cell runs forward on the reversed sequence xr_t = x_{L_b + 1 - t} (t <= L_b; each
+//         sequence reversed within its length), so that it starts at each sequence's last real step
+//   (BD3) output::sequence: y_t = merge(h^f_t, h^r_t) for t <= L_b, 0 after; merge is Keras's: concat, sum,
+//         mul (elementwise product) or ave (the mean of the two)
+//   (BD4) output::last: y = merge(h^f_{L_b}, h^r_1), the forward direction's last real step and the reverse
+//         direction's final state (PyTorch's h_n[-2], h_n[-1])
+// and backward, with dy split by the merge:
+//   (BD5) concat: dh^f_t = dy_t[:H], dh^r_t = dy_t[H:]; sum: both dy_t; ave: both dy_t / 2;
+//         mul: dh^f_t = dy_t * h^r_t, dh^r_t = dy_t * h^f_t
+//   (BD6) dx_t = dx^f_t + dxr_{L_b + 1 - t}: the reverse cell's input gradient put back in order, and for k > 0
+//         this is the dy of layer k - 1's two directions, split as for concat
+// The two cells of a layer are independent, so they run at once, one on each of two threads (threads.hpp; a
+// pass inside that pass runs on its thread), with the same bits on any number of threads.
+// final_state() is (2 Layers, B, Hidden) each, in PyTorch's order: l0 forward, l0 reverse, l1 forward, ...
+// Parameters are "l<k>.w_x" (forward) and "l<k>_reverse.w_x" (reverse); PyTorch names map one to one
+// (weight_ih_l<k>_reverse, ...). Initial states are zeros.
+#ifndef XRNN_LAYERS_BIDIRECTIONAL_HPP
+#define XRNN_LAYERS_BIDIRECTIONAL_HPP
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    /// How a bidirectional layer merges its two directions' outputs (Keras's merge_mode).
+    enum class merge_mode
+    {
+        concat,
+        sum,
+        mul,
+        ave
+    };
+
+    template <class FirstCell, class UpperCell, std::size_t Layers, output Out, merge_mode Merge>
+    class bidirectional_stack
+    {
+        static_assert(Layers >= 1, "xrnn: a recurrent layer needs num_layers >= 1");
+        static_assert(UpperCell::input_size == 2 * FirstCell::hidden_size,
+                      "xrnn: a stacked bidirectional layer reads both directions of the layer below (2 Hidden)");
+        static constexpr std::size_t upper_count = Layers - 1;
+        static constexpr std::size_t H = FirstCell::hidden_size;
+
+    public:
+        using value_type = typename FirstCell::value_type;
+        using T = value_type;
+        static constexpr std::size_t input_size = FirstCell::input_size;
+        static constexpr std::size_t hidden_size = H;
+        static constexpr std::size_t output_size = Merge == merge_mode::concat ? 2 * H : H;
+        static constexpr std::size_t num_layers = Layers;
+        static constexpr bool has_cell_state = FirstCell::has_cell_state;
+        static constexpr output output_kind = Out;
+        static constexpr merge_mode merge = Merge;
+        static constexpr bool reads_sequence = true;
+        static constexpr bool reads_token_ids = false;
+        using input_type = xt::xtensor<T, 3>;
+        using output_type = std::conditional_t<Out == output::last, xt::xtensor<T, 2>, xt::xtensor<T, 3>>;
+        using state_type = basic_state<xt::xtensor<T, 3>, has_cell_state>;  // (2 Layers, B, H) each
+
+        explicit bidirectional_stack(random_engine& rng, const recurrent_options& options = {})
+            : bidirectional_stack(rng, options, std::make_index_sequence<2 * upper_count>{})
+        {
+        }
+
+        /// For inference only, reading owner's parameters (no copy), with buffers of its own (predictors).
+        bidirectional_stack(shared_weights_t, const bidirectional_stack& owner)
+            : bidirectional_stack(owner, std::make_index_sequence<2 * upper_count>{})
+        {
+        }
+
+        const output_type& forward(const input_type& x, mode m = mode::inference)
+        {
+            return run_forward(x, m);
+        }
+
+        const output_type& forward(const input_type& x, const std::vector<std::size_t>& lengths,
+                                   mode m = mode::inference)
+        {
+            set_lengths(lengths.data(), lengths.size());
+            return run_forward(x, m);
+        }
+
+        /// The lengths of the sequences of the following forward(x) calls (count values; nullptr: all steps).
+        void set_lengths(const std::size_t* lengths, std::size_t count)
+        {
+            m_has_lengths = lengths != nullptr;
+            if (m_has_lengths)
+            {
+                m_lengths.assign(lengths, lengths + count);
+            }
+        }
+
+        const state_type& final_state() const noexcept
+        {
+            return m_final;
+        }
+
+        /// BPTT of both directions of every layer; accumulates the gradients and returns dx (S, B, In).
+        const xt::xtensor<T, 3>& backward(const output_type& dy);
+
+        template <class F>
+        void for_each_parameter(F&& f)
+        {
+            for (std::size_t k = 0; k < Layers; ++k)
+            {
+                for (std::size_t d = 0; d < 2; ++d)
+                {
+                    visit_cell(k, d, [&](auto& cell) {
+                        cell.for_each_parameter([&](const char* tensor, auto& value, auto& grad) {
+                            f("l" + std::to_string(k) + (d == 1 ? "_reverse." : ".") + tensor, value, grad);
+                        });
+                    });
+                }
+            }
+        }
+
+        template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            for (std::size_t k = 0; k < Layers; ++k)
+            {
+                for (std::size_t d = 0; d < 2; ++d)
+                {
+                    visit_cell(k, d, [&](auto& cell) {
+                        cell.for_each_random_engine([&](const std::string& engine, random_engine& e) {
+                            f("l" + std::to_string(k) + (d == 1 ? "_reverse." : ".") + engine, e);
+                        });
+                    });
+                }
+            }
+        }
+
+        /// The cell of layer K, direction D (0 forward, 1 reverse).
+        template <std::size_t K, std::size_t D>
+        auto& layer() noexcept
+        {
+            static_assert(K < Layers && D < 2, "xrnn: layer index out of range");
+            if constexpr (K == 0)
+            {
+                return m_first[D];
+            }
+            else
+            {
+                return m_upper[2 * (K - 1) + D];
+            }
+        }
+
+        static const char* name() noexcept
+        {
+            return FirstCell::layer_name;
+        }
+
+        /// "bidirectional_lstm<float32,128,64,layers=1,last,concat>".
+        static std::string signature()
+        {
+            static const char* merges[] = {"concat", "sum", "mul", "ave"};
+            return std::string("bidirectional_") + name() + "<" + scalar_name<T>()
+                   + detail::join_sizes({input_size, hidden_size}) + ",layers=" + std::to_string(Layers) + ","
+                   + (Out == output::last ? "last" : "sequence") + "," + merges[static_cast<int>(Merge)]
+                   + FirstCell::signature_options() + ">";
+        }
+
+        /// PyTorch: weight_ih_l<k> and weight_ih_l<k>_reverse, ...; Keras: forward_<prefix>..., backward_<prefix>...
+        void export_tensors(weight_convention c, const std::string& prefix, std::vector<external_tensor<T>>& out)
+        {
+            for_each_cell_names(c, prefix, [&](auto& cell, const detail::cell_tensor_names& n) {
+                detail::export_cell_tensors(cell, c, n, out);
+            });
+        }
+
+        void import_tensors(weight_convention c, const std::string& prefix, const external_lookup<T>& get)
+        {
+            for_each_cell_names(c, prefix, [&](auto& cell, const detail::cell_tensor_names& n) {
+                detail::import_cell_tensors(cell, c, n, get);
+            });
+        }
+
+        std::size_t workspace_bytes() const noexcept
+        {
+            std::size_t bytes = 0;
+            for (const auto& cell : m_first)
+            {
+                bytes += cell.workspace_bytes();
+            }
+            for (const auto& cell : m_upper)
+            {
+                bytes += cell.workspace_bytes();
+            }
+            std::size_t values = m_output.size() + m_final.h.size() + m_dx.size() + m_dy_forward.size()
+                                 + m_dy_reverse.size();
+            for (const auto& buffer : m_reversed)
+            {
+                values += buffer.size();
+            }
+            for (const auto& buffer : m_between)
+            {
+                values += buffer.size();
+            }
+            if constexpr (has_cell_state)
+            {
+                values += m_final.c.size();
+            }
+            return bytes + values * sizeof(T);
+        }
+
+    private:
+        template <std::size_t... K>
+        bidirectional_stack(random_engine& rng, const recurrent_options& options, std::index_sequence<K...>)
+            : m_first{{FirstCell(rng, options), FirstCell(rng, options)}}
+            , m_upper{{(static_cast<void>(K), UpperCell(rng, options))...}}  // braces: drawn in order
+        {
+        }
+
+        template <class F>
+        void visit_cell(std::size_t k, std::size_t d, F&& f)
+        {
+            if (k == 0)
+            {
+                f(m_first[d]);
+            }
+            else if (2 * (k - 1) + d < m_upper.size())
+            {
+                f(m_upper[2 * (k - 1) + d]);
+            }
+        }
+
+        template <class F>
+        void for_each_cell_names(weight_convention c, const std::string& prefix, F&& f)
+        {
+            for (std::size_t k = 0; k < Layers; ++k)
+            {
+                for (std::size_t d = 0; d < 2; ++d)
+                {
+                    const std::string suffix = "l" + std::to_string(k) + (d == 1 ? "_reverse" : "");
+                    std::string keras = (d == 1 ? "backward_" : "forward_") + prefix;
+                    keras += k == 0 ? "" : "_" + std::to_string(k);
+                    visit_cell(k, d, [&](auto& cell) {
+                        f(cell, detail::cell_names(c, c == weight_convention::torch ? prefix : keras, suffix));
+                    });
+                }
+            }
+        }
+
+        template <std::size_t... K>
+        bidirectional_stack(const bidirectional_stack& owner, std::index_sequence<K...>)
+            : m_first{{FirstCell(shared_weights, owner.m_first[0]), FirstCell(shared_weights, owner.m_first[1])}}
+            , m_upper{{UpperCell(shared_weights, owner.m_upper[K])...}}
+        {
+        }
+
+        std::size_t length(std::size_t b) const noexcept
+        {
+            return m_has_lengths ? m_lengths[b] : m_steps;
+        }
+
+        /// (BD2) to[t, b] = from[L_b - 1 - t, b] for t < L_b (0-based), from[t, b] after; width values a row.
+        void reverse_rows(const T* from, T* to, std::size_t width, bool add = false) const
+        {
+            const std::size_t B = m_batch;
+            for (std::size_t b = 0; b < B; ++b)
+            {
+                const std::size_t n = length(b);
+                for (std::size_t t = 0; t < m_steps; ++t)
+                {
+                    const T* src = from + ((t < n ? n - 1 - t : t) * B + b) * width;
+                    T* dst = to + (t * B + b) * width;
+                    for (std::size_t j = 0; j < width; ++j)
+                    {
+                        dst[j] = add ? dst[j] + src[j] : src[j];
+                    }
+                }
+            }
+        }
+
+        const output_type& run_forward(const input_type& x, mode m);
+
+        // layer k's buffers (k < Layers; clamped so that compilers see no index past the end)
+        xt::xtensor<T, 3>& reversed(std::size_t k) noexcept
+        {
+            return m_reversed[std::min(k, Layers - 1)];
+        }
+        xt::xtensor<T, 3>& between(std::size_t k) noexcept
+        {
+            return m_between[std::min(k, Layers - 1)];
+        }
+
+        /// f(cell_forward, cell_reverse) of layer k, on two threads.
+        template <class F>
+        void both_directions(std::size_t k, F&& f)
+        {
+            detail::parallel_for(2, [&](std::size_t d) { visit_cell(k, d, [&](auto& cell) { f(cell, d); }); });
+        }
+
+        std::array<FirstCell, 2> m_first;
+        std::array<UpperCell, 2 * upper_count> m_upper;
+        std::size_t m_steps = 0;
+        std::size_t m_batch = 0;
+        bool m_has_lengths = false;
+        std::vector<std::size_t> m_lengths;
+        std::array<xt::xtensor<T, 3>, Layers> m_reversed;     // each layer's input, reversed (BD2)
+        std::array<xt::xtensor<T, 3>, Layers> m_between;  // (S, B, 2H) [h^f | h^r] of layers 0 .. L-2 (BD1)
+        output_type m_output;
+        state_type m_final;
+        xt::xtensor<T, 3> m_dy_forward;  // (S, B, H) dy of the forward cell of the current layer (BD5)
+        xt::xtensor<T, 3> m_dy_reverse;  // (S, B, H) dy of the reverse cell, in its (reversed) order
+        xt::xtensor<T, 2> m_dh_last[2];  // (B, H) output::last: dy of each direction's final state
+        xt::xtensor<T, 3> m_dx;          // (S, B, In) the layer's input gradient (BD6)
+        xt::xtensor<T, 3> m_dx_between;  // (S, B, 2H) an upper layer's input gradient
+    };
+
+    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
+              merge_mode M = merge_mode::concat>
+    using bilstm = bidirectional_stack<lstm_cell<T, In, Hidden>, lstm_cell<T, 2 * Hidden, Hidden>, Layers, Out, M>;
+
+    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
+              merge_mode M = merge_mode::concat>
+    using bigru = bidirectional_stack<gru_cell<T, In, Hidden>, gru_cell<T, 2 * Hidden, Hidden>, Layers, Out, M>;
+
+    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
+              merge_mode M = merge_mode::concat, nonlinearity Act = nonlinearity::tanh>
+    using birnn = bidirectional_stack<rnn_cell<T, In, Hidden, Act>, rnn_cell<T, 2 * Hidden, Hidden, Act>, Layers, Out,
+                                      M>;
+}  // namespace xrnn
+
+// ---- begin include/xrnn/layers/bidirectional_steps.hpp ----
+// xtensor-rnn: forward and backward of the bidirectional layers (bidirectional.hpp holds the class and the
+// equations (BD1)-(BD6)).
+#ifndef XRNN_LAYERS_BIDIRECTIONAL_STEPS_HPP
+#define XRNN_LAYERS_BIDIRECTIONAL_STEPS_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <string>
+
+
+namespace xrnn
+{
+#define XRNN_BIDIRECTIONAL_TEMPLATE                                                                                    \
+    template <class FirstCell, class UpperCell, std::size_t Layers, output Out, merge_mode Merge>
+#define XRNN_BIDIRECTIONAL bidirectional_stack<FirstCell, UpperCell, Layers, Out, Merge>
+
+    namespace detail
+    {
+        /// (BD3), (BD4) on one row of H values of each direction: y (2H for concat, else H).
+        template <merge_mode Merge, class T>
+        void merge_row(const T* f, const T* r, T* y, std::size_t H)
+        {
+            for (std::size_t j = 0; j < H; ++j)
+            {
+                if constexpr (Merge == merge_mode::concat)
+                {
+                    y[j] = f[j];
+                    y[H + j] = r[j];
+                }
+                else if constexpr (Merge == merge_mode::sum)
+                {
+                    y[j] = f[j] + r[j];
+                }
+                else if constexpr (Merge == merge_mode::mul)
+                {
+                    y[j] = f[j] * r[j];
+                }
+                else
+                {
+                    y[j] = (f[j] + r[j]) / T(2);
+                }
+            }
+        }
+
+        /// (BD5) on one row: df, dr from dy and the two directions' outputs f, r.
+        template <merge_mode Merge, class T>
+        void split_row(const T* dy, const T* f, const T* r, T* df, T* dr, std::size_t H)
+        {
+            for (std::size_t j = 0; j < H; ++j)
+            {
+                if constexpr (Merge == merge_mode::concat)
+                {
+                    df[j] = dy[j];
+                    dr[j] = dy[H + j];
+                }
+                else if constexpr (Merge == merge_mode::sum)
+                {
+                    df[j] = dy[j];
+                    dr[j] = dy[j];
+                }
+                else if constexpr (Merge == merge_mode::mul)
+                {
+                    df[j] = dy[j] * r[j];
+                    dr[j] = dy[j] * f[j];
+                }
+                else
+                {
+                    df[j] = dy[j] / T(2);
+                    dr[j] = dy[j] / T(2);
+                }
+            }
+        }
+    }  // namespace detail
+
+    XRNN_BIDIRECTIONAL_TEMPLATE
+    auto XRNN_BIDIRECTIONAL::run_forward(const input_type& x, mode m) -> const output_type&
+    {
+        const std::size_t S = x.shape()[0];
+        const std::size_t B = x.shape()[1];
+        auto who = [] { return std::string("bidirectional_") + name() + "::forward"; };  // (made when it throws)
+        if (S == 0 || B == 0 || x.shape()[2] != input_size)
+        {
+            throw shape_error(who() + ": x expected shape (S, B, " + std::to_string(input_size)
+                              + ") with S, B >= 1 but got " + detail::shape_to_string(x.shape()));
+        }
+        if (m_has_lengths && m_lengths.size() != B)
+        {
+            throw shape_error(who() + ": expected one length per sequence (" + std::to_string(B) + ") but got "
+                              + std::to_string(m_lengths.size()));
+        }
+        for (std::size_t b = 0; m_has_lengths && b < B; ++b)
+        {
+            if (m_lengths[b] < 1 || m_lengths[b] > S)
+            {
+                throw value_error(who() + ": lengths expected in [1, " + std::to_string(S) + "] (the steps of x) but "
+                                  + "sequence " + std::to_string(b) + " has length " + std::to_string(m_lengths[b]));
+            }
+        }
+        m_steps = S;
+        m_batch = B;
+        const std::size_t* lengths = m_has_lengths ? m_lengths.data() : nullptr;
+        detail::ensure_shape(m_final.h, {2 * Layers, B, H});
+        if constexpr (has_cell_state)
+        {
+            detail::ensure_shape(m_final.c, {2 * Layers, B, H});
+        }
+        const T* input = x.data();
+        for (std::size_t k = 0; k < Layers; ++k)
+        {
+            const std::size_t width = k == 0 ? input_size : 2 * H;
+            detail::ensure_shape(reversed(k), {S, B, width});
+            reverse_rows(input, reversed(k).data(), width);  // (BD2)
+            both_directions(k, [&](auto& cell, std::size_t d) {
+                cell.forward_sequence(d == 0 ? input : reversed(k).data(), S, B, nullptr, nullptr, m,
+                                      /* input_persists = */ d == 1 || k > 0, lengths);
+            });
+            const T* f = nullptr;  // h^f_1 .. h^f_S and h^r in the reverse cell's order, (S, B, H) each
+            const T* r = nullptr;
+            for (std::size_t d = 0; d < 2; ++d)
+            {
+                visit_cell(k, d, [&](auto& cell) {
+                    (d == 0 ? f : r) = cell.hidden_sequence();
+                    std::copy(cell.final_hidden(), cell.final_hidden() + B * H, m_final.h.data() + (2 * k + d) * B * H);
+                    if constexpr (has_cell_state)
+                    {
+                        std::copy(cell.final_cell(), cell.final_cell() + B * H, m_final.c.data() + (2 * k + d) * B * H);
+                    }
+                });
+            }
+            T* y = nullptr;
+            std::size_t y_width = 2 * H;
+            if (k + 1 < Layers)  // (BD1)
+            {
+                detail::ensure_shape(between(k), {S, B, 2 * H});
+                y = between(k).data();
+            }
+            else if constexpr (Out == output::sequence)  // (BD3)
+            {
+                detail::ensure_shape(m_output, {S, B, output_size});
+                y = m_output.data();
+                y_width = output_size;
+            }
+            if (y != nullptr)
+            {
+                for (std::size_t t = 0; t < S; ++t)
+                {
+                    for (std::size_t b = 0; b < B; ++b)
+                    {
+                        const std::size_t n = length(b);
+                        T* row = y + (t * B + b) * y_width;
+                        if (t >= n)
+                        {
+                            std::fill(row, row + y_width, T(0));
+                        }
+                        else if (k + 1 < Layers)
+                        {
+                            detail::merge_row<merge_mode::concat>(f + (t * B + b) * H, r + ((n - 1 - t) * B + b) * H,
+                                                                  row, H);
+                        }
+                        else
+                        {
+                            detail::merge_row<Merge>(f + (t * B + b) * H, r + ((n - 1 - t) * B + b) * H, row, H);
+                        }
+                    }
+                }
+                input = y;
+            }
+        }
+        if constexpr (Out == output::last)  // (BD4)
+        {
+            detail::ensure_shape(m_output, {B, output_size});
+            const T* f = m_final.h.data() + (2 * Layers - 2) * B * H;
+            const T* r = m_final.h.data() + (2 * Layers - 1) * B * H;
+            for (std::size_t b = 0; b < B; ++b)
+            {
+                detail::merge_row<Merge>(f + b * H, r + b * H, m_output.data() + b * output_size, H);
+            }
+        }
+        return m_output;
+    }
+
+    XRNN_BIDIRECTIONAL_TEMPLATE
+    const xt::xtensor<typename FirstCell::value_type, 3>& XRNN_BIDIRECTIONAL::backward(const output_type& dy)
+    {
+        const std::size_t S = m_steps;
+        const std::size_t B = m_batch;
+        auto who = [] { return std::string("bidirectional_") + name() + "::backward"; };
+        if (S == 0)
+        {
+            throw state_error(who() + ": call forward(x, mode::training) before backward");
+        }
+        if constexpr (Out == output::last)
+        {
+            detail::check_shape(name(), "dy", dy.shape(), {B, output_size});
+        }
+        else
+        {
+            detail::check_shape(name(), "dy", dy.shape(), {S, B, output_size});
+        }
+        detail::ensure_shape(m_dy_forward, {S, B, H});
+        detail::ensure_shape(m_dy_reverse, {S, B, H});
+        for (std::size_t k = Layers; k-- > 0;)
+        {
+            const T* f = nullptr;
+            const T* r = nullptr;
+            visit_cell(k, 0, [&](auto& cell) { f = cell.hidden_sequence(); });
+            visit_cell(k, 1, [&](auto& cell) { r = cell.hidden_sequence(); });
+            const bool last = k + 1 == Layers && Out == output::last;
+            if (last)  // (BD5) on the final states
+            {
+                const T* hf = m_final.h.data() + (2 * k) * B * H;
+                const T* hr = m_final.h.data() + (2 * k + 1) * B * H;
+                detail::ensure_shape(m_dh_last[0], {B, H});
+                detail::ensure_shape(m_dh_last[1], {B, H});
+                for (std::size_t b = 0; b < B; ++b)
+                {
+                    detail::split_row<Merge>(dy.data() + b * output_size, hf + b * H, hr + b * H,
+                                             m_dh_last[0].data() + b * H, m_dh_last[1].data() + b * H, H);
+                }
+            }
+            else  // (BD5) per step, from dy (top layer) or the input gradient of the layer above (BD6)
+            {
+                const bool top = k + 1 == Layers;
+                const T* g = top ? dy.data() : m_dx_between.data();
+                const std::size_t g_width = top ? output_size : 2 * H;
+                for (std::size_t t = 0; t < S; ++t)
+                {
+                    for (std::size_t b = 0; b < B; ++b)
+                    {
+                        const std::size_t n = length(b);
+                        T* df = m_dy_forward.data() + (t * B + b) * H;
+                        if (t >= n)  // ignored by the cells (M3); zero for the reverse cell's dead step t too
+                        {
+                            std::fill(df, df + H, T(0));
+                            std::fill(m_dy_reverse.data() + (t * B + b) * H, m_dy_reverse.data() + (t * B + b + 1) * H,
+                                      T(0));
+                            continue;
+                        }
+                        const std::size_t tr = n - 1 - t;
+                        T* dr = m_dy_reverse.data() + (tr * B + b) * H;
+                        if (top)
+                        {
+                            detail::split_row<Merge>(g + (t * B + b) * g_width, f + (t * B + b) * H,
+                                                     r + (tr * B + b) * H, df, dr, H);
+                        }
+                        else
+                        {
+                            detail::split_row<merge_mode::concat>(g + (t * B + b) * g_width, f, r, df, dr, H);
+                        }
+                    }
+                }
+            }
+            const T* input_forward = k == 0 ? nullptr : between(k - 1).data();
+            both_directions(k, [&](auto& cell, std::size_t d) {
+                cell.backward_sequence(last ? nullptr : (d == 0 ? m_dy_forward.data() : m_dy_reverse.data()),
+                                       last ? m_dh_last[d].data() : nullptr, nullptr,
+                                       d == 0 ? input_forward : reversed(k).data());
+            });
+            // (BD6) the layer's input gradient: the forward cell's, plus the reverse cell's put back in order
+            xt::xtensor<T, 3>& target = k == 0 ? m_dx : m_dx_between;
+            const std::size_t width = k == 0 ? input_size : 2 * H;
+            detail::ensure_shape(target, {S, B, width});
+            visit_cell(k, 0, [&](auto& cell) {
+                std::copy(cell.input_gradient().data(), cell.input_gradient().data() + S * B * width, target.data());
+            });
+            visit_cell(k, 1, [&](auto& cell) { reverse_rows(cell.input_gradient().data(), target.data(), width, true); });
+        }
+        return m_dx;
+    }
+
+#undef XRNN_BIDIRECTIONAL
+#undef XRNN_BIDIRECTIONAL_TEMPLATE
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/layers/bidirectional_steps.hpp ----
+
+#endif
+// ---- end include/xrnn/layers/bidirectional.hpp ----
 // ---- begin include/xrnn/connect.hpp ----
 // xtensor-rnn: compile-time check that one layer can feed the next.
 //
@@ -6671,6 +7627,56 @@ namespace xrnn
                 std::copy(y.begin(), y.end(), result.data() + first * (y.size() / std::max<std::size_t>(y.shape()[0], 1)));
             }
         }
+
+        /// The length of each sample of token ids x (N, S, ...): its number of non-zero ids (0 is padding).
+        template <class XV, std::size_t XN>
+        std::vector<std::size_t> sample_lengths(const xt::xtensor<XV, XN>& x)
+        {
+            const std::size_t n = x.shape()[0];
+            const std::size_t per_sample = n == 0 ? 0 : x.size() / n;
+            std::vector<std::size_t> lengths(n, 0);
+            for (std::size_t i = 0; i < n; ++i)
+            {
+                const XV* sample = x.data() + i * per_sample;
+                lengths[i] = static_cast<std::size_t>(std::count_if(sample, sample + per_sample,
+                                                                    [](XV v) { return v != XV(0); }));
+            }
+            return lengths;
+        }
+
+        /// Bucketing (fit_options::bucket_by_length): order, already shuffled, is cut into pools of `pool` batches;
+        /// each pool is sorted by length (stable), so that its batches hold sequences of similar lengths, and
+        /// then the whole batches are shuffled with rng (the last, partial batch stays last). Deterministic for a
+        /// seed.
+        inline void bucket_by_length(std::vector<std::size_t>& order, const std::vector<std::size_t>& lengths,
+                                     std::size_t batch_size, std::size_t pool, random_engine& rng)
+        {
+            const std::size_t pool_size = batch_size * pool;
+            for (std::size_t first = 0; first < order.size(); first += pool_size)
+            {
+                const auto begin = order.begin() + static_cast<std::ptrdiff_t>(first);
+                const auto end = order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), first + pool_size));
+                std::stable_sort(begin, end, [&](std::size_t a, std::size_t b) { return lengths[a] < lengths[b]; });
+            }
+            const std::size_t full = order.size() / batch_size;
+            std::vector<std::size_t> batches(full);
+            for (std::size_t i = 0; i < full; ++i)
+            {
+                batches[i] = i;
+            }
+            for (std::size_t i = full; i > 1; --i)  // Fisher-Yates over whole batches
+            {
+                std::swap(batches[i - 1], batches[rng.below(i)]);
+            }
+            std::vector<std::size_t> shuffled(order);
+            for (std::size_t i = 0; i < full; ++i)
+            {
+                std::copy(order.begin() + static_cast<std::ptrdiff_t>(batches[i] * batch_size),
+                          order.begin() + static_cast<std::ptrdiff_t>((batches[i] + 1) * batch_size),
+                          shuffled.begin() + static_cast<std::ptrdiff_t>(i * batch_size));
+            }
+            order.swap(shuffled);
+        }
     }  // namespace detail
 }  // namespace xrnn
 
@@ -7227,6 +8233,7 @@ namespace xrnn
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <xtensor/xtensor.hpp>
 
@@ -7292,6 +8299,28 @@ namespace xrnn
             ((size = output_size_after<Layers>(size)), ...);
             return size;
         }
+
+        /// Layers that run sequences of lengths given before their forward (recurrent layers: set_lengths).
+        template <class Layer, class = void>
+        struct takes_lengths : std::false_type
+        {
+        };
+        template <class Layer>
+        struct takes_lengths<Layer, std::void_t<decltype(std::declval<Layer&>().set_lengths(
+                                        std::declval<const std::size_t*>(), std::size_t(0)))>> : std::true_type
+        {
+        };
+
+        /// Layers that find the lengths in their input (an embedding with mask_zero: sequence_lengths()).
+        template <class Layer, class = void>
+        struct gives_lengths : std::false_type
+        {
+        };
+        template <class Layer>
+        struct gives_lengths<Layer, std::void_t<decltype(std::declval<const Layer&>().sequence_lengths())>>
+            : std::true_type
+        {
+        };
 
         template <class Layer>
         Layer make_layer(random_engine& rng)
@@ -7426,10 +8455,27 @@ namespace xrnn
             return text.str();
         }
 
-        /// Forward through every layer; x is a time-major batch for sequence models, (B, F) otherwise.
+        /// Forward through every layer; x is a time-major batch for sequence models, (B, F) otherwise. The
+        /// recurrent layers run the lengths an embedding with mask_zero finds (layers/embedding.hpp), if any.
         template <class X>
         const auto& forward(const X& x, mode m = mode::inference)
         {
+            m_lengths = nullptr;
+            return forward_from<0>(x, m);
+        }
+
+        /// Forward of x (S, B, ...) with one length per sequence (1 <= lengths[b] <= S): every recurrent layer
+        /// runs sequence b for its first lengths[b] steps (layers/recurrent_stack.hpp, (M1)-(M6)).
+        template <class X>
+        const auto& forward(const X& x, const std::vector<std::size_t>& lengths, mode m = mode::inference)
+        {
+            static_assert(sequence_input, "xrnn::sequential: lengths need a model that reads sequences");
+            if (lengths.size() != x.shape()[1])
+            {
+                throw shape_error("sequential::forward: expected one length per sequence (" + std::to_string(x.shape()[1])
+                                  + ") but got " + std::to_string(lengths.size()));
+            }
+            m_lengths = lengths.data();
             return forward_from<0>(x, m);
         }
 
@@ -7480,7 +8526,20 @@ namespace xrnn
         template <std::size_t K, class X>
         const auto& forward_from(const X& x, mode m)
         {
-            const auto& y = std::get<K>(m_layers).forward(x, m);
+            using layer_type = std::tuple_element_t<K, layers_type>;
+            auto& layer = std::get<K>(m_layers);
+            if constexpr (detail::takes_lengths<layer_type>::value)
+            {
+                layer.set_lengths(m_lengths, x.shape()[1]);
+            }
+            const auto& y = layer.forward(x, m);
+            if constexpr (detail::gives_lengths<layer_type>::value)
+            {
+                if (const std::size_t* found = layer.sequence_lengths())  // an embedding without mask_zero: none
+                {
+                    m_lengths = found;
+                }
+            }
             if constexpr (K + 1 == layer_count)
             {
                 return y;
@@ -7505,6 +8564,7 @@ namespace xrnn
         }
 
         layers_type m_layers;
+        const std::size_t* m_lengths = nullptr;  // of the sequences of the current forward, or nullptr
     };
 }  // namespace xrnn
 
@@ -9660,6 +10720,12 @@ namespace xrnn
         std::size_t batch_size = 32;    // at least 1; above the number of samples, one batch of all (Keras)
         double validation_split = 0.0;  // fraction in [0, 1) taken from the END of the data, before shuffling (Keras)
         bool shuffle = true;            // reshuffle the training samples every epoch
+        /// Group token-id sequences of similar length (non-zero ids; 0 is padding) into batches, as Keras's
+        /// bucket_by_sequence_length: after each shuffle, every pool of bucket_pool batches' samples is sorted by
+        /// length and cut into batches, and the batches are shuffled (seeded by seed). With an embedding that masks
+        /// id 0 (or explicit lengths) a batch then costs about its own tokens.
+        bool bucket_by_length = false;
+        std::size_t bucket_pool = 32;
         std::uint64_t seed = 0;         // of the shuffling; dropout draws from each layer's own engine
         double clip_norm = 0.0;         // clip_grad_norm before each step when > 0 (a built-in step hook)
         non_finite_loss on_non_finite_loss = non_finite_loss::stop;
@@ -9829,6 +10895,15 @@ namespace xrnn
             output_type grad;
             gradient_set gradients;
             std::vector<std::size_t>& order = loop.order;
+            std::vector<std::size_t> lengths;
+            if (options.bucket_by_length)
+            {
+                if constexpr (!std::is_integral<XV>::value)
+                {
+                    throw value_error("fit: bucket_by_length needs token ids (integer x) to find the lengths in");
+                }
+                lengths = sample_lengths(x);
+            }
 
             for (callback* c : callbacks) c->on_train_begin(context);
             for (std::size_t epoch = first_epoch; epoch <= options.epochs && !context.stop_training; ++epoch)
@@ -9841,6 +10916,11 @@ namespace xrnn
                     {
                         std::swap(order[i - 1], order[loop.shuffle_engine.below(i)]);
                     }
+                }
+                if (options.bucket_by_length)
+                {
+                    bucket_by_length(order, lengths, options.batch_size, std::max<std::size_t>(1, options.bucket_pool),
+                                     loop.shuffle_engine);
                 }
                 if (on_ranks)
                 {
@@ -10338,6 +11418,23 @@ namespace xrnn
         {
         };
 
+        /// Bidirectional layers (layers/bidirectional.hpp): their reverse direction needs a sequence's end, so they
+        /// cannot be streamed.
+        template <class L, class = void>
+        struct reads_both_directions : std::false_type
+        {
+        };
+        template <class L>
+        struct reads_both_directions<L, std::void_t<decltype(L::merge)>> : std::true_type
+        {
+        };
+
+        template <class... Layers>
+        constexpr bool any_bidirectional(const layer_chain<Layers...>*) noexcept
+        {
+            return (reads_both_directions<Layers>::value || ...);
+        }
+
         struct no_state
         {
         };
@@ -10409,11 +11506,15 @@ namespace xrnn
         /// Streaming: x (B, s) ids or (B, s, F) continues B streams by s steps each, from the states the last
         /// stream() left (zeros after reset_states() or at first), and returns the outputs after the objective's
         /// link: (B, out) after each stream's last step so far for many-to-one models, (B, s, out) for
-        /// sequence outputs. Feeding a sequence in chunks gives what predict() gives for all of it at once.
+        /// sequence outputs. Feeding a sequence in chunks gives what predict() gives for all of it at once. With an
+        /// embedding that masks id 0, each chunk's padding is masked within the chunk. Not for bidirectional models.
         template <class XV, std::size_t XN>
         auto stream(const xt::xtensor<XV, XN>& x)
         {
             static_assert(chain_type::sequence_input, "xrnn::predictor::stream: the model must read sequences");
+            static_assert(!detail::any_bidirectional(static_cast<const chain_type*>(nullptr)),
+                          "xrnn::predictor::stream: a bidirectional layer reads each sequence from its end, so it "
+                          "cannot be fed in chunks; use predict()");
             detail::check_inputs<chain_type>("predictor::stream", x);
             const std::size_t batch = x.shape()[0];
             if (m_streaming && batch != m_stream_batch)
@@ -10426,6 +11527,7 @@ namespace xrnn
             typename chain_type::template batch_input_t<XV, XN> time_major;
             detail::gather<true>(x, detail::all_indices(batch), 0, batch, time_major);
             using out_type = typename chain_type::template output_t<XV, XN>;
+            m_lengths = nullptr;
             const out_type& out = stream_from<0>(time_major);
             m_streaming = true;
             m_stream_batch = batch;
@@ -10494,6 +11596,10 @@ namespace xrnn
         {
             auto& layer = m_chain.template layer<K>();
             using L = std::decay_t<decltype(layer)>;
+            if constexpr (detail::takes_lengths<L>::value)  // with an embedding that masks id 0: this chunk's
+            {
+                layer.set_lengths(m_lengths, x.shape()[1]);
+            }
             const auto& y = [&]() -> const auto& {
                 if constexpr (detail::carries_state<L>::value)
                 {
@@ -10508,6 +11614,13 @@ namespace xrnn
                     return layer.forward(x, mode::inference);
                 }
             }();
+            if constexpr (detail::gives_lengths<L>::value)
+            {
+                if (const std::size_t* found = layer.sequence_lengths())
+                {
+                    m_lengths = found;
+                }
+            }
             if constexpr (K + 1 == chain_type::layer_count)
             {
                 return y;
@@ -10530,6 +11643,7 @@ namespace xrnn
         objective m_objective;
         chain_type m_chain;
         typename states_of<chain_type>::type m_states;
+        const std::size_t* m_lengths = nullptr;  // the lengths of the chunk in stream(), from a masking embedding
         bool m_streaming = false;
         std::size_t m_stream_batch = 0;
     };

@@ -4,6 +4,14 @@
 //   (EF1) y[s, b, :] = W[ids[s, b], :]                     ids (S, B) -> y (S, B, D)
 //   (EB1) dW[v, :] += sum over (s, b) with ids[s, b] = v of dy[s, b, :]
 // Only the rows of the ids that occurred receive gradient; there is no gradient with respect to the ids.
+//
+// mask_zero (Keras's Embedding(mask_zero=True)): id 0 is padding, wherever it is (before, after or between the
+// words: pre- and post-padding alike). Each sequence's non-zero ids are moved to its first L_b steps, in order:
+//   (EM1) L_b = the number of non-zero ids of sequence b (at least 1), and y[t, b, :] = W[id of its t-th
+//         non-zero id] for t < L_b, 0 for t >= L_b
+//   (EM2) dW of each such id += dy[t, b, :] for t < L_b (the padded steps give nothing)
+// and sequence_lengths() gives L to the recurrent layer above (model/chain.hpp passes it on), which then skips
+// the padding as Keras skips masked steps (recurrent_cell.hpp, (M1)-(M4)).
 #ifndef XRNN_LAYERS_EMBEDDING_HPP
 #define XRNN_LAYERS_EMBEDDING_HPP
 
@@ -85,7 +93,8 @@ namespace xrnn
         params_type p;   // weights
         params_type dp;  // their gradients, accumulated by backward, zeroed by the caller
 
-        explicit embedding(random_engine& rng, init_scheme scheme = init_scheme::keras)
+        explicit embedding(random_engine& rng, init_scheme scheme = init_scheme::keras, bool mask_zero = false)
+            : m_mask_zero(mask_zero)
         {
             if (scheme == init_scheme::keras)
             {
@@ -102,6 +111,7 @@ namespace xrnn
             : p(shared_weights)
             , dp(shared_weights)
             , m_shared(&owner.weights())
+            , m_mask_zero(owner.m_mask_zero)
         {
         }
 
@@ -135,6 +145,11 @@ namespace xrnn
             detail::ensure_shape(m_ids, {steps, batch});
             std::copy(ids.begin(), ids.end(), m_ids.begin());
             detail::ensure_shape(m_output, {steps, batch, Dim});
+            if (m_mask_zero)
+            {
+                compact_nonzero_ids(steps, batch);  // (EM1)
+                return m_output;
+            }
             // (EF1), in parts of the rows on xrnn's threads when there are enough of them (a large gather is
             // bound by memory traffic, which two cores move faster than one)
             const std::size_t rows = m_ids.size();
@@ -167,8 +182,12 @@ namespace xrnn
                 throw state_error("embedding::backward: no successful forward before it");
             }
             detail::check_shape("embedding::backward", "dy", dy.shape(), {m_ids.shape()[0], m_ids.shape()[1], Dim});
-            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (EB1)
+            for (std::size_t j = 0; j < m_ids.size(); ++j)  // (EB1), (EM2)
             {
+                if (m_mask_zero && j / m_ids.shape()[1] >= m_lengths[j % m_ids.shape()[1]])
+                {
+                    continue;
+                }
                 T* grad = dp.w.data() + m_ids.data()[j] * Dim;
                 const T* d = dy.data() + j * Dim;
                 detail::for_each_pack<T, Dim>([&](auto pack, std::size_t k) {
@@ -176,6 +195,17 @@ namespace xrnn
                     P::store(grad + k, P::load(grad + k) + P::load(d + k));
                 });
             }
+        }
+
+        bool mask_zero() const noexcept
+        {
+            return m_mask_zero;
+        }
+
+        /// (EM1) L of the last forward with mask_zero (one per sequence), else nullptr.
+        const std::size_t* sequence_lengths() const noexcept
+        {
+            return m_mask_zero ? m_lengths.data() : nullptr;
         }
 
         template <class F>
@@ -205,11 +235,51 @@ namespace xrnn
         }
 
     private:
+        /// (EM1): m_ids compacted in place (each sequence's non-zero ids first), m_lengths, and the output.
+        void compact_nonzero_ids(std::size_t steps, std::size_t batch)
+        {
+            m_lengths.resize(batch);
+            for (std::size_t b = 0; b < batch; ++b)
+            {
+                std::size_t n = 0;
+                for (std::size_t s = 0; s < steps; ++s)
+                {
+                    const std::size_t id = m_ids.data()[s * batch + b];
+                    if (id != 0)
+                    {
+                        m_ids.data()[n++ * batch + b] = id;
+                    }
+                }
+                if (n == 0)
+                {
+                    detail::ensure_shape(m_ids, {0, 0});
+                    throw value_error("embedding::forward: with mask_zero, sequence " + std::to_string(b)
+                                      + " has only padding (id 0); expected at least one non-zero id");
+                }
+                m_lengths[b] = n;
+                for (std::size_t t = 0; t < steps; ++t)
+                {
+                    T* out = m_output.data() + (t * batch + b) * Dim;
+                    if (t < n)
+                    {
+                        const T* row = p.w.data() + m_ids.data()[t * batch + b] * Dim;
+                        std::copy(row, row + Dim, out);
+                    }
+                    else
+                    {
+                        std::fill(out, out + Dim, T(0));
+                    }
+                }
+            }
+        }
+
         static constexpr std::size_t parallel_values = std::size_t(1) << 18;  // 2^18 values (1 MiB of floats)
 
         const params_type* m_shared = nullptr;  // the parameters of the layer this one shares, or none
         xt::xtensor<std::size_t, 2> m_ids;       // validated ids of the last forward
         output_type m_output;
+        bool m_mask_zero = false;
+        std::vector<std::size_t> m_lengths;  // (EM1) with mask_zero
     };
 }  // namespace xrnn
 

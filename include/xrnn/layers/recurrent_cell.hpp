@@ -37,6 +37,16 @@
 // register-blocked path; (Q4), (Q5) and (Q7) are large products over all steps, on xrnn's threads on both paths
 // (detail/outer_gemm.hpp).
 //
+// Variable lengths (masking). forward_sequence may take one length L_b in [1, S] per sequence b (PyTorch's packed
+// sequences; the rows stay where they are, padded to S steps). Step t (0-based) of row b is alive when t < L_b:
+//   (M1) a dead step keeps the state: h_{t+1} = h_t, c_{t+1} = c_t, so h_S, c_S are each sequence's final state
+//   (M2) a dead step has no gates: dz_t = 0 there, so it adds nothing to (Q4)-(Q7) and dx_t = 0
+//   (M3) backward through a dead step passes dh and dc on unchanged, and ignores dy_t there (its output is a
+//        constant 0 in a sequence output, recurrent_stack.hpp)
+//   (M4) truncation (Q3) counts from each sequence's own end: cut where t > 0 and (L_b - t) % k == 0
+// The products and the cell's equations run on the runs of alive rows of each tile only, so a tile whose rows are
+// all past their length costs a copy of its states, and the BLAS path multiplies the rows up to the last alive one.
+//
 // Memory. A training forward keeps, per layer (e = sizeof(T)), and nothing else grows with S x B:
 //   gates/dZ  S * B * Gz * e           z_t, then what the cell keeps for backward, then dz_t written over it
 //   h         (S + 1) * B * H * e      h_0 .. h_S
@@ -178,8 +188,9 @@ namespace xrnn
         /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros). With input_persists, x
         /// stays valid and unchanged until backward (the hidden sequence of the layer below, in a stack): a
         /// training forward then keeps no copy of it, and backward_sequence must be given it again.
+        /// lengths (B values in [1, steps], or nullptr for all steps): see "Variable lengths" above.
         void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m,
-                              bool input_persists = false);
+                              bool input_persists = false, const std::size_t* lengths = nullptr);
 
         /// BPTT (Q1)-(Q8) for the last training forward. dy_seq (S, B, H): gradient of every step's output, or
         /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr; x: the forward's input again
@@ -201,7 +212,18 @@ namespace xrnn
             return m_batch;
         }
 
-        /// h_1 .. h_S of the last forward, (S, B, H) contiguous.
+        /// Whether the last forward had lengths, and the length of row b (steps() without lengths).
+        bool has_lengths() const noexcept
+        {
+            return m_has_lengths;
+        }
+
+        std::size_t length(std::size_t b) const noexcept
+        {
+            return m_has_lengths ? m_lengths.data()[b] : m_steps;
+        }
+
+        /// h_1 .. h_S of the last forward, (S, B, H) contiguous; with lengths, a row's state is carried past its end.
         const T* hidden_sequence() const noexcept
         {
             return m_h.data() + m_batch * H;
@@ -267,6 +289,17 @@ namespace xrnn
         void hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n);
         void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
         void parameter_gradients(const T* input);
+
+        // (M1)-(M4): f(r0, n0) for each run of rows of [r, r + n) alive at step t (all of it without lengths)
+        template <class F>
+        void for_alive_runs(std::size_t t, std::size_t r, std::size_t n, F&& f) const;
+        void keep_dead_states(std::size_t t, std::size_t r, std::size_t n);
+        void zero_dead_gates(std::size_t t, std::size_t r, std::size_t n);
+        std::size_t alive_extent(std::size_t t) const noexcept;
+        bool alive(std::size_t t, std::size_t b) const noexcept
+        {
+            return !m_has_lengths || t < m_lengths.data()[b];
+        }
 
         bool training_cache() const noexcept
         {
@@ -340,6 +373,8 @@ namespace xrnn
         bool m_input_persists = false;  // the last forward read the caller's x in place (see forward_sequence)
         std::size_t m_steps = 0;
         std::size_t m_batch = 0;
+        bool m_has_lengths = false;
+        xt::xtensor<std::size_t, 1> m_lengths;  // (B) with lengths
 
         // per-sequence cache of the last forward
         xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked or copied input (first layer, training)
@@ -359,6 +394,7 @@ namespace xrnn
         xt::xtensor<T, 2> m_w_h_transposed;  // (Gh, H) W_h^T for (Q2) on the register-blocked path
         xt::xtensor<T, 2> m_w_x_transposed;  // (Gx, I) W_x^T for (Q7)
         xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
+        xt::xtensor<T, 2> m_dh_product;      // (B, H) (Q2) on the BLAS path with lengths (dead rows keep dh)
 
         // the one-step API: z of the batch-1 path, and the results
         xt::xtensor<T, 1> m_step_z;   // (Gz)
@@ -405,10 +441,25 @@ namespace xrnn
 
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0,
-                                     mode m, bool input_persists)
+                                     mode m, bool input_persists, const std::size_t* lengths)
     {
         const std::size_t S = steps;
         const std::size_t B = batch;
+        m_has_lengths = lengths != nullptr;
+        if (m_has_lengths)
+        {
+            for (std::size_t b = 0; b < B; ++b)
+            {
+                if (lengths[b] < 1 || lengths[b] > S)
+                {
+                    throw value_error(std::string(Cell::name) + "::forward: lengths expected in [1, "
+                                      + std::to_string(S) + "] (the steps of x) but sequence " + std::to_string(b)
+                                      + " has length " + std::to_string(lengths[b]));
+                }
+            }
+            detail::ensure_shape(m_lengths, {B});
+            std::copy(lengths, lengths + B, m_lengths.data());
+        }
         const bool training = m == mode::training;
         if (training && m_shared != nullptr)
         {
@@ -519,7 +570,7 @@ namespace xrnn
         std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
                              + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
                              + m_dh_direct.size() + m_w_h_transposed.size() + m_w_x_transposed.size()
-                             + m_bias_sums.size() + m_step_z.size() + m_step_hw.size()
+                             + m_bias_sums.size() + m_dh_product.size() + m_step_z.size() + m_step_hw.size()
                              + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
         if constexpr (has_cell_state)
         {

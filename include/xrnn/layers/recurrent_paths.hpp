@@ -61,9 +61,12 @@ namespace xrnn
                 for (std::size_t r = part * rows; r < part_end; r += tile)
                 {
                     const std::size_t n = std::min(tile, part_end - r);
-                    T* z = z_step + r * Gz;
-                    project_rows(input + (t * B + r) * I, previous_hidden(t, r, n), z, n);  // (R2), (R3)
-                    activate_rows(t, z, r, n);                                              // (R4)
+                    for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
+                        T* z = z_step + r0 * Gz;
+                        project_rows(input + (t * B + r0) * I, previous_hidden(t, r0, n0), z, n0);  // (R2), (R3)
+                        activate_rows(t, z, r0, n0);                                                // (R4)
+                    });
+                    keep_dead_states(t, r, n);  // (M1)
                 }
             }
         });
@@ -80,14 +83,25 @@ namespace xrnn
         const std::size_t B = m_batch;
         for (std::size_t begin = 0; begin < S; begin += chunk)
         {
-            const std::size_t rows = std::min(chunk, S - begin) * B;
-            detail::gemm(transpose::no, transpose::no, rows, Gx, I, T(1), input + begin * B * I, I, p.w_x.data(), Gx,
-                         T(0), m_gates.data(), Gz);  // (R3), input part
-            for (std::size_t t = begin; t < begin + rows / B; ++t)
+            const std::size_t steps_here = std::min(chunk, S - begin);
+            // (R3), input part; with lengths (M2), only up to the chunk's last alive row
+            const std::size_t rows = (steps_here - 1) * B + alive_extent(begin + steps_here - 1);
+            if (alive_extent(begin) > 0)
             {
+                detail::gemm(transpose::no, transpose::no, rows, Gx, I, T(1), input + begin * B * I, I, p.w_x.data(),
+                             Gx, T(0), m_gates.data(), Gz);
+            }
+            for (std::size_t t = begin; t < begin + steps_here; ++t)
+            {
+                const std::size_t B = alive_extent(t);  // the rows up to the last alive one (M1)
+                if (B == 0)
+                {
+                    keep_dead_states(t, 0, m_batch);
+                    continue;
+                }
                 const T* h_prev = previous_hidden(t, 0, B);  // (R2)
-                T* z = m_gates.data() + (t - begin) * B * Gz;
-                if (B == 1)  // (R3), recurrent part: z[:Gs] += h W_h[:, :Gs], z[Gx:] = h W_h[:, Gs:]
+                T* z = m_gates.data() + (t - begin) * m_batch * Gz;
+                if (m_batch == 1)  // (R3), recurrent part: z[:Gs] += h W_h[:, :Gs], z[Gx:] = h W_h[:, Gs:]
                 {
                     const detail::gemv_term<T> shared{h_prev, p.w_h.data(), H};
                     const detail::gemv_term<T> apart{h_prev, p.w_h.data() + Gs, H};
@@ -113,7 +127,17 @@ namespace xrnn
                                      Gh, T(0), z + Gx, Gz);
                     }
                 }
-                activate_rows(t, z, 0, B);  // (R4)
+                if (m_has_lengths)
+                {
+                    for_alive_runs(t, 0, B, [&](std::size_t r0, std::size_t n0) {
+                        activate_rows(t, z + r0 * Gz, r0, n0);  // (R4)
+                    });
+                    keep_dead_states(t, 0, m_batch);  // (M1)
+                }
+                else
+                {
+                    activate_rows(t, z, 0, B);  // (R4)
+                }
             }
         }
     }
@@ -148,6 +172,17 @@ namespace xrnn
                 for (std::size_t r = part * rows; r < part_end; r += tile)
                 {
                     const std::size_t n = std::min(tile, part_end - r);
+                    if (m_has_lengths)  // (M2), (M3): dead rows get dz = 0 and keep dh and dc
+                    {
+                        zero_dead_gates(t, r, n);
+                        for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
+                            hidden_gradient_rows(gate_gradient(dy_seq, t, r0, n0), r0, n0);  // (Q1), (Q2)
+                            finish_hidden_gradient(t, r0, n0);
+                        });
+                        detail::accumulate_column_sums(m_gates.data() + (t * B + r) * Gz, n, Gz,
+                                                       m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
+                        continue;
+                    }
                     const T* dz = gate_gradient(dy_seq, t, r, n);                                   // (Q1)
                     detail::accumulate_column_sums(dz, n, Gz, m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
                     hidden_gradient_rows(dz, r, n);                                                 // (Q2)
@@ -163,9 +198,39 @@ namespace xrnn
     void XRNN_CELL::backward_by_blas(const T* dy_seq)
     {
         using detail::transpose;
-        const std::size_t B = m_batch;
+        if (m_has_lengths)
+        {
+            detail::ensure_shape(m_dh_product, {m_batch, H});
+        }
         for (std::size_t t = m_steps; t-- > 0;)
         {
+            const std::size_t B = alive_extent(t);  // rows up to the last alive one (M2)
+            if (m_has_lengths)
+            {
+                zero_dead_gates(t, 0, m_batch);
+                if (B == 0)
+                {
+                    continue;  // (M3) every row keeps dh and dc
+                }
+                for_alive_runs(t, 0, B, [&](std::size_t r0, std::size_t n0) { gate_gradient(dy_seq, t, r0, n0); });
+                const T* dz = m_gates.data() + t * m_batch * Gz;
+                detail::accumulate_column_sums(dz, B, Gz, dp.b.data());  // (Q6)
+                if constexpr (Gs > 0)                                     // (Q2), into a scratch: dead rows keep dh
+                {
+                    detail::gemm(transpose::no, transpose::yes, B, H, Gs, T(1), dz, Gz, p.w_h.data(), Gh, T(0),
+                                 m_dh_product.data(), H);
+                }
+                if constexpr (Gh > Gs)
+                {
+                    detail::gemm(transpose::no, transpose::yes, B, H, Gh - Gs, T(1), dz + Gx, Gz, p.w_h.data() + Gs,
+                                 Gh, Gs > 0 ? T(1) : T(0), m_dh_product.data(), H);
+                }
+                for_alive_runs(t, 0, B, [&](std::size_t r0, std::size_t n0) {
+                    std::copy(m_dh_product.data() + r0 * H, m_dh_product.data() + (r0 + n0) * H, m_dh.data() + r0 * H);
+                    finish_hidden_gradient(t, r0, n0);
+                });
+                continue;
+            }
             const T* dz = gate_gradient(dy_seq, t, 0, B);                 // (Q1)
             detail::accumulate_column_sums(dz, B, Gz, dp.b.data());        // (Q6)
             if constexpr (Gs > 0)                                          // (Q2), shared columns
@@ -193,6 +258,7 @@ namespace xrnn
         m_state = cache_state::inference;  // nothing is cached for backward
         m_steps = 0;
         m_batch = 1;
+        m_has_lengths = false;
         detail::ensure_shape(m_step_z, {Gz});
         T* z = m_step_z.data();
         if constexpr (Layout::fused)
@@ -402,6 +468,21 @@ namespace xrnn
             }
         }
         const std::size_t k = m_options.bptt_steps;
+        if (m_has_lengths)  // (M4): from each sequence's own end (the rows here are alive at t)
+        {
+            for (std::size_t i = 0; k > 0 && t > 0 && i < n; ++i)
+            {
+                if ((m_lengths.data()[r + i] - t) % k == 0)
+                {
+                    std::fill(dh + i * H, dh + (i + 1) * H, T(0));
+                    if (T* dc = row_of(cell_state_gradient(), r + i))
+                    {
+                        std::fill(dc, dc + H, T(0));
+                    }
+                }
+            }
+            return;
+        }
         if (k > 0 && t > 0 && (m_steps - t) % k == 0)  // (Q3)
         {
             std::fill(dh, dh + n * H, T(0));
@@ -410,6 +491,93 @@ namespace xrnn
                 std::fill(dc, dc + n * H, T(0));
             }
         }
+    }
+
+    /// (M1)-(M4): f(r0, n0) for each maximal run [r0, r0 + n0) of rows of [r, r + n) alive at step t.
+    XRNN_CELL_TEMPLATE
+    template <class F>
+    void XRNN_CELL::for_alive_runs(std::size_t t, std::size_t r, std::size_t n, F&& f) const
+    {
+        if (!m_has_lengths)
+        {
+            f(r, n);
+            return;
+        }
+        const std::size_t end = r + n;
+        for (std::size_t b = r; b < end;)
+        {
+            if (!alive(t, b))
+            {
+                ++b;
+                continue;
+            }
+            std::size_t e = b + 1;
+            while (e < end && alive(t, e))
+            {
+                ++e;
+            }
+            f(b, e - b);
+            b = e;
+        }
+    }
+
+    /// (M1) on the rows of [r, r + n) that are dead at step t: h_{t+1} = h_t, c_{t+1} = c_t.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::keep_dead_states(std::size_t t, std::size_t r, std::size_t n)
+    {
+        if (!m_has_lengths)
+        {
+            return;
+        }
+        for (std::size_t b = r; b < r + n; ++b)
+        {
+            if (alive(t, b))
+            {
+                continue;
+            }
+            const T* h = m_h.data() + (t * m_batch + b) * H;
+            std::copy(h, h + H, m_h.data() + ((t + 1) * m_batch + b) * H);
+            if (recurrent_dropout())  // h~_t of a dead row meets dz_t = 0 in (Q5): kept finite
+            {
+                T* masked = m_h_masked.data() + (t * m_batch + b) * H;
+                std::fill(masked, masked + H, T(0));
+            }
+            if constexpr (has_cell_state)
+            {
+                const T* c = cell_state(t) + b * H;
+                std::copy(c, c + H, cell_state(t + 1) + b * H);
+            }
+        }
+    }
+
+    /// (M2) dz_t = 0 on the rows of [r, r + n) that are dead at step t (their gate cache holds nothing of use).
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::zero_dead_gates(std::size_t t, std::size_t r, std::size_t n)
+    {
+        for (std::size_t b = r; b < r + n; ++b)
+        {
+            if (!alive(t, b))
+            {
+                T* dz = m_gates.data() + (t * m_batch + b) * Gz;
+                std::fill(dz, dz + Gz, T(0));
+            }
+        }
+    }
+
+    /// The rows a whole-batch product of step t needs: up to the last row alive at t (the batch without lengths).
+    XRNN_CELL_TEMPLATE
+    std::size_t XRNN_CELL::alive_extent(std::size_t t) const noexcept
+    {
+        if (!m_has_lengths)
+        {
+            return m_batch;
+        }
+        std::size_t extent = 0;
+        for (std::size_t b = 0; b < m_batch; ++b)
+        {
+            extent = t < m_lengths.data()[b] ? b + 1 : extent;
+        }
+        return extent;
     }
 
 #undef XRNN_CELL

@@ -6,6 +6,12 @@
 // its h_S (output::last). Initial states may be passed and final states read back, so a long stream can be
 // fed in chunks (stateful use); the gradient of the initial states is kept after backward. An upper layer reads
 // the hidden sequence of the layer below in place (no copy is kept for its backward).
+//
+// Variable lengths: forward(x, lengths) runs sequence b for its first lengths[b] steps only, on every stacked
+// layer (PyTorch's pack_padded_sequence; recurrent_cell.hpp, (M1)-(M4)):
+//   (M5) output::sequence is 0 at the steps past a sequence's length, and their dy is ignored
+//   (M6) output::last and final_state() are each sequence's state at its own last step
+// set_lengths() gives the lengths of the next forward(x) calls instead (what a model does, model/chain.hpp).
 #ifndef XRNN_LAYERS_RECURRENT_STACK_HPP
 #define XRNN_LAYERS_RECURRENT_STACK_HPP
 
@@ -81,6 +87,31 @@ namespace xrnn
         const output_type& forward(const input_type& x, const state_type& initial, mode m = mode::inference)
         {
             return run_forward(x, &initial, m);
+        }
+
+        /// x (S, B, I) of sequences of lengths[b] steps each (1 <= lengths[b] <= S), from zero or given states.
+        const output_type& forward(const input_type& x, const std::vector<std::size_t>& lengths,
+                                   mode m = mode::inference)
+        {
+            set_lengths(lengths.data(), lengths.size());
+            return run_forward(x, nullptr, m);
+        }
+
+        const output_type& forward(const input_type& x, const state_type& initial,
+                                   const std::vector<std::size_t>& lengths, mode m = mode::inference)
+        {
+            set_lengths(lengths.data(), lengths.size());
+            return run_forward(x, &initial, m);
+        }
+
+        /// The lengths of the sequences of the following forward(x) calls (count values; nullptr: all steps).
+        void set_lengths(const std::size_t* lengths, std::size_t count)
+        {
+            m_has_lengths = lengths != nullptr;
+            if (m_has_lengths)
+            {
+                m_lengths.assign(lengths, lengths + count);
+            }
         }
 
         /// States after the last step of the last forward, (Layers, B, H) each.
@@ -284,6 +315,12 @@ namespace xrnn
                 throw shape_error(std::string(name()) + "::forward: x expected shape (S, B, " + std::to_string(input_size)
                                   + ") with S, B >= 1 but got " + detail::shape_to_string(x.shape()));
             }
+            if (m_has_lengths && m_lengths.size() != B)
+            {
+                throw shape_error(std::string(name()) + "::forward: expected one length per sequence (" + std::to_string(B)
+                                  + ") but got " + std::to_string(m_lengths.size()));
+            }
+            const std::size_t* lengths = m_has_lengths ? m_lengths.data() : nullptr;
             if (initial != nullptr)
             {
                 detail::check_shape(name(), "initial h", initial->h.shape(), {Layers, B, hidden_size});
@@ -310,7 +347,7 @@ namespace xrnn
                     {
                         c0 = initial != nullptr ? initial->c.data() + k * B * H : nullptr;
                     }
-                    cell.forward_sequence(input, S, B, h0, c0, m, /* input_persists = */ k > 0);
+                    cell.forward_sequence(input, S, B, h0, c0, m, /* input_persists = */ k > 0, lengths);
                     input = cell.hidden_sequence();
                     // copied now: `initial` may alias m_final (feeding final_state() back in), read above
                     copy_layer_state(cell.final_hidden(), m_final.h, k, B);
@@ -333,6 +370,13 @@ namespace xrnn
                 visit_layer(Layers - 1, [&](auto& top) {
                     std::copy(top.hidden_sequence(), top.hidden_sequence() + S * B * H, m_output.data());
                 });
+                for (std::size_t b = 0; lengths != nullptr && b < B; ++b)  // (M5)
+                {
+                    for (std::size_t t = lengths[b]; t < S; ++t)
+                    {
+                        std::fill(m_output.data() + (t * B + b) * H, m_output.data() + (t * B + b + 1) * H, T(0));
+                    }
+                }
             }
             return m_output;
         }
@@ -347,6 +391,8 @@ namespace xrnn
         output_type m_output;
         state_type m_final;
         state_type m_initial_gradient;
+        bool m_has_lengths = false;
+        std::vector<std::size_t> m_lengths;
     };
 }  // namespace xrnn
 

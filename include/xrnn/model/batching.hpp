@@ -14,6 +14,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include <xrnn/detail/tensor.hpp>
+#include <xrnn/random.hpp>
 
 namespace xrnn
 {
@@ -96,6 +97,56 @@ namespace xrnn
             {
                 std::copy(y.begin(), y.end(), result.data() + first * (y.size() / std::max<std::size_t>(y.shape()[0], 1)));
             }
+        }
+
+        /// The length of each sample of token ids x (N, S, ...): its number of non-zero ids (0 is padding).
+        template <class XV, std::size_t XN>
+        std::vector<std::size_t> sample_lengths(const xt::xtensor<XV, XN>& x)
+        {
+            const std::size_t n = x.shape()[0];
+            const std::size_t per_sample = n == 0 ? 0 : x.size() / n;
+            std::vector<std::size_t> lengths(n, 0);
+            for (std::size_t i = 0; i < n; ++i)
+            {
+                const XV* sample = x.data() + i * per_sample;
+                lengths[i] = static_cast<std::size_t>(std::count_if(sample, sample + per_sample,
+                                                                    [](XV v) { return v != XV(0); }));
+            }
+            return lengths;
+        }
+
+        /// Bucketing (fit_options::bucket_by_length): order, already shuffled, is cut into pools of `pool` batches;
+        /// each pool is sorted by length (stable), so that its batches hold sequences of similar lengths, and
+        /// then the whole batches are shuffled with rng (the last, partial batch stays last). Deterministic for a
+        /// seed.
+        inline void bucket_by_length(std::vector<std::size_t>& order, const std::vector<std::size_t>& lengths,
+                                     std::size_t batch_size, std::size_t pool, random_engine& rng)
+        {
+            const std::size_t pool_size = batch_size * pool;
+            for (std::size_t first = 0; first < order.size(); first += pool_size)
+            {
+                const auto begin = order.begin() + static_cast<std::ptrdiff_t>(first);
+                const auto end = order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), first + pool_size));
+                std::stable_sort(begin, end, [&](std::size_t a, std::size_t b) { return lengths[a] < lengths[b]; });
+            }
+            const std::size_t full = order.size() / batch_size;
+            std::vector<std::size_t> batches(full);
+            for (std::size_t i = 0; i < full; ++i)
+            {
+                batches[i] = i;
+            }
+            for (std::size_t i = full; i > 1; --i)  // Fisher-Yates over whole batches
+            {
+                std::swap(batches[i - 1], batches[rng.below(i)]);
+            }
+            std::vector<std::size_t> shuffled(order);
+            for (std::size_t i = 0; i < full; ++i)
+            {
+                std::copy(order.begin() + static_cast<std::ptrdiff_t>(batches[i] * batch_size),
+                          order.begin() + static_cast<std::ptrdiff_t>((batches[i] + 1) * batch_size),
+                          shuffled.begin() + static_cast<std::ptrdiff_t>(i * batch_size));
+            }
+            order.swap(shuffled);
         }
     }  // namespace detail
 }  // namespace xrnn

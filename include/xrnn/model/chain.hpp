@@ -19,6 +19,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <xtensor/xtensor.hpp>
 
@@ -88,6 +89,28 @@ namespace xrnn
             ((size = output_size_after<Layers>(size)), ...);
             return size;
         }
+
+        /// Layers that run sequences of lengths given before their forward (recurrent layers: set_lengths).
+        template <class Layer, class = void>
+        struct takes_lengths : std::false_type
+        {
+        };
+        template <class Layer>
+        struct takes_lengths<Layer, std::void_t<decltype(std::declval<Layer&>().set_lengths(
+                                        std::declval<const std::size_t*>(), std::size_t(0)))>> : std::true_type
+        {
+        };
+
+        /// Layers that find the lengths in their input (an embedding with mask_zero: sequence_lengths()).
+        template <class Layer, class = void>
+        struct gives_lengths : std::false_type
+        {
+        };
+        template <class Layer>
+        struct gives_lengths<Layer, std::void_t<decltype(std::declval<const Layer&>().sequence_lengths())>>
+            : std::true_type
+        {
+        };
 
         template <class Layer>
         Layer make_layer(random_engine& rng)
@@ -222,10 +245,27 @@ namespace xrnn
             return text.str();
         }
 
-        /// Forward through every layer; x is a time-major batch for sequence models, (B, F) otherwise.
+        /// Forward through every layer; x is a time-major batch for sequence models, (B, F) otherwise. The
+        /// recurrent layers run the lengths an embedding with mask_zero finds (layers/embedding.hpp), if any.
         template <class X>
         const auto& forward(const X& x, mode m = mode::inference)
         {
+            m_lengths = nullptr;
+            return forward_from<0>(x, m);
+        }
+
+        /// Forward of x (S, B, ...) with one length per sequence (1 <= lengths[b] <= S): every recurrent layer
+        /// runs sequence b for its first lengths[b] steps (layers/recurrent_stack.hpp, (M1)-(M6)).
+        template <class X>
+        const auto& forward(const X& x, const std::vector<std::size_t>& lengths, mode m = mode::inference)
+        {
+            static_assert(sequence_input, "xrnn::sequential: lengths need a model that reads sequences");
+            if (lengths.size() != x.shape()[1])
+            {
+                throw shape_error("sequential::forward: expected one length per sequence (" + std::to_string(x.shape()[1])
+                                  + ") but got " + std::to_string(lengths.size()));
+            }
+            m_lengths = lengths.data();
             return forward_from<0>(x, m);
         }
 
@@ -276,7 +316,20 @@ namespace xrnn
         template <std::size_t K, class X>
         const auto& forward_from(const X& x, mode m)
         {
-            const auto& y = std::get<K>(m_layers).forward(x, m);
+            using layer_type = std::tuple_element_t<K, layers_type>;
+            auto& layer = std::get<K>(m_layers);
+            if constexpr (detail::takes_lengths<layer_type>::value)
+            {
+                layer.set_lengths(m_lengths, x.shape()[1]);
+            }
+            const auto& y = layer.forward(x, m);
+            if constexpr (detail::gives_lengths<layer_type>::value)
+            {
+                if (const std::size_t* found = layer.sequence_lengths())  // an embedding without mask_zero: none
+                {
+                    m_lengths = found;
+                }
+            }
             if constexpr (K + 1 == layer_count)
             {
                 return y;
@@ -301,6 +354,7 @@ namespace xrnn
         }
 
         layers_type m_layers;
+        const std::size_t* m_lengths = nullptr;  // of the sequences of the current forward, or nullptr
     };
 }  // namespace xrnn
 

@@ -58,6 +58,12 @@ namespace xrnn
         std::size_t batch_size = 32;    // at least 1; above the number of samples, one batch of all (Keras)
         double validation_split = 0.0;  // fraction in [0, 1) taken from the END of the data, before shuffling (Keras)
         bool shuffle = true;            // reshuffle the training samples every epoch
+        /// Group token-id sequences of similar length (non-zero ids; 0 is padding) into batches, as Keras's
+        /// bucket_by_sequence_length: after each shuffle, every pool of bucket_pool batches' samples is sorted by
+        /// length and cut into batches, and the batches are shuffled (seeded by seed). With an embedding that masks
+        /// id 0 (or explicit lengths) a batch then costs about its own tokens.
+        bool bucket_by_length = false;
+        std::size_t bucket_pool = 32;
         std::uint64_t seed = 0;         // of the shuffling; dropout draws from each layer's own engine
         double clip_norm = 0.0;         // clip_grad_norm before each step when > 0 (a built-in step hook)
         non_finite_loss on_non_finite_loss = non_finite_loss::stop;
@@ -227,6 +233,15 @@ namespace xrnn
             output_type grad;
             gradient_set gradients;
             std::vector<std::size_t>& order = loop.order;
+            std::vector<std::size_t> lengths;
+            if (options.bucket_by_length)
+            {
+                if constexpr (!std::is_integral<XV>::value)
+                {
+                    throw value_error("fit: bucket_by_length needs token ids (integer x) to find the lengths in");
+                }
+                lengths = sample_lengths(x);
+            }
 
             for (callback* c : callbacks) c->on_train_begin(context);
             for (std::size_t epoch = first_epoch; epoch <= options.epochs && !context.stop_training; ++epoch)
@@ -239,6 +254,11 @@ namespace xrnn
                     {
                         std::swap(order[i - 1], order[loop.shuffle_engine.below(i)]);
                     }
+                }
+                if (options.bucket_by_length)
+                {
+                    bucket_by_length(order, lengths, options.batch_size, std::max<std::size_t>(1, options.bucket_pool),
+                                     loop.shuffle_engine);
                 }
                 if (on_ranks)
                 {

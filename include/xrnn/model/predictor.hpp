@@ -110,6 +110,23 @@ namespace xrnn
         {
         };
 
+        /// Bidirectional layers (layers/bidirectional.hpp): their reverse direction needs a sequence's end, so they
+        /// cannot be streamed.
+        template <class L, class = void>
+        struct reads_both_directions : std::false_type
+        {
+        };
+        template <class L>
+        struct reads_both_directions<L, std::void_t<decltype(L::merge)>> : std::true_type
+        {
+        };
+
+        template <class... Layers>
+        constexpr bool any_bidirectional(const layer_chain<Layers...>*) noexcept
+        {
+            return (reads_both_directions<Layers>::value || ...);
+        }
+
         struct no_state
         {
         };
@@ -181,11 +198,15 @@ namespace xrnn
         /// Streaming: x (B, s) ids or (B, s, F) continues B streams by s steps each, from the states the last
         /// stream() left (zeros after reset_states() or at first), and returns the outputs after the objective's
         /// link: (B, out) after each stream's last step so far for many-to-one models, (B, s, out) for
-        /// sequence outputs. Feeding a sequence in chunks gives what predict() gives for all of it at once.
+        /// sequence outputs. Feeding a sequence in chunks gives what predict() gives for all of it at once. With an
+        /// embedding that masks id 0, each chunk's padding is masked within the chunk. Not for bidirectional models.
         template <class XV, std::size_t XN>
         auto stream(const xt::xtensor<XV, XN>& x)
         {
             static_assert(chain_type::sequence_input, "xrnn::predictor::stream: the model must read sequences");
+            static_assert(!detail::any_bidirectional(static_cast<const chain_type*>(nullptr)),
+                          "xrnn::predictor::stream: a bidirectional layer reads each sequence from its end, so it "
+                          "cannot be fed in chunks; use predict()");
             detail::check_inputs<chain_type>("predictor::stream", x);
             const std::size_t batch = x.shape()[0];
             if (m_streaming && batch != m_stream_batch)
@@ -198,6 +219,7 @@ namespace xrnn
             typename chain_type::template batch_input_t<XV, XN> time_major;
             detail::gather<true>(x, detail::all_indices(batch), 0, batch, time_major);
             using out_type = typename chain_type::template output_t<XV, XN>;
+            m_lengths = nullptr;
             const out_type& out = stream_from<0>(time_major);
             m_streaming = true;
             m_stream_batch = batch;
@@ -266,6 +288,10 @@ namespace xrnn
         {
             auto& layer = m_chain.template layer<K>();
             using L = std::decay_t<decltype(layer)>;
+            if constexpr (detail::takes_lengths<L>::value)  // with an embedding that masks id 0: this chunk's
+            {
+                layer.set_lengths(m_lengths, x.shape()[1]);
+            }
             const auto& y = [&]() -> const auto& {
                 if constexpr (detail::carries_state<L>::value)
                 {
@@ -280,6 +306,13 @@ namespace xrnn
                     return layer.forward(x, mode::inference);
                 }
             }();
+            if constexpr (detail::gives_lengths<L>::value)
+            {
+                if (const std::size_t* found = layer.sequence_lengths())
+                {
+                    m_lengths = found;
+                }
+            }
             if constexpr (K + 1 == chain_type::layer_count)
             {
                 return y;
@@ -302,6 +335,7 @@ namespace xrnn
         objective m_objective;
         chain_type m_chain;
         typename states_of<chain_type>::type m_states;
+        const std::size_t* m_lengths = nullptr;  // the lengths of the chunk in stream(), from a masking embedding
         bool m_streaming = false;
         std::size_t m_stream_batch = 0;
     };
