@@ -84,11 +84,13 @@ int main(int argc, char** argv)
 
     std::size_t weight_bytes = 0;
     model.for_each_parameter([&](const auto&, auto& value, auto&) { weight_bytes += value.size() * sizeof(float); });
+    xrnn::predictor single(model);
+    single.predict(reviews(1, 3), 1);
     xrnn::predictor one(model);
     one.predict(reviews(64, 3), 64);
-    std::printf("memory: weights %.2f MiB; one predictor after a batch-64 predict %.2f MiB (a copy of the model "
-                "per thread would add the weights again: %.2f MiB + its workspaces)\n",
-                weight_bytes / 1048576.0, one.workspace_bytes() / 1048576.0, weight_bytes / 1048576.0);
+    std::printf("memory: weights %.2f MiB; one predictor after a batch-1 predict %.3f MiB, after a batch-64 predict "
+                "%.2f MiB; a copy of the model per thread holds the same workspaces plus the weights again\n",
+                weight_bytes / 1048576.0, single.workspace_bytes() / 1048576.0, one.workspace_bytes() / 1048576.0);
 
     for (std::size_t pool : {std::size_t(1), std::size_t(2)})
     {
