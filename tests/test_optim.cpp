@@ -439,6 +439,7 @@ TEST_CASE("optim: settings that would turn the weights into nan are refused wher
                          xrnn::value_error);
     CHECK(adam.steps() == 1);
     CHECK(adam.snapshot().hyper[1] == 0.9);
+}
 
 namespace
 {
