@@ -2201,7 +2201,7 @@ namespace xrnn
                     T* out = m_output.data() + (t * batch + b) * Dim;
                     if (t < n)
                     {
-                        const T* row = p.w.data() + m_ids.data()[t * batch + b] * Dim;
+                        const T* row = weights().w.data() + m_ids.data()[t * batch + b] * Dim;
                         std::copy(row, row + Dim, out);
                     }
                     else
