@@ -437,3 +437,85 @@ TEST_CASE("predictors of models with a masking embedding and with bidirectional 
     xrnn::predictor q(bi);
     CHECK(bitwise_equal(q.predict(x, 4), bi.predict(x, 4)));
 }
+
+namespace
+{
+    /// A pass-through layer whose forward, once armed, says it has started and waits to be released: it holds a
+    /// predictor call open on one thread while the test calls it from another.
+    struct hold_layer
+    {
+        using value_type = float;
+        static constexpr bool reads_sequence = false;
+        static constexpr bool reads_token_ids = false;
+        static inline std::atomic<bool> armed{false};
+        static inline std::atomic<bool> started{false};
+        static inline std::atomic<bool> released{false};
+
+        static const char* name() noexcept
+        {
+            return "hold";
+        }
+        static std::string signature()
+        {
+            return "hold";
+        }
+        template <class F>
+        void for_each_random_engine(F&&)
+        {
+        }
+        template <class F>
+        void for_each_parameter(F&&)
+        {
+        }
+        hold_layer() = default;
+        hold_layer(xrnn::shared_weights_t, const hold_layer&) noexcept
+        {
+        }
+        const xt::xtensor<float, 2>& forward(const xt::xtensor<float, 2>& x, xrnn::mode = xrnn::mode::inference)
+        {
+            if (armed.exchange(false))
+            {
+                started = true;
+                while (!released.load())
+                {
+                    std::this_thread::yield();
+                }
+            }
+            m_y = x;
+            return m_y;
+        }
+        const xt::xtensor<float, 2>& backward(const xt::xtensor<float, 2>& dy)
+        {
+            m_dx = dy;
+            return m_dx;
+        }
+        xt::xtensor<float, 2> m_y, m_dx;
+    };
+}  // namespace
+
+TEST_CASE("one predictor called from two threads at once: the second call is a state_error, not a race")
+{
+    using held_model = xrnn::sequential<xrnn::dense<float, 2, 3>, hold_layer, xrnn::dense<float, 3, 1>>;
+    xrnn::random_engine rng(101);
+    held_model model{xrnn::dense<float, 2, 3>(rng), hold_layer(), xrnn::dense<float, 3, 1>(rng)};
+    model.compile(xrnn::objective::mean_squared_error, xrnn::sgd<float>(0.1));
+    const xt::xtensor<float, 2> x = {{1, 2}, {3, 4}};
+    const auto expected = model.predict(x);
+    xrnn::predictor p(model);
+    hold_layer::armed = true;
+    xt::xtensor<float, 2> first;
+    std::thread holder([&] { first = p.predict(x); });
+    while (!hold_layer::started.load())
+    {
+        std::this_thread::yield();
+    }
+    CHECK_THROWS_WITH_AS(p.predict(x), doctest::Contains("predictor::predict: this predictor is already in a call on "
+                                                         "another thread"),
+                         xrnn::state_error);
+    xrnn::predictor other(p);  // a copy serves this thread meanwhile
+    CHECK(bitwise_equal(other.predict(x), expected));
+    hold_layer::released = true;
+    holder.join();
+    CHECK(bitwise_equal(first, expected));
+    CHECK(bitwise_equal(p.predict(x), expected));  // free again
+}

@@ -12,8 +12,8 @@
 // A predictor costs its workspaces (what its layers keep for the largest batch it has run, the outputs of an
 // inference forward: no gate caches, no gradients) and never a copy of the weights. Rules, all checked
 // (model/usage_guard.hpp):
-//   - one predictor per thread: a predictor itself is not for two threads at once (copy it: a copy is a new
-//     predictor of the same model);
+//   - one predictor per thread: a call on a predictor while another thread's call on it runs is a state_error
+//     (copy it: a copy is a new predictor of the same model);
 //   - predictors run while nothing changes the model: a predictor call while fit or load runs on another thread,
 //     or fit while predictor calls run, gets a state_error;
 //   - the model outlives its predictors and stays where it is: moving it or assigning to it while it has
@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <tuple>
 #include <type_traits>
@@ -182,17 +183,16 @@ namespace xrnn
         template <class XV, std::size_t XN>
         auto predict(const xt::xtensor<XV, XN>& x, std::size_t batch_size = 128)
         {
-            detail::check_inputs<chain_type>("predictor::predict", x);
-            detail::check_batch_size("predictor::predict", batch_size);
-            const typename detail::usage_guard::shared reading(m_model->usage(), "predictor::predict");
-            return detail::predict_batches(m_chain, m_objective, x, batch_size);
+            const one_thread alone(m_busy, "predictor::predict");
+            return predict_batches(x, batch_size, "predictor::predict");
         }
 
         /// As model.predict_one(sample): x (S) ids or (S, F) features; returns (out) or (S, out).
         template <class XV, std::size_t XN>
         auto predict_one(const xt::xtensor<XV, XN>& sample)
         {
-            return detail::only_row(predict(detail::batch_of_one(sample), 1));
+            const one_thread alone(m_busy, "predictor::predict_one");
+            return detail::only_row(predict_batches(detail::batch_of_one(sample), 1, "predictor::predict_one"));
         }
 
         /// Streaming: x (B, s) ids or (B, s, F) continues B streams by s steps each, from the states the last
@@ -207,6 +207,7 @@ namespace xrnn
             static_assert(!detail::any_bidirectional(static_cast<const chain_type*>(nullptr)),
                           "xrnn::predictor::stream: a bidirectional layer reads each sequence from its end, so it "
                           "cannot be fed in chunks; use predict()");
+            const one_thread alone(m_busy, "predictor::stream");
             detail::check_inputs<chain_type>("predictor::stream", x);
             const std::size_t batch = x.shape()[0];
             if (m_streaming && batch != m_stream_batch)
@@ -256,6 +257,39 @@ namespace xrnn
         }
 
     private:
+        /// A predictor serves one thread at a time: a call while another thread's call runs is a state_error.
+        class one_thread
+        {
+        public:
+            one_thread(std::atomic<bool>& busy, const char* where)
+                : m_busy(busy)
+            {
+                if (busy.exchange(true, std::memory_order_acquire))
+                {
+                    throw state_error(std::string(where) + ": this predictor is already in a call on another "
+                                      "thread; give each thread a predictor of its own (a copy of this one)");
+                }
+            }
+            one_thread(const one_thread&) = delete;
+            one_thread& operator=(const one_thread&) = delete;
+            ~one_thread()
+            {
+                m_busy.store(false, std::memory_order_release);
+            }
+
+        private:
+            std::atomic<bool>& m_busy;
+        };
+
+        template <class XV, std::size_t XN>
+        auto predict_batches(const xt::xtensor<XV, XN>& x, std::size_t batch_size, const char* where)
+        {
+            detail::check_inputs<chain_type>(where, x);
+            detail::check_batch_size(where, batch_size);
+            const typename detail::usage_guard::shared reading(m_model->usage(), where);
+            return detail::predict_batches(m_chain, m_objective, x, batch_size);
+        }
+
         template <class L, class = void>
         struct has_workspace_bytes : std::false_type
         {
@@ -335,6 +369,7 @@ namespace xrnn
         objective m_objective;
         chain_type m_chain;
         typename states_of<chain_type>::type m_states;
+        std::atomic<bool> m_busy{false};          // a call runs (one_thread)
         const std::size_t* m_lengths = nullptr;  // the lengths of the chunk in stream(), from a masking embedding
         bool m_streaming = false;
         std::size_t m_stream_batch = 0;
