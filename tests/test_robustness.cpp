@@ -506,6 +506,11 @@ TEST_CASE("a batch size above the data set's size is one batch of all of it (Ker
         CHECK(model.evaluate(d.x, d.y, batch_size).loss == model.evaluate(d.x, d.y, 10).loss);
         CHECK(model.predict(d.x, batch_size) == model.predict(d.x, 10));
     }
+    // with bucketing too: batch_size * bucket_pool (2^59 * 32) must not wrap to 0
+    id_model bucketed = make<id_model>(22);
+    xrnn::fit_options f = quiet(1, std::size_t(1) << 59);
+    f.bucket_by_length = true;
+    CHECK(bucketed.fit(d.x, d.y, f).back().steps == 1);
 }
 
 TEST_CASE("weights an optimizer step made infinite: the error says so instead of claiming the last good step's")

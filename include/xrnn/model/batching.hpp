@@ -122,7 +122,8 @@ namespace xrnn
         inline void bucket_by_length(std::vector<std::size_t>& order, const std::vector<std::size_t>& lengths,
                                      std::size_t batch_size, std::size_t pool, random_engine& rng)
         {
-            const std::size_t pool_size = batch_size * pool;
+            // batch_size * pool, saturated at the whole order (a batch_size near SIZE_MAX must not wrap to 0)
+            const std::size_t pool_size = batch_size > order.size() / pool ? order.size() : batch_size * pool;
             for (std::size_t first = 0; first < order.size(); first += pool_size)
             {
                 const auto begin = order.begin() + static_cast<std::ptrdiff_t>(first);
