@@ -5,7 +5,7 @@
 // and _layer_forward cases time the recurrent layer alone, as onednn_reference.cpp does with oneDNN. The first line,
 // "# peak_fma isa=... gflops_per_core=...", is one core's measured peak multiply-add rate (compare.sh's FLOP floors).
 //
-// Usage: xrnn_bench [case ...]      (no argument: every case; lstm_train_phases, rnn_train_phases and
+// Usage: xrnn_bench [case ...]      (no argument: every case; lstm_train_phases, lstm_train_phases_masked, rnn_train_phases and
 //                                   gru_train_phases, the median
 //                                   time of each phase of a training step, and lstm_forward_floor and
 //                                   rnn_forward_floor, the GEMMs of an inference forward alone, only when named)
@@ -197,9 +197,21 @@ namespace
 
     /// The median time of each phase of a training step, as one comment line (not a case of compare.sh).
     template <class Recurrent>
-    void phases_case(const char* name, std::size_t reps)
+    void phases_case(const char* name, std::size_t reps, bool masked = false)
     {
         imdb_model<Recurrent> model;
+        if (masked)  // lstm_train_step_masked's batch
+        {
+            model.lengths = imdb_lengths;
+            for (std::size_t b = 0; b < B; ++b)
+            {
+                for (std::size_t t = imdb_lengths[b]; t < S; ++t)
+                {
+                    model.ids(t, b) = 0;
+                }
+            }
+        }
+        model.recurrent.set_lengths(masked ? model.lengths.data() : nullptr, model.lengths.size());
         const char* phases[] = {"zero_grad", "embedding_forward", "recurrent_forward", "dense_forward", "loss",
                                 "dense_backward", "recurrent_backward", "embedding_backward", "adam"};
         constexpr std::size_t count = sizeof(phases) / sizeof(phases[0]);
@@ -700,6 +712,10 @@ int main(int argc, char** argv)
     if (named(only, "lstm_train_phases"))
     {
         phases_case<lstm>("lstm_train_phases", 21);
+    }
+    if (named(only, "lstm_train_phases_masked"))
+    {
+        phases_case<lstm>("lstm_train_phases_masked", 21, true);
     }
     if (named(only, "rnn_train_phases"))
     {

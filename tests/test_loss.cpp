@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -265,4 +266,128 @@ TEST_CASE("loss: an empty prediction is a shape_error, not a 0 / 0")
                     xrnn::shape_error);
     const xt::xtensor<double, 2> no_classes(std::array<std::size_t, 2>{2, 0});
     CHECK_THROWS_AS(xrnn::softmax_cross_entropy(no_classes, xt::xtensor<int, 1>{0, 0}), xrnn::shape_error);
+}
+
+namespace
+{
+    /// The rows (t, b) with t < lengths[b] of x (S, B, W...), one after another as a (rows, W...) tensor of rank N.
+    template <class V, std::size_t N>
+    xt::xtensor<V, N> real_steps(const xt::xtensor<V, N>& x, const std::vector<std::size_t>& lengths)
+    {
+        const std::size_t steps = x.shape()[0];
+        const std::size_t batch = x.shape()[1];
+        const std::size_t width = x.size() / (steps * batch);
+        std::size_t rows = 0;
+        for (std::size_t l : lengths)
+        {
+            rows += l;
+        }
+        auto shape = x.shape();
+        shape[0] = rows;
+        shape[1] = 1;
+        xt::xtensor<V, N> out(shape);
+        std::size_t r = 0;
+        for (std::size_t b = 0; b < batch; ++b)
+        {
+            for (std::size_t t = 0; t < lengths[b]; ++t, ++r)
+            {
+                std::copy(x.data() + (t * batch + b) * width, x.data() + (t * batch + b + 1) * width,
+                          out.data() + r * width);
+            }
+        }
+        return out;
+    }
+
+    /// dL/dx of the masked loss: 0 on the padded rows, and on the real rows that of the loss of the real steps.
+    template <class V, std::size_t N>
+    void check_masked_gradient(const xt::xtensor<V, N>& grad, const xt::xtensor<V, N>& real_grad,
+                               const std::vector<std::size_t>& lengths)
+    {
+        const std::size_t steps = grad.shape()[0];
+        const std::size_t batch = grad.shape()[1];
+        const std::size_t width = grad.size() / (steps * batch);
+        std::size_t r = 0;
+        for (std::size_t b = 0; b < batch; ++b)
+        {
+            for (std::size_t t = 0; t < steps; ++t)
+            {
+                for (std::size_t j = 0; j < width; ++j)
+                {
+                    const double g = grad.data()[(t * batch + b) * width + j];
+                    if (t < lengths[b])
+                    {
+                        REQUIRE(g == doctest::Approx(real_grad.data()[(r + t) * width + j]).epsilon(1e-13));
+                    }
+                    else
+                    {
+                        REQUIRE(g == 0.0);
+                    }
+                }
+            }
+            r += lengths[b];
+        }
+    }
+}  // namespace
+
+TEST_CASE("loss: with lengths, every loss scores the real steps only, as the real steps one after another (LM1, LM2)")
+{
+    const std::vector<std::size_t> lengths = {4, 1, 3};
+    const std::size_t S = 4;
+    const std::size_t B = 3;
+    auto pred = random_tensor<double, 3>({S, B, 2}, 1);
+    auto target = random_tensor<double, 3>({S, B, 2}, 2);
+    for (auto& y : target)
+    {
+        y = std::abs(y) / (1.0 + std::abs(y));  // in [0, 1) for the cross-entropy
+    }
+    xt::xtensor<std::int64_t, 2> ids({S, B});
+    for (std::size_t j = 0; j < ids.size(); ++j)
+    {
+        ids.data()[j] = static_cast<std::int64_t>(j % 2);
+    }
+    // padded targets are not read: values no loss would accept
+    for (std::size_t b = 0; b < B; ++b)
+    {
+        for (std::size_t t = lengths[b]; t < S; ++t)
+        {
+            target(t, b, 0) = -5.0;
+            ids(t, b) = 99;
+        }
+    }
+    xt::xtensor<double, 3> grad;
+    xt::xtensor<double, 3> real_grad;
+
+    const double mse = xrnn::mean_squared_error(pred, target, lengths, &grad);
+    CHECK(mse == doctest::Approx(xrnn::mean_squared_error(real_steps(pred, lengths), real_steps(target, lengths),
+                                                          &real_grad)).epsilon(1e-14));
+    check_masked_gradient(grad, real_grad, lengths);
+
+    const double bce = xrnn::binary_cross_entropy_with_logits(pred, target, lengths, &grad);
+    CHECK(bce == doctest::Approx(xrnn::binary_cross_entropy_with_logits(
+                     real_steps(pred, lengths), real_steps(target, lengths), &real_grad)).epsilon(1e-14));
+    check_masked_gradient(grad, real_grad, lengths);
+
+    const double ce = xrnn::softmax_cross_entropy(pred, ids, lengths, &grad);
+    CHECK(ce == doctest::Approx(xrnn::softmax_cross_entropy(real_steps(pred, lengths), real_steps(ids, lengths),
+                                                            &real_grad)).epsilon(1e-14));
+    check_masked_gradient(grad, real_grad, lengths);
+
+    // all steps real: the loss without lengths
+    const std::vector<std::size_t> full(B, S);
+    auto safe_target = random_tensor<double, 3>({S, B, 2}, 3);
+    CHECK(xrnn::mean_squared_error(pred, safe_target, full)
+          == doctest::Approx(xrnn::mean_squared_error(pred, safe_target)).epsilon(1e-14));
+}
+
+TEST_CASE("loss: lengths of the wrong count or outside [1, S] are refused")
+{
+    const auto pred = random_tensor<double, 3>({4, 2, 3}, 1);
+    const auto target = random_tensor<double, 3>({4, 2, 3}, 2);
+    CHECK_THROWS_AS(xrnn::mean_squared_error(pred, target, std::vector<std::size_t>{4}), xrnn::shape_error);
+    CHECK_THROWS_AS(xrnn::mean_squared_error(pred, target, std::vector<std::size_t>{4, 0}), xrnn::value_error);
+    CHECK_THROWS_AS(xrnn::binary_cross_entropy_with_logits(pred, target, std::vector<std::size_t>{5, 1}),
+                    xrnn::value_error);
+    const xt::xtensor<int, 2> ids = xt::zeros<int>({4, 2});
+    CHECK_THROWS_WITH_AS(xrnn::softmax_cross_entropy(pred, ids, std::vector<std::size_t>{1, 2, 3}),
+                         doctest::Contains("one per sequence"), xrnn::shape_error);
 }

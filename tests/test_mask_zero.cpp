@@ -221,3 +221,67 @@ TEST_CASE("mask_zero: a model fits with bucketing and masking, deterministically
     CHECK(first == train());
     CHECK(first < 0.5);
 }
+
+TEST_CASE("mask_zero: a sequence output scores its real steps only, pre- or post-padded (loss.hpp, LM1, LM2)")
+{
+    // one class id per word; the padded steps' targets are valid ids that the loss must not read
+    using seq_model = xrnn::sequential<xrnn::embedding<double, vocab, 5>, xrnn::lstm<double, 5, 6, 1, xrnn::output::sequence>,
+                                       xrnn::dense<double, 6, 3>>;
+    auto make = [] {
+        xrnn::random_engine rng(4);
+        seq_model model{xrnn::embedding<double, vocab, 5>(rng, xrnn::init_scheme::keras, true),
+                        xrnn::lstm<double, 5, 6, 1, xrnn::output::sequence>(rng), xrnn::dense<double, 6, 3>(rng)};
+        model.compile(xrnn::objective::softmax_cross_entropy, xrnn::sgd<double>(0.5));
+        return model;
+    };
+    const std::size_t n = 7, steps = 6;
+    const auto sequences = some_sequences(n, steps);
+    xt::xtensor<int, 2> x_post = xt::zeros<int>({n, steps});
+    xt::xtensor<int, 2> x_pre = xt::zeros<int>({n, steps});
+    xt::xtensor<int, 2> y_post = xt::zeros<int>({n, steps});
+    xt::xtensor<int, 2> y_pre = xt::full_like(y_post, 2);  // other padded targets
+    double total = 0.0;  // the loss of each sequence alone, summed over its words
+    std::size_t words = 0;
+    seq_model reference = make();
+    for (std::size_t i = 0; i < n; ++i)
+    {
+        const std::size_t len = sequences[i].size();
+        xt::xtensor<int, 2> alone({len, 1});
+        xt::xtensor<int, 2> alone_y({len, 1});
+        for (std::size_t t = 0; t < len; ++t)
+        {
+            const int word = sequences[i][t];
+            x_post(i, t) = word;
+            x_pre(i, steps - len + t) = word;
+            y_post(i, t) = word % 3;
+            y_pre(i, steps - len + t) = word % 3;
+            alone(t, 0) = word;
+            alone_y(t, 0) = word % 3;
+        }
+        total += xrnn::softmax_cross_entropy(reference.forward(alone), alone_y) * static_cast<double>(len);
+        words += len;
+    }
+    seq_model post = make();
+    seq_model pre = make();
+    const double expected = total / static_cast<double>(words);
+    CHECK(post.evaluate(x_post, y_post, 4).loss == doctest::Approx(expected).epsilon(1e-12));
+    CHECK(pre.evaluate(x_pre, y_pre, 3).loss == doctest::Approx(expected).epsilon(1e-12));
+
+    xrnn::fit_options f;
+    f.epochs = 2;
+    f.batch_size = n;  // one batch: the same mean gradient over the real words, in any padding
+    f.shuffle = false;
+    f.verbosity = xrnn::progress::silent;
+    post.fit(x_post, y_post, f);
+    pre.fit(x_pre, y_pre, f);
+    std::vector<double> a;
+    std::vector<double> b;
+    post.for_each_parameter([&](const auto&, auto& value, auto&) { a.insert(a.end(), value.begin(), value.end()); });
+    pre.for_each_parameter([&](const auto&, auto& value, auto&) { b.insert(b.end(), value.begin(), value.end()); });
+    REQUIRE(a.size() == b.size());
+    for (std::size_t j = 0; j < a.size(); ++j)
+    {
+        REQUIRE(a[j] == doctest::Approx(b[j]).epsilon(1e-12));
+    }
+    CHECK(post.evaluate(x_post, y_post).loss < expected);  // and it learned
+}

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <functional>
+#include <numeric>
+#include <algorithm>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -324,7 +327,96 @@ namespace
             }
         }
     }
+
+    /// (M7) A batch in any order equals the same batch given sorted by decreasing length (which the layer runs
+    /// as it is): outputs, final states, dx, the initial states' gradients and the parameter gradients, from given
+    /// initial states, and a second chunk fed the first's final states (which alias the layer's own buffer).
+    template <class Layer>
+    void check_any_order_equals_sorted(std::size_t steps, std::size_t batch)
+    {
+        constexpr std::size_t I = Layer::input_size;
+        constexpr std::size_t H = Layer::hidden_size;
+        constexpr std::size_t L = Layer::num_layers;
+        constexpr double tol = 1e-12;
+        xrnn::random_engine rng(3);
+        const Layer pristine(rng);
+        const auto lengths = some_lengths(batch, steps, 11);
+        std::vector<std::size_t> order(batch);  // row i of the sorted batch is row order[i]
+        std::iota(order.begin(), order.end(), std::size_t(0));
+        std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return lengths[a] > lengths[b]; });
+        REQUIRE(!std::is_sorted(lengths.begin(), lengths.end(), std::greater<>()));
+        std::vector<std::size_t> sorted_lengths(batch);
+        // rows of (steps, batch, width) or (batch, width) tensors in the sorted order
+        auto sort_rows = [&](const auto& from) {
+            auto to = from;
+            const std::size_t blocks = from.dimension() == 2 ? 1 : from.shape()[0];
+            const std::size_t width = from.size() / (blocks * batch);
+            for (std::size_t t = 0; t < blocks; ++t)
+            {
+                for (std::size_t i = 0; i < batch; ++i)
+                {
+                    std::copy(from.data() + (t * batch + order[i]) * width,
+                              from.data() + (t * batch + order[i] + 1) * width, to.data() + (t * batch + i) * width);
+                }
+            }
+            return to;
+        };
+        for (std::size_t i = 0; i < batch; ++i)
+        {
+            sorted_lengths[i] = lengths[order[i]];
+        }
+        typename Layer::state_type initial;
+        initial.h = xrnn_test::random_tensor<double, 3>({L, batch, H}, 12);
+        typename Layer::state_type sorted_initial;
+        sorted_initial.h = sort_rows(initial.h);
+        if constexpr (Layer::has_cell_state)
+        {
+            initial.c = xrnn_test::random_tensor<double, 3>({L, batch, H}, 13);
+            sorted_initial.c = sort_rows(initial.c);
+        }
+        const auto x = xrnn_test::random_tensor<double, 3>({steps, batch, I}, 14);
+        const auto x2 = xrnn_test::random_tensor<double, 3>({steps, batch, I}, 15);
+        const auto dy = random_dy<Layer>(steps, batch, 16);
+
+        Layer any = pristine;
+        Layer sorted = pristine;
+        xrnn::zero_grad(any);
+        xrnn::zero_grad(sorted);
+        const auto y = any.forward(x, initial, lengths, xrnn::mode::training);
+        const auto dx = any.backward(dy);
+        const auto y_sorted = sorted.forward(sort_rows(x), sorted_initial, sorted_lengths, xrnn::mode::training);
+        const auto dx_sorted = sorted.backward(sort_rows(dy));
+        CHECK(xt::allclose(sort_rows(y), y_sorted, 0.0, tol));
+        CHECK(xt::allclose(sort_rows(dx), dx_sorted, 0.0, tol));
+        CHECK(xt::allclose(sort_rows(any.final_state().h), sorted.final_state().h, 0.0, tol));
+        CHECK(xt::allclose(sort_rows(any.initial_state_gradient().h), sorted.initial_state_gradient().h, 0.0, tol));
+        if constexpr (Layer::has_cell_state)
+        {
+            CHECK(xt::allclose(sort_rows(any.final_state().c), sorted.final_state().c, 0.0, tol));
+            CHECK(xt::allclose(sort_rows(any.initial_state_gradient().c), sorted.initial_state_gradient().c, 0.0, tol));
+        }
+        const auto g = gradients_of(any);
+        const auto g_sorted = gradients_of(sorted);
+        const double scale = scale_of(g);
+        for (std::size_t j = 0; j < g.size(); ++j)
+        {
+            REQUIRE(std::abs(g[j] - g_sorted[j]) <= tol * scale);
+        }
+        // streaming: the next chunk starts from final_state() itself
+        const auto y2 = any.forward(x2, any.final_state(), lengths);
+        const auto y2_sorted = sorted.forward(sort_rows(x2), sorted.final_state(), sorted_lengths);
+        CHECK(xt::allclose(sort_rows(y2), y2_sorted, 0.0, tol));
+        CHECK(xt::allclose(sort_rows(any.final_state().h), sorted.final_state().h, 0.0, tol));
+    }
 }  // namespace
+
+TEST_CASE("masking: a batch in any order equals it sorted by length (M7), from initial states and streaming")
+{
+    check_any_order_equals_sorted<xrnn::lstm<double, 5, 7, 2, output::sequence>>(9, 19);
+    check_any_order_equals_sorted<xrnn::lstm<double, 5, 7, 1, output::last>>(9, 19);
+    check_any_order_equals_sorted<xrnn::gru<double, 5, 7, 2, output::last>>(9, 19);
+    check_any_order_equals_sorted<xrnn::rnn<double, 5, 7, 2, output::sequence>>(9, 19);
+}
 
 TEST_CASE("masking: a padded batch equals each sequence alone (rnn, lstm, gru; stacked; last and sequence)")
 {

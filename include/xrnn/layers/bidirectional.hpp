@@ -20,7 +20,8 @@
 //   (BD6) dx_t = dx^f_t + dxr_{L_b + 1 - t}: the reverse cell's input gradient put back in order, and for k > 0
 //         this is the dy of layer k - 1's two directions, split as for concat
 // The two cells of a layer are independent, so they run at once, one on each of two threads (threads.hpp; a
-// pass inside that pass runs on its thread), with the same bits on any number of threads.
+// pass inside that pass runs on its thread), with the same bits on any number of threads. With lengths, the cells
+// run the sequences sorted by decreasing length (layers/length_order.hpp, (M7)).
 // final_state() is (2 Layers, B, Hidden) each, in PyTorch's order: l0 forward, l0 reverse, l1 forward, ...
 // Parameters are "l<k>.w_x" (forward) and "l<k>_reverse.w_x" (reverse); PyTorch names map one to one
 // (weight_ih_l<k>_reverse, ...). Initial states are zeros.
@@ -38,6 +39,7 @@
 
 #include <xrnn/config.hpp>
 #include <xrnn/layers/gru.hpp>
+#include <xrnn/layers/length_order.hpp>
 #include <xrnn/layers/lstm.hpp>
 #include <xrnn/layers/recurrent_stack.hpp>
 #include <xrnn/layers/rnn.hpp>
@@ -114,7 +116,7 @@ namespace xrnn
 
         const state_type& final_state() const noexcept
         {
-            return m_final;
+            return m_order.active() ? m_caller_final : m_final;
         }
 
         /// BPTT of both directions of every layer; accumulates the gradients and returns dx (S, B, In).
@@ -209,7 +211,8 @@ namespace xrnn
                 bytes += cell.workspace_bytes();
             }
             std::size_t values = m_output.size() + m_final.h.size() + m_dx.size() + m_dy_forward.size()
-                                 + m_dy_reverse.size();
+                                 + m_dy_reverse.size() + m_sorted_x.size() + m_sorted_output.size()
+                                 + m_sorted_dy.size() + m_caller_final.h.size() + m_caller_dx.size();
             for (const auto& buffer : m_reversed)
             {
                 values += buffer.size();
@@ -220,7 +223,7 @@ namespace xrnn
             }
             if constexpr (has_cell_state)
             {
-                values += m_final.c.size();
+                values += m_final.c.size() + m_caller_final.c.size();
             }
             return bytes + values * sizeof(T);
         }
@@ -270,9 +273,10 @@ namespace xrnn
         {
         }
 
+        // the length of row b as the cells run it (sorted, M7)
         std::size_t length(std::size_t b) const noexcept
         {
-            return m_has_lengths ? m_lengths[b] : m_steps;
+            return !m_has_lengths ? m_steps : m_order.active() ? m_order.lengths()[b] : m_lengths[b];
         }
 
         /// (BD2) to[t, b] = from[L_b - 1 - t, b] for t < L_b (0-based), from[t, b] after; width values a row.
@@ -322,7 +326,13 @@ namespace xrnn
         std::array<xt::xtensor<T, 3>, Layers> m_reversed;     // each layer's input, reversed (BD2)
         std::array<xt::xtensor<T, 3>, Layers> m_between;  // (S, B, 2H) [h^f | h^r] of layers 0 .. L-2 (BD1)
         output_type m_output;
-        state_type m_final;
+        state_type m_final;              // in the order the cells run the rows (M7)
+        detail::length_order m_order;    // (M7) of the last forward; when active, the buffers below
+        xt::xtensor<T, 3> m_sorted_x;    // (S, B, In) x in m_order
+        output_type m_sorted_output;     // the output in m_order
+        output_type m_sorted_dy;         // dy in m_order
+        state_type m_caller_final;       // m_final in the caller's order
+        xt::xtensor<T, 3> m_caller_dx;   // m_dx in the caller's order
         xt::xtensor<T, 3> m_dy_forward;  // (S, B, H) dy of the forward cell of the current layer (BD5)
         xt::xtensor<T, 3> m_dy_reverse;  // (S, B, H) dy of the reverse cell, in its (reversed) order
         xt::xtensor<T, 2> m_dh_last[2];  // (B, H) output::last: dy of each direction's final state

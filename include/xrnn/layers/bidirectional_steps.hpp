@@ -100,12 +100,21 @@ namespace xrnn
         m_steps = S;
         m_batch = B;
         const std::size_t* lengths = m_has_lengths ? m_lengths.data() : nullptr;
+        const bool sorted = m_order.arrange(lengths, B);
+        const T* input = x.data();
+        if (sorted)  // (M7)
+        {
+            lengths = m_order.lengths();
+            detail::ensure_shape(m_sorted_x, {S, B, input_size});
+            m_order.gather(x.data(), m_sorted_x.data(), S, input_size);
+            input = m_sorted_x.data();
+        }
+        output_type& out = sorted ? m_sorted_output : m_output;
         detail::ensure_shape(m_final.h, {2 * Layers, B, H});
         if constexpr (has_cell_state)
         {
             detail::ensure_shape(m_final.c, {2 * Layers, B, H});
         }
-        const T* input = x.data();
         for (std::size_t k = 0; k < Layers; ++k)
         {
             const std::size_t width = k == 0 ? input_size : 2 * H;
@@ -113,7 +122,7 @@ namespace xrnn
             reverse_rows(input, reversed(k).data(), width);  // (BD2)
             both_directions(k, [&](auto& cell, std::size_t d) {
                 cell.forward_sequence(d == 0 ? input : reversed(k).data(), S, B, nullptr, nullptr, m,
-                                      /* input_persists = */ d == 1 || k > 0, lengths);
+                                      /* input_persists = */ d == 1 || k > 0 || sorted, lengths);
             });
             const T* f = nullptr;  // h^f_1 .. h^f_S and h^r in the reverse cell's order, (S, B, H) each
             const T* r = nullptr;
@@ -137,8 +146,8 @@ namespace xrnn
             }
             else if constexpr (Out == output::sequence)  // (BD3)
             {
-                detail::ensure_shape(m_output, {S, B, output_size});
-                y = m_output.data();
+                detail::ensure_shape(out, {S, B, output_size});
+                y = out.data();
                 y_width = output_size;
             }
             if (y != nullptr)
@@ -169,12 +178,24 @@ namespace xrnn
         }
         if constexpr (Out == output::last)  // (BD4)
         {
-            detail::ensure_shape(m_output, {B, output_size});
+            detail::ensure_shape(out, {B, output_size});
             const T* f = m_final.h.data() + (2 * Layers - 2) * B * H;
             const T* r = m_final.h.data() + (2 * Layers - 1) * B * H;
             for (std::size_t b = 0; b < B; ++b)
             {
-                detail::merge_row<Merge>(f + b * H, r + b * H, m_output.data() + b * output_size, H);
+                detail::merge_row<Merge>(f + b * H, r + b * H, out.data() + b * output_size, H);
+            }
+        }
+        if (sorted)  // (M7) the output and the final states back in the caller's order
+        {
+            detail::ensure_shape(m_output, out.shape());
+            m_order.scatter(out.data(), m_output.data(), Out == output::last ? 1 : S, output_size);
+            detail::ensure_shape(m_caller_final.h, m_final.h.shape());
+            m_order.scatter(m_final.h.data(), m_caller_final.h.data(), 2 * Layers, H);
+            if constexpr (has_cell_state)
+            {
+                detail::ensure_shape(m_caller_final.c, m_final.c.shape());
+                m_order.scatter(m_final.c.data(), m_caller_final.c.data(), 2 * Layers, H);
             }
         }
         return m_output;
@@ -198,6 +219,14 @@ namespace xrnn
         {
             detail::check_shape(name(), "dy", dy.shape(), {S, B, output_size});
         }
+        const bool sorted = m_order.active();
+        const T* dy_data = dy.data();
+        if (sorted)  // (M7)
+        {
+            detail::ensure_shape(m_sorted_dy, dy.shape());
+            m_order.gather(dy.data(), m_sorted_dy.data(), Out == output::last ? 1 : S, output_size);
+            dy_data = m_sorted_dy.data();
+        }
         detail::ensure_shape(m_dy_forward, {S, B, H});
         detail::ensure_shape(m_dy_reverse, {S, B, H});
         for (std::size_t k = Layers; k-- > 0;)
@@ -215,14 +244,14 @@ namespace xrnn
                 detail::ensure_shape(m_dh_last[1], {B, H});
                 for (std::size_t b = 0; b < B; ++b)
                 {
-                    detail::split_row<Merge>(dy.data() + b * output_size, hf + b * H, hr + b * H,
+                    detail::split_row<Merge>(dy_data + b * output_size, hf + b * H, hr + b * H,
                                              m_dh_last[0].data() + b * H, m_dh_last[1].data() + b * H, H);
                 }
             }
             else  // (BD5) per step, from dy (top layer) or the input gradient of the layer above (BD6)
             {
                 const bool top = k + 1 == Layers;
-                const T* g = top ? dy.data() : m_dx_between.data();
+                const T* g = top ? dy_data : m_dx_between.data();
                 const std::size_t g_width = top ? output_size : 2 * H;
                 for (std::size_t t = 0; t < S; ++t)
                 {
@@ -251,7 +280,7 @@ namespace xrnn
                     }
                 }
             }
-            const T* input_forward = k == 0 ? nullptr : between(k - 1).data();
+            const T* input_forward = k > 0 ? between(k - 1).data() : sorted ? m_sorted_x.data() : nullptr;
             both_directions(k, [&](auto& cell, std::size_t d) {
                 cell.backward_sequence(last ? nullptr : (d == 0 ? m_dy_forward.data() : m_dy_reverse.data()),
                                        last ? m_dh_last[d].data() : nullptr, nullptr,
@@ -266,7 +295,13 @@ namespace xrnn
             });
             visit_cell(k, 1, [&](auto& cell) { reverse_rows(cell.input_gradient().data(), target.data(), width, true); });
         }
-        return m_dx;
+        if (!sorted)
+        {
+            return m_dx;
+        }
+        detail::ensure_shape(m_caller_dx, m_dx.shape());  // (M7)
+        m_order.scatter(m_dx.data(), m_caller_dx.data(), S, input_size);
+        return m_caller_dx;
     }
 
 #undef XRNN_BIDIRECTIONAL

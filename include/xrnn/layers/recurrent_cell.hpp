@@ -274,7 +274,7 @@ namespace xrnn
 
     private:
         // the steps of a forward and a backward, by path (definitions in recurrent_paths.hpp)
-        static std::size_t rows_per_part(std::size_t steps, std::size_t batch) noexcept;
+        static std::size_t part_count(std::size_t steps, std::size_t batch) noexcept;
         void forward_by_rows(const T* input);
         void forward_by_blas(const T* input, std::size_t chunk);
         void backward_by_rows(const T* dy_seq);
@@ -375,6 +375,7 @@ namespace xrnn
         std::size_t m_batch = 0;
         bool m_has_lengths = false;
         xt::xtensor<std::size_t, 1> m_lengths;  // (B) with lengths
+        xt::xtensor<std::size_t, 1> m_step_extents;  // (S) with lengths: alive_extent(t) for the large products
 
         // per-sequence cache of the last forward
         xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked or copied input (first layer, training)

@@ -26,10 +26,12 @@ namespace xrnn
 #define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout>
 #define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout>
 
-    /// Rows of the batch one part of a parallel pass takes: whole register tiles, and at least enough work per part
-    /// (2^22 multiply-adds over all steps) to pay for waking a thread.
+    /// The parts a parallel pass cuts the batch into: one per thread, each of at least enough work (2^22
+    /// multiply-adds over all steps) to pay for waking a thread. Part p takes the register tiles p, p + parts, ...:
+    /// with lengths the rows run sorted by decreasing length (layers/length_order.hpp, (M7)), and dealing the
+    /// tiles out in turn gives each thread long and short sequences alike.
     XRNN_CELL_TEMPLATE
-    std::size_t XRNN_CELL::rows_per_part(std::size_t steps, std::size_t batch) noexcept
+    std::size_t XRNN_CELL::part_count(std::size_t steps, std::size_t batch) noexcept
     {
         constexpr std::size_t tile = detail::gemm_tile<T>::rows;
         constexpr std::size_t min_work = std::size_t(1) << 22;
@@ -37,8 +39,8 @@ namespace xrnn
         const std::size_t min_rows = (min_work + work_per_row - 1) / work_per_row;
         const std::size_t threads = std::max<std::size_t>(1, num_threads());
         std::size_t rows = std::max((batch + threads - 1) / threads, min_rows);
-        rows = (rows + tile - 1) / tile * tile;
-        return std::min(rows, batch);
+        rows = std::min((rows + tile - 1) / tile * tile, batch);
+        return (batch + rows - 1) / rows;
     }
 
     /// (R2)-(R4) for all steps, each part of the batch on a thread of its own (the rows are independent until
@@ -50,17 +52,16 @@ namespace xrnn
         const std::size_t S = m_steps;
         const std::size_t B = m_batch;
         const bool training = m_state == cache_state::training;
-        const std::size_t rows = rows_per_part(S, B);
-        detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
+        const std::size_t parts = part_count(S, B);
+        detail::parallel_for(parts, [&](std::size_t part) {
             detail::flush_denormals_scope flush_denormals;  // on this thread too
             constexpr std::size_t tile = detail::gemm_tile<T>::rows;
-            const std::size_t part_end = std::min(B, (part + 1) * rows);
             for (std::size_t t = 0; t < S; ++t)
             {
                 T* z_step = m_gates.data() + (training ? t * B * Gz : 0);
-                for (std::size_t r = part * rows; r < part_end; r += tile)
+                for (std::size_t r = part * tile; r < B; r += parts * tile)  // every parts-th tile (M7)
                 {
-                    const std::size_t n = std::min(tile, part_end - r);
+                    const std::size_t n = std::min(tile, B - r);
                     for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
                         T* z = z_step + r0 * Gz;
                         project_rows(input + (t * B + r0) * I, previous_hidden(t, r0, n0), z, n0);  // (R2), (R3)
@@ -163,15 +164,14 @@ namespace xrnn
         }
         detail::ensure_shape(m_bias_sums, {tiles, Gz});
         m_bias_sums.fill(T(0));
-        const std::size_t rows = rows_per_part(S, B);
-        detail::parallel_for((B + rows - 1) / rows, [&](std::size_t part) {
+        const std::size_t parts = part_count(S, B);
+        detail::parallel_for(parts, [&](std::size_t part) {
             detail::flush_denormals_scope flush_denormals;  // on this thread too
-            const std::size_t part_end = std::min(B, (part + 1) * rows);
             for (std::size_t t = S; t-- > 0;)
             {
-                for (std::size_t r = part * rows; r < part_end; r += tile)
+                for (std::size_t r = part * tile; r < B; r += parts * tile)  // every parts-th tile (M7)
                 {
-                    const std::size_t n = std::min(tile, part_end - r);
+                    const std::size_t n = std::min(tile, B - r);
                     if (m_has_lengths)  // (M2), (M3): dead rows get dz = 0 and keep dh and dc
                     {
                         zero_dead_gates(t, r, n);
@@ -347,7 +347,17 @@ namespace xrnn
     void XRNN_CELL::parameter_gradients(const T* input)
     {
         using detail::outer_term;
-        const std::size_t rows = m_steps * m_batch;
+        // (M2) with lengths, each step's rows up to its last alive one: dZ is 0 after, and so is dX
+        detail::live_rows rows{m_steps, m_batch};
+        if (m_has_lengths)
+        {
+            detail::ensure_shape(m_step_extents, {m_steps});
+            for (std::size_t t = 0; t < m_steps; ++t)
+            {
+                m_step_extents.data()[t] = alive_extent(t);
+            }
+            rows.count = m_step_extents.data();
+        }
         const T* dz = m_gates.data();
         const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
         T* dw_x = dp.w_x.data();

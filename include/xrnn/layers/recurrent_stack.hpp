@@ -11,6 +11,8 @@
 // layer (PyTorch's pack_padded_sequence; recurrent_cell.hpp, (M1)-(M4)):
 //   (M5) output::sequence is 0 at the steps past a sequence's length, and their dy is ignored
 //   (M6) output::last and final_state() are each sequence's state at its own last step
+// and the cells run the sequences sorted by decreasing length (layers/length_order.hpp, (M7)), so that a step
+// costs the rows still alive at it.
 // set_lengths() gives the lengths of the next forward(x) calls instead (what a model does, model/chain.hpp).
 #ifndef XRNN_LAYERS_RECURRENT_STACK_HPP
 #define XRNN_LAYERS_RECURRENT_STACK_HPP
@@ -27,6 +29,7 @@
 #include <xrnn/config.hpp>
 #include <xrnn/layers/external_tensors.hpp>
 #include <xrnn/layers/layer_traits.hpp>
+#include <xrnn/layers/length_order.hpp>
 #include <xrnn/layers/recurrent_cell.hpp>
 
 namespace xrnn
@@ -138,9 +141,18 @@ namespace xrnn
             {
                 detail::check_shape(name(), "dy", dy.shape(), {S, B, hidden_size});
             }
+            const bool sorted = m_order.active();
+            const T* top_dy = dy.data();
+            if (sorted)  // (M7)
+            {
+                detail::ensure_shape(m_sorted_dy, dy.shape());
+                m_order.gather(dy.data(), m_sorted_dy.data(), Out == output::last ? 1 : S, hidden_size);
+                top_dy = m_sorted_dy.data();
+            }
             for (std::size_t k = Layers; k-- > 0;)
             {
-                const T* input = nullptr;  // an upper layer's input: the hidden sequence of the layer below
+                // an upper layer's input: the hidden sequence of the layer below; the first's when sorted (M7)
+                const T* input = k == 0 && sorted ? m_sorted_x.data() : nullptr;
                 if (k > 0)
                 {
                     visit_layer(k - 1, [&](auto& below) { input = below.hidden_sequence(); });
@@ -148,8 +160,8 @@ namespace xrnn
                 visit_layer(k, [&](auto& cell) {
                     if (k + 1 == Layers)
                     {
-                        cell.backward_sequence(Out == output::sequence ? dy.data() : nullptr,
-                                               Out == output::last ? dy.data() : nullptr, nullptr, input);
+                        cell.backward_sequence(Out == output::sequence ? top_dy : nullptr,
+                                               Out == output::last ? top_dy : nullptr, nullptr, input);
                     }
                     else
                     {
@@ -164,7 +176,13 @@ namespace xrnn
                     }
                 });
             }
-            return m_first.input_gradient();
+            if (!sorted)
+            {
+                return m_first.input_gradient();
+            }
+            detail::ensure_shape(m_dx, {S, B, input_size});
+            m_order.scatter(m_first.input_gradient().data(), m_dx.data(), S, input_size);
+            return m_dx;
         }
 
         /// Gradient of the initial states of the last backward, (Layers, B, H) each.
@@ -213,12 +231,13 @@ namespace xrnn
             {
                 bytes += cell.workspace_bytes();
             }
-            std::size_t values = m_output.size() + m_final.h.size() + m_initial_gradient.h.size();
+            std::size_t values = m_output.size() + m_final.h.size() + m_initial_gradient.h.size() + m_sorted_x.size()
+                                 + m_sorted_initial.h.size() + m_sorted_dy.size() + m_dx.size();
             if constexpr (has_cell_state)
             {
-                values += m_final.c.size() + m_initial_gradient.c.size();
+                values += m_final.c.size() + m_initial_gradient.c.size() + m_sorted_initial.c.size();
             }
-            return bytes + values * sizeof(T);
+            return bytes + values * sizeof(T) + m_order.bytes();
         }
 
         /// "lstm", "rnn", "gru": the cell's layer_name.
@@ -320,7 +339,15 @@ namespace xrnn
                 throw shape_error(std::string(name()) + "::forward: expected one length per sequence (" + std::to_string(B)
                                   + ") but got " + std::to_string(m_lengths.size()));
             }
-            const std::size_t* lengths = m_has_lengths ? m_lengths.data() : nullptr;
+            for (std::size_t b = 0; m_has_lengths && b < B; ++b)  // here, as the cells would see them sorted (M7)
+            {
+                if (m_lengths[b] < 1 || m_lengths[b] > S)
+                {
+                    throw value_error(std::string(name()) + "::forward: lengths expected in [1, " + std::to_string(S)
+                                      + "] (the steps of x) but sequence " + std::to_string(b) + " has length "
+                                      + std::to_string(m_lengths[b]));
+                }
+            }
             if (initial != nullptr)
             {
                 detail::check_shape(name(), "initial h", initial->h.shape(), {Layers, B, hidden_size});
@@ -330,6 +357,27 @@ namespace xrnn
                 }
             }
             const std::size_t H = hidden_size;
+            const T* input = x.data();
+            const std::size_t* lengths = m_has_lengths ? m_lengths.data() : nullptr;
+            const bool sorted = m_order.arrange(lengths, B);
+            if (sorted)  // (M7); initial is read here, before m_final (which it may alias) is written
+            {
+                lengths = m_order.lengths();
+                detail::ensure_shape(m_sorted_x, {S, B, input_size});
+                m_order.gather(x.data(), m_sorted_x.data(), S, input_size);
+                input = m_sorted_x.data();
+                if (initial != nullptr)
+                {
+                    detail::ensure_shape(m_sorted_initial.h, {Layers, B, H});
+                    sort_layer_states(initial->h, m_sorted_initial.h);
+                    if constexpr (has_cell_state)
+                    {
+                        detail::ensure_shape(m_sorted_initial.c, {Layers, B, H});
+                        sort_layer_states(initial->c, m_sorted_initial.c);
+                    }
+                    initial = &m_sorted_initial;
+                }
+            }
             detail::ensure_shape(m_final.h, {Layers, B, H});
             detail::ensure_shape(m_initial_gradient.h, {Layers, B, H});
             if constexpr (has_cell_state)
@@ -337,7 +385,6 @@ namespace xrnn
                 detail::ensure_shape(m_final.c, {Layers, B, H});
                 detail::ensure_shape(m_initial_gradient.c, {Layers, B, H});
             }
-            const T* input = x.data();
             for (std::size_t k = 0; k < Layers; ++k)
             {
                 visit_layer(k, [&](auto& cell) {
@@ -347,9 +394,10 @@ namespace xrnn
                     {
                         c0 = initial != nullptr ? initial->c.data() + k * B * H : nullptr;
                     }
-                    cell.forward_sequence(input, S, B, h0, c0, m, /* input_persists = */ k > 0, lengths);
+                    cell.forward_sequence(input, S, B, h0, c0, m, /* input_persists = */ k > 0 || sorted, lengths);
                     input = cell.hidden_sequence();
-                    // copied now: `initial` may alias m_final (feeding final_state() back in), read above
+                    // copied now (in the caller's order, M7): `initial` may alias m_final (feeding final_state()
+                    // back in), read above
                     copy_layer_state(cell.final_hidden(), m_final.h, k, B);
                     if constexpr (has_cell_state)
                     {
@@ -360,19 +408,24 @@ namespace xrnn
             if constexpr (Out == output::last)
             {
                 detail::ensure_shape(m_output, {B, H});
-                visit_layer(Layers - 1, [&](auto& top) {
-                    std::copy(top.final_hidden(), top.final_hidden() + B * H, m_output.data());
-                });
+                std::copy(m_final.h.data() + (Layers - 1) * B * H, m_final.h.data() + Layers * B * H, m_output.data());
             }
             else
             {
                 detail::ensure_shape(m_output, {S, B, H});
                 visit_layer(Layers - 1, [&](auto& top) {
-                    std::copy(top.hidden_sequence(), top.hidden_sequence() + S * B * H, m_output.data());
+                    if (sorted)
+                    {
+                        m_order.scatter(top.hidden_sequence(), m_output.data(), S, H);
+                    }
+                    else
+                    {
+                        std::copy(top.hidden_sequence(), top.hidden_sequence() + S * B * H, m_output.data());
+                    }
                 });
-                for (std::size_t b = 0; lengths != nullptr && b < B; ++b)  // (M5)
+                for (std::size_t b = 0; m_has_lengths && b < B; ++b)  // (M5)
                 {
-                    for (std::size_t t = lengths[b]; t < S; ++t)
+                    for (std::size_t t = m_lengths[b]; t < S; ++t)
                     {
                         std::fill(m_output.data() + (t * B + b) * H, m_output.data() + (t * B + b + 1) * H, T(0));
                     }
@@ -381,9 +434,28 @@ namespace xrnn
             return m_output;
         }
 
-        static void copy_layer_state(const T* from, xt::xtensor<T, 3>& to, std::size_t k, std::size_t batch)
+        // Layer k's (B, H) state into (Layers, B, H); sorted (M7), back in the caller's order.
+        void copy_layer_state(const T* from, xt::xtensor<T, 3>& to, std::size_t k, std::size_t batch) const
         {
-            std::copy(from, from + batch * hidden_size, to.data() + k * batch * hidden_size);
+            T* layer = to.data() + k * batch * hidden_size;
+            if (m_order.active())
+            {
+                m_order.scatter(from, layer, 1, hidden_size);
+            }
+            else
+            {
+                std::copy(from, from + batch * hidden_size, layer);
+            }
+        }
+
+        // (M7) states (Layers, B, H) in the caller's order into the sorted order
+        void sort_layer_states(const xt::xtensor<T, 3>& from, xt::xtensor<T, 3>& to) const
+        {
+            const std::size_t block = from.shape()[1] * hidden_size;
+            for (std::size_t k = 0; k < Layers; ++k)
+            {
+                m_order.gather(from.data() + k * block, to.data() + k * block, 1, hidden_size);
+            }
         }
 
         FirstCell m_first;
@@ -393,6 +465,11 @@ namespace xrnn
         state_type m_initial_gradient;
         bool m_has_lengths = false;
         std::vector<std::size_t> m_lengths;
+        detail::length_order m_order;   // (M7) of the last forward
+        xt::xtensor<T, 3> m_sorted_x;   // (S, B, I) x in m_order, read in place by the first cell (M7)
+        state_type m_sorted_initial;    // the initial states in m_order
+        output_type m_sorted_dy;        // dy in m_order
+        xt::xtensor<T, 3> m_dx;         // (S, B, I) dx back in the caller's order
     };
 }  // namespace xrnn
 

@@ -269,6 +269,13 @@ namespace xrnn
             return forward_from<0>(x, m);
         }
 
+        /// The lengths the recurrent layers ran in the last forward (given, or found by an embedding with
+        /// mask_zero), one per sequence, or nullptr (all steps). Valid until the next forward.
+        const std::size_t* sequence_lengths() const noexcept
+        {
+            return m_lengths;
+        }
+
         /// Backward in reverse order of forward; accumulates every layer's gradients.
         template <class G>
         void backward(const G& dy)

@@ -297,7 +297,9 @@ namespace xrnn
                         gather<Model::sequence_input>(x, order, first + part[0], mine, batch);
                         gather<Model::template output_time_major<XV, XN>>(y, order, first + part[0], mine, target);
                         const auto& out = model.forward(batch, mode::training);
-                        b.loss = score_batch(goal, out, target, &grad, batch_score, mine);
+                        b.loss = score_batch(goal, out, target, &grad, batch_score, mine,
+                                             masked_sequence_targets<Model::template output_time_major<XV, XN>>(
+                                                 model, batch, target));
                         // A finite loss can still overflow in backward (float): stepping on that gradient would
                         // leave inf or nan weights, so it counts as a non-finite step too.
                         if (std::isfinite(b.loss))
@@ -313,10 +315,10 @@ namespace xrnn
                         rank_outcome outcome;
                         outcome.run(forward_backward);
                         const bool finite = outcome.failed() || (std::isfinite(b.loss) && gradients_finite);
-                        double agree[6] = {outcome.failed() ? 1.0 : 0.0, finite ? 0.0 : 1.0, batch_score.loss_sum,
+                        double agree[7] = {outcome.failed() ? 1.0 : 0.0, finite ? 0.0 : 1.0, batch_score.loss_sum,
                                            batch_score.metric_sum, batch_score.metric_count,
-                                           static_cast<double>(batch_score.samples)};
-                        group->sum(agree, 6);
+                                           static_cast<double>(batch_score.samples), batch_score.loss_weight};
+                        group->sum(agree, 7);
                         if (agree[0] > 0.0)
                         {
                             collective = true;
@@ -327,6 +329,7 @@ namespace xrnn
                         batch_score.metric_sum = agree[3];
                         batch_score.metric_count = agree[4];
                         batch_score.samples = static_cast<std::size_t>(agree[5]);
+                        batch_score.loss_weight = agree[6];
                         b.loss = batch_score.loss();
                         gradients_finite = agree[1] == 0.0;  // a rank's gradient may have overflowed
                         collective = true;

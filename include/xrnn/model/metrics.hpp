@@ -62,14 +62,15 @@ namespace xrnn
         /// Sums that make an epoch's mean loss and metric exact whatever the batch sizes.
         struct running_score
         {
-            double loss_sum = 0.0;    // batch mean loss x samples in the batch
-            double metric_sum = 0.0;  // correct predictions, or absolute errors
+            double loss_sum = 0.0;     // batch mean loss x loss_weight of the batch
+            double loss_weight = 0.0;  // what a batch's mean is over: its samples, or with lengths its real steps
+            double metric_sum = 0.0;   // correct predictions, or absolute errors
             double metric_count = 0.0;
             std::size_t samples = 0;
 
             double loss() const noexcept
             {
-                return samples == 0 ? 0.0 : loss_sum / static_cast<double>(samples);
+                return loss_weight == 0.0 ? 0.0 : loss_sum / loss_weight;
             }
             double metric() const noexcept
             {
@@ -78,52 +79,104 @@ namespace xrnn
             void add(const running_score& other) noexcept
             {
                 loss_sum += other.loss_sum;
+                loss_weight += other.loss_weight;
                 metric_sum += other.metric_sum;
                 metric_count += other.metric_count;
                 samples += other.samples;
             }
         };
 
-        /// Batch loss (its mean, with dL/dout into *grad when not null), and the metric's sum and count.
+        /// With an embedding that masks id 0 (layers/embedding.hpp, (EM1)) the sequence output's step t of
+        /// sequence b belongs to its t-th non-zero id: the targets (S, B, ...) of those steps are moved the same
+        /// way, target[t, b] = target[s_t, b] with s_t the step of that id, so that each output meets its own.
+        template <class Ids, class Target>
+        void compact_targets_like_ids(const Ids& ids, Target& target)
+        {
+            const std::size_t steps = ids.shape()[0];
+            const std::size_t batch = ids.shape()[1];
+            const std::size_t width = target.size() / (steps * batch);
+            for (std::size_t b = 0; b < batch; ++b)
+            {
+                std::size_t t = 0;
+                for (std::size_t s = 0; s < steps; ++s)
+                {
+                    if (ids.data()[s * batch + b] != 0)
+                    {
+                        if (t != s)
+                        {
+                            std::copy(target.data() + (s * batch + b) * width, target.data() + (s * batch + b + 1) * width,
+                                      target.data() + (t * batch + b) * width);
+                        }
+                        ++t;
+                    }
+                }
+            }
+        }
+
+        /// Batch loss (its mean, with dL/dout into *grad when not null), and the metric's sum and count. With
+        /// lengths (one per sequence of a sequence output (S, B, ...)), the padded steps are not scored
+        /// (loss.hpp, (LM1), (LM2)).
         template <class Out, class Target>
         double score_batch(objective goal, const Out& out, const Target& target, Out* grad, running_score& score,
-                           std::size_t samples)
+                           std::size_t samples, const std::size_t* lengths = nullptr)
         {
             using T = typename Out::value_type;
             double loss = 0.0;
             using YV = typename Target::value_type;
+            std::vector<char> real;  // (LM1) per row (t, b) of a sequence output; rows of width values each
+            const std::size_t count = Out::rank >= 2 ? out.shape()[1] : 0;
+            double weight = static_cast<double>(samples);
+            if (lengths != nullptr)  // the mean over the data set is the one over all real steps
+            {
+                weight = static_cast<double>(detail::real_rows("score", out.shape(), lengths, count, real));
+            }
+            const std::size_t width = lengths != nullptr ? out.size() / real.size() : 1;
+            auto scored = [&](std::size_t j) { return lengths == nullptr || real[j / width]; };
             if constexpr (std::is_integral<YV>::value)
             {
-                loss = softmax_cross_entropy(out, target, grad);
+                loss = detail::masked_softmax_cross_entropy(out, target, lengths, count, grad);
                 const std::size_t classes = out.shape()[Out::rank - 1];
                 const std::size_t rows = out.size() / classes;
                 for (std::size_t r = 0; r < rows; ++r)
                 {
+                    if (!scored(r * classes))
+                    {
+                        continue;
+                    }
                     const T* row = out.data() + r * classes;
                     const auto best = static_cast<std::size_t>(std::max_element(row, row + classes) - row);
                     score.metric_sum += best == static_cast<std::size_t>(target.data()[r]) ? 1.0 : 0.0;
+                    score.metric_count += 1.0;
                 }
-                score.metric_count += static_cast<double>(rows);
             }
             else if (goal == objective::binary_cross_entropy)
             {
-                loss = binary_cross_entropy_with_logits(out, target, grad);
+                loss = lengths == nullptr ? binary_cross_entropy_with_logits(out, target, grad)
+                                          : detail::masked_binary_cross_entropy(out, target, lengths, count, grad);
                 for (std::size_t j = 0; j < out.size(); ++j)
                 {
-                    score.metric_sum += (out.data()[j] > T(0)) == (target.data()[j] > T(0.5)) ? 1.0 : 0.0;
+                    if (scored(j))
+                    {
+                        score.metric_sum += (out.data()[j] > T(0)) == (target.data()[j] > T(0.5)) ? 1.0 : 0.0;
+                        score.metric_count += 1.0;
+                    }
                 }
-                score.metric_count += static_cast<double>(out.size());
             }
             else
             {
-                loss = mean_squared_error(out, target, grad);
+                loss = lengths == nullptr ? mean_squared_error(out, target, grad)
+                                          : detail::masked_mean_squared_error(out, target, lengths, count, grad);
                 for (std::size_t j = 0; j < out.size(); ++j)
                 {
-                    score.metric_sum += std::abs(static_cast<double>(out.data()[j]) - target.data()[j]);
+                    if (scored(j))
+                    {
+                        score.metric_sum += std::abs(static_cast<double>(out.data()[j]) - target.data()[j]);
+                        score.metric_count += 1.0;
+                    }
                 }
-                score.metric_count += static_cast<double>(out.size());
             }
-            score.loss_sum += loss * static_cast<double>(samples);
+            score.loss_sum += loss * weight;
+            score.loss_weight += weight;
             score.samples += samples;
             return loss;
         }
@@ -141,6 +194,26 @@ namespace xrnn
                 const std::size_t classes = out.shape()[Out::rank - 1];
                 activation::softmax::forward_rows(out.data(), out.data(), out.size() / classes, classes);
             }
+        }
+
+        /// After a forward of a model with a sequence output (TimeMajor) whose embedding masked id 0: the lengths
+        /// of the batch's sequences, with the targets moved to their outputs' steps (compact_targets_like_ids);
+        /// nullptr (and the targets untouched) otherwise.
+        template <bool TimeMajor, class Model, class Batch, class Target>
+        const std::size_t* masked_sequence_targets(const Model& model, const Batch& batch, Target& target)
+        {
+            if constexpr (TimeMajor && std::is_integral<typename Batch::value_type>::value)
+            {
+                if (const std::size_t* lengths = model.sequence_lengths())
+                {
+                    compact_targets_like_ids(batch, target);
+                    return lengths;
+                }
+            }
+            static_cast<void>(model);
+            static_cast<void>(batch);
+            static_cast<void>(target);
+            return nullptr;
         }
 
         /// Targets keep integer class ids as they are; float targets take the model's scalar type.
@@ -162,7 +235,8 @@ namespace xrnn
                 gather<Model::sequence_input>(x, index, first, count, batch);
                 gather<Model::template output_time_major<XV, XN>>(y, index, first, count, target);
                 const auto& out = model.forward(batch, mode::inference);
-                score_batch(goal, out, target, static_cast<std::decay_t<decltype(out)>*>(nullptr), score, count);
+                score_batch(goal, out, target, static_cast<std::decay_t<decltype(out)>*>(nullptr), score, count,
+                            masked_sequence_targets<Model::template output_time_major<XV, XN>>(model, batch, target));
             }
             return score;
         }

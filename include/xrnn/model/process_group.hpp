@@ -214,13 +214,14 @@ namespace xrnn
         /// (PG3) A running score summed over the ranks.
         inline void sum_scores(process_group& group, running_score& score)
         {
-            double values[4] = {score.loss_sum, score.metric_sum, score.metric_count,
-                                static_cast<double>(score.samples)};
-            group.sum(values, 4);
+            double values[5] = {score.loss_sum, score.metric_sum, score.metric_count,
+                                static_cast<double>(score.samples), score.loss_weight};
+            group.sum(values, 5);
             score.loss_sum = values[0];
             score.metric_sum = values[1];
             score.metric_count = values[2];
             score.samples = static_cast<std::size_t>(values[3]);
+            score.loss_weight = values[4];
         }
 
         /// score_indices over the ranks: each scores its part of `index`, the sums are added (PG3).
