@@ -225,12 +225,12 @@ TEST_CASE("mask_zero: a model fits with bucketing and masking, deterministically
 TEST_CASE("mask_zero: a sequence output scores its real steps only, pre- or post-padded (loss.hpp, LM1, LM2)")
 {
     // one class id per word; the padded steps' targets are valid ids that the loss must not read
-    using seq_model = xrnn::sequential<xrnn::embedding<double, vocab, 5>, xrnn::lstm<double, 5, 6, 1, xrnn::output::sequence>,
-                                       xrnn::dense<double, 6, 3>>;
+    using seq_lstm = xrnn::lstm<double, 5, 6, 1, xrnn::output::sequence>;
+    using seq_model = xrnn::sequential<xrnn::embedding<double, vocab, 5>, seq_lstm, xrnn::dense<double, 6, 3>>;
     auto make = [] {
         xrnn::random_engine rng(4);
         seq_model model{xrnn::embedding<double, vocab, 5>(rng, xrnn::init_scheme::keras, true),
-                        xrnn::lstm<double, 5, 6, 1, xrnn::output::sequence>(rng), xrnn::dense<double, 6, 3>(rng)};
+                        seq_lstm(rng), xrnn::dense<double, 6, 3>(rng)};
         model.compile(xrnn::objective::softmax_cross_entropy, xrnn::sgd<double>(0.5));
         return model;
     };

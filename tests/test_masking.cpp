@@ -343,7 +343,8 @@ namespace
         const auto lengths = some_lengths(batch, steps, 11);
         std::vector<std::size_t> order(batch);  // row i of the sorted batch is row order[i]
         std::iota(order.begin(), order.end(), std::size_t(0));
-        std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return lengths[a] > lengths[b]; });
+        std::stable_sort(order.begin(), order.end(),
+                         [&](std::size_t a, std::size_t b) { return lengths[a] > lengths[b]; });
         REQUIRE(!std::is_sorted(lengths.begin(), lengths.end(), std::greater<>()));
         std::vector<std::size_t> sorted_lengths(batch);
         // rows of (steps, batch, width) or (batch, width) tensors in the sorted order

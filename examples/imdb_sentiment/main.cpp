@@ -22,6 +22,7 @@
 // Outputs (in --out, default the current directory): imdb_<model>.xrnnw (weights), imdb_vocab.txt (the vocabulary
 // the ids come from), imdb_<model>_history.csv and imdb_<model>_history.png (accuracy and loss per epoch, training
 // vs validation). The encoded data set is cached in imdb_cache_<num_words>_<maxlen>.bin so later runs start fast.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -254,6 +255,13 @@ namespace
         if (!data.cache_note.empty())
         {
             std::printf("cache: %s\n", data.cache_note.c_str());
+        }
+        {
+            // what a training epoch costs: with --mask the real words, without it the padded rectangle
+            const std::size_t words = static_cast<std::size_t>(
+                std::count_if(data.x_train.begin(), data.x_train.end(), [](std::int32_t id) { return id != 0; }));
+            std::printf("training reviews: %zu words of %zu padded steps (%.1f%%)\n", words, data.x_train.size(),
+                        100.0 * static_cast<double>(words) / static_cast<double>(data.x_train.size()));
         }
         if (ranks.root())
         {

@@ -93,7 +93,7 @@ namespace xrnn::detail
 
         /// Rows rows of G (at a, g) over Width columns (at d, g): wide tiles, one narrower tile, single columns.
         template <class T, std::size_t Width, std::size_t Rows>
-        XRNN_TILE_INLINE void row_block(row_ranges r0, const T* a, std::size_t lda, const T* d, std::size_t ldd,
+        XRNN_TILE_INLINE void row_block(row_ranges chunk, const T* a, std::size_t lda, const T* d, std::size_t ldd,
                                         T* g, std::size_t ldg)
         {
             using P = vector_pack<T>;
@@ -104,24 +104,24 @@ namespace xrnn::detail
             using rows = std::make_index_sequence<Rows>;
             for (std::size_t col = 0; col < wide_end; col += wide)
             {
-                tile<P>(r0, a, lda, d + col, ldd, g + col, ldg, rows{}, std::make_index_sequence<packs>{});
+                tile<P>(chunk, a, lda, d + col, ldd, g + col, ldg, rows{}, std::make_index_sequence<packs>{});
             }
             if constexpr (pack_end > wide_end)
             {
-                tile<P>(r0, a, lda, d + wide_end, ldd, g + wide_end, ldg, rows{},
+                tile<P>(chunk, a, lda, d + wide_end, ldd, g + wide_end, ldg, rows{},
                         std::make_index_sequence<(pack_end - wide_end) / P::size>{});
             }
             for (std::size_t col = pack_end; col < Width; ++col)
             {
-                tile<scalar_pack<T>>(r0, a, lda, d + col, ldd, g + col, ldg, rows{}, std::make_index_sequence<1>{});
+                tile<scalar_pack<T>>(chunk, a, lda, d + col, ldd, g + col, ldg, rows{}, std::make_index_sequence<1>{});
             }
         }
 
         template <class T, std::size_t Width, std::size_t... M>
-        void remainder_rows(std::size_t m, row_ranges r0, const T* a, std::size_t lda, const T* d, std::size_t ldd,
-                            T* g, std::size_t ldg, std::index_sequence<M...>)
+        void remainder_rows(std::size_t m, row_ranges chunk, const T* a, std::size_t lda, const T* d,
+                            std::size_t ldd, T* g, std::size_t ldg, std::index_sequence<M...>)
         {
-            ((m == M + 1 ? row_block<T, Width, M + 1>(r0, a, lda, d, ldd, g, ldg) : void()), ...);
+            ((m == M + 1 ? row_block<T, Width, M + 1>(chunk, a, lda, d, ldd, g, ldg) : void()), ...);
         }
 
         /// One part: columns [0, Width) of D and of every G (pointers at the part's first column).
@@ -132,24 +132,26 @@ namespace xrnn::detail
             constexpr std::size_t tile_rows = gemm_tile<T>::rows;
             const std::size_t rows = live.blocks * live.block;
             // chunks of chunk_rows rows; with counts, of whole blocks (at least one), each summing their live rows
-            const std::size_t chunk_blocks = std::min(max_chunk_blocks, std::max<std::size_t>(1, chunk_rows / live.block));
+            const std::size_t chunk_blocks
+                = std::min(max_chunk_blocks, std::max<std::size_t>(1, chunk_rows / live.block));
             const std::size_t step = live.count == nullptr ? chunk_rows : chunk_blocks * live.block;
             std::pair<std::size_t, std::size_t> ranges[max_chunk_blocks];
             for (std::size_t r0 = 0; r0 < rows; r0 += step)
             {
-                row_ranges r1{ranges, 0};
+                row_ranges chunk{ranges, 0};
                 if (live.count == nullptr)
                 {
-                    ranges[r1.count++] = {r0, std::min(rows, r0 + step)};
+                    ranges[chunk.count++] = {r0, std::min(rows, r0 + step)};
                 }
-                for (std::size_t b = r0 / live.block; live.count != nullptr && b < std::min(live.blocks, r0 / live.block + chunk_blocks); ++b)
+                const std::size_t b_end = std::min(live.blocks, r0 / live.block + chunk_blocks);
+                for (std::size_t b = r0 / live.block; live.count != nullptr && b < b_end; ++b)
                 {
                     if (live.count[b] > 0)
                     {
-                        ranges[r1.count++] = {b * live.block, b * live.block + live.count[b]};
+                        ranges[chunk.count++] = {b * live.block, b * live.block + live.count[b]};
                     }
                 }
-                if (r1.count == 0)
+                if (chunk.count == 0)
                 {
                     continue;
                 }
@@ -162,11 +164,11 @@ namespace xrnn::detail
                         T* g = term.g + i * term.ldg + column;
                         if (i + tile_rows <= term.k)
                         {
-                            row_block<T, Width, tile_rows>(r1, a, term.lda, d, ldd, g, term.ldg);
+                            row_block<T, Width, tile_rows>(chunk, a, term.lda, d, ldd, g, term.ldg);
                         }
                         else
                         {
-                            remainder_rows<T, Width>(term.k - i, r1, a, term.lda, d, ldd, g, term.ldg,
+                            remainder_rows<T, Width>(term.k - i, chunk, a, term.lda, d, ldd, g, term.ldg,
                                                      std::make_index_sequence<tile_rows - 1>{});
                         }
                     }

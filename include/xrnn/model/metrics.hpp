@@ -104,8 +104,8 @@ namespace xrnn
                     {
                         if (t != s)
                         {
-                            std::copy(target.data() + (s * batch + b) * width, target.data() + (s * batch + b + 1) * width,
-                                      target.data() + (t * batch + b) * width);
+                            const auto* from = target.data() + (s * batch + b) * width;
+                            std::copy(from, from + width, target.data() + (t * batch + b) * width);
                         }
                         ++t;
                     }
