@@ -6,6 +6,8 @@
 //   --bidirectional: the recurrent layer reads both ways (Keras's Bidirectional, concat: Dense(256 -> 1))
 //   --mask:          id 0 is padding that the recurrent layer skips (Keras's Embedding(mask_zero=True))
 //   --bucket:        batches of reviews of similar length (fit_options::bucket_by_length)
+//   --pool max:      with --bidirectional, the classifier reads the largest value of each feature over the steps
+//                    (the recurrent layer's output::sequence -> global_max_pool) instead of the last states
 //
 // trained with binary cross-entropy and Adam (learning rate 0.001, halved after every epoch) on the 25,000
 // labelled training reviews of the Large Movie Review Dataset (5 epochs, batch 64, reviews cut to their last 200
@@ -49,6 +51,11 @@ namespace
     using head_layer = xrnn::dense<float, Recurrent::output_size, 1>;
     template <class Recurrent>
     using model_of = xrnn::sequential<embedding_layer, Recurrent, head_layer<Recurrent>>;
+    // --pool max: every step's output, the largest of each feature over the (real) steps, then the classifier
+    template <class Recurrent>
+    using pool_layer = xrnn::global_max_pool<float, Recurrent::output_size>;
+    template <class Recurrent>
+    using pooled_model_of = xrnn::sequential<embedding_layer, Recurrent, pool_layer<Recurrent>, head_layer<Recurrent>>;
 
     struct settings
     {
@@ -72,6 +79,7 @@ namespace
         bool bidirectional = false;
         bool mask = false;
         bool bucket = false;
+        std::string pool = "last";
         std::uint64_t seed = 1;
     };
 
@@ -99,6 +107,7 @@ namespace
         "  --bidirectional         read each review both ways (concat of the two directions' last states)\n"
         "  --mask                  skip the padding (id 0): each review runs for its own length only\n"
         "  --bucket                batches of reviews of similar length (fit's bucket_by_length; with --mask)\n"
+        "  --pool last|max         with --bidirectional: the last states (default) or the maximum over the steps\n"
         "The data set: bash examples/imdb_sentiment/download.sh (needs internet), or unpack the archive you have.\n";
 
     settings parse(int argc, char** argv)
@@ -126,6 +135,7 @@ namespace
         s.bidirectional = args.flag("bidirectional");
         s.mask = args.flag("mask");
         s.bucket = args.flag("bucket");
+        s.pool = args.get("pool", s.pool);
         args.finish();
         if (s.model.empty() && !s.load.empty())
         {
@@ -152,6 +162,10 @@ namespace
                     s.bidirectional = true;
                 }
             }
+            if (signature.find(",global_max_pool<") != std::string::npos)
+            {
+                s.pool = "max";
+            }
             if (s.model.empty())
             {
                 std::fprintf(stderr, "imdb_sentiment: '%s' holds the weights of %s, not of an IMDB model\n",
@@ -167,6 +181,16 @@ namespace
         {
             std::fprintf(stderr, "imdb_sentiment: --model must be rnn, lstm or gru, not '%s'\n%s", s.model.c_str(),
                          usage);
+            std::exit(2);
+        }
+        if (s.pool != "last" && s.pool != "max")
+        {
+            std::fprintf(stderr, "imdb_sentiment: --pool must be last or max, not '%s'\n%s", s.pool.c_str(), usage);
+            std::exit(2);
+        }
+        if (s.pool == "max" && !s.bidirectional)
+        {
+            std::fprintf(stderr, "imdb_sentiment: --pool max is built for the bidirectional models: add --bidirectional\n");
             std::exit(2);
         }
         if (s.num_words > vocabulary_capacity)
@@ -202,10 +226,20 @@ namespace
         options.dropout = s.dropout;
         options.recurrent_dropout = s.model == "rnn" ? 0.0  // the seed's SimpleRNN had input dropout only
                                                      : s.recurrent_dropout;
-        Model model{embedding_layer(rng, xrnn::init_scheme::keras, s.mask), Recurrent(rng, options),
-                    head_layer<Recurrent>(rng)};
-        model.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(s.learning_rate));
-        return model;
+        if constexpr (Recurrent::output_kind == xrnn::output::sequence)  // --pool max
+        {
+            Model model{embedding_layer(rng, xrnn::init_scheme::keras, s.mask), Recurrent(rng, options),
+                        pool_layer<Recurrent>(), head_layer<Recurrent>(rng)};
+            model.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(s.learning_rate));
+            return model;
+        }
+        else
+        {
+            Model model{embedding_layer(rng, xrnn::init_scheme::keras, s.mask), Recurrent(rng, options),
+                        head_layer<Recurrent>(rng)};
+            model.compile(xrnn::objective::binary_cross_entropy, xrnn::adam<float>(s.learning_rate));
+            return model;
+        }
     }
 
     template <class Model>
@@ -226,8 +260,9 @@ namespace
     {
         const std::string name = std::string(s.bidirectional ? "Bidirectional " : "")
                                  + (s.model == "rnn" ? "RNN" : s.model == "gru" ? "GRU" : "LSTM")
-                                 + (s.mask ? " (masked)" : "");
-        const std::string stem = "imdb_" + std::string(s.bidirectional ? "bi" : "") + s.model;
+                                 + (s.mask ? " (masked)" : "") + (s.pool == "max" ? " max-pooled" : "");
+        const std::string stem = "imdb_" + std::string(s.bidirectional ? "bi" : "") + s.model
+                                 + (s.pool == "max" ? "_maxpool" : "");
         const std::string weights = s.load.empty() ? path_in(s, stem + ".xrnnw") : s.load;
         Model model = build<Model, Recurrent>(s);
         ranks.distribute(model);  // under mpirun: every rank trains on its part of each batch
@@ -350,6 +385,21 @@ int main(int argc, char** argv)
         using birnn = xrnn::birnn<float, embedding_width, hidden>;
         using bilstm = xrnn::bilstm<float, embedding_width, hidden>;
         using bigru = xrnn::bigru<float, embedding_width, hidden>;
+        using bilstm_steps = xrnn::bilstm<float, embedding_width, hidden, 1, xrnn::output::sequence>;
+        using bigru_steps = xrnn::bigru<float, embedding_width, hidden, 1, xrnn::output::sequence>;
+        using birnn_steps = xrnn::birnn<float, embedding_width, hidden, 1, xrnn::output::sequence>;
+        if (s.pool == "max")  // --bidirectional only (checked in parse)
+        {
+            if (s.model == "rnn")
+            {
+                return run<pooled_model_of<birnn_steps>, birnn_steps>(s, ranks);
+            }
+            if (s.model == "gru")
+            {
+                return run<pooled_model_of<bigru_steps>, bigru_steps>(s, ranks);
+            }
+            return run<pooled_model_of<bilstm_steps>, bilstm_steps>(s, ranks);
+        }
         if (s.model == "rnn")
         {
             return s.bidirectional ? run<model_of<birnn>, birnn>(s, ranks) : run<model_of<rnn>, rnn>(s, ranks);

@@ -60,6 +60,7 @@
 #include <xrnn/layers/embedding.hpp>
 #include <xrnn/layers/gru.hpp>
 #include <xrnn/layers/lstm.hpp>
+#include <xrnn/layers/pooling.hpp>
 #include <xrnn/layers/rnn.hpp>
 #include <xrnn/model/batching.hpp>
 #include <xrnn/model/callbacks.hpp>

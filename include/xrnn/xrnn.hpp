@@ -28,6 +28,7 @@
 #include <xrnn/layers/lstm.hpp>
 #include <xrnn/layers/gru.hpp>
 #include <xrnn/layers/bidirectional.hpp>
+#include <xrnn/layers/pooling.hpp>
 #include <xrnn/connect.hpp>
 #include <xrnn/loss.hpp>
 #include <xrnn/optim.hpp>

@@ -888,7 +888,10 @@ namespace xrnn
 //   L(shared_weights_t, const L& owner)          a layer for inference only that reads owner's parameters (no
 //                                               copy) and has a workspace of its own, so that threads can run
 //                                               copies of one model at once; owner must outlive it
-// which only predictors ask for (with a message naming it).
+// which only predictors ask for (with a message naming it). A layer whose output needs each sequence's end (a
+// bidirectional layer, pooling over time) says `static constexpr bool needs_whole_sequence = true`, so that a
+// predictor refuses to stream it in chunks. A layer with `set_lengths(const std::size_t*, std::size_t)` is given
+// the lengths of each batch's sequences before its forward (model/chain.hpp).
 #ifndef XRNN_LAYERS_LAYER_TRAITS_HPP
 #define XRNN_LAYERS_LAYER_TRAITS_HPP
 
@@ -3483,7 +3486,7 @@ namespace xrnn::detail
 
         /// Rows rows of G (at a, g) over Width columns (at d, g): wide tiles, one narrower tile, single columns.
         template <class T, std::size_t Width, std::size_t Rows>
-        XRNN_TILE_INLINE void row_block(row_ranges r0, const T* a, std::size_t lda, const T* d, std::size_t ldd,
+        XRNN_TILE_INLINE void row_block(row_ranges chunk, const T* a, std::size_t lda, const T* d, std::size_t ldd,
                                         T* g, std::size_t ldg)
         {
             using P = vector_pack<T>;
@@ -3494,24 +3497,24 @@ namespace xrnn::detail
             using rows = std::make_index_sequence<Rows>;
             for (std::size_t col = 0; col < wide_end; col += wide)
             {
-                tile<P>(r0, a, lda, d + col, ldd, g + col, ldg, rows{}, std::make_index_sequence<packs>{});
+                tile<P>(chunk, a, lda, d + col, ldd, g + col, ldg, rows{}, std::make_index_sequence<packs>{});
             }
             if constexpr (pack_end > wide_end)
             {
-                tile<P>(r0, a, lda, d + wide_end, ldd, g + wide_end, ldg, rows{},
+                tile<P>(chunk, a, lda, d + wide_end, ldd, g + wide_end, ldg, rows{},
                         std::make_index_sequence<(pack_end - wide_end) / P::size>{});
             }
             for (std::size_t col = pack_end; col < Width; ++col)
             {
-                tile<scalar_pack<T>>(r0, a, lda, d + col, ldd, g + col, ldg, rows{}, std::make_index_sequence<1>{});
+                tile<scalar_pack<T>>(chunk, a, lda, d + col, ldd, g + col, ldg, rows{}, std::make_index_sequence<1>{});
             }
         }
 
         template <class T, std::size_t Width, std::size_t... M>
-        void remainder_rows(std::size_t m, row_ranges r0, const T* a, std::size_t lda, const T* d, std::size_t ldd,
-                            T* g, std::size_t ldg, std::index_sequence<M...>)
+        void remainder_rows(std::size_t m, row_ranges chunk, const T* a, std::size_t lda, const T* d,
+                            std::size_t ldd, T* g, std::size_t ldg, std::index_sequence<M...>)
         {
-            ((m == M + 1 ? row_block<T, Width, M + 1>(r0, a, lda, d, ldd, g, ldg) : void()), ...);
+            ((m == M + 1 ? row_block<T, Width, M + 1>(chunk, a, lda, d, ldd, g, ldg) : void()), ...);
         }
 
         /// One part: columns [0, Width) of D and of every G (pointers at the part's first column).
@@ -3522,24 +3525,26 @@ namespace xrnn::detail
             constexpr std::size_t tile_rows = gemm_tile<T>::rows;
             const std::size_t rows = live.blocks * live.block;
             // chunks of chunk_rows rows; with counts, of whole blocks (at least one), each summing their live rows
-            const std::size_t chunk_blocks = std::min(max_chunk_blocks, std::max<std::size_t>(1, chunk_rows / live.block));
+            const std::size_t chunk_blocks
+                = std::min(max_chunk_blocks, std::max<std::size_t>(1, chunk_rows / live.block));
             const std::size_t step = live.count == nullptr ? chunk_rows : chunk_blocks * live.block;
             std::pair<std::size_t, std::size_t> ranges[max_chunk_blocks];
             for (std::size_t r0 = 0; r0 < rows; r0 += step)
             {
-                row_ranges r1{ranges, 0};
+                row_ranges chunk{ranges, 0};
                 if (live.count == nullptr)
                 {
-                    ranges[r1.count++] = {r0, std::min(rows, r0 + step)};
+                    ranges[chunk.count++] = {r0, std::min(rows, r0 + step)};
                 }
-                for (std::size_t b = r0 / live.block; live.count != nullptr && b < std::min(live.blocks, r0 / live.block + chunk_blocks); ++b)
+                const std::size_t b_end = std::min(live.blocks, r0 / live.block + chunk_blocks);
+                for (std::size_t b = r0 / live.block; live.count != nullptr && b < b_end; ++b)
                 {
                     if (live.count[b] > 0)
                     {
-                        ranges[r1.count++] = {b * live.block, b * live.block + live.count[b]};
+                        ranges[chunk.count++] = {b * live.block, b * live.block + live.count[b]};
                     }
                 }
-                if (r1.count == 0)
+                if (chunk.count == 0)
                 {
                     continue;
                 }
@@ -3552,11 +3557,11 @@ namespace xrnn::detail
                         T* g = term.g + i * term.ldg + column;
                         if (i + tile_rows <= term.k)
                         {
-                            row_block<T, Width, tile_rows>(r1, a, term.lda, d, ldd, g, term.ldg);
+                            row_block<T, Width, tile_rows>(chunk, a, term.lda, d, ldd, g, term.ldg);
                         }
                         else
                         {
-                            remainder_rows<T, Width>(term.k - i, r1, a, term.lda, d, ldd, g, term.ldg,
+                            remainder_rows<T, Width>(term.k - i, chunk, a, term.lda, d, ldd, g, term.ldg,
                                                      std::make_index_sequence<tile_rows - 1>{});
                         }
                     }
@@ -5419,6 +5424,7 @@ namespace xrnn
         static constexpr merge_mode merge = Merge;
         static constexpr bool reads_sequence = true;
         static constexpr bool reads_token_ids = false;
+        static constexpr bool needs_whole_sequence = true;  // the reverse direction starts at the end (predictor)
         using input_type = xt::xtensor<T, 3>;
         using output_type = std::conditional_t<Out == output::last, xt::xtensor<T, 2>, xt::xtensor<T, 3>>;
         using state_type = basic_state<xt::xtensor<T, 3>, has_cell_state>;  // (2 Layers, B, H) each
@@ -6011,6 +6017,243 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/layers/bidirectional.hpp ----
+// ---- begin include/xrnn/layers/pooling.hpp ----
+// xtensor-rnn: pooling over time, one vector per sequence from a sequence of them.
+//
+//   global_average_pool<T, F>   x (S, B, F) -> y (B, F): Keras's GlobalAveragePooling1D (which honours masks)
+//   global_max_pool<T, F>       x (S, B, F) -> y (B, F): Keras's GlobalMaxPooling1D, torch.max(x, dim=0)
+//
+// Typically after a recurrent layer with output::sequence, so that the classifier sees every step and not only
+// the last one. With lengths L_b (set_lengths, which a model calls after an embedding with mask_zero or with
+// forward(x, lengths), model/chain.hpp), only the real steps t < L_b of sequence b count, as with PyTorch's packed
+// sequences; without them L_b = S:
+//   (PF1) average  y[b, j] = 1/L_b  sum_{t < L_b} x[t, b, j]
+//   (PB1)          dx[t, b, j] = dy[b, j] / L_b  for t < L_b, 0 after
+//   (PF2) max      y[b, j] = x[t*, b, j], t* = the first t < L_b where x[t, b, j] is largest
+//   (PB2)          dx[t, b, j] = dy[b, j]  for t = t*, 0 elsewhere (the subgradient PyTorch's max takes)
+// A NaN among the steps gives NaN in both, as in PyTorch (so that a model's non-finite check sees it).
+#ifndef XRNN_LAYERS_POOLING_HPP
+#define XRNN_LAYERS_POOLING_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+
+namespace xrnn
+{
+    /// What global_pool computes over the steps of each sequence.
+    enum class pool_kind
+    {
+        average,
+        max
+    };
+
+    template <class T, std::size_t F, pool_kind Kind>
+    class global_pool
+    {
+        static_assert(F >= 1, "xrnn: a pooling layer needs at least one feature");
+
+    public:
+        using value_type = T;
+        static constexpr std::size_t input_size = F;
+        static constexpr std::size_t output_size = F;
+        static constexpr pool_kind kind = Kind;
+        static constexpr bool reads_sequence = true;  // traits: layers/layer_traits.hpp
+        static constexpr bool reads_token_ids = false;
+        static constexpr bool needs_whole_sequence = true;  // so a predictor does not stream it in chunks
+        using input_type = xt::xtensor<T, 3>;   // (S, B, F)
+        using output_type = xt::xtensor<T, 2>;  // (B, F)
+
+        global_pool() = default;
+
+        explicit global_pool(random_engine&) noexcept
+        {
+        }
+
+        /// For inference only (a predictor's): no parameters to share, a workspace of its own.
+        global_pool(shared_weights_t, const global_pool&) noexcept
+        {
+        }
+
+        static const char* name() noexcept
+        {
+            return Kind == pool_kind::average ? "global_average_pool" : "global_max_pool";
+        }
+
+        static std::string signature()
+        {
+            return std::string(name()) + "<" + scalar_name<T>() + detail::join_sizes({F}) + ">";
+        }
+
+        /// The lengths of the sequences of the following forward(x) calls (count values; nullptr: all steps).
+        void set_lengths(const std::size_t* lengths, std::size_t count)
+        {
+            m_has_lengths = lengths != nullptr;
+            if (m_has_lengths)
+            {
+                m_lengths.assign(lengths, lengths + count);
+            }
+        }
+
+        /// (PF1) or (PF2) over x (S, B, F); mode makes no difference.
+        const output_type& forward(const input_type& x, mode = mode::inference)
+        {
+            const std::size_t S = x.shape()[0];
+            const std::size_t B = x.shape()[1];
+            if (S == 0 || B == 0 || x.shape()[2] != F)
+            {
+                throw shape_error(std::string(name()) + "::forward: x expected shape (S, B, " + std::to_string(F)
+                                  + ") with S, B >= 1 but got " + detail::shape_to_string(x.shape()));
+            }
+            if (m_has_lengths && m_lengths.size() != B)
+            {
+                throw shape_error(std::string(name()) + "::forward: expected one length per sequence ("
+                                  + std::to_string(B) + ") but got " + std::to_string(m_lengths.size()));
+            }
+            for (std::size_t b = 0; m_has_lengths && b < B; ++b)
+            {
+                if (m_lengths[b] < 1 || m_lengths[b] > S)
+                {
+                    throw value_error(std::string(name()) + "::forward: lengths expected in [1, " + std::to_string(S)
+                                      + "] (the steps of x) but sequence " + std::to_string(b) + " has length "
+                                      + std::to_string(m_lengths[b]));
+                }
+            }
+            m_steps = S;
+            m_batch = B;
+            detail::ensure_shape(m_y, {B, F});
+            if constexpr (Kind == pool_kind::max)
+            {
+                detail::ensure_shape(m_argmax, {B, F});
+            }
+            for (std::size_t b = 0; b < B; ++b)
+            {
+                const std::size_t n = length(b);
+                T* y = m_y.data() + b * F;
+                const T* first = x.data() + b * F;
+                std::copy(first, first + F, y);
+                if constexpr (Kind == pool_kind::average)
+                {
+                    for (std::size_t t = 1; t < n; ++t)  // (PF1)
+                    {
+                        const T* row = x.data() + (t * B + b) * F;
+                        for (std::size_t j = 0; j < F; ++j)
+                        {
+                            y[j] += row[j];
+                        }
+                    }
+                    const T scale = T(1) / static_cast<T>(n);
+                    for (std::size_t j = 0; j < F; ++j)
+                    {
+                        y[j] *= scale;
+                    }
+                }
+                else
+                {
+                    std::size_t* at = m_argmax.data() + b * F;
+                    std::fill(at, at + F, std::size_t(0));
+                    for (std::size_t t = 1; t < n; ++t)  // (PF2): strictly larger, so the first maximum wins
+                    {
+                        const T* row = x.data() + (t * B + b) * F;
+                        for (std::size_t j = 0; j < F; ++j)
+                        {
+                            if (row[j] > y[j] || (row[j] != row[j] && y[j] == y[j]))  // a NaN stays
+                            {
+                                y[j] = row[j];
+                                at[j] = t;
+                            }
+                        }
+                    }
+                }
+            }
+            return m_y;
+        }
+
+        /// (PB1) or (PB2) for the last forward: dx (S, B, F).
+        const input_type& backward(const output_type& dy)
+        {
+            if (m_steps == 0)
+            {
+                throw state_error(std::string(name()) + "::backward: call forward before backward");
+            }
+            const std::size_t S = m_steps;
+            const std::size_t B = m_batch;
+            detail::check_shape(name(), "dy", dy.shape(), {B, F});
+            detail::ensure_shape(m_dx, {S, B, F});
+            m_dx.fill(T(0));
+            for (std::size_t b = 0; b < B; ++b)
+            {
+                const T* g = dy.data() + b * F;
+                if constexpr (Kind == pool_kind::average)
+                {
+                    const std::size_t n = length(b);
+                    const T scale = T(1) / static_cast<T>(n);
+                    for (std::size_t t = 0; t < n; ++t)  // (PB1)
+                    {
+                        T* row = m_dx.data() + (t * B + b) * F;
+                        for (std::size_t j = 0; j < F; ++j)
+                        {
+                            row[j] = g[j] * scale;
+                        }
+                    }
+                }
+                else
+                {
+                    const std::size_t* at = m_argmax.data() + b * F;
+                    for (std::size_t j = 0; j < F; ++j)  // (PB2)
+                    {
+                        m_dx.data()[(at[j] * B + b) * F + j] = g[j];
+                    }
+                }
+            }
+            return m_dx;
+        }
+
+        template <class Fn>
+        void for_each_parameter(Fn&&)
+        {
+        }
+
+        template <class Fn>
+        void for_each_random_engine(Fn&&)
+        {
+        }
+
+        /// Bytes of its buffers (the output, the input gradient, the positions of the maxima).
+        std::size_t workspace_bytes() const noexcept
+        {
+            return (m_y.size() + m_dx.size()) * sizeof(T) + m_argmax.size() * sizeof(std::size_t)
+                   + m_lengths.capacity() * sizeof(std::size_t);
+        }
+
+    private:
+        std::size_t length(std::size_t b) const noexcept
+        {
+            return m_has_lengths ? m_lengths[b] : m_steps;
+        }
+
+        bool m_has_lengths = false;
+        std::vector<std::size_t> m_lengths;
+        std::size_t m_steps = 0;
+        std::size_t m_batch = 0;
+        output_type m_y;
+        input_type m_dx;
+        xt::xtensor<std::size_t, 2> m_argmax;  // (B, F) t* of (PF2)
+    };
+
+    template <class T, std::size_t F>
+    using global_average_pool = global_pool<T, F, pool_kind::average>;
+
+    template <class T, std::size_t F>
+    using global_max_pool = global_pool<T, F, pool_kind::max>;
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/layers/pooling.hpp ----
 // ---- begin include/xrnn/connect.hpp ----
 // xtensor-rnn: compile-time check that one layer can feed the next.
 //
@@ -9325,8 +9568,8 @@ namespace xrnn
                     {
                         if (t != s)
                         {
-                            std::copy(target.data() + (s * batch + b) * width, target.data() + (s * batch + b + 1) * width,
-                                      target.data() + (t * batch + b) * width);
+                            const auto* from = target.data() + (s * batch + b) * width;
+                            std::copy(from, from + width, target.data() + (t * batch + b) * width);
                         }
                         ++t;
                     }
@@ -11988,21 +12231,21 @@ namespace xrnn
         {
         };
 
-        /// Bidirectional layers (layers/bidirectional.hpp): their reverse direction needs a sequence's end, so they
-        /// cannot be streamed.
+        /// Layers whose output needs each sequence's end (a bidirectional layer's reverse direction, pooling over
+        /// time) say so with `static constexpr bool needs_whole_sequence = true`: they cannot be streamed.
         template <class L, class = void>
-        struct reads_both_directions : std::false_type
+        struct needs_whole_sequence : std::false_type
         {
         };
         template <class L>
-        struct reads_both_directions<L, std::void_t<decltype(L::merge)>> : std::true_type
+        struct needs_whole_sequence<L, std::enable_if_t<L::needs_whole_sequence>> : std::true_type
         {
         };
 
         template <class... Layers>
-        constexpr bool any_bidirectional(const layer_chain<Layers...>*) noexcept
+        constexpr bool any_needs_whole_sequence(const layer_chain<Layers...>*) noexcept
         {
-            return (reads_both_directions<Layers>::value || ...);
+            return (needs_whole_sequence<Layers>::value || ...);
         }
 
         struct no_state
@@ -12081,9 +12324,9 @@ namespace xrnn
         auto stream(const xt::xtensor<XV, XN>& x)
         {
             static_assert(chain_type::sequence_input, "xrnn::predictor::stream: the model must read sequences");
-            static_assert(!detail::any_bidirectional(static_cast<const chain_type*>(nullptr)),
-                          "xrnn::predictor::stream: a bidirectional layer reads each sequence from its end, so it "
-                          "cannot be fed in chunks; use predict()");
+            static_assert(!detail::any_needs_whole_sequence(static_cast<const chain_type*>(nullptr)),
+                          "xrnn::predictor::stream: a bidirectional layer or a pooling over time needs each "
+                          "sequence's end, so the model cannot be fed in chunks; use predict()");
             const one_thread alone(m_busy, "predictor::stream");
             detail::check_inputs<chain_type>("predictor::stream", x);
             const std::size_t batch = x.shape()[0];

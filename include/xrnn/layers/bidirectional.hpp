@@ -77,6 +77,7 @@ namespace xrnn
         static constexpr merge_mode merge = Merge;
         static constexpr bool reads_sequence = true;
         static constexpr bool reads_token_ids = false;
+        static constexpr bool needs_whole_sequence = true;  // the reverse direction starts at the end (predictor)
         using input_type = xt::xtensor<T, 3>;
         using output_type = std::conditional_t<Out == output::last, xt::xtensor<T, 2>, xt::xtensor<T, 3>>;
         using state_type = basic_state<xt::xtensor<T, 3>, has_cell_state>;  // (2 Layers, B, H) each

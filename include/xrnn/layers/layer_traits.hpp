@@ -18,7 +18,10 @@
 //   L(shared_weights_t, const L& owner)          a layer for inference only that reads owner's parameters (no
 //                                               copy) and has a workspace of its own, so that threads can run
 //                                               copies of one model at once; owner must outlive it
-// which only predictors ask for (with a message naming it).
+// which only predictors ask for (with a message naming it). A layer whose output needs each sequence's end (a
+// bidirectional layer, pooling over time) says `static constexpr bool needs_whole_sequence = true`, so that a
+// predictor refuses to stream it in chunks. A layer with `set_lengths(const std::size_t*, std::size_t)` is given
+// the lengths of each batch's sequences before its forward (model/chain.hpp).
 #ifndef XRNN_LAYERS_LAYER_TRAITS_HPP
 #define XRNN_LAYERS_LAYER_TRAITS_HPP
 

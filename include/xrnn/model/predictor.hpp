@@ -111,21 +111,21 @@ namespace xrnn
         {
         };
 
-        /// Bidirectional layers (layers/bidirectional.hpp): their reverse direction needs a sequence's end, so they
-        /// cannot be streamed.
+        /// Layers whose output needs each sequence's end (a bidirectional layer's reverse direction, pooling over
+        /// time) say so with `static constexpr bool needs_whole_sequence = true`: they cannot be streamed.
         template <class L, class = void>
-        struct reads_both_directions : std::false_type
+        struct needs_whole_sequence : std::false_type
         {
         };
         template <class L>
-        struct reads_both_directions<L, std::void_t<decltype(L::merge)>> : std::true_type
+        struct needs_whole_sequence<L, std::enable_if_t<L::needs_whole_sequence>> : std::true_type
         {
         };
 
         template <class... Layers>
-        constexpr bool any_bidirectional(const layer_chain<Layers...>*) noexcept
+        constexpr bool any_needs_whole_sequence(const layer_chain<Layers...>*) noexcept
         {
-            return (reads_both_directions<Layers>::value || ...);
+            return (needs_whole_sequence<Layers>::value || ...);
         }
 
         struct no_state
@@ -204,9 +204,9 @@ namespace xrnn
         auto stream(const xt::xtensor<XV, XN>& x)
         {
             static_assert(chain_type::sequence_input, "xrnn::predictor::stream: the model must read sequences");
-            static_assert(!detail::any_bidirectional(static_cast<const chain_type*>(nullptr)),
-                          "xrnn::predictor::stream: a bidirectional layer reads each sequence from its end, so it "
-                          "cannot be fed in chunks; use predict()");
+            static_assert(!detail::any_needs_whole_sequence(static_cast<const chain_type*>(nullptr)),
+                          "xrnn::predictor::stream: a bidirectional layer or a pooling over time needs each "
+                          "sequence's end, so the model cannot be fed in chunks; use predict()");
             const one_thread alone(m_busy, "predictor::stream");
             detail::check_inputs<chain_type>("predictor::stream", x);
             const std::size_t batch = x.shape()[0];
