@@ -4,7 +4,9 @@
 //   --model lstm:  Embedding(10000, 128) -> LSTM(128, dropout 0.2, recurrent_dropout 0.2)       -> Dense(1, sigmoid)
 //   --model gru:   Embedding(10000, 128) -> GRU(128, dropout 0.2, recurrent_dropout 0.2)        -> Dense(1, sigmoid)
 //   --bidirectional: the recurrent layer reads both ways (Keras's Bidirectional, concat: Dense(256 -> 1))
-//   --mask:          id 0 is padding that the recurrent layer skips (Keras's Embedding(mask_zero=True))
+//   --mask:          id 0 is padding that the recurrent layer skips (Keras's Embedding(mask_zero=True)); the
+//                    default with --bidirectional, whose reverse direction would otherwise end on the padding
+//                    (--no-mask turns it off)
 //   --bucket:        batches of reviews of similar length (fit_options::bucket_by_length)
 //   --pool max:      with --bidirectional, the classifier reads the largest value of each feature over the steps
 //                    (the recurrent layer's output::sequence -> global_max_pool) instead of the last states
@@ -105,7 +107,8 @@ namespace
         "  --load FILE             skip training: load these weights (and imdb_vocab.txt beside them)\n"
         "  --predict TEXT          print the probability that TEXT is a positive review\n"
         "  --bidirectional         read each review both ways (concat of the two directions' last states)\n"
-        "  --mask                  skip the padding (id 0): each review runs for its own length only\n"
+        "  --mask                  skip the padding (id 0): each review runs for its own length only (the\n"
+        "                          default with --bidirectional; --no-mask turns it off)\n"
         "  --bucket                batches of reviews of similar length (fit's bucket_by_length; with --mask)\n"
         "  --pool last|max         with --bidirectional: the last states (default) or the maximum over the steps\n"
         "The data set: bash examples/imdb_sentiment/download.sh (needs internet), or unpack the archive you have.\n";
@@ -133,10 +136,16 @@ namespace
         s.seed = args.number<std::uint64_t>("seed", s.seed);
         s.keep_last = args.flag("keep-last");
         s.bidirectional = args.flag("bidirectional");
-        s.mask = args.flag("mask");
+        const bool mask = args.flag("mask");
+        const bool no_mask = args.flag("no-mask");
         s.bucket = args.flag("bucket");
         s.pool = args.get("pool", s.pool);
         args.finish();
+        if (mask && no_mask)
+        {
+            std::fprintf(stderr, "imdb_sentiment: --mask and --no-mask contradict each other\n");
+            std::exit(2);
+        }
         if (s.model.empty() && !s.load.empty())
         {
             // a weight file knows its model: its signature names the recurrent layer
@@ -177,6 +186,7 @@ namespace
         {
             s.model = "lstm";
         }
+        s.mask = mask || (s.bidirectional && !no_mask);  // after --load, which may have set bidirectional
         if (s.model != "rnn" && s.model != "lstm" && s.model != "gru")
         {
             std::fprintf(stderr, "imdb_sentiment: --model must be rnn, lstm or gru, not '%s'\n%s", s.model.c_str(),
