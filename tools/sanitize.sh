@@ -33,7 +33,8 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:abort_
 ctest --test-dir "$build" --output-on-failure -j "$jobs" -E '^test_allocations$' "$@"
 
 # ThreadSanitizer, on the tests of xrnn's own threads (the thread pool, the parallel layers and their results on 1-3
-# threads, the thread limit) and of serving (predictors on many threads, the usage guard of a model): a separate
+# threads, the thread limit, masked batches on 1-3 threads, the two directions of a bidirectional layer at once)
+# and of serving (predictors on many threads, the usage guard of a model): a separate
 # build, since TSan cannot be combined with ASan. OpenBLAS is kept to one
 # thread here: its own threads synchronise in code TSan does not see, which it would report as races that are not
 # xrnn's.
@@ -49,7 +50,7 @@ cmake -S . -B "$tsan_build" \
     -DXRNN_TEST_PACKAGING=OFF \
     -DXRNN_TEST_COMPILE_FAIL=OFF \
     -DXRNN_TEST_OPTIMIZATION=-O1
-tsan_tests=(test_threads test_files test_predictor)
+tsan_tests=(test_threads test_files test_predictor test_masking test_bidirectional)
 cmake --build "$tsan_build" -j "$jobs" --target "${tsan_tests[@]}"
 OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:second_deadlock_stack=1}" \
     ctest --test-dir "$tsan_build" --output-on-failure -j "$jobs" -R "^($(IFS='|'; echo "${tsan_tests[*]}"))\$"
