@@ -24,6 +24,7 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <xtensor/xtensor.hpp>
@@ -83,11 +84,12 @@ namespace xrnn
             return alive;
         }
 
-        template <class T, std::size_t N>
-        T masked_mean_squared_error(const xt::xtensor<T, N>& pred, const xt::xtensor<T, N>& target,
-                                    const std::size_t* lengths, std::size_t count, xt::xtensor<T, N>* grad)
+        /// The mean over the real elements (LM1) of term(p, y, j), which returns an element's loss and its
+        /// derivative with respect to p (before dividing by N); the padded elements get 0 (LM2).
+        template <class T, std::size_t N, class Term>
+        T masked_elementwise_mean(const char* where, const xt::xtensor<T, N>& pred, const xt::xtensor<T, N>& target,
+                                  const std::size_t* lengths, std::size_t count, xt::xtensor<T, N>* grad, Term&& term)
         {
-            constexpr const char* where = "mean_squared_error";
             check_not_empty(where, pred);
             check_same_shape(where, "target", target.shape(), pred.shape(), " (the prediction's)");
             std::vector<char> real;
@@ -101,13 +103,18 @@ namespace xrnn
             T total = 0;
             for (std::size_t r = 0; r < real.size(); ++r)
             {
-                for (std::size_t j = r * width; j < (r + 1) * width; ++j)  // (LM2)
+                for (std::size_t j = r * width; j < (r + 1) * width; ++j)
                 {
-                    const T e = real[r] ? pred.data()[j] - target.data()[j] : T(0);
-                    total += e * e;
+                    T derivative = 0;
+                    if (real[r])
+                    {
+                        const auto [value, d] = term(pred.data()[j], target.data()[j], j);
+                        total += value;
+                        derivative = d;
+                    }
                     if (grad != nullptr)
                     {
-                        grad->data()[j] = (T(2) / n) * e;
+                        grad->data()[j] = derivative / n;
                     }
                 }
             }
@@ -115,50 +122,32 @@ namespace xrnn
         }
 
         template <class T, std::size_t N>
+        T masked_mean_squared_error(const xt::xtensor<T, N>& pred, const xt::xtensor<T, N>& target,
+                                    const std::size_t* lengths, std::size_t count, xt::xtensor<T, N>* grad)
+        {
+            return masked_elementwise_mean("mean_squared_error", pred, target, lengths, count, grad,
+                                           [](T p, T y, std::size_t) {
+                                               const T e = p - y;
+                                               return std::pair<T, T>{e * e, T(2) * e};
+                                           });
+        }
+
+        template <class T, std::size_t N>
         T masked_binary_cross_entropy(const xt::xtensor<T, N>& logits, const xt::xtensor<T, N>& target,
                                       const std::size_t* lengths, std::size_t count, xt::xtensor<T, N>* grad)
         {
             constexpr const char* where = "binary_cross_entropy_with_logits";
-            check_not_empty(where, logits);
-            check_same_shape(where, "target", target.shape(), logits.shape(), " (the prediction's)");
-            std::vector<char> real;
-            const std::size_t rows = real_rows(where, logits.shape(), lengths, count, real);
-            const std::size_t width = logits.size() / real.size();
-            const T n = static_cast<T>(rows * width);
-            if (grad != nullptr)
-            {
-                ensure_shape(*grad, logits.shape());
-            }
-            T total = 0;
-            for (std::size_t r = 0; r < real.size(); ++r)
-            {
-                for (std::size_t j = r * width; j < (r + 1) * width; ++j)
+            return masked_elementwise_mean(where, logits, target, lengths, count, grad, [](T x, T y, std::size_t j) {
+                if (!(y >= T(0) && y <= T(1)))
                 {
-                    if (!real[r])  // (LM2)
-                    {
-                        if (grad != nullptr)
-                        {
-                            grad->data()[j] = T(0);
-                        }
-                        continue;
-                    }
-                    const T x = logits.data()[j];
-                    const T y = target.data()[j];
-                    if (!(y >= T(0) && y <= T(1)))
-                    {
-                        std::ostringstream message;
-                        message.precision(17);
-                        message << where << ": target expected in [0, 1] but element " << j << " is " << y;
-                        throw value_error(message.str());
-                    }
-                    total += std::max(x, T(0)) - x * y + std::log1p(std::exp(-std::abs(x)));
-                    if (grad != nullptr)
-                    {
-                        grad->data()[j] = (T(1) / (T(1) + std::exp(-x)) - y) / n;
-                    }
+                    std::ostringstream message;
+                    message.precision(17);
+                    message << where << ": target expected in [0, 1] but element " << j << " is " << y;
+                    throw value_error(message.str());
                 }
-            }
-            return total / n;
+                return std::pair<T, T>{std::max(x, T(0)) - x * y + std::log1p(std::exp(-std::abs(x))),
+                                       T(1) / (T(1) + std::exp(-x)) - y};
+            });
         }
 
         template <class T, std::size_t N, class Label>
