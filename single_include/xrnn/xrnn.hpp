@@ -4705,8 +4705,10 @@ namespace xrnn
 #include <xtensor/xtensor.hpp>
 
 // ---- begin include/xrnn/layers/length_order.hpp ----
-// xtensor-rnn: a recurrent layer runs the sequences of a batch sorted by decreasing length (PyTorch's
-// pack_padded_sequence(enforce_sorted=False) sorts them the same way).
+// xtensor-rnn: the lengths of a batch's sequences in a layer: given_lengths, what a layer's set_lengths keeps and
+// checks against each batch (recurrent, bidirectional and pooling layers), and length_order, the order a recurrent
+// layer runs the sequences in: sorted by decreasing length (PyTorch's pack_padded_sequence(enforce_sorted=False)
+// sorts them the same way).
 //
 // With lengths, the engine skips a tile of rows at step t only when all its rows are past their length, and
 // splits a tile into runs of alive rows otherwise (recurrent_cell.hpp, (M1)-(M4)). In the data's order almost
@@ -4726,12 +4728,76 @@ namespace xrnn
 #include <cstddef>
 #include <functional>
 #include <numeric>
+#include <string>
 #include <vector>
+
 
 namespace xrnn
 {
     namespace detail
     {
+        /// The lengths a layer is given for its next forwards (its set_lengths), checked against each batch: what
+        /// recurrent, bidirectional and pooling layers share.
+        class given_lengths
+        {
+        public:
+            /// count lengths, or nullptr for sequences of all S steps.
+            void set(const std::size_t* lengths, std::size_t count)
+            {
+                m_given = lengths != nullptr;
+                if (m_given)
+                {
+                    m_lengths.assign(lengths, lengths + count);
+                }
+            }
+
+            /// The lengths for a batch of `batch` sequences of `steps` steps, or nullptr when none were given;
+            /// a shape_error for another count, a value_error for a length outside [1, steps], naming who() (called
+            /// only then: a forward allocates nothing).
+            template <class Who>
+            const std::size_t* check(const Who& who, std::size_t batch, std::size_t steps) const
+            {
+                if (!m_given)
+                {
+                    return nullptr;
+                }
+                if (m_lengths.size() != batch)
+                {
+                    throw shape_error(who() + ": expected one length per sequence (" + std::to_string(batch)
+                                      + ") but got " + std::to_string(m_lengths.size()));
+                }
+                for (std::size_t b = 0; b < batch; ++b)
+                {
+                    if (m_lengths[b] < 1 || m_lengths[b] > steps)
+                    {
+                        throw value_error(who() + ": lengths expected in [1, " + std::to_string(steps)
+                                          + "] (the steps of x) but sequence " + std::to_string(b) + " has length "
+                                          + std::to_string(m_lengths[b]));
+                    }
+                }
+                return m_lengths.data();
+            }
+
+            bool given() const noexcept
+            {
+                return m_given;
+            }
+
+            std::size_t operator[](std::size_t b) const noexcept
+            {
+                return m_lengths[b];
+            }
+
+            std::size_t bytes() const noexcept
+            {
+                return m_lengths.capacity() * sizeof(std::size_t);
+            }
+
+        private:
+            bool m_given = false;
+            std::vector<std::size_t> m_lengths;
+        };
+
         /// (M7) The order a layer runs a batch of sequences of given lengths in.
         class length_order
         {
@@ -4894,11 +4960,7 @@ namespace xrnn
         /// The lengths of the sequences of the following forward(x) calls (count values; nullptr: all steps).
         void set_lengths(const std::size_t* lengths, std::size_t count)
         {
-            m_has_lengths = lengths != nullptr;
-            if (m_has_lengths)
-            {
-                m_lengths.assign(lengths, lengths + count);
-            }
+            m_lengths.set(lengths, count);
         }
 
         /// States after the last step of the last forward, (Layers, B, H) each.
@@ -5118,20 +5180,8 @@ namespace xrnn
                 throw shape_error(std::string(name()) + "::forward: x expected shape (S, B, " + std::to_string(input_size)
                                   + ") with S, B >= 1 but got " + detail::shape_to_string(x.shape()));
             }
-            if (m_has_lengths && m_lengths.size() != B)
-            {
-                throw shape_error(std::string(name()) + "::forward: expected one length per sequence (" + std::to_string(B)
-                                  + ") but got " + std::to_string(m_lengths.size()));
-            }
-            for (std::size_t b = 0; m_has_lengths && b < B; ++b)  // here, as the cells would see them sorted (M7)
-            {
-                if (m_lengths[b] < 1 || m_lengths[b] > S)
-                {
-                    throw value_error(std::string(name()) + "::forward: lengths expected in [1, " + std::to_string(S)
-                                      + "] (the steps of x) but sequence " + std::to_string(b) + " has length "
-                                      + std::to_string(m_lengths[b]));
-                }
-            }
+            // checked here, in the caller's order (the cells see them sorted, M7)
+            const std::size_t* lengths = m_lengths.check([] { return std::string(name()) + "::forward"; }, B, S);
             if (initial != nullptr)
             {
                 detail::check_shape(name(), "initial h", initial->h.shape(), {Layers, B, hidden_size});
@@ -5142,7 +5192,6 @@ namespace xrnn
             }
             const std::size_t H = hidden_size;
             const T* input = x.data();
-            const std::size_t* lengths = m_has_lengths ? m_lengths.data() : nullptr;
             const bool sorted = m_order.arrange(lengths, B);
             if (sorted)  // (M7); initial is read here, before m_final (which it may alias) is written
             {
@@ -5207,7 +5256,7 @@ namespace xrnn
                         std::copy(top.hidden_sequence(), top.hidden_sequence() + S * B * H, m_output.data());
                     }
                 });
-                for (std::size_t b = 0; m_has_lengths && b < B; ++b)  // (M5)
+                for (std::size_t b = 0; m_lengths.given() && b < B; ++b)  // (M5)
                 {
                     for (std::size_t t = m_lengths[b]; t < S; ++t)
                     {
@@ -5247,8 +5296,7 @@ namespace xrnn
         output_type m_output;
         state_type m_final;
         state_type m_initial_gradient;
-        bool m_has_lengths = false;
-        std::vector<std::size_t> m_lengths;
+        detail::given_lengths m_lengths;  // set_lengths
         detail::length_order m_order;   // (M7) of the last forward
         xt::xtensor<T, 3> m_sorted_x;   // (S, B, I) x in m_order, read in place by the first cell (M7)
         state_type m_sorted_initial;    // the initial states in m_order
@@ -5455,11 +5503,7 @@ namespace xrnn
         /// The lengths of the sequences of the following forward(x) calls (count values; nullptr: all steps).
         void set_lengths(const std::size_t* lengths, std::size_t count)
         {
-            m_has_lengths = lengths != nullptr;
-            if (m_has_lengths)
-            {
-                m_lengths.assign(lengths, lengths + count);
-            }
+            m_lengths.set(lengths, count);
         }
 
         const state_type& final_state() const noexcept
@@ -5624,7 +5668,7 @@ namespace xrnn
         // the length of row b as the cells run it (sorted, M7)
         std::size_t length(std::size_t b) const noexcept
         {
-            return !m_has_lengths ? m_steps : m_order.active() ? m_order.lengths()[b] : m_lengths[b];
+            return !m_lengths.given() ? m_steps : m_order.active() ? m_order.lengths()[b] : m_lengths[b];
         }
 
         /// (BD2) to[t, b] = from[L_b - 1 - t, b] for t < L_b (0-based), from[t, b] after; width values a row.
@@ -5669,8 +5713,7 @@ namespace xrnn
         std::array<UpperCell, 2 * upper_count> m_upper;
         std::size_t m_steps = 0;
         std::size_t m_batch = 0;
-        bool m_has_lengths = false;
-        std::vector<std::size_t> m_lengths;
+        detail::given_lengths m_lengths;  // set_lengths
         std::array<xt::xtensor<T, 3>, Layers> m_reversed;     // each layer's input, reversed (BD2)
         std::array<xt::xtensor<T, 3>, Layers> m_between;  // (S, B, 2H) [h^f | h^r] of layers 0 .. L-2 (BD1)
         output_type m_output;
@@ -5788,22 +5831,9 @@ namespace xrnn
             throw shape_error(who() + ": x expected shape (S, B, " + std::to_string(input_size)
                               + ") with S, B >= 1 but got " + detail::shape_to_string(x.shape()));
         }
-        if (m_has_lengths && m_lengths.size() != B)
-        {
-            throw shape_error(who() + ": expected one length per sequence (" + std::to_string(B) + ") but got "
-                              + std::to_string(m_lengths.size()));
-        }
-        for (std::size_t b = 0; m_has_lengths && b < B; ++b)
-        {
-            if (m_lengths[b] < 1 || m_lengths[b] > S)
-            {
-                throw value_error(who() + ": lengths expected in [1, " + std::to_string(S) + "] (the steps of x) but "
-                                  + "sequence " + std::to_string(b) + " has length " + std::to_string(m_lengths[b]));
-            }
-        }
+        const std::size_t* lengths = m_lengths.check(who, B, S);
         m_steps = S;
         m_batch = B;
-        const std::size_t* lengths = m_has_lengths ? m_lengths.data() : nullptr;
         const bool sorted = m_order.arrange(lengths, B);
         const T* input = x.data();
         if (sorted)  // (M7)
@@ -6092,11 +6122,7 @@ namespace xrnn
         /// The lengths of the sequences of the following forward(x) calls (count values; nullptr: all steps).
         void set_lengths(const std::size_t* lengths, std::size_t count)
         {
-            m_has_lengths = lengths != nullptr;
-            if (m_has_lengths)
-            {
-                m_lengths.assign(lengths, lengths + count);
-            }
+            m_lengths.set(lengths, count);
         }
 
         /// (PF1) or (PF2) over x (S, B, F); mode makes no difference.
@@ -6109,20 +6135,7 @@ namespace xrnn
                 throw shape_error(std::string(name()) + "::forward: x expected shape (S, B, " + std::to_string(F)
                                   + ") with S, B >= 1 but got " + detail::shape_to_string(x.shape()));
             }
-            if (m_has_lengths && m_lengths.size() != B)
-            {
-                throw shape_error(std::string(name()) + "::forward: expected one length per sequence ("
-                                  + std::to_string(B) + ") but got " + std::to_string(m_lengths.size()));
-            }
-            for (std::size_t b = 0; m_has_lengths && b < B; ++b)
-            {
-                if (m_lengths[b] < 1 || m_lengths[b] > S)
-                {
-                    throw value_error(std::string(name()) + "::forward: lengths expected in [1, " + std::to_string(S)
-                                      + "] (the steps of x) but sequence " + std::to_string(b) + " has length "
-                                      + std::to_string(m_lengths[b]));
-                }
-            }
+            m_lengths.check([] { return std::string(name()) + "::forward"; }, B, S);
             m_steps = S;
             m_batch = B;
             detail::ensure_shape(m_y, {B, F});
@@ -6227,17 +6240,16 @@ namespace xrnn
         std::size_t workspace_bytes() const noexcept
         {
             return (m_y.size() + m_dx.size()) * sizeof(T) + m_argmax.size() * sizeof(std::size_t)
-                   + m_lengths.capacity() * sizeof(std::size_t);
+                   + m_lengths.bytes();
         }
 
     private:
         std::size_t length(std::size_t b) const noexcept
         {
-            return m_has_lengths ? m_lengths[b] : m_steps;
+            return m_lengths.given() ? m_lengths[b] : m_steps;
         }
 
-        bool m_has_lengths = false;
-        std::vector<std::size_t> m_lengths;
+        detail::given_lengths m_lengths;  // set_lengths
         std::size_t m_steps = 0;
         std::size_t m_batch = 0;
         output_type m_y;

@@ -108,11 +108,7 @@ namespace xrnn
         /// The lengths of the sequences of the following forward(x) calls (count values; nullptr: all steps).
         void set_lengths(const std::size_t* lengths, std::size_t count)
         {
-            m_has_lengths = lengths != nullptr;
-            if (m_has_lengths)
-            {
-                m_lengths.assign(lengths, lengths + count);
-            }
+            m_lengths.set(lengths, count);
         }
 
         const state_type& final_state() const noexcept
@@ -277,7 +273,7 @@ namespace xrnn
         // the length of row b as the cells run it (sorted, M7)
         std::size_t length(std::size_t b) const noexcept
         {
-            return !m_has_lengths ? m_steps : m_order.active() ? m_order.lengths()[b] : m_lengths[b];
+            return !m_lengths.given() ? m_steps : m_order.active() ? m_order.lengths()[b] : m_lengths[b];
         }
 
         /// (BD2) to[t, b] = from[L_b - 1 - t, b] for t < L_b (0-based), from[t, b] after; width values a row.
@@ -322,8 +318,7 @@ namespace xrnn
         std::array<UpperCell, 2 * upper_count> m_upper;
         std::size_t m_steps = 0;
         std::size_t m_batch = 0;
-        bool m_has_lengths = false;
-        std::vector<std::size_t> m_lengths;
+        detail::given_lengths m_lengths;  // set_lengths
         std::array<xt::xtensor<T, 3>, Layers> m_reversed;     // each layer's input, reversed (BD2)
         std::array<xt::xtensor<T, 3>, Layers> m_between;  // (S, B, 2H) [h^f | h^r] of layers 0 .. L-2 (BD1)
         output_type m_output;

@@ -84,22 +84,9 @@ namespace xrnn
             throw shape_error(who() + ": x expected shape (S, B, " + std::to_string(input_size)
                               + ") with S, B >= 1 but got " + detail::shape_to_string(x.shape()));
         }
-        if (m_has_lengths && m_lengths.size() != B)
-        {
-            throw shape_error(who() + ": expected one length per sequence (" + std::to_string(B) + ") but got "
-                              + std::to_string(m_lengths.size()));
-        }
-        for (std::size_t b = 0; m_has_lengths && b < B; ++b)
-        {
-            if (m_lengths[b] < 1 || m_lengths[b] > S)
-            {
-                throw value_error(who() + ": lengths expected in [1, " + std::to_string(S) + "] (the steps of x) but "
-                                  + "sequence " + std::to_string(b) + " has length " + std::to_string(m_lengths[b]));
-            }
-        }
+        const std::size_t* lengths = m_lengths.check(who, B, S);
         m_steps = S;
         m_batch = B;
-        const std::size_t* lengths = m_has_lengths ? m_lengths.data() : nullptr;
         const bool sorted = m_order.arrange(lengths, B);
         const T* input = x.data();
         if (sorted)  // (M7)

@@ -1,5 +1,7 @@
-// xtensor-rnn: a recurrent layer runs the sequences of a batch sorted by decreasing length (PyTorch's
-// pack_padded_sequence(enforce_sorted=False) sorts them the same way).
+// xtensor-rnn: the lengths of a batch's sequences in a layer: given_lengths, what a layer's set_lengths keeps and
+// checks against each batch (recurrent, bidirectional and pooling layers), and length_order, the order a recurrent
+// layer runs the sequences in: sorted by decreasing length (PyTorch's pack_padded_sequence(enforce_sorted=False)
+// sorts them the same way).
 //
 // With lengths, the engine skips a tile of rows at step t only when all its rows are past their length, and
 // splits a tile into runs of alive rows otherwise (recurrent_cell.hpp, (M1)-(M4)). In the data's order almost
@@ -19,12 +21,77 @@
 #include <cstddef>
 #include <functional>
 #include <numeric>
+#include <string>
 #include <vector>
+
+#include <xrnn/config.hpp>
 
 namespace xrnn
 {
     namespace detail
     {
+        /// The lengths a layer is given for its next forwards (its set_lengths), checked against each batch: what
+        /// recurrent, bidirectional and pooling layers share.
+        class given_lengths
+        {
+        public:
+            /// count lengths, or nullptr for sequences of all S steps.
+            void set(const std::size_t* lengths, std::size_t count)
+            {
+                m_given = lengths != nullptr;
+                if (m_given)
+                {
+                    m_lengths.assign(lengths, lengths + count);
+                }
+            }
+
+            /// The lengths for a batch of `batch` sequences of `steps` steps, or nullptr when none were given;
+            /// a shape_error for another count, a value_error for a length outside [1, steps], naming who() (called
+            /// only then: a forward allocates nothing).
+            template <class Who>
+            const std::size_t* check(const Who& who, std::size_t batch, std::size_t steps) const
+            {
+                if (!m_given)
+                {
+                    return nullptr;
+                }
+                if (m_lengths.size() != batch)
+                {
+                    throw shape_error(who() + ": expected one length per sequence (" + std::to_string(batch)
+                                      + ") but got " + std::to_string(m_lengths.size()));
+                }
+                for (std::size_t b = 0; b < batch; ++b)
+                {
+                    if (m_lengths[b] < 1 || m_lengths[b] > steps)
+                    {
+                        throw value_error(who() + ": lengths expected in [1, " + std::to_string(steps)
+                                          + "] (the steps of x) but sequence " + std::to_string(b) + " has length "
+                                          + std::to_string(m_lengths[b]));
+                    }
+                }
+                return m_lengths.data();
+            }
+
+            bool given() const noexcept
+            {
+                return m_given;
+            }
+
+            std::size_t operator[](std::size_t b) const noexcept
+            {
+                return m_lengths[b];
+            }
+
+            std::size_t bytes() const noexcept
+            {
+                return m_lengths.capacity() * sizeof(std::size_t);
+            }
+
+        private:
+            bool m_given = false;
+            std::vector<std::size_t> m_lengths;
+        };
+
         /// (M7) The order a layer runs a batch of sequences of given lengths in.
         class length_order
         {

@@ -25,6 +25,7 @@
 #include <xrnn/config.hpp>
 #include <xrnn/detail/tensor.hpp>
 #include <xrnn/layers/layer_traits.hpp>
+#include <xrnn/layers/length_order.hpp>
 
 namespace xrnn
 {
@@ -75,11 +76,7 @@ namespace xrnn
         /// The lengths of the sequences of the following forward(x) calls (count values; nullptr: all steps).
         void set_lengths(const std::size_t* lengths, std::size_t count)
         {
-            m_has_lengths = lengths != nullptr;
-            if (m_has_lengths)
-            {
-                m_lengths.assign(lengths, lengths + count);
-            }
+            m_lengths.set(lengths, count);
         }
 
         /// (PF1) or (PF2) over x (S, B, F); mode makes no difference.
@@ -92,20 +89,7 @@ namespace xrnn
                 throw shape_error(std::string(name()) + "::forward: x expected shape (S, B, " + std::to_string(F)
                                   + ") with S, B >= 1 but got " + detail::shape_to_string(x.shape()));
             }
-            if (m_has_lengths && m_lengths.size() != B)
-            {
-                throw shape_error(std::string(name()) + "::forward: expected one length per sequence ("
-                                  + std::to_string(B) + ") but got " + std::to_string(m_lengths.size()));
-            }
-            for (std::size_t b = 0; m_has_lengths && b < B; ++b)
-            {
-                if (m_lengths[b] < 1 || m_lengths[b] > S)
-                {
-                    throw value_error(std::string(name()) + "::forward: lengths expected in [1, " + std::to_string(S)
-                                      + "] (the steps of x) but sequence " + std::to_string(b) + " has length "
-                                      + std::to_string(m_lengths[b]));
-                }
-            }
+            m_lengths.check([] { return std::string(name()) + "::forward"; }, B, S);
             m_steps = S;
             m_batch = B;
             detail::ensure_shape(m_y, {B, F});
@@ -210,17 +194,16 @@ namespace xrnn
         std::size_t workspace_bytes() const noexcept
         {
             return (m_y.size() + m_dx.size()) * sizeof(T) + m_argmax.size() * sizeof(std::size_t)
-                   + m_lengths.capacity() * sizeof(std::size_t);
+                   + m_lengths.bytes();
         }
 
     private:
         std::size_t length(std::size_t b) const noexcept
         {
-            return m_has_lengths ? m_lengths[b] : m_steps;
+            return m_lengths.given() ? m_lengths[b] : m_steps;
         }
 
-        bool m_has_lengths = false;
-        std::vector<std::size_t> m_lengths;
+        detail::given_lengths m_lengths;  // set_lengths
         std::size_t m_steps = 0;
         std::size_t m_batch = 0;
         output_type m_y;

@@ -110,11 +110,7 @@ namespace xrnn
         /// The lengths of the sequences of the following forward(x) calls (count values; nullptr: all steps).
         void set_lengths(const std::size_t* lengths, std::size_t count)
         {
-            m_has_lengths = lengths != nullptr;
-            if (m_has_lengths)
-            {
-                m_lengths.assign(lengths, lengths + count);
-            }
+            m_lengths.set(lengths, count);
         }
 
         /// States after the last step of the last forward, (Layers, B, H) each.
@@ -334,20 +330,8 @@ namespace xrnn
                 throw shape_error(std::string(name()) + "::forward: x expected shape (S, B, " + std::to_string(input_size)
                                   + ") with S, B >= 1 but got " + detail::shape_to_string(x.shape()));
             }
-            if (m_has_lengths && m_lengths.size() != B)
-            {
-                throw shape_error(std::string(name()) + "::forward: expected one length per sequence (" + std::to_string(B)
-                                  + ") but got " + std::to_string(m_lengths.size()));
-            }
-            for (std::size_t b = 0; m_has_lengths && b < B; ++b)  // here, as the cells would see them sorted (M7)
-            {
-                if (m_lengths[b] < 1 || m_lengths[b] > S)
-                {
-                    throw value_error(std::string(name()) + "::forward: lengths expected in [1, " + std::to_string(S)
-                                      + "] (the steps of x) but sequence " + std::to_string(b) + " has length "
-                                      + std::to_string(m_lengths[b]));
-                }
-            }
+            // checked here, in the caller's order (the cells see them sorted, M7)
+            const std::size_t* lengths = m_lengths.check([] { return std::string(name()) + "::forward"; }, B, S);
             if (initial != nullptr)
             {
                 detail::check_shape(name(), "initial h", initial->h.shape(), {Layers, B, hidden_size});
@@ -358,7 +342,6 @@ namespace xrnn
             }
             const std::size_t H = hidden_size;
             const T* input = x.data();
-            const std::size_t* lengths = m_has_lengths ? m_lengths.data() : nullptr;
             const bool sorted = m_order.arrange(lengths, B);
             if (sorted)  // (M7); initial is read here, before m_final (which it may alias) is written
             {
@@ -423,7 +406,7 @@ namespace xrnn
                         std::copy(top.hidden_sequence(), top.hidden_sequence() + S * B * H, m_output.data());
                     }
                 });
-                for (std::size_t b = 0; m_has_lengths && b < B; ++b)  // (M5)
+                for (std::size_t b = 0; m_lengths.given() && b < B; ++b)  // (M5)
                 {
                     for (std::size_t t = m_lengths[b]; t < S; ++t)
                     {
@@ -463,8 +446,7 @@ namespace xrnn
         output_type m_output;
         state_type m_final;
         state_type m_initial_gradient;
-        bool m_has_lengths = false;
-        std::vector<std::size_t> m_lengths;
+        detail::given_lengths m_lengths;  // set_lengths
         detail::length_order m_order;   // (M7) of the last forward
         xt::xtensor<T, 3> m_sorted_x;   // (S, B, I) x in m_order, read in place by the first cell (M7)
         state_type m_sorted_initial;    // the initial states in m_order
