@@ -30,6 +30,21 @@ namespace xrnn
 {
     namespace detail
     {
+        /// A value_error naming who() (called only then) when one of lengths[0 .. batch) is outside [1, steps].
+        template <class Who>
+        void check_length_range(const Who& who, const std::size_t* lengths, std::size_t batch, std::size_t steps)
+        {
+            for (std::size_t b = 0; b < batch; ++b)
+            {
+                if (lengths[b] < 1 || lengths[b] > steps)
+                {
+                    throw value_error(who() + ": lengths expected in [1, " + std::to_string(steps)
+                                      + "] (the steps of x) but sequence " + std::to_string(b) + " has length "
+                                      + std::to_string(lengths[b]));
+                }
+            }
+        }
+
         /// The lengths a layer is given for its next forwards (its set_lengths), checked against each batch: what
         /// recurrent, bidirectional and pooling layers share.
         class given_lengths
@@ -60,15 +75,7 @@ namespace xrnn
                     throw shape_error(who() + ": expected one length per sequence (" + std::to_string(batch)
                                       + ") but got " + std::to_string(m_lengths.size()));
                 }
-                for (std::size_t b = 0; b < batch; ++b)
-                {
-                    if (m_lengths[b] < 1 || m_lengths[b] > steps)
-                    {
-                        throw value_error(who() + ": lengths expected in [1, " + std::to_string(steps)
-                                          + "] (the steps of x) but sequence " + std::to_string(b) + " has length "
-                                          + std::to_string(m_lengths[b]));
-                    }
-                }
+                check_length_range(who, m_lengths.data(), batch, steps);
                 return m_lengths.data();
             }
 

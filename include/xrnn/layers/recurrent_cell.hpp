@@ -80,6 +80,7 @@
 #include <xrnn/detail/tensor.hpp>
 #include <xrnn/init.hpp>
 #include <xrnn/layers/dropout.hpp>
+#include <xrnn/layers/length_order.hpp>
 #include <xrnn/layers/recurrent_params.hpp>
 #include <xrnn/random.hpp>
 #include <xrnn/threads.hpp>
@@ -449,15 +450,7 @@ namespace xrnn
         m_has_lengths = lengths != nullptr;
         if (m_has_lengths)
         {
-            for (std::size_t b = 0; b < B; ++b)
-            {
-                if (lengths[b] < 1 || lengths[b] > S)
-                {
-                    throw value_error(std::string(Cell::name) + "::forward: lengths expected in [1, "
-                                      + std::to_string(S) + "] (the steps of x) but sequence " + std::to_string(b)
-                                      + " has length " + std::to_string(lengths[b]));
-                }
-            }
+            detail::check_length_range([] { return std::string(Cell::name) + "::forward"; }, lengths, B, S);
             detail::ensure_shape(m_lengths, {B});
             std::copy(lengths, lengths + B, m_lengths.data());
         }
