@@ -3008,6 +3008,527 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/layers/length_order.hpp ----
+// ---- begin include/xrnn/precision.hpp ----
+// xtensor-rnn: the precision of a recurrent layer's matrix products, chosen at compile time.
+//
+//   xrnn::lstm<float, In, Hidden, Layers, Out, xrnn::precision::bf16>
+//
+// precision::native (the default): every product in T, as the rest of the library.
+// precision::bf16 (mixed precision, T = float only): the weights, states, gates and gradients stay float, and the
+// optimizer updates the float weights; only the operands of the matrix products, (R3), (Q2), (Q4), (Q5) and (Q7) of
+// recurrent_cell.hpp, are rounded to bfloat16 (8-bit mantissa, round to nearest even) and multiplied with float
+// accumulation, as oneDNN's and PyTorch's bf16 autocast do. Each product term then has a relative error of at most
+// 2 u + u^2, u = 2^-8, against about 2^-24 in float: results agree with float to about 3 significant digits.
+// The gate equations run in float. The weights are rounded into bf16 panels at the start of each forward and
+// backward pass, so a weight changed between passes (an optimizer step, a load) is always the one used.
+//
+// Where the products run (xrnn::bf16_backend()):
+//   amx       Intel AMX tiles (Sapphire Rapids and later, Linux 5.16 or later): chosen at run time when the CPU
+//             reports AMX-TILE and AMX-BF16 and the kernel grants this process the tile state (arch_prctl); the
+//             headers need no -m flag for it
+//   portable  plain loops over the same bf16 operands (same results up to the order of float additions): every
+//             other CPU, compiler or system, and whenever the AMX request is refused. It is slower than float
+//             products, so bf16 pays only where bf16_backend() says amx.
+// A step of batch 1 (predictor::stream, forward_step) runs its matrix-vector products in float on either backend:
+// they stream the weights and gain nothing from tiles.
+#ifndef XRNN_PRECISION_HPP
+#define XRNN_PRECISION_HPP
+
+// ---- begin include/xrnn/detail/bf16.hpp ----
+// xtensor-rnn: bfloat16 matrix products with float accumulation (precision::bf16, xrnn/precision.hpp).
+//
+//   C (m x N) (+)= A (m x K) B (K x N)      A, B rounded to bf16 (round to nearest even); C float
+//
+// Operands are packed once per use into the layout of Intel's AMX tiles, and the portable kernel reads the same
+// layout, so both kernels multiply the same bf16 values:
+//   A  rows of kp = K rounded up to 32 bf16 values (one 64-byte tile row per 32 k), rows lda >= kp apart
+//   B  bf16_panels: column tiles of 16; in each, K/2 rows of 16 pairs (B[2p][j], B[2p+1][j]) (AMX's "VNNI" layout),
+//      so that element (k, j) is at ((j / 16) * kp / 2 + k / 2) * 32 + (j % 16) * 2 + k % 2; padding is 0.
+// (B1) one tile product: C[i][j] += sum over pairs p of A[i][2p] B[2p][j] + A[i][2p+1] B[2p+1][j]; every bf16
+//      product is exact in float, and the sums are rounded as float additions.
+//
+// The AMX kernel (TDPBF16PS) is written in inline assembly, so that it needs no -mamx flag, and runs only when the
+// CPU reports AMX-TILE and AMX-BF16 (CPUID leaf 7) and Linux grants the process the tile state
+// (arch_prctl(ARCH_REQ_XCOMP_PERM), once). Each call loads its tile configuration and releases the tiles at its end.
+// Everything else runs the portable loops.
+#ifndef XRNN_DETAIL_BF16_HPP
+#define XRNN_DETAIL_BF16_HPP
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && !defined(XRNN_NO_AMX)
+#define XRNN_AMX_POSSIBLE 1
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#else
+#define XRNN_AMX_POSSIBLE 0
+#endif
+
+namespace xrnn::detail
+{
+    using bf16_t = std::uint16_t;
+
+    /// float to bfloat16, rounded to nearest (ties to even); NaN stays NaN, overflow gives infinity.
+    inline bf16_t to_bf16(float f) noexcept
+    {
+        std::uint32_t u;
+        std::memcpy(&u, &f, sizeof u);
+        if ((u & 0x7fffffffu) > 0x7f800000u)
+        {
+            return static_cast<bf16_t>((u >> 16) | 0x40u);
+        }
+        u += 0x7fffu + ((u >> 16) & 1u);
+        return static_cast<bf16_t>(u >> 16);
+    }
+
+    inline float from_bf16(bf16_t b) noexcept
+    {
+        const std::uint32_t u = static_cast<std::uint32_t>(b) << 16;
+        float f;
+        std::memcpy(&f, &u, sizeof f);
+        return f;
+    }
+
+    constexpr std::size_t bf16_tile_k = 32;     // k per tile row (64 bytes)
+    constexpr std::size_t bf16_tile_n = 16;     // columns per tile
+    constexpr std::size_t bf16_tile_rows = 16;  // rows of A and C per tile
+
+    constexpr std::size_t bf16_round_up(std::size_t n, std::size_t block) noexcept
+    {
+        return (n + block - 1) / block * block;
+    }
+
+    /// B (K x N) in AMX's layout (see the top of this file). Reshaping to the same size does not allocate.
+    struct bf16_panels
+    {
+        std::vector<bf16_t> data;
+        std::size_t k = 0;   // K
+        std::size_t n = 0;   // N
+        std::size_t kp = 0;  // K rounded up to 32
+
+        void reshape(std::size_t rows, std::size_t columns)
+        {
+            k = rows;
+            n = columns;
+            kp = bf16_round_up(rows, bf16_tile_k);
+            data.resize(kp * bf16_round_up(columns, bf16_tile_n));
+        }
+
+        std::size_t column_tiles() const noexcept
+        {
+            return (n + bf16_tile_n - 1) / bf16_tile_n;
+        }
+
+        std::size_t k_blocks() const noexcept
+        {
+            return kp / bf16_tile_k;
+        }
+
+        /// The 16 x 32 tile of k block kb in column tile ct (rows 64 bytes apart).
+        const bf16_t* tile(std::size_t ct, std::size_t kb) const noexcept
+        {
+            return data.data() + (ct * (kp / 2) + kb * 16) * 32;
+        }
+
+        bf16_t* pair_row(std::size_t ct, std::size_t pair) noexcept
+        {
+            return data.data() + (ct * (kp / 2) + pair) * 32;
+        }
+    };
+
+    /// B(k, j) = value(k, j) for k < rows, j < columns, 0 in the padding, for the pairs [pair_begin, pair_end).
+    template <class F>
+    void pack_panel_pairs(bf16_panels& b, std::size_t pair_begin, std::size_t pair_end, F&& value)
+    {
+        for (std::size_t ct = 0; ct < b.column_tiles(); ++ct)
+        {
+            for (std::size_t p = pair_begin; p < pair_end; ++p)
+            {
+                bf16_t* out = b.pair_row(ct, p);
+                for (std::size_t c = 0; c < bf16_tile_n; ++c)
+                {
+                    const std::size_t j = ct * bf16_tile_n + c;
+                    for (std::size_t h = 0; h < 2; ++h)
+                    {
+                        const std::size_t k = 2 * p + h;
+                        out[2 * c + h] = (j < b.n && k < b.k) ? to_bf16(value(k, j)) : bf16_t(0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole of B from value(k, j).
+    template <class F>
+    void pack_panels(bf16_panels& b, std::size_t rows, std::size_t columns, F&& value)
+    {
+        b.reshape(rows, columns);
+        pack_panel_pairs(b, 0, b.kp / 2, value);
+    }
+
+    /// Pairs [pair_begin, pair_end) of B from a row-major float matrix (rows ld apart; rows >= b.k read as 0).
+    inline void pack_panel_rows(bf16_panels& b, const float* src, std::size_t ld, std::size_t pair_begin,
+                                std::size_t pair_end)
+    {
+        for (std::size_t p = pair_begin; p < pair_end; ++p)
+        {
+            const float* r0 = 2 * p < b.k ? src + 2 * p * ld : nullptr;
+            const float* r1 = 2 * p + 1 < b.k ? src + (2 * p + 1) * ld : nullptr;
+            for (std::size_t ct = 0; ct < b.column_tiles(); ++ct)
+            {
+                bf16_t* out = b.pair_row(ct, p);
+                const std::size_t j0 = ct * bf16_tile_n;
+                const std::size_t width = std::min(bf16_tile_n, b.n - j0);
+                for (std::size_t c = 0; c < width; ++c)
+                {
+                    out[2 * c] = r0 != nullptr ? to_bf16(r0[j0 + c]) : bf16_t(0);
+                    out[2 * c + 1] = r1 != nullptr ? to_bf16(r1[j0 + c]) : bf16_t(0);
+                }
+                std::fill(out + 2 * width, out + 2 * bf16_tile_n, bf16_t(0));
+            }
+        }
+    }
+
+    /// One row of A: the values of the segments one after another, then 0 up to kp.
+    struct bf16_segment
+    {
+        const float* p;
+        std::size_t width;
+    };
+
+    inline void pack_row(bf16_t* out, std::size_t kp, const bf16_segment* segments, std::size_t count) noexcept
+    {
+        std::size_t k = 0;
+        for (std::size_t s = 0; s < count; ++s)
+        {
+            for (std::size_t i = 0; i < segments[s].width; ++i)
+            {
+                out[k + i] = to_bf16(segments[s].p[i]);
+            }
+            k += segments[s].width;
+        }
+        std::fill(out + k, out + kp, bf16_t(0));
+    }
+
+    /// The packed operands of a recurrent layer with precision::bf16 (layers/recurrent_bf16.hpp).
+    struct bf16_workspace
+    {
+        bf16_panels w;                  // (R3): W_x and W_h laid out as z, (I + H) x Gz
+        bf16_panels w_h_t;              // (Q2): W_h^T over z's columns, Gz x H
+        bf16_panels w_x_t;              // (Q7): W_x^T over z's columns, Gz x I
+        bf16_panels dz;                 // (Q4), (Q5): dZ, (S B) x Gz
+        std::vector<bf16_t> inputs_t;   // (Q4), (Q5): [X~ | H~_prev]^T, (I + H) x (S B rounded up to 32)
+        std::vector<float> grads;       // (Q4), (Q5): [X~ | H~_prev]^T dZ, (I + H) x Gz
+
+        std::size_t bytes() const noexcept
+        {
+            return (w.data.size() + w_h_t.data.size() + w_x_t.data.size() + dz.data.size() + inputs_t.size())
+                       * sizeof(bf16_t)
+                   + grads.size() * sizeof(float);
+        }
+    };
+
+    /// A calling thread's scratch rows of A (grow-only, so a thread allocates only the first time).
+    inline bf16_t* bf16_thread_rows(std::size_t values)
+    {
+        thread_local std::vector<bf16_t> rows;
+        if (rows.size() < values)
+        {
+            rows.resize(values);
+        }
+        return rows.data();
+    }
+
+    // ---- which kernel ----------------------------------------------------------------------------------------
+
+    /// Tests run both kernels in one process: with true, bf16_gemm takes the portable loops even where AMX runs.
+    inline std::atomic<bool>& bf16_force_portable() noexcept
+    {
+        static std::atomic<bool> force{false};
+        return force;
+    }
+
+    /// Whether this CPU and system run AMX tiles for this process: checked, and the tile state requested, once.
+    inline bool bf16_amx_available() noexcept
+    {
+#if XRNN_AMX_POSSIBLE
+        static const bool available = [] {
+            unsigned a = 0, b = 0, c = 0, d = 0;
+            if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0)
+            {
+                return false;
+            }
+            const bool amx_bf16 = (d >> 22) & 1u;
+            const bool amx_tile = (d >> 24) & 1u;
+            if (!amx_bf16 || !amx_tile)
+            {
+                return false;
+            }
+            constexpr long arch_req_xcomp_perm = 0x1023;  // <asm/prctl.h>
+            constexpr long xfeature_xtiledata = 18;
+            return syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0;
+        }();
+        return available;
+#else
+        return false;
+#endif
+    }
+
+    inline bool bf16_amx_active() noexcept
+    {
+        return !bf16_force_portable().load(std::memory_order_relaxed) && bf16_amx_available();
+    }
+
+    // ---- kernels ---------------------------------------------------------------------------------------------
+
+    /// The arguments of bf16_gemm: C[0:m, cols] (+)= A[0:m, k blocks kb0..kb1) B[those k, cols], cols the column
+    /// tiles [ct0, ct1) of B (the last one may be partial); c at C's column 0, rows ldc apart.
+    struct bf16_product
+    {
+        std::size_t m;
+        const bf16_t* a;
+        std::size_t lda;
+        const bf16_panels* b;
+        std::size_t kb0, kb1;
+        std::size_t ct0, ct1;
+        float* c;
+        std::size_t ldc;
+        bool accumulate;
+    };
+
+    namespace bf16_impl
+    {
+        inline void portable(const bf16_product& q) noexcept
+        {
+            const bf16_panels& b = *q.b;
+            for (std::size_t i = 0; i < q.m; ++i)
+            {
+                const bf16_t* a = q.a + i * q.lda;
+                for (std::size_t ct = q.ct0; ct < q.ct1; ++ct)
+                {
+                    const std::size_t j0 = ct * bf16_tile_n;
+                    const std::size_t width = std::min(bf16_tile_n, b.n - j0);
+                    float* c = q.c + i * q.ldc + j0;
+                    float acc[bf16_tile_n] = {};
+                    for (std::size_t j = 0; q.accumulate && j < width; ++j)
+                    {
+                        acc[j] = c[j];
+                    }
+                    for (std::size_t kb = q.kb0; kb < q.kb1; ++kb)
+                    {
+                        const bf16_t* w = b.tile(ct, kb);
+                        for (std::size_t p = 0; p < bf16_tile_k / 2; ++p)  // (B1)
+                        {
+                            const float a0 = from_bf16(a[kb * bf16_tile_k + 2 * p]);
+                            const float a1 = from_bf16(a[kb * bf16_tile_k + 2 * p + 1]);
+                            const bf16_t* w_p = w + p * 32;
+                            for (std::size_t j = 0; j < bf16_tile_n; ++j)
+                            {
+                                acc[j] += a0 * from_bf16(w_p[2 * j]) + a1 * from_bf16(w_p[2 * j + 1]);
+                            }
+                        }
+                    }
+                    std::copy(acc, acc + width, c);
+                }
+            }
+        }
+
+#if XRNN_AMX_POSSIBLE
+        /// ldtilecfg's 64-byte operand (palette 1).
+        struct alignas(64) tile_config
+        {
+            std::uint8_t palette = 1;
+            std::uint8_t start_row = 0;
+            std::uint8_t reserved[14] = {};
+            std::uint16_t columns_bytes[16] = {};
+            std::uint8_t rows[16] = {};
+        };
+
+#define XRNN_TILE_LOAD(t, p, stride)                                                                           \
+    __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #t ::"r"(p), "r"(static_cast<long>(stride)) : "memory")
+#define XRNN_TILE_STORE(t, p, stride)                                                                          \
+    __asm__ volatile("tilestored %%tmm" #t ", (%0,%1,1)" ::"r"(p), "r"(static_cast<long>(stride)) : "memory")
+#define XRNN_TILE_ZERO(t) __asm__ volatile("tilezero %%tmm" #t ::: "memory")
+#define XRNN_TILE_DP(c, a, b) __asm__ volatile("tdpbf16ps %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::: "memory")
+
+        /// Rows [0, mr) (mr <= 16) on AMX: tiles 0-3 hold C (four column tiles), 4 A, 5-7 B.
+        inline void amx_rows(const bf16_product& q, std::size_t mr, const bf16_t* a, float* c_rows) noexcept
+        {
+            tile_config config;
+            for (std::size_t t = 0; t < 8; ++t)
+            {
+                config.columns_bytes[t] = 64;
+                config.rows[t] = static_cast<std::uint8_t>(t < 5 ? mr : 16);
+            }
+            __asm__ volatile("ldtilecfg %0" ::"m"(config) : "memory");
+            const bf16_panels& b = *q.b;
+            const long a_stride = static_cast<long>(q.lda * sizeof(bf16_t));
+            const long c_stride = static_cast<long>(q.ldc * sizeof(float));
+            constexpr long b_stride = 64;
+            const std::size_t full_tiles = std::min(q.ct1, b.n / bf16_tile_n);  // column tiles with 16 columns
+            std::size_t ct = q.ct0;
+            for (; ct + 4 <= full_tiles; ct += 4)
+            {
+                float* c = c_rows + ct * bf16_tile_n;
+                if (q.accumulate)
+                {
+                    XRNN_TILE_LOAD(0, c, c_stride);
+                    XRNN_TILE_LOAD(1, c + 16, c_stride);
+                    XRNN_TILE_LOAD(2, c + 32, c_stride);
+                    XRNN_TILE_LOAD(3, c + 48, c_stride);
+                }
+                else
+                {
+                    XRNN_TILE_ZERO(0);
+                    XRNN_TILE_ZERO(1);
+                    XRNN_TILE_ZERO(2);
+                    XRNN_TILE_ZERO(3);
+                }
+                for (std::size_t kb = q.kb0; kb < q.kb1; ++kb)
+                {
+                    XRNN_TILE_LOAD(4, a + kb * bf16_tile_k, a_stride);
+                    XRNN_TILE_LOAD(5, b.tile(ct, kb), b_stride);
+                    XRNN_TILE_LOAD(6, b.tile(ct + 1, kb), b_stride);
+                    XRNN_TILE_DP(0, 4, 5);
+                    XRNN_TILE_LOAD(7, b.tile(ct + 2, kb), b_stride);
+                    XRNN_TILE_DP(1, 4, 6);
+                    XRNN_TILE_LOAD(5, b.tile(ct + 3, kb), b_stride);
+                    XRNN_TILE_DP(2, 4, 7);
+                    XRNN_TILE_DP(3, 4, 5);
+                }
+                XRNN_TILE_STORE(0, c, c_stride);
+                XRNN_TILE_STORE(1, c + 16, c_stride);
+                XRNN_TILE_STORE(2, c + 32, c_stride);
+                XRNN_TILE_STORE(3, c + 48, c_stride);
+            }
+            for (; ct < q.ct1; ++ct)  // single column tiles; a partial one through a scratch tile
+            {
+                const std::size_t width = std::min(bf16_tile_n, b.n - ct * bf16_tile_n);
+                alignas(64) float scratch[bf16_tile_rows * bf16_tile_n];
+                float* c = c_rows + ct * bf16_tile_n;
+                float* target = width == bf16_tile_n ? c : scratch;
+                const long stride = width == bf16_tile_n ? c_stride : long(bf16_tile_n * sizeof(float));
+                if (q.accumulate)
+                {
+                    if (target == scratch)
+                    {
+                        for (std::size_t i = 0; i < mr; ++i)
+                        {
+                            std::copy(c + i * q.ldc, c + i * q.ldc + width, scratch + i * bf16_tile_n);
+                        }
+                    }
+                    XRNN_TILE_LOAD(0, target, stride);
+                }
+                else
+                {
+                    XRNN_TILE_ZERO(0);
+                }
+                for (std::size_t kb = q.kb0; kb < q.kb1; ++kb)
+                {
+                    XRNN_TILE_LOAD(4, a + kb * bf16_tile_k, a_stride);
+                    XRNN_TILE_LOAD(5, b.tile(ct, kb), b_stride);
+                    XRNN_TILE_DP(0, 4, 5);
+                }
+                XRNN_TILE_STORE(0, target, stride);
+                if (target == scratch)
+                {
+                    for (std::size_t i = 0; i < mr; ++i)
+                    {
+                        std::copy(scratch + i * bf16_tile_n, scratch + i * bf16_tile_n + width, c + i * q.ldc);
+                    }
+                }
+            }
+            __asm__ volatile("tilerelease" ::: "memory");
+        }
+
+#undef XRNN_TILE_LOAD
+#undef XRNN_TILE_STORE
+#undef XRNN_TILE_ZERO
+#undef XRNN_TILE_DP
+#endif
+    }  // namespace bf16_impl
+
+    /// C (+)= A B over the rows, k blocks and column tiles of q (see bf16_product), on AMX where it runs.
+    inline void bf16_gemm(const bf16_product& q) noexcept
+    {
+        if (q.m == 0 || q.ct0 >= q.ct1)
+        {
+            return;
+        }
+        if (q.kb0 >= q.kb1)  // an empty sum: C += 0, or C = 0
+        {
+            const std::size_t begin = q.ct0 * bf16_tile_n;
+            const std::size_t end = std::max(begin, std::min(q.b->n, q.ct1 * bf16_tile_n));
+            for (std::size_t i = 0; !q.accumulate && i < q.m; ++i)
+            {
+                std::fill(q.c + i * q.ldc + begin, q.c + i * q.ldc + end, 0.0f);
+            }
+            return;
+        }
+#if XRNN_AMX_POSSIBLE
+        if (bf16_amx_active())
+        {
+            for (std::size_t r = 0; r < q.m; r += bf16_tile_rows)
+            {
+                bf16_impl::amx_rows(q, std::min(bf16_tile_rows, q.m - r), q.a + r * q.lda, q.c + r * q.ldc);
+            }
+            return;
+        }
+#endif
+        bf16_impl::portable(q);
+    }
+}  // namespace xrnn::detail
+
+#endif
+// ---- end include/xrnn/detail/bf16.hpp ----
+
+namespace xrnn
+{
+    namespace precision
+    {
+        /// Products in the layer's scalar type T.
+        struct native
+        {
+            static constexpr const char* name = "native";
+        };
+
+        /// Products in bfloat16 with float accumulation; weights, states and gradients in float.
+        struct bf16
+        {
+            static constexpr const char* name = "bf16";
+        };
+    }  // namespace precision
+
+    template <class P>
+    constexpr bool is_bf16_precision = std::is_same<P, precision::bf16>::value;
+
+    /// Which kernel bf16 products run on in this process (decided once, on first use).
+    enum class bf16_kernel
+    {
+        amx,
+        portable
+    };
+
+    inline bf16_kernel bf16_backend() noexcept
+    {
+        return detail::bf16_amx_active() ? bf16_kernel::amx : bf16_kernel::portable;
+    }
+
+    inline const char* to_string(bf16_kernel k) noexcept
+    {
+        return k == bf16_kernel::amx ? "amx" : "portable";
+    }
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/precision.hpp ----
 
 /// Largest W_x plus W_h, in bytes, that a recurrent layer runs on its register-blocked path (see
 /// register_blocked_steps); a layer with larger weights goes through BLAS. Set it to the L2 size of the target CPU
@@ -3032,11 +3553,14 @@ namespace xrnn
     ///   static std::string signature_options()             its settings in a layer's signature ("" or ",tanh")
     ///   static void initial_bias(xt::xtensor<T, 1>& b)    Keras-scheme adjustments (e.g. the LSTM's forget bias)
     /// Layout is the cell's cell_layout (a template argument, as Cell is incomplete here).
-    template <class Cell, class T, std::size_t I, std::size_t H, class Layout>
+    template <class Cell, class T, std::size_t I, std::size_t H, class Layout, class Precision = precision::native>
     class recurrent_cell
     {
         static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
                       "xrnn: recurrent cells take T = float or double");
+        static_assert(std::is_same<Precision, precision::native>::value
+                          || (std::is_same<Precision, precision::bf16>::value && std::is_same<T, float>::value),
+                      "xrnn: a recurrent cell's Precision is precision::native, or precision::bf16 with T = float");
         static_assert(I > 0, "xrnn: a recurrent cell needs at least one input feature");
         static_assert(H > 0, "xrnn: a recurrent cell needs at least one hidden unit");
 
@@ -3103,8 +3627,13 @@ namespace xrnn
         /// Whether (R3) and (R4) run step by step on register tiles of each thread's rows (detail/small_gemm.hpp,
         /// threads.hpp): when W_x and W_h together fit in XRNN_REGISTER_BLOCKED_MAX_BYTES (default 1 MiB, a
         /// core's L2 cache), where they stay for all steps. Larger layers take the BLAS path.
+        /// With precision::bf16 every layer takes this path (its products run on bf16 tiles, recurrent_bf16.hpp).
+        static constexpr bool bf16_products = is_bf16_precision<Precision>;
         static constexpr bool register_blocked_steps =
-            (I * Gx + H * Gh) * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
+            bf16_products || (I * Gx + H * Gh) * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
+
+        /// Rows of a tile of the register-blocked path: a register tile of detail/small_gemm.hpp, or an AMX tile.
+        static constexpr std::size_t tile_rows = bf16_products ? detail::bf16_tile_rows : detail::gemm_tile<T>::rows;
 
         /// BLAS path: rows (steps x batch) of the gate buffer of an inference forward. The input part of (R3)
         /// runs as one GEMM per chunk of max(1, inference_chunk_rows / B) steps, so that the chunk stays in cache.
@@ -3214,6 +3743,14 @@ namespace xrnn
         void hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n);
         void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
         void parameter_gradients(const T* input);
+        void mask_input_gradient();
+
+        // precision::bf16: the products on bf16 operands (definitions in recurrent_bf16.hpp)
+        void pack_bf16_forward_weights();
+        void pack_bf16_backward_weights();
+        void project_rows_bf16(const T* x, const T* h_prev, T* z, std::size_t n) const;
+        void hidden_gradient_rows_bf16(const T* dz, std::size_t r, std::size_t n);
+        void parameter_gradients_bf16(const T* input);
 
         // (M1)-(M4): f(r0, n0) for each run of rows of [r, r + n) alive at step t (all of it without lengths)
         template <class F>
@@ -3321,6 +3858,7 @@ namespace xrnn
         xt::xtensor<T, 2> m_w_x_transposed;  // (Gx, I) W_x^T for (Q7)
         xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
         xt::xtensor<T, 2> m_dh_product;      // (B, H) (Q2) on the BLAS path with lengths (dead rows keep dh)
+        detail::bf16_workspace m_bf16;       // precision::bf16: the packed operands (recurrent_bf16.hpp)
 
         // the one-step API: z of the batch-1 path, and the results
         xt::xtensor<T, 1> m_step_z;   // (Gz)
@@ -3331,8 +3869,8 @@ namespace xrnn
 
     // ---- definitions -----------------------------------------------------------------------------------------------
 
-#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout>
-#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout>
+#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout, class Precision>
+#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout, Precision>
 
     XRNN_CELL_TEMPLATE
     XRNN_CELL::recurrent_cell(random_engine& rng, const recurrent_options& options)
@@ -3489,7 +4027,8 @@ namespace xrnn
                              + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
                              + m_dh_direct.size() + m_w_h_transposed.size() + m_w_x_transposed.size()
                              + m_bias_sums.size() + m_dh_product.size() + m_step_z.size() + m_step_hw.size()
-                             + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
+                             + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size()
+                             + m_bf16.bytes() / sizeof(T);
         if constexpr (has_cell_state)
         {
             values += m_next.c.size() + m_step_grads.d_prev.c.size();
@@ -3834,8 +4373,8 @@ namespace xrnn::detail
 
 namespace xrnn
 {
-#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout>
-#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout>
+#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout, class Precision>
+#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout, Precision>
 
     /// The parts a parallel pass cuts the batch into: one per thread, each of at least enough work (2^22
     /// multiply-adds over all steps) to pay for waking a thread. Part p takes the register tiles p, p + parts, ...:
@@ -3844,7 +4383,7 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     std::size_t XRNN_CELL::part_count(std::size_t steps, std::size_t batch) noexcept
     {
-        constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+        constexpr std::size_t tile = tile_rows;
         constexpr std::size_t min_work = std::size_t(1) << 22;
         const std::size_t work_per_row = std::max<std::size_t>(1, steps * (I * Gx + H * Gh));
         const std::size_t min_rows = (min_work + work_per_row - 1) / work_per_row;
@@ -3864,9 +4403,13 @@ namespace xrnn
         const std::size_t B = m_batch;
         const bool training = m_state == cache_state::training;
         const std::size_t parts = part_count(S, B);
+        if constexpr (bf16_products)
+        {
+            pack_bf16_forward_weights();
+        }
         detail::parallel_for(parts, [&](std::size_t part) {
             detail::flush_denormals_scope flush_denormals;  // on this thread too
-            constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+            constexpr std::size_t tile = tile_rows;
             for (std::size_t t = 0; t < S; ++t)
             {
                 T* z_step = m_gates.data() + (training ? t * B * Gz : 0);
@@ -3963,14 +4506,21 @@ namespace xrnn
     {
         const std::size_t S = m_steps;
         const std::size_t B = m_batch;
-        constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+        constexpr std::size_t tile = tile_rows;
         const std::size_t tiles = (B + tile - 1) / tile;
-        detail::ensure_shape(m_w_h_transposed, {Gh, H});
-        for (std::size_t i = 0; i < H; ++i)
+        if constexpr (bf16_products)
         {
-            for (std::size_t j = 0; j < Gh; ++j)
+            pack_bf16_backward_weights();
+        }
+        else
+        {
+            detail::ensure_shape(m_w_h_transposed, {Gh, H});
+            for (std::size_t i = 0; i < H; ++i)
             {
-                m_w_h_transposed.data()[j * H + i] = p.w_h.data()[i * Gh + j];
+                for (std::size_t j = 0; j < Gh; ++j)
+                {
+                    m_w_h_transposed.data()[j * H + i] = p.w_h.data()[i * Gh + j];
+                }
             }
         }
         detail::ensure_shape(m_bias_sums, {tiles, Gz});
@@ -4109,6 +4659,11 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const
     {
+        if constexpr (bf16_products)
+        {
+            project_rows_bf16(x, h_prev, z, n);
+            return;
+        }
         const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
         if constexpr (Gs > 0)
         {
@@ -4132,6 +4687,11 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n)
     {
+        if constexpr (bf16_products)
+        {
+            hidden_gradient_rows_bf16(dz, r, n);
+            return;
+        }
         T* dh = m_dh.data() + r * H;
         const T* w = m_w_h_transposed.data();
         if constexpr (Gs == Gh)
@@ -4157,6 +4717,11 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::parameter_gradients(const T* input)
     {
+        if constexpr (bf16_products)
+        {
+            parameter_gradients_bf16(input);
+            return;
+        }
         using detail::outer_term;
         // (M2) with lengths, each step's rows up to its last alive one: dZ is 0 after, and so is dX
         detail::live_rows rows{m_steps, m_batch};
@@ -4198,6 +4763,13 @@ namespace xrnn
         }
         const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_transposed.data(), Gx}};
         detail::parallel_gemm_rows<T, I>(rows, m_dx.data(), I, term);  // (Q7)
+        mask_input_gradient();
+    }
+
+    /// (Q7)'s * m_x, with input dropout.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::mask_input_gradient()
+    {
         if (input_dropout())
         {
             for (std::size_t t = 0; t < m_steps; ++t)
@@ -4407,6 +4979,201 @@ namespace xrnn
 
 #endif
 // ---- end include/xrnn/layers/recurrent_paths.hpp ----
+// ---- begin include/xrnn/layers/recurrent_bf16.hpp ----
+// xtensor-rnn: the products of the recurrent engine with precision::bf16 (xrnn/precision.hpp): the same equations
+// as recurrent_cell.hpp, with the operands of (R3), (Q2), (Q4), (Q5) and (Q7) rounded to bfloat16 and multiplied
+// with float accumulation on AMX tiles or the portable loops (detail/bf16.hpp). Such a layer always runs the
+// register-blocked path (tiles of 16 rows of each thread's part of the batch); the gate equations, (Q6) and
+// everything else stay float.
+//
+// Each product is one bf16_gemm over a weight laid out as z's columns (Gs shared, then input-only, then
+// recurrent-only; recurrent_params.hpp), with zeros where a projection has no column:
+//   (BF1) z_t = [x~_t | h~_{t-1}] Wz,   Wz ((I + H) x Gz) = [ W_x[:, :Gs]  W_x[:, Gs:]  0           ]
+//                                                          [ W_h[:, :Gs]  0            W_h[:, Gs:]  ]
+//   (BF2) dh_{t-1} = dz_t Wz_h^T,        Wz_h^T (Gz x H): the lower block row of Wz, transposed   ((Q2) before m_h)
+//   (BF3) dX = dZ Wz_x^T,                Wz_x^T (Gz x I): the upper block row, transposed          ((Q7) before m_x)
+//   (BF4) G = [X~ | H~_prev]^T dZ  ((I + H) x Gz, over all S B rows), then dW_x += G[:I, :Gx] and
+//         dW_h += G[I:, :Gs] | G[I:, Gx:]                                                           ((Q4), (Q5))
+// A fused layout (the LSTM's, Gs = Gx = Gh) has no zero blocks in (BF1)-(BF3); a GRU multiplies a quarter of
+// zeros there, which costs less on AMX than splitting the products would. The weights are packed at the start
+// of every forward (BF1) and backward (BF2), (BF3), so a changed weight is always used; dZ and [X~ | H~] are
+// packed once per backward for (BF4).
+//
+// Variable lengths: dz is 0 on dead steps (M2), so (BF3) gives dx = 0 there and (BF4) adds nothing for them.
+#ifndef XRNN_LAYERS_RECURRENT_BF16_HPP
+#define XRNN_LAYERS_RECURRENT_BF16_HPP
+
+#include <algorithm>
+#include <cstddef>
+
+
+namespace xrnn
+{
+#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout, class Precision>
+#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout, Precision>
+
+    /// (BF1)'s Wz from the parameters forward reads.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::pack_bf16_forward_weights()
+    {
+        const T* w_x = weights().w_x.data();
+        const T* w_h = weights().w_h.data();
+        detail::pack_panels(m_bf16.w, I + H, Gz, [&](std::size_t k, std::size_t j) -> float {
+            if (k < I)
+            {
+                return j < Gx ? w_x[k * Gx + j] : 0.0f;
+            }
+            const std::size_t i = k - I;
+            return j < Gs ? w_h[i * Gh + j] : j < Gx ? 0.0f : w_h[i * Gh + Gs + (j - Gx)];
+        });
+    }
+
+    /// (BF2)'s Wz_h^T and (BF3)'s Wz_x^T: row j of each is z's column j of W_h or W_x (0 where it has none).
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::pack_bf16_backward_weights()
+    {
+        const T* w_x = p.w_x.data();
+        const T* w_h = p.w_h.data();
+        detail::pack_panels(m_bf16.w_h_t, Gz, H, [&](std::size_t j, std::size_t i) -> float {
+            return j < Gs ? w_h[i * Gh + j] : j < Gx ? 0.0f : w_h[i * Gh + Gs + (j - Gx)];
+        });
+        detail::pack_panels(m_bf16.w_x_t, Gz, I, [&](std::size_t j, std::size_t i) -> float {
+            return j < Gx ? w_x[i * Gx + j] : 0.0f;
+        });
+    }
+
+    /// (BF1) on n rows: x and h_prev rows (I and H apart) to bf16, then z (rows Gz apart) = [x | h] Wz.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::project_rows_bf16(const T* x, const T* h_prev, T* z, std::size_t n) const
+    {
+        const detail::bf16_panels& w = m_bf16.w;
+        detail::bf16_t* a = detail::bf16_thread_rows(n * w.kp);
+        for (std::size_t i = 0; i < n; ++i)
+        {
+            const detail::bf16_segment row[2] = {{x + i * I, I}, {h_prev + i * H, H}};
+            detail::pack_row(a + i * w.kp, w.kp, row, 2);
+        }
+        detail::bf16_gemm({n, a, w.kp, &w, 0, w.k_blocks(), 0, w.column_tiles(), z, Gz, false});
+    }
+
+    /// (BF2) on rows [r, r + n): dh = dz Wz_h^T.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::hidden_gradient_rows_bf16(const T* dz, std::size_t r, std::size_t n)
+    {
+        const detail::bf16_panels& w = m_bf16.w_h_t;
+        detail::bf16_t* a = detail::bf16_thread_rows(n * w.kp);
+        for (std::size_t i = 0; i < n; ++i)
+        {
+            const detail::bf16_segment row[1] = {{dz + i * Gz, Gz}};
+            detail::pack_row(a + i * w.kp, w.kp, row, 1);
+        }
+        detail::bf16_gemm({n, a, w.kp, &w, 0, w.k_blocks(), 0, w.column_tiles(), m_dh.data() + r * H, H, false});
+    }
+
+    /// (BF3) and (BF4) over all steps at once, on xrnn's threads.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::parameter_gradients_bf16(const T* input)
+    {
+        constexpr std::size_t K = I + H;
+        constexpr std::size_t rows_per_tile = detail::bf16_tile_rows;
+        const std::size_t R = m_steps * m_batch;
+        const std::size_t rp = detail::bf16_round_up(R, detail::bf16_tile_k);
+        const T* dz = m_gates.data();
+        const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
+
+        // pack dZ (the B of (BF4)) and [X~ | H~_prev]^T (its A), in chunks of rows on the threads
+        m_bf16.dz.reshape(R, Gz);
+        m_bf16.inputs_t.resize(K * rp);
+        constexpr std::size_t pack_rows = 256;
+        detail::parallel_for((rp + pack_rows - 1) / pack_rows, [&](std::size_t c) {
+            const std::size_t r0 = c * pack_rows;
+            const std::size_t r1 = std::min(rp, r0 + pack_rows);
+            detail::pack_panel_rows(m_bf16.dz, dz, Gz, r0 / 2, r1 / 2);
+            detail::bf16_t* at = m_bf16.inputs_t.data();
+            for (std::size_t r = r0; r < r1; ++r)
+            {
+                for (std::size_t i = 0; i < I; ++i)
+                {
+                    at[i * rp + r] = r < R ? detail::to_bf16(input[r * I + i]) : detail::bf16_t(0);
+                }
+                for (std::size_t i = 0; i < H; ++i)
+                {
+                    at[(I + i) * rp + r] = r < R ? detail::to_bf16(h_prev[r * H + i]) : detail::bf16_t(0);
+                }
+            }
+        });
+
+        // (BF4): each part of 4 column tiles over all rows, in chunks of 512 rows of dZ (in L2 with A's chunk)
+        m_bf16.grads.assign(K * Gz, 0.0f);
+        constexpr std::size_t part_tiles = 4;
+        constexpr std::size_t chunk_blocks = 16;
+        const std::size_t tiles = m_bf16.dz.column_tiles();
+        const std::size_t k_blocks = m_bf16.dz.k_blocks();
+        detail::parallel_for((tiles + part_tiles - 1) / part_tiles, [&](std::size_t part) {
+            const std::size_t ct0 = part * part_tiles;
+            const std::size_t ct1 = std::min(tiles, ct0 + part_tiles);
+            for (std::size_t kb = 0; kb < k_blocks; kb += chunk_blocks)
+            {
+                for (std::size_t i = 0; i < K; i += rows_per_tile)
+                {
+                    detail::bf16_gemm({std::min(rows_per_tile, K - i), m_bf16.inputs_t.data() + i * rp, rp,
+                                       &m_bf16.dz, kb, std::min(k_blocks, kb + chunk_blocks), ct0, ct1,
+                                       m_bf16.grads.data() + i * Gz, Gz, true});
+                }
+            }
+        });
+        const float* g = m_bf16.grads.data();
+        T* dw_x = dp.w_x.data();
+        T* dw_h = dp.w_h.data();
+        for (std::size_t i = 0; i < I; ++i)  // (Q4)
+        {
+            for (std::size_t j = 0; j < Gx; ++j)
+            {
+                dw_x[i * Gx + j] += g[i * Gz + j];
+            }
+        }
+        for (std::size_t i = 0; i < H; ++i)  // (Q5): the shared columns, then the recurrent-only ones
+        {
+            const float* g_i = g + (I + i) * Gz;
+            for (std::size_t j = 0; j < Gs; ++j)
+            {
+                dw_h[i * Gh + j] += g_i[j];
+            }
+            for (std::size_t j = Gx; j < Gz; ++j)
+            {
+                dw_h[i * Gh + Gs + (j - Gx)] += g_i[j];
+            }
+        }
+
+        // (BF3): dX = dZ Wz_x^T, the rows split evenly over the threads in tiles of 16
+        const detail::bf16_panels& w = m_bf16.w_x_t;
+        const std::size_t tile_count = (R + rows_per_tile - 1) / rows_per_tile;
+        const std::size_t parts = std::max<std::size_t>(1, std::min(num_threads(), tile_count));
+        detail::parallel_for(parts, [&](std::size_t part) {
+            detail::flush_denormals_scope flush_denormals;
+            detail::bf16_t* a = detail::bf16_thread_rows(rows_per_tile * w.kp);
+            for (std::size_t tile = part * tile_count / parts; tile < (part + 1) * tile_count / parts; ++tile)
+            {
+                const std::size_t r = tile * rows_per_tile;
+                const std::size_t n = std::min(rows_per_tile, R - r);
+                for (std::size_t i = 0; i < n; ++i)
+                {
+                    const detail::bf16_segment row[1] = {{dz + (r + i) * Gz, Gz}};
+                    detail::pack_row(a + i * w.kp, w.kp, row, 1);
+                }
+                detail::bf16_gemm({n, a, w.kp, &w, 0, w.k_blocks(), 0, w.column_tiles(), m_dx.data() + r * I, I,
+                                   false});
+            }
+        });
+        mask_input_gradient();
+    }
+
+#undef XRNN_CELL
+#undef XRNN_CELL_TEMPLATE
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/layers/recurrent_bf16.hpp ----
 
 #endif
 // ---- end include/xrnn/layers/recurrent_cell.hpp ----
@@ -4446,14 +5213,15 @@ namespace xrnn
     template <class T>
     using rnn_step_state = basic_state<xt::xtensor<T, 2>, false>;
 
-    /// One Elman step on a batch: rnn_cell<T, In, Hidden, nonlinearity>.
-    template <class T, std::size_t In, std::size_t Hidden, nonlinearity Act = nonlinearity::tanh>
+    /// One Elman step on a batch: rnn_cell<T, In, Hidden, nonlinearity, Precision> (xrnn/precision.hpp).
+    template <class T, std::size_t In, std::size_t Hidden, nonlinearity Act = nonlinearity::tanh,
+              class Precision = precision::native>
     class rnn_cell
-        : public recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden,
-                                cell_layout<Hidden, Hidden, Hidden, false, false>>
+        : public recurrent_cell<rnn_cell<T, In, Hidden, Act, Precision>, T, In, Hidden,
+                                cell_layout<Hidden, Hidden, Hidden, false, false>, Precision>
     {
-        using base = recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden,
-                                    cell_layout<Hidden, Hidden, Hidden, false, false>>;
+        using base = recurrent_cell<rnn_cell<T, In, Hidden, Act, Precision>, T, In, Hidden,
+                                    cell_layout<Hidden, Hidden, Hidden, false, false>, Precision>;
         friend base;
 
     public:
@@ -4574,14 +5342,14 @@ namespace xrnn
     template <class T>
     using lstm_step_state = basic_state<xt::xtensor<T, 2>, true>;
 
-    /// One LSTM step on a batch: lstm_cell<T, In, Hidden>.
-    template <class T, std::size_t In, std::size_t Hidden>
+    /// One LSTM step on a batch: lstm_cell<T, In, Hidden, Precision> (xrnn/precision.hpp).
+    template <class T, std::size_t In, std::size_t Hidden, class Precision = precision::native>
     class lstm_cell
-        : public recurrent_cell<lstm_cell<T, In, Hidden>, T, In, Hidden,
-                                cell_layout<4 * Hidden, 4 * Hidden, 4 * Hidden, true, false>>
+        : public recurrent_cell<lstm_cell<T, In, Hidden, Precision>, T, In, Hidden,
+                                cell_layout<4 * Hidden, 4 * Hidden, 4 * Hidden, true, false>, Precision>
     {
-        using base = recurrent_cell<lstm_cell<T, In, Hidden>, T, In, Hidden,
-                                    cell_layout<4 * Hidden, 4 * Hidden, 4 * Hidden, true, false>>;
+        using base = recurrent_cell<lstm_cell<T, In, Hidden, Precision>, T, In, Hidden,
+                                    cell_layout<4 * Hidden, 4 * Hidden, 4 * Hidden, true, false>, Precision>;
         friend base;
         static constexpr std::size_t H = Hidden;
         static constexpr std::size_t G = 4 * Hidden;
@@ -4749,14 +5517,14 @@ namespace xrnn
     template <class T>
     using gru_step_state = basic_state<xt::xtensor<T, 2>, false>;
 
-    /// One GRU step on a batch: gru_cell<T, In, Hidden>.
-    template <class T, std::size_t In, std::size_t Hidden>
+    /// One GRU step on a batch: gru_cell<T, In, Hidden, Precision> (xrnn/precision.hpp).
+    template <class T, std::size_t In, std::size_t Hidden, class Precision = precision::native>
     class gru_cell
-        : public recurrent_cell<gru_cell<T, In, Hidden>, T, In, Hidden,
-                                cell_layout<3 * Hidden, 3 * Hidden, 2 * Hidden, false, true>>
+        : public recurrent_cell<gru_cell<T, In, Hidden, Precision>, T, In, Hidden,
+                                cell_layout<3 * Hidden, 3 * Hidden, 2 * Hidden, false, true>, Precision>
     {
-        using base = recurrent_cell<gru_cell<T, In, Hidden>, T, In, Hidden,
-                                    cell_layout<3 * Hidden, 3 * Hidden, 2 * Hidden, false, true>>;
+        using base = recurrent_cell<gru_cell<T, In, Hidden, Precision>, T, In, Hidden,
+                                    cell_layout<3 * Hidden, 3 * Hidden, 2 * Hidden, false, true>, Precision>;
         friend base;
         static constexpr std::size_t H = Hidden;
         static constexpr std::size_t Z = 4 * Hidden;  // columns of z and b
@@ -5324,10 +6092,12 @@ namespace xrnn
     using rnn_state = basic_state<xt::xtensor<T, 3>, false>;  // h (Layers, B, H)
 
     template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
-              nonlinearity Act = nonlinearity::tanh>
-    class rnn : public recurrent_stack<rnn_cell<T, In, Hidden, Act>, rnn_cell<T, Hidden, Hidden, Act>, Layers, Out>
+              nonlinearity Act = nonlinearity::tanh, class Precision = precision::native>
+    class rnn : public recurrent_stack<rnn_cell<T, In, Hidden, Act, Precision>, rnn_cell<T, Hidden, Hidden, Act, Precision>,
+                                       Layers, Out>
     {
-        using base = recurrent_stack<rnn_cell<T, In, Hidden, Act>, rnn_cell<T, Hidden, Hidden, Act>, Layers, Out>;
+        using base = recurrent_stack<rnn_cell<T, In, Hidden, Act, Precision>,
+                                     rnn_cell<T, Hidden, Hidden, Act, Precision>, Layers, Out>;
 
     public:
         using base::base;
@@ -5355,10 +6125,13 @@ namespace xrnn
     template <class T>
     using lstm_state = basic_state<xt::xtensor<T, 3>, true>;  // h and c (Layers, B, H)
 
-    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last>
-    class lstm : public recurrent_stack<lstm_cell<T, In, Hidden>, lstm_cell<T, Hidden, Hidden>, Layers, Out>
+    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
+              class Precision = precision::native>
+    class lstm : public recurrent_stack<lstm_cell<T, In, Hidden, Precision>,
+                                       lstm_cell<T, Hidden, Hidden, Precision>, Layers, Out>
     {
-        using base = recurrent_stack<lstm_cell<T, In, Hidden>, lstm_cell<T, Hidden, Hidden>, Layers, Out>;
+        using base = recurrent_stack<lstm_cell<T, In, Hidden, Precision>,
+                                     lstm_cell<T, Hidden, Hidden, Precision>, Layers, Out>;
 
     public:
         using base::base;
@@ -5386,10 +6159,13 @@ namespace xrnn
     template <class T>
     using gru_state = basic_state<xt::xtensor<T, 3>, false>;  // h (Layers, B, H)
 
-    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last>
-    class gru : public recurrent_stack<gru_cell<T, In, Hidden>, gru_cell<T, Hidden, Hidden>, Layers, Out>
+    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
+              class Precision = precision::native>
+    class gru : public recurrent_stack<gru_cell<T, In, Hidden, Precision>,
+                                      gru_cell<T, Hidden, Hidden, Precision>, Layers, Out>
     {
-        using base = recurrent_stack<gru_cell<T, In, Hidden>, gru_cell<T, Hidden, Hidden>, Layers, Out>;
+        using base = recurrent_stack<gru_cell<T, In, Hidden, Precision>,
+                                     gru_cell<T, Hidden, Hidden, Precision>, Layers, Out>;
 
     public:
         using base::base;

@@ -18,10 +18,13 @@ namespace xrnn
     template <class T>
     using gru_state = basic_state<xt::xtensor<T, 3>, false>;  // h (Layers, B, H)
 
-    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last>
-    class gru : public recurrent_stack<gru_cell<T, In, Hidden>, gru_cell<T, Hidden, Hidden>, Layers, Out>
+    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
+              class Precision = precision::native>
+    class gru : public recurrent_stack<gru_cell<T, In, Hidden, Precision>,
+                                      gru_cell<T, Hidden, Hidden, Precision>, Layers, Out>
     {
-        using base = recurrent_stack<gru_cell<T, In, Hidden>, gru_cell<T, Hidden, Hidden>, Layers, Out>;
+        using base = recurrent_stack<gru_cell<T, In, Hidden, Precision>,
+                                     gru_cell<T, Hidden, Hidden, Precision>, Layers, Out>;
 
     public:
         using base::base;

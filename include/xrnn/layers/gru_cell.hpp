@@ -54,14 +54,14 @@ namespace xrnn
     template <class T>
     using gru_step_state = basic_state<xt::xtensor<T, 2>, false>;
 
-    /// One GRU step on a batch: gru_cell<T, In, Hidden>.
-    template <class T, std::size_t In, std::size_t Hidden>
+    /// One GRU step on a batch: gru_cell<T, In, Hidden, Precision> (xrnn/precision.hpp).
+    template <class T, std::size_t In, std::size_t Hidden, class Precision = precision::native>
     class gru_cell
-        : public recurrent_cell<gru_cell<T, In, Hidden>, T, In, Hidden,
-                                cell_layout<3 * Hidden, 3 * Hidden, 2 * Hidden, false, true>>
+        : public recurrent_cell<gru_cell<T, In, Hidden, Precision>, T, In, Hidden,
+                                cell_layout<3 * Hidden, 3 * Hidden, 2 * Hidden, false, true>, Precision>
     {
-        using base = recurrent_cell<gru_cell<T, In, Hidden>, T, In, Hidden,
-                                    cell_layout<3 * Hidden, 3 * Hidden, 2 * Hidden, false, true>>;
+        using base = recurrent_cell<gru_cell<T, In, Hidden, Precision>, T, In, Hidden,
+                                    cell_layout<3 * Hidden, 3 * Hidden, 2 * Hidden, false, true>, Precision>;
         friend base;
         static constexpr std::size_t H = Hidden;
         static constexpr std::size_t Z = 4 * Hidden;  // columns of z and b

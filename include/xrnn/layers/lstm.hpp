@@ -18,10 +18,13 @@ namespace xrnn
     template <class T>
     using lstm_state = basic_state<xt::xtensor<T, 3>, true>;  // h and c (Layers, B, H)
 
-    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last>
-    class lstm : public recurrent_stack<lstm_cell<T, In, Hidden>, lstm_cell<T, Hidden, Hidden>, Layers, Out>
+    template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
+              class Precision = precision::native>
+    class lstm : public recurrent_stack<lstm_cell<T, In, Hidden, Precision>,
+                                       lstm_cell<T, Hidden, Hidden, Precision>, Layers, Out>
     {
-        using base = recurrent_stack<lstm_cell<T, In, Hidden>, lstm_cell<T, Hidden, Hidden>, Layers, Out>;
+        using base = recurrent_stack<lstm_cell<T, In, Hidden, Precision>,
+                                     lstm_cell<T, Hidden, Hidden, Precision>, Layers, Out>;
 
     public:
         using base::base;

@@ -46,14 +46,14 @@ namespace xrnn
     template <class T>
     using lstm_step_state = basic_state<xt::xtensor<T, 2>, true>;
 
-    /// One LSTM step on a batch: lstm_cell<T, In, Hidden>.
-    template <class T, std::size_t In, std::size_t Hidden>
+    /// One LSTM step on a batch: lstm_cell<T, In, Hidden, Precision> (xrnn/precision.hpp).
+    template <class T, std::size_t In, std::size_t Hidden, class Precision = precision::native>
     class lstm_cell
-        : public recurrent_cell<lstm_cell<T, In, Hidden>, T, In, Hidden,
-                                cell_layout<4 * Hidden, 4 * Hidden, 4 * Hidden, true, false>>
+        : public recurrent_cell<lstm_cell<T, In, Hidden, Precision>, T, In, Hidden,
+                                cell_layout<4 * Hidden, 4 * Hidden, 4 * Hidden, true, false>, Precision>
     {
-        using base = recurrent_cell<lstm_cell<T, In, Hidden>, T, In, Hidden,
-                                    cell_layout<4 * Hidden, 4 * Hidden, 4 * Hidden, true, false>>;
+        using base = recurrent_cell<lstm_cell<T, In, Hidden, Precision>, T, In, Hidden,
+                                    cell_layout<4 * Hidden, 4 * Hidden, 4 * Hidden, true, false>, Precision>;
         friend base;
         static constexpr std::size_t H = Hidden;
         static constexpr std::size_t G = 4 * Hidden;

@@ -82,6 +82,7 @@
 #include <xrnn/layers/dropout.hpp>
 #include <xrnn/layers/length_order.hpp>
 #include <xrnn/layers/recurrent_params.hpp>
+#include <xrnn/precision.hpp>
 #include <xrnn/random.hpp>
 #include <xrnn/threads.hpp>
 
@@ -108,11 +109,14 @@ namespace xrnn
     ///   static std::string signature_options()             its settings in a layer's signature ("" or ",tanh")
     ///   static void initial_bias(xt::xtensor<T, 1>& b)    Keras-scheme adjustments (e.g. the LSTM's forget bias)
     /// Layout is the cell's cell_layout (a template argument, as Cell is incomplete here).
-    template <class Cell, class T, std::size_t I, std::size_t H, class Layout>
+    template <class Cell, class T, std::size_t I, std::size_t H, class Layout, class Precision = precision::native>
     class recurrent_cell
     {
         static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
                       "xrnn: recurrent cells take T = float or double");
+        static_assert(std::is_same<Precision, precision::native>::value
+                          || (std::is_same<Precision, precision::bf16>::value && std::is_same<T, float>::value),
+                      "xrnn: a recurrent cell's Precision is precision::native, or precision::bf16 with T = float");
         static_assert(I > 0, "xrnn: a recurrent cell needs at least one input feature");
         static_assert(H > 0, "xrnn: a recurrent cell needs at least one hidden unit");
 
@@ -179,8 +183,13 @@ namespace xrnn
         /// Whether (R3) and (R4) run step by step on register tiles of each thread's rows (detail/small_gemm.hpp,
         /// threads.hpp): when W_x and W_h together fit in XRNN_REGISTER_BLOCKED_MAX_BYTES (default 1 MiB, a
         /// core's L2 cache), where they stay for all steps. Larger layers take the BLAS path.
+        /// With precision::bf16 every layer takes this path (its products run on bf16 tiles, recurrent_bf16.hpp).
+        static constexpr bool bf16_products = is_bf16_precision<Precision>;
         static constexpr bool register_blocked_steps =
-            (I * Gx + H * Gh) * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
+            bf16_products || (I * Gx + H * Gh) * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
+
+        /// Rows of a tile of the register-blocked path: a register tile of detail/small_gemm.hpp, or an AMX tile.
+        static constexpr std::size_t tile_rows = bf16_products ? detail::bf16_tile_rows : detail::gemm_tile<T>::rows;
 
         /// BLAS path: rows (steps x batch) of the gate buffer of an inference forward. The input part of (R3)
         /// runs as one GEMM per chunk of max(1, inference_chunk_rows / B) steps, so that the chunk stays in cache.
@@ -290,6 +299,14 @@ namespace xrnn
         void hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n);
         void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
         void parameter_gradients(const T* input);
+        void mask_input_gradient();
+
+        // precision::bf16: the products on bf16 operands (definitions in recurrent_bf16.hpp)
+        void pack_bf16_forward_weights();
+        void pack_bf16_backward_weights();
+        void project_rows_bf16(const T* x, const T* h_prev, T* z, std::size_t n) const;
+        void hidden_gradient_rows_bf16(const T* dz, std::size_t r, std::size_t n);
+        void parameter_gradients_bf16(const T* input);
 
         // (M1)-(M4): f(r0, n0) for each run of rows of [r, r + n) alive at step t (all of it without lengths)
         template <class F>
@@ -397,6 +414,7 @@ namespace xrnn
         xt::xtensor<T, 2> m_w_x_transposed;  // (Gx, I) W_x^T for (Q7)
         xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
         xt::xtensor<T, 2> m_dh_product;      // (B, H) (Q2) on the BLAS path with lengths (dead rows keep dh)
+        detail::bf16_workspace m_bf16;       // precision::bf16: the packed operands (recurrent_bf16.hpp)
 
         // the one-step API: z of the batch-1 path, and the results
         xt::xtensor<T, 1> m_step_z;   // (Gz)
@@ -407,8 +425,8 @@ namespace xrnn
 
     // ---- definitions -----------------------------------------------------------------------------------------------
 
-#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout>
-#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout>
+#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout, class Precision>
+#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout, Precision>
 
     XRNN_CELL_TEMPLATE
     XRNN_CELL::recurrent_cell(random_engine& rng, const recurrent_options& options)
@@ -565,7 +583,8 @@ namespace xrnn
                              + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
                              + m_dh_direct.size() + m_w_h_transposed.size() + m_w_x_transposed.size()
                              + m_bias_sums.size() + m_dh_product.size() + m_step_z.size() + m_step_hw.size()
-                             + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size();
+                             + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size()
+                             + m_bf16.bytes() / sizeof(T);
         if constexpr (has_cell_state)
         {
             values += m_next.c.size() + m_step_grads.d_prev.c.size();
@@ -629,5 +648,6 @@ namespace xrnn
 // the steps of the forward and backward paths (register tiles per thread, BLAS), the batch-1 step and the
 // parameter gradients: the rest of the definitions
 #include <xrnn/layers/recurrent_paths.hpp>
+#include <xrnn/layers/recurrent_bf16.hpp>
 
 #endif

@@ -23,8 +23,8 @@
 
 namespace xrnn
 {
-#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout>
-#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout>
+#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout, class Precision>
+#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout, Precision>
 
     /// The parts a parallel pass cuts the batch into: one per thread, each of at least enough work (2^22
     /// multiply-adds over all steps) to pay for waking a thread. Part p takes the register tiles p, p + parts, ...:
@@ -33,7 +33,7 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     std::size_t XRNN_CELL::part_count(std::size_t steps, std::size_t batch) noexcept
     {
-        constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+        constexpr std::size_t tile = tile_rows;
         constexpr std::size_t min_work = std::size_t(1) << 22;
         const std::size_t work_per_row = std::max<std::size_t>(1, steps * (I * Gx + H * Gh));
         const std::size_t min_rows = (min_work + work_per_row - 1) / work_per_row;
@@ -53,9 +53,13 @@ namespace xrnn
         const std::size_t B = m_batch;
         const bool training = m_state == cache_state::training;
         const std::size_t parts = part_count(S, B);
+        if constexpr (bf16_products)
+        {
+            pack_bf16_forward_weights();
+        }
         detail::parallel_for(parts, [&](std::size_t part) {
             detail::flush_denormals_scope flush_denormals;  // on this thread too
-            constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+            constexpr std::size_t tile = tile_rows;
             for (std::size_t t = 0; t < S; ++t)
             {
                 T* z_step = m_gates.data() + (training ? t * B * Gz : 0);
@@ -152,14 +156,21 @@ namespace xrnn
     {
         const std::size_t S = m_steps;
         const std::size_t B = m_batch;
-        constexpr std::size_t tile = detail::gemm_tile<T>::rows;
+        constexpr std::size_t tile = tile_rows;
         const std::size_t tiles = (B + tile - 1) / tile;
-        detail::ensure_shape(m_w_h_transposed, {Gh, H});
-        for (std::size_t i = 0; i < H; ++i)
+        if constexpr (bf16_products)
         {
-            for (std::size_t j = 0; j < Gh; ++j)
+            pack_bf16_backward_weights();
+        }
+        else
+        {
+            detail::ensure_shape(m_w_h_transposed, {Gh, H});
+            for (std::size_t i = 0; i < H; ++i)
             {
-                m_w_h_transposed.data()[j * H + i] = p.w_h.data()[i * Gh + j];
+                for (std::size_t j = 0; j < Gh; ++j)
+                {
+                    m_w_h_transposed.data()[j * H + i] = p.w_h.data()[i * Gh + j];
+                }
             }
         }
         detail::ensure_shape(m_bias_sums, {tiles, Gz});
@@ -298,6 +309,11 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const
     {
+        if constexpr (bf16_products)
+        {
+            project_rows_bf16(x, h_prev, z, n);
+            return;
+        }
         const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
         if constexpr (Gs > 0)
         {
@@ -321,6 +337,11 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n)
     {
+        if constexpr (bf16_products)
+        {
+            hidden_gradient_rows_bf16(dz, r, n);
+            return;
+        }
         T* dh = m_dh.data() + r * H;
         const T* w = m_w_h_transposed.data();
         if constexpr (Gs == Gh)
@@ -346,6 +367,11 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::parameter_gradients(const T* input)
     {
+        if constexpr (bf16_products)
+        {
+            parameter_gradients_bf16(input);
+            return;
+        }
         using detail::outer_term;
         // (M2) with lengths, each step's rows up to its last alive one: dZ is 0 after, and so is dX
         detail::live_rows rows{m_steps, m_batch};
@@ -387,6 +413,13 @@ namespace xrnn
         }
         const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_transposed.data(), Gx}};
         detail::parallel_gemm_rows<T, I>(rows, m_dx.data(), I, term);  // (Q7)
+        mask_input_gradient();
+    }
+
+    /// (Q7)'s * m_x, with input dropout.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::mask_input_gradient()
+    {
         if (input_dropout())
         {
             for (std::size_t t = 0; t < m_steps; ++t)

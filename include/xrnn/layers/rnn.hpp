@@ -17,10 +17,12 @@ namespace xrnn
     using rnn_state = basic_state<xt::xtensor<T, 3>, false>;  // h (Layers, B, H)
 
     template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
-              nonlinearity Act = nonlinearity::tanh>
-    class rnn : public recurrent_stack<rnn_cell<T, In, Hidden, Act>, rnn_cell<T, Hidden, Hidden, Act>, Layers, Out>
+              nonlinearity Act = nonlinearity::tanh, class Precision = precision::native>
+    class rnn : public recurrent_stack<rnn_cell<T, In, Hidden, Act, Precision>, rnn_cell<T, Hidden, Hidden, Act, Precision>,
+                                       Layers, Out>
     {
-        using base = recurrent_stack<rnn_cell<T, In, Hidden, Act>, rnn_cell<T, Hidden, Hidden, Act>, Layers, Out>;
+        using base = recurrent_stack<rnn_cell<T, In, Hidden, Act, Precision>,
+                                     rnn_cell<T, Hidden, Hidden, Act, Precision>, Layers, Out>;
 
     public:
         using base::base;

@@ -36,14 +36,15 @@ namespace xrnn
     template <class T>
     using rnn_step_state = basic_state<xt::xtensor<T, 2>, false>;
 
-    /// One Elman step on a batch: rnn_cell<T, In, Hidden, nonlinearity>.
-    template <class T, std::size_t In, std::size_t Hidden, nonlinearity Act = nonlinearity::tanh>
+    /// One Elman step on a batch: rnn_cell<T, In, Hidden, nonlinearity, Precision> (xrnn/precision.hpp).
+    template <class T, std::size_t In, std::size_t Hidden, nonlinearity Act = nonlinearity::tanh,
+              class Precision = precision::native>
     class rnn_cell
-        : public recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden,
-                                cell_layout<Hidden, Hidden, Hidden, false, false>>
+        : public recurrent_cell<rnn_cell<T, In, Hidden, Act, Precision>, T, In, Hidden,
+                                cell_layout<Hidden, Hidden, Hidden, false, false>, Precision>
     {
-        using base = recurrent_cell<rnn_cell<T, In, Hidden, Act>, T, In, Hidden,
-                                    cell_layout<Hidden, Hidden, Hidden, false, false>>;
+        using base = recurrent_cell<rnn_cell<T, In, Hidden, Act, Precision>, T, In, Hidden,
+                                    cell_layout<Hidden, Hidden, Hidden, false, false>, Precision>;
         friend base;
 
     public:

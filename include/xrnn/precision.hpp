@@ -1,0 +1,66 @@
+// xtensor-rnn: the precision of a recurrent layer's matrix products, chosen at compile time.
+//
+//   xrnn::lstm<float, In, Hidden, Layers, Out, xrnn::precision::bf16>
+//
+// precision::native (the default): every product in T, as the rest of the library.
+// precision::bf16 (mixed precision, T = float only): the weights, states, gates and gradients stay float, and the
+// optimizer updates the float weights; only the operands of the matrix products, (R3), (Q2), (Q4), (Q5) and (Q7) of
+// recurrent_cell.hpp, are rounded to bfloat16 (8-bit mantissa, round to nearest even) and multiplied with float
+// accumulation, as oneDNN's and PyTorch's bf16 autocast do. Each product term then has a relative error of at most
+// 2 u + u^2, u = 2^-8, against about 2^-24 in float: results agree with float to about 3 significant digits.
+// The gate equations run in float. The weights are rounded into bf16 panels at the start of each forward and
+// backward pass, so a weight changed between passes (an optimizer step, a load) is always the one used.
+//
+// Where the products run (xrnn::bf16_backend()):
+//   amx       Intel AMX tiles (Sapphire Rapids and later, Linux 5.16 or later): chosen at run time when the CPU
+//             reports AMX-TILE and AMX-BF16 and the kernel grants this process the tile state (arch_prctl); the
+//             headers need no -m flag for it
+//   portable  plain loops over the same bf16 operands (same results up to the order of float additions): every
+//             other CPU, compiler or system, and whenever the AMX request is refused. It is slower than float
+//             products, so bf16 pays only where bf16_backend() says amx.
+// A step of batch 1 (predictor::stream, forward_step) runs its matrix-vector products in float on either backend:
+// they stream the weights and gain nothing from tiles.
+#ifndef XRNN_PRECISION_HPP
+#define XRNN_PRECISION_HPP
+
+#include <xrnn/detail/bf16.hpp>
+
+namespace xrnn
+{
+    namespace precision
+    {
+        /// Products in the layer's scalar type T.
+        struct native
+        {
+            static constexpr const char* name = "native";
+        };
+
+        /// Products in bfloat16 with float accumulation; weights, states and gradients in float.
+        struct bf16
+        {
+            static constexpr const char* name = "bf16";
+        };
+    }  // namespace precision
+
+    template <class P>
+    constexpr bool is_bf16_precision = std::is_same<P, precision::bf16>::value;
+
+    /// Which kernel bf16 products run on in this process (decided once, on first use).
+    enum class bf16_kernel
+    {
+        amx,
+        portable
+    };
+
+    inline bf16_kernel bf16_backend() noexcept
+    {
+        return detail::bf16_amx_active() ? bf16_kernel::amx : bf16_kernel::portable;
+    }
+
+    inline const char* to_string(bf16_kernel k) noexcept
+    {
+        return k == bf16_kernel::amx ? "amx" : "portable";
+    }
+}  // namespace xrnn
+
+#endif
