@@ -32,6 +32,7 @@
 #include <xrnn/layers/rnn.hpp>
 #include <xrnn/loss.hpp>
 #include <xrnn/optim.hpp>
+#include <xrnn/precision.hpp>
 #include <xrnn/threads.hpp>
 
 extern "C"
@@ -91,9 +92,10 @@ namespace
         return s;
     }
 
-    void report(const char* name, const stats& s)
+    void report(const char* name, const stats& s, const char* impl = "xrnn")
     {
-        std::printf("case=%s impl=xrnn ms=%.6g min=%.6g max=%.6g reps=%zu\n", name, s.median, s.min, s.max, s.reps);
+        std::printf("case=%s impl=%s ms=%.6g min=%.6g max=%.6g reps=%zu\n", name, impl, s.median, s.min, s.max,
+                    s.reps);
         std::fflush(stdout);
     }
 
@@ -290,26 +292,33 @@ namespace
         }
     };
 
+    /// impl: "xrnn", or "xrnn_bf16" for a layer with precision::bf16 (its kernel is printed once).
     template <class Recurrent>
-    void layer_train_case(const char* name, std::size_t reps)
+    void layer_train_case(const char* name, std::size_t reps, const char* impl)
     {
         layer_model<Recurrent> model;
-        report(name, measure(2, reps, [&] {
-                   xrnn::zero_grad(model.recurrent);
-                   model.recurrent.forward(model.x, xrnn::mode::training);
-                   g_sink = model.recurrent.backward(model.dy)(0, 0, 0);
-                   return std::size_t(1);
-               }));
+        report(name,
+               measure(2, reps,
+                       [&] {
+                           xrnn::zero_grad(model.recurrent);
+                           model.recurrent.forward(model.x, xrnn::mode::training);
+                           g_sink = model.recurrent.backward(model.dy)(0, 0, 0);
+                           return std::size_t(1);
+                       }),
+               impl);
     }
 
     template <class Recurrent>
-    void layer_forward_case(const char* name, std::size_t reps)
+    void layer_forward_case(const char* name, std::size_t reps, const char* impl)
     {
         layer_model<Recurrent> model;
-        report(name, measure(2, reps, [&] {
-                   g_sink = model.recurrent.forward(model.x)(0, 0);
-                   return std::size_t(1);
-               }));
+        report(name,
+               measure(2, reps,
+                       [&] {
+                           g_sink = model.recurrent.forward(model.x)(0, 0);
+                           return std::size_t(1);
+                       }),
+               impl);
     }
 
     /// The peak multiply-add rate of one core, in GFLOP/s (2 per lane and FMA): independent FMA chains on
@@ -685,24 +694,37 @@ int main(int argc, char** argv)
     {
         cell_step_case<xrnn::gru_cell<float, D, H>>("gru_cell_step_b1", 31);
     }
+    // each layer case in float, then with bf16 products (impl=xrnn_bf16, same case name)
+    using bf16 = xrnn::precision::bf16;
+    using lstm_bf16 = xrnn::lstm<float, D, H, 1, xrnn::output::last, bf16>;
+    using rnn_bf16 = xrnn::rnn<float, D, H, 1, xrnn::output::last, xrnn::nonlinearity::tanh, bf16>;
+    using gru_bf16 = xrnn::gru<float, D, H, 1, xrnn::output::last, bf16>;
     const struct
     {
         const char* train;
         const char* forward;
-        void (*train_case)(const char*, std::size_t);
-        void (*forward_case)(const char*, std::size_t);
-    } layer_cases[] = {{"rnn_layer_train", "rnn_layer_forward", layer_train_case<rnn>, layer_forward_case<rnn>},
-                       {"lstm_layer_train", "lstm_layer_forward", layer_train_case<lstm>, layer_forward_case<lstm>},
-                       {"gru_layer_train", "gru_layer_forward", layer_train_case<gru>, layer_forward_case<gru>}};
+        void (*train_case)(const char*, std::size_t, const char*);
+        void (*forward_case)(const char*, std::size_t, const char*);
+        void (*train_bf16)(const char*, std::size_t, const char*);
+        void (*forward_bf16)(const char*, std::size_t, const char*);
+    } layer_cases[] = {{"rnn_layer_train", "rnn_layer_forward", layer_train_case<rnn>, layer_forward_case<rnn>,
+                        layer_train_case<rnn_bf16>, layer_forward_case<rnn_bf16>},
+                       {"lstm_layer_train", "lstm_layer_forward", layer_train_case<lstm>, layer_forward_case<lstm>,
+                        layer_train_case<lstm_bf16>, layer_forward_case<lstm_bf16>},
+                       {"gru_layer_train", "gru_layer_forward", layer_train_case<gru>, layer_forward_case<gru>,
+                        layer_train_case<gru_bf16>, layer_forward_case<gru_bf16>}};
+    std::printf("# bf16_kernel %s\n", xrnn::to_string(xrnn::bf16_backend()));
     for (const auto& c : layer_cases)
     {
         if (wanted(only, c.train))
         {
-            c.train_case(c.train, 21);
+            c.train_case(c.train, 21, "xrnn");
+            c.train_bf16(c.train, 21, "xrnn_bf16");
         }
         if (wanted(only, c.forward))
         {
-            c.forward_case(c.forward, 31);
+            c.forward_case(c.forward, 31, "xrnn");
+            c.forward_bf16(c.forward, 31, "xrnn_bf16");
         }
     }
     if (wanted(only, "sgemm_floor"))

@@ -128,21 +128,45 @@ if stream:
     print("streaming each cell's weights once from cache (the batch-1 floor): "
           + ", ".join(f"{cell} {ms * 1000:.2f} us" for cell, ms in stream.items()))
 print()
-print("| case | xrnn median (min-max) | onednn f32 | onednn bf16 | torch | onednn / xrnn | torch / xrnn "
+print("| case | xrnn median (min-max) | onednn f32 | torch | onednn / xrnn | torch / xrnn "
       "| FLOP floor | xrnn / floor | target | met |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for case in order + sorted(set(rows) - set(order)):
     r = rows.get(case, {})
     if not r:
         continue
     x = r.get("xrnn")
     xs = f"{fmt(float(x['ms']))} ({fmt(float(x['min']))}-{fmt(float(x['max']))})" if x else "-"
-    xm, tm, om, bm = median(r, "xrnn"), median(r, "torch"), median(r, "onednn"), median(r, "onednn_bf16")
+    xm, tm, om = median(r, "xrnn"), median(r, "torch"), median(r, "onednn")
     fl = floor_ms(case)
     text, ok = target(case, xm, tm, om) if xm else ("", None)
     met = "" if ok is None else ("yes" if ok else "no")
-    cells = [case, xs] + [fmt(m) if m is not None else "-" for m in (om, bm, tm)]
+    cells = [case, xs] + [fmt(m) if m is not None else "-" for m in (om, tm)]
     cells += [f"{m / xm:.2f}x" if xm and m else "-" for m in (om, tm)]
     cells += [fmt(fl) if fl else "-", f"{xm / fl:.2f}x" if fl and xm else "-", text, met]
     print("| " + " | ".join(cells) + " |")
+
+# bfloat16: xrnn with precision::bf16 (impl=xrnn_bf16) against oneDNN's bf16 (inference only: oneDNN 2.6 has no
+# bf16 backward with plain layouts) and against both float implementations
+bf16_cases = [c for c in order + sorted(set(rows) - set(order)) if "xrnn_bf16" in rows.get(c, {})]
+if bf16_cases:
+    print()
+    print("| case (bf16 products) | xrnn bf16 median (min-max) | onednn bf16 | onednn bf16 / xrnn bf16 "
+          "| xrnn f32 / xrnn bf16 | onednn f32 / xrnn bf16 | target | met |")
+    print("|---|---|---|---|---|---|---|---|")
+    for case in bf16_cases:
+        r = rows[case]
+        b = r["xrnn_bf16"]
+        bm = float(b["ms"])
+        om, xm, obm = median(r, "onednn"), median(r, "xrnn"), median(r, "onednn_bf16")
+        cells = [case, f"{fmt(bm)} ({fmt(float(b['min']))}-{fmt(float(b['max']))})", fmt(obm) if obm else "-"]
+        cells += [f"{m / bm:.2f}x" if m else "-" for m in (obm, xm, om)]
+        wanted = case.split("_")[0] in ("lstm", "gru")
+        if wanted and obm:
+            cells += [">= 1x onednn bf16", "yes" if obm / bm >= 1 else "no"]
+        elif wanted:
+            cells += [">= 1x onednn bf16 (no oneDNN bf16 here; vs f32)", "yes" if om and om / bm >= 1 else "no"]
+        else:
+            cells += ["", ""]
+        print("| " + " | ".join(cells) + " |")
 EOF

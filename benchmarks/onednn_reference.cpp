@@ -1,6 +1,7 @@
 // oneDNN reference for benchmarks/bench.cpp: the recurrent-layer cases with Intel's oneDNN (libdnnl-dev), in the same
-// line format with impl=onednn (float) and, for the LSTM and GRU inference forward, impl=onednn_bf16 (bfloat16 data
-// and weights, f32 bias; AMX or AVX512-BF16 where the CPU has them):
+// line format with impl=onednn (float) and, for the LSTM and GRU cases, impl=onednn_bf16 (bfloat16 data
+// and weights, f32 bias; in training the gradients of data and weights in f32; AMX or AVX512-BF16 where the CPU
+// has them):
 //   case=<name> impl=onednn ms=<median> min=<min> max=<max> reps=<n>
 //
 // Cases (shapes of bench.cpp: S = 200 steps, B = 64, I = H = 128, one layer, time-major):
@@ -196,10 +197,11 @@ namespace
     {
         const auto dir = rnn_direction::unidirectional_left2right;
         const dt d = l.src_layer_md.data_type();
-        const memory::desc dsrc_layer(l.src_layer, d, tag::tnc), dsrc_iter(l.src_iter, d, tag::ldnc);
-        const memory::desc dw_layer(l.weights_layer, d, tag::any), dw_iter(l.weights_iter, d, tag::any);
+        // bf16 training (oneDNN's mixed precision, as ours): the gradients of the data and of the weights in f32
+        const memory::desc dsrc_layer(l.src_layer, dt::f32, tag::tnc), dsrc_iter(l.src_iter, dt::f32, tag::ldnc);
+        const memory::desc dw_layer(l.weights_layer, dt::f32, tag::any), dw_iter(l.weights_iter, dt::f32, tag::any);
         const memory::desc dbias(l.bias, dt::f32, tag::ldgo);
-        const memory::desc ddst_layer(l.dst_layer, d, tag::tnc), ddst_iter(l.dst_iter, d, tag::ldnc);
+        const memory::desc ddst_layer(l.dst_layer, dt::f32, tag::tnc), ddst_iter(l.dst_iter, dt::f32, tag::ldnc);
         switch (k)
         {
         case cell_kind::lstm:
@@ -391,7 +393,7 @@ int main(int argc, char** argv)
     {
         const char* prefix;
         cell_kind kind;
-        bool bf16;  // inference also in bfloat16 (oneDNN 2.6 refuses bf16 backward descriptors with plain layouts)
+        bool bf16;  // also in bfloat16 (training: bf16 data and weights, f32 gradients; bf16 gradients are refused)
     } cells[] = {{"rnn", cell_kind::rnn, false}, {"lstm", cell_kind::lstm, true}, {"gru", cell_kind::gru, true}};
     for (const auto& c : cells)
     {
@@ -404,7 +406,7 @@ int main(int argc, char** argv)
                 continue;
             }
             layer_case(ctx, name, "onednn", c.kind, training, dt::f32, training ? 21 : 31);
-            if (c.bf16 && !training)
+            if (c.bf16)
             {
                 try
                 {

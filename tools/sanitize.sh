@@ -2,7 +2,8 @@
 # Builds the C++17 unit tests with AddressSanitizer and UndefinedBehaviorSanitizer at -O1 in build-sanitize/ and runs
 # them with CTest. Any finding fails the run: ASan aborts on its first error (and LeakSanitizer at exit), and UBSan is
 # built with -fno-sanitize-recover=all, so undefined behaviour aborts the test instead of printing a warning.
-# Not built here: the C++20 copies, the packaging/consumer tests, the compile-fail tests (tests/CMakeLists.txt options).
+# Not built here: the C++20 copies, the plain-loop and all-BLAS copies (the same code under other kernels, run by
+# tools/test.sh), the packaging/consumer tests, the compile-fail tests (tests/CMakeLists.txt options): CI's time.
 # Then the tests of xrnn's threads again with ThreadSanitizer, in build-sanitize-thread/ (any report fails).
 # Usage: bash tools/sanitize.sh [extra ctest arguments, e.g. -R test_lstm]
 set -euo pipefail
@@ -23,6 +24,7 @@ cmake -S . -B "$build" \
     -DXRNN_TEST_CXX20=OFF \
     -DXRNN_TEST_PACKAGING=OFF \
     -DXRNN_TEST_COMPILE_FAIL=OFF \
+    -DXRNN_TEST_VARIANTS=OFF \
     -DXRNN_TEST_OPTIMIZATION=-O1
 cmake --build "$build" -j "$jobs"
 
@@ -50,7 +52,7 @@ cmake -S . -B "$tsan_build" \
     -DXRNN_TEST_PACKAGING=OFF \
     -DXRNN_TEST_COMPILE_FAIL=OFF \
     -DXRNN_TEST_OPTIMIZATION=-O1
-tsan_tests=(test_threads test_files test_predictor test_masking test_bidirectional)
+tsan_tests=(test_threads test_files test_predictor test_masking test_bidirectional test_bf16)
 cmake --build "$tsan_build" -j "$jobs" --target "${tsan_tests[@]}"
 OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:second_deadlock_stack=1}" \
     ctest --test-dir "$tsan_build" --output-on-failure -j "$jobs" -R "^($(IFS='|'; echo "${tsan_tests[*]}"))\$"

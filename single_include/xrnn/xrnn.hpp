@@ -3075,17 +3075,15 @@ namespace xrnn::detail
 {
     using bf16_t = std::uint16_t;
 
-    /// float to bfloat16, rounded to nearest (ties to even); NaN stays NaN, overflow gives infinity.
+    /// float to bfloat16, rounded to nearest (ties to even); NaN stays NaN, overflow gives infinity. Branch-free,
+    /// so that the packing loops vectorise.
     inline bf16_t to_bf16(float f) noexcept
     {
         std::uint32_t u;
         std::memcpy(&u, &f, sizeof u);
-        if ((u & 0x7fffffffu) > 0x7f800000u)
-        {
-            return static_cast<bf16_t>((u >> 16) | 0x40u);
-        }
-        u += 0x7fffu + ((u >> 16) & 1u);
-        return static_cast<bf16_t>(u >> 16);
+        const std::uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+        const std::uint32_t quiet_nan = (u >> 16) | 0x40u;
+        return static_cast<bf16_t>((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
     }
 
     inline float from_bf16(bf16_t b) noexcept
@@ -3179,19 +3177,52 @@ namespace xrnn::detail
     {
         for (std::size_t p = pair_begin; p < pair_end; ++p)
         {
-            const float* r0 = 2 * p < b.k ? src + 2 * p * ld : nullptr;
-            const float* r1 = 2 * p + 1 < b.k ? src + (2 * p + 1) * ld : nullptr;
+            const float* r0 = src + 2 * p * ld;
+            const float* r1 = r0 + ld;
+            const bool full = 2 * p + 1 < b.k;
             for (std::size_t ct = 0; ct < b.column_tiles(); ++ct)
             {
                 bf16_t* out = b.pair_row(ct, p);
                 const std::size_t j0 = ct * bf16_tile_n;
                 const std::size_t width = std::min(bf16_tile_n, b.n - j0);
+                if (full && width == bf16_tile_n)  // the common case, in one vectorisable loop
+                {
+                    std::uint32_t pairs[bf16_tile_n];
+                    for (std::size_t c = 0; c < bf16_tile_n; ++c)
+                    {
+                        pairs[c] = std::uint32_t(to_bf16(r0[j0 + c])) | (std::uint32_t(to_bf16(r1[j0 + c])) << 16);
+                    }
+                    std::memcpy(out, pairs, sizeof pairs);
+                    continue;
+                }
+                std::fill(out, out + 2 * bf16_tile_n, bf16_t(0));
                 for (std::size_t c = 0; c < width; ++c)
                 {
-                    out[2 * c] = r0 != nullptr ? to_bf16(r0[j0 + c]) : bf16_t(0);
-                    out[2 * c + 1] = r1 != nullptr ? to_bf16(r1[j0 + c]) : bf16_t(0);
+                    out[2 * c] = 2 * p < b.k ? to_bf16(r0[j0 + c]) : bf16_t(0);
+                    out[2 * c + 1] = full ? to_bf16(r1[j0 + c]) : bf16_t(0);
                 }
-                std::fill(out + 2 * width, out + 2 * bf16_tile_n, bf16_t(0));
+            }
+        }
+    }
+
+    /// Columns [c0, c1) of a row-major float matrix (rows ld apart), rows [r0, r1), written transposed as rows of
+    /// A: out[c * ldo + r] (rows r >= rows read as 0). Blocks of 32 rows keep the source lines in L1.
+    inline void pack_transposed(bf16_t* out, std::size_t ldo, const float* src, std::size_t ld, std::size_t rows,
+                                std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) noexcept
+    {
+        constexpr std::size_t block = 32;
+        for (std::size_t rb = r0; rb < r1; rb += block)
+        {
+            const std::size_t re = std::min(r1, rb + block);
+            const std::size_t real_end = std::min(re, std::max(rb, rows));
+            for (std::size_t c = c0; c < c1; ++c)
+            {
+                bf16_t* o = out + (c - c0) * ldo;
+                for (std::size_t r = rb; r < real_end; ++r)
+                {
+                    o[r] = to_bf16(src[r * ld + c]);
+                }
+                std::fill(o + real_end, o + re, bf16_t(0));
             }
         }
     }
@@ -3224,12 +3255,14 @@ namespace xrnn::detail
         bf16_panels w_h_t;              // (Q2): W_h^T over z's columns, Gz x H
         bf16_panels w_x_t;              // (Q7): W_x^T over z's columns, Gz x I
         bf16_panels dz;                 // (Q4), (Q5): dZ, (S B) x Gz
+        std::vector<bf16_t> dz_rows;    // (Q7): dZ as rows of A, (S B) x (Gz rounded up to 32)
         std::vector<bf16_t> inputs_t;   // (Q4), (Q5): [X~ | H~_prev]^T, (I + H) x (S B rounded up to 32)
         std::vector<float> grads;       // (Q4), (Q5): [X~ | H~_prev]^T dZ, (I + H) x Gz
 
         std::size_t bytes() const noexcept
         {
-            return (w.data.size() + w_h_t.data.size() + w_x_t.data.size() + dz.data.size() + inputs_t.size())
+            return (w.data.size() + w_h_t.data.size() + w_x_t.data.size() + dz.data.size() + dz_rows.size()
+                    + inputs_t.size())
                        * sizeof(bf16_t)
                    + grads.size() * sizeof(float);
         }
@@ -3448,6 +3481,68 @@ namespace xrnn::detail
             __asm__ volatile("tilerelease" ::: "memory");
         }
 
+        /// 32 rows on AMX, 2 x 2 tiles of C at a time (two A tiles and two B tiles per k block, so that each load
+        /// feeds two products); the column tiles left over (an odd one, a partial one) by amx_rows.
+        inline void amx_rows32(const bf16_product& q, const bf16_t* a, float* c_rows) noexcept
+        {
+            tile_config config;
+            for (std::size_t t = 0; t < 8; ++t)
+            {
+                config.columns_bytes[t] = 64;
+                config.rows[t] = 16;
+            }
+            __asm__ volatile("ldtilecfg %0" ::"m"(config) : "memory");
+            const bf16_panels& b = *q.b;
+            const long a_stride = static_cast<long>(q.lda * sizeof(bf16_t));
+            const long c_stride = static_cast<long>(q.ldc * sizeof(float));
+            constexpr long b_stride = 64;
+            const bf16_t* a_low = a + bf16_tile_rows * q.lda;
+            const std::size_t full_tiles = std::min(q.ct1, b.n / bf16_tile_n);
+            std::size_t ct = q.ct0;
+            for (; ct + 2 <= full_tiles; ct += 2)
+            {
+                float* c = c_rows + ct * bf16_tile_n;
+                float* c_low = c + bf16_tile_rows * q.ldc;
+                if (q.accumulate)
+                {
+                    XRNN_TILE_LOAD(0, c, c_stride);
+                    XRNN_TILE_LOAD(1, c + 16, c_stride);
+                    XRNN_TILE_LOAD(2, c_low, c_stride);
+                    XRNN_TILE_LOAD(3, c_low + 16, c_stride);
+                }
+                else
+                {
+                    XRNN_TILE_ZERO(0);
+                    XRNN_TILE_ZERO(1);
+                    XRNN_TILE_ZERO(2);
+                    XRNN_TILE_ZERO(3);
+                }
+                for (std::size_t kb = q.kb0; kb < q.kb1; ++kb)
+                {
+                    XRNN_TILE_LOAD(4, a + kb * bf16_tile_k, a_stride);
+                    XRNN_TILE_LOAD(6, b.tile(ct, kb), b_stride);
+                    XRNN_TILE_DP(0, 4, 6);
+                    XRNN_TILE_LOAD(7, b.tile(ct + 1, kb), b_stride);
+                    XRNN_TILE_DP(1, 4, 7);
+                    XRNN_TILE_LOAD(5, a_low + kb * bf16_tile_k, a_stride);
+                    XRNN_TILE_DP(2, 5, 6);
+                    XRNN_TILE_DP(3, 5, 7);
+                }
+                XRNN_TILE_STORE(0, c, c_stride);
+                XRNN_TILE_STORE(1, c + 16, c_stride);
+                XRNN_TILE_STORE(2, c_low, c_stride);
+                XRNN_TILE_STORE(3, c_low + 16, c_stride);
+            }
+            __asm__ volatile("tilerelease" ::: "memory");
+            if (ct < q.ct1)
+            {
+                bf16_product rest = q;
+                rest.ct0 = ct;
+                amx_rows(rest, bf16_tile_rows, a, c_rows);
+                amx_rows(rest, bf16_tile_rows, a_low, c_rows + bf16_tile_rows * q.ldc);
+            }
+        }
+
 #undef XRNN_TILE_LOAD
 #undef XRNN_TILE_STORE
 #undef XRNN_TILE_ZERO
@@ -3475,7 +3570,12 @@ namespace xrnn::detail
 #if XRNN_AMX_POSSIBLE
         if (bf16_amx_active())
         {
-            for (std::size_t r = 0; r < q.m; r += bf16_tile_rows)
+            std::size_t r = 0;
+            for (; r + 2 * bf16_tile_rows <= q.m; r += 2 * bf16_tile_rows)
+            {
+                bf16_impl::amx_rows32(q, q.a + r * q.lda, q.c + r * q.ldc);
+            }
+            for (; r < q.m; r += bf16_tile_rows)
             {
                 bf16_impl::amx_rows(q, std::min(bf16_tile_rows, q.m - r), q.a + r * q.lda, q.c + r * q.ldc);
             }
@@ -5040,6 +5140,12 @@ namespace xrnn
         detail::pack_panels(m_bf16.w_x_t, Gz, I, [&](std::size_t j, std::size_t i) -> float {
             return j < Gx ? w_x[i * Gx + j] : 0.0f;
         });
+        // (BF2) packs each step's dz rows here, for (BF3); rows it never reaches (dead steps) stay 0
+        m_bf16.dz_rows.resize(m_steps * m_batch * m_bf16.w_x_t.kp);
+        if (m_has_lengths)
+        {
+            std::fill(m_bf16.dz_rows.begin(), m_bf16.dz_rows.end(), detail::bf16_t(0));
+        }
     }
 
     /// (BF1) on n rows: x and h_prev rows (I and H apart) to bf16, then z (rows Gz apart) = [x | h] Wz.
@@ -5061,7 +5167,7 @@ namespace xrnn
     void XRNN_CELL::hidden_gradient_rows_bf16(const T* dz, std::size_t r, std::size_t n)
     {
         const detail::bf16_panels& w = m_bf16.w_h_t;
-        detail::bf16_t* a = detail::bf16_thread_rows(n * w.kp);
+        detail::bf16_t* a = m_bf16.dz_rows.data() + static_cast<std::size_t>(dz - m_gates.data()) / Gz * w.kp;
         for (std::size_t i = 0; i < n; ++i)
         {
             const detail::bf16_segment row[1] = {{dz + i * Gz, Gz}};
@@ -5081,7 +5187,9 @@ namespace xrnn
         const T* dz = m_gates.data();
         const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
 
-        // pack dZ (the B of (BF4)) and [X~ | H~_prev]^T (its A), in chunks of rows on the threads
+        // pack dZ as the B of (BF4) and the A of (BF3), and [X~ | H~_prev]^T as the A of (BF4), in chunks of rows on
+        // the threads
+        const detail::bf16_panels& w = m_bf16.w_x_t;
         m_bf16.dz.reshape(R, Gz);
         m_bf16.inputs_t.resize(K * rp);
         constexpr std::size_t pack_rows = 256;
@@ -5089,24 +5197,14 @@ namespace xrnn
             const std::size_t r0 = c * pack_rows;
             const std::size_t r1 = std::min(rp, r0 + pack_rows);
             detail::pack_panel_rows(m_bf16.dz, dz, Gz, r0 / 2, r1 / 2);
-            detail::bf16_t* at = m_bf16.inputs_t.data();
-            for (std::size_t r = r0; r < r1; ++r)
-            {
-                for (std::size_t i = 0; i < I; ++i)
-                {
-                    at[i * rp + r] = r < R ? detail::to_bf16(input[r * I + i]) : detail::bf16_t(0);
-                }
-                for (std::size_t i = 0; i < H; ++i)
-                {
-                    at[(I + i) * rp + r] = r < R ? detail::to_bf16(h_prev[r * H + i]) : detail::bf16_t(0);
-                }
-            }
+            detail::pack_transposed(m_bf16.inputs_t.data(), rp, input, I, R, r0, r1, 0, I);
+            detail::pack_transposed(m_bf16.inputs_t.data() + I * rp, rp, h_prev, H, R, r0, r1, 0, H);
         });
 
-        // (BF4): each part of 4 column tiles over all rows, in chunks of 512 rows of dZ (in L2 with A's chunk)
+        // (BF4): each part of 4 column tiles over all rows, in chunks of 1024 rows of dZ (in L2 with A's chunk)
         m_bf16.grads.assign(K * Gz, 0.0f);
         constexpr std::size_t part_tiles = 4;
-        constexpr std::size_t chunk_blocks = 16;
+        constexpr std::size_t chunk_blocks = 32;
         const std::size_t tiles = m_bf16.dz.column_tiles();
         const std::size_t k_blocks = m_bf16.dz.k_blocks();
         detail::parallel_for((tiles + part_tiles - 1) / part_tiles, [&](std::size_t part) {
@@ -5114,9 +5212,9 @@ namespace xrnn
             const std::size_t ct1 = std::min(tiles, ct0 + part_tiles);
             for (std::size_t kb = 0; kb < k_blocks; kb += chunk_blocks)
             {
-                for (std::size_t i = 0; i < K; i += rows_per_tile)
+                for (std::size_t i = 0; i < K; i += 2 * rows_per_tile)
                 {
-                    detail::bf16_gemm({std::min(rows_per_tile, K - i), m_bf16.inputs_t.data() + i * rp, rp,
+                    detail::bf16_gemm({std::min(2 * rows_per_tile, K - i), m_bf16.inputs_t.data() + i * rp, rp,
                                        &m_bf16.dz, kb, std::min(k_blocks, kb + chunk_blocks), ct0, ct1,
                                        m_bf16.grads.data() + i * Gz, Gz, true});
                 }
@@ -5145,25 +5243,15 @@ namespace xrnn
             }
         }
 
-        // (BF3): dX = dZ Wz_x^T, the rows split evenly over the threads in tiles of 16
-        const detail::bf16_panels& w = m_bf16.w_x_t;
+        // (BF3): dX = dZ Wz_x^T, the rows split evenly over the threads in whole tiles
         const std::size_t tile_count = (R + rows_per_tile - 1) / rows_per_tile;
         const std::size_t parts = std::max<std::size_t>(1, std::min(num_threads(), tile_count));
         detail::parallel_for(parts, [&](std::size_t part) {
             detail::flush_denormals_scope flush_denormals;
-            detail::bf16_t* a = detail::bf16_thread_rows(rows_per_tile * w.kp);
-            for (std::size_t tile = part * tile_count / parts; tile < (part + 1) * tile_count / parts; ++tile)
-            {
-                const std::size_t r = tile * rows_per_tile;
-                const std::size_t n = std::min(rows_per_tile, R - r);
-                for (std::size_t i = 0; i < n; ++i)
-                {
-                    const detail::bf16_segment row[1] = {{dz + (r + i) * Gz, Gz}};
-                    detail::pack_row(a + i * w.kp, w.kp, row, 1);
-                }
-                detail::bf16_gemm({n, a, w.kp, &w, 0, w.k_blocks(), 0, w.column_tiles(), m_dx.data() + r * I, I,
-                                   false});
-            }
+            const std::size_t r0 = part * tile_count / parts * rows_per_tile;
+            const std::size_t r1 = std::min(R, (part + 1) * tile_count / parts * rows_per_tile);
+            detail::bf16_gemm({r1 - r0, m_bf16.dz_rows.data() + r0 * w.kp, w.kp, &w, 0, w.k_blocks(), 0,
+                               w.column_tiles(), m_dx.data() + r0 * I, I, false});
         });
         mask_input_gradient();
     }

@@ -61,6 +61,12 @@ namespace xrnn
         detail::pack_panels(m_bf16.w_x_t, Gz, I, [&](std::size_t j, std::size_t i) -> float {
             return j < Gx ? w_x[i * Gx + j] : 0.0f;
         });
+        // (BF2) packs each step's dz rows here, for (BF3); rows it never reaches (dead steps) stay 0
+        m_bf16.dz_rows.resize(m_steps * m_batch * m_bf16.w_x_t.kp);
+        if (m_has_lengths)
+        {
+            std::fill(m_bf16.dz_rows.begin(), m_bf16.dz_rows.end(), detail::bf16_t(0));
+        }
     }
 
     /// (BF1) on n rows: x and h_prev rows (I and H apart) to bf16, then z (rows Gz apart) = [x | h] Wz.
@@ -82,7 +88,7 @@ namespace xrnn
     void XRNN_CELL::hidden_gradient_rows_bf16(const T* dz, std::size_t r, std::size_t n)
     {
         const detail::bf16_panels& w = m_bf16.w_h_t;
-        detail::bf16_t* a = detail::bf16_thread_rows(n * w.kp);
+        detail::bf16_t* a = m_bf16.dz_rows.data() + static_cast<std::size_t>(dz - m_gates.data()) / Gz * w.kp;
         for (std::size_t i = 0; i < n; ++i)
         {
             const detail::bf16_segment row[1] = {{dz + i * Gz, Gz}};
@@ -102,7 +108,9 @@ namespace xrnn
         const T* dz = m_gates.data();
         const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
 
-        // pack dZ (the B of (BF4)) and [X~ | H~_prev]^T (its A), in chunks of rows on the threads
+        // pack dZ as the B of (BF4) and the A of (BF3), and [X~ | H~_prev]^T as the A of (BF4), in chunks of rows on
+        // the threads
+        const detail::bf16_panels& w = m_bf16.w_x_t;
         m_bf16.dz.reshape(R, Gz);
         m_bf16.inputs_t.resize(K * rp);
         constexpr std::size_t pack_rows = 256;
@@ -110,24 +118,14 @@ namespace xrnn
             const std::size_t r0 = c * pack_rows;
             const std::size_t r1 = std::min(rp, r0 + pack_rows);
             detail::pack_panel_rows(m_bf16.dz, dz, Gz, r0 / 2, r1 / 2);
-            detail::bf16_t* at = m_bf16.inputs_t.data();
-            for (std::size_t r = r0; r < r1; ++r)
-            {
-                for (std::size_t i = 0; i < I; ++i)
-                {
-                    at[i * rp + r] = r < R ? detail::to_bf16(input[r * I + i]) : detail::bf16_t(0);
-                }
-                for (std::size_t i = 0; i < H; ++i)
-                {
-                    at[(I + i) * rp + r] = r < R ? detail::to_bf16(h_prev[r * H + i]) : detail::bf16_t(0);
-                }
-            }
+            detail::pack_transposed(m_bf16.inputs_t.data(), rp, input, I, R, r0, r1, 0, I);
+            detail::pack_transposed(m_bf16.inputs_t.data() + I * rp, rp, h_prev, H, R, r0, r1, 0, H);
         });
 
-        // (BF4): each part of 4 column tiles over all rows, in chunks of 512 rows of dZ (in L2 with A's chunk)
+        // (BF4): each part of 4 column tiles over all rows, in chunks of 1024 rows of dZ (in L2 with A's chunk)
         m_bf16.grads.assign(K * Gz, 0.0f);
         constexpr std::size_t part_tiles = 4;
-        constexpr std::size_t chunk_blocks = 16;
+        constexpr std::size_t chunk_blocks = 32;
         const std::size_t tiles = m_bf16.dz.column_tiles();
         const std::size_t k_blocks = m_bf16.dz.k_blocks();
         detail::parallel_for((tiles + part_tiles - 1) / part_tiles, [&](std::size_t part) {
@@ -135,9 +133,9 @@ namespace xrnn
             const std::size_t ct1 = std::min(tiles, ct0 + part_tiles);
             for (std::size_t kb = 0; kb < k_blocks; kb += chunk_blocks)
             {
-                for (std::size_t i = 0; i < K; i += rows_per_tile)
+                for (std::size_t i = 0; i < K; i += 2 * rows_per_tile)
                 {
-                    detail::bf16_gemm({std::min(rows_per_tile, K - i), m_bf16.inputs_t.data() + i * rp, rp,
+                    detail::bf16_gemm({std::min(2 * rows_per_tile, K - i), m_bf16.inputs_t.data() + i * rp, rp,
                                        &m_bf16.dz, kb, std::min(k_blocks, kb + chunk_blocks), ct0, ct1,
                                        m_bf16.grads.data() + i * Gz, Gz, true});
                 }
@@ -166,25 +164,15 @@ namespace xrnn
             }
         }
 
-        // (BF3): dX = dZ Wz_x^T, the rows split evenly over the threads in tiles of 16
-        const detail::bf16_panels& w = m_bf16.w_x_t;
+        // (BF3): dX = dZ Wz_x^T, the rows split evenly over the threads in whole tiles
         const std::size_t tile_count = (R + rows_per_tile - 1) / rows_per_tile;
         const std::size_t parts = std::max<std::size_t>(1, std::min(num_threads(), tile_count));
         detail::parallel_for(parts, [&](std::size_t part) {
             detail::flush_denormals_scope flush_denormals;
-            detail::bf16_t* a = detail::bf16_thread_rows(rows_per_tile * w.kp);
-            for (std::size_t tile = part * tile_count / parts; tile < (part + 1) * tile_count / parts; ++tile)
-            {
-                const std::size_t r = tile * rows_per_tile;
-                const std::size_t n = std::min(rows_per_tile, R - r);
-                for (std::size_t i = 0; i < n; ++i)
-                {
-                    const detail::bf16_segment row[1] = {{dz + (r + i) * Gz, Gz}};
-                    detail::pack_row(a + i * w.kp, w.kp, row, 1);
-                }
-                detail::bf16_gemm({n, a, w.kp, &w, 0, w.k_blocks(), 0, w.column_tiles(), m_dx.data() + r * I, I,
-                                   false});
-            }
+            const std::size_t r0 = part * tile_count / parts * rows_per_tile;
+            const std::size_t r1 = std::min(R, (part + 1) * tile_count / parts * rows_per_tile);
+            detail::bf16_gemm({r1 - r0, m_bf16.dz_rows.data() + r0 * w.kp, w.kp, &w, 0, w.k_blocks(), 0,
+                               w.column_tiles(), m_dx.data() + r0 * I, I, false});
         });
         mask_input_gradient();
     }
