@@ -20,6 +20,7 @@
 #include <doctest/doctest.h>
 #include <xtensor/xtensor.hpp>
 
+#include <xrnn/layers/bidirectional.hpp>
 #include <xrnn/layers/gru.hpp>
 #include <xrnn/layers/lstm.hpp>
 #include <xrnn/layers/rnn.hpp>
@@ -195,7 +196,7 @@ namespace
         CHECK(forward_error < layer_tolerance);
         CHECK(forward_error > 0.0);  // the products did run in bf16
 
-        const auto dy = xrnn_test::random_tensor<float, 3>({S, B, Float::hidden_size}, 22);
+        const auto dy = xrnn_test::random_tensor<float, 3>({S, B, y_float.shape()[2]}, 22);
         xrnn::zero_grad(reference);
         xrnn::zero_grad(mixed);
         const auto dx_float = xt::xtensor<float, 3>(reference.backward(dy));
@@ -242,6 +243,12 @@ TEST_CASE("bf16: LSTM, GRU and RNN layers with bf16 products stay within 4 u of 
     {
         check_layer_against_float<xrnn::rnn<float, 33, 40, 1, output::sequence>,
                                   xrnn::rnn<float, 33, 40, 1, output::sequence, xrnn::nonlinearity::tanh, bf16>>(
+            nullptr);
+    }
+    SUBCASE("bidirectional gru, both directions at once")
+    {
+        check_layer_against_float<xrnn::bigru<float, 20, 24, 1, output::sequence>,
+                                  xrnn::bigru<float, 20, 24, 1, output::sequence, xrnn::merge_mode::concat, bf16>>(
             nullptr);
     }
     SUBCASE("masked lstm and gru")

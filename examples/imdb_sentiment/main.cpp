@@ -81,6 +81,7 @@ namespace
         bool bidirectional = false;
         bool mask = false;
         bool bucket = false;
+        bool bf16 = false;
         std::string pool = "last";
         std::uint64_t seed = 1;
     };
@@ -111,6 +112,8 @@ namespace
         "                          default with --bidirectional; --no-mask turns it off)\n"
         "  --bucket                batches of reviews of similar length (fit's bucket_by_length; with --mask)\n"
         "  --pool last|max         with --bidirectional: the last states (default) or the maximum over the steps\n"
+        "  --bf16                  LSTM or GRU (one direction) with bfloat16 matrix products (xrnn::precision::bf16;\n"
+        "                          AMX where the CPU has it); weights, states and gradients stay float\n"
         "The data set: bash examples/imdb_sentiment/download.sh (needs internet), or unpack the archive you have.\n";
 
     settings parse(int argc, char** argv)
@@ -136,6 +139,7 @@ namespace
         s.seed = args.number<std::uint64_t>("seed", s.seed);
         s.keep_last = args.flag("keep-last");
         s.bidirectional = args.flag("bidirectional");
+        s.bf16 = args.flag("bf16");
         const bool mask = args.flag("mask");
         const bool no_mask = args.flag("no-mask");
         s.bucket = args.flag("bucket");
@@ -196,6 +200,11 @@ namespace
         if (s.pool != "last" && s.pool != "max")
         {
             std::fprintf(stderr, "imdb_sentiment: --pool must be last or max, not '%s'\n%s", s.pool.c_str(), usage);
+            std::exit(2);
+        }
+        if (s.bf16 && (s.model == "rnn" || s.bidirectional))
+        {
+            std::fprintf(stderr, "imdb_sentiment: --bf16 is built for the one-direction LSTM and GRU models\n");
             std::exit(2);
         }
         if (s.pool == "max" && !s.bidirectional)
@@ -270,9 +279,12 @@ namespace
     {
         const std::string name = std::string(s.bidirectional ? "Bidirectional " : "")
                                  + (s.model == "rnn" ? "RNN" : s.model == "gru" ? "GRU" : "LSTM")
-                                 + (s.mask ? " (masked)" : "") + (s.pool == "max" ? " max-pooled" : "");
+                                 + (s.mask ? " (masked)" : "") + (s.pool == "max" ? " max-pooled" : "")
+                                 + (s.bf16 ? " with bf16 products (" + std::string(xrnn::to_string(xrnn::bf16_backend()))
+                                                 + ")"
+                                           : "");
         const std::string stem = "imdb_" + std::string(s.bidirectional ? "bi" : "") + s.model
-                                 + (s.pool == "max" ? "_maxpool" : "");
+                                 + (s.pool == "max" ? "_maxpool" : "") + (s.bf16 ? "_bf16" : "");
         const std::string weights = s.load.empty() ? path_in(s, stem + ".xrnnw") : s.load;
         Model model = build<Model, Recurrent>(s);
         ranks.distribute(model);  // under mpirun: every rank trains on its part of each batch
@@ -398,6 +410,13 @@ int main(int argc, char** argv)
         using bilstm_steps = xrnn::bilstm<float, embedding_width, hidden, 1, xrnn::output::sequence>;
         using bigru_steps = xrnn::bigru<float, embedding_width, hidden, 1, xrnn::output::sequence>;
         using birnn_steps = xrnn::birnn<float, embedding_width, hidden, 1, xrnn::output::sequence>;
+        if (s.bf16)  // one-direction LSTM or GRU only (checked in parse)
+        {
+            using lstm_bf16 = xrnn::lstm<float, embedding_width, hidden, 1, xrnn::output::last, xrnn::precision::bf16>;
+            using gru_bf16 = xrnn::gru<float, embedding_width, hidden, 1, xrnn::output::last, xrnn::precision::bf16>;
+            return s.model == "gru" ? run<model_of<gru_bf16>, gru_bf16>(s, ranks)
+                                    : run<model_of<lstm_bf16>, lstm_bf16>(s, ranks);
+        }
         if (s.pool == "max")  // --bidirectional only (checked in parse)
         {
             if (s.model == "rnn")

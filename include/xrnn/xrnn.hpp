@@ -13,6 +13,7 @@
 #include <xrnn/detail/blas.hpp>
 #include <xrnn/detail/tensor.hpp>
 #include <xrnn/init.hpp>
+#include <xrnn/precision.hpp>
 #include <xrnn/layers/activations.hpp>
 #include <xrnn/layers/dropout.hpp>
 #include <xrnn/layers/embedding.hpp>

@@ -337,17 +337,20 @@ namespace xrnn
     };
 
     template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
-              merge_mode M = merge_mode::concat>
-    using bilstm = bidirectional_stack<lstm_cell<T, In, Hidden>, lstm_cell<T, 2 * Hidden, Hidden>, Layers, Out, M>;
+              merge_mode M = merge_mode::concat, class Precision = precision::native>
+    using bilstm = bidirectional_stack<lstm_cell<T, In, Hidden, Precision>, lstm_cell<T, 2 * Hidden, Hidden, Precision>,
+                                       Layers, Out, M>;
 
     template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
-              merge_mode M = merge_mode::concat>
-    using bigru = bidirectional_stack<gru_cell<T, In, Hidden>, gru_cell<T, 2 * Hidden, Hidden>, Layers, Out, M>;
+              merge_mode M = merge_mode::concat, class Precision = precision::native>
+    using bigru = bidirectional_stack<gru_cell<T, In, Hidden, Precision>, gru_cell<T, 2 * Hidden, Hidden, Precision>,
+                                      Layers, Out, M>;
 
     template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
-              merge_mode M = merge_mode::concat, nonlinearity Act = nonlinearity::tanh>
-    using birnn = bidirectional_stack<rnn_cell<T, In, Hidden, Act>, rnn_cell<T, 2 * Hidden, Hidden, Act>, Layers, Out,
-                                      M>;
+              merge_mode M = merge_mode::concat, nonlinearity Act = nonlinearity::tanh,
+              class Precision = precision::native>
+    using birnn = bidirectional_stack<rnn_cell<T, In, Hidden, Act, Precision>,
+                                      rnn_cell<T, 2 * Hidden, Hidden, Act, Precision>, Layers, Out, M>;
 }  // namespace xrnn
 
 #include <xrnn/layers/bidirectional_steps.hpp>
