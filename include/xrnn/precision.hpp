@@ -23,7 +23,9 @@
 #ifndef XRNN_PRECISION_HPP
 #define XRNN_PRECISION_HPP
 
-#include <xrnn/detail/bf16.hpp>
+#include <type_traits>
+
+#include <xrnn/detail/bf16_gemm.hpp>
 
 namespace xrnn
 {

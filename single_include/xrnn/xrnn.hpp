@@ -873,8 +873,31 @@ namespace xrnn
 #ifndef XRNN_PRECISION_HPP
 #define XRNN_PRECISION_HPP
 
+#include <type_traits>
+
+// ---- begin include/xrnn/detail/bf16_gemm.hpp ----
+// xtensor-rnn: bfloat16 matrix products with float accumulation on packed operands (detail/bf16.hpp): Intel AMX
+// tiles where the CPU and the system allow them, portable loops elsewhere.
+//
+// (B1) one tile product: C[i][j] += sum over pairs p of A[i][2p] B[2p][j] + A[i][2p+1] B[2p+1][j]; every bf16
+//      product is exact in float, and the sums are rounded as float additions.
+//
+// The AMX kernel (TDPBF16PS) is written in inline assembly, so that it needs no -mamx flag, and runs only when the
+// CPU reports AMX-TILE and AMX-BF16 (CPUID leaf 7) and Linux grants the process the tile state
+// (arch_prctl(ARCH_REQ_XCOMP_PERM), once). It takes 32 rows at a time as 2 x 2 tiles of C (two A and two B tiles
+// per 32 k, each feeding two products) and the rows left as four column tiles of one A tile; each call loads its
+// tile configuration and releases the tiles at its end. Everything else runs the portable loops.
+#ifndef XRNN_DETAIL_BF16_GEMM_HPP
+#define XRNN_DETAIL_BF16_GEMM_HPP
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
 // ---- begin include/xrnn/detail/bf16.hpp ----
-// xtensor-rnn: bfloat16 matrix products with float accumulation (precision::bf16, xrnn/precision.hpp).
+// xtensor-rnn: bfloat16 values and the packed operands of bf16 products (precision::bf16, xrnn/precision.hpp);
+// the products themselves are in detail/bf16_gemm.hpp.
 //
 //   C (m x N) (+)= A (m x K) B (K x N)      A, B rounded to bf16 (round to nearest even); C float
 //
@@ -883,32 +906,15 @@ namespace xrnn
 //   A  rows of kp = K rounded up to 32 bf16 values (one 64-byte tile row per 32 k), rows lda >= kp apart
 //   B  bf16_panels: column tiles of 16; in each, K/2 rows of 16 pairs (B[2p][j], B[2p+1][j]) (AMX's "VNNI" layout),
 //      so that element (k, j) is at ((j / 16) * kp / 2 + k / 2) * 32 + (j % 16) * 2 + k % 2; padding is 0.
-// (B1) one tile product: C[i][j] += sum over pairs p of A[i][2p] B[2p][j] + A[i][2p+1] B[2p+1][j]; every bf16
-//      product is exact in float, and the sums are rounded as float additions.
-//
-// The AMX kernel (TDPBF16PS) is written in inline assembly, so that it needs no -mamx flag, and runs only when the
-// CPU reports AMX-TILE and AMX-BF16 (CPUID leaf 7) and Linux grants the process the tile state
-// (arch_prctl(ARCH_REQ_XCOMP_PERM), once). Each call loads its tile configuration and releases the tiles at its end.
-// Everything else runs the portable loops.
 #ifndef XRNN_DETAIL_BF16_HPP
 #define XRNN_DETAIL_BF16_HPP
 
 #include <algorithm>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <vector>
-
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && !defined(XRNN_NO_AMX)
-#define XRNN_AMX_POSSIBLE 1
-#include <cpuid.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#else
-#define XRNN_AMX_POSSIBLE 0
-#endif
 
 namespace xrnn::detail
 {
@@ -1131,6 +1137,22 @@ namespace xrnn::detail
         return rows.data();
     }
 
+}  // namespace xrnn::detail
+
+#endif
+// ---- end include/xrnn/detail/bf16.hpp ----
+
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && !defined(XRNN_NO_AMX)
+#define XRNN_AMX_POSSIBLE 1
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#else
+#define XRNN_AMX_POSSIBLE 0
+#endif
+
+namespace xrnn::detail
+{
     // ---- which kernel ----------------------------------------------------------------------------------------
 
     /// Tests run both kernels in one process: with true, bf16_gemm takes the portable loops even where AMX runs.
@@ -1439,7 +1461,7 @@ namespace xrnn::detail
 }  // namespace xrnn::detail
 
 #endif
-// ---- end include/xrnn/detail/bf16.hpp ----
+// ---- end include/xrnn/detail/bf16_gemm.hpp ----
 
 namespace xrnn
 {

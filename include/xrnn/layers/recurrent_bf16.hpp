@@ -24,7 +24,7 @@
 #include <algorithm>
 #include <cstddef>
 
-#include <xrnn/detail/bf16.hpp>
+#include <xrnn/detail/bf16_gemm.hpp>
 #include <xrnn/layers/recurrent_cell.hpp>
 #include <xrnn/threads.hpp>
 
