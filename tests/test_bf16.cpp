@@ -84,7 +84,8 @@ namespace
     std::vector<float> gradients_of(Layer& layer)
     {
         std::vector<float> grads;
-        layer.for_each_parameter([&](const auto&, auto&, auto& grad) { grads.insert(grads.end(), grad.begin(), grad.end()); });
+        layer.for_each_parameter(
+            [&](const auto&, auto&, auto& grad) { grads.insert(grads.end(), grad.begin(), grad.end()); });
         return grads;
     }
 }  // namespace
@@ -340,7 +341,8 @@ TEST_CASE("bf16: a layer trained with bf16 products learns as the float one does
 {
     // 40 Adam steps of a sum-of-inputs regression; the bf16 loss ends within 10% of the float loss.
     const double float_loss = train_regression<xrnn::lstm<float, 8, 16>>();
-    const double mixed_loss = train_regression<xrnn::lstm<float, 8, 16, 1, xrnn::output::last, xrnn::precision::bf16>>();
+    using mixed = xrnn::lstm<float, 8, 16, 1, xrnn::output::last, xrnn::precision::bf16>;
+    const double mixed_loss = train_regression<mixed>();
     MESSAGE("final loss: float " << float_loss << ", bf16 " << mixed_loss);
     CHECK(mixed_loss < 0.5);  // it learned (the loss starts near 1.3)
     CHECK(std::abs(mixed_loss - float_loss) < 0.1 * float_loss + 1e-3);

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Builds the C++17 unit tests with AddressSanitizer and UndefinedBehaviorSanitizer at -O1 in build-sanitize/ and runs
+# Builds the C++17 unit tests with AddressSanitizer and UndefinedBehaviorSanitizer at -O0 in build-sanitize/ and runs
 # them with CTest. Any finding fails the run: ASan aborts on its first error (and LeakSanitizer at exit), and UBSan is
 # built with -fno-sanitize-recover=all, so undefined behaviour aborts the test instead of printing a warning.
 # Not built here: the C++20 copies, the plain-loop and all-BLAS copies (the same code under other kernels, run by
 # tools/test.sh), the packaging/consumer tests, the compile-fail tests (tests/CMakeLists.txt options): CI's time.
+# -O0 with line tables only (-g1): the sanitized build was CI's longest stage (51 of 72 minutes at -O1 with -g on
+# Dec 1); -O0 -g1 compiles in about half the time (test_lstm.cpp: 49 s against 104 s), and the tests run about 5x
+# slower (6 minutes in all), with nothing optimised away from the checks; reports keep function names and lines.
 # Then the tests of xrnn's threads again with ThreadSanitizer, in build-sanitize-thread/ (any report fails).
 # Usage: bash tools/sanitize.sh [extra ctest arguments, e.g. -R test_lstm]
 set -euo pipefail
@@ -17,6 +20,7 @@ bash tools/install-deps.sh
 flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 cmake -S . -B "$build" \
     -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_CXX_FLAGS_DEBUG=-g1 \
     -DCMAKE_CXX_FLAGS="$flags" \
     -DCMAKE_EXE_LINKER_FLAGS="$flags" \
     -DXRNN_BUILD_EXAMPLES=OFF \
@@ -25,7 +29,7 @@ cmake -S . -B "$build" \
     -DXRNN_TEST_PACKAGING=OFF \
     -DXRNN_TEST_COMPILE_FAIL=OFF \
     -DXRNN_TEST_VARIANTS=OFF \
-    -DXRNN_TEST_OPTIMIZATION=-O1
+    -DXRNN_TEST_OPTIMIZATION=-O0
 cmake --build "$build" -j "$jobs"
 
 # halt_on_error/abort_on_error: the first finding ends the test with a failure and a stack trace.
@@ -44,6 +48,7 @@ tsan_build="${build}-thread"
 tsan_flags="-fsanitize=thread -fno-omit-frame-pointer"
 cmake -S . -B "$tsan_build" \
     -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_CXX_FLAGS_DEBUG=-g1 \
     -DCMAKE_CXX_FLAGS="$tsan_flags" \
     -DCMAKE_EXE_LINKER_FLAGS="$tsan_flags" \
     -DXRNN_BUILD_EXAMPLES=OFF \

@@ -274,15 +274,19 @@ namespace
                     positive, positive >= 0.5f ? "positive" : "negative");
     }
 
+    /// What --bf16 runs on: " with bf16 products (amx)" or "(portable)".
+    std::string bf16_note()
+    {
+        return std::string(" with bf16 products (") + xrnn::to_string(xrnn::bf16_backend()) + ")";
+    }
+
     template <class Model, class Recurrent>
     int run(const settings& s, examples::ranks& ranks)
     {
         const std::string name = std::string(s.bidirectional ? "Bidirectional " : "")
                                  + (s.model == "rnn" ? "RNN" : s.model == "gru" ? "GRU" : "LSTM")
                                  + (s.mask ? " (masked)" : "") + (s.pool == "max" ? " max-pooled" : "")
-                                 + (s.bf16 ? " with bf16 products (" + std::string(xrnn::to_string(xrnn::bf16_backend()))
-                                                 + ")"
-                                           : "");
+                                 + (s.bf16 ? bf16_note() : std::string());
         const std::string stem = "imdb_" + std::string(s.bidirectional ? "bi" : "") + s.model
                                  + (s.pool == "max" ? "_maxpool" : "") + (s.bf16 ? "_bf16" : "");
         const std::string weights = s.load.empty() ? path_in(s, stem + ".xrnnw") : s.load;

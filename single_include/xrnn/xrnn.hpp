@@ -3765,7 +3765,8 @@ namespace xrnn
         /// With precision::bf16 every layer takes this path (its products run on bf16 tiles, recurrent_bf16.hpp).
         static constexpr bool bf16_products = is_bf16_precision<Precision>;
         static constexpr bool register_blocked_steps =
-            bf16_products || (I * Gx + H * Gh) * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
+            bf16_products
+            || (I * Gx + H * Gh) * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
 
         /// Rows of a tile of the register-blocked path: a register tile of detail/small_gemm.hpp, or an AMX tile.
         static constexpr std::size_t tile_rows = bf16_products ? detail::bf16_tile_rows : detail::gemm_tile<T>::rows;
@@ -6216,8 +6217,8 @@ namespace xrnn
 
     template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
               nonlinearity Act = nonlinearity::tanh, class Precision = precision::native>
-    class rnn : public recurrent_stack<rnn_cell<T, In, Hidden, Act, Precision>, rnn_cell<T, Hidden, Hidden, Act, Precision>,
-                                       Layers, Out>
+    class rnn : public recurrent_stack<rnn_cell<T, In, Hidden, Act, Precision>,
+                                       rnn_cell<T, Hidden, Hidden, Act, Precision>, Layers, Out>
     {
         using base = recurrent_stack<rnn_cell<T, In, Hidden, Act, Precision>,
                                      rnn_cell<T, Hidden, Hidden, Act, Precision>, Layers, Out>;

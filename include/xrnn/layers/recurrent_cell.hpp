@@ -186,7 +186,8 @@ namespace xrnn
         /// With precision::bf16 every layer takes this path (its products run on bf16 tiles, recurrent_bf16.hpp).
         static constexpr bool bf16_products = is_bf16_precision<Precision>;
         static constexpr bool register_blocked_steps =
-            bf16_products || (I * Gx + H * Gh) * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
+            bf16_products
+            || (I * Gx + H * Gh) * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
 
         /// Rows of a tile of the register-blocked path: a register tile of detail/small_gemm.hpp, or an AMX tile.
         static constexpr std::size_t tile_rows = bf16_products ? detail::bf16_tile_rows : detail::gemm_tile<T>::rows;

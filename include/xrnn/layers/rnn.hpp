@@ -18,8 +18,8 @@ namespace xrnn
 
     template <class T, std::size_t In, std::size_t Hidden, std::size_t Layers = 1, output Out = output::last,
               nonlinearity Act = nonlinearity::tanh, class Precision = precision::native>
-    class rnn : public recurrent_stack<rnn_cell<T, In, Hidden, Act, Precision>, rnn_cell<T, Hidden, Hidden, Act, Precision>,
-                                       Layers, Out>
+    class rnn : public recurrent_stack<rnn_cell<T, In, Hidden, Act, Precision>,
+                                       rnn_cell<T, Hidden, Hidden, Act, Precision>, Layers, Out>
     {
         using base = recurrent_stack<rnn_cell<T, In, Hidden, Act, Precision>,
                                      rnn_cell<T, Hidden, Hidden, Act, Precision>, Layers, Out>;
