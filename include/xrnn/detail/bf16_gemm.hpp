@@ -142,16 +142,50 @@ namespace xrnn::detail
 #define XRNN_TILE_ZERO(t) __asm__ volatile("tilezero %%tmm" #t ::: "memory")
 #define XRNN_TILE_DP(c, a, b) __asm__ volatile("tdpbf16ps %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::: "memory")
 
-        /// Rows [0, mr) (mr <= 16) on AMX: tiles 0-3 hold C (four column tiles), 4 A, 5-7 B.
-        inline void amx_rows(const bf16_product& q, std::size_t mr, const bf16_t* a, float* c_rows) noexcept
+        /// ldtilecfg: tiles 0-3 (C) and 4 (A) of rows rows, 5-7 (B) of 16 (k pairs), all 64 bytes wide.
+        inline void configure_tiles(std::size_t rows) noexcept
         {
             tile_config config;
             for (std::size_t t = 0; t < 8; ++t)
             {
                 config.columns_bytes[t] = 64;
-                config.rows[t] = static_cast<std::uint8_t>(t < 5 ? mr : 16);
+                config.rows[t] = static_cast<std::uint8_t>(t < 5 ? rows : 16);
             }
             __asm__ volatile("ldtilecfg %0" ::"m"(config) : "memory");
+        }
+
+        /// Tiles 0-3 from the C tiles at c0..c3 (rows stride bytes apart), or 0 when not accumulating.
+        inline void start_accumulators(bool accumulate, const float* c0, const float* c1, const float* c2,
+                                       const float* c3, long stride) noexcept
+        {
+            if (accumulate)
+            {
+                XRNN_TILE_LOAD(0, c0, stride);
+                XRNN_TILE_LOAD(1, c1, stride);
+                XRNN_TILE_LOAD(2, c2, stride);
+                XRNN_TILE_LOAD(3, c3, stride);
+            }
+            else
+            {
+                XRNN_TILE_ZERO(0);
+                XRNN_TILE_ZERO(1);
+                XRNN_TILE_ZERO(2);
+                XRNN_TILE_ZERO(3);
+            }
+        }
+
+        inline void store_accumulators(float* c0, float* c1, float* c2, float* c3, long stride) noexcept
+        {
+            XRNN_TILE_STORE(0, c0, stride);
+            XRNN_TILE_STORE(1, c1, stride);
+            XRNN_TILE_STORE(2, c2, stride);
+            XRNN_TILE_STORE(3, c3, stride);
+        }
+
+        /// Rows [0, mr) (mr <= 16) on AMX: tiles 0-3 hold C (four column tiles), 4 A, 5-7 B.
+        inline void amx_rows(const bf16_product& q, std::size_t mr, const bf16_t* a, float* c_rows) noexcept
+        {
+            configure_tiles(mr);
             const bf16_panels& b = *q.b;
             const long a_stride = static_cast<long>(q.lda * sizeof(bf16_t));
             const long c_stride = static_cast<long>(q.ldc * sizeof(float));
@@ -161,20 +195,7 @@ namespace xrnn::detail
             for (; ct + 4 <= full_tiles; ct += 4)
             {
                 float* c = c_rows + ct * bf16_tile_n;
-                if (q.accumulate)
-                {
-                    XRNN_TILE_LOAD(0, c, c_stride);
-                    XRNN_TILE_LOAD(1, c + 16, c_stride);
-                    XRNN_TILE_LOAD(2, c + 32, c_stride);
-                    XRNN_TILE_LOAD(3, c + 48, c_stride);
-                }
-                else
-                {
-                    XRNN_TILE_ZERO(0);
-                    XRNN_TILE_ZERO(1);
-                    XRNN_TILE_ZERO(2);
-                    XRNN_TILE_ZERO(3);
-                }
+                start_accumulators(q.accumulate, c, c + 16, c + 32, c + 48, c_stride);
                 for (std::size_t kb = q.kb0; kb < q.kb1; ++kb)
                 {
                     XRNN_TILE_LOAD(4, a + kb * bf16_tile_k, a_stride);
@@ -187,10 +208,7 @@ namespace xrnn::detail
                     XRNN_TILE_DP(2, 4, 7);
                     XRNN_TILE_DP(3, 4, 5);
                 }
-                XRNN_TILE_STORE(0, c, c_stride);
-                XRNN_TILE_STORE(1, c + 16, c_stride);
-                XRNN_TILE_STORE(2, c + 32, c_stride);
-                XRNN_TILE_STORE(3, c + 48, c_stride);
+                store_accumulators(c, c + 16, c + 32, c + 48, c_stride);
             }
             for (; ct < q.ct1; ++ct)  // single column tiles; a partial one through a scratch tile
             {
@@ -236,13 +254,7 @@ namespace xrnn::detail
         /// feeds two products); the column tiles left over (an odd one, a partial one) by amx_rows.
         inline void amx_rows32(const bf16_product& q, const bf16_t* a, float* c_rows) noexcept
         {
-            tile_config config;
-            for (std::size_t t = 0; t < 8; ++t)
-            {
-                config.columns_bytes[t] = 64;
-                config.rows[t] = 16;
-            }
-            __asm__ volatile("ldtilecfg %0" ::"m"(config) : "memory");
+            configure_tiles(bf16_tile_rows);
             const bf16_panels& b = *q.b;
             const long a_stride = static_cast<long>(q.lda * sizeof(bf16_t));
             const long c_stride = static_cast<long>(q.ldc * sizeof(float));
@@ -254,20 +266,7 @@ namespace xrnn::detail
             {
                 float* c = c_rows + ct * bf16_tile_n;
                 float* c_low = c + bf16_tile_rows * q.ldc;
-                if (q.accumulate)
-                {
-                    XRNN_TILE_LOAD(0, c, c_stride);
-                    XRNN_TILE_LOAD(1, c + 16, c_stride);
-                    XRNN_TILE_LOAD(2, c_low, c_stride);
-                    XRNN_TILE_LOAD(3, c_low + 16, c_stride);
-                }
-                else
-                {
-                    XRNN_TILE_ZERO(0);
-                    XRNN_TILE_ZERO(1);
-                    XRNN_TILE_ZERO(2);
-                    XRNN_TILE_ZERO(3);
-                }
+                start_accumulators(q.accumulate, c, c + 16, c_low, c_low + 16, c_stride);
                 for (std::size_t kb = q.kb0; kb < q.kb1; ++kb)
                 {
                     XRNN_TILE_LOAD(4, a + kb * bf16_tile_k, a_stride);
@@ -279,10 +278,7 @@ namespace xrnn::detail
                     XRNN_TILE_DP(2, 5, 6);
                     XRNN_TILE_DP(3, 5, 7);
                 }
-                XRNN_TILE_STORE(0, c, c_stride);
-                XRNN_TILE_STORE(1, c + 16, c_stride);
-                XRNN_TILE_STORE(2, c_low, c_stride);
-                XRNN_TILE_STORE(3, c_low + 16, c_stride);
+                store_accumulators(c, c + 16, c_low, c_low + 16, c_stride);
             }
             __asm__ volatile("tilerelease" ::: "memory");
             if (ct < q.ct1)
