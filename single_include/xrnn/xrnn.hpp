@@ -1051,10 +1051,11 @@ namespace xrnn::detail
     }
 
     /// Columns [c0, c1) of a row-major float matrix (rows ld apart), rows [r0, r1), written transposed as rows of
-    /// A: out[(c - c0) * ldo + r] (rows r >= rows read as 0). By blocks of 32 x 16: rows read whole (vectorised),
-    /// columns written a whole cache line at a time, through a tile in L1.
-    inline void pack_transposed(bf16_t* out, std::size_t ldo, const float* src, std::size_t ld, std::size_t rows,
-                                std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) noexcept
+    /// A: out[(c - c0) * ldo + r], and 0 for the rows r where keep(r) is false (not read). By blocks of 32 x 16:
+    /// rows read whole (vectorised), columns written a whole cache line at a time, through a tile in L1.
+    template <class Keep>
+    void pack_transposed(bf16_t* out, std::size_t ldo, const float* src, std::size_t ld, Keep&& keep, std::size_t r0,
+                         std::size_t r1, std::size_t c0, std::size_t c1) noexcept
     {
         constexpr std::size_t block_rows = 32;  // a 64-byte line of each output row
         constexpr std::size_t block_columns = 16;
@@ -1067,10 +1068,11 @@ namespace xrnn::detail
                 const std::size_t cn = std::min(block_columns, c1 - cb);
                 for (std::size_t i = 0; i < rn; ++i)
                 {
+                    const bool kept = keep(rb + i);
                     const float* row = src + (rb + i) * ld + cb;
                     for (std::size_t j = 0; j < cn; ++j)
                     {
-                        tile[i][j] = rb + i < rows ? to_bf16(row[j]) : bf16_t(0);
+                        tile[i][j] = kept ? to_bf16(row[j]) : bf16_t(0);
                     }
                 }
                 for (std::size_t j = 0; j < cn; ++j)
@@ -5114,7 +5116,7 @@ namespace xrnn
 // ---- begin include/xrnn/layers/recurrent_bf16.hpp ----
 // xtensor-rnn: the products of the recurrent engine with precision::bf16 (xrnn/precision.hpp): the same equations
 // as recurrent_cell.hpp, with the operands of (R3), (Q2), (Q4), (Q5) and (Q7) rounded to bfloat16 and multiplied
-// with float accumulation on AMX tiles or the portable loops (detail/bf16.hpp). Such a layer always runs the
+// with float accumulation on AMX tiles or the portable loops (detail/bf16_gemm.hpp). Such a layer always runs the
 // register-blocked path (tiles of 16 rows of each thread's part of the batch); the gate equations, (Q6) and
 // everything else stay float.
 //
@@ -5128,10 +5130,11 @@ namespace xrnn
 //         dW_h += G[I:, :Gs] | G[I:, Gx:]                                                           ((Q4), (Q5))
 // A fused layout (the LSTM's, Gs = Gx = Gh) has no zero blocks in (BF1)-(BF3); a GRU multiplies a quarter of
 // zeros there, which costs less on AMX than splitting the products would. The weights are packed at the start
-// of every forward (BF1) and backward (BF2), (BF3), so a changed weight is always used; dZ and [X~ | H~] are
-// packed once per backward for (BF4).
+// of every forward (BF1) and backward (BF2), (BF3), so a changed weight is always used. (BF2) keeps each step's
+// packed dz rows for (BF3); dZ and [X~ | H~] are packed once per backward for (BF4).
 //
-// Variable lengths: dz is 0 on dead steps (M2), so (BF3) gives dx = 0 there and (BF4) adds nothing for them.
+// Variable lengths: dz is 0 on dead steps (M2), so (BF3) gives dx = 0 there, and (BF4) packs their X~ and H~ rows
+// as 0, so that they add nothing even where the padding is not finite (the float path skips them).
 #ifndef XRNN_LAYERS_RECURRENT_BF16_HPP
 #define XRNN_LAYERS_RECURRENT_BF16_HPP
 
@@ -5219,9 +5222,11 @@ namespace xrnn
         const T* dz = m_gates.data();
         const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
 
-        // pack dZ as the B of (BF4) and the A of (BF3), and [X~ | H~_prev]^T as the A of (BF4), in chunks of rows on
-        // the threads
+        // pack dZ as the B of (BF4) and [X~ | H~_prev]^T as its A, in chunks of rows on the threads ((BF2) packed
+        // the A of (BF3)); the rows of dead steps go in as 0, so that a padding value (even NaN) adds nothing
         const detail::bf16_panels& w = m_bf16.w_x_t;
+        const std::size_t B = m_batch;
+        auto kept = [&](std::size_t r) { return r < R && alive(r / B, r % B); };
         m_bf16.dz.reshape(R, Gz);
         m_bf16.inputs_t.resize(K * rp);
         constexpr std::size_t pack_rows = 256;
@@ -5229,8 +5234,8 @@ namespace xrnn
             const std::size_t r0 = c * pack_rows;
             const std::size_t r1 = std::min(rp, r0 + pack_rows);
             detail::pack_panel_rows(m_bf16.dz, dz, Gz, r0 / 2, r1 / 2);
-            detail::pack_transposed(m_bf16.inputs_t.data(), rp, input, I, R, r0, r1, 0, I);
-            detail::pack_transposed(m_bf16.inputs_t.data() + I * rp, rp, h_prev, H, R, r0, r1, 0, H);
+            detail::pack_transposed(m_bf16.inputs_t.data(), rp, input, I, kept, r0, r1, 0, I);
+            detail::pack_transposed(m_bf16.inputs_t.data() + I * rp, rp, h_prev, H, kept, r0, r1, 0, H);
         });
 
         // (BF4): each part of 4 column tiles over all rows, in chunks of 1024 rows of dZ (in L2 with A's chunk)

@@ -153,10 +153,11 @@ namespace xrnn::detail
     }
 
     /// Columns [c0, c1) of a row-major float matrix (rows ld apart), rows [r0, r1), written transposed as rows of
-    /// A: out[(c - c0) * ldo + r] (rows r >= rows read as 0). By blocks of 32 x 16: rows read whole (vectorised),
-    /// columns written a whole cache line at a time, through a tile in L1.
-    inline void pack_transposed(bf16_t* out, std::size_t ldo, const float* src, std::size_t ld, std::size_t rows,
-                                std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1) noexcept
+    /// A: out[(c - c0) * ldo + r], and 0 for the rows r where keep(r) is false (not read). By blocks of 32 x 16:
+    /// rows read whole (vectorised), columns written a whole cache line at a time, through a tile in L1.
+    template <class Keep>
+    void pack_transposed(bf16_t* out, std::size_t ldo, const float* src, std::size_t ld, Keep&& keep, std::size_t r0,
+                         std::size_t r1, std::size_t c0, std::size_t c1) noexcept
     {
         constexpr std::size_t block_rows = 32;  // a 64-byte line of each output row
         constexpr std::size_t block_columns = 16;
@@ -169,10 +170,11 @@ namespace xrnn::detail
                 const std::size_t cn = std::min(block_columns, c1 - cb);
                 for (std::size_t i = 0; i < rn; ++i)
                 {
+                    const bool kept = keep(rb + i);
                     const float* row = src + (rb + i) * ld + cb;
                     for (std::size_t j = 0; j < cn; ++j)
                     {
-                        tile[i][j] = rb + i < rows ? to_bf16(row[j]) : bf16_t(0);
+                        tile[i][j] = kept ? to_bf16(row[j]) : bf16_t(0);
                     }
                 }
                 for (std::size_t j = 0; j < cn; ++j)

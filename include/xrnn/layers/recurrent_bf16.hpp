@@ -1,6 +1,6 @@
 // xtensor-rnn: the products of the recurrent engine with precision::bf16 (xrnn/precision.hpp): the same equations
 // as recurrent_cell.hpp, with the operands of (R3), (Q2), (Q4), (Q5) and (Q7) rounded to bfloat16 and multiplied
-// with float accumulation on AMX tiles or the portable loops (detail/bf16.hpp). Such a layer always runs the
+// with float accumulation on AMX tiles or the portable loops (detail/bf16_gemm.hpp). Such a layer always runs the
 // register-blocked path (tiles of 16 rows of each thread's part of the batch); the gate equations, (Q6) and
 // everything else stay float.
 //
@@ -14,10 +14,11 @@
 //         dW_h += G[I:, :Gs] | G[I:, Gx:]                                                           ((Q4), (Q5))
 // A fused layout (the LSTM's, Gs = Gx = Gh) has no zero blocks in (BF1)-(BF3); a GRU multiplies a quarter of
 // zeros there, which costs less on AMX than splitting the products would. The weights are packed at the start
-// of every forward (BF1) and backward (BF2), (BF3), so a changed weight is always used; dZ and [X~ | H~] are
-// packed once per backward for (BF4).
+// of every forward (BF1) and backward (BF2), (BF3), so a changed weight is always used. (BF2) keeps each step's
+// packed dz rows for (BF3); dZ and [X~ | H~] are packed once per backward for (BF4).
 //
-// Variable lengths: dz is 0 on dead steps (M2), so (BF3) gives dx = 0 there and (BF4) adds nothing for them.
+// Variable lengths: dz is 0 on dead steps (M2), so (BF3) gives dx = 0 there, and (BF4) packs their X~ and H~ rows
+// as 0, so that they add nothing even where the padding is not finite (the float path skips them).
 #ifndef XRNN_LAYERS_RECURRENT_BF16_HPP
 #define XRNN_LAYERS_RECURRENT_BF16_HPP
 
@@ -108,9 +109,11 @@ namespace xrnn
         const T* dz = m_gates.data();
         const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
 
-        // pack dZ as the B of (BF4) and the A of (BF3), and [X~ | H~_prev]^T as the A of (BF4), in chunks of rows on
-        // the threads
+        // pack dZ as the B of (BF4) and [X~ | H~_prev]^T as its A, in chunks of rows on the threads ((BF2) packed
+        // the A of (BF3)); the rows of dead steps go in as 0, so that a padding value (even NaN) adds nothing
         const detail::bf16_panels& w = m_bf16.w_x_t;
+        const std::size_t B = m_batch;
+        auto kept = [&](std::size_t r) { return r < R && alive(r / B, r % B); };
         m_bf16.dz.reshape(R, Gz);
         m_bf16.inputs_t.resize(K * rp);
         constexpr std::size_t pack_rows = 256;
@@ -118,8 +121,8 @@ namespace xrnn
             const std::size_t r0 = c * pack_rows;
             const std::size_t r1 = std::min(rp, r0 + pack_rows);
             detail::pack_panel_rows(m_bf16.dz, dz, Gz, r0 / 2, r1 / 2);
-            detail::pack_transposed(m_bf16.inputs_t.data(), rp, input, I, R, r0, r1, 0, I);
-            detail::pack_transposed(m_bf16.inputs_t.data() + I * rp, rp, h_prev, H, R, r0, r1, 0, H);
+            detail::pack_transposed(m_bf16.inputs_t.data(), rp, input, I, kept, r0, r1, 0, I);
+            detail::pack_transposed(m_bf16.inputs_t.data() + I * rp, rp, h_prev, H, kept, r0, r1, 0, H);
         });
 
         // (BF4): each part of 4 column tiles over all rows, in chunks of 1024 rows of dZ (in L2 with A's chunk)
