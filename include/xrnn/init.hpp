@@ -26,8 +26,8 @@ namespace xrnn
     namespace init
     {
         /// Every element uniform in [-limit, limit).
-        template <class T, std::size_t N>
-        void uniform(xt::xtensor<T, N>& w, double limit, random_engine& rng)
+        template <class T, std::size_t N, xt::layout_type L, class A>
+        void uniform(xt::xtensor<T, N, L, A>& w, double limit, random_engine& rng)
         {
             for (auto& v : w)
             {
@@ -36,8 +36,8 @@ namespace xrnn
         }
 
         /// Every element from N(0, stddev^2).
-        template <class T, std::size_t N>
-        void normal(xt::xtensor<T, N>& w, double stddev, random_engine& rng)
+        template <class T, std::size_t N, xt::layout_type L, class A>
+        void normal(xt::xtensor<T, N, L, A>& w, double stddev, random_engine& rng)
         {
             for (auto& v : w)
             {
@@ -46,8 +46,8 @@ namespace xrnn
         }
 
         /// Glorot (Xavier) uniform: limit = sqrt(6 / (fan_in + fan_out)); for a (fan_in, fan_out) kernel.
-        template <class T>
-        void glorot_uniform(xt::xtensor<T, 2>& w, random_engine& rng)
+        template <class T, xt::layout_type L, class A>
+        void glorot_uniform(xt::xtensor<T, 2, L, A>& w, random_engine& rng)
         {
             const double fan_in = static_cast<double>(w.shape()[0]);
             const double fan_out = static_cast<double>(w.shape()[1]);
@@ -57,8 +57,8 @@ namespace xrnn
         /// Orthogonal as Keras draws it: a normal matrix made orthonormal (QR with the signs of R's diagonal
         /// folded in, which is what Gram-Schmidt gives). A (rows, cols) kernel gets orthonormal columns when
         /// rows >= cols and orthonormal rows otherwise (the LSTM's (H, 4H) recurrent kernel: rows).
-        template <class T>
-        void orthogonal(xt::xtensor<T, 2>& w, random_engine& rng)
+        template <class T, xt::layout_type L, class A>
+        void orthogonal(xt::xtensor<T, 2, L, A>& w, random_engine& rng)
         {
             const std::size_t rows = w.shape()[0];
             const std::size_t cols = w.shape()[1];

@@ -25,6 +25,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include <xrnn/init.hpp>
+#include <xrnn/detail/tensor.hpp>
 #include <xrnn/layers/layer_traits.hpp>
 
 namespace xrnn
@@ -63,8 +64,8 @@ namespace xrnn
     template <class T, std::size_t I, std::size_t H, class Layout>
     struct recurrent_params
     {
-        xt::xtensor<T, 2> w_x;  // (I, Gx) = weight_ih^T in PyTorch
-        xt::xtensor<T, 2> w_h;  // (H, Gh) = weight_hh^T
+        aligned_tensor<T, 2> w_x;  // (I, Gx) = weight_ih^T in PyTorch; 64-byte aligned (detail/tensor.hpp)
+        aligned_tensor<T, 2> w_h;  // (H, Gh) = weight_hh^T
         xt::xtensor<T, 1> b;    // (Gz)    one bias per column of z: bias_ih + bias_hh where the two are summed
 
         recurrent_params()
