@@ -24,8 +24,8 @@
 
 #include <xtensor/xtensor.hpp>
 
-#include <xrnn/init.hpp>
 #include <xrnn/detail/tensor.hpp>
+#include <xrnn/init.hpp>
 #include <xrnn/layers/layer_traits.hpp>
 
 namespace xrnn
