@@ -14,7 +14,6 @@
 // xrnn's recurrent layers (xrnn::set_num_threads); XRNN_BENCH_THREADS=n sets n for both instead.
 #include <algorithm>
 #include <chrono>
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +24,7 @@
 #include <immintrin.h>
 
 #include <xrnn/detail/blas.hpp>
+#include <xrnn/detail/tensor.hpp>
 #include <xrnn/layers/bidirectional.hpp>
 #include <xrnn/layers/dense.hpp>
 #include <xrnn/layers/embedding.hpp>
@@ -454,12 +454,11 @@ namespace
         const std::pair<const char*, std::size_t> cells[] = {{"rnn", 1}, {"lstm", 4}, {"gru", 3}};
         for (const auto& [name, gates] : cells)
         {
-            // on 64-byte lines, as a layout could have them: from malloc's 16-byte alignment every 64-byte load
-            // straddles two lines, which measured 1.8x slower here (5.6 against 3.1 us for the LSTM's)
+            // on 64-byte lines, as the layers keep them (xrnn::cache_aligned_allocator): from malloc's 16-byte
+            // alignment every 64-byte load straddles two lines, 1.8x slower here (5.6 against 3.1 us for the LSTM's)
             const std::size_t floats = (D + H) * gates * H;
-            std::vector<float> storage(floats + 16, 0.5f);
-            const std::size_t misalignment = reinterpret_cast<std::uintptr_t>(storage.data()) / sizeof(float) % 16;
-            const float* weights = storage.data() + (16 - misalignment) % 16;
+            const std::vector<float, xrnn::cache_aligned_allocator<float>> storage(floats, 0.5f);
+            const float* weights = storage.data();
             std::vector<double> ns;
             for (int run = 0; run < 21; ++run)
             {
