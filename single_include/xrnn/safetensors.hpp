@@ -14,14 +14,8 @@
 //   xrnn::load_safetensors("model.safetensors", model, xrnn::weight_convention::torch, {"embedding", "lstm", "fc"});
 //   xrnn::save_safetensors("out.safetensors", model, xrnn::weight_convention::torch, {"embedding", "lstm", "fc"});
 //
-// The format (https://github.com/huggingface/safetensors): an 8-byte little-endian header length N, N bytes of a
-// JSON object {"<name>": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ..., "__metadata__":
-// {"key": "value"}} (possibly padded with spaces), then the tensors' raw little-endian bytes, row-major. Reading
-// enforces the format's rules: the header is at most 100 MB and fits in the file, it is valid UTF-8 JSON whose top
-// is an object, names are unique, every tensor has exactly dtype, shape and data_offsets, its byte count is
-// shape's product times the dtype's size, and the offsets, sorted, tile the data buffer exactly (contiguous, not
-// overlapping, from 0 to its end). Every violation is an io_error naming the file; nothing is allocated from sizes
-// the file claims beyond the file's own size.
+// The file format, the checks every file passes when it is read, and the dtypes read and written (F32, F64, F16,
+// BF16 in; the model's F32 or F64 out): io/safetensors_format.hpp (parse_safetensors, safetensors_values).
 //
 // Names and layouts (layers/external_tensors.hpp, and each layer's export_tensors): each layer with weights has a
 // prefix, by default its name ("embedding", "lstm", "gru", "rnn", "dense"; a repeated name gets "_1", "_2", ... as
@@ -31,11 +25,6 @@
 //   keras: Embedding embeddings (V, D); Dense kernel (In, Out), bias (Out); SimpleRNN/LSTM/GRU kernel (In, G),
 //          recurrent_kernel (H, G), bias (G), or (2, 3H) for GRU(reset_after=True); gates in Keras's order
 //          (LSTM i,f,c,o; GRU z,r,h); a stack of L layers is L Keras layers named prefix, prefix_1, ...
-//
-// Dtypes: F32, F64, F16 and BF16 tensors are read into the model's scalar type. F16 and BF16 values are exact in
-// float and double; F32 is exact in double; F64 into float rounds to the nearest float (relative error at most
-// 2^-24), and a finite F64 value beyond float's range is refused. Files are written in the model's type (F32 or
-// F64), so a save and a load give back the same bits.
 //
 // Biases. Our recurrent layers keep one bias where the cell sums two (b = bias_ih + bias_hh; for the GRU all but
 // b_in and b_hn). Loading PyTorch's weights gives the same outputs. Training on from them follows a slightly
@@ -48,6 +37,42 @@
 // extra ones, and each shape or dtype that differs, with the expected and the found.
 #ifndef XRNN_IO_SAFETENSORS_HPP
 #define XRNN_IO_SAFETENSORS_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin include/xrnn/io/safetensors_format.hpp ----
+// xtensor-rnn: the safetensors file format itself: its JSON header, its dtypes, and reading and writing its tensors
+// with every rule of the format checked. It knows tensors (external_tensor: name, shape, row-major values), not
+// layers or models; io/safetensors.hpp, the public entry, maps a model's layers onto them.
+// Opt-in like io/safetensors.hpp: not part of <xrnn/xrnn.hpp>; it needs nlohmann-json.
+//
+//   const io::safetensors_view view = io::parse_safetensors(bytes, "model.safetensors");  // io_error if invalid
+//   std::vector<float> w = io::safetensors_values<float>(view, *view.find("fc.weight"));
+//   std::string file = io::safetensors_bytes(tensors, {{"format", "pt"}});
+//
+// The format (https://github.com/huggingface/safetensors): an 8-byte little-endian header length N, N bytes of a
+// JSON object {"<name>": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ..., "__metadata__":
+// {"key": "value"}} (possibly padded with spaces), then the tensors' raw little-endian bytes, row-major. Reading
+// enforces the format's rules: the header is at most 100 MB and fits in the file, it is valid UTF-8 JSON whose top
+// is an object, names are unique, every tensor has exactly dtype, shape and data_offsets, its byte count is
+// shape's product times the dtype's size, and the offsets, sorted, tile the data buffer exactly (contiguous, not
+// overlapping, from 0 to its end). Every violation is an io_error naming the file; nothing is allocated from sizes
+// the file claims beyond the file's own size.
+//
+// Dtypes: F32, F64, F16 and BF16 tensors are read into the model's scalar type. F16 and BF16 values are exact in
+// float and double; F32 is exact in double; F64 into float rounds to the nearest float (relative error at most
+// 2^-24), and a finite F64 value beyond float's range is refused. Files are written in the model's type (F32 or
+// F64), so a save and a load give back the same bits.
+#ifndef XRNN_IO_SAFETENSORS_FORMAT_HPP
+#define XRNN_IO_SAFETENSORS_FORMAT_HPP
 
 #include <algorithm>
 #include <cmath>
@@ -494,7 +519,16 @@ namespace xrnn
             }
             return std::move(out.bytes());
         }
+    }  // namespace io
+}  // namespace xrnn
 
+#endif
+// ---- end include/xrnn/io/safetensors_format.hpp ----
+
+namespace xrnn
+{
+    namespace io
+    {
         template <class L, class T, class = void>
         struct has_external_tensors : std::false_type
         {
