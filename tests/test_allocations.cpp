@@ -8,6 +8,7 @@
 // allocator, i.e. posix_memalign, not operator new. Counting is switched on only around the calls measured, and
 // counts every thread. Allocations made by the BLAS library's own code (OpenBLAS mallocs a small job structure in
 // some sgemm calls) are counted apart, by the caller's address: they are reported, and not the layers' doing.
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
@@ -420,13 +421,15 @@ TEST_CASE("memory: a training step keeps what recurrent_cell.hpp states (the IMD
     lstm.backward(dy);
 
     // per layer: gates/dz, h_0..h_S, c_0..c_S, the input copy (first layer), dx; then the (B, H) running
-    // gradients dh, dc, the register-blocked backward's W_h^T (G, H), (Q7)'s W_x^T (G, I) and bias sums per tile
-    // of rows; the stack:
+    // gradients dh, dc, the register-blocked backward's W_h^T (G, H), (Q7)'s W_x^T (G, I), bias sums per tile
+    // of rows and the packed chunks of (Q4) and (Q5) (one product over the G columns); the stack:
     // its output (B, H), final h and c (1, B, H), initial-state gradients (1, B, H)
     const std::size_t grows = (S * B * G + 2 * (S + 1) * B * Hd + S * B * I + S * B * I) * e;
     constexpr std::size_t tile = xrnn::detail::gemm_tile<float>::rows;
     const std::size_t fixed =
-        (2 * B * Hd + G * Hd + G * I + (B + tile - 1) / tile * G) * e + (B * Hd + 4 * B * Hd) * e;
+        (2 * B * Hd + G * Hd + G * I + (B + tile - 1) / tile * G + xrnn::detail::outer_scratch_values<float, G>(I + Hd))
+            * e
+        + (B * Hd + 4 * B * Hd) * e;
     CHECK(lstm.workspace_bytes() == grows + fixed);
     MESSAGE("IMDB LSTM training step (S = 200, B = 64, I = H = 128, float): the lstm layer holds ",
             lstm.workspace_bytes(), " bytes (", lstm.workspace_bytes() / 1048576.0, " MiB), of which ", grows,
@@ -462,12 +465,15 @@ TEST_CASE("memory: a gru training step keeps what recurrent_cell.hpp states (z o
     gru.forward(x, xrnn::mode::training);
     gru.backward(dy);
     // per layer: gates/dz (Gz wide), h_0..h_S, the input copy, dx; then the running dh, the cell's direct dh',
-    // W_h^T (Gh, H), W_x^T (Gx = Gh, I) and the bias sums per tile of rows (Gz wide); the stack: output (B, H),
-    // final h (1, B, H),
-    // initial-state gradient (1, B, H)
+    // W_h^T (Gh, H), W_x^T (Gx = Gh, I), the bias sums per tile of rows (Gz wide) and the packed chunks of (Q4),
+    // (Q5) (the largest of their three products: the 2H shared columns, the input-only and the recurrent-only H);
+    // the stack: output (B, H), final h (1, B, H), initial-state gradient (1, B, H)
     const std::size_t grows = (S * B * Gz + (S + 1) * B * Hd + S * B * I + S * B * I) * e;
     constexpr std::size_t tile = xrnn::detail::gemm_tile<float>::rows;
-    const std::size_t fixed = (2 * B * Hd + Gh * Hd + Gh * I + (B + tile - 1) / tile * Gz) * e + 3 * B * Hd * e;
+    const std::size_t packs = std::max({xrnn::detail::outer_scratch_values<float, 2 * Hd>(I + Hd),
+                                        xrnn::detail::outer_scratch_values<float, Hd>(I),
+                                        xrnn::detail::outer_scratch_values<float, Hd>(Hd)});
+    const std::size_t fixed = (2 * B * Hd + Gh * Hd + Gh * I + (B + tile - 1) / tile * Gz + packs) * e + 3 * B * Hd * e;
     CHECK(gru.workspace_bytes() == grows + fixed);
     MESSAGE("IMDB GRU training step (S = 200, B = 64, I = H = 128, float): the gru layer holds ",
             gru.workspace_bytes(), " bytes (", gru.workspace_bytes() / 1048576.0, " MiB), of which ", grows,

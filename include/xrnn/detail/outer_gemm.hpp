@@ -11,21 +11,28 @@
 // and take a core from xrnn's threads in the next pass (measured in benchmarks/README.md), and OpenBLAS 0.3.21 has
 // no way to make one call single-threaded without changing the process's global setting.
 //
-// accumulate_outer_products: the N columns are split into fixed parts of part_columns (each part one task of the
-// pass, whatever the number of threads); within a part, the rows are taken in chunks of chunk_rows (a chunk of D's
-// columns and of A stays in L2 while every tile of G runs over it), and each tile of G (Rows x Packs packs, as in
-// small_gemm.hpp) is loaded, accumulated in registers over the chunk's rows and stored back. Every element of G is
-// therefore summed in the same order (chunk by chunk, rows ascending) whatever the number of threads, and
-// parallel_gemm_rows computes each row alone: results are bit-identical on any number of threads.
+// accumulate_outer_products: the N columns are split into one part per thread (whole SIMD packs, about as many
+// each). A part takes the live rows in chunks of outer_chunk_rows and packs each chunk once into the scratch the
+// caller owns: D's columns of the part by column block (one tile wide), and A by tile row (8 of its columns, row
+// after row). Each tile of G (Rows x Packs packs, as in small_gemm.hpp) is then loaded, accumulated in registers
+// over the chunk's rows from two contiguous streams (a 4 KB block of A~ and a 24 KB block of D~, both in L1) and
+// stored back; a column block's D~ stays in L1 while every tile row of every term runs over it, and A is read from
+// memory once per part. Before the packing, each tile gathered its rows ldd apart from L2 or memory, and A was read
+// once per 96 columns: IMDB LSTM shapes, (Q4) + (Q5), 2 threads, 16.2 ms -> 13.4 ms (206 -> 251 GFLOP/s).
+// Every element of G is summed in the same order (rows ascending; a store and a reload between chunks round
+// nothing) whatever the number of threads or the chunk size, and parallel_gemm_rows computes each row alone:
+// results are bit-identical on any number of threads.
 #ifndef XRNN_DETAIL_OUTER_GEMM_HPP
 #define XRNN_DETAIL_OUTER_GEMM_HPP
 
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 #include <xrnn/detail/simd.hpp>
 #include <xrnn/detail/small_gemm.hpp>
+#include <xrnn/detail/tensor.hpp>
 #include <xrnn/threads.hpp>
 
 namespace xrnn::detail
@@ -51,164 +58,246 @@ namespace xrnn::detail
         const std::size_t* count = nullptr;
     };
 
+    /// Live rows of D per chunk of accumulate_outer_products (see the top of this file).
+    constexpr std::size_t outer_chunk_rows = 128;
+
     namespace outer_gemm_impl
     {
-        constexpr std::size_t max_chunk_blocks = 256;
-
         template <class P, class T, std::size_t... J>
         XRNN_TILE_INLINE void load_row(typename P::value (&acc)[sizeof...(J)], const T* g, std::index_sequence<J...>)
         {
             ((acc[J] = P::load(g + J * P::size)), ...);
         }
 
-        /// The rows of a chunk that are summed: ranges [first, second) in ascending order.
-        struct row_ranges
+        /// One run of consecutive live rows: the first and how many.
+        struct row_run
         {
-            const std::pair<std::size_t, std::size_t>* range;
+            std::size_t first;
             std::size_t count;
         };
 
-        /// G[0:R, 0:V packs] += sum over the rows r of the ranges of A[r, 0:R]^T D[r, 0:V packs]; a, d, g at the
-        /// tile's corner.
+        /// G[0:R, 0:V packs] += sum over r < n of a[r][R] d[r][V packs]; a (n x R) and d (n x V packs) packed
+        /// contiguous, g at the tile's corner.
         template <class P, class T, std::size_t... R, std::size_t... V>
-        XRNN_TILE_INLINE void tile(row_ranges rows, const T* a, std::size_t lda, const T* d, std::size_t ldd, T* g,
-                                   std::size_t ldg, std::index_sequence<R...>, std::index_sequence<V...>)
+        XRNN_TILE_INLINE void tile(std::size_t n, const T* a, const T* d, T* g, std::size_t ldg,
+                                   std::index_sequence<R...>, std::index_sequence<V...>)
         {
             using value = typename P::value;
             using packs = std::index_sequence<V...>;
-            value acc[sizeof...(R)][sizeof...(V)];
+            constexpr std::size_t rows = sizeof...(R);
+            constexpr std::size_t width = sizeof...(V) * P::size;
+            value acc[rows][sizeof...(V)];
             (load_row<P>(acc[R], g + R * ldg, packs{}), ...);
-            for (std::size_t k = 0; k < rows.count; ++k)
+            for (std::size_t r = 0; r < n; ++r)
             {
-                for (std::size_t r = rows.range[k].first; r < rows.range[k].second; ++r)
-                {
-                    const T* d_row = d + r * ldd;
-                    const T* a_row = a + r * lda;
-                    const value w[sizeof...(V)] = {P::load(d_row + V * P::size)...};
-                    (small_gemm_impl::fma_row<P>(acc[R], P::broadcast(a_row[R]), w, packs{}), ...);
-                }
+                const value w[sizeof...(V)] = {P::load(d + r * width + V * P::size)...};
+                (small_gemm_impl::fma_row<P>(acc[R], P::broadcast(a[r * rows + R]), w, packs{}), ...);
             }
             (small_gemm_impl::store_row<P>(g + R * ldg, acc[R], packs{}), ...);
         }
 
-        /// Rows rows of G (at a, g) over Width columns (at d, g): wide tiles, one narrower tile, single columns.
-        template <class T, std::size_t Width, std::size_t Rows>
-        XRNN_TILE_INLINE void row_block(row_ranges chunk, const T* a, std::size_t lda, const T* d, std::size_t ldd,
-                                        T* g, std::size_t ldg)
+        /// f(column, width) for one block of 1 .. packs - 1 SIMD packs (none when count is 0).
+        template <class P, class F, std::size_t... K>
+        XRNN_TILE_INLINE void narrower_block(std::size_t count, std::size_t column, F& f, std::index_sequence<K...>)
+        {
+            ((count == K + 1 ? f(column, std::integral_constant<std::size_t, (K + 1) * P::size>{}) : void()), ...);
+        }
+
+        /// f(column, width) for the column blocks of a part, each one tile wide: the SIMD packs [first, last) in
+        /// wide tiles and one narrower tile, then, in the last part (tail), N's columns after its last whole pack.
+        template <class T, std::size_t N, class F>
+        XRNN_TILE_INLINE void for_each_block(std::size_t first, std::size_t last, bool tail, F&& f)
         {
             using P = vector_pack<T>;
             constexpr std::size_t packs = gemm_tile<T>::packs;
-            constexpr std::size_t wide = packs * P::size;
-            constexpr std::size_t wide_end = Width - Width % wide;
-            constexpr std::size_t pack_end = P::size > 1 ? Width - Width % P::size : wide_end;
-            using rows = std::make_index_sequence<Rows>;
-            for (std::size_t col = 0; col < wide_end; col += wide)
+            constexpr std::size_t pack_end = N - N % P::size;
+            std::size_t col = first;
+            for (; col + packs * P::size <= last; col += packs * P::size)
             {
-                tile<P>(chunk, a, lda, d + col, ldd, g + col, ldg, rows{}, std::make_index_sequence<packs>{});
+                f(col, std::integral_constant<std::size_t, packs * P::size>{});
             }
-            if constexpr (pack_end > wide_end)
+            narrower_block<P>((last - col) / P::size, col, f, std::make_index_sequence<packs - 1>{});
+            for (col = pack_end; tail && col < N; ++col)
             {
-                tile<P>(chunk, a, lda, d + wide_end, ldd, g + wide_end, ldg, rows{},
-                        std::make_index_sequence<(pack_end - wide_end) / P::size>{});
-            }
-            for (std::size_t col = pack_end; col < Width; ++col)
-            {
-                tile<scalar_pack<T>>(chunk, a, lda, d + col, ldd, g + col, ldg, rows{}, std::make_index_sequence<1>{});
+                f(col, std::integral_constant<std::size_t, 1>{});
             }
         }
 
-        template <class T, std::size_t Width, std::size_t... M>
-        void remainder_rows(std::size_t m, row_ranges chunk, const T* a, std::size_t lda, const T* d,
-                            std::size_t ldd, T* g, std::size_t ldg, std::index_sequence<M...>)
+        /// m rows (1 .. Rows of a tile) of G by one column block of W columns at g: G += A~^T D~, a being A~
+        /// packed (n x m), d the block of D~ (n x W).
+        template <class T, std::size_t W, std::size_t... M>
+        XRNN_TILE_INLINE void block_rows(std::size_t m, std::size_t n, const T* a, const T* d, T* g, std::size_t ldg,
+                                         std::index_sequence<M...>)
         {
-            ((m == M + 1 ? row_block<T, Width, M + 1>(chunk, a, lda, d, ldd, g, ldg) : void()), ...);
+            using P = std::conditional_t<W % vector_pack<T>::size == 0, vector_pack<T>, scalar_pack<T>>;
+            ((m == M + 1 ? tile<P>(n, a, d, g, ldg, std::make_index_sequence<M + 1>{},
+                                   std::make_index_sequence<W / P::size>{})
+                         : void()),
+             ...);
         }
 
-        /// One part: columns [0, Width) of D and of every G (pointers at the part's first column).
-        template <class T, std::size_t Width>
-        void part(const live_rows& live, std::size_t chunk_rows, const T* d, std::size_t ldd,
-                  const outer_term<T>* terms, std::size_t term_count, std::size_t column)
+        /// to[0:W] = from[0:W], by SIMD packs where W allows.
+        template <std::size_t W, class T>
+        XRNN_TILE_INLINE void copy_values(const T* from, T* to)
+        {
+            using P = vector_pack<T>;
+            if constexpr (W % P::size == 0)
+            {
+                for (std::size_t j = 0; j < W; j += P::size)
+                {
+                    P::store(to + j, P::load(from + j));
+                }
+            }
+            else
+            {
+                std::copy(from, from + W, to);
+            }
+        }
+
+        /// One part: the columns [first, last) of D and of every G (and the tail, see for_each_block), over the
+        /// live rows in chunks of up to outer_chunk_rows, in ascending order, packed into scratch (see the top of
+        /// this file).
+        template <class T, std::size_t N>
+        void part(const live_rows& live, const T* d, std::size_t ldd, const outer_term<T>* terms,
+                  std::size_t term_count, std::size_t first, std::size_t last, bool tail, T* scratch)
         {
             constexpr std::size_t tile_rows = gemm_tile<T>::rows;
-            const std::size_t rows = live.blocks * live.block;
-            // chunks of chunk_rows rows; with counts, of whole blocks (at least one), each summing their live rows
-            const std::size_t chunk_blocks
-                = std::min(max_chunk_blocks, std::max<std::size_t>(1, chunk_rows / live.block));
-            const std::size_t step = live.count == nullptr ? chunk_rows : chunk_blocks * live.block;
-            std::pair<std::size_t, std::size_t> ranges[max_chunk_blocks];
-            for (std::size_t r0 = 0; r0 < rows; r0 += step)
+            constexpr std::size_t chunk_rows = outer_chunk_rows;
+            const std::size_t columns = (tail ? N : last) - first;
+            T* const packed_d = scratch;  // chunk_rows * columns, then A~: chunk_rows * the terms' k
+            T* const packed_a = packed_d + chunk_rows * columns;
+            row_run runs[chunk_rows];
+            std::size_t block = 0;
+            std::size_t offset = 0;  // the next live row is block * live.block + offset
+            for (;;)
             {
-                row_ranges chunk{ranges, 0};
-                if (live.count == nullptr)
+                std::size_t run_count = 0;
+                std::size_t n = 0;
+                while (n < chunk_rows && block < live.blocks)
                 {
-                    ranges[chunk.count++] = {r0, std::min(rows, r0 + step)};
-                }
-                const std::size_t b_end = std::min(live.blocks, r0 / live.block + chunk_blocks);
-                for (std::size_t b = r0 / live.block; live.count != nullptr && b < b_end; ++b)
-                {
-                    if (live.count[b] > 0)
+                    const std::size_t alive = live.count == nullptr ? live.block : live.count[block];
+                    if (offset >= alive)
                     {
-                        ranges[chunk.count++] = {b * live.block, b * live.block + live.count[b]};
+                        ++block;
+                        offset = 0;
+                        continue;
+                    }
+                    const std::size_t take = std::min(alive - offset, chunk_rows - n);
+                    runs[run_count++] = {block * live.block + offset, take};
+                    n += take;
+                    offset += take;
+                }
+                if (n == 0)
+                {
+                    return;
+                }
+                // D~: row after row (D is read in order), each row's columns into their blocks
+                for (std::size_t k = 0, at = 0; k < run_count; ++k)
+                {
+                    for (std::size_t r = runs[k].first; r < runs[k].first + runs[k].count; ++r, ++at)
+                    {
+                        const T* d_row = d + r * ldd;
+                        for_each_block<T, N>(first, last, tail, [&](std::size_t col, auto width) {
+                            constexpr std::size_t w = decltype(width)::value;
+                            copy_values<w>(d_row + col, packed_d + (col - first) * n + at * w);
+                        });
                     }
                 }
-                if (chunk.count == 0)
-                {
-                    continue;
-                }
+                // A~: term by term, tile row by tile row (the last one m < tile_rows wide), row after row
+                T* out = packed_a;
                 for (std::size_t t = 0; t < term_count; ++t)
                 {
                     const outer_term<T>& term = terms[t];
-                    for (std::size_t i = 0; i < term.k; i += tile_rows)
+                    for (std::size_t k = 0, at = 0; k < run_count; ++k)
                     {
-                        const T* a = term.a + i;
-                        T* g = term.g + i * term.ldg + column;
-                        if (i + tile_rows <= term.k)
+                        for (std::size_t r = runs[k].first; r < runs[k].first + runs[k].count; ++r, ++at)
                         {
-                            row_block<T, Width, tile_rows>(chunk, a, term.lda, d, ldd, g, term.ldg);
-                        }
-                        else
-                        {
-                            remainder_rows<T, Width>(term.k - i, chunk, a, term.lda, d, ldd, g, term.ldg,
-                                                     std::make_index_sequence<tile_rows - 1>{});
+                            const T* a_row = term.a + r * term.lda;
+                            for (std::size_t i = 0; i < term.k; i += tile_rows)
+                            {
+                                const std::size_t m = std::min(tile_rows, term.k - i);
+                                if (m == tile_rows)
+                                {
+                                    copy_values<tile_rows>(a_row + i, out + i * n + at * tile_rows);
+                                }
+                                else
+                                {
+                                    std::copy(a_row + i, a_row + i + m, out + i * n + at * m);
+                                }
+                            }
                         }
                     }
+                    out += term.k * n;
                 }
+
+                // G: column block by column block (its D~ stays in L1), every tile row of every term
+                for_each_block<T, N>(first, last, tail, [&](std::size_t col, auto width) {
+                    constexpr std::size_t w = decltype(width)::value;
+                    const T* a = packed_a;
+                    for (std::size_t t = 0; t < term_count; ++t)
+                    {
+                        const outer_term<T>& term = terms[t];
+                        for (std::size_t i = 0; i < term.k; i += tile_rows)
+                        {
+                            block_rows<T, w>(std::min(tile_rows, term.k - i), n, a + i * n,
+                                             packed_d + (col - first) * n, term.g + i * term.ldg + col, term.ldg,
+                                             std::make_index_sequence<tile_rows>{});
+                        }
+                        a += term.k * n;
+                    }
+                });
             }
         }
     }  // namespace outer_gemm_impl
 
-    /// Columns of one part of accumulate_outer_products: two wide tiles (96 floats with AVX-512), so that A is
-    /// read N / part_columns times in all while the parts still keep two or three threads busy.
-    template <class T>
-    constexpr std::size_t outer_part_columns = 2 * gemm_tile<T>::packs * vector_pack<T>::size;
+    namespace outer_gemm_impl
+    {
+        /// Parts of accumulate_outer_products<T, N>: one per thread (A is read once per part), a wide tile each
+        /// at least.
+        template <class T, std::size_t N>
+        std::size_t parts()
+        {
+            return std::max<std::size_t>(1, std::min(num_threads(), N / vector_pack<T>::size / gemm_tile<T>::packs));
+        }
+    }  // namespace outer_gemm_impl
 
-    /// Rows of D per chunk of accumulate_outer_products (see the top of this file).
-    constexpr std::size_t outer_chunk_rows = 256;
+    /// The scratch values accumulate_outer_products<T, N> uses on the current number of threads, the terms'
+    /// k summing to a_values: per part, a chunk of D~ (its columns) and of A~ (a_values).
+    template <class T, std::size_t N>
+    std::size_t outer_scratch_values(std::size_t a_values)
+    {
+        constexpr std::size_t size = vector_pack<T>::size;
+        const std::size_t parts = outer_gemm_impl::parts<T, N>();
+        return parts * outer_chunk_rows * ((N / size + parts - 1) / parts * size + N % size + a_values);
+    }
 
     /// For every term t: G_t (k_t x N) += A_t^T D, D (rows x N, rows ldd apart), summed over the rows; on xrnn's
-    /// threads, bit-identical on any number of them. No G_t may overlap D or an A.
-    template <class T, std::size_t N, std::size_t Terms>
+    /// threads, bit-identical on any number of them. No G_t may overlap D or an A. scratch (a 1-D xtensor) holds
+    /// the packed chunks, outer_scratch_values(...) values, and is grown to that if smaller.
+    template <class T, std::size_t N, std::size_t Terms, class Scratch>
     void accumulate_outer_products(const live_rows& rows, const T* d, std::size_t ldd,
-                                   const outer_term<T> (&terms)[Terms])
+                                   const outer_term<T> (&terms)[Terms], Scratch& scratch)
     {
-        constexpr std::size_t width = outer_part_columns<T>;
-        constexpr std::size_t whole = N / width;
-        constexpr std::size_t parts = whole + (N % width != 0 ? 1 : 0);
+        constexpr std::size_t size = vector_pack<T>::size;
         if (rows.blocks == 0 || rows.block == 0)
         {
             return;
         }
+        const std::size_t parts = outer_gemm_impl::parts<T, N>();
+        std::size_t a_values = 0;
+        for (const outer_term<T>& term : terms)
+        {
+            a_values += term.k;
+        }
+        const std::size_t part_values = outer_scratch_values<T, N>(a_values) / parts;
+        ensure_capacity(scratch, parts * part_values);
+        T* const scratch_data = scratch.data();
         parallel_for(parts, [&](std::size_t p) {
             flush_denormals_scope flush_denormals;
-            const std::size_t column = p * width;
-            if (p < whole)
-            {
-                outer_gemm_impl::part<T, width>(rows, outer_chunk_rows, d + column, ldd, terms, Terms, column);
-            }
-            else if constexpr (N % width != 0)
-            {
-                outer_gemm_impl::part<T, N % width>(rows, outer_chunk_rows, d + column, ldd, terms, Terms, column);
-            }
+            constexpr std::size_t packs = N / size;  // whole SIMD packs; the columns after them: the last part
+            outer_gemm_impl::part<T, N>(rows, d, ldd, terms, Terms, p * packs / parts * size,
+                                        (p + 1) * packs / parts * size, p + 1 == parts,
+                                        scratch_data + p * part_values);
         });
     }
 

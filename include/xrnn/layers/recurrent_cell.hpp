@@ -57,9 +57,11 @@
 //   h~        S * B * H * e            only with recurrent dropout
 // and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller: the running dh
 // and dc, the cell's direct dh' (cells that have one), the register-blocked backward's W_h^T (Gh * H * e), (Q7)'s
-// W_x^T (Gx * I * e) and per-tile bias sums (ceil(B / tile rows) * Gz * e). An inference forward keeps h (the
-// layer's output) and a gate buffer of B rows (at most max(B, inference_chunk_rows) rows on the BLAS path), c
-// ping-pongs between two (B, H) rows, and the input is not copied. workspace_bytes() returns what the buffers hold.
+// W_x^T (Gx * I * e), per-tile bias sums (ceil(B / tile rows) * Gz * e) and the packed chunks of (Q4), (Q5)
+// (outer_chunk_rows * (about Gz / threads + I + H) * e per thread: 256 KB each for the IMDB LSTM). An inference
+// forward keeps h (the layer's output) and a gate buffer of B rows (at most max(B, inference_chunk_rows) rows on
+// the BLAS path), c ping-pongs between two (B, H) rows, and the input is not copied. workspace_bytes() returns
+// what the buffers hold.
 // Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
 #ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
 #define XRNN_LAYERS_RECURRENT_CELL_HPP
@@ -411,8 +413,9 @@ namespace xrnn
         xt::xtensor<T, 2> m_dh;         // (B, H) running dh_t, dh_0 at the end
         xt::xtensor<T, 2> m_dc;         // (B, H) running dc_t, dc_0 at the end
         xt::xtensor<T, 2> m_dh_direct;  // (B, H) the cell's direct part of dh_{t-1} (direct_hidden_gradient only)
-        xt::xtensor<T, 2> m_w_h_transposed;  // (Gh, H) W_h^T for (Q2) on the register-blocked path
-        xt::xtensor<T, 2> m_w_x_transposed;  // (Gx, I) W_x^T for (Q7)
+        aligned_tensor<T, 2> m_w_h_transposed;  // (Gh, H) W_h^T for (Q2) on the register-blocked path
+        aligned_tensor<T, 2> m_w_x_transposed;  // (Gx, I) W_x^T for (Q7)
+        aligned_tensor<T, 1> m_outer_packs;     // (Q4), (Q5): the packed chunks (detail/outer_gemm.hpp); grow-only
         xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
         xt::xtensor<T, 2> m_dh_product;      // (B, H) (Q2) on the BLAS path with lengths (dead rows keep dh)
         detail::bf16_workspace m_bf16;       // precision::bf16: the packed operands (recurrent_bf16.hpp)
@@ -583,8 +586,9 @@ namespace xrnn
         std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
                              + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
                              + m_dh_direct.size() + m_w_h_transposed.size() + m_w_x_transposed.size()
-                             + m_bias_sums.size() + m_dh_product.size() + m_step_z.size() + m_step_hw.size()
-                             + m_next.h.size() + m_step_grads.dx.size() + m_step_grads.d_prev.h.size()
+                             + m_outer_packs.size() + m_bias_sums.size() + m_dh_product.size() + m_step_z.size()
+                             + m_step_hw.size() + m_next.h.size() + m_step_grads.dx.size()
+                             + m_step_grads.d_prev.h.size()
                              + m_bf16.bytes() / sizeof(T);
         if constexpr (has_cell_state)
         {

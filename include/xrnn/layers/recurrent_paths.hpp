@@ -391,17 +391,17 @@ namespace xrnn
         if constexpr (Gs > 0)  // (Q4) and (Q5), shared columns
         {
             const outer_term<T> terms[2] = {{input, I, I, dw_x, Gx}, {h_prev, H, H, dw_h, Gh}};
-            detail::accumulate_outer_products<T, Gs>(rows, dz, Gz, terms);
+            detail::accumulate_outer_products<T, Gs>(rows, dz, Gz, terms, m_outer_packs);
         }
         if constexpr (Gx > Gs)  // (Q4), the input-only columns
         {
             const outer_term<T> terms[1] = {{input, I, I, dw_x + Gs, Gx}};
-            detail::accumulate_outer_products<T, Gx - Gs>(rows, dz + Gs, Gz, terms);
+            detail::accumulate_outer_products<T, Gx - Gs>(rows, dz + Gs, Gz, terms, m_outer_packs);
         }
         if constexpr (Gh > Gs)  // (Q5), the recurrent-only columns
         {
             const outer_term<T> terms[1] = {{h_prev, H, H, dw_h + Gs, Gh}};
-            detail::accumulate_outer_products<T, Gh - Gs>(rows, dz + Gx, Gz, terms);
+            detail::accumulate_outer_products<T, Gh - Gs>(rows, dz + Gx, Gz, terms, m_outer_packs);
         }
         detail::ensure_shape(m_w_x_transposed, {Gx, I});
         for (std::size_t i = 0; i < I; ++i)
