@@ -379,7 +379,7 @@ TEST_CASE("allocations: none in a training forward and backward of rnn, lstm and
 TEST_CASE("allocations: none in the thread pool's passes (2 threads, batches that split)")
 {
     // 200 steps: 200 * 48 * 128 (lstm) and 200 * 48 * 32 (rnn) multiply-adds per row, so batch 40 splits into
-    // 2 parts (recurrent_paths.hpp, part_count); the warm-up step starts the pool's worker
+    // 2 parts (recurrent_forward.hpp, part_count); the warm-up step starts the pool's worker
     xrnn::set_num_threads(2);
     xrnn::recurrent_options dropout;
     dropout.dropout = 0.2;

@@ -1,4 +1,4 @@
-// Variable-length sequences (recurrent_cell.hpp (M1)-(M4), recurrent_stack.hpp (M5), (M6)): a padded batch with
+// Variable-length sequences (recurrent_masking.hpp (M1)-(M4), recurrent_stack.hpp (M5), (M6)): a padded batch with
 // one length per sequence gives what each sequence gives alone (outputs, final states, dx and every parameter
 // gradient), on rnn, lstm and gru, stacked, with truncated BPTT, on the register-tiled path and (built with
 // XRNN_REGISTER_BLOCKED_MAX_BYTES=0 as test_masking_blas) the BLAS path, on 1, 2 and 3 threads; with dropout the

@@ -75,7 +75,7 @@ namespace
     }
 
     /// Every result bit-identical with 1, 2 and 3 threads. The shapes split: a part takes at least 2^22
-    /// multiply-adds over all steps (recurrent_paths.hpp, part_count), and a row here is S (I + H) G of them.
+    /// multiply-adds over all steps (recurrent_forward.hpp, part_count), and a row here is S (I + H) G of them.
     template <class Layer>
     void check_thread_count_independent(const xrnn::recurrent_options& options, std::size_t steps, std::size_t batch)
     {

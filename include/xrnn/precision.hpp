@@ -4,10 +4,11 @@
 //
 // precision::native (the default): every product in T, as the rest of the library.
 // precision::bf16 (mixed precision, T = float only): the weights, states, gates and gradients stay float, and the
-// optimizer updates the float weights; only the operands of the matrix products, (R3), (Q2), (Q4), (Q5) and (Q7) of
-// recurrent_cell.hpp, are rounded to bfloat16 (8-bit mantissa, round to nearest even) and multiplied with float
-// accumulation, as oneDNN's and PyTorch's bf16 autocast do. Each product term then has a relative error of at most
-// 2 u + u^2, u = 2^-8, against about 2^-24 in float: results agree with float to about 3 significant digits.
+// optimizer updates the float weights; only the operands of the matrix products, (R3), (Q2), (Q4), (Q5) and (Q7)
+// (recurrent_forward.hpp, recurrent_backward.hpp), are rounded to bfloat16 (8-bit mantissa, round to nearest even)
+// and multiplied with float accumulation, as oneDNN's and PyTorch's bf16 autocast do. Each product term then has a
+// relative error of at most 2 u + u^2, u = 2^-8, against about 2^-24 in float: results agree with float to about
+// 3 significant digits.
 // The gate equations run in float. The weights are rounded into bf16 panels at the start of each forward and
 // backward pass, so a weight changed between passes (an optimizer step, a load) is always the one used.
 //

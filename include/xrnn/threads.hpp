@@ -1,7 +1,7 @@
 // xtensor-rnn: the threads the recurrent layers split a batch over.
 //
 // The sequences of a batch are independent through all S steps of a recurrent layer, so its forward runs each
-// thread's rows through every step on their own (recurrent_cell.hpp): one fork and one join per layer and
+// thread's rows through every step on their own (recurrent_forward.hpp): one fork and one join per layer and
 // forward, no synchronisation per step. A row's result does not depend on the number of threads.
 //
 //   xrnn::num_threads()        how many threads (the caller's own included) a parallel pass uses

@@ -305,7 +305,7 @@ namespace xrnn
 // xtensor-rnn: the threads the recurrent layers split a batch over.
 //
 // The sequences of a batch are independent through all S steps of a recurrent layer, so its forward runs each
-// thread's rows through every step on their own (recurrent_cell.hpp): one fork and one join per layer and
+// thread's rows through every step on their own (recurrent_forward.hpp): one fork and one join per layer and
 // forward, no synchronisation per step. A row's result does not depend on the number of threads.
 //
 //   xrnn::num_threads()        how many threads (the caller's own included) a parallel pass uses
@@ -911,10 +911,11 @@ namespace xrnn
 //
 // precision::native (the default): every product in T, as the rest of the library.
 // precision::bf16 (mixed precision, T = float only): the weights, states, gates and gradients stay float, and the
-// optimizer updates the float weights; only the operands of the matrix products, (R3), (Q2), (Q4), (Q5) and (Q7) of
-// recurrent_cell.hpp, are rounded to bfloat16 (8-bit mantissa, round to nearest even) and multiplied with float
-// accumulation, as oneDNN's and PyTorch's bf16 autocast do. Each product term then has a relative error of at most
-// 2 u + u^2, u = 2^-8, against about 2^-24 in float: results agree with float to about 3 significant digits.
+// optimizer updates the float weights; only the operands of the matrix products, (R3), (Q2), (Q4), (Q5) and (Q7)
+// (recurrent_forward.hpp, recurrent_backward.hpp), are rounded to bfloat16 (8-bit mantissa, round to nearest even)
+// and multiplied with float accumulation, as oneDNN's and PyTorch's bf16 autocast do. Each product term then has a
+// relative error of at most 2 u + u^2, u = 2^-8, against about 2^-24 in float: results agree with float to about
+// 3 significant digits.
 // The gate equations run in float. The weights are rounded into bf16 panels at the start of each forward and
 // backward pass, so a weight changed between passes (an optimizer step, a load) is always the one used.
 //
@@ -2129,7 +2130,7 @@ namespace xrnn
 //         non-zero id] for t < L_b, 0 for t >= L_b
 //   (EM2) dW of each such id += dy[t, b, :] for t < L_b (the padded steps give nothing)
 // and sequence_lengths() gives L to the recurrent layer above (model/chain.hpp passes it on), which then skips
-// the padding as Keras skips masked steps (recurrent_cell.hpp, (M1)-(M4)).
+// the padding as Keras skips masked steps (recurrent_masking.hpp, (M1)-(M4)).
 #ifndef XRNN_LAYERS_EMBEDDING_HPP
 #define XRNN_LAYERS_EMBEDDING_HPP
 
@@ -3294,51 +3295,13 @@ namespace xrnn
 // xtensor-rnn: the engine every recurrent cell runs on: the two projections, dropout masks, the per-step cache,
 // and backpropagation through time over a whole sequence. A cell (rnn_cell, lstm_cell, gru_cell) declares its
 // layout and supplies its gate equations on the rows of one step: the contract is in recurrent_params.hpp.
+// This header holds the class, its public interface and its buffers ("Memory"); the other definitions, with their
+// equations, are in the headers included at its end: recurrent_forward.hpp (R1)-(R4), recurrent_backward.hpp
+// (Q1)-(Q8), recurrent_masking.hpp (M1)-(M4) and recurrent_bf16.hpp (precision::bf16).
 //
 // Dimensions: S steps, B batch, I inputs, H hidden units; Gx, Gh, Gs, Gz the widths of the input projection, the
 // recurrent projection, their summed part and z (recurrent_params.hpp). Sequences are time-major (S, B, .),
 // row-major; step t of a buffer starts at data + t * B * width.
-//
-// Forward, for t = 1..S (one layer):
-//   (R1) x~_t     = x_t * m_x                 m_x (B, I): input dropout mask, one per sequence (1 when off)
-//   (R2) h~_{t-1} = h_{t-1} * m_h             m_h (B, H): recurrent dropout mask, one per sequence
-//   (R3) z_t      = [x~_t W_x (+) h~_{t-1} W_h]  W_x (I, Gx), W_h (H, Gh) -> z_t (B, Gz): the first Gs columns of
-//                                               both products summed, the others side by side
-//   (R4) (h_t, c_t) = the cell's equations of z_t + b, h_{t-1} and c_{t-1}   (Cell::forward_rows)
-// The sequences of the batch are independent here, so each thread takes a part of the batch through all S
-// steps (threads.hpp). Per step and tile of 8 rows, (R3) sums both products in registers (detail/small_gemm.hpp;
-// one product over all columns for a fused layout, three column ranges otherwise) and (R4) follows on those rows
-// while z_t is in L1; W_x and W_h stay in L2 for all steps. Layers whose weights do not fit in L2
-// (register_blocked_steps is false) run (R3) through BLAS instead: one GEMM over many steps' rows for x~ W_x, then
-// one GEMM per step (and column range) for h~ W_h. + b is added by the cell, which reads z_t anyway.
-//
-// Backward (BPTT), for t = S..1, with dh_t = dy_t (from the output or the layer above) + the recurrent part:
-//   (Q1) dz_t, dc_{t-1}, dh'_{t-1} = the cell's backward of dh_t, dc_t   (Cell::backward_rows; "dz" is the
-//        gradient before the nonlinearities; dh' is the cell's direct part of dh_{t-1}, if it has one)
-//   (Q2) dh_{t-1} = (dz_t[shared | recurrent only] W_h^T) * m_h + dh'_{t-1}   (+ dy_{t-1} at the next iteration)
-//   (Q3) truncation: with bptt_steps = k > 0, dh_{t-1} and dc_{t-1} are set to 0 when t > 1 and
-//        (S - t + 1) % k == 0, i.e. the sequence is cut into chunks of k steps aligned at its END, and no
-//        gradient crosses a chunk boundary (as detaching the state there would). The last-step output of a
-//        many-to-one model then backpropagates through exactly the last k steps.
-//   (Q6) db   += sum over rows of dz_t          (accumulated inside the loop while dz_t is in cache)
-// and then, over all steps at once:
-//   (Q4) dW_x += X~^T dZ[shared | input only]         X~ (S*B, I)
-//   (Q5) dW_h += H~_prev^T dZ[shared | recurrent only] H~_prev (S*B, H): h~_0 .. h~_{S-1}
-//   (Q7) dx    = (dZ[shared | input only] W_x^T) * m_x
-//   (Q8) dh_0, dc_0: what (Q2) and (Q1) leave after t = 1 (the initial-state gradients)
-// The loop over t runs like the forward, each thread's rows on their own ((Q2) in register tiles), on the
-// register-blocked path; (Q4), (Q5) and (Q7) are large products over all steps, on xrnn's threads on both paths
-// (detail/outer_gemm.hpp).
-//
-// Variable lengths (masking). forward_sequence may take one length L_b in [1, S] per sequence b (PyTorch's packed
-// sequences; the rows stay where they are, padded to S steps). Step t (0-based) of row b is alive when t < L_b:
-//   (M1) a dead step keeps the state: h_{t+1} = h_t, c_{t+1} = c_t, so h_S, c_S are each sequence's final state
-//   (M2) a dead step has no gates: dz_t = 0 there, so it adds nothing to (Q4)-(Q7) and dx_t = 0
-//   (M3) backward through a dead step passes dh and dc on unchanged, and ignores dy_t there (its output is a
-//        constant 0 in a sequence output, recurrent_stack.hpp)
-//   (M4) truncation (Q3) counts from each sequence's own end: cut where t > 0 and (L_b - t) % k == 0
-// The products and the cell's equations run on the runs of alive rows of each tile only, so a tile whose rows are
-// all past their length costs a copy of its states, and the BLAS path multiplies the rows up to the last alive one.
 //
 // Memory. A training forward keeps, per layer (e = sizeof(T)), and nothing else grows with S x B:
 //   gates/dZ  S * B * Gz * e           z_t, then what the cell keeps for backward, then dz_t written over it
@@ -3365,7 +3328,6 @@ namespace xrnn
 #include <string>
 #include <type_traits>
 
-#include <xtensor/xnoalias.hpp>
 #include <xtensor/xtensor.hpp>
 
 // ---- begin include/xrnn/detail/small_gemm.hpp ----
@@ -3376,9 +3338,9 @@ namespace xrnn
 //                                                                    lda_t apart, Y rows ldy apart
 //
 // This is (R3) of one recurrent step for a slice of the batch, z_t = x_t W_x + h_{t-1} W_h, with both
-// products summed in registers: the inference forward runs it per step on each thread's rows (recurrent_cell.hpp),
-// where a BLAS call per step would pay its call and threading overhead 200 times for 1 MFLOP each, and
-// would leave the input projection to a separate pass over memory.
+// products summed in registers: the inference forward runs it per step on each thread's rows
+// (layers/recurrent_forward.hpp), where a BLAS call per step would pay its call and threading overhead 200 times
+// for 1 MFLOP each, and would leave the input projection to a separate pass over memory.
 //
 // Blocking: Y is computed in tiles of Rows rows x Packs SIMD packs (8 x 3 with AVX-512's 32 registers, 4 x 3
 // with 16): per k, Packs loads of W and Rows broadcasts of A feed Rows * Packs independent FMAs, so the loop is
@@ -3537,6 +3499,483 @@ namespace xrnn::detail
 
 #endif
 // ---- end include/xrnn/detail/small_gemm.hpp ----
+
+/// Largest W_x plus W_h, in bytes, that a recurrent layer runs on its register-blocked path (see
+/// register_blocked_steps); a layer with larger weights goes through BLAS. Set it to the L2 size of the target CPU
+/// if that differs much from 1 MiB, or to 0 for BLAS everywhere.
+#ifndef XRNN_REGISTER_BLOCKED_MAX_BYTES
+#define XRNN_REGISTER_BLOCKED_MAX_BYTES 1048576
+#endif
+
+namespace xrnn
+{
+    /// What the buffers of a cell hold after its last call.
+    enum class cache_state
+    {
+        empty,      // nothing has run
+        inference,  // an inference forward: outputs and final states, nothing for backward
+        training,   // a training forward: everything backward needs
+        consumed    // its backward: the gradients (dz overwrote the gates; another backward needs a new forward)
+    };
+
+    /// CRTP base of the cells: Cell supplies, besides its equations (recurrent_params.hpp),
+    ///   static constexpr const char* name, layer_name      "gru_cell" and "gru", for messages and signatures
+    ///   static std::string signature_options()             its settings in a layer's signature ("" or ",tanh")
+    ///   static void initial_bias(xt::xtensor<T, 1>& b)    Keras-scheme adjustments (e.g. the LSTM's forget bias)
+    /// Layout is the cell's cell_layout (a template argument, as Cell is incomplete here).
+    template <class Cell, class T, std::size_t I, std::size_t H, class Layout, class Precision = precision::native>
+    class recurrent_cell
+    {
+        static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                      "xrnn: recurrent cells take T = float or double");
+        static_assert(std::is_same<Precision, precision::native>::value
+                          || (std::is_same<Precision, precision::bf16>::value && std::is_same<T, float>::value),
+                      "xrnn: a recurrent cell's Precision is precision::native, or precision::bf16 with T = float");
+        static_assert(I > 0, "xrnn: a recurrent cell needs at least one input feature");
+        static_assert(H > 0, "xrnn: a recurrent cell needs at least one hidden unit");
+
+    public:
+        using value_type = T;
+        using layout = Layout;
+        using params_type = recurrent_params<T, I, H, Layout>;
+        static constexpr std::size_t input_size = I;
+        static constexpr std::size_t hidden_size = H;
+        static constexpr std::size_t Gx = Layout::input_width;
+        static constexpr std::size_t Gh = Layout::recurrent_width;
+        static constexpr std::size_t Gs = Layout::shared_width;
+        static constexpr std::size_t Gz = Layout::width;
+        static constexpr bool has_cell_state = Layout::cell_state;
+        using state_type = basic_state<xt::xtensor<T, 2>, has_cell_state>;  // (B, H) each
+        using gradients_type = step_gradients<T, has_cell_state>;
+
+        params_type p;
+        params_type dp;
+
+        explicit recurrent_cell(random_engine& rng, const recurrent_options& options = {});
+
+        /// For inference only, reading owner's parameters (no copy), with buffers of its own (predictors).
+        recurrent_cell(shared_weights_t, const recurrent_cell& owner) noexcept
+            : p(shared_weights)
+            , dp(shared_weights)
+            , m_options(owner.m_options)
+            , m_mask_rng(0)
+            , m_shared(&owner.weights())
+        {
+        }
+
+        /// The parameters forward reads: p, or those of the cell this one was made to share.
+        const params_type& weights() const noexcept
+        {
+            return m_shared != nullptr ? *m_shared : p;
+        }
+
+        const recurrent_options& options() const noexcept
+        {
+            return m_options;
+        }
+
+        /// The engine of this cell's dropout masks (checkpoints save and restore its state).
+        random_engine& mask_engine() noexcept
+        {
+            return m_mask_rng;
+        }
+
+        template <class F>
+        void for_each_random_engine(F&& f)
+        {
+            f(std::string("mask"), m_mask_rng);
+        }
+
+        template <class F>
+        void for_each_parameter(F&& f)
+        {
+            params_type::zip(f, p, dp);
+        }
+
+        // ---- sequence interface, used by the layers in recurrent_stack.hpp -------------------------------------
+
+        /// Whether (R3) and (R4) run step by step on register tiles of each thread's rows (detail/small_gemm.hpp,
+        /// threads.hpp): when W_x and W_h together fit in XRNN_REGISTER_BLOCKED_MAX_BYTES (default 1 MiB, a
+        /// core's L2 cache), where they stay for all steps. Larger layers take the BLAS path.
+        /// With precision::bf16 every layer takes this path (its products run on bf16 tiles, recurrent_bf16.hpp).
+        static constexpr bool bf16_products = is_bf16_precision<Precision>;
+        static constexpr bool register_blocked_steps =
+            bf16_products
+            || (I * Gx + H * Gh) * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
+
+        /// Rows of a tile of the register-blocked path: a register tile of detail/small_gemm.hpp, or an AMX tile.
+        static constexpr std::size_t tile_rows = bf16_products ? detail::bf16_tile_rows : detail::gemm_tile<T>::rows;
+
+        /// BLAS path: rows (steps x batch) of the gate buffer of an inference forward. The input part of (R3)
+        /// runs as one GEMM per chunk of max(1, inference_chunk_rows / B) steps, so that the chunk stays in cache.
+        static constexpr std::size_t inference_chunk_rows = 512;
+
+        /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros). With input_persists, x
+        /// stays valid and unchanged until backward (the hidden sequence of the layer below, in a stack): a
+        /// training forward then keeps no copy of it, and backward_sequence must be given it again.
+        /// lengths (B values in [1, steps], or nullptr for all steps): see "Variable lengths" in recurrent_masking.hpp.
+        void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m,
+                              bool input_persists = false, const std::size_t* lengths = nullptr);
+
+        /// BPTT (Q1)-(Q8) for the last training forward. dy_seq (S, B, H): gradient of every step's output, or
+        /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr; x: the forward's input again
+        /// when the forward was told input_persists (ignored otherwise). Accumulates dp. Consumes the gate cache.
+        void backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last, const T* x = nullptr);
+
+        cache_state state() const noexcept
+        {
+            return m_state;
+        }
+
+        std::size_t steps() const noexcept
+        {
+            return m_steps;
+        }
+
+        std::size_t batch() const noexcept
+        {
+            return m_batch;
+        }
+
+        /// Whether the last forward had lengths, and the length of row b (steps() without lengths).
+        bool has_lengths() const noexcept
+        {
+            return m_has_lengths;
+        }
+
+        std::size_t length(std::size_t b) const noexcept
+        {
+            return m_has_lengths ? m_lengths.data()[b] : m_steps;
+        }
+
+        /// h_1 .. h_S of the last forward, (S, B, H) contiguous; with lengths, a row's state is carried past its end.
+        const T* hidden_sequence() const noexcept
+        {
+            return m_h.data() + m_batch * H;
+        }
+
+        const T* final_hidden() const noexcept
+        {
+            return m_h.data() + m_steps * m_batch * H;
+        }
+
+        const T* final_cell() const noexcept
+        {
+            return cell_state(m_steps);
+        }
+
+        /// dx (S, B, I) of the last backward.
+        const xt::xtensor<T, 3>& input_gradient() const noexcept
+        {
+            return m_dx;
+        }
+
+        /// (Q8) dh_0 and dc_0 (B, H) of the last backward.
+        const T* initial_hidden_gradient() const noexcept
+        {
+            return m_dh.data();
+        }
+
+        const T* initial_cell_gradient() const noexcept
+        {
+            return m_dc.data();
+        }
+
+        /// Bytes held by this cell's buffers now (caches, workspaces, results; not the parameters): see "Memory"
+        /// at the top of this file for what a forward and a backward of S steps and batch B leave here.
+        std::size_t workspace_bytes() const noexcept;
+
+        // ---- one-step interface ----------------------------------------------------------------------------------
+
+        /// x (B, I) and prev (h, and c for cells that have it; (B, H) each) -> the next state. prev may be the
+        /// state this cell returned last (streaming: state = &cell.forward(x, *state)). With B = 1 in inference
+        /// mode the step runs on a path of its own (matrix-vector products over x and h and the fused gate
+        /// equations, nothing cached), which allocates nothing once the cell has run one step.
+        const state_type& forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m = mode::inference);
+
+        /// Backward of the last one-step training forward, given the gradient of the next state: accumulates dp
+        /// and returns dx (B, I) and the gradient of the previous state.
+        const gradients_type& backward(const state_type& d_next);
+
+    private:
+        // the steps of a forward and a backward, by path (definitions in recurrent_forward.hpp, recurrent_backward.hpp)
+        static std::size_t part_count(std::size_t steps, std::size_t batch) noexcept;
+        void forward_by_rows(const T* input);
+        void forward_by_blas(const T* input, std::size_t chunk);
+        void backward_by_rows(const T* dy_seq);
+        void backward_by_blas(const T* dy_seq);
+        void step_batch1(const T* x, const T* h_prev, const T* c_prev);
+
+        // (R2)-(R4), (Q1)-(Q3) on rows [r, r + n) of step t (0-based: step t reads h_t and writes h_{t+1}), also there
+        const T* previous_hidden(std::size_t t, std::size_t r, std::size_t n);
+        void project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const;
+        void activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n);
+        const T* gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n);
+        void hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n);
+        void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
+        void parameter_gradients(const T* input);
+        void mask_input_gradient();
+
+        // precision::bf16: the products on bf16 operands (definitions in recurrent_bf16.hpp)
+        void pack_bf16_forward_weights();
+        void pack_bf16_backward_weights();
+        void project_rows_bf16(const T* x, const T* h_prev, T* z, std::size_t n) const;
+        void hidden_gradient_rows_bf16(const T* dz, std::size_t r, std::size_t n);
+        void parameter_gradients_bf16(const T* input);
+
+        // (M1)-(M4) (recurrent_masking.hpp): f(r0, n0) for each run of rows of [r, r + n) alive at step t (all of it
+        // without lengths)
+        template <class F>
+        void for_alive_runs(std::size_t t, std::size_t r, std::size_t n, F&& f) const;
+        void keep_dead_states(std::size_t t, std::size_t r, std::size_t n);
+        void zero_dead_gates(std::size_t t, std::size_t r, std::size_t n);
+        std::size_t alive_extent(std::size_t t) const noexcept;
+        bool alive(std::size_t t, std::size_t b) const noexcept
+        {
+            return !m_has_lengths || t < m_lengths.data()[b];
+        }
+
+        bool training_cache() const noexcept
+        {
+            return m_state == cache_state::training || m_state == cache_state::consumed;
+        }
+        bool input_dropout() const noexcept
+        {
+            return training_cache() && m_options.dropout > 0.0;
+        }
+        bool recurrent_dropout() const noexcept
+        {
+            return training_cache() && m_options.recurrent_dropout > 0.0;
+        }
+        /// x~ of the last training forward is m_x (else the caller keeps x).
+        bool input_copied() const noexcept
+        {
+            return training_cache() && (input_dropout() || !m_input_persists);
+        }
+
+        /// Row r of a (B, H) state, or nullptr for cells without a cell state.
+        static T* row_of(T* state, std::size_t r) noexcept
+        {
+            return state != nullptr ? state + r * H : nullptr;
+        }
+
+        static void copy_or_zero(const T* from, T* to, std::size_t n)
+        {
+            if (from != nullptr)
+            {
+                std::copy(from, from + n, to);
+            }
+            else
+            {
+                std::fill(to, to + n, T(0));
+            }
+        }
+
+        static void copy_out(const T* from, xt::xtensor<T, 2>& to, std::size_t batch)
+        {
+            detail::ensure_shape(to, {batch, H});
+            std::copy(from, from + batch * H, to.data());
+        }
+
+        /// c_t: row t of the (S + 1, B, H) cache after a training forward; one of two (B, H) rows otherwise.
+        T* cell_state(std::size_t t) noexcept
+        {
+            if constexpr (has_cell_state)
+            {
+                return m_c.data() + (training_cache() ? t : t % 2) * m_batch * H;
+            }
+            else
+            {
+                return nullptr;
+            }
+        }
+
+        const T* cell_state(std::size_t t) const noexcept
+        {
+            return const_cast<recurrent_cell*>(this)->cell_state(t);
+        }
+
+        T* cell_state_gradient() noexcept
+        {
+            return has_cell_state ? m_dc.data() : nullptr;
+        }
+
+        recurrent_options m_options;
+        random_engine m_mask_rng;
+        const params_type* m_shared = nullptr;  // the parameters of the cell this one shares, or none
+        cache_state m_state = cache_state::empty;
+        bool m_input_persists = false;  // the last forward read the caller's x in place (see forward_sequence)
+        std::size_t m_steps = 0;
+        std::size_t m_batch = 0;
+        bool m_has_lengths = false;
+        xt::xtensor<std::size_t, 1> m_lengths;  // (B) with lengths
+        xt::xtensor<std::size_t, 1> m_step_extents;  // (S) with lengths: alive_extent(t) for the large products
+
+        // per-sequence cache of the last forward
+        xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked or copied input (first layer, training)
+        xt::xtensor<T, 1> m_gates;     // (S, B, Gz)  z, then the cell's cache, then dz (training);
+                                       //             (chunk, B, Gz) z of a chunk of steps (inference); grow-only
+        xt::xtensor<T, 3> m_h;         // (S+1, B, H) h_0 .. h_S
+        xt::xtensor<T, 1> m_c;         // (S+1, B, H) c_0 .. c_S (training); (2, B, H) (inference); grow-only
+        xt::xtensor<T, 3> m_h_masked;  // (S, B, H)   h~_0 .. h~_{S-1} (recurrent dropout only)
+        xt::xtensor<T, 2> m_input_mask;      // (B, I)
+        xt::xtensor<T, 2> m_recurrent_mask;  // (B, H)
+
+        // backward workspaces
+        xt::xtensor<T, 3> m_dx;         // (S, B, I)
+        xt::xtensor<T, 2> m_dh;         // (B, H) running dh_t, dh_0 at the end
+        xt::xtensor<T, 2> m_dc;         // (B, H) running dc_t, dc_0 at the end
+        xt::xtensor<T, 2> m_dh_direct;  // (B, H) the cell's direct part of dh_{t-1} (direct_hidden_gradient only)
+        aligned_tensor<T, 2> m_w_h_transposed;  // (Gh, H) W_h^T for (Q2) on the register-blocked path
+        aligned_tensor<T, 2> m_w_x_transposed;  // (Gx, I) W_x^T for (Q7)
+        aligned_tensor<T, 1> m_outer_packs;     // (Q4), (Q5): the packed chunks (detail/outer_gemm.hpp); grow-only
+        xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
+        xt::xtensor<T, 2> m_dh_product;      // (B, H) (Q2) on the BLAS path with lengths (dead rows keep dh)
+        detail::bf16_workspace m_bf16;       // precision::bf16: the packed operands (recurrent_bf16.hpp)
+
+        // the one-step API: z of the batch-1 path, and the results
+        xt::xtensor<T, 1> m_step_z;   // (Gz)
+        xt::xtensor<T, 1> m_step_hw;  // (Gh) h W_h of a layout that is not fused
+        state_type m_next;
+        gradients_type m_step_grads;
+    };
+
+    // ---- definitions -----------------------------------------------------------------------------------------------
+
+#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout, class Precision>
+#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout, Precision>
+
+    XRNN_CELL_TEMPLATE
+    XRNN_CELL::recurrent_cell(random_engine& rng, const recurrent_options& options)
+        : m_options(options)
+        , m_mask_rng(0)
+    {
+        detail::check_rate(Cell::name, "dropout", options.dropout);
+        detail::check_rate(Cell::name, "recurrent_dropout", options.recurrent_dropout);
+        if (options.init == init_scheme::keras)
+        {
+            init::glorot_uniform(p.w_x, rng);
+            init::orthogonal(p.w_h, rng);
+            p.b.fill(T(0));
+            Cell::initial_bias(p.b);
+        }
+        else
+        {
+            // PyTorch: every weight and both biases uniform(-1/sqrt(H), 1/sqrt(H)); where the two biases are summed
+            // (the shared columns) ours is their sum, elsewhere it is one of them.
+            const double bound = 1.0 / std::sqrt(static_cast<double>(H));
+            init::uniform(p.w_x, bound, rng);
+            init::uniform(p.w_h, bound, rng);
+            for (std::size_t j = 0; j < Gz; ++j)
+            {
+                const double b_ih = rng.uniform(-bound, bound);
+                const double b_hh = j < Gs ? rng.uniform(-bound, bound) : 0.0;
+                p.b(j) = static_cast<T>(b_ih + b_hh);
+            }
+        }
+        m_mask_rng = rng.split();
+    }
+
+    XRNN_CELL_TEMPLATE
+    std::size_t XRNN_CELL::workspace_bytes() const noexcept
+    {
+        std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
+                             + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
+                             + m_dh_direct.size() + m_w_h_transposed.size() + m_w_x_transposed.size()
+                             + m_outer_packs.size() + m_bias_sums.size() + m_dh_product.size() + m_step_z.size()
+                             + m_step_hw.size() + m_next.h.size() + m_step_grads.dx.size()
+                             + m_step_grads.d_prev.h.size()
+                             + m_bf16.bytes() / sizeof(T);
+        if constexpr (has_cell_state)
+        {
+            values += m_next.c.size() + m_step_grads.d_prev.c.size();
+        }
+        return values * sizeof(T);
+    }
+
+    XRNN_CELL_TEMPLATE
+    auto XRNN_CELL::forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m) -> const state_type&
+    {
+        const std::size_t B = x.shape()[0];
+        detail::check_positive(Cell::name, "batch (x.shape()[0])", B);
+        detail::check_shape(Cell::name, "x", x.shape(), {B, I});
+        detail::check_shape(Cell::name, "previous h", prev.h.shape(), {B, H});
+        const T* c0 = nullptr;
+        if constexpr (has_cell_state)
+        {
+            detail::check_shape(Cell::name, "previous c", prev.c.shape(), {B, H});
+            c0 = prev.c.data();
+        }
+        if (B == 1 && m == mode::inference)
+        {
+            step_batch1(x.data(), prev.h.data(), c0);
+            return m_next;
+        }
+        forward_sequence(x.data(), 1, B, prev.h.data(), c0, m);
+        copy_out(final_hidden(), m_next.h, B);
+        if constexpr (has_cell_state)
+        {
+            copy_out(final_cell(), m_next.c, B);
+        }
+        return m_next;
+    }
+
+    XRNN_CELL_TEMPLATE
+    auto XRNN_CELL::backward(const state_type& d_next) -> const gradients_type&
+    {
+        const std::size_t B = m_batch;
+        detail::check_shape(Cell::name, "gradient of h", d_next.h.shape(), {B, H});
+        const T* dc = nullptr;
+        if constexpr (has_cell_state)
+        {
+            detail::check_shape(Cell::name, "gradient of c", d_next.c.shape(), {B, H});
+            dc = d_next.c.data();
+        }
+        backward_sequence(nullptr, d_next.h.data(), dc);
+        detail::ensure_shape(m_step_grads.dx, {B, I});
+        std::copy(m_dx.data(), m_dx.data() + B * I, m_step_grads.dx.data());
+        copy_out(initial_hidden_gradient(), m_step_grads.d_prev.h, B);
+        if constexpr (has_cell_state)
+        {
+            copy_out(initial_cell_gradient(), m_step_grads.d_prev.c, B);
+        }
+        return m_step_grads;
+    }
+
+#undef XRNN_CELL
+#undef XRNN_CELL_TEMPLATE
+}  // namespace xrnn
+
+// the rest of the definitions, with their equations (see the top of this file)
+// ---- begin include/xrnn/layers/recurrent_forward.hpp ----
+// xtensor-rnn: the forward of the recurrent engine (recurrent_cell.hpp holds the class, its public interface and
+// the dimensions S, B, I, H, Gx, Gh, Gs, Gz): forward_sequence, its two paths and the batch-1 step, then the
+// per-row pieces (R2)-(R4) they share. Its backward is in recurrent_backward.hpp.
+//
+// Forward, for t = 1..S (one layer):
+//   (R1) x~_t     = x_t * m_x                 m_x (B, I): input dropout mask, one per sequence (1 when off)
+//   (R2) h~_{t-1} = h_{t-1} * m_h             m_h (B, H): recurrent dropout mask, one per sequence
+//   (R3) z_t      = [x~_t W_x (+) h~_{t-1} W_h]  W_x (I, Gx), W_h (H, Gh) -> z_t (B, Gz): the first Gs columns of
+//                                               both products summed, the others side by side
+//   (R4) (h_t, c_t) = the cell's equations of z_t + b, h_{t-1} and c_{t-1}   (Cell::forward_rows)
+// The sequences of the batch are independent here, so each thread takes a part of the batch through all S
+// steps (threads.hpp). Per step and tile of 8 rows, (R3) sums both products in registers (detail/small_gemm.hpp;
+// one product over all columns for a fused layout, three column ranges otherwise) and (R4) follows on those rows
+// while z_t is in L1; W_x and W_h stay in L2 for all steps. Layers whose weights do not fit in L2
+// (register_blocked_steps is false) run (R3) through BLAS instead: one GEMM over many steps' rows for x~ W_x, then
+// one GEMM per step (and column range) for h~ W_h. + b is added by the cell, which reads z_t anyway.
+// The path is chosen at compile time by register_blocked_steps; the register-blocked one forks and joins the
+// threads once per forward (part_count below).
+// Variable lengths, (M1): see recurrent_masking.hpp.
+#ifndef XRNN_LAYERS_RECURRENT_FORWARD_HPP
+#define XRNN_LAYERS_RECURRENT_FORWARD_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <string>
+
+#include <xtensor/xnoalias.hpp>
+
 // ---- begin include/xrnn/layers/length_order.hpp ----
 // xtensor-rnn: the lengths of a batch's sequences in a layer: given_lengths, what a layer's set_lengths keeps and
 // checks against each batch (recurrent, bidirectional and pooling layers), and length_order, the order a recurrent
@@ -3544,7 +3983,7 @@ namespace xrnn::detail
 // sorts them the same way).
 //
 // With lengths, the engine skips a tile of rows at step t only when all its rows are past their length, and
-// splits a tile into runs of alive rows otherwise (recurrent_cell.hpp, (M1)-(M4)). In the data's order almost
+// splits a tile into runs of alive rows otherwise (recurrent_masking.hpp, (M1)-(M4)). In the data's order almost
 // every tile holds one long sequence: on the first 64 IMDB reviews cut at 200 words (79% real tokens) every
 // 8-row tile is alive at every step, so masking would save nothing and cost the split runs. Sorted, the rows
 // alive at step t are the first n_t ones: one run per tile, and a step costs its alive rows (83% of the padded
@@ -3722,380 +4161,10 @@ namespace xrnn
 #endif
 // ---- end include/xrnn/layers/length_order.hpp ----
 
-/// Largest W_x plus W_h, in bytes, that a recurrent layer runs on its register-blocked path (see
-/// register_blocked_steps); a layer with larger weights goes through BLAS. Set it to the L2 size of the target CPU
-/// if that differs much from 1 MiB, or to 0 for BLAS everywhere.
-#ifndef XRNN_REGISTER_BLOCKED_MAX_BYTES
-#define XRNN_REGISTER_BLOCKED_MAX_BYTES 1048576
-#endif
-
 namespace xrnn
 {
-    /// What the buffers of a cell hold after its last call.
-    enum class cache_state
-    {
-        empty,      // nothing has run
-        inference,  // an inference forward: outputs and final states, nothing for backward
-        training,   // a training forward: everything backward needs
-        consumed    // its backward: the gradients (dz overwrote the gates; another backward needs a new forward)
-    };
-
-    /// CRTP base of the cells: Cell supplies, besides its equations (recurrent_params.hpp),
-    ///   static constexpr const char* name, layer_name      "gru_cell" and "gru", for messages and signatures
-    ///   static std::string signature_options()             its settings in a layer's signature ("" or ",tanh")
-    ///   static void initial_bias(xt::xtensor<T, 1>& b)    Keras-scheme adjustments (e.g. the LSTM's forget bias)
-    /// Layout is the cell's cell_layout (a template argument, as Cell is incomplete here).
-    template <class Cell, class T, std::size_t I, std::size_t H, class Layout, class Precision = precision::native>
-    class recurrent_cell
-    {
-        static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
-                      "xrnn: recurrent cells take T = float or double");
-        static_assert(std::is_same<Precision, precision::native>::value
-                          || (std::is_same<Precision, precision::bf16>::value && std::is_same<T, float>::value),
-                      "xrnn: a recurrent cell's Precision is precision::native, or precision::bf16 with T = float");
-        static_assert(I > 0, "xrnn: a recurrent cell needs at least one input feature");
-        static_assert(H > 0, "xrnn: a recurrent cell needs at least one hidden unit");
-
-    public:
-        using value_type = T;
-        using layout = Layout;
-        using params_type = recurrent_params<T, I, H, Layout>;
-        static constexpr std::size_t input_size = I;
-        static constexpr std::size_t hidden_size = H;
-        static constexpr std::size_t Gx = Layout::input_width;
-        static constexpr std::size_t Gh = Layout::recurrent_width;
-        static constexpr std::size_t Gs = Layout::shared_width;
-        static constexpr std::size_t Gz = Layout::width;
-        static constexpr bool has_cell_state = Layout::cell_state;
-        using state_type = basic_state<xt::xtensor<T, 2>, has_cell_state>;  // (B, H) each
-        using gradients_type = step_gradients<T, has_cell_state>;
-
-        params_type p;
-        params_type dp;
-
-        explicit recurrent_cell(random_engine& rng, const recurrent_options& options = {});
-
-        /// For inference only, reading owner's parameters (no copy), with buffers of its own (predictors).
-        recurrent_cell(shared_weights_t, const recurrent_cell& owner) noexcept
-            : p(shared_weights)
-            , dp(shared_weights)
-            , m_options(owner.m_options)
-            , m_mask_rng(0)
-            , m_shared(&owner.weights())
-        {
-        }
-
-        /// The parameters forward reads: p, or those of the cell this one was made to share.
-        const params_type& weights() const noexcept
-        {
-            return m_shared != nullptr ? *m_shared : p;
-        }
-
-        const recurrent_options& options() const noexcept
-        {
-            return m_options;
-        }
-
-        /// The engine of this cell's dropout masks (checkpoints save and restore its state).
-        random_engine& mask_engine() noexcept
-        {
-            return m_mask_rng;
-        }
-
-        template <class F>
-        void for_each_random_engine(F&& f)
-        {
-            f(std::string("mask"), m_mask_rng);
-        }
-
-        template <class F>
-        void for_each_parameter(F&& f)
-        {
-            params_type::zip(f, p, dp);
-        }
-
-        // ---- sequence interface, used by the layers in recurrent_stack.hpp -------------------------------------
-
-        /// Whether (R3) and (R4) run step by step on register tiles of each thread's rows (detail/small_gemm.hpp,
-        /// threads.hpp): when W_x and W_h together fit in XRNN_REGISTER_BLOCKED_MAX_BYTES (default 1 MiB, a
-        /// core's L2 cache), where they stay for all steps. Larger layers take the BLAS path.
-        /// With precision::bf16 every layer takes this path (its products run on bf16 tiles, recurrent_bf16.hpp).
-        static constexpr bool bf16_products = is_bf16_precision<Precision>;
-        static constexpr bool register_blocked_steps =
-            bf16_products
-            || (I * Gx + H * Gh) * sizeof(T) <= static_cast<std::size_t>(XRNN_REGISTER_BLOCKED_MAX_BYTES);
-
-        /// Rows of a tile of the register-blocked path: a register tile of detail/small_gemm.hpp, or an AMX tile.
-        static constexpr std::size_t tile_rows = bf16_products ? detail::bf16_tile_rows : detail::gemm_tile<T>::rows;
-
-        /// BLAS path: rows (steps x batch) of the gate buffer of an inference forward. The input part of (R3)
-        /// runs as one GEMM per chunk of max(1, inference_chunk_rows / B) steps, so that the chunk stays in cache.
-        static constexpr std::size_t inference_chunk_rows = 512;
-
-        /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros). With input_persists, x
-        /// stays valid and unchanged until backward (the hidden sequence of the layer below, in a stack): a
-        /// training forward then keeps no copy of it, and backward_sequence must be given it again.
-        /// lengths (B values in [1, steps], or nullptr for all steps): see "Variable lengths" above.
-        void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m,
-                              bool input_persists = false, const std::size_t* lengths = nullptr);
-
-        /// BPTT (Q1)-(Q8) for the last training forward. dy_seq (S, B, H): gradient of every step's output, or
-        /// nullptr; dh_last, dc_last (B, H): gradient of the final state, or nullptr; x: the forward's input again
-        /// when the forward was told input_persists (ignored otherwise). Accumulates dp. Consumes the gate cache.
-        void backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last, const T* x = nullptr);
-
-        cache_state state() const noexcept
-        {
-            return m_state;
-        }
-
-        std::size_t steps() const noexcept
-        {
-            return m_steps;
-        }
-
-        std::size_t batch() const noexcept
-        {
-            return m_batch;
-        }
-
-        /// Whether the last forward had lengths, and the length of row b (steps() without lengths).
-        bool has_lengths() const noexcept
-        {
-            return m_has_lengths;
-        }
-
-        std::size_t length(std::size_t b) const noexcept
-        {
-            return m_has_lengths ? m_lengths.data()[b] : m_steps;
-        }
-
-        /// h_1 .. h_S of the last forward, (S, B, H) contiguous; with lengths, a row's state is carried past its end.
-        const T* hidden_sequence() const noexcept
-        {
-            return m_h.data() + m_batch * H;
-        }
-
-        const T* final_hidden() const noexcept
-        {
-            return m_h.data() + m_steps * m_batch * H;
-        }
-
-        const T* final_cell() const noexcept
-        {
-            return cell_state(m_steps);
-        }
-
-        /// dx (S, B, I) of the last backward.
-        const xt::xtensor<T, 3>& input_gradient() const noexcept
-        {
-            return m_dx;
-        }
-
-        /// (Q8) dh_0 and dc_0 (B, H) of the last backward.
-        const T* initial_hidden_gradient() const noexcept
-        {
-            return m_dh.data();
-        }
-
-        const T* initial_cell_gradient() const noexcept
-        {
-            return m_dc.data();
-        }
-
-        /// Bytes held by this cell's buffers now (caches, workspaces, results; not the parameters): see "Memory"
-        /// at the top of this file for what a forward and a backward of S steps and batch B leave here.
-        std::size_t workspace_bytes() const noexcept;
-
-        // ---- one-step interface ----------------------------------------------------------------------------------
-
-        /// x (B, I) and prev (h, and c for cells that have it; (B, H) each) -> the next state. prev may be the
-        /// state this cell returned last (streaming: state = &cell.forward(x, *state)). With B = 1 in inference
-        /// mode the step runs on a path of its own (matrix-vector products over x and h and the fused gate
-        /// equations, nothing cached), which allocates nothing once the cell has run one step.
-        const state_type& forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m = mode::inference);
-
-        /// Backward of the last one-step training forward, given the gradient of the next state: accumulates dp
-        /// and returns dx (B, I) and the gradient of the previous state.
-        const gradients_type& backward(const state_type& d_next);
-
-    private:
-        // the steps of a forward and a backward, by path (definitions in recurrent_paths.hpp)
-        static std::size_t part_count(std::size_t steps, std::size_t batch) noexcept;
-        void forward_by_rows(const T* input);
-        void forward_by_blas(const T* input, std::size_t chunk);
-        void backward_by_rows(const T* dy_seq);
-        void backward_by_blas(const T* dy_seq);
-        void step_batch1(const T* x, const T* h_prev, const T* c_prev);
-
-        // (R2)-(R4), (Q1)-(Q3) on rows [r, r + n) of step t (0-based: step t reads h_t and writes h_{t+1}), also there
-        const T* previous_hidden(std::size_t t, std::size_t r, std::size_t n);
-        void project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const;
-        void activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n);
-        const T* gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n);
-        void hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n);
-        void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
-        void parameter_gradients(const T* input);
-        void mask_input_gradient();
-
-        // precision::bf16: the products on bf16 operands (definitions in recurrent_bf16.hpp)
-        void pack_bf16_forward_weights();
-        void pack_bf16_backward_weights();
-        void project_rows_bf16(const T* x, const T* h_prev, T* z, std::size_t n) const;
-        void hidden_gradient_rows_bf16(const T* dz, std::size_t r, std::size_t n);
-        void parameter_gradients_bf16(const T* input);
-
-        // (M1)-(M4): f(r0, n0) for each run of rows of [r, r + n) alive at step t (all of it without lengths)
-        template <class F>
-        void for_alive_runs(std::size_t t, std::size_t r, std::size_t n, F&& f) const;
-        void keep_dead_states(std::size_t t, std::size_t r, std::size_t n);
-        void zero_dead_gates(std::size_t t, std::size_t r, std::size_t n);
-        std::size_t alive_extent(std::size_t t) const noexcept;
-        bool alive(std::size_t t, std::size_t b) const noexcept
-        {
-            return !m_has_lengths || t < m_lengths.data()[b];
-        }
-
-        bool training_cache() const noexcept
-        {
-            return m_state == cache_state::training || m_state == cache_state::consumed;
-        }
-        bool input_dropout() const noexcept
-        {
-            return training_cache() && m_options.dropout > 0.0;
-        }
-        bool recurrent_dropout() const noexcept
-        {
-            return training_cache() && m_options.recurrent_dropout > 0.0;
-        }
-        /// x~ of the last training forward is m_x (else the caller keeps x).
-        bool input_copied() const noexcept
-        {
-            return training_cache() && (input_dropout() || !m_input_persists);
-        }
-
-        /// Row r of a (B, H) state, or nullptr for cells without a cell state.
-        static T* row_of(T* state, std::size_t r) noexcept
-        {
-            return state != nullptr ? state + r * H : nullptr;
-        }
-
-        static void copy_or_zero(const T* from, T* to, std::size_t n)
-        {
-            if (from != nullptr)
-            {
-                std::copy(from, from + n, to);
-            }
-            else
-            {
-                std::fill(to, to + n, T(0));
-            }
-        }
-
-        static void copy_out(const T* from, xt::xtensor<T, 2>& to, std::size_t batch)
-        {
-            detail::ensure_shape(to, {batch, H});
-            std::copy(from, from + batch * H, to.data());
-        }
-
-        /// c_t: row t of the (S + 1, B, H) cache after a training forward; one of two (B, H) rows otherwise.
-        T* cell_state(std::size_t t) noexcept
-        {
-            if constexpr (has_cell_state)
-            {
-                return m_c.data() + (training_cache() ? t : t % 2) * m_batch * H;
-            }
-            else
-            {
-                return nullptr;
-            }
-        }
-
-        const T* cell_state(std::size_t t) const noexcept
-        {
-            return const_cast<recurrent_cell*>(this)->cell_state(t);
-        }
-
-        T* cell_state_gradient() noexcept
-        {
-            return has_cell_state ? m_dc.data() : nullptr;
-        }
-
-        recurrent_options m_options;
-        random_engine m_mask_rng;
-        const params_type* m_shared = nullptr;  // the parameters of the cell this one shares, or none
-        cache_state m_state = cache_state::empty;
-        bool m_input_persists = false;  // the last forward read the caller's x in place (see forward_sequence)
-        std::size_t m_steps = 0;
-        std::size_t m_batch = 0;
-        bool m_has_lengths = false;
-        xt::xtensor<std::size_t, 1> m_lengths;  // (B) with lengths
-        xt::xtensor<std::size_t, 1> m_step_extents;  // (S) with lengths: alive_extent(t) for the large products
-
-        // per-sequence cache of the last forward
-        xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked or copied input (first layer, training)
-        xt::xtensor<T, 1> m_gates;     // (S, B, Gz)  z, then the cell's cache, then dz (training);
-                                       //             (chunk, B, Gz) z of a chunk of steps (inference); grow-only
-        xt::xtensor<T, 3> m_h;         // (S+1, B, H) h_0 .. h_S
-        xt::xtensor<T, 1> m_c;         // (S+1, B, H) c_0 .. c_S (training); (2, B, H) (inference); grow-only
-        xt::xtensor<T, 3> m_h_masked;  // (S, B, H)   h~_0 .. h~_{S-1} (recurrent dropout only)
-        xt::xtensor<T, 2> m_input_mask;      // (B, I)
-        xt::xtensor<T, 2> m_recurrent_mask;  // (B, H)
-
-        // backward workspaces
-        xt::xtensor<T, 3> m_dx;         // (S, B, I)
-        xt::xtensor<T, 2> m_dh;         // (B, H) running dh_t, dh_0 at the end
-        xt::xtensor<T, 2> m_dc;         // (B, H) running dc_t, dc_0 at the end
-        xt::xtensor<T, 2> m_dh_direct;  // (B, H) the cell's direct part of dh_{t-1} (direct_hidden_gradient only)
-        aligned_tensor<T, 2> m_w_h_transposed;  // (Gh, H) W_h^T for (Q2) on the register-blocked path
-        aligned_tensor<T, 2> m_w_x_transposed;  // (Gx, I) W_x^T for (Q7)
-        aligned_tensor<T, 1> m_outer_packs;     // (Q4), (Q5): the packed chunks (detail/outer_gemm.hpp); grow-only
-        xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
-        xt::xtensor<T, 2> m_dh_product;      // (B, H) (Q2) on the BLAS path with lengths (dead rows keep dh)
-        detail::bf16_workspace m_bf16;       // precision::bf16: the packed operands (recurrent_bf16.hpp)
-
-        // the one-step API: z of the batch-1 path, and the results
-        xt::xtensor<T, 1> m_step_z;   // (Gz)
-        xt::xtensor<T, 1> m_step_hw;  // (Gh) h W_h of a layout that is not fused
-        state_type m_next;
-        gradients_type m_step_grads;
-    };
-
-    // ---- definitions -----------------------------------------------------------------------------------------------
-
 #define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout, class Precision>
 #define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout, Precision>
-
-    XRNN_CELL_TEMPLATE
-    XRNN_CELL::recurrent_cell(random_engine& rng, const recurrent_options& options)
-        : m_options(options)
-        , m_mask_rng(0)
-    {
-        detail::check_rate(Cell::name, "dropout", options.dropout);
-        detail::check_rate(Cell::name, "recurrent_dropout", options.recurrent_dropout);
-        if (options.init == init_scheme::keras)
-        {
-            init::glorot_uniform(p.w_x, rng);
-            init::orthogonal(p.w_h, rng);
-            p.b.fill(T(0));
-            Cell::initial_bias(p.b);
-        }
-        else
-        {
-            // PyTorch: every weight and both biases uniform(-1/sqrt(H), 1/sqrt(H)); where the two biases are summed
-            // (the shared columns) ours is their sum, elsewhere it is one of them.
-            const double bound = 1.0 / std::sqrt(static_cast<double>(H));
-            init::uniform(p.w_x, bound, rng);
-            init::uniform(p.w_h, bound, rng);
-            for (std::size_t j = 0; j < Gz; ++j)
-            {
-                const double b_ih = rng.uniform(-bound, bound);
-                const double b_hh = j < Gs ? rng.uniform(-bound, bound) : 0.0;
-                p.b(j) = static_cast<T>(b_ih + b_hh);
-            }
-        }
-        m_mask_rng = rng.split();
-    }
 
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0,
@@ -4176,132 +4245,275 @@ namespace xrnn
         }
     }
 
+    /// The parts a parallel pass cuts the batch into: one per thread, each of at least enough work (2^22
+    /// multiply-adds over all steps) to pay for waking a thread. Part p takes the register tiles p, p + parts, ...:
+    /// with lengths the rows run sorted by decreasing length (layers/length_order.hpp, (M7)), and dealing the
+    /// tiles out in turn gives each thread long and short sequences alike.
     XRNN_CELL_TEMPLATE
-    void XRNN_CELL::backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last, const T* x)
+    std::size_t XRNN_CELL::part_count(std::size_t steps, std::size_t batch) noexcept
     {
-        if (m_state != cache_state::training || m_steps == 0)
-        {
-            throw state_error(std::string(Cell::name) + "::backward: call forward(x, mode::training) before backward");
-        }
-        const T* input = input_copied() ? m_x.data() : x;  // x~ for (Q4)
-        if (input == nullptr)
-        {
-            throw state_error(std::string(Cell::name) + "::backward: the forward's input is needed again");
-        }
-        detail::flush_denormals_scope flush_denormals;
+        constexpr std::size_t tile = tile_rows;
+        constexpr std::size_t min_work = std::size_t(1) << 22;
+        const std::size_t work_per_row = std::max<std::size_t>(1, steps * (I * Gx + H * Gh));
+        const std::size_t min_rows = (min_work + work_per_row - 1) / work_per_row;
+        const std::size_t threads = std::max<std::size_t>(1, num_threads());
+        std::size_t rows = std::max((batch + threads - 1) / threads, min_rows);
+        rows = std::min((rows + tile - 1) / tile * tile, batch);
+        return (batch + rows - 1) / rows;
+    }
+
+    /// (R2)-(R4) for all steps, each part of the batch on a thread of its own (the rows are independent until
+    /// backward): per step and tile of rows, (R3) in registers, then the cell's equations on those rows while z is
+    /// in L1. z is the step's rows of the gate cache when training, else a (B, Gz) scratch row per sequence.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::forward_by_rows(const T* input)
+    {
+        const std::size_t S = m_steps;
         const std::size_t B = m_batch;
-        detail::ensure_shape(m_dx, {m_steps, B, I});
-        detail::ensure_shape(m_dh, {B, H});
-        copy_or_zero(dh_last, m_dh.data(), B * H);
-        if constexpr (has_cell_state)
+        const bool training = m_state == cache_state::training;
+        const std::size_t parts = part_count(S, B);
+        if constexpr (bf16_products)
         {
-            detail::ensure_shape(m_dc, {B, H});
-            copy_or_zero(dc_last, m_dc.data(), B * H);
+            pack_bf16_forward_weights();
         }
-        if constexpr (Layout::direct_hidden_gradient)
+        detail::parallel_for(parts, [&](std::size_t part) {
+            detail::flush_denormals_scope flush_denormals;  // on this thread too
+            constexpr std::size_t tile = tile_rows;
+            for (std::size_t t = 0; t < S; ++t)
+            {
+                T* z_step = m_gates.data() + (training ? t * B * Gz : 0);
+                for (std::size_t r = part * tile; r < B; r += parts * tile)  // every parts-th tile (M7)
+                {
+                    const std::size_t n = std::min(tile, B - r);
+                    for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
+                        T* z = z_step + r0 * Gz;
+                        project_rows(input + (t * B + r0) * I, previous_hidden(t, r0, n0), z, n0);  // (R2), (R3)
+                        activate_rows(t, z, r0, n0);                                                // (R4)
+                    });
+                    keep_dead_states(t, r, n);  // (M1)
+                }
+            }
+        });
+    }
+
+    /// (R2)-(R4) through BLAS: Z[:, :Gx] = X~ W_x for a chunk of steps (all S when training) in one GEMM, then per
+    /// step the recurrent product into its columns and the cell's equations.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::forward_by_blas(const T* input, std::size_t chunk)
+    {
+        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
+        using detail::transpose;
+        const std::size_t S = m_steps;
+        const std::size_t B = m_batch;
+        for (std::size_t begin = 0; begin < S; begin += chunk)
         {
-            detail::ensure_shape(m_dh_direct, {B, H});
+            const std::size_t steps_here = std::min(chunk, S - begin);
+            // (R3), input part; with lengths (M2), only up to the chunk's last alive row
+            const std::size_t rows = (steps_here - 1) * B + alive_extent(begin + steps_here - 1);
+            if (alive_extent(begin) > 0)
+            {
+                detail::gemm(transpose::no, transpose::no, rows, Gx, I, T(1), input + begin * B * I, I, p.w_x.data(),
+                             Gx, T(0), m_gates.data(), Gz);
+            }
+            for (std::size_t t = begin; t < begin + steps_here; ++t)
+            {
+                const std::size_t B = alive_extent(t);  // the rows up to the last alive one (M1)
+                if (B == 0)
+                {
+                    keep_dead_states(t, 0, m_batch);
+                    continue;
+                }
+                const T* h_prev = previous_hidden(t, 0, B);  // (R2)
+                T* z = m_gates.data() + (t - begin) * m_batch * Gz;
+                if (m_batch == 1)  // (R3), recurrent part: z[:Gs] += h W_h[:, :Gs], z[Gx:] = h W_h[:, Gs:]
+                {
+                    const detail::gemv_term<T> shared{h_prev, p.w_h.data(), H};
+                    const detail::gemv_term<T> apart{h_prev, p.w_h.data() + Gs, H};
+                    if constexpr (Gs > 0)
+                    {
+                        detail::gemv_rows<T, Gs, Gh>(z, z, &shared, 1);
+                    }
+                    if constexpr (Gh > Gs)
+                    {
+                        detail::gemv_rows<T, Gh - Gs, Gh>(nullptr, z + Gx, &apart, 1);
+                    }
+                }
+                else
+                {
+                    if constexpr (Gs > 0)
+                    {
+                        detail::gemm(transpose::no, transpose::no, B, Gs, H, T(1), h_prev, H, p.w_h.data(), Gh, T(1),
+                                     z, Gz);
+                    }
+                    if constexpr (Gh > Gs)
+                    {
+                        detail::gemm(transpose::no, transpose::no, B, Gh - Gs, H, T(1), h_prev, H, p.w_h.data() + Gs,
+                                     Gh, T(0), z + Gx, Gz);
+                    }
+                }
+                if (m_has_lengths)
+                {
+                    for_alive_runs(t, 0, B, [&](std::size_t r0, std::size_t n0) {
+                        activate_rows(t, z + r0 * Gz, r0, n0);  // (R4)
+                    });
+                    keep_dead_states(t, 0, m_batch);  // (M1)
+                }
+                else
+                {
+                    activate_rows(t, z, 0, B);  // (R4)
+                }
+            }
         }
-        if constexpr (register_blocked_steps)
+    }
+
+    /// The batch-1 inference step: (R3) as matrix-vector products over x and h_{t-1} (register-blocked, one pass
+    /// over each column range of the weights), then (R4) of z + b into m_next. h_prev is read completely by (R3),
+    /// and elementwise by (R4), so prev may alias m_next.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::step_batch1(const T* x, const T* h_prev, const T* c_prev)
+    {
+        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
+        detail::flush_denormals_scope flush_denormals;
+        m_state = cache_state::inference;  // nothing is cached for backward
+        m_steps = 0;
+        m_batch = 1;
+        m_has_lengths = false;
+        detail::ensure_shape(m_step_z, {Gz});
+        T* z = m_step_z.data();
+        if constexpr (Layout::fused)
         {
-            backward_by_rows(dy_seq);
+            const detail::gemv_term<T> terms[2] = {{x, p.w_x.data(), I}, {h_prev, p.w_h.data(), H}};
+            detail::gemv_rows<T, Gz>(nullptr, z, terms, 2);  // (R3), both products summed
         }
         else
         {
-            backward_by_blas(dy_seq);
+            // each projection over whole rows of its W (as in the fused case), then laid out as z: the shared
+            // columns added, the recurrent-only ones moved behind the input-only ones
+            detail::ensure_shape(m_step_hw, {Gh});
+            T* hw = m_step_hw.data();
+            const detail::gemv_term<T> input{x, p.w_x.data(), I};
+            const detail::gemv_term<T> recurrent{h_prev, p.w_h.data(), H};
+            detail::gemv_rows<T, Gx>(nullptr, z, &input, 1);       // (R3), z[:Gx] = x W_x
+            detail::gemv_rows<T, Gh>(nullptr, hw, &recurrent, 1);  // h W_h
+            for (std::size_t j = 0; j < Gs; ++j)
+            {
+                z[j] += hw[j];
+            }
+            std::copy(hw + Gs, hw + Gh, z + Gx);
         }
-        parameter_gradients(input);
-        m_state = cache_state::consumed;  // dz was written over the gates
+        detail::ensure_shape(m_next.h, {1, H});
+        T* c = nullptr;
+        if constexpr (has_cell_state)
+        {
+            detail::ensure_shape(m_next.c, {1, H});
+            c = m_next.c.data();
+        }
+        Cell::template forward_rows<false>(p.b.data(), cell_rows<T>{z, h_prev, c_prev, c, m_next.h.data(), 1});  // (R4)
     }
 
+    /// (R2) for rows [r, r + n) of step t: h~ = h * m_h into the cache of h~ with recurrent dropout, else h itself.
     XRNN_CELL_TEMPLATE
-    std::size_t XRNN_CELL::workspace_bytes() const noexcept
+    const T* XRNN_CELL::previous_hidden(std::size_t t, std::size_t r, std::size_t n)
     {
-        std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
-                             + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
-                             + m_dh_direct.size() + m_w_h_transposed.size() + m_w_x_transposed.size()
-                             + m_outer_packs.size() + m_bias_sums.size() + m_dh_product.size() + m_step_z.size()
-                             + m_step_hw.size() + m_next.h.size() + m_step_grads.dx.size()
-                             + m_step_grads.d_prev.h.size()
-                             + m_bf16.bytes() / sizeof(T);
-        if constexpr (has_cell_state)
+        const T* h = m_h.data() + (t * m_batch + r) * H;
+        if (!recurrent_dropout())
         {
-            values += m_next.c.size() + m_step_grads.d_prev.c.size();
+            return h;
         }
-        return values * sizeof(T);
+        T* masked = m_h_masked.data() + (t * m_batch + r) * H;
+        const T* mask = m_recurrent_mask.data() + r * H;
+        for (std::size_t j = 0; j < n * H; ++j)
+        {
+            masked[j] = h[j] * mask[j];
+        }
+        return masked;
     }
 
+    /// (R3) on n rows in register tiles: z[:, :Gs] = x W_x[:, :Gs] + h W_h[:, :Gs] summed in the same registers,
+    /// z[:, Gs:Gx] = x W_x[:, Gs:], z[:, Gx:] = h W_h[:, Gs:]. A fused layout (Gs = Gx = Gh) is the first product
+    /// alone, over all of z.
     XRNN_CELL_TEMPLATE
-    auto XRNN_CELL::forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m) -> const state_type&
+    void XRNN_CELL::project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const
     {
-        const std::size_t B = x.shape()[0];
-        detail::check_positive(Cell::name, "batch (x.shape()[0])", B);
-        detail::check_shape(Cell::name, "x", x.shape(), {B, I});
-        detail::check_shape(Cell::name, "previous h", prev.h.shape(), {B, H});
-        const T* c0 = nullptr;
-        if constexpr (has_cell_state)
+        if constexpr (bf16_products)
         {
-            detail::check_shape(Cell::name, "previous c", prev.c.shape(), {B, H});
-            c0 = prev.c.data();
+            project_rows_bf16(x, h_prev, z, n);
+            return;
         }
-        if (B == 1 && m == mode::inference)
+        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
+        if constexpr (Gs > 0)
         {
-            step_batch1(x.data(), prev.h.data(), c0);
-            return m_next;
+            const detail::gemm_term<T> terms[2] = {{x, I, p.w_x.data(), I}, {h_prev, H, p.w_h.data(), H}};
+            detail::gemm_rows<T, Gs, Gx>(n, z, Gz, terms);
         }
-        forward_sequence(x.data(), 1, B, prev.h.data(), c0, m);
-        copy_out(final_hidden(), m_next.h, B);
-        if constexpr (has_cell_state)
+        if constexpr (Gx > Gs)
         {
-            copy_out(final_cell(), m_next.c, B);
+            const detail::gemm_term<T> term[1] = {{x, I, p.w_x.data() + Gs, I}};
+            detail::gemm_rows<T, Gx - Gs, Gx>(n, z + Gs, Gz, term);
         }
-        return m_next;
+        if constexpr (Gh > Gs)
+        {
+            const detail::gemm_term<T> term[1] = {{h_prev, H, p.w_h.data() + Gs, H}};
+            detail::gemm_rows<T, Gh - Gs, Gh>(n, z + Gx, Gz, term);
+        }
     }
 
+    /// (R4) of z + b on rows [r, r + n) of step t; a training forward keeps what backward needs in z.
     XRNN_CELL_TEMPLATE
-    auto XRNN_CELL::backward(const state_type& d_next) -> const gradients_type&
+    void XRNN_CELL::activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n)
     {
-        const std::size_t B = m_batch;
-        detail::check_shape(Cell::name, "gradient of h", d_next.h.shape(), {B, H});
-        const T* dc = nullptr;
-        if constexpr (has_cell_state)
+        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
+        const cell_rows<T> rows{z, m_h.data() + (t * m_batch + r) * H, row_of(cell_state(t), r),
+                                row_of(cell_state(t + 1), r), m_h.data() + ((t + 1) * m_batch + r) * H, n};
+        if (m_state == cache_state::training)
         {
-            detail::check_shape(Cell::name, "gradient of c", d_next.c.shape(), {B, H});
-            dc = d_next.c.data();
+            Cell::template forward_rows<true>(p.b.data(), rows);
         }
-        backward_sequence(nullptr, d_next.h.data(), dc);
-        detail::ensure_shape(m_step_grads.dx, {B, I});
-        std::copy(m_dx.data(), m_dx.data() + B * I, m_step_grads.dx.data());
-        copy_out(initial_hidden_gradient(), m_step_grads.d_prev.h, B);
-        if constexpr (has_cell_state)
+        else
         {
-            copy_out(initial_cell_gradient(), m_step_grads.d_prev.c, B);
+            Cell::template forward_rows<false>(p.b.data(), rows);
         }
-        return m_step_grads;
     }
 
 #undef XRNN_CELL
 #undef XRNN_CELL_TEMPLATE
 }  // namespace xrnn
 
-// the steps of the forward and backward paths (register tiles per thread, BLAS), the batch-1 step and the
-// parameter gradients: the rest of the definitions
-// ---- begin include/xrnn/layers/recurrent_paths.hpp ----
-// xtensor-rnn: the steps of the recurrent engine (recurrent_cell.hpp holds the class, its public interface and the
-// equations): the paths, then the per-row pieces they share. Two paths, chosen at compile time by
-// register_blocked_steps:
-//   register tiles  (R3) and (Q2) per step on 8-row tiles of each thread's part of the batch
-//                   (detail/small_gemm.hpp), W_x and W_h in L2 for all steps; one fork and join per pass
-//   BLAS            (R3)'s input part as one GEMM over a chunk of steps, the recurrent part and (Q2) one GEMM
-//                   per step, for weights larger than XRNN_REGISTER_BLOCKED_MAX_BYTES
-// and on both, (Q4), (Q5) and (Q7) as large products over all steps, on xrnn's threads (detail/outer_gemm.hpp). A
-// cell whose layout is fused (Gs = Gx = Gh) runs one product over all columns; otherwise each column range of z is
-// its own product (recurrent_params.hpp).
-#ifndef XRNN_LAYERS_RECURRENT_PATHS_HPP
-#define XRNN_LAYERS_RECURRENT_PATHS_HPP
+#endif
+// ---- end include/xrnn/layers/recurrent_forward.hpp ----
+// ---- begin include/xrnn/layers/recurrent_backward.hpp ----
+// xtensor-rnn: backpropagation through time in the recurrent engine, the backward of recurrent_forward.hpp
+// (recurrent_cell.hpp holds the class, its public interface and the dimensions S, B, I, H, Gx, Gh, Gs, Gz):
+// backward_sequence, the loop over the steps on its two paths, the per-row pieces (Q1)-(Q3) they share, then the
+// parameter gradients over all steps.
+//
+// Backward (BPTT), for t = S..1, with dh_t = dy_t (from the output or the layer above) + the recurrent part:
+//   (Q1) dz_t, dc_{t-1}, dh'_{t-1} = the cell's backward of dh_t, dc_t   (Cell::backward_rows; "dz" is the
+//        gradient before the nonlinearities; dh' is the cell's direct part of dh_{t-1}, if it has one)
+//   (Q2) dh_{t-1} = (dz_t[shared | recurrent only] W_h^T) * m_h + dh'_{t-1}   (+ dy_{t-1} at the next iteration)
+//   (Q3) truncation: with bptt_steps = k > 0, dh_{t-1} and dc_{t-1} are set to 0 when t > 1 and
+//        (S - t + 1) % k == 0, i.e. the sequence is cut into chunks of k steps aligned at its END, and no
+//        gradient crosses a chunk boundary (as detaching the state there would). The last-step output of a
+//        many-to-one model then backpropagates through exactly the last k steps.
+//   (Q6) db   += sum over rows of dz_t          (accumulated inside the loop while dz_t is in cache)
+// and then, over all steps at once:
+//   (Q4) dW_x += X~^T dZ[shared | input only]         X~ (S*B, I)
+//   (Q5) dW_h += H~_prev^T dZ[shared | recurrent only] H~_prev (S*B, H): h~_0 .. h~_{S-1}
+//   (Q7) dx    = (dZ[shared | input only] W_x^T) * m_x
+//   (Q8) dh_0, dc_0: what (Q2) and (Q1) leave after t = 1 (the initial-state gradients)
+// The loop over t runs like the forward, each thread's rows on their own ((Q2) in register tiles), on the
+// register-blocked path; (Q4), (Q5) and (Q7) are large products over all steps, on xrnn's threads on both paths
+// (detail/outer_gemm.hpp).
+// On the BLAS path the loop runs on the whole batch, (Q2) as one GEMM per step (and column range).
+// Variable lengths, (M2)-(M4): see recurrent_masking.hpp.
+#ifndef XRNN_LAYERS_RECURRENT_BACKWARD_HPP
+#define XRNN_LAYERS_RECURRENT_BACKWARD_HPP
 
 #include <algorithm>
 #include <cstddef>
+#include <string>
+
+#include <xtensor/xnoalias.hpp>
 
 // ---- begin include/xrnn/detail/outer_gemm.hpp ----
 // xtensor-rnn: the large products of a recurrent layer's backward on xrnn's own threads (threads.hpp).
@@ -4352,7 +4564,7 @@ namespace xrnn::detail
 
     /// The rows of D (and of A, and of the products' outputs) that take part: blocks of block rows (a batch's
     /// steps), of which the first count[b] of block b (all of them when count is nullptr). The rows after are
-    /// sequences past their length (layers/recurrent_cell.hpp, (M2)), whose dZ is 0: skipping them changes no sum.
+    /// sequences past their length (layers/recurrent_masking.hpp, (M2)), whose dZ is 0: skipping them changes no sum.
     struct live_rows
     {
         std::size_t blocks;
@@ -4659,125 +4871,42 @@ namespace xrnn
 #define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout, class Precision>
 #define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout, Precision>
 
-    /// The parts a parallel pass cuts the batch into: one per thread, each of at least enough work (2^22
-    /// multiply-adds over all steps) to pay for waking a thread. Part p takes the register tiles p, p + parts, ...:
-    /// with lengths the rows run sorted by decreasing length (layers/length_order.hpp, (M7)), and dealing the
-    /// tiles out in turn gives each thread long and short sequences alike.
     XRNN_CELL_TEMPLATE
-    std::size_t XRNN_CELL::part_count(std::size_t steps, std::size_t batch) noexcept
+    void XRNN_CELL::backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last, const T* x)
     {
-        constexpr std::size_t tile = tile_rows;
-        constexpr std::size_t min_work = std::size_t(1) << 22;
-        const std::size_t work_per_row = std::max<std::size_t>(1, steps * (I * Gx + H * Gh));
-        const std::size_t min_rows = (min_work + work_per_row - 1) / work_per_row;
-        const std::size_t threads = std::max<std::size_t>(1, num_threads());
-        std::size_t rows = std::max((batch + threads - 1) / threads, min_rows);
-        rows = std::min((rows + tile - 1) / tile * tile, batch);
-        return (batch + rows - 1) / rows;
-    }
-
-    /// (R2)-(R4) for all steps, each part of the batch on a thread of its own (the rows are independent until
-    /// backward): per step and tile of rows, (R3) in registers, then the cell's equations on those rows while z is
-    /// in L1. z is the step's rows of the gate cache when training, else a (B, Gz) scratch row per sequence.
-    XRNN_CELL_TEMPLATE
-    void XRNN_CELL::forward_by_rows(const T* input)
-    {
-        const std::size_t S = m_steps;
-        const std::size_t B = m_batch;
-        const bool training = m_state == cache_state::training;
-        const std::size_t parts = part_count(S, B);
-        if constexpr (bf16_products)
+        if (m_state != cache_state::training || m_steps == 0)
         {
-            pack_bf16_forward_weights();
+            throw state_error(std::string(Cell::name) + "::backward: call forward(x, mode::training) before backward");
         }
-        detail::parallel_for(parts, [&](std::size_t part) {
-            detail::flush_denormals_scope flush_denormals;  // on this thread too
-            constexpr std::size_t tile = tile_rows;
-            for (std::size_t t = 0; t < S; ++t)
-            {
-                T* z_step = m_gates.data() + (training ? t * B * Gz : 0);
-                for (std::size_t r = part * tile; r < B; r += parts * tile)  // every parts-th tile (M7)
-                {
-                    const std::size_t n = std::min(tile, B - r);
-                    for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
-                        T* z = z_step + r0 * Gz;
-                        project_rows(input + (t * B + r0) * I, previous_hidden(t, r0, n0), z, n0);  // (R2), (R3)
-                        activate_rows(t, z, r0, n0);                                                // (R4)
-                    });
-                    keep_dead_states(t, r, n);  // (M1)
-                }
-            }
-        });
-    }
-
-    /// (R2)-(R4) through BLAS: Z[:, :Gx] = X~ W_x for a chunk of steps (all S when training) in one GEMM, then per
-    /// step the recurrent product into its columns and the cell's equations.
-    XRNN_CELL_TEMPLATE
-    void XRNN_CELL::forward_by_blas(const T* input, std::size_t chunk)
-    {
-        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
-        using detail::transpose;
-        const std::size_t S = m_steps;
-        const std::size_t B = m_batch;
-        for (std::size_t begin = 0; begin < S; begin += chunk)
+        const T* input = input_copied() ? m_x.data() : x;  // x~ for (Q4)
+        if (input == nullptr)
         {
-            const std::size_t steps_here = std::min(chunk, S - begin);
-            // (R3), input part; with lengths (M2), only up to the chunk's last alive row
-            const std::size_t rows = (steps_here - 1) * B + alive_extent(begin + steps_here - 1);
-            if (alive_extent(begin) > 0)
-            {
-                detail::gemm(transpose::no, transpose::no, rows, Gx, I, T(1), input + begin * B * I, I, p.w_x.data(),
-                             Gx, T(0), m_gates.data(), Gz);
-            }
-            for (std::size_t t = begin; t < begin + steps_here; ++t)
-            {
-                const std::size_t B = alive_extent(t);  // the rows up to the last alive one (M1)
-                if (B == 0)
-                {
-                    keep_dead_states(t, 0, m_batch);
-                    continue;
-                }
-                const T* h_prev = previous_hidden(t, 0, B);  // (R2)
-                T* z = m_gates.data() + (t - begin) * m_batch * Gz;
-                if (m_batch == 1)  // (R3), recurrent part: z[:Gs] += h W_h[:, :Gs], z[Gx:] = h W_h[:, Gs:]
-                {
-                    const detail::gemv_term<T> shared{h_prev, p.w_h.data(), H};
-                    const detail::gemv_term<T> apart{h_prev, p.w_h.data() + Gs, H};
-                    if constexpr (Gs > 0)
-                    {
-                        detail::gemv_rows<T, Gs, Gh>(z, z, &shared, 1);
-                    }
-                    if constexpr (Gh > Gs)
-                    {
-                        detail::gemv_rows<T, Gh - Gs, Gh>(nullptr, z + Gx, &apart, 1);
-                    }
-                }
-                else
-                {
-                    if constexpr (Gs > 0)
-                    {
-                        detail::gemm(transpose::no, transpose::no, B, Gs, H, T(1), h_prev, H, p.w_h.data(), Gh, T(1),
-                                     z, Gz);
-                    }
-                    if constexpr (Gh > Gs)
-                    {
-                        detail::gemm(transpose::no, transpose::no, B, Gh - Gs, H, T(1), h_prev, H, p.w_h.data() + Gs,
-                                     Gh, T(0), z + Gx, Gz);
-                    }
-                }
-                if (m_has_lengths)
-                {
-                    for_alive_runs(t, 0, B, [&](std::size_t r0, std::size_t n0) {
-                        activate_rows(t, z + r0 * Gz, r0, n0);  // (R4)
-                    });
-                    keep_dead_states(t, 0, m_batch);  // (M1)
-                }
-                else
-                {
-                    activate_rows(t, z, 0, B);  // (R4)
-                }
-            }
+            throw state_error(std::string(Cell::name) + "::backward: the forward's input is needed again");
         }
+        detail::flush_denormals_scope flush_denormals;
+        const std::size_t B = m_batch;
+        detail::ensure_shape(m_dx, {m_steps, B, I});
+        detail::ensure_shape(m_dh, {B, H});
+        copy_or_zero(dh_last, m_dh.data(), B * H);
+        if constexpr (has_cell_state)
+        {
+            detail::ensure_shape(m_dc, {B, H});
+            copy_or_zero(dc_last, m_dc.data(), B * H);
+        }
+        if constexpr (Layout::direct_hidden_gradient)
+        {
+            detail::ensure_shape(m_dh_direct, {B, H});
+        }
+        if constexpr (register_blocked_steps)
+        {
+            backward_by_rows(dy_seq);
+        }
+        else
+        {
+            backward_by_blas(dy_seq);
+        }
+        parameter_gradients(input);
+        m_state = cache_state::consumed;  // dz was written over the gates
     }
 
     /// (Q1)-(Q3) and (Q6) for t = S..1, each part of the batch on a thread of its own: per step and tile of rows,
@@ -4891,78 +5020,27 @@ namespace xrnn
         }
     }
 
-    /// The batch-1 inference step: (R3) as matrix-vector products over x and h_{t-1} (register-blocked, one pass
-    /// over each column range of the weights), then (R4) of z + b into m_next. h_prev is read completely by (R3),
-    /// and elementwise by (R4), so prev may alias m_next.
+    /// dh += dy_t, then (Q1) for rows [r, r + n) of step t: dz_t written over the step's gates, dc updated, the
+    /// cell's direct dh' written. Returns those rows of dz_t.
     XRNN_CELL_TEMPLATE
-    void XRNN_CELL::step_batch1(const T* x, const T* h_prev, const T* c_prev)
+    const T* XRNN_CELL::gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n)
     {
-        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
-        detail::flush_denormals_scope flush_denormals;
-        m_state = cache_state::inference;  // nothing is cached for backward
-        m_steps = 0;
-        m_batch = 1;
-        m_has_lengths = false;
-        detail::ensure_shape(m_step_z, {Gz});
-        T* z = m_step_z.data();
-        if constexpr (Layout::fused)
+        T* dh = m_dh.data() + r * H;
+        if (dy_seq != nullptr)
         {
-            const detail::gemv_term<T> terms[2] = {{x, p.w_x.data(), I}, {h_prev, p.w_h.data(), H}};
-            detail::gemv_rows<T, Gz>(nullptr, z, terms, 2);  // (R3), both products summed
-        }
-        else
-        {
-            // each projection over whole rows of its W (as in the fused case), then laid out as z: the shared
-            // columns added, the recurrent-only ones moved behind the input-only ones
-            detail::ensure_shape(m_step_hw, {Gh});
-            T* hw = m_step_hw.data();
-            const detail::gemv_term<T> input{x, p.w_x.data(), I};
-            const detail::gemv_term<T> recurrent{h_prev, p.w_h.data(), H};
-            detail::gemv_rows<T, Gx>(nullptr, z, &input, 1);       // (R3), z[:Gx] = x W_x
-            detail::gemv_rows<T, Gh>(nullptr, hw, &recurrent, 1);  // h W_h
-            for (std::size_t j = 0; j < Gs; ++j)
+            const T* dy = dy_seq + (t * m_batch + r) * H;
+            for (std::size_t j = 0; j < n * H; ++j)
             {
-                z[j] += hw[j];
+                dh[j] += dy[j];
             }
-            std::copy(hw + Gs, hw + Gh, z + Gx);
         }
-        detail::ensure_shape(m_next.h, {1, H});
-        T* c = nullptr;
-        if constexpr (has_cell_state)
-        {
-            detail::ensure_shape(m_next.c, {1, H});
-            c = m_next.c.data();
-        }
-        Cell::template forward_rows<false>(p.b.data(), cell_rows<T>{z, h_prev, c_prev, c, m_next.h.data(), 1});  // (R4)
-    }
-
-    /// (R3) on n rows in register tiles: z[:, :Gs] = x W_x[:, :Gs] + h W_h[:, :Gs] summed in the same registers,
-    /// z[:, Gs:Gx] = x W_x[:, Gs:], z[:, Gx:] = h W_h[:, Gs:]. A fused layout (Gs = Gx = Gh) is the first product
-    /// alone, over all of z.
-    XRNN_CELL_TEMPLATE
-    void XRNN_CELL::project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const
-    {
-        if constexpr (bf16_products)
-        {
-            project_rows_bf16(x, h_prev, z, n);
-            return;
-        }
-        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
-        if constexpr (Gs > 0)
-        {
-            const detail::gemm_term<T> terms[2] = {{x, I, p.w_x.data(), I}, {h_prev, H, p.w_h.data(), H}};
-            detail::gemm_rows<T, Gs, Gx>(n, z, Gz, terms);
-        }
-        if constexpr (Gx > Gs)
-        {
-            const detail::gemm_term<T> term[1] = {{x, I, p.w_x.data() + Gs, I}};
-            detail::gemm_rows<T, Gx - Gs, Gx>(n, z + Gs, Gz, term);
-        }
-        if constexpr (Gh > Gs)
-        {
-            const detail::gemm_term<T> term[1] = {{h_prev, H, p.w_h.data() + Gs, H}};
-            detail::gemm_rows<T, Gh - Gs, Gh>(n, z + Gx, Gz, term);
-        }
+        T* dz = m_gates.data() + (t * m_batch + r) * Gz;  // the gates of step t, then dz_t
+        T* dh_direct = Layout::direct_hidden_gradient ? m_dh_direct.data() + r * H : nullptr;
+        Cell::backward_rows(cell_gradient_rows<T>{dz, m_h.data() + (t * m_batch + r) * H, row_of(cell_state(t), r),
+                                                  row_of(cell_state(t + 1), r),
+                                                  m_h.data() + ((t + 1) * m_batch + r) * H, dh,
+                                                  row_of(cell_state_gradient(), r), dh_direct, n});
+        return dz;
     }
 
     /// (Q2)'s product on n rows in register tiles, from W_h^T:
@@ -4991,6 +5069,54 @@ namespace xrnn
         {
             const detail::gemm_term<T> terms[2] = {{dz, Gz, w, Gs}, {dz + Gx, Gz, w + Gs * H, Gh - Gs}};
             detail::gemm_rows<T, H>(n, dh, H, terms);
+        }
+    }
+
+    /// After (Q2)'s product for rows [r, r + n) of step t: dh_{t-1} *= m_h, += the cell's dh', and (Q3), the
+    /// truncation of dh and dc.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n)
+    {
+        T* dh = m_dh.data() + r * H;
+        if (recurrent_dropout())
+        {
+            const T* mask = m_recurrent_mask.data() + r * H;
+            for (std::size_t j = 0; j < n * H; ++j)
+            {
+                dh[j] *= mask[j];
+            }
+        }
+        if constexpr (Layout::direct_hidden_gradient)
+        {
+            const T* direct = m_dh_direct.data() + r * H;
+            for (std::size_t j = 0; j < n * H; ++j)
+            {
+                dh[j] += direct[j];
+            }
+        }
+        const std::size_t k = m_options.bptt_steps;
+        if (m_has_lengths)  // (M4): from each sequence's own end (the rows here are alive at t)
+        {
+            for (std::size_t i = 0; k > 0 && t > 0 && i < n; ++i)
+            {
+                if ((m_lengths.data()[r + i] - t) % k == 0)
+                {
+                    std::fill(dh + i * H, dh + (i + 1) * H, T(0));
+                    if (T* dc = row_of(cell_state_gradient(), r + i))
+                    {
+                        std::fill(dc, dc + H, T(0));
+                    }
+                }
+            }
+            return;
+        }
+        if (k > 0 && t > 0 && (m_steps - t) % k == 0)  // (Q3)
+        {
+            std::fill(dh, dh + n * H, T(0));
+            if (T* dc = row_of(cell_state_gradient(), r))
+            {
+                std::fill(dc, dc + n * H, T(0));
+            }
         }
     }
 
@@ -5063,111 +5189,40 @@ namespace xrnn
         }
     }
 
-    /// (R2) for rows [r, r + n) of step t: h~ = h * m_h into the cache of h~ with recurrent dropout, else h itself.
-    XRNN_CELL_TEMPLATE
-    const T* XRNN_CELL::previous_hidden(std::size_t t, std::size_t r, std::size_t n)
-    {
-        const T* h = m_h.data() + (t * m_batch + r) * H;
-        if (!recurrent_dropout())
-        {
-            return h;
-        }
-        T* masked = m_h_masked.data() + (t * m_batch + r) * H;
-        const T* mask = m_recurrent_mask.data() + r * H;
-        for (std::size_t j = 0; j < n * H; ++j)
-        {
-            masked[j] = h[j] * mask[j];
-        }
-        return masked;
-    }
+#undef XRNN_CELL
+#undef XRNN_CELL_TEMPLATE
+}  // namespace xrnn
 
-    /// (R4) of z + b on rows [r, r + n) of step t; a training forward keeps what backward needs in z.
-    XRNN_CELL_TEMPLATE
-    void XRNN_CELL::activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n)
-    {
-        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
-        const cell_rows<T> rows{z, m_h.data() + (t * m_batch + r) * H, row_of(cell_state(t), r),
-                                row_of(cell_state(t + 1), r), m_h.data() + ((t + 1) * m_batch + r) * H, n};
-        if (m_state == cache_state::training)
-        {
-            Cell::template forward_rows<true>(p.b.data(), rows);
-        }
-        else
-        {
-            Cell::template forward_rows<false>(p.b.data(), rows);
-        }
-    }
+#endif
+// ---- end include/xrnn/layers/recurrent_backward.hpp ----
+// ---- begin include/xrnn/layers/recurrent_masking.hpp ----
+// xtensor-rnn: variable lengths in the recurrent engine (recurrent_cell.hpp holds the class): what a step past a
+// sequence's length does, and the helpers with which the forward (recurrent_forward.hpp) and the backward
+// (recurrent_backward.hpp) run on the alive rows only. The order a layer runs its rows in, (M7), is in
+// length_order.hpp.
+//
+// Variable lengths (masking). forward_sequence may take one length L_b in [1, S] per sequence b (PyTorch's packed
+// sequences; the rows stay where they are, padded to S steps). Step t (0-based) of row b is alive when t < L_b:
+//   (M1) a dead step keeps the state: h_{t+1} = h_t, c_{t+1} = c_t, so h_S, c_S are each sequence's final state
+//   (M2) a dead step has no gates: dz_t = 0 there, so it adds nothing to (Q4)-(Q7) and dx_t = 0
+//   (M3) backward through a dead step passes dh and dc on unchanged, and ignores dy_t there (its output is a
+//        constant 0 in a sequence output, recurrent_stack.hpp)
+//   (M4) truncation (Q3) counts from each sequence's own end: cut where t > 0 and (L_b - t) % k == 0
+// The products and the cell's equations run on the runs of alive rows of each tile only, so a tile whose rows are
+// all past their length costs a copy of its states, and the BLAS path multiplies the rows up to the last alive one.
+// keep_dead_states and zero_dead_gates below do (M1) and (M2); (M3) and (M4) are in the backward's loops and its
+// finish_hidden_gradient (recurrent_backward.hpp).
+#ifndef XRNN_LAYERS_RECURRENT_MASKING_HPP
+#define XRNN_LAYERS_RECURRENT_MASKING_HPP
 
-    /// dh += dy_t, then (Q1) for rows [r, r + n) of step t: dz_t written over the step's gates, dc updated, the
-    /// cell's direct dh' written. Returns those rows of dz_t.
-    XRNN_CELL_TEMPLATE
-    const T* XRNN_CELL::gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n)
-    {
-        T* dh = m_dh.data() + r * H;
-        if (dy_seq != nullptr)
-        {
-            const T* dy = dy_seq + (t * m_batch + r) * H;
-            for (std::size_t j = 0; j < n * H; ++j)
-            {
-                dh[j] += dy[j];
-            }
-        }
-        T* dz = m_gates.data() + (t * m_batch + r) * Gz;  // the gates of step t, then dz_t
-        T* dh_direct = Layout::direct_hidden_gradient ? m_dh_direct.data() + r * H : nullptr;
-        Cell::backward_rows(cell_gradient_rows<T>{dz, m_h.data() + (t * m_batch + r) * H, row_of(cell_state(t), r),
-                                                  row_of(cell_state(t + 1), r),
-                                                  m_h.data() + ((t + 1) * m_batch + r) * H, dh,
-                                                  row_of(cell_state_gradient(), r), dh_direct, n});
-        return dz;
-    }
+#include <algorithm>
+#include <cstddef>
 
-    /// After (Q2)'s product for rows [r, r + n) of step t: dh_{t-1} *= m_h, += the cell's dh', and (Q3), the
-    /// truncation of dh and dc.
-    XRNN_CELL_TEMPLATE
-    void XRNN_CELL::finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n)
-    {
-        T* dh = m_dh.data() + r * H;
-        if (recurrent_dropout())
-        {
-            const T* mask = m_recurrent_mask.data() + r * H;
-            for (std::size_t j = 0; j < n * H; ++j)
-            {
-                dh[j] *= mask[j];
-            }
-        }
-        if constexpr (Layout::direct_hidden_gradient)
-        {
-            const T* direct = m_dh_direct.data() + r * H;
-            for (std::size_t j = 0; j < n * H; ++j)
-            {
-                dh[j] += direct[j];
-            }
-        }
-        const std::size_t k = m_options.bptt_steps;
-        if (m_has_lengths)  // (M4): from each sequence's own end (the rows here are alive at t)
-        {
-            for (std::size_t i = 0; k > 0 && t > 0 && i < n; ++i)
-            {
-                if ((m_lengths.data()[r + i] - t) % k == 0)
-                {
-                    std::fill(dh + i * H, dh + (i + 1) * H, T(0));
-                    if (T* dc = row_of(cell_state_gradient(), r + i))
-                    {
-                        std::fill(dc, dc + H, T(0));
-                    }
-                }
-            }
-            return;
-        }
-        if (k > 0 && t > 0 && (m_steps - t) % k == 0)  // (Q3)
-        {
-            std::fill(dh, dh + n * H, T(0));
-            if (T* dc = row_of(cell_state_gradient(), r))
-            {
-                std::fill(dc, dc + n * H, T(0));
-            }
-        }
-    }
+
+namespace xrnn
+{
+#define XRNN_CELL_TEMPLATE template <class Cell, class T, std::size_t I, std::size_t H, class Layout, class Precision>
+#define XRNN_CELL recurrent_cell<Cell, T, I, H, Layout, Precision>
 
     /// (M1)-(M4): f(r0, n0) for each maximal run [r0, r0 + n0) of rows of [r, r + n) alive at step t.
     XRNN_CELL_TEMPLATE
@@ -5261,13 +5316,13 @@ namespace xrnn
 }  // namespace xrnn
 
 #endif
-// ---- end include/xrnn/layers/recurrent_paths.hpp ----
+// ---- end include/xrnn/layers/recurrent_masking.hpp ----
 // ---- begin include/xrnn/layers/recurrent_bf16.hpp ----
 // xtensor-rnn: the products of the recurrent engine with precision::bf16 (xrnn/precision.hpp): the same equations
-// as recurrent_cell.hpp, with the operands of (R3), (Q2), (Q4), (Q5) and (Q7) rounded to bfloat16 and multiplied
-// with float accumulation on AMX tiles or the portable loops (detail/bf16_gemm.hpp). Such a layer always runs the
-// register-blocked path (tiles of 16 rows of each thread's part of the batch); the gate equations, (Q6) and
-// everything else stay float.
+// as recurrent_forward.hpp and recurrent_backward.hpp, with the operands of (R3), (Q2), (Q4), (Q5) and (Q7) rounded
+// to bfloat16 and multiplied with float accumulation on AMX tiles or the portable loops (detail/bf16_gemm.hpp).
+// Such a layer always runs the register-blocked path (tiles of 16 rows of each thread's part of the batch); the
+// gate equations, (Q6) and everything else stay float.
 //
 // Each product is one bf16_gemm over a weight laid out as z's columns (Gs shared, then input-only, then
 // recurrent-only; recurrent_params.hpp), with zeros where a projection has no column:
@@ -5454,13 +5509,13 @@ namespace xrnn
 // ---- begin include/xrnn/layers/rnn_cell.hpp ----
 // xtensor-rnn: the Elman cell, one time step.
 //
-//   (SF1) z_t = x_t W_x + h_{t-1} W_h + b        (one fused sum, (R3) in recurrent_cell.hpp, layout Gx = Gh =
+//   (SF1) z_t = x_t W_x + h_{t-1} W_h + b        (one fused sum, (R3) in recurrent_forward.hpp, layout Gx = Gh =
 //                                                Gs = H; + b in forward_rows, with (SF2))
 //   (SF2) h_t = act(z_t)                         act = tanh (default) or relu
 // Backward, given dh_t (the total gradient reaching h_t):
 //   (SB1) dz_t = dh_t * act'(z_t)                tanh' = 1 - h_t^2, relu' = [h_t > 0]
 //   (SB2) dx_t = dz_t W_x^T, dh_{t-1} = dz_t W_h^T, dW_x += x_t^T dz_t, dW_h += h_{t-1}^T dz_t, db += sum_b dz_t
-//        ((Q2)-(Q7) in recurrent_cell.hpp, run for all steps at once)
+//        ((Q2)-(Q7) in recurrent_backward.hpp, run for all steps at once)
 // The cache keeps h_t (post-activation), so act' is written from the output; z_t is only a workspace, and
 // backward writes dz_t over it.
 #ifndef XRNN_LAYERS_RNN_CELL_HPP
@@ -5576,7 +5631,7 @@ namespace xrnn
 // Gate order (i, f, g, o) along the G = 4H axis, as torch.nn.LSTM, so its weights map one to one:
 //   columns [0, H) input gate i, [H, 2H) forget gate f, [2H, 3H) cell candidate g, [3H, 4H) output gate o.
 //
-//   (LF1) z_t = x_t W_x + h_{t-1} W_h + b                       (R3) in recurrent_cell.hpp, z_t (B, 4H), one fused
+//   (LF1) z_t = x_t W_x + h_{t-1} W_h + b                       (R3) in recurrent_forward.hpp, z_t (B, 4H), one fused
 //                                                               sum (layout: Gx = Gh = Gs = 4H); the + b happens in
 //                                                               forward_rows, with (LF2)
 //   (LF2) i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_g), o = sigmoid(z_o)
@@ -5589,7 +5644,7 @@ namespace xrnn
 //   (LB4) dz_f = dc * c_{t-1} * f (1 - f)
 //   (LB5) dz_g = dc * i * (1 - g^2)
 //   (LB6) dc_{t-1} = dc * f
-//   (LB7) dx_t, dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_cell.hpp
+//   (LB7) dx_t, dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_backward.hpp
 // "dz" is the gradient before the nonlinearities; the cache keeps the gates after them (i, f, g, o), and backward
 // writes dz over them.
 #ifndef XRNN_LAYERS_LSTM_CELL_HPP
@@ -5746,7 +5801,7 @@ namespace xrnn
 // products apart (layout Gx = Gh = 3H, Gs = 2H), so z_t and b have Gz = 4H columns:
 //   [0, H) r   [H, 2H) u   (x W_x + h~ W_h summed)   [2H, 3H) x W_xn   [3H, 4H) h~ W_hn
 //
-//   (GF1) z_t = [x~ W_xr + h~ W_hr | x~ W_xu + h~ W_hu | x~ W_xn | h~ W_hn]     (R3) in recurrent_cell.hpp
+//   (GF1) z_t = [x~ W_xr + h~ W_hr | x~ W_xu + h~ W_hu | x~ W_xn | h~ W_hn]     (R3) in recurrent_forward.hpp
 //   (GF2) r = sigmoid(z_r + b_r), u = sigmoid(z_u + b_u)                        b_r = b_ir + b_hr, b_u likewise
 //   (GF3) a = z_hn + b_hn                                                       the recurrent candidate part
 //   (GF4) n = tanh(z_xn + b_in + r * a)
@@ -5757,7 +5812,7 @@ namespace xrnn
 //   (GB3) dz_hn = dz_xn * r                             the gradient of a, and of b_hn
 //   (GB4) dz_r  = dz_xn * a * r (1 - r)
 //   (GB5) dh'_{t-1} = dh_t * u                          h_{t-1}'s direct path; (Q2) adds dz W_h^T * m_h
-//   (GB6) dx_t, the rest of dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_cell.hpp
+//   (GB6) dx_t, the rest of dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_backward.hpp
 // With recurrent dropout (Keras semantics) the mask m_h applies to h_{t-1} in the products only: (GF5) and (GB5)
 // use h_{t-1} itself.
 //
@@ -5898,13 +5953,13 @@ namespace xrnn
 //
 // Layer 0 maps the input (S, B, I) to (S, B, H); each layer above reads the sequence of the one below.
 // Forward runs the layers bottom to top, backward top to bottom (reverse order of forward), each layer
-// running its own BPTT (recurrent_cell.hpp). The output is the top layer's h_1..h_S (output::sequence) or
+// running its own BPTT (recurrent_backward.hpp). The output is the top layer's h_1..h_S (output::sequence) or
 // its h_S (output::last). Initial states may be passed and final states read back, so a long stream can be
 // fed in chunks (stateful use); the gradient of the initial states is kept after backward. An upper layer reads
 // the hidden sequence of the layer below in place (no copy is kept for its backward).
 //
 // Variable lengths: forward(x, lengths) runs sequence b for its first lengths[b] steps only, on every stacked
-// layer (PyTorch's pack_padded_sequence; recurrent_cell.hpp, (M1)-(M4)):
+// layer (PyTorch's pack_padded_sequence; recurrent_masking.hpp, (M1)-(M4)):
 //   (M5) output::sequence is 0 at the steps past a sequence's length, and their dy is ignored
 //   (M6) output::last and final_state() are each sequence's state at its own last step
 // and the cells run the sequences sorted by decreasing length (layers/length_order.hpp, (M7)), so that a step
@@ -6353,7 +6408,7 @@ namespace xrnn
 //
 //   rnn<T, In, Hidden, Layers = 1, output Out = output::last, nonlinearity Act = nonlinearity::tanh>
 //   x (S, B, In) -> y (B, Hidden) for output::last, (S, B, Hidden) for output::sequence
-// Per step and layer: h_t = act(x_t W_x + h_{t-1} W_h + b) (rnn_cell.hpp); BPTT in recurrent_cell.hpp.
+// Per step and layer: h_t = act(x_t W_x + h_{t-1} W_h + b) (rnn_cell.hpp); BPTT in recurrent_backward.hpp.
 #ifndef XRNN_LAYERS_RNN_HPP
 #define XRNN_LAYERS_RNN_HPP
 
@@ -6386,7 +6441,7 @@ namespace xrnn
 //   lstm<T, In, Hidden, Layers = 1, output Out = output::last>
 //   x (S, B, In) -> y (B, Hidden) for output::last, (S, B, Hidden) for output::sequence
 // Per step and layer: the gate equations of lstm_cell.hpp (gates in PyTorch's order i, f, g, o);
-// BPTT in recurrent_cell.hpp. Weights map to torch.nn.LSTM as w_x = weight_ih^T, w_h = weight_hh^T,
+// BPTT in recurrent_backward.hpp. Weights map to torch.nn.LSTM as w_x = weight_ih^T, w_h = weight_hh^T,
 // b = bias_ih + bias_hh.
 #ifndef XRNN_LAYERS_LSTM_HPP
 #define XRNN_LAYERS_LSTM_HPP
@@ -6420,7 +6475,7 @@ namespace xrnn
 //   gru<T, In, Hidden, Layers = 1, output Out = output::last>
 //   x (S, B, In) -> y (B, Hidden) for output::last, (S, B, Hidden) for output::sequence
 // Per step and layer: the equations of gru_cell.hpp (PyTorch's nn.GRU, gates r, z, n; Keras's
-// GRU(reset_after=True)); BPTT in recurrent_cell.hpp. Weights map to torch.nn.GRU as w_x = weight_ih^T,
+// GRU(reset_after=True)); BPTT in recurrent_backward.hpp. Weights map to torch.nn.GRU as w_x = weight_ih^T,
 // w_h = weight_hh^T, b = [b_ir + b_hr | b_iz + b_hz | b_in | b_hn] (gru_cell.hpp also gives Keras's mapping).
 #ifndef XRNN_LAYERS_GRU_HPP
 #define XRNN_LAYERS_GRU_HPP

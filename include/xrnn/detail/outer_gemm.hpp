@@ -50,7 +50,7 @@ namespace xrnn::detail
 
     /// The rows of D (and of A, and of the products' outputs) that take part: blocks of block rows (a batch's
     /// steps), of which the first count[b] of block b (all of them when count is nullptr). The rows after are
-    /// sequences past their length (layers/recurrent_cell.hpp, (M2)), whose dZ is 0: skipping them changes no sum.
+    /// sequences past their length (layers/recurrent_masking.hpp, (M2)), whose dZ is 0: skipping them changes no sum.
     struct live_rows
     {
         std::size_t blocks;

@@ -5,9 +5,9 @@
 //                                                                    lda_t apart, Y rows ldy apart
 //
 // This is (R3) of one recurrent step for a slice of the batch, z_t = x_t W_x + h_{t-1} W_h, with both
-// products summed in registers: the inference forward runs it per step on each thread's rows (recurrent_cell.hpp),
-// where a BLAS call per step would pay its call and threading overhead 200 times for 1 MFLOP each, and
-// would leave the input projection to a separate pass over memory.
+// products summed in registers: the inference forward runs it per step on each thread's rows
+// (layers/recurrent_forward.hpp), where a BLAS call per step would pay its call and threading overhead 200 times
+// for 1 MFLOP each, and would leave the input projection to a separate pass over memory.
 //
 // Blocking: Y is computed in tiles of Rows rows x Packs SIMD packs (8 x 3 with AVX-512's 32 registers, 4 x 3
 // with 16): per k, Packs loads of W and Rows broadcasts of A feed Rows * Packs independent FMAs, so the loop is

@@ -11,7 +11,7 @@
 //         non-zero id] for t < L_b, 0 for t >= L_b
 //   (EM2) dW of each such id += dy[t, b, :] for t < L_b (the padded steps give nothing)
 // and sequence_lengths() gives L to the recurrent layer above (model/chain.hpp passes it on), which then skips
-// the padding as Keras skips masked steps (recurrent_cell.hpp, (M1)-(M4)).
+// the padding as Keras skips masked steps (recurrent_masking.hpp, (M1)-(M4)).
 #ifndef XRNN_LAYERS_EMBEDDING_HPP
 #define XRNN_LAYERS_EMBEDDING_HPP
 

@@ -3,7 +3,7 @@
 //   gru<T, In, Hidden, Layers = 1, output Out = output::last>
 //   x (S, B, In) -> y (B, Hidden) for output::last, (S, B, Hidden) for output::sequence
 // Per step and layer: the equations of gru_cell.hpp (PyTorch's nn.GRU, gates r, z, n; Keras's
-// GRU(reset_after=True)); BPTT in recurrent_cell.hpp. Weights map to torch.nn.GRU as w_x = weight_ih^T,
+// GRU(reset_after=True)); BPTT in recurrent_backward.hpp. Weights map to torch.nn.GRU as w_x = weight_ih^T,
 // w_h = weight_hh^T, b = [b_ir + b_hr | b_iz + b_hz | b_in | b_hn] (gru_cell.hpp also gives Keras's mapping).
 #ifndef XRNN_LAYERS_GRU_HPP
 #define XRNN_LAYERS_GRU_HPP

@@ -7,7 +7,7 @@
 // products apart (layout Gx = Gh = 3H, Gs = 2H), so z_t and b have Gz = 4H columns:
 //   [0, H) r   [H, 2H) u   (x W_x + h~ W_h summed)   [2H, 3H) x W_xn   [3H, 4H) h~ W_hn
 //
-//   (GF1) z_t = [x~ W_xr + h~ W_hr | x~ W_xu + h~ W_hu | x~ W_xn | h~ W_hn]     (R3) in recurrent_cell.hpp
+//   (GF1) z_t = [x~ W_xr + h~ W_hr | x~ W_xu + h~ W_hu | x~ W_xn | h~ W_hn]     (R3) in recurrent_forward.hpp
 //   (GF2) r = sigmoid(z_r + b_r), u = sigmoid(z_u + b_u)                        b_r = b_ir + b_hr, b_u likewise
 //   (GF3) a = z_hn + b_hn                                                       the recurrent candidate part
 //   (GF4) n = tanh(z_xn + b_in + r * a)
@@ -18,7 +18,7 @@
 //   (GB3) dz_hn = dz_xn * r                             the gradient of a, and of b_hn
 //   (GB4) dz_r  = dz_xn * a * r (1 - r)
 //   (GB5) dh'_{t-1} = dh_t * u                          h_{t-1}'s direct path; (Q2) adds dz W_h^T * m_h
-//   (GB6) dx_t, the rest of dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_cell.hpp
+//   (GB6) dx_t, the rest of dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_backward.hpp
 // With recurrent dropout (Keras semantics) the mask m_h applies to h_{t-1} in the products only: (GF5) and (GB5)
 // use h_{t-1} itself.
 //

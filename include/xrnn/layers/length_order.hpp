@@ -4,7 +4,7 @@
 // sorts them the same way).
 //
 // With lengths, the engine skips a tile of rows at step t only when all its rows are past their length, and
-// splits a tile into runs of alive rows otherwise (recurrent_cell.hpp, (M1)-(M4)). In the data's order almost
+// splits a tile into runs of alive rows otherwise (recurrent_masking.hpp, (M1)-(M4)). In the data's order almost
 // every tile holds one long sequence: on the first 64 IMDB reviews cut at 200 words (79% real tokens) every
 // 8-row tile is alive at every step, so masking would save nothing and cost the split runs. Sorted, the rows
 // alive at step t are the first n_t ones: one run per tile, and a step costs its alive rows (83% of the padded

@@ -3,7 +3,7 @@
 //   lstm<T, In, Hidden, Layers = 1, output Out = output::last>
 //   x (S, B, In) -> y (B, Hidden) for output::last, (S, B, Hidden) for output::sequence
 // Per step and layer: the gate equations of lstm_cell.hpp (gates in PyTorch's order i, f, g, o);
-// BPTT in recurrent_cell.hpp. Weights map to torch.nn.LSTM as w_x = weight_ih^T, w_h = weight_hh^T,
+// BPTT in recurrent_backward.hpp. Weights map to torch.nn.LSTM as w_x = weight_ih^T, w_h = weight_hh^T,
 // b = bias_ih + bias_hh.
 #ifndef XRNN_LAYERS_LSTM_HPP
 #define XRNN_LAYERS_LSTM_HPP

@@ -3,7 +3,7 @@
 // Gate order (i, f, g, o) along the G = 4H axis, as torch.nn.LSTM, so its weights map one to one:
 //   columns [0, H) input gate i, [H, 2H) forget gate f, [2H, 3H) cell candidate g, [3H, 4H) output gate o.
 //
-//   (LF1) z_t = x_t W_x + h_{t-1} W_h + b                       (R3) in recurrent_cell.hpp, z_t (B, 4H), one fused
+//   (LF1) z_t = x_t W_x + h_{t-1} W_h + b                       (R3) in recurrent_forward.hpp, z_t (B, 4H), one fused
 //                                                               sum (layout: Gx = Gh = Gs = 4H); the + b happens in
 //                                                               forward_rows, with (LF2)
 //   (LF2) i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_g), o = sigmoid(z_o)
@@ -16,7 +16,7 @@
 //   (LB4) dz_f = dc * c_{t-1} * f (1 - f)
 //   (LB5) dz_g = dc * i * (1 - g^2)
 //   (LB6) dc_{t-1} = dc * f
-//   (LB7) dx_t, dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_cell.hpp
+//   (LB7) dx_t, dh_{t-1}, dW_x, dW_h, db from dz_t: (Q2)-(Q7) in recurrent_backward.hpp
 // "dz" is the gradient before the nonlinearities; the cache keeps the gates after them (i, f, g, o), and backward
 // writes dz over them.
 #ifndef XRNN_LAYERS_LSTM_CELL_HPP

@@ -1,8 +1,8 @@
 // xtensor-rnn: the products of the recurrent engine with precision::bf16 (xrnn/precision.hpp): the same equations
-// as recurrent_cell.hpp, with the operands of (R3), (Q2), (Q4), (Q5) and (Q7) rounded to bfloat16 and multiplied
-// with float accumulation on AMX tiles or the portable loops (detail/bf16_gemm.hpp). Such a layer always runs the
-// register-blocked path (tiles of 16 rows of each thread's part of the batch); the gate equations, (Q6) and
-// everything else stay float.
+// as recurrent_forward.hpp and recurrent_backward.hpp, with the operands of (R3), (Q2), (Q4), (Q5) and (Q7) rounded
+// to bfloat16 and multiplied with float accumulation on AMX tiles or the portable loops (detail/bf16_gemm.hpp).
+// Such a layer always runs the register-blocked path (tiles of 16 rows of each thread's part of the batch); the
+// gate equations, (Q6) and everything else stay float.
 //
 // Each product is one bf16_gemm over a weight laid out as z's columns (Gs shared, then input-only, then
 // recurrent-only; recurrent_params.hpp), with zeros where a projection has no column:

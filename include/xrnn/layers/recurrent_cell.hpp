@@ -1,51 +1,13 @@
 // xtensor-rnn: the engine every recurrent cell runs on: the two projections, dropout masks, the per-step cache,
 // and backpropagation through time over a whole sequence. A cell (rnn_cell, lstm_cell, gru_cell) declares its
 // layout and supplies its gate equations on the rows of one step: the contract is in recurrent_params.hpp.
+// This header holds the class, its public interface and its buffers ("Memory"); the other definitions, with their
+// equations, are in the headers included at its end: recurrent_forward.hpp (R1)-(R4), recurrent_backward.hpp
+// (Q1)-(Q8), recurrent_masking.hpp (M1)-(M4) and recurrent_bf16.hpp (precision::bf16).
 //
 // Dimensions: S steps, B batch, I inputs, H hidden units; Gx, Gh, Gs, Gz the widths of the input projection, the
 // recurrent projection, their summed part and z (recurrent_params.hpp). Sequences are time-major (S, B, .),
 // row-major; step t of a buffer starts at data + t * B * width.
-//
-// Forward, for t = 1..S (one layer):
-//   (R1) x~_t     = x_t * m_x                 m_x (B, I): input dropout mask, one per sequence (1 when off)
-//   (R2) h~_{t-1} = h_{t-1} * m_h             m_h (B, H): recurrent dropout mask, one per sequence
-//   (R3) z_t      = [x~_t W_x (+) h~_{t-1} W_h]  W_x (I, Gx), W_h (H, Gh) -> z_t (B, Gz): the first Gs columns of
-//                                               both products summed, the others side by side
-//   (R4) (h_t, c_t) = the cell's equations of z_t + b, h_{t-1} and c_{t-1}   (Cell::forward_rows)
-// The sequences of the batch are independent here, so each thread takes a part of the batch through all S
-// steps (threads.hpp). Per step and tile of 8 rows, (R3) sums both products in registers (detail/small_gemm.hpp;
-// one product over all columns for a fused layout, three column ranges otherwise) and (R4) follows on those rows
-// while z_t is in L1; W_x and W_h stay in L2 for all steps. Layers whose weights do not fit in L2
-// (register_blocked_steps is false) run (R3) through BLAS instead: one GEMM over many steps' rows for x~ W_x, then
-// one GEMM per step (and column range) for h~ W_h. + b is added by the cell, which reads z_t anyway.
-//
-// Backward (BPTT), for t = S..1, with dh_t = dy_t (from the output or the layer above) + the recurrent part:
-//   (Q1) dz_t, dc_{t-1}, dh'_{t-1} = the cell's backward of dh_t, dc_t   (Cell::backward_rows; "dz" is the
-//        gradient before the nonlinearities; dh' is the cell's direct part of dh_{t-1}, if it has one)
-//   (Q2) dh_{t-1} = (dz_t[shared | recurrent only] W_h^T) * m_h + dh'_{t-1}   (+ dy_{t-1} at the next iteration)
-//   (Q3) truncation: with bptt_steps = k > 0, dh_{t-1} and dc_{t-1} are set to 0 when t > 1 and
-//        (S - t + 1) % k == 0, i.e. the sequence is cut into chunks of k steps aligned at its END, and no
-//        gradient crosses a chunk boundary (as detaching the state there would). The last-step output of a
-//        many-to-one model then backpropagates through exactly the last k steps.
-//   (Q6) db   += sum over rows of dz_t          (accumulated inside the loop while dz_t is in cache)
-// and then, over all steps at once:
-//   (Q4) dW_x += X~^T dZ[shared | input only]         X~ (S*B, I)
-//   (Q5) dW_h += H~_prev^T dZ[shared | recurrent only] H~_prev (S*B, H): h~_0 .. h~_{S-1}
-//   (Q7) dx    = (dZ[shared | input only] W_x^T) * m_x
-//   (Q8) dh_0, dc_0: what (Q2) and (Q1) leave after t = 1 (the initial-state gradients)
-// The loop over t runs like the forward, each thread's rows on their own ((Q2) in register tiles), on the
-// register-blocked path; (Q4), (Q5) and (Q7) are large products over all steps, on xrnn's threads on both paths
-// (detail/outer_gemm.hpp).
-//
-// Variable lengths (masking). forward_sequence may take one length L_b in [1, S] per sequence b (PyTorch's packed
-// sequences; the rows stay where they are, padded to S steps). Step t (0-based) of row b is alive when t < L_b:
-//   (M1) a dead step keeps the state: h_{t+1} = h_t, c_{t+1} = c_t, so h_S, c_S are each sequence's final state
-//   (M2) a dead step has no gates: dz_t = 0 there, so it adds nothing to (Q4)-(Q7) and dx_t = 0
-//   (M3) backward through a dead step passes dh and dc on unchanged, and ignores dy_t there (its output is a
-//        constant 0 in a sequence output, recurrent_stack.hpp)
-//   (M4) truncation (Q3) counts from each sequence's own end: cut where t > 0 and (L_b - t) % k == 0
-// The products and the cell's equations run on the runs of alive rows of each tile only, so a tile whose rows are
-// all past their length costs a copy of its states, and the BLAS path multiplies the rows up to the last alive one.
 //
 // Memory. A training forward keeps, per layer (e = sizeof(T)), and nothing else grows with S x B:
 //   gates/dZ  S * B * Gz * e           z_t, then what the cell keeps for backward, then dz_t written over it
@@ -72,21 +34,15 @@
 #include <string>
 #include <type_traits>
 
-#include <xtensor/xnoalias.hpp>
 #include <xtensor/xtensor.hpp>
 
 #include <xrnn/config.hpp>
-#include <xrnn/detail/blas.hpp>
-#include <xrnn/detail/simd.hpp>
 #include <xrnn/detail/small_gemm.hpp>
 #include <xrnn/detail/tensor.hpp>
 #include <xrnn/init.hpp>
-#include <xrnn/layers/dropout.hpp>
-#include <xrnn/layers/length_order.hpp>
 #include <xrnn/layers/recurrent_params.hpp>
 #include <xrnn/precision.hpp>
 #include <xrnn/random.hpp>
-#include <xrnn/threads.hpp>
 
 /// Largest W_x plus W_h, in bytes, that a recurrent layer runs on its register-blocked path (see
 /// register_blocked_steps); a layer with larger weights goes through BLAS. Set it to the L2 size of the target CPU
@@ -201,7 +157,7 @@ namespace xrnn
         /// Runs (R1)-(R4) over x (S, B, I) from h0, c0 (B, H each; nullptr means zeros). With input_persists, x
         /// stays valid and unchanged until backward (the hidden sequence of the layer below, in a stack): a
         /// training forward then keeps no copy of it, and backward_sequence must be given it again.
-        /// lengths (B values in [1, steps], or nullptr for all steps): see "Variable lengths" above.
+        /// lengths (B values in [1, steps], or nullptr for all steps): see "Variable lengths" in recurrent_masking.hpp.
         void forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0, mode m,
                               bool input_persists = false, const std::size_t* lengths = nullptr);
 
@@ -286,7 +242,7 @@ namespace xrnn
         const gradients_type& backward(const state_type& d_next);
 
     private:
-        // the steps of a forward and a backward, by path (definitions in recurrent_paths.hpp)
+        // the steps of a forward and a backward, by path (definitions in recurrent_forward.hpp, recurrent_backward.hpp)
         static std::size_t part_count(std::size_t steps, std::size_t batch) noexcept;
         void forward_by_rows(const T* input);
         void forward_by_blas(const T* input, std::size_t chunk);
@@ -311,7 +267,8 @@ namespace xrnn
         void hidden_gradient_rows_bf16(const T* dz, std::size_t r, std::size_t n);
         void parameter_gradients_bf16(const T* input);
 
-        // (M1)-(M4): f(r0, n0) for each run of rows of [r, r + n) alive at step t (all of it without lengths)
+        // (M1)-(M4) (recurrent_masking.hpp): f(r0, n0) for each run of rows of [r, r + n) alive at step t (all of it
+        // without lengths)
         template <class F>
         void for_alive_runs(std::size_t t, std::size_t r, std::size_t n, F&& f) const;
         void keep_dead_states(std::size_t t, std::size_t r, std::size_t n);
@@ -464,123 +421,6 @@ namespace xrnn
     }
 
     XRNN_CELL_TEMPLATE
-    void XRNN_CELL::forward_sequence(const T* x, std::size_t steps, std::size_t batch, const T* h0, const T* c0,
-                                     mode m, bool input_persists, const std::size_t* lengths)
-    {
-        const std::size_t S = steps;
-        const std::size_t B = batch;
-        m_has_lengths = lengths != nullptr;
-        if (m_has_lengths)
-        {
-            detail::check_length_range([] { return std::string(Cell::name) + "::forward"; }, lengths, B, S);
-            detail::ensure_shape(m_lengths, {B});
-            std::copy(lengths, lengths + B, m_lengths.data());
-        }
-        const bool training = m == mode::training;
-        if (training && m_shared != nullptr)
-        {
-            throw state_error(detail::shared_weights_training_message(Cell::layer_name));
-        }
-        detail::flush_denormals_scope flush_denormals;
-        m_steps = S;
-        m_batch = B;
-        m_state = training ? cache_state::training : cache_state::inference;
-        m_input_persists = input_persists;
-        // grow-only: alternating training and inference forwards (fit, then evaluate) does not reallocate.
-        // Training keeps every step's gates; inference needs one step's (register-blocked path) or a chunk
-        // of steps' (BLAS path).
-        const std::size_t chunk = training ? S
-                                  : register_blocked_steps
-                                      ? 1
-                                      : std::min(S, std::max<std::size_t>(1, inference_chunk_rows / B));
-        detail::ensure_capacity(m_gates, chunk * B * Gz);
-        detail::ensure_shape(m_h, {S + 1, B, H});
-        if constexpr (has_cell_state)
-        {
-            detail::ensure_capacity(m_c, (training ? S + 1 : 2) * B * H);
-        }
-
-        // (R1) masked input, kept for (Q4)
-        if (input_dropout())
-        {
-            detail::ensure_shape(m_x, {S, B, I});
-            detail::ensure_shape(m_input_mask, {B, I});
-            detail::sample_dropout_mask(m_input_mask.data(), m_input_mask.size(), m_options.dropout, m_mask_rng);
-            for (std::size_t t = 0; t < S; ++t)
-            {
-                xt::noalias(detail::matrix_view(m_x.data() + t * B * I, B, I))
-                    = detail::matrix_view(x + t * B * I, B, I) * m_input_mask;
-            }
-        }
-        else if (input_copied())
-        {
-            detail::ensure_shape(m_x, {S, B, I});
-            std::copy(x, x + S * B * I, m_x.data());
-        }
-        // inference reads x once below and keeps nothing; a persistent input is read where it is
-        const T* input = input_copied() ? m_x.data() : x;
-        if (recurrent_dropout())
-        {
-            detail::ensure_shape(m_recurrent_mask, {B, H});
-            detail::ensure_shape(m_h_masked, {S, B, H});
-            detail::sample_dropout_mask(m_recurrent_mask.data(), m_recurrent_mask.size(),
-                                        m_options.recurrent_dropout, m_mask_rng);
-        }
-
-        copy_or_zero(h0, m_h.data(), B * H);
-        if constexpr (has_cell_state)
-        {
-            copy_or_zero(c0, m_c.data(), B * H);
-        }
-        if constexpr (register_blocked_steps)
-        {
-            forward_by_rows(input);
-        }
-        else
-        {
-            forward_by_blas(input, chunk);
-        }
-    }
-
-    XRNN_CELL_TEMPLATE
-    void XRNN_CELL::backward_sequence(const T* dy_seq, const T* dh_last, const T* dc_last, const T* x)
-    {
-        if (m_state != cache_state::training || m_steps == 0)
-        {
-            throw state_error(std::string(Cell::name) + "::backward: call forward(x, mode::training) before backward");
-        }
-        const T* input = input_copied() ? m_x.data() : x;  // x~ for (Q4)
-        if (input == nullptr)
-        {
-            throw state_error(std::string(Cell::name) + "::backward: the forward's input is needed again");
-        }
-        detail::flush_denormals_scope flush_denormals;
-        const std::size_t B = m_batch;
-        detail::ensure_shape(m_dx, {m_steps, B, I});
-        detail::ensure_shape(m_dh, {B, H});
-        copy_or_zero(dh_last, m_dh.data(), B * H);
-        if constexpr (has_cell_state)
-        {
-            detail::ensure_shape(m_dc, {B, H});
-            copy_or_zero(dc_last, m_dc.data(), B * H);
-        }
-        if constexpr (Layout::direct_hidden_gradient)
-        {
-            detail::ensure_shape(m_dh_direct, {B, H});
-        }
-        if constexpr (register_blocked_steps)
-        {
-            backward_by_rows(dy_seq);
-        }
-        else
-        {
-            backward_by_blas(dy_seq);
-        }
-        parameter_gradients(input);
-        m_state = cache_state::consumed;  // dz was written over the gates
-    }
-
-    XRNN_CELL_TEMPLATE
     std::size_t XRNN_CELL::workspace_bytes() const noexcept
     {
         std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
@@ -650,9 +490,10 @@ namespace xrnn
 #undef XRNN_CELL_TEMPLATE
 }  // namespace xrnn
 
-// the steps of the forward and backward paths (register tiles per thread, BLAS), the batch-1 step and the
-// parameter gradients: the rest of the definitions
-#include <xrnn/layers/recurrent_paths.hpp>
+// the rest of the definitions, with their equations (see the top of this file)
+#include <xrnn/layers/recurrent_forward.hpp>
+#include <xrnn/layers/recurrent_backward.hpp>
+#include <xrnn/layers/recurrent_masking.hpp>
 #include <xrnn/layers/recurrent_bf16.hpp>
 
 #endif

@@ -2,13 +2,13 @@
 //
 // Layer 0 maps the input (S, B, I) to (S, B, H); each layer above reads the sequence of the one below.
 // Forward runs the layers bottom to top, backward top to bottom (reverse order of forward), each layer
-// running its own BPTT (recurrent_cell.hpp). The output is the top layer's h_1..h_S (output::sequence) or
+// running its own BPTT (recurrent_backward.hpp). The output is the top layer's h_1..h_S (output::sequence) or
 // its h_S (output::last). Initial states may be passed and final states read back, so a long stream can be
 // fed in chunks (stateful use); the gradient of the initial states is kept after backward. An upper layer reads
 // the hidden sequence of the layer below in place (no copy is kept for its backward).
 //
 // Variable lengths: forward(x, lengths) runs sequence b for its first lengths[b] steps only, on every stacked
-// layer (PyTorch's pack_padded_sequence; recurrent_cell.hpp, (M1)-(M4)):
+// layer (PyTorch's pack_padded_sequence; recurrent_masking.hpp, (M1)-(M4)):
 //   (M5) output::sequence is 0 at the steps past a sequence's length, and their dy is ignored
 //   (M6) output::last and final_state() are each sequence's state at its own last step
 // and the cells run the sequences sorted by decreasing length (layers/length_order.hpp, (M7)), so that a step

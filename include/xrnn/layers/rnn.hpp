@@ -2,7 +2,7 @@
 //
 //   rnn<T, In, Hidden, Layers = 1, output Out = output::last, nonlinearity Act = nonlinearity::tanh>
 //   x (S, B, In) -> y (B, Hidden) for output::last, (S, B, Hidden) for output::sequence
-// Per step and layer: h_t = act(x_t W_x + h_{t-1} W_h + b) (rnn_cell.hpp); BPTT in recurrent_cell.hpp.
+// Per step and layer: h_t = act(x_t W_x + h_{t-1} W_h + b) (rnn_cell.hpp); BPTT in recurrent_backward.hpp.
 #ifndef XRNN_LAYERS_RNN_HPP
 #define XRNN_LAYERS_RNN_HPP
 

@@ -1,12 +1,12 @@
 // xtensor-rnn: the Elman cell, one time step.
 //
-//   (SF1) z_t = x_t W_x + h_{t-1} W_h + b        (one fused sum, (R3) in recurrent_cell.hpp, layout Gx = Gh =
+//   (SF1) z_t = x_t W_x + h_{t-1} W_h + b        (one fused sum, (R3) in recurrent_forward.hpp, layout Gx = Gh =
 //                                                Gs = H; + b in forward_rows, with (SF2))
 //   (SF2) h_t = act(z_t)                         act = tanh (default) or relu
 // Backward, given dh_t (the total gradient reaching h_t):
 //   (SB1) dz_t = dh_t * act'(z_t)                tanh' = 1 - h_t^2, relu' = [h_t > 0]
 //   (SB2) dx_t = dz_t W_x^T, dh_{t-1} = dz_t W_h^T, dW_x += x_t^T dz_t, dW_h += h_{t-1}^T dz_t, db += sum_b dz_t
-//        ((Q2)-(Q7) in recurrent_cell.hpp, run for all steps at once)
+//        ((Q2)-(Q7) in recurrent_backward.hpp, run for all steps at once)
 // The cache keeps h_t (post-activation), so act' is written from the output; z_t is only a workspace, and
 // backward writes dz_t over it.
 #ifndef XRNN_LAYERS_RNN_CELL_HPP
