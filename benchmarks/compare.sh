@@ -5,6 +5,11 @@
 #
 # Usage: bash benchmarks/compare.sh [case ...]          (no argument: every case)
 # Environment: XRNN_BENCH_BUILD  build directory (default: <repo>/build-bench)
+#              XRNN_BENCH_USER_BUILD  build directory of the second xrnn_bench, built as a user of the single header
+#                               builds (-DXRNN_USE_XSIMD=OFF: no XTENSOR_USE_XSIMD, so xtensor's own containers
+#                               are not 64-byte aligned; default: <repo>/build-bench-user; "none" skips it). Its
+#                               medians are the table's "xrnn, user build" column (impl xrnn_user), and the
+#                               targets are judged on them (as users run it).
 #              XRNN_BENCH_RAW    file to keep the raw lines in (default: a temporary file)
 # Threads: OPENBLAS_NUM_THREADS=2 and OMP_NUM_THREADS=2 for all three (oneDNN runs on OpenMP); xrnn_bench also calls openblas_set_num_threads(2)
 # and torch_reference.py torch.set_num_threads(2). PyTorch comes from Debian's python3-torch, so the reference runs
@@ -20,6 +25,12 @@ export OMP_NUM_THREADS=2
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DXRNN_BUILD_BENCHMARKS=ON -DXRNN_BUILD_TESTS=OFF \
       -DXRNN_BUILD_EXAMPLES=OFF -DXRNN_INSTALL=OFF >/dev/null
 cmake --build "$build" --target xrnn_bench -j2 >/dev/null
+user_build=${XRNN_BENCH_USER_BUILD:-$root/build-bench-user}
+if [ "$user_build" != none ]; then
+    cmake -S "$root" -B "$user_build" -DCMAKE_BUILD_TYPE=Release -DXRNN_BUILD_BENCHMARKS=ON -DXRNN_BUILD_TESTS=OFF \
+          -DXRNN_BUILD_EXAMPLES=OFF -DXRNN_INSTALL=OFF -DXRNN_USE_XSIMD=OFF >/dev/null
+    cmake --build "$user_build" --target xrnn_bench -j2 >/dev/null
+fi
 onednn=""
 if cmake --build "$build" --target help 2>/dev/null | grep onednn_reference >/dev/null; then
     cmake --build "$build" --target onednn_reference -j2 >/dev/null
@@ -32,6 +43,9 @@ echo "load before: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 : >"$raw"
 # the peak multiply-add rate and the streaming floors first (printed by xrnn_bench for every case or when named)
 "$build/benchmarks/xrnn_bench" ${1:+peak_fma stream_floor} "$@" | tee -a "$raw"
+if [ "$user_build" != none ]; then
+    "$user_build/benchmarks/xrnn_bench" "$@" | grep '^case=' | sed 's/ impl=xrnn/ impl=xrnn_user/' | tee -a "$raw"
+fi
 if [ -n "$onednn" ]; then
     "$onednn" "$@" | tee -a "$raw"
 else
@@ -128,9 +142,9 @@ if stream:
     print("streaming each cell's weights once from cache (the batch-1 floor): "
           + ", ".join(f"{cell} {ms * 1000:.2f} us" for cell, ms in stream.items()))
 print()
-print("| case | xrnn median (min-max) | onednn f32 | torch | onednn / xrnn | torch / xrnn "
+print("| case | xrnn median (min-max) | xrnn, user build | onednn f32 | torch | onednn / xrnn | torch / xrnn "
       "| FLOP floor | xrnn / floor | target | met |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for case in order + sorted(set(rows) - set(order)):
     r = rows.get(case, {})
     if not r:
@@ -139,9 +153,11 @@ for case in order + sorted(set(rows) - set(order)):
     xs = f"{fmt(float(x['ms']))} ({fmt(float(x['min']))}-{fmt(float(x['max']))})" if x else "-"
     xm, tm, om = median(r, "xrnn"), median(r, "torch"), median(r, "onednn")
     fl = floor_ms(case)
-    text, ok = target(case, xm, tm, om) if xm else ("", None)
+    um = median(r, "xrnn_user")
+    # targets are judged as users run it: on the user build's median when there is one
+    text, ok = target(case, um or xm, tm, om) if xm else ("", None)
     met = "" if ok is None else ("yes" if ok else "no")
-    cells = [case, xs] + [fmt(m) if m is not None else "-" for m in (om, tm)]
+    cells = [case, xs] + [fmt(m) if m is not None else "-" for m in (um, om, tm)]
     cells += [f"{m / xm:.2f}x" if xm and m else "-" for m in (om, tm)]
     cells += [fmt(fl) if fl else "-", f"{xm / fl:.2f}x" if fl and xm else "-", text, met]
     print("| " + " | ".join(cells) + " |")
