@@ -4572,7 +4572,9 @@ namespace xrnn::detail
         const std::size_t* count = nullptr;
     };
 
-    /// Live rows of D per chunk of accumulate_outer_products (see the top of this file).
+    /// Live rows of D per chunk of accumulate_outer_products (see the top of this file): a column block of D~
+    /// (24 KB in float with AVX-512) and a tile row of A~ (4 KB) stay in a 48 KB L1 beside the tile's other lines.
+    /// 64, 128 and 192 measured within noise of each other (benchmarks/README.md).
     constexpr std::size_t outer_chunk_rows = 128;
 
     namespace outer_gemm_impl
