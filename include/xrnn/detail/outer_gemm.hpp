@@ -261,6 +261,14 @@ namespace xrnn::detail
         {
             return std::max<std::size_t>(1, std::min(num_threads(), N / vector_pack<T>::size / gemm_tile<T>::packs));
         }
+
+        /// Scratch values of one of parts parts: a chunk of D~ (its columns, the tail's included) and of A~.
+        template <class T, std::size_t N>
+        std::size_t part_values(std::size_t parts, std::size_t a_values)
+        {
+            constexpr std::size_t size = vector_pack<T>::size;
+            return outer_chunk_rows * ((N / size + parts - 1) / parts * size + N % size + a_values);
+        }
     }  // namespace outer_gemm_impl
 
     /// The scratch values accumulate_outer_products<T, N> uses on the current number of threads, the terms'
@@ -268,9 +276,8 @@ namespace xrnn::detail
     template <class T, std::size_t N>
     std::size_t outer_scratch_values(std::size_t a_values)
     {
-        constexpr std::size_t size = vector_pack<T>::size;
         const std::size_t parts = outer_gemm_impl::parts<T, N>();
-        return parts * outer_chunk_rows * ((N / size + parts - 1) / parts * size + N % size + a_values);
+        return parts * outer_gemm_impl::part_values<T, N>(parts, a_values);
     }
 
     /// For every term t: G_t (k_t x N) += A_t^T D, D (rows x N, rows ldd apart), summed over the rows; on xrnn's
@@ -291,7 +298,7 @@ namespace xrnn::detail
         {
             a_values += term.k;
         }
-        const std::size_t part_values = outer_scratch_values<T, N>(a_values) / parts;
+        const std::size_t part_values = outer_gemm_impl::part_values<T, N>(parts, a_values);
         ensure_capacity(scratch, parts * part_values);
         T* const scratch_data = scratch.data();
         parallel_for(parts, [&](std::size_t p) {
