@@ -298,3 +298,41 @@ TEST_CASE("fast paths: the recurrent weights start on 64-byte cache lines, also 
     xrnn::lstm<float, 8, 16, 2> layer(rng);
     CHECK(aligned(layer.layer<1>().p.w_h));
 }
+
+namespace
+{
+    /// gemm_row_runs against gemm_rows run by run: the same bits, with runs of any length (remainder tiles), k
+    /// split into several L1 blocks, a scalar tail of columns and W a column range of a wider matrix.
+    template <class T, std::size_t N, std::size_t LDW>
+    void check_row_runs(std::size_t k0, std::size_t k1)
+    {
+        constexpr std::size_t rows = 48;
+        const auto a0 = random_of<T, 2>({rows, k0 + 3}, 21);  // rows k0 + 3 apart
+        const auto a1 = random_of<T, 2>({rows, k1}, 22);
+        const auto w0 = random_of<T, 2>({k0, LDW}, 23);
+        const auto w1 = random_of<T, 2>({k1, LDW}, 24);
+        const xrnn::detail::gemm_term<T> terms[2] = {{a0.data(), k0 + 3, w0.data(), k0}, {a1.data(), k1, w1.data(), k1}};
+        const xrnn::detail::row_run runs[4] = {{0, 8}, {11, 3}, {16, 21}, {47, 1}};
+        xt::xtensor<T, 2> together = xt::zeros<T>({rows, N + 2});  // rows N + 2 apart
+        xt::xtensor<T, 2> alone = together;
+        xrnn::detail::gemm_row_runs<T, N, LDW>(runs, 4, together.data(), N + 2, terms);
+        for (const auto& run : runs)
+        {
+            xrnn::detail::gemm_term<T> block[2] = {terms[0], terms[1]};
+            block[0].a += run.first * (k0 + 3);
+            block[1].a += run.first * k1;
+            xrnn::detail::gemm_rows<T, N, LDW>(run.count, alone.data() + run.first * (N + 2), N + 2, block);
+        }
+        CHECK(std::equal(together.begin(), together.end(), alone.begin()));
+        CHECK(together(12, N - 1) != T(0));
+        CHECK(together(10, 0) == T(0));  // between the runs: untouched
+    }
+}
+
+TEST_CASE("fast paths: products over several runs of rows give the bits of one run at a time")
+{
+    check_row_runs<float, 512, 512>(128, 128);  // the LSTM's (R3)
+    check_row_runs<float, 37, 40>(300, 7);      // k in three blocks, a scalar tail
+    check_row_runs<double, 100, 130>(200, 0);   // a term without rows
+    check_row_runs<double, 5, 5>(1, 150);
+}

@@ -3349,7 +3349,9 @@ namespace xrnn
 #ifndef XRNN_DETAIL_SMALL_GEMM_HPP
 #define XRNN_DETAIL_SMALL_GEMM_HPP
 
+#include <algorithm>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 
@@ -3387,6 +3389,12 @@ namespace xrnn::detail
         XRNN_TILE_INLINE void zero_row(typename P::value (&acc)[sizeof...(J)], std::index_sequence<J...>)
         {
             ((acc[J] = typename P::value(0)), ...);
+        }
+
+        template <class P, class T, std::size_t... J>
+        XRNN_TILE_INLINE void load_row(typename P::value (&acc)[sizeof...(J)], const T* y, std::index_sequence<J...>)
+        {
+            ((acc[J] = P::load(y + J * P::size)), ...);
         }
 
         template <class P, class T, std::size_t... J>
@@ -3450,6 +3458,51 @@ namespace xrnn::detail
             }
         }
 
+        /// A tile as above for one term and its k in [k0, k1), starting from 0 (first) or from what y holds.
+        template <class P, class T, std::size_t LDW, std::size_t... R, std::size_t... V>
+        XRNN_TILE_INLINE void tile_part(T* y, std::size_t ldy, std::size_t col, const T* a, std::size_t lda,
+                                        const T* w, std::size_t k0, std::size_t k1, bool first,
+                                        std::index_sequence<R...>, std::index_sequence<V...>)
+        {
+            using value = typename P::value;
+            using packs = std::index_sequence<V...>;
+            value acc[sizeof...(R)][sizeof...(V)];
+            if (first)
+            {
+                (zero_row<P>(acc[R], packs{}), ...);
+            }
+            else
+            {
+                (load_row<P>(acc[R], y + R * ldy + col, packs{}), ...);
+            }
+            w += col;
+            for (std::size_t k = k0; k < k1; ++k)
+            {
+                const T* w_row = w + k * LDW;
+                const value wk[sizeof...(V)] = {P::load(w_row + V * P::size)...};
+                (fma_row<P>(acc[R], P::broadcast(a[R * lda + k]), wk, packs{}), ...);
+            }
+            (store_row<P>(y + R * ldy + col, acc[R], packs{}), ...);
+        }
+
+        /// tile_part on m <= Rows rows: Rows at once, or the m rows by a tile of exactly m.
+        template <class P, class T, std::size_t LDW, std::size_t Rows, std::size_t Packs, std::size_t... M>
+        XRNN_TILE_INLINE void tile_part_rows(std::size_t m, T* y, std::size_t ldy, std::size_t col, const T* a,
+                                             std::size_t lda, const T* w, std::size_t k0, std::size_t k1,
+                                             bool first, std::index_sequence<M...>)
+        {
+            if (m == Rows)
+            {
+                tile_part<P, T, LDW>(y, ldy, col, a, lda, w, k0, k1, first, std::make_index_sequence<Rows>{},
+                                     std::make_index_sequence<Packs>{});
+                return;
+            }
+            ((m == M + 1 ? tile_part<P, T, LDW>(y, ldy, col, a, lda, w, k0, k1, first,
+                                                std::make_index_sequence<M + 1>{}, std::make_index_sequence<Packs>{})
+                         : void()),
+             ...);
+        }
+
         /// The last m < Rows rows, by one row_block of exactly m rows.
         template <class T, std::size_t N, std::size_t LDW, std::size_t Packs, std::size_t... M>
         void remainder_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T>* terms,
@@ -3493,6 +3546,68 @@ namespace xrnn::detail
                 small_gemm_impl::remainder_rows<T, N, LDW, packs>(m - r, y + r * ldy, ldy, block, Terms,
                                                              std::make_index_sequence<rows - 1>{});
             }
+        }
+    }
+
+    /// Rows [first, first + count) of a gemm_row_runs call.
+    struct row_run
+    {
+        std::size_t first;
+        std::size_t count;
+    };
+
+    /// gemm_rows on several runs of rows of the same A_t and Y (row i of A_t at terms[t].a + i * lda_t, of Y at
+    /// y + i * ldy), computed together so that each block of W is read from L2 once for all of them: per column
+    /// tile, per term and per block of k_block rows of W_t (a block of at most 24 KiB, which stays in L1), every
+    /// tile of Rows rows of every run. A tile's sums are kept in Y between blocks, exactly as floats, so every
+    /// element is summed in the same order as by gemm_rows (terms, then k ascending): the results are
+    /// bit-identical to it. The runs may not overlap; Y may not overlap any A_t or W_t.
+    template <class T, std::size_t N, std::size_t LDW = N, std::size_t Terms>
+    void gemm_row_runs(const row_run* runs, std::size_t run_count, T* y, std::size_t ldy,
+                       const gemm_term<T> (&terms)[Terms])
+    {
+        static_assert(LDW >= N, "xrnn: gemm_row_runs reads N columns of rows LDW apart");
+        using P = vector_pack<T>;
+        constexpr std::size_t rows = gemm_tile<T>::rows;
+        constexpr std::size_t packs = gemm_tile<T>::packs;
+        constexpr std::size_t wide = packs * P::size;
+        constexpr std::size_t wide_end = N - N % wide;
+        constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;
+        constexpr std::size_t k_block = std::max<std::size_t>(16, (std::size_t(24) << 10) / (wide * sizeof(T)));
+        const auto columns = [&](std::size_t col, auto packs_here, auto pack_type) {
+            using Q = decltype(pack_type);
+            constexpr std::size_t width = decltype(packs_here)::value;
+            for (std::size_t t = 0; t < Terms; ++t)
+            {
+                const gemm_term<T>& term = terms[t];
+                for (std::size_t k0 = 0; k0 < term.k || (t == 0 && k0 == 0); k0 += k_block)
+                {
+                    const std::size_t k1 = std::min(term.k, k0 + k_block);
+                    const bool first = t == 0 && k0 == 0;
+                    for (std::size_t i = 0; i < run_count; ++i)
+                    {
+                        for (std::size_t r = runs[i].first; r < runs[i].first + runs[i].count; r += rows)
+                        {
+                            const std::size_t m = std::min(rows, runs[i].first + runs[i].count - r);
+                            small_gemm_impl::tile_part_rows<Q, T, LDW, rows, width>(
+                                m, y + r * ldy, ldy, col, term.a + r * term.lda, term.lda, term.w, k0, k1, first,
+                                std::make_index_sequence<rows - 1>{});
+                        }
+                    }
+                }
+            }
+        };
+        for (std::size_t col = 0; col < wide_end; col += wide)
+        {
+            columns(col, std::integral_constant<std::size_t, packs>{}, P{});
+        }
+        if constexpr (pack_end > wide_end)
+        {
+            columns(wide_end, std::integral_constant<std::size_t, (pack_end - wide_end) / P::size>{}, P{});
+        }
+        for (std::size_t col = pack_end; col < N; ++col)
+        {
+            columns(col, std::integral_constant<std::size_t, 1>{}, scalar_pack<T>{});
         }
     }
 }  // namespace xrnn::detail
@@ -3706,12 +3821,22 @@ namespace xrnn
         void backward_by_blas(const T* dy_seq);
         void step_batch1(const T* x, const T* h_prev, const T* c_prev);
 
+        /// Tiles of rows a thread's step takes together in (R3) and (Q2) (register-blocked path): up to 64 rows.
+        static constexpr std::size_t group_tiles = std::max<std::size_t>(1, 64 / tile_rows);
+        /// The alive runs of rows of such a group (at most (tile + 1) / 2 per tile).
+        struct row_runs
+        {
+            detail::row_run items[group_tiles * ((tile_rows + 1) / 2)];
+            std::size_t count = 0;
+        };
+
         // (R2)-(R4), (Q1)-(Q3) on rows [r, r + n) of step t (0-based: step t reads h_t and writes h_{t+1}), also there
         const T* previous_hidden(std::size_t t, std::size_t r, std::size_t n);
-        void project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const;
+        const T* hidden_rows(std::size_t t) const;
+        void project_runs(const T* x, const T* h_prev, T* z, const row_runs& runs) const;
         void activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n);
         const T* gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n);
-        void hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n);
+        void hidden_gradient_runs(const T* dz, const row_runs& runs);
         void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
         void parameter_gradients(const T* input);
         void mask_input_gradient();
@@ -3959,9 +4084,10 @@ namespace xrnn
 //                                               both products summed, the others side by side
 //   (R4) (h_t, c_t) = the cell's equations of z_t + b, h_{t-1} and c_{t-1}   (Cell::forward_rows)
 // The sequences of the batch are independent here, so each thread takes a part of the batch through all S
-// steps (threads.hpp). Per step and tile of 8 rows, (R3) sums both products in registers (detail/small_gemm.hpp;
-// one product over all columns for a fused layout, three column ranges otherwise) and (R4) follows on those rows
-// while z_t is in L1; W_x and W_h stay in L2 for all steps. Layers whose weights do not fit in L2
+// steps (threads.hpp). Per step and group of up to 64 of the thread's rows, (R3) sums both products in register
+// tiles of 8 rows (detail/small_gemm.hpp; one product over all columns for a fused layout, three column ranges
+// otherwise; each block of W read from L2 once for the group) and (R4) follows on those rows while z_t is in L2;
+// W_x and W_h stay in L2 for all steps. Layers whose weights do not fit in L2
 // (register_blocked_steps is false) run (R3) through BLAS instead: one GEMM over many steps' rows for x~ W_x, then
 // one GEMM per step (and column range) for h~ W_h. + b is added by the cell, which reads z_t anyway.
 // The path is chosen at compile time by register_blocked_steps; the register-blocked one forks and joins the
@@ -4263,8 +4389,10 @@ namespace xrnn
     }
 
     /// (R2)-(R4) for all steps, each part of the batch on a thread of its own (the rows are independent until
-    /// backward): per step and tile of rows, (R3) in registers, then the cell's equations on those rows while z is
-    /// in L1. z is the step's rows of the gate cache when training, else a (B, Gz) scratch row per sequence.
+    /// backward): per step and group of up to group_tiles of the part's tiles of rows, (R3) in register tiles over
+    /// the group's alive runs of rows together (each block of W read from L2 once for the group), then the cell's
+    /// equations on each run while z is in L2. z is the step's rows of the gate cache when training, else a
+    /// (B, Gz) scratch row per sequence.
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::forward_by_rows(const T* input)
     {
@@ -4279,18 +4407,33 @@ namespace xrnn
         detail::parallel_for(parts, [&](std::size_t part) {
             detail::flush_denormals_scope flush_denormals;  // on this thread too
             constexpr std::size_t tile = tile_rows;
+            const std::size_t stride = parts * tile;  // every parts-th tile (M7)
+            row_runs runs;
             for (std::size_t t = 0; t < S; ++t)
             {
-                T* z_step = m_gates.data() + (training ? t * B * Gz : 0);
-                for (std::size_t r = part * tile; r < B; r += parts * tile)  // every parts-th tile (M7)
+                T* z = m_gates.data() + (training ? t * B * Gz : 0);
+                const T* x = input + t * B * I;
+                const T* h_prev = hidden_rows(t);
+                for (std::size_t group = part * tile; group < B; group += group_tiles * stride)
                 {
-                    const std::size_t n = std::min(tile, B - r);
-                    for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
-                        T* z = z_step + r0 * Gz;
-                        project_rows(input + (t * B + r0) * I, previous_hidden(t, r0, n0), z, n0);  // (R2), (R3)
-                        activate_rows(t, z, r0, n0);                                                // (R4)
-                    });
-                    keep_dead_states(t, r, n);  // (M1)
+                    const std::size_t end = std::min(B, group + group_tiles * stride);
+                    runs.count = 0;
+                    for (std::size_t r = group; r < end; r += stride)
+                    {
+                        for_alive_runs(t, r, std::min(tile, B - r), [&](std::size_t r0, std::size_t n0) {
+                            previous_hidden(t, r0, n0);  // (R2)
+                            runs.items[runs.count++] = {r0, n0};
+                        });
+                    }
+                    project_runs(x, h_prev, z, runs);  // (R3)
+                    for (std::size_t i = 0; i < runs.count; ++i)
+                    {
+                        activate_rows(t, z + runs.items[i].first * Gz, runs.items[i].first, runs.items[i].count);  // (R4)
+                    }
+                    for (std::size_t r = group; r < end; r += stride)
+                    {
+                        keep_dead_states(t, r, std::min(tile, B - r));  // (M1)
+                    }
                 }
             }
         });
@@ -4429,32 +4572,43 @@ namespace xrnn
         return masked;
     }
 
-    /// (R3) on n rows in register tiles: z[:, :Gs] = x W_x[:, :Gs] + h W_h[:, :Gs] summed in the same registers,
-    /// z[:, Gs:Gx] = x W_x[:, Gs:], z[:, Gx:] = h W_h[:, Gs:]. A fused layout (Gs = Gx = Gh) is the first product
-    /// alone, over all of z.
+    /// Row 0 of h~_t, (R2)'s result (whose rows previous_hidden writes with recurrent dropout).
     XRNN_CELL_TEMPLATE
-    void XRNN_CELL::project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const
+    const T* XRNN_CELL::hidden_rows(std::size_t t) const
+    {
+        return (recurrent_dropout() ? m_h_masked.data() : m_h.data()) + t * m_batch * H;
+    }
+
+    /// (R3) on the runs of rows of a step (x, h~_prev and z from the step's row 0 on) in register tiles:
+    /// z[:, :Gs] = x W_x[:, :Gs] + h W_h[:, :Gs] summed in the same registers, z[:, Gs:Gx] = x W_x[:, Gs:],
+    /// z[:, Gx:] = h W_h[:, Gs:]. A fused layout (Gs = Gx = Gh) is the first product alone, over all of z.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::project_runs(const T* x, const T* h_prev, T* z, const row_runs& runs) const
     {
         if constexpr (bf16_products)
         {
-            project_rows_bf16(x, h_prev, z, n);
+            for (std::size_t i = 0; i < runs.count; ++i)
+            {
+                const std::size_t r = runs.items[i].first;
+                project_rows_bf16(x + r * I, h_prev + r * H, z + r * Gz, runs.items[i].count);
+            }
             return;
         }
         const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
         if constexpr (Gs > 0)
         {
             const detail::gemm_term<T> terms[2] = {{x, I, p.w_x.data(), I}, {h_prev, H, p.w_h.data(), H}};
-            detail::gemm_rows<T, Gs, Gx>(n, z, Gz, terms);
+            detail::gemm_row_runs<T, Gs, Gx>(runs.items, runs.count, z, Gz, terms);
         }
         if constexpr (Gx > Gs)
         {
             const detail::gemm_term<T> term[1] = {{x, I, p.w_x.data() + Gs, I}};
-            detail::gemm_rows<T, Gx - Gs, Gx>(n, z + Gs, Gz, term);
+            detail::gemm_row_runs<T, Gx - Gs, Gx>(runs.items, runs.count, z + Gs, Gz, term);
         }
         if constexpr (Gh > Gs)
         {
             const detail::gemm_term<T> term[1] = {{h_prev, H, p.w_h.data() + Gs, H}};
-            detail::gemm_rows<T, Gh - Gs, Gh>(n, z + Gx, Gz, term);
+            detail::gemm_row_runs<T, Gh - Gs, Gh>(runs.items, runs.count, z + Gx, Gz, term);
         }
     }
 
@@ -4918,9 +5072,9 @@ namespace xrnn
         m_state = cache_state::consumed;  // dz was written over the gates
     }
 
-    /// (Q1)-(Q3) and (Q6) for t = S..1, each part of the batch on a thread of its own: per step and tile of rows,
-    /// the cell's backward gives dz_t, then dh_{t-1} = dz_t W_h^T in registers (from a transposed copy of W_h, so
-    /// that W is read row by row as in the forward). db is summed per tile of rows, and the tiles' sums are added
+    /// (Q1)-(Q3) and (Q6) for t = S..1, each part of the batch on a thread of its own: per step and group of tiles
+    /// of rows (as in the forward), the cell's backward gives dz_t on each tile, then dh_{t-1} = dz_t W_h^T in
+    /// register tiles over the group (from a transposed copy of W_h, so that W is read row by row as in the forward). db is summed per tile of rows, and the tiles' sums are added
     /// in tile order at the end, so it does not depend on the number of threads either.
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::backward_by_rows(const T* dy_seq)
@@ -4949,26 +5103,33 @@ namespace xrnn
         const std::size_t parts = part_count(S, B);
         detail::parallel_for(parts, [&](std::size_t part) {
             detail::flush_denormals_scope flush_denormals;  // on this thread too
+            const std::size_t stride = parts * tile;  // every parts-th tile (M7)
+            row_runs runs;
             for (std::size_t t = S; t-- > 0;)
             {
-                for (std::size_t r = part * tile; r < B; r += parts * tile)  // every parts-th tile (M7)
+                T* dz = m_gates.data() + t * B * Gz;  // the step's gates, then dz_t
+                for (std::size_t group = part * tile; group < B; group += group_tiles * stride)
                 {
-                    const std::size_t n = std::min(tile, B - r);
-                    if (m_has_lengths)  // (M2), (M3): dead rows get dz = 0 and keep dh and dc
+                    const std::size_t end = std::min(B, group + group_tiles * stride);
+                    runs.count = 0;
+                    for (std::size_t r = group; r < end; r += stride)
                     {
-                        zero_dead_gates(t, r, n);
+                        const std::size_t n = std::min(tile, B - r);
+                        if (m_has_lengths)  // (M2), (M3): dead rows get dz = 0 and keep dh and dc
+                        {
+                            zero_dead_gates(t, r, n);
+                        }
                         for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
-                            hidden_gradient_rows(gate_gradient(dy_seq, t, r0, n0), r0, n0);  // (Q1), (Q2)
-                            finish_hidden_gradient(t, r0, n0);
+                            gate_gradient(dy_seq, t, r0, n0);  // (Q1)
+                            runs.items[runs.count++] = {r0, n0};
                         });
-                        detail::accumulate_column_sums(m_gates.data() + (t * B + r) * Gz, n, Gz,
-                                                       m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
-                        continue;
+                        detail::accumulate_column_sums(dz + r * Gz, n, Gz, m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
                     }
-                    const T* dz = gate_gradient(dy_seq, t, r, n);                                   // (Q1)
-                    detail::accumulate_column_sums(dz, n, Gz, m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
-                    hidden_gradient_rows(dz, r, n);                                                 // (Q2)
-                    finish_hidden_gradient(t, r, n);
+                    hidden_gradient_runs(dz, runs);  // (Q2)
+                    for (std::size_t i = 0; i < runs.count; ++i)
+                    {
+                        finish_hidden_gradient(t, runs.items[i].first, runs.items[i].count);
+                    }
                 }
             }
         });
@@ -5052,32 +5213,36 @@ namespace xrnn
         return dz;
     }
 
-    /// (Q2)'s product on n rows in register tiles, from W_h^T:
+    /// (Q2)'s product on the runs of rows of a step (dz from the step's row 0 on) in register tiles, from W_h^T:
     /// dh = dz[:, :Gs] W_h[:, :Gs]^T + dz[:, Gx:] W_h[:, Gs:]^T.
     XRNN_CELL_TEMPLATE
-    void XRNN_CELL::hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n)
+    void XRNN_CELL::hidden_gradient_runs(const T* dz, const row_runs& runs)
     {
         if constexpr (bf16_products)
         {
-            hidden_gradient_rows_bf16(dz, r, n);
+            for (std::size_t i = 0; i < runs.count; ++i)
+            {
+                const std::size_t r = runs.items[i].first;
+                hidden_gradient_rows_bf16(dz + r * Gz, r, runs.items[i].count);
+            }
             return;
         }
-        T* dh = m_dh.data() + r * H;
+        T* dh = m_dh.data();
         const T* w = m_w_h_transposed.data();
         if constexpr (Gs == Gh)
         {
             const detail::gemm_term<T> term[1] = {{dz, Gz, w, Gh}};
-            detail::gemm_rows<T, H>(n, dh, H, term);
+            detail::gemm_row_runs<T, H>(runs.items, runs.count, dh, H, term);
         }
         else if constexpr (Gs == 0)
         {
             const detail::gemm_term<T> term[1] = {{dz + Gx, Gz, w, Gh}};
-            detail::gemm_rows<T, H>(n, dh, H, term);
+            detail::gemm_row_runs<T, H>(runs.items, runs.count, dh, H, term);
         }
         else
         {
             const detail::gemm_term<T> terms[2] = {{dz, Gz, w, Gs}, {dz + Gx, Gz, w + Gs * H, Gh - Gs}};
-            detail::gemm_rows<T, H>(n, dh, H, terms);
+            detail::gemm_row_runs<T, H>(runs.items, runs.count, dh, H, terms);
         }
     }
 

@@ -16,7 +16,9 @@
 #ifndef XRNN_DETAIL_SMALL_GEMM_HPP
 #define XRNN_DETAIL_SMALL_GEMM_HPP
 
+#include <algorithm>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 #include <xrnn/detail/simd.hpp>
@@ -55,6 +57,12 @@ namespace xrnn::detail
         XRNN_TILE_INLINE void zero_row(typename P::value (&acc)[sizeof...(J)], std::index_sequence<J...>)
         {
             ((acc[J] = typename P::value(0)), ...);
+        }
+
+        template <class P, class T, std::size_t... J>
+        XRNN_TILE_INLINE void load_row(typename P::value (&acc)[sizeof...(J)], const T* y, std::index_sequence<J...>)
+        {
+            ((acc[J] = P::load(y + J * P::size)), ...);
         }
 
         template <class P, class T, std::size_t... J>
@@ -118,6 +126,51 @@ namespace xrnn::detail
             }
         }
 
+        /// A tile as above for one term and its k in [k0, k1), starting from 0 (first) or from what y holds.
+        template <class P, class T, std::size_t LDW, std::size_t... R, std::size_t... V>
+        XRNN_TILE_INLINE void tile_part(T* y, std::size_t ldy, std::size_t col, const T* a, std::size_t lda,
+                                        const T* w, std::size_t k0, std::size_t k1, bool first,
+                                        std::index_sequence<R...>, std::index_sequence<V...>)
+        {
+            using value = typename P::value;
+            using packs = std::index_sequence<V...>;
+            value acc[sizeof...(R)][sizeof...(V)];
+            if (first)
+            {
+                (zero_row<P>(acc[R], packs{}), ...);
+            }
+            else
+            {
+                (load_row<P>(acc[R], y + R * ldy + col, packs{}), ...);
+            }
+            w += col;
+            for (std::size_t k = k0; k < k1; ++k)
+            {
+                const T* w_row = w + k * LDW;
+                const value wk[sizeof...(V)] = {P::load(w_row + V * P::size)...};
+                (fma_row<P>(acc[R], P::broadcast(a[R * lda + k]), wk, packs{}), ...);
+            }
+            (store_row<P>(y + R * ldy + col, acc[R], packs{}), ...);
+        }
+
+        /// tile_part on m <= Rows rows: Rows at once, or the m rows by a tile of exactly m.
+        template <class P, class T, std::size_t LDW, std::size_t Rows, std::size_t Packs, std::size_t... M>
+        XRNN_TILE_INLINE void tile_part_rows(std::size_t m, T* y, std::size_t ldy, std::size_t col, const T* a,
+                                             std::size_t lda, const T* w, std::size_t k0, std::size_t k1,
+                                             bool first, std::index_sequence<M...>)
+        {
+            if (m == Rows)
+            {
+                tile_part<P, T, LDW>(y, ldy, col, a, lda, w, k0, k1, first, std::make_index_sequence<Rows>{},
+                                     std::make_index_sequence<Packs>{});
+                return;
+            }
+            ((m == M + 1 ? tile_part<P, T, LDW>(y, ldy, col, a, lda, w, k0, k1, first,
+                                                std::make_index_sequence<M + 1>{}, std::make_index_sequence<Packs>{})
+                         : void()),
+             ...);
+        }
+
         /// The last m < Rows rows, by one row_block of exactly m rows.
         template <class T, std::size_t N, std::size_t LDW, std::size_t Packs, std::size_t... M>
         void remainder_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T>* terms,
@@ -161,6 +214,68 @@ namespace xrnn::detail
                 small_gemm_impl::remainder_rows<T, N, LDW, packs>(m - r, y + r * ldy, ldy, block, Terms,
                                                              std::make_index_sequence<rows - 1>{});
             }
+        }
+    }
+
+    /// Rows [first, first + count) of a gemm_row_runs call.
+    struct row_run
+    {
+        std::size_t first;
+        std::size_t count;
+    };
+
+    /// gemm_rows on several runs of rows of the same A_t and Y (row i of A_t at terms[t].a + i * lda_t, of Y at
+    /// y + i * ldy), computed together so that each block of W is read from L2 once for all of them: per column
+    /// tile, per term and per block of k_block rows of W_t (a block of at most 24 KiB, which stays in L1), every
+    /// tile of Rows rows of every run. A tile's sums are kept in Y between blocks, exactly as floats, so every
+    /// element is summed in the same order as by gemm_rows (terms, then k ascending): the results are
+    /// bit-identical to it. The runs may not overlap; Y may not overlap any A_t or W_t.
+    template <class T, std::size_t N, std::size_t LDW = N, std::size_t Terms>
+    void gemm_row_runs(const row_run* runs, std::size_t run_count, T* y, std::size_t ldy,
+                       const gemm_term<T> (&terms)[Terms])
+    {
+        static_assert(LDW >= N, "xrnn: gemm_row_runs reads N columns of rows LDW apart");
+        using P = vector_pack<T>;
+        constexpr std::size_t rows = gemm_tile<T>::rows;
+        constexpr std::size_t packs = gemm_tile<T>::packs;
+        constexpr std::size_t wide = packs * P::size;
+        constexpr std::size_t wide_end = N - N % wide;
+        constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;
+        constexpr std::size_t k_block = std::max<std::size_t>(16, (std::size_t(24) << 10) / (wide * sizeof(T)));
+        const auto columns = [&](std::size_t col, auto packs_here, auto pack_type) {
+            using Q = decltype(pack_type);
+            constexpr std::size_t width = decltype(packs_here)::value;
+            for (std::size_t t = 0; t < Terms; ++t)
+            {
+                const gemm_term<T>& term = terms[t];
+                for (std::size_t k0 = 0; k0 < term.k || (t == 0 && k0 == 0); k0 += k_block)
+                {
+                    const std::size_t k1 = std::min(term.k, k0 + k_block);
+                    const bool first = t == 0 && k0 == 0;
+                    for (std::size_t i = 0; i < run_count; ++i)
+                    {
+                        for (std::size_t r = runs[i].first; r < runs[i].first + runs[i].count; r += rows)
+                        {
+                            const std::size_t m = std::min(rows, runs[i].first + runs[i].count - r);
+                            small_gemm_impl::tile_part_rows<Q, T, LDW, rows, width>(
+                                m, y + r * ldy, ldy, col, term.a + r * term.lda, term.lda, term.w, k0, k1, first,
+                                std::make_index_sequence<rows - 1>{});
+                        }
+                    }
+                }
+            }
+        };
+        for (std::size_t col = 0; col < wide_end; col += wide)
+        {
+            columns(col, std::integral_constant<std::size_t, packs>{}, P{});
+        }
+        if constexpr (pack_end > wide_end)
+        {
+            columns(wide_end, std::integral_constant<std::size_t, (pack_end - wide_end) / P::size>{}, P{});
+        }
+        for (std::size_t col = pack_end; col < N; ++col)
+        {
+            columns(col, std::integral_constant<std::size_t, 1>{}, scalar_pack<T>{});
         }
     }
 }  // namespace xrnn::detail

@@ -83,9 +83,9 @@ namespace xrnn
         m_state = cache_state::consumed;  // dz was written over the gates
     }
 
-    /// (Q1)-(Q3) and (Q6) for t = S..1, each part of the batch on a thread of its own: per step and tile of rows,
-    /// the cell's backward gives dz_t, then dh_{t-1} = dz_t W_h^T in registers (from a transposed copy of W_h, so
-    /// that W is read row by row as in the forward). db is summed per tile of rows, and the tiles' sums are added
+    /// (Q1)-(Q3) and (Q6) for t = S..1, each part of the batch on a thread of its own: per step and group of tiles
+    /// of rows (as in the forward), the cell's backward gives dz_t on each tile, then dh_{t-1} = dz_t W_h^T in
+    /// register tiles over the group (from a transposed copy of W_h, so that W is read row by row as in the forward). db is summed per tile of rows, and the tiles' sums are added
     /// in tile order at the end, so it does not depend on the number of threads either.
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::backward_by_rows(const T* dy_seq)
@@ -114,26 +114,33 @@ namespace xrnn
         const std::size_t parts = part_count(S, B);
         detail::parallel_for(parts, [&](std::size_t part) {
             detail::flush_denormals_scope flush_denormals;  // on this thread too
+            const std::size_t stride = parts * tile;  // every parts-th tile (M7)
+            row_runs runs;
             for (std::size_t t = S; t-- > 0;)
             {
-                for (std::size_t r = part * tile; r < B; r += parts * tile)  // every parts-th tile (M7)
+                T* dz = m_gates.data() + t * B * Gz;  // the step's gates, then dz_t
+                for (std::size_t group = part * tile; group < B; group += group_tiles * stride)
                 {
-                    const std::size_t n = std::min(tile, B - r);
-                    if (m_has_lengths)  // (M2), (M3): dead rows get dz = 0 and keep dh and dc
+                    const std::size_t end = std::min(B, group + group_tiles * stride);
+                    runs.count = 0;
+                    for (std::size_t r = group; r < end; r += stride)
                     {
-                        zero_dead_gates(t, r, n);
+                        const std::size_t n = std::min(tile, B - r);
+                        if (m_has_lengths)  // (M2), (M3): dead rows get dz = 0 and keep dh and dc
+                        {
+                            zero_dead_gates(t, r, n);
+                        }
                         for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
-                            hidden_gradient_rows(gate_gradient(dy_seq, t, r0, n0), r0, n0);  // (Q1), (Q2)
-                            finish_hidden_gradient(t, r0, n0);
+                            gate_gradient(dy_seq, t, r0, n0);  // (Q1)
+                            runs.items[runs.count++] = {r0, n0};
                         });
-                        detail::accumulate_column_sums(m_gates.data() + (t * B + r) * Gz, n, Gz,
-                                                       m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
-                        continue;
+                        detail::accumulate_column_sums(dz + r * Gz, n, Gz, m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
                     }
-                    const T* dz = gate_gradient(dy_seq, t, r, n);                                   // (Q1)
-                    detail::accumulate_column_sums(dz, n, Gz, m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
-                    hidden_gradient_rows(dz, r, n);                                                 // (Q2)
-                    finish_hidden_gradient(t, r, n);
+                    hidden_gradient_runs(dz, runs);  // (Q2)
+                    for (std::size_t i = 0; i < runs.count; ++i)
+                    {
+                        finish_hidden_gradient(t, runs.items[i].first, runs.items[i].count);
+                    }
                 }
             }
         });
@@ -217,32 +224,36 @@ namespace xrnn
         return dz;
     }
 
-    /// (Q2)'s product on n rows in register tiles, from W_h^T:
+    /// (Q2)'s product on the runs of rows of a step (dz from the step's row 0 on) in register tiles, from W_h^T:
     /// dh = dz[:, :Gs] W_h[:, :Gs]^T + dz[:, Gx:] W_h[:, Gs:]^T.
     XRNN_CELL_TEMPLATE
-    void XRNN_CELL::hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n)
+    void XRNN_CELL::hidden_gradient_runs(const T* dz, const row_runs& runs)
     {
         if constexpr (bf16_products)
         {
-            hidden_gradient_rows_bf16(dz, r, n);
+            for (std::size_t i = 0; i < runs.count; ++i)
+            {
+                const std::size_t r = runs.items[i].first;
+                hidden_gradient_rows_bf16(dz + r * Gz, r, runs.items[i].count);
+            }
             return;
         }
-        T* dh = m_dh.data() + r * H;
+        T* dh = m_dh.data();
         const T* w = m_w_h_transposed.data();
         if constexpr (Gs == Gh)
         {
             const detail::gemm_term<T> term[1] = {{dz, Gz, w, Gh}};
-            detail::gemm_rows<T, H>(n, dh, H, term);
+            detail::gemm_row_runs<T, H>(runs.items, runs.count, dh, H, term);
         }
         else if constexpr (Gs == 0)
         {
             const detail::gemm_term<T> term[1] = {{dz + Gx, Gz, w, Gh}};
-            detail::gemm_rows<T, H>(n, dh, H, term);
+            detail::gemm_row_runs<T, H>(runs.items, runs.count, dh, H, term);
         }
         else
         {
             const detail::gemm_term<T> terms[2] = {{dz, Gz, w, Gs}, {dz + Gx, Gz, w + Gs * H, Gh - Gs}};
-            detail::gemm_rows<T, H>(n, dh, H, terms);
+            detail::gemm_row_runs<T, H>(runs.items, runs.count, dh, H, terms);
         }
     }
 

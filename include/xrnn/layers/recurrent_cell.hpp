@@ -250,12 +250,22 @@ namespace xrnn
         void backward_by_blas(const T* dy_seq);
         void step_batch1(const T* x, const T* h_prev, const T* c_prev);
 
+        /// Tiles of rows a thread's step takes together in (R3) and (Q2) (register-blocked path): up to 64 rows.
+        static constexpr std::size_t group_tiles = std::max<std::size_t>(1, 64 / tile_rows);
+        /// The alive runs of rows of such a group (at most (tile + 1) / 2 per tile).
+        struct row_runs
+        {
+            detail::row_run items[group_tiles * ((tile_rows + 1) / 2)];
+            std::size_t count = 0;
+        };
+
         // (R2)-(R4), (Q1)-(Q3) on rows [r, r + n) of step t (0-based: step t reads h_t and writes h_{t+1}), also there
         const T* previous_hidden(std::size_t t, std::size_t r, std::size_t n);
-        void project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const;
+        const T* hidden_rows(std::size_t t) const;
+        void project_runs(const T* x, const T* h_prev, T* z, const row_runs& runs) const;
         void activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n);
         const T* gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n);
-        void hidden_gradient_rows(const T* dz, std::size_t r, std::size_t n);
+        void hidden_gradient_runs(const T* dz, const row_runs& runs);
         void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
         void parameter_gradients(const T* input);
         void mask_input_gradient();

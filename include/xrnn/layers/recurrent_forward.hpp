@@ -9,9 +9,10 @@
 //                                               both products summed, the others side by side
 //   (R4) (h_t, c_t) = the cell's equations of z_t + b, h_{t-1} and c_{t-1}   (Cell::forward_rows)
 // The sequences of the batch are independent here, so each thread takes a part of the batch through all S
-// steps (threads.hpp). Per step and tile of 8 rows, (R3) sums both products in registers (detail/small_gemm.hpp;
-// one product over all columns for a fused layout, three column ranges otherwise) and (R4) follows on those rows
-// while z_t is in L1; W_x and W_h stay in L2 for all steps. Layers whose weights do not fit in L2
+// steps (threads.hpp). Per step and group of up to 64 of the thread's rows, (R3) sums both products in register
+// tiles of 8 rows (detail/small_gemm.hpp; one product over all columns for a fused layout, three column ranges
+// otherwise; each block of W read from L2 once for the group) and (R4) follows on those rows while z_t is in L2;
+// W_x and W_h stay in L2 for all steps. Layers whose weights do not fit in L2
 // (register_blocked_steps is false) run (R3) through BLAS instead: one GEMM over many steps' rows for x~ W_x, then
 // one GEMM per step (and column range) for h~ W_h. + b is added by the cell, which reads z_t anyway.
 // The path is chosen at compile time by register_blocked_steps; the register-blocked one forks and joins the
@@ -138,8 +139,10 @@ namespace xrnn
     }
 
     /// (R2)-(R4) for all steps, each part of the batch on a thread of its own (the rows are independent until
-    /// backward): per step and tile of rows, (R3) in registers, then the cell's equations on those rows while z is
-    /// in L1. z is the step's rows of the gate cache when training, else a (B, Gz) scratch row per sequence.
+    /// backward): per step and group of up to group_tiles of the part's tiles of rows, (R3) in register tiles over
+    /// the group's alive runs of rows together (each block of W read from L2 once for the group), then the cell's
+    /// equations on each run while z is in L2. z is the step's rows of the gate cache when training, else a
+    /// (B, Gz) scratch row per sequence.
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::forward_by_rows(const T* input)
     {
@@ -154,18 +157,33 @@ namespace xrnn
         detail::parallel_for(parts, [&](std::size_t part) {
             detail::flush_denormals_scope flush_denormals;  // on this thread too
             constexpr std::size_t tile = tile_rows;
+            const std::size_t stride = parts * tile;  // every parts-th tile (M7)
+            row_runs runs;
             for (std::size_t t = 0; t < S; ++t)
             {
-                T* z_step = m_gates.data() + (training ? t * B * Gz : 0);
-                for (std::size_t r = part * tile; r < B; r += parts * tile)  // every parts-th tile (M7)
+                T* z = m_gates.data() + (training ? t * B * Gz : 0);
+                const T* x = input + t * B * I;
+                const T* h_prev = hidden_rows(t);
+                for (std::size_t group = part * tile; group < B; group += group_tiles * stride)
                 {
-                    const std::size_t n = std::min(tile, B - r);
-                    for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
-                        T* z = z_step + r0 * Gz;
-                        project_rows(input + (t * B + r0) * I, previous_hidden(t, r0, n0), z, n0);  // (R2), (R3)
-                        activate_rows(t, z, r0, n0);                                                // (R4)
-                    });
-                    keep_dead_states(t, r, n);  // (M1)
+                    const std::size_t end = std::min(B, group + group_tiles * stride);
+                    runs.count = 0;
+                    for (std::size_t r = group; r < end; r += stride)
+                    {
+                        for_alive_runs(t, r, std::min(tile, B - r), [&](std::size_t r0, std::size_t n0) {
+                            previous_hidden(t, r0, n0);  // (R2)
+                            runs.items[runs.count++] = {r0, n0};
+                        });
+                    }
+                    project_runs(x, h_prev, z, runs);  // (R3)
+                    for (std::size_t i = 0; i < runs.count; ++i)
+                    {
+                        activate_rows(t, z + runs.items[i].first * Gz, runs.items[i].first, runs.items[i].count);  // (R4)
+                    }
+                    for (std::size_t r = group; r < end; r += stride)
+                    {
+                        keep_dead_states(t, r, std::min(tile, B - r));  // (M1)
+                    }
                 }
             }
         });
@@ -304,32 +322,43 @@ namespace xrnn
         return masked;
     }
 
-    /// (R3) on n rows in register tiles: z[:, :Gs] = x W_x[:, :Gs] + h W_h[:, :Gs] summed in the same registers,
-    /// z[:, Gs:Gx] = x W_x[:, Gs:], z[:, Gx:] = h W_h[:, Gs:]. A fused layout (Gs = Gx = Gh) is the first product
-    /// alone, over all of z.
+    /// Row 0 of h~_t, (R2)'s result (whose rows previous_hidden writes with recurrent dropout).
     XRNN_CELL_TEMPLATE
-    void XRNN_CELL::project_rows(const T* x, const T* h_prev, T* z, std::size_t n) const
+    const T* XRNN_CELL::hidden_rows(std::size_t t) const
+    {
+        return (recurrent_dropout() ? m_h_masked.data() : m_h.data()) + t * m_batch * H;
+    }
+
+    /// (R3) on the runs of rows of a step (x, h~_prev and z from the step's row 0 on) in register tiles:
+    /// z[:, :Gs] = x W_x[:, :Gs] + h W_h[:, :Gs] summed in the same registers, z[:, Gs:Gx] = x W_x[:, Gs:],
+    /// z[:, Gx:] = h W_h[:, Gs:]. A fused layout (Gs = Gx = Gh) is the first product alone, over all of z.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::project_runs(const T* x, const T* h_prev, T* z, const row_runs& runs) const
     {
         if constexpr (bf16_products)
         {
-            project_rows_bf16(x, h_prev, z, n);
+            for (std::size_t i = 0; i < runs.count; ++i)
+            {
+                const std::size_t r = runs.items[i].first;
+                project_rows_bf16(x + r * I, h_prev + r * H, z + r * Gz, runs.items[i].count);
+            }
             return;
         }
         const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
         if constexpr (Gs > 0)
         {
             const detail::gemm_term<T> terms[2] = {{x, I, p.w_x.data(), I}, {h_prev, H, p.w_h.data(), H}};
-            detail::gemm_rows<T, Gs, Gx>(n, z, Gz, terms);
+            detail::gemm_row_runs<T, Gs, Gx>(runs.items, runs.count, z, Gz, terms);
         }
         if constexpr (Gx > Gs)
         {
             const detail::gemm_term<T> term[1] = {{x, I, p.w_x.data() + Gs, I}};
-            detail::gemm_rows<T, Gx - Gs, Gx>(n, z + Gs, Gz, term);
+            detail::gemm_row_runs<T, Gx - Gs, Gx>(runs.items, runs.count, z + Gs, Gz, term);
         }
         if constexpr (Gh > Gs)
         {
             const detail::gemm_term<T> term[1] = {{h_prev, H, p.w_h.data() + Gs, H}};
-            detail::gemm_rows<T, Gh - Gs, Gh>(n, z + Gx, Gz, term);
+            detail::gemm_row_runs<T, Gh - Gs, Gh>(runs.items, runs.count, z + Gx, Gz, term);
         }
     }
 
