@@ -3821,9 +3821,9 @@ namespace xrnn
         void backward_by_blas(const T* dy_seq);
         void step_batch1(const T* x, const T* h_prev, const T* c_prev);
 
-        /// Tiles of rows a thread's step takes together in (R3) and (Q2) (register-blocked path): up to 64 rows.
+        /// A thread's step takes up to group_tiles of its tiles (64 rows) together in (R3) and (Q2): row_runs are
+        /// their alive runs of rows (at most (tile + 1) / 2 per tile).
         static constexpr std::size_t group_tiles = std::max<std::size_t>(1, 64 / tile_rows);
-        /// The alive runs of rows of such a group (at most (tile + 1) / 2 per tile).
         struct row_runs
         {
             detail::row_run items[group_tiles * ((tile_rows + 1) / 2)];
@@ -7894,6 +7894,7 @@ namespace xrnn
 //
 // Each optimizer's whole state (hyper-parameters, step count, per-parameter buffers) can be taken out as an
 // optimizer_snapshot and put back with restore(): that is what a training checkpoint stores (io/checkpoint.hpp).
+// The per-parameter state, the snapshot and the checks of settings are in optimizer_state.hpp.
 #ifndef XRNN_OPTIM_HPP
 #define XRNN_OPTIM_HPP
 
@@ -8024,6 +8025,28 @@ namespace xrnn::detail
 
 #endif
 // ---- end include/xrnn/detail/fused_updates.hpp ----
+// ---- begin include/xrnn/optimizer_state.hpp ----
+// xtensor-rnn: what the optimizers of optim.hpp keep between steps, and how it is taken out and put back.
+//
+// for_each_parameter(f, layers...) visits every parameter tensor of every layer (f(name, value, gradient)); an
+// optimizer makes its per-parameter buffers at its first step in that order (detail::optimizer_state) and checks
+// at every later step that it is given the same parameters before it changes anything. optimizer_snapshot is an
+// optimizer's whole state as plain values (kind, hyper-parameters, step count, buffers), the form a training
+// checkpoint stores (io/checkpoint.hpp); restore() checks a snapshot against the optimizer it is put into
+// (detail::check_snapshot) and a setting where it is set (detail::check_setting), each failure a value_error
+// naming what was expected and what came.
+#ifndef XRNN_OPTIMIZER_STATE_HPP
+#define XRNN_OPTIMIZER_STATE_HPP
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
 
 namespace xrnn
 {
@@ -8032,52 +8055,6 @@ namespace xrnn
     void for_each_parameter(F&& f, Layers&... layers)
     {
         (layers.for_each_parameter(f), ...);
-    }
-
-    template <class... Layers>
-    void zero_grad(Layers&... layers)
-    {
-        for_each_parameter([](const auto&, auto&, auto& grad) { grad.fill(0); }, layers...);
-    }
-
-    /// Scales all gradients together so that their global L2 norm is at most max_norm (PyTorch's
-    /// clip_grad_norm_, with its 1e-6 guard). Returns the norm before clipping.
-    template <class... Layers>
-    double clip_grad_norm(double max_norm, Layers&... layers)
-    {
-        double sum_of_squares = 0.0;
-        for_each_parameter(
-            [&](const auto&, auto&, auto& grad) {
-                for (auto g : grad)
-                {
-                    sum_of_squares += static_cast<double>(g) * static_cast<double>(g);
-                }
-            },
-            layers...);
-        const double norm = std::sqrt(sum_of_squares);
-        const double scale = max_norm / (norm + 1e-6);
-        if (scale < 1.0)
-        {
-            for_each_parameter(
-                [&](const auto&, auto&, auto& grad) {
-                    using T = typename std::decay_t<decltype(grad)>::value_type;
-                    xt::noalias(grad) *= static_cast<T>(scale);
-                },
-                layers...);
-        }
-        return norm;
-    }
-
-    /// Clamps every gradient element to [-limit, limit].
-    template <class... Layers>
-    void clip_grad_value(double limit, Layers&... layers)
-    {
-        for_each_parameter(
-            [&](const auto&, auto&, auto& grad) {
-                using T = typename std::decay_t<decltype(grad)>::value_type;
-                grad = xt::clip(grad, static_cast<T>(-limit), static_cast<T>(limit));
-            },
-            layers...);
     }
 
     /// An optimizer's whole state as plain values. Restoring it into an optimizer of the same kind makes that
@@ -8288,6 +8265,58 @@ namespace xrnn
             return snapshot;
         }
     }  // namespace detail
+}  // namespace xrnn
+
+#endif
+// ---- end include/xrnn/optimizer_state.hpp ----
+
+namespace xrnn
+{
+    template <class... Layers>
+    void zero_grad(Layers&... layers)
+    {
+        for_each_parameter([](const auto&, auto&, auto& grad) { grad.fill(0); }, layers...);
+    }
+
+    /// Scales all gradients together so that their global L2 norm is at most max_norm (PyTorch's
+    /// clip_grad_norm_, with its 1e-6 guard). Returns the norm before clipping.
+    template <class... Layers>
+    double clip_grad_norm(double max_norm, Layers&... layers)
+    {
+        double sum_of_squares = 0.0;
+        for_each_parameter(
+            [&](const auto&, auto&, auto& grad) {
+                for (auto g : grad)
+                {
+                    sum_of_squares += static_cast<double>(g) * static_cast<double>(g);
+                }
+            },
+            layers...);
+        const double norm = std::sqrt(sum_of_squares);
+        const double scale = max_norm / (norm + 1e-6);
+        if (scale < 1.0)
+        {
+            for_each_parameter(
+                [&](const auto&, auto&, auto& grad) {
+                    using T = typename std::decay_t<decltype(grad)>::value_type;
+                    xt::noalias(grad) *= static_cast<T>(scale);
+                },
+                layers...);
+        }
+        return norm;
+    }
+
+    /// Clamps every gradient element to [-limit, limit].
+    template <class... Layers>
+    void clip_grad_value(double limit, Layers&... layers)
+    {
+        for_each_parameter(
+            [&](const auto&, auto&, auto& grad) {
+                using T = typename std::decay_t<decltype(grad)>::value_type;
+                grad = xt::clip(grad, static_cast<T>(-limit), static_cast<T>(limit));
+            },
+            layers...);
+    }
 
     /// Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay.
     template <class T>

@@ -250,9 +250,9 @@ namespace xrnn
         void backward_by_blas(const T* dy_seq);
         void step_batch1(const T* x, const T* h_prev, const T* c_prev);
 
-        /// Tiles of rows a thread's step takes together in (R3) and (Q2) (register-blocked path): up to 64 rows.
+        /// A thread's step takes up to group_tiles of its tiles (64 rows) together in (R3) and (Q2): row_runs are
+        /// their alive runs of rows (at most (tile + 1) / 2 per tile).
         static constexpr std::size_t group_tiles = std::max<std::size_t>(1, 64 / tile_rows);
-        /// The alive runs of rows of such a group (at most (tile + 1) / 2 per tile).
         struct row_runs
         {
             detail::row_run items[group_tiles * ((tile_rows + 1) / 2)];
