@@ -3839,6 +3839,7 @@ namespace xrnn
         void hidden_gradient_runs(const T* dz, const row_runs& runs);
         void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
         void parameter_gradients(const T* input);
+        void transpose_input_weights();
         void mask_input_gradient();
 
         // precision::bf16: the products on bf16 operands (definitions in recurrent_bf16.hpp)
@@ -4655,9 +4656,9 @@ namespace xrnn
 //   (Q5) dW_h += H~_prev^T dZ[shared | recurrent only] H~_prev (S*B, H): h~_0 .. h~_{S-1}
 //   (Q7) dx    = (dZ[shared | input only] W_x^T) * m_x
 //   (Q8) dh_0, dc_0: what (Q2) and (Q1) leave after t = 1 (the initial-state gradients)
-// The loop over t runs like the forward, each thread's rows on their own ((Q2) in register tiles), on the
-// register-blocked path; (Q4), (Q5) and (Q7) are large products over all steps, on xrnn's threads on both paths
-// (detail/outer_gemm.hpp).
+// The loop over t runs like the forward, each thread's rows on their own ((Q2) and (Q7) in register tiles, while
+// dz_t is in cache), on the register-blocked path; (Q4) and (Q5) are large products over all steps, on xrnn's
+// threads on both paths (detail/outer_gemm.hpp), and so is (Q7) on the BLAS path.
 // On the BLAS path the loop runs on the whole batch, (Q2) as one GEMM per step (and column range).
 // Variable lengths, (M2)-(M4): see recurrent_masking.hpp.
 #ifndef XRNN_LAYERS_RECURRENT_BACKWARD_HPP
@@ -4675,7 +4676,8 @@ namespace xrnn
 //   accumulate_outer_products   G_t (k_t x N) += A_t^T D   for a few terms sharing D (rows x N), summed over rows:
 //                               (Q4) dW_x += X~^T dZ and (Q5) dW_h += H~^T dZ over all steps, in one pass over dZ
 //   parallel_gemm_rows          Y (m x N) = sum of A_t W_t (small_gemm.hpp's gemm_rows) with the rows split over
-//                               the threads: (Q7) dX = dZ W_x^T from a transposed copy of W_x
+//                               the threads: (Q7) dX = dZ W_x^T from a transposed copy of W_x, on the BLAS path
+//                               (the register-blocked path does it in its time loop)
 // Both take the rows as live_rows: per step, the rows of the sequences still alive (a prefix of the batch when
 // the rows run sorted by length, layers/length_order.hpp), so that a padded batch costs its real tokens.
 //
@@ -4685,12 +4687,14 @@ namespace xrnn
 //
 // accumulate_outer_products: the N columns are split into one part per thread (whole SIMD packs, about as many
 // each). A part takes the live rows in chunks of outer_chunk_rows and packs each chunk once into the scratch the
-// caller owns: D's columns of the part by column block (one tile wide), and A by tile row (8 of its columns, row
-// after row). Each tile of G (Rows x Packs packs, as in small_gemm.hpp) is then loaded, accumulated in registers
-// over the chunk's rows from two contiguous streams (a 4 KB block of A~ and a 24 KB block of D~, both in L1) and
-// stored back; a column block's D~ stays in L1 while every tile row of every term runs over it, and A is read from
-// memory once per part. Before the packing, each tile gathered its rows ldd apart from L2 or memory, and A was read
-// once per 96 columns: IMDB LSTM shapes, (Q4) + (Q5), 2 threads, 16.2 ms -> 13.4 ms (206 -> 251 GFLOP/s).
+// caller owns: D's columns of the part by column block (one tile wide), and A by tile row (8 of its columns). Each
+// tile of G (Rows x Packs packs, as in small_gemm.hpp) is then loaded, accumulated in registers over the chunk's
+// rows from two contiguous streams (a 4 KB block of A~ and a 24 KB block of D~, both in L1) and stored back; a
+// column block's D~ stays in L1 while every tile row of every term runs over it, and A is read from memory once
+// per part. Before the packing, each tile gathered its rows ldd apart from L2 or memory, and A was read once per
+// 96 columns: IMDB LSTM shapes, (Q4) + (Q5), 2 threads, 16.2 ms -> 13.4 ms (206 -> 251 GFLOP/s). The packing
+// copies 8 rows at a time, so that each block gets a contiguous piece: row after row, a row's pieces went to
+// blocks 4 KB apart, all in one set of L1 (13.9 -> 13.2 ms in a probe of the same product).
 // Every element of G is summed in the same order (rows ascending; a store and a reload between chunks round
 // nothing) whatever the number of threads or the chunk size, and parallel_gemm_rows computes each row alone:
 // results are bit-identical on any number of threads.
@@ -4837,6 +4841,7 @@ namespace xrnn::detail
             T* const packed_d = scratch;  // chunk_rows * columns, then A~: chunk_rows * the terms' k
             T* const packed_a = packed_d + chunk_rows * columns;
             row_run runs[chunk_rows];
+            std::size_t rows[chunk_rows];  // the chunk's rows, in order
             std::size_t block = 0;
             std::size_t offset = 0;  // the next live row is block * live.block + offset
             for (;;)
@@ -4861,38 +4866,53 @@ namespace xrnn::detail
                 {
                     return;
                 }
-                // D~: row after row (D is read in order), each row's columns into their blocks
-                for (std::size_t k = 0, at = 0; k < run_count; ++k)
+                // the chunk's rows, in order
+                std::size_t listed = 0;
+                for (std::size_t k = 0; k < run_count; ++k)
                 {
-                    for (std::size_t r = runs[k].first; r < runs[k].first + runs[k].count; ++r, ++at)
+                    for (std::size_t r = runs[k].first; r < runs[k].first + runs[k].count; ++r)
                     {
-                        const T* d_row = d + r * ldd;
-                        for_each_block<T, N>(first, last, tail, [&](std::size_t col, auto width) {
-                            constexpr std::size_t w = decltype(width)::value;
-                            copy_values<w>(d_row + col, packed_d + (col - first) * n + at * w);
-                        });
+                        rows[listed++] = r;
                     }
                 }
-                // A~: term by term, tile row by tile row (the last one m < tile_rows wide), row after row
+                // D~: in groups of tile_rows rows, each group's columns into their blocks (a contiguous piece per
+                // block and group; the blocks are a multiple of 4 KiB apart)
+                for (std::size_t at = 0; at < n; at += tile_rows)
+                {
+                    const std::size_t group = std::min(tile_rows, n - at);
+                    for_each_block<T, N>(first, last, tail, [&](std::size_t col, auto width) {
+                        constexpr std::size_t w = decltype(width)::value;
+                        T* to = packed_d + (col - first) * n + at * w;
+                        for (std::size_t g = 0; g < group; ++g)
+                        {
+                            copy_values<w>(d + rows[at + g] * ldd + col, to + g * w);
+                        }
+                    });
+                }
+                // A~: term by term, tile row by tile row (the last one m < tile_rows wide), in groups of tile_rows
+                // rows, so that each tile row gets a contiguous piece per group (row after row, a row's values
+                // went to tile rows 4 KiB apart, all in one set of L1: measured 1.03x on the GRU layer's training)
                 T* out = packed_a;
                 for (std::size_t t = 0; t < term_count; ++t)
                 {
                     const outer_term<T>& term = terms[t];
-                    for (std::size_t k = 0, at = 0; k < run_count; ++k)
+                    for (std::size_t at = 0; at < n; at += tile_rows)
                     {
-                        for (std::size_t r = runs[k].first; r < runs[k].first + runs[k].count; ++r, ++at)
+                        const std::size_t group = std::min(tile_rows, n - at);
+                        for (std::size_t i = 0; i < term.k; i += tile_rows)
                         {
-                            const T* a_row = term.a + r * term.lda;
-                            for (std::size_t i = 0; i < term.k; i += tile_rows)
+                            const std::size_t m = std::min(tile_rows, term.k - i);
+                            T* to = out + i * n + at * m;
+                            for (std::size_t g = 0; g < group; ++g)
                             {
-                                const std::size_t m = std::min(tile_rows, term.k - i);
+                                const T* from = term.a + rows[at + g] * term.lda + i;
                                 if (m == tile_rows)
                                 {
-                                    copy_values<tile_rows>(a_row + i, out + i * n + at * tile_rows);
+                                    copy_values<tile_rows>(from, to + g * tile_rows);
                                 }
                                 else
                                 {
-                                    std::copy(a_row + i, a_row + i + m, out + i * n + at * m);
+                                    std::copy(from, from + m, to + g * m);
                                 }
                             }
                         }
@@ -5072,10 +5092,12 @@ namespace xrnn
         m_state = cache_state::consumed;  // dz was written over the gates
     }
 
-    /// (Q1)-(Q3) and (Q6) for t = S..1, each part of the batch on a thread of its own: per step and group of tiles
-    /// of rows (as in the forward), the cell's backward gives dz_t on each tile, then dh_{t-1} = dz_t W_h^T in
-    /// register tiles over the group (from a transposed copy of W_h, so that W is read row by row as in the forward). db is summed per tile of rows, and the tiles' sums are added
-    /// in tile order at the end, so it does not depend on the number of threads either.
+    /// (Q1)-(Q3), (Q6) and (Q7) for t = S..1, each part of the batch on a thread of its own: per step and group of
+    /// tiles of rows (as in the forward), the cell's backward gives dz_t on each tile, then dh_{t-1} = dz_t W_h^T and
+    /// dx_t = dz_t W_x^T in register tiles over the group (from transposed copies of W_h and W_x, so that W is read
+    /// row by row as in the forward; dz_t is read from cache, not again from memory after the loop: 1.02x on the
+    /// IMDB LSTM's backward). db is summed per tile of rows, and the tiles' sums are added in tile order at the
+    /// end, so it does not depend on the number of threads either.
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::backward_by_rows(const T* dy_seq)
     {
@@ -5097,6 +5119,7 @@ namespace xrnn
                     m_w_h_transposed.data()[j * H + i] = p.w_h.data()[i * Gh + j];
                 }
             }
+            transpose_input_weights();  // for (Q7) in the loop
         }
         detail::ensure_shape(m_bias_sums, {tiles, Gz});
         m_bias_sums.fill(T(0));
@@ -5129,6 +5152,22 @@ namespace xrnn
                     for (std::size_t i = 0; i < runs.count; ++i)
                     {
                         finish_hidden_gradient(t, runs.items[i].first, runs.items[i].count);
+                    }
+                    if constexpr (!bf16_products)  // (Q7) while dz_t is in cache; dead rows (M2): dx_t = 0
+                    {
+                        T* dx = m_dx.data() + t * B * I;
+                        const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_transposed.data(), Gx}};
+                        detail::gemm_row_runs<T, I>(runs.items, runs.count, dx, I, term);
+                        for (std::size_t r = group; m_has_lengths && r < end; r += stride)
+                        {
+                            for (std::size_t b = r; b < std::min(B, r + tile); ++b)
+                            {
+                                if (!alive(t, b))
+                                {
+                                    std::fill(dx + b * I, dx + (b + 1) * I, T(0));
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -5294,9 +5333,9 @@ namespace xrnn
         }
     }
 
-    /// (Q4), (Q5), (Q7) over all steps at once on xrnn's threads (detail/outer_gemm.hpp), bit-identical on any number
-    /// of them: (Q4) and (Q5) in one pass over each column range of dZ, (Q7) from a transposed copy of W_x (so that
-    /// W is read row by row, as in the forward).
+    /// (Q4), (Q5) (and (Q7) on the BLAS path) over all steps at once on xrnn's threads (detail/outer_gemm.hpp),
+    /// bit-identical on any number of them: (Q4) and (Q5) in one pass over each column range of dZ, (Q7) from a
+    /// transposed copy of W_x (so that W is read row by row, as in the forward).
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::parameter_gradients(const T* input)
     {
@@ -5336,6 +5375,19 @@ namespace xrnn
             const outer_term<T> terms[1] = {{h_prev, H, H, dw_h + Gs, Gh}};
             detail::accumulate_outer_products<T, Gh - Gs>(rows, dz + Gx, Gz, terms, m_outer_packs);
         }
+        if constexpr (!register_blocked_steps)  // (Q7); the register-blocked loop did it step by step
+        {
+            transpose_input_weights();
+            const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_transposed.data(), Gx}};
+            detail::parallel_gemm_rows<T, I>(rows, m_dx.data(), I, term);
+        }
+        mask_input_gradient();
+    }
+
+    /// W_x^T for (Q7), so that its product reads W row by row as the forward does.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::transpose_input_weights()
+    {
         detail::ensure_shape(m_w_x_transposed, {Gx, I});
         for (std::size_t i = 0; i < I; ++i)
         {
@@ -5344,9 +5396,6 @@ namespace xrnn
                 m_w_x_transposed.data()[j * I + i] = p.w_x.data()[i * Gx + j];
             }
         }
-        const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_transposed.data(), Gx}};
-        detail::parallel_gemm_rows<T, I>(rows, m_dx.data(), I, term);  // (Q7)
-        mask_input_gradient();
     }
 
     /// (Q7)'s * m_x, with input dropout.
