@@ -12,6 +12,8 @@
 //        XRNN_BENCH_REPS=n xrnn_bench ...   n timed repetitions per case, one warm-up (for profilers)
 // Threads: 2 for OpenBLAS (openblas_set_num_threads; compare.sh also exports OPENBLAS_NUM_THREADS=2) and 2 for
 // xrnn's recurrent layers (xrnn::set_num_threads); XRNN_BENCH_THREADS=n sets n for both instead.
+// bf16 kernel: the machine's (the "# bf16_kernel" line); XRNN_BENCH_BF16_KERNEL=avx512_bf16 skips AMX (to time the
+// AVX512-BF16 kernel on a CPU that has both), =portable forces the portable loops.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -641,6 +643,15 @@ int main(int argc, char** argv)
     {
         std::fprintf(stderr, "xrnn_bench: OpenBLAS %s, %d threads; xrnn %zu threads\n", openblas_get_config(),
                      openblas_get_num_threads(), xrnn::num_threads());
+    }
+    const char* bf16_kernel = std::getenv("XRNN_BENCH_BF16_KERNEL");
+    if (bf16_kernel != nullptr && std::string(bf16_kernel) == "avx512_bf16")
+    {
+        xrnn::detail::bf16_skip_amx() = true;  // the AVX512-BF16 kernel on a CPU that also has AMX
+    }
+    else if (bf16_kernel != nullptr && std::string(bf16_kernel) == "portable")
+    {
+        xrnn::detail::bf16_force_portable() = true;
     }
     const std::vector<std::string> only(argv + 1, argv + argc);
     if (only.empty() || named(only, "peak_fma"))

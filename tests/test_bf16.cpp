@@ -62,6 +62,23 @@ namespace
         xrnn::detail::bf16_force_portable() = before;
     }
 
+    /// Runs f with AMX skipped, so that the AVX512-BF16 kernel runs where the CPU has it, then restores it.
+    template <class F>
+    void without_amx(F&& f)
+    {
+        const bool before = xrnn::detail::bf16_skip_amx().exchange(true);
+        f();
+        xrnn::detail::bf16_skip_amx() = before;
+    }
+
+    /// Whether the AVX512-BF16 kernel runs here once AMX is skipped.
+    bool avx512_bf16_runs()
+    {
+        bool runs = false;
+        without_amx([&] { runs = xrnn::bf16_backend() == xrnn::bf16_kernel::avx512_bf16; });
+        return runs;
+    }
+
     /// A copy of src's parameters into dst (same cell kinds and sizes, different precision).
     template <class Dst, class Src>
     void copy_parameters(Dst& dst, Src& src)
@@ -110,9 +127,10 @@ TEST_CASE("bf16: rounding to nearest even, NaN and infinity")
     }
 }
 
-TEST_CASE("bf16: the AMX and portable kernels agree with a double reference of the bf16 operands")
+TEST_CASE("bf16: the AMX, AVX512-BF16 and portable kernels agree with a double reference of the bf16 operands")
 {
-    MESSAGE("bf16 kernel on this machine: " << xrnn::to_string(xrnn::bf16_backend()));
+    MESSAGE("bf16 kernel on this machine: " << std::string(xrnn::to_string(xrnn::bf16_backend()))
+                                            << std::string(avx512_bf16_runs() ? " (and avx512_bf16)" : ""));
     std::mt19937 gen(5);
     std::normal_distribution<float> normal;
     const std::size_t shapes[][3] = {{16, 256, 512}, {7, 37, 21}, {33, 100, 70}, {1, 1, 1}, {20, 64, 80}};
@@ -142,7 +160,7 @@ TEST_CASE("bf16: the AMX and portable kernels agree with a double reference of t
         CHECK(from_rows.data == panels.data);
         for (const bool accumulate : {false, true})
         {
-            std::vector<float> fast = c0, portable = c0;
+            std::vector<float> fast = c0, portable = c0, avx512 = c0;
             const xrnn::detail::bf16_product q{m, a_packed.data(), kp, &panels, 0, panels.k_blocks(),
                                                0, panels.column_tiles(), fast.data(), n, accumulate};
             xrnn::detail::bf16_gemm(q);
@@ -150,6 +168,11 @@ TEST_CASE("bf16: the AMX and portable kernels agree with a double reference of t
                 auto q2 = q;
                 q2.c = portable.data();
                 xrnn::detail::bf16_gemm(q2);
+            });
+            without_amx([&] {  // the AVX512-BF16 kernel where the CPU has it, else one of the two above
+                auto q3 = q;
+                q3.c = avx512.data();
+                xrnn::detail::bf16_gemm(q3);
             });
             double worst = 0.0;
             for (std::size_t i = 0; i < m; ++i)
@@ -168,6 +191,7 @@ TEST_CASE("bf16: the AMX and portable kernels agree with a double reference of t
                     const double bound = (k + 1) * std::ldexp(1.0, -24) * magnitude;
                     worst = std::max(worst, std::abs(fast[i * n + j] - ref) / bound);
                     worst = std::max(worst, std::abs(portable[i * n + j] - ref) / bound);
+                    worst = std::max(worst, std::abs(avx512[i * n + j] - ref) / bound);
                 }
             }
             INFO("m ", m, " k ", k, " n ", n, " accumulate ", accumulate);
@@ -223,6 +247,22 @@ namespace
         });
         const auto g_portable = gradients_of(portable);
         CHECK(rms_relative(g_portable.data(), g_mixed.data(), g_mixed.size()) < 1e-5);
+
+        if (avx512_bf16_runs())  // and the AVX512-BF16 kernel, where it is not the machine's choice
+        {
+            Bf16 avx512(rng);
+            copy_parameters(avx512, mixed);
+            xrnn::zero_grad(avx512);
+            without_amx([&] {
+                const auto& y_avx512 = lengths ? avx512.forward(x, *lengths, xrnn::mode::training)
+                                               : avx512.forward(x, xrnn::mode::training);
+                CHECK(rms_relative(y_avx512.data(), y_mixed.data(), y_mixed.size()) < 1e-5);
+                const auto dx_avx512 = xt::xtensor<float, 3>(avx512.backward(dy));
+                CHECK(rms_relative(dx_avx512.data(), dx_mixed.data(), dx_mixed.size()) < 1e-5);
+            });
+            const auto g_avx512 = gradients_of(avx512);
+            CHECK(rms_relative(g_avx512.data(), g_mixed.data(), g_mixed.size()) < 1e-5);
+        }
     }
 }  // namespace
 

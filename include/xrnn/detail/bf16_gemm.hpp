@@ -1,5 +1,6 @@
 // xtensor-rnn: bfloat16 matrix products with float accumulation on packed operands (detail/bf16.hpp): Intel AMX
-// tiles where the CPU and the system allow them, portable loops elsewhere.
+// tiles where the CPU and the system allow them, else AVX512-BF16 where the CPU has it (detail/bf16_avx512.hpp),
+// else portable loops.
 //
 // (B1) one tile product: C[i][j] += sum over pairs p of A[i][2p] B[2p][j] + A[i][2p+1] B[2p+1][j]; every bf16
 //      product is exact in float, and the sums are rounded as float additions.
@@ -8,7 +9,7 @@
 // CPU reports AMX-TILE and AMX-BF16 (CPUID leaf 7) and Linux grants the process the tile state
 // (arch_prctl(ARCH_REQ_XCOMP_PERM), once). It takes 32 rows at a time as 2 x 2 tiles of C (two A and two B tiles
 // per 32 k, each feeding two products) and the rows left as four column tiles of one A tile; each call loads its
-// tile configuration and releases the tiles at its end. Everything else runs the portable loops.
+// tile configuration and releases the tiles at its end.
 #ifndef XRNN_DETAIL_BF16_GEMM_HPP
 #define XRNN_DETAIL_BF16_GEMM_HPP
 
@@ -18,6 +19,7 @@
 #include <cstdint>
 
 #include <xrnn/detail/bf16.hpp>
+#include <xrnn/detail/bf16_avx512.hpp>
 
 #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && !defined(XRNN_NO_AMX)
 #define XRNN_AMX_POSSIBLE 1
@@ -32,11 +34,19 @@ namespace xrnn::detail
 {
     // ---- which kernel ----------------------------------------------------------------------------------------
 
-    /// Tests run both kernels in one process: with true, bf16_gemm takes the portable loops even where AMX runs.
+    /// Tests run every kernel in one process: with true, bf16_gemm takes the portable loops whatever the CPU has.
     inline std::atomic<bool>& bf16_force_portable() noexcept
     {
         static std::atomic<bool> force{false};
         return force;
+    }
+
+    /// With true, bf16_gemm does not use AMX (the next kernel the CPU has runs): tests and benchmarks of the
+    /// AVX512-BF16 kernel on a CPU that has both.
+    inline std::atomic<bool>& bf16_skip_amx() noexcept
+    {
+        static std::atomic<bool> skip{false};
+        return skip;
     }
 
     /// Whether this CPU and system run AMX tiles for this process: checked, and the tile state requested, once.
@@ -67,25 +77,19 @@ namespace xrnn::detail
 
     inline bool bf16_amx_active() noexcept
     {
-        return !bf16_force_portable().load(std::memory_order_relaxed) && bf16_amx_available();
+        return !bf16_force_portable().load(std::memory_order_relaxed)
+               && !bf16_skip_amx().load(std::memory_order_relaxed) && bf16_amx_available();
+    }
+
+    /// Whether bf16_gemm runs the AVX512-BF16 kernel (detail/bf16_avx512.hpp): the CPU has it and not AMX (or AMX
+    /// is skipped), and the portable loops are not forced.
+    inline bool bf16_avx512_active() noexcept
+    {
+        return !bf16_force_portable().load(std::memory_order_relaxed) && !bf16_amx_active()
+               && bf16_avx512_available();
     }
 
     // ---- kernels ---------------------------------------------------------------------------------------------
-
-    /// The arguments of bf16_gemm: C[0:m, cols] (+)= A[0:m, k blocks kb0..kb1) B[those k, cols], cols the column
-    /// tiles [ct0, ct1) of B (the last one may be partial); c at C's column 0, rows ldc apart.
-    struct bf16_product
-    {
-        std::size_t m;
-        const bf16_t* a;
-        std::size_t lda;
-        const bf16_panels* b;
-        std::size_t kb0, kb1;
-        std::size_t ct0, ct1;
-        float* c;
-        std::size_t ldc;
-        bool accumulate;
-    };
 
     namespace bf16_impl
     {
@@ -326,6 +330,13 @@ namespace xrnn::detail
             {
                 bf16_impl::amx_rows(q, std::min(bf16_tile_rows, q.m - r), q.a + r * q.lda, q.c + r * q.ldc);
             }
+            return;
+        }
+#endif
+#if XRNN_AVX512_BF16_POSSIBLE
+        if (bf16_avx512_active())
+        {
+            bf16_avx512_gemm(q);
             return;
         }
 #endif
