@@ -421,9 +421,11 @@ TEST_CASE("memory: a training step keeps what recurrent_cell.hpp states (the IMD
     lstm.backward(dy);
 
     // per layer: gates/dz, h_0..h_S, c_0..c_S, the input copy (first layer), dx; then the (B, H) running
-    // gradients dh, dc, the register-blocked backward's W_h^T (G, H), (Q7)'s W_x^T (G, I), bias sums per tile
-    // of rows and the packed chunks of (Q4) and (Q5) (one product over the G columns); the stack:
-    // its output (B, H), final h and c (1, B, H), initial-state gradients (1, B, H)
+    // gradients dh, dc, the register-blocked backward's W_h^T (G, H), (Q7)'s W_x^T (G, I) (the buffers where
+    // the forward packs W_h, W_x: 200 steps >= packed_steps), bias sums per tile of rows and the packed chunks of
+    // (Q4) and (Q5) (one product over the G columns); the stack: its output (B, H), final h and c (1, B, H),
+    // initial-state gradients (1, B, H)
+    static_assert(S >= xrnn::lstm_cell<float, I, Hd>::packed_steps, "the forward packs its weights");
     const std::size_t grows = (S * B * G + 2 * (S + 1) * B * Hd + S * B * I + S * B * I) * e;
     constexpr std::size_t tile = xrnn::detail::gemm_tile<float>::rows;
     const std::size_t fixed =
@@ -436,14 +438,15 @@ TEST_CASE("memory: a training step keeps what recurrent_cell.hpp states (the IMD
             " grow with S x B");
 
     // a fresh layer that only runs inference keeps h (its output), one step's gates (a chunk of steps' on the
-    // BLAS path) and two rows of c
+    // BLAS path), two rows of c and W_x, W_h packed for (R3)
     xrnn::random_engine rng2(1);
     xrnn::lstm<float, I, Hd> inference(rng2);
     inference.forward(x);
     using cell = xrnn::lstm_cell<float, I, Hd>;
     static_assert(cell::register_blocked_steps, "the IMDB LSTM's weights (512 KiB) take the register-blocked path");
     const std::size_t chunk_steps = 1;
-    const std::size_t expected = ((S + 1) * B * Hd + chunk_steps * B * G + 2 * B * Hd) * e + (B * Hd + 4 * B * Hd) * e;
+    const std::size_t expected = ((S + 1) * B * Hd + chunk_steps * B * G + 2 * B * Hd) * e + (I * G + Hd * G) * e
+                                 + (B * Hd + 4 * B * Hd) * e;
     CHECK(inference.workspace_bytes() == expected);
     MESSAGE("the same layer after an inference forward only: ", inference.workspace_bytes(), " bytes");
 }
@@ -465,9 +468,10 @@ TEST_CASE("memory: a gru training step keeps what recurrent_cell.hpp states (z o
     gru.forward(x, xrnn::mode::training);
     gru.backward(dy);
     // per layer: gates/dz (Gz wide), h_0..h_S, the input copy, dx; then the running dh, the cell's direct dh',
-    // W_h^T (Gh, H), W_x^T (Gx = Gh, I), the bias sums per tile of rows (Gz wide) and the packed chunks of (Q4),
-    // (Q5) (the largest of their three products: the 2H shared columns, the input-only and the recurrent-only H);
-    // the stack: output (B, H), final h (1, B, H), initial-state gradient (1, B, H)
+    // W_h^T (Gh, H), W_x^T (Gx = Gh, I) (where the forward packs W_h, W_x), the bias sums per tile of rows (Gz
+    // wide) and the packed chunks of (Q4), (Q5) (the largest of their three products: the 2H shared columns, the
+    // input-only and the recurrent-only H); the stack: output (B, H), final h (1, B, H), initial-state gradient
+    // (1, B, H)
     const std::size_t grows = (S * B * Gz + (S + 1) * B * Hd + S * B * I + S * B * I) * e;
     constexpr std::size_t tile = xrnn::detail::gemm_tile<float>::rows;
     const std::size_t packs = std::max({xrnn::detail::outer_scratch_values<float, 2 * Hd>(I + Hd),
@@ -482,6 +486,6 @@ TEST_CASE("memory: a gru training step keeps what recurrent_cell.hpp states (z o
     xrnn::random_engine rng2(1);
     xrnn::gru<float, I, Hd> inference(rng2);
     inference.forward(x);
-    const std::size_t expected = ((S + 1) * B * Hd + B * Gz) * e + 3 * B * Hd * e;
+    const std::size_t expected = ((S + 1) * B * Hd + B * Gz + I * Gh + Hd * Gh) * e + 3 * B * Hd * e;
     CHECK(inference.workspace_bytes() == expected);
 }

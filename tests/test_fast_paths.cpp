@@ -6,9 +6,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include <doctest/doctest.h>
 #include <xtensor/xtensor.hpp>
+#include <xtensor/xview.hpp>
 
 #include <xrnn/layers/gru.hpp>
 #include <xrnn/layers/lstm.hpp>
@@ -315,7 +317,16 @@ namespace
         const xrnn::detail::row_run runs[4] = {{0, 8}, {11, 3}, {16, 21}, {47, 1}};
         xt::xtensor<T, 2> together = xt::zeros<T>({rows, N + 2});  // rows N + 2 apart
         xt::xtensor<T, 2> alone = together;
+        xt::xtensor<T, 2> packed = together;
         xrnn::detail::gemm_row_runs<T, N, LDW>(runs, 4, together.data(), N + 2, terms);
+        // the same from W packed by column tiles
+        std::vector<T> w0_packed(k0 * N + 1), w1_packed(k1 * N + 1);
+        xrnn::detail::pack_column_tiles<T, N, LDW>(w0.data(), k0, w0_packed.data());
+        xrnn::detail::pack_column_tiles<T, N>(k1, w1_packed.data(), [&](std::size_t i, std::size_t j) { return w1(i, j); });
+        const xrnn::detail::gemm_term<T> packed_terms[2] = {{a0.data(), k0 + 3, w0_packed.data(), k0},
+                                                            {a1.data(), k1, w1_packed.data(), k1}};
+        xrnn::detail::gemm_row_runs<T, N, N, true>(runs, 4, packed.data(), N + 2, packed_terms);
+        CHECK(std::equal(packed.begin(), packed.end(), together.begin()));
         for (const auto& run : runs)
         {
             xrnn::detail::gemm_term<T> block[2] = {terms[0], terms[1]};
@@ -327,6 +338,36 @@ namespace
         CHECK(together(12, N - 1) != T(0));
         CHECK(together(10, 0) == T(0));  // between the runs: untouched
     }
+}
+
+namespace
+{
+    /// The first forward's 40 steps read the weights packed (40 >= packed_steps); the two pieces of 20, the second
+    /// from the first's final states, read them as they are: the same sums in the same order.
+    template <class Layer>
+    void check_long_sequence_equals_pieces()
+    {
+        static_assert(40 >= Layer::first_cell_type::packed_steps && 20 < Layer::first_cell_type::packed_steps,
+                      "one forward packs, the other does not");
+        xrnn::random_engine rng(8);
+        Layer whole(rng);
+        Layer pieces = whole;
+        const auto x = random_of<float, 3>({40, 19, Layer::input_size}, 9);
+        const xt::xtensor<float, 3> y_whole = whole.forward(x);
+        const xt::xtensor<float, 3> first = xt::view(x, xt::range(0, 20));
+        const xt::xtensor<float, 3> second = xt::view(x, xt::range(20, 40));
+        const xt::xtensor<float, 3> y_first = pieces.forward(first);
+        const auto middle = pieces.final_state();
+        const xt::xtensor<float, 3> y_second = pieces.forward(second, middle);
+        CHECK(std::equal(y_first.begin(), y_first.end(), y_whole.begin()));
+        CHECK(std::equal(y_second.begin(), y_second.end(), y_whole.begin() + y_first.size()));
+    }
+}  // namespace
+
+TEST_CASE("fast paths: a long sequence (weights packed by column tiles) gives the bits of its pieces (not packed)")
+{
+    check_long_sequence_equals_pieces<xrnn::lstm<float, 24, 40, 2, xrnn::output::sequence>>();
+    check_long_sequence_equals_pieces<xrnn::gru<float, 24, 40, 1, xrnn::output::sequence>>();
 }
 
 TEST_CASE("fast paths: products over several runs of rows give the bits of one run at a time")

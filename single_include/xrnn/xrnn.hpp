@@ -3544,11 +3544,13 @@ namespace xrnn
 //   h~        S * B * H * e            only with recurrent dropout
 // and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller: the running dh
 // and dc, the cell's direct dh' (cells that have one), the register-blocked backward's W_h^T (Gh * H * e), (Q7)'s
-// W_x^T (Gx * I * e), per-tile bias sums (ceil(B / tile rows) * Gz * e) and the packed chunks of (Q4), (Q5)
+// W_x^T (Gx * I * e) (where a long forward packs W_h and W_x), per-tile bias sums (ceil(B / tile rows) * Gz * e) and the packed chunks of (Q4), (Q5)
 // (outer_chunk_rows * (about Gz / threads + I + H) * e per thread: 256 KB each for the IMDB LSTM). An inference
 // forward keeps h (the layer's output) and a gate buffer of B rows (at most max(B, inference_chunk_rows) rows on
-// the BLAS path), c ping-pongs between two (B, H) rows, and the input is not copied. workspace_bytes() returns
-// what the buffers hold.
+// the BLAS path), c ping-pongs between two (B, H) rows, and the input is not copied; one of at least packed_steps
+// steps on the register-blocked path also keeps W_x and W_h packed for (R3), (I Gx + H Gh) * e (in the buffers of
+// backward's W^T; not in a predictor's cells, which share the model's weights).
+// workspace_bytes() returns what the buffers hold.
 // Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
 #ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
 #define XRNN_LAYERS_RECURRENT_CELL_HPP
@@ -3689,7 +3691,8 @@ namespace xrnn::detail
             }
         }
 
-        /// A tile as above for one term and its k in [k0, k1), starting from 0 (first) or from what y holds.
+        /// A tile as above for one term and its k in [k0, k1), starting from 0 (first) or from what y holds; w
+        /// points at the tile's first column, its rows LDW apart.
         template <class P, class T, std::size_t LDW, std::size_t... R, std::size_t... V>
         XRNN_TILE_INLINE void tile_part(T* y, std::size_t ldy, std::size_t col, const T* a, std::size_t lda,
                                         const T* w, std::size_t k0, std::size_t k1, bool first,
@@ -3706,7 +3709,6 @@ namespace xrnn::detail
             {
                 (load_row<P>(acc[R], y + R * ldy + col, packs{}), ...);
             }
-            w += col;
             for (std::size_t k = k0; k < k1; ++k)
             {
                 const T* w_row = w + k * LDW;
@@ -3787,30 +3789,91 @@ namespace xrnn::detail
         std::size_t count;
     };
 
+    namespace small_gemm_impl
+    {
+        /// f(col, packs, P) for each column tile of N as gemm_rows cuts it: tiles of Packs packs, one narrower tile
+        /// of whole packs, then single columns (P = scalar_pack, packs = 1).
+        template <class T, std::size_t N, class F>
+        XRNN_TILE_INLINE void for_each_column_tile(F&& f)
+        {
+            using P = vector_pack<T>;
+            constexpr std::size_t packs = gemm_tile<T>::packs;
+            constexpr std::size_t wide = packs * P::size;
+            constexpr std::size_t wide_end = N - N % wide;
+            constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;
+            for (std::size_t col = 0; col < wide_end; col += wide)
+            {
+                f(col, std::integral_constant<std::size_t, packs>{}, P{});
+            }
+            if constexpr (pack_end > wide_end)
+            {
+                f(wide_end, std::integral_constant<std::size_t, (pack_end - wide_end) / P::size>{}, P{});
+            }
+            for (std::size_t col = pack_end; col < N; ++col)
+            {
+                f(col, std::integral_constant<std::size_t, 1>{}, scalar_pack<T>{});
+            }
+        }
+    }  // namespace small_gemm_impl
+
+    /// W (k x N) packed column tile by column tile for gemm_row_runs<..., true>, W(i, j) = value(i, j): the tile of
+    /// columns [col, col + width) is its k rows of width values one after the other, from out + col * k on (k * N
+    /// values in all). A block of a tile's rows is then contiguous and stays in L1 while the runs' tiles read it,
+    /// where rows of W a few KiB apart fall into a few of L1's sets (measured 160 -> 168 GFLOP/s per core on
+    /// the LSTM's (R3) for 32 rows).
+    template <class T, std::size_t N, class Value>
+    void pack_column_tiles(std::size_t k, T* out, Value&& value)
+    {
+        small_gemm_impl::for_each_column_tile<T, N>([&](std::size_t col, auto packs_here, auto pack_type) {
+            constexpr std::size_t width = decltype(packs_here)::value * decltype(pack_type)::size;
+            T* tile = out + col * k;
+            for (std::size_t i = 0; i < k; ++i)
+            {
+                for (std::size_t j = 0; j < width; ++j)
+                {
+                    tile[i * width + j] = value(i, col + j);
+                }
+            }
+        });
+    }
+
+    /// pack_column_tiles of N columns of a row-major W (k rows, LDW apart), by copies of whole tile rows.
+    template <class T, std::size_t N, std::size_t LDW = N>
+    void pack_column_tiles(const T* w, std::size_t k, T* out)
+    {
+        small_gemm_impl::for_each_column_tile<T, N>([&](std::size_t col, auto packs_here, auto pack_type) {
+            constexpr std::size_t width = decltype(packs_here)::value * decltype(pack_type)::size;
+            T* tile = out + col * k;
+            for (std::size_t i = 0; i < k; ++i)
+            {
+                std::copy(w + i * LDW + col, w + i * LDW + col + width, tile + i * width);
+            }
+        });
+    }
+
     /// gemm_rows on several runs of rows of the same A_t and Y (row i of A_t at terms[t].a + i * lda_t, of Y at
     /// y + i * ldy), computed together so that each block of W is read from L2 once for all of them: per column
-    /// tile, per term and per block of k_block rows of W_t (a block of at most 24 KiB, which stays in L1), every
-    /// tile of Rows rows of every run. A tile's sums are kept in Y between blocks, exactly as floats, so every
-    /// element is summed in the same order as by gemm_rows (terms, then k ascending): the results are
-    /// bit-identical to it. The runs may not overlap; Y may not overlap any A_t or W_t.
-    template <class T, std::size_t N, std::size_t LDW = N, std::size_t Terms>
+    /// tile, per term and per block of k_block rows of W_t (at most 24 KiB), every tile of Rows rows of every run.
+    /// With Packed, each terms[t].w is W_t packed by pack_column_tiles (LDW is then not used), whose blocks stay
+    /// in L1. A tile's sums are kept in Y between blocks, exactly as floats, so every element is summed in the same
+    /// order as by gemm_rows (terms, then k ascending): the results are bit-identical to it, packed or not. The
+    /// runs may not overlap; Y may not overlap any A_t or W_t.
+    template <class T, std::size_t N, std::size_t LDW = N, bool Packed = false, std::size_t Terms>
     void gemm_row_runs(const row_run* runs, std::size_t run_count, T* y, std::size_t ldy,
                        const gemm_term<T> (&terms)[Terms])
     {
         static_assert(LDW >= N, "xrnn: gemm_row_runs reads N columns of rows LDW apart");
-        using P = vector_pack<T>;
         constexpr std::size_t rows = gemm_tile<T>::rows;
-        constexpr std::size_t packs = gemm_tile<T>::packs;
-        constexpr std::size_t wide = packs * P::size;
-        constexpr std::size_t wide_end = N - N % wide;
-        constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;
+        constexpr std::size_t wide = gemm_tile<T>::packs * vector_pack<T>::size;
         constexpr std::size_t k_block = std::max<std::size_t>(16, (std::size_t(24) << 10) / (wide * sizeof(T)));
-        const auto columns = [&](std::size_t col, auto packs_here, auto pack_type) {
+        small_gemm_impl::for_each_column_tile<T, N>([&](std::size_t col, auto packs_here, auto pack_type) {
             using Q = decltype(pack_type);
             constexpr std::size_t width = decltype(packs_here)::value;
+            constexpr std::size_t ldw = Packed ? width * Q::size : LDW;
             for (std::size_t t = 0; t < Terms; ++t)
             {
                 const gemm_term<T>& term = terms[t];
+                const T* w = Packed ? term.w + col * term.k : term.w + col;  // the tile's first column
                 for (std::size_t k0 = 0; k0 < term.k || (t == 0 && k0 == 0); k0 += k_block)
                 {
                     const std::size_t k1 = std::min(term.k, k0 + k_block);
@@ -3820,26 +3883,14 @@ namespace xrnn::detail
                         for (std::size_t r = runs[i].first; r < runs[i].first + runs[i].count; r += rows)
                         {
                             const std::size_t m = std::min(rows, runs[i].first + runs[i].count - r);
-                            small_gemm_impl::tile_part_rows<Q, T, LDW, rows, width>(
-                                m, y + r * ldy, ldy, col, term.a + r * term.lda, term.lda, term.w, k0, k1, first,
+                            small_gemm_impl::tile_part_rows<Q, T, ldw, rows, width>(
+                                m, y + r * ldy, ldy, col, term.a + r * term.lda, term.lda, w, k0, k1, first,
                                 std::make_index_sequence<rows - 1>{});
                         }
                     }
                 }
             }
-        };
-        for (std::size_t col = 0; col < wide_end; col += wide)
-        {
-            columns(col, std::integral_constant<std::size_t, packs>{}, P{});
-        }
-        if constexpr (pack_end > wide_end)
-        {
-            columns(wide_end, std::integral_constant<std::size_t, (pack_end - wide_end) / P::size>{}, P{});
-        }
-        for (std::size_t col = pack_end; col < N; ++col)
-        {
-            columns(col, std::integral_constant<std::size_t, 1>{}, scalar_pack<T>{});
-        }
+        });
     }
 }  // namespace xrnn::detail
 
@@ -3951,6 +4002,13 @@ namespace xrnn
 
         /// Rows of a tile of the register-blocked path: a register tile of detail/small_gemm.hpp, or an AMX tile.
         static constexpr std::size_t tile_rows = bf16_products ? detail::bf16_tile_rows : detail::gemm_tile<T>::rows;
+
+        /// Register-blocked path: a forward of at least this many steps packs W_x and W_h by column tiles first
+        /// (detail/small_gemm.hpp's pack_column_tiles: 1.05x on (R3)'s products), which costs about as much as
+        /// the products of 20 steps gain; shorter ones (a step at a time) read the weights as they are, and so
+        /// does a cell that shares another's weights (a predictor's, whose memory stays its workspace). The
+        /// results are the same bits either way.
+        static constexpr std::size_t packed_steps = 32;
 
         /// BLAS path: rows (steps x batch) of the gate buffer of an inference forward. The input part of (R3)
         /// runs as one GEMM per chunk of max(1, inference_chunk_rows / B) steps, so that the chunk stays in cache.
@@ -4065,12 +4123,16 @@ namespace xrnn
         const T* previous_hidden(std::size_t t, std::size_t r, std::size_t n);
         const T* hidden_rows(std::size_t t) const;
         void project_runs(const T* x, const T* h_prev, T* z, const row_runs& runs) const;
+        template <bool Packed>
+        void project_runs_from(const T* w_x, const T* w_h, const T* x, const T* h_prev, T* z,
+                               const row_runs& runs) const;
+        void pack_projection_weights();
         void activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n);
         const T* gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n);
         void hidden_gradient_runs(const T* dz, const row_runs& runs);
         void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
         void parameter_gradients(const T* input);
-        void transpose_input_weights();
+        void transpose_input_weights(bool packed);
         void mask_input_gradient();
 
         // precision::bf16: the products on bf16 operands (definitions in recurrent_bf16.hpp)
@@ -4183,9 +4245,13 @@ namespace xrnn
         xt::xtensor<T, 2> m_dh;         // (B, H) running dh_t, dh_0 at the end
         xt::xtensor<T, 2> m_dc;         // (B, H) running dc_t, dc_0 at the end
         xt::xtensor<T, 2> m_dh_direct;  // (B, H) the cell's direct part of dh_{t-1} (direct_hidden_gradient only)
-        aligned_tensor<T, 2> m_w_h_transposed;  // (Gh, H) W_h^T for (Q2) on the register-blocked path
-        aligned_tensor<T, 2> m_w_x_transposed;  // (Gx, I) W_x^T for (Q7)
-        aligned_tensor<T, 1> m_outer_packs;     // (Q4), (Q5): the packed chunks (detail/outer_gemm.hpp); grow-only
+        // the weights packed by column tiles for the register tiles (detail/small_gemm.hpp): a forward of at least
+        // packed_steps steps puts W_x and W_h there for (R3), a backward W_x^T and W_h^T for (Q7) and (Q2) (same
+        // sizes; on the BLAS path, W_x^T row-major for (Q7))
+        aligned_tensor<T, 2> m_w_h_panels;  // (Gh, H) values
+        aligned_tensor<T, 2> m_w_x_panels;  // (Gx, I) values
+        aligned_tensor<T, 1> m_outer_packs;  // (Q4), (Q5): the packed chunks (detail/outer_gemm.hpp); grow-only
+        bool m_weights_packed = false;      // whether this forward's (R3) reads the panels
         xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
         xt::xtensor<T, 2> m_dh_product;      // (B, H) (Q2) on the BLAS path with lengths (dead rows keep dh)
         detail::bf16_workspace m_bf16;       // precision::bf16: the packed operands (recurrent_bf16.hpp)
@@ -4238,7 +4304,7 @@ namespace xrnn
     {
         std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
                              + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
-                             + m_dh_direct.size() + m_w_h_transposed.size() + m_w_x_transposed.size()
+                             + m_dh_direct.size() + m_w_h_panels.size() + m_w_x_panels.size()
                              + m_outer_packs.size() + m_bias_sums.size() + m_dh_product.size() + m_step_z.size()
                              + m_step_hw.size() + m_next.h.size() + m_step_grads.dx.size()
                              + m_step_grads.d_prev.h.size()
@@ -4632,9 +4698,14 @@ namespace xrnn
         const std::size_t B = m_batch;
         const bool training = m_state == cache_state::training;
         const std::size_t parts = part_count(S, B);
+        m_weights_packed = !bf16_products && S >= packed_steps && m_shared == nullptr;
         if constexpr (bf16_products)
         {
             pack_bf16_forward_weights();
+        }
+        else if (m_weights_packed)
+        {
+            pack_projection_weights();
         }
         detail::parallel_for(parts, [&](std::size_t part) {
             detail::flush_denormals_scope flush_denormals;  // on this thread too
@@ -4826,21 +4897,66 @@ namespace xrnn
             }
             return;
         }
+        if (m_weights_packed)
+        {
+            project_runs_from<true>(m_w_x_panels.data(), m_w_h_panels.data(), x, h_prev, z, runs);
+            return;
+        }
         const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
+        project_runs_from<false>(p.w_x.data(), p.w_h.data(), x, h_prev, z, runs);
+    }
+
+    /// project_runs from W_x and W_h as they are (rows Gx and Gh apart), or packed by pack_projection_weights.
+    XRNN_CELL_TEMPLATE
+    template <bool Packed>
+    void XRNN_CELL::project_runs_from(const T* w_x, const T* w_h, const T* x, const T* h_prev, T* z,
+                                      const row_runs& runs) const
+    {
+        // where the input-only and the recurrent-only columns start: the column Gs of W, or after the packed
+        // shared columns (Gs columns of I and of H rows)
+        const T* w_x_apart = Packed ? w_x + I * Gs : w_x + Gs;
+        const T* w_h_apart = Packed ? w_h + H * Gs : w_h + Gs;
         if constexpr (Gs > 0)
         {
-            const detail::gemm_term<T> terms[2] = {{x, I, p.w_x.data(), I}, {h_prev, H, p.w_h.data(), H}};
-            detail::gemm_row_runs<T, Gs, Gx>(runs.items, runs.count, z, Gz, terms);
+            const detail::gemm_term<T> terms[2] = {{x, I, w_x, I}, {h_prev, H, w_h, H}};
+            detail::gemm_row_runs<T, Gs, Packed ? Gs : Gx, Packed>(runs.items, runs.count, z, Gz, terms);
         }
         if constexpr (Gx > Gs)
         {
-            const detail::gemm_term<T> term[1] = {{x, I, p.w_x.data() + Gs, I}};
-            detail::gemm_row_runs<T, Gx - Gs, Gx>(runs.items, runs.count, z + Gs, Gz, term);
+            const detail::gemm_term<T> term[1] = {{x, I, w_x_apart, I}};
+            detail::gemm_row_runs<T, Gx - Gs, Packed ? Gx - Gs : Gx, Packed>(runs.items, runs.count, z + Gs, Gz,
+                                                                             term);
         }
         if constexpr (Gh > Gs)
         {
-            const detail::gemm_term<T> term[1] = {{h_prev, H, p.w_h.data() + Gs, H}};
-            detail::gemm_row_runs<T, Gh - Gs, Gh>(runs.items, runs.count, z + Gx, Gz, term);
+            const detail::gemm_term<T> term[1] = {{h_prev, H, w_h_apart, H}};
+            detail::gemm_row_runs<T, Gh - Gs, Packed ? Gh - Gs : Gh, Packed>(runs.items, runs.count, z + Gx, Gz,
+                                                                             term);
+        }
+    }
+
+    /// W_x and W_h packed by column tiles for (R3) (detail/small_gemm.hpp), each column range of project_runs_from
+    /// on its own: W_x's shared then input-only columns, then W_h's shared then recurrent-only columns.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::pack_projection_weights()
+    {
+        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
+        detail::ensure_shape(m_w_x_panels, {Gx, I});  // I * Gx and H * Gh values, in the buffers of backward's W^T
+        detail::ensure_shape(m_w_h_panels, {Gh, H});
+        T* w_x = m_w_x_panels.data();
+        T* w_h = m_w_h_panels.data();
+        if constexpr (Gs > 0)
+        {
+            detail::pack_column_tiles<T, Gs, Gx>(p.w_x.data(), I, w_x);
+            detail::pack_column_tiles<T, Gs, Gh>(p.w_h.data(), H, w_h);
+        }
+        if constexpr (Gx > Gs)
+        {
+            detail::pack_column_tiles<T, Gx - Gs, Gx>(p.w_x.data() + Gs, I, w_x + I * Gs);
+        }
+        if constexpr (Gh > Gs)
+        {
+            detail::pack_column_tiles<T, Gh - Gs, Gh>(p.w_h.data() + Gs, H, w_h + H * Gs);
         }
     }
 
@@ -5342,15 +5458,18 @@ namespace xrnn
         }
         else
         {
-            detail::ensure_shape(m_w_h_transposed, {Gh, H});
-            for (std::size_t i = 0; i < H; ++i)
+            // W_h^T for (Q2), packed by column tiles (detail/small_gemm.hpp): its rows [0, Gs) and [Gs, Gh) are
+            // the two terms' W (the shared and the recurrent-only columns of dz), each packed on its own
+            detail::ensure_shape(m_w_h_panels, {Gh, H});
+            const T* w_h = p.w_h.data();
+            const std::size_t split = Gs > 0 && Gs < Gh ? Gs : Gh;
+            for (const std::size_t k0 : {std::size_t(0), split})
             {
-                for (std::size_t j = 0; j < Gh; ++j)
-                {
-                    m_w_h_transposed.data()[j * H + i] = p.w_h.data()[i * Gh + j];
-                }
+                const std::size_t k1 = k0 == 0 ? split : Gh;
+                detail::pack_column_tiles<T, H>(k1 - k0, m_w_h_panels.data() + k0 * H,
+                                                [&](std::size_t k, std::size_t j) { return w_h[j * Gh + k0 + k]; });
             }
-            transpose_input_weights();  // for (Q7) in the loop
+            transpose_input_weights(true);  // for (Q7) in the loop
         }
         detail::ensure_shape(m_bias_sums, {tiles, Gz});
         m_bias_sums.fill(T(0));
@@ -5387,8 +5506,8 @@ namespace xrnn
                     if constexpr (!bf16_products)  // (Q7) while dz_t is in cache; dead rows (M2): dx_t = 0
                     {
                         T* dx = m_dx.data() + t * B * I;
-                        const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_transposed.data(), Gx}};
-                        detail::gemm_row_runs<T, I>(runs.items, runs.count, dx, I, term);
+                        const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_panels.data(), Gx}};
+                        detail::gemm_row_runs<T, I, I, true>(runs.items, runs.count, dx, I, term);
                         for (std::size_t r = group; m_has_lengths && r < end; r += stride)
                         {
                             for (std::size_t b = r; b < std::min(B, r + tile); ++b)
@@ -5498,21 +5617,21 @@ namespace xrnn
             return;
         }
         T* dh = m_dh.data();
-        const T* w = m_w_h_transposed.data();
+        const T* w = m_w_h_panels.data();
         if constexpr (Gs == Gh)
         {
             const detail::gemm_term<T> term[1] = {{dz, Gz, w, Gh}};
-            detail::gemm_row_runs<T, H>(runs.items, runs.count, dh, H, term);
+            detail::gemm_row_runs<T, H, H, true>(runs.items, runs.count, dh, H, term);
         }
         else if constexpr (Gs == 0)
         {
             const detail::gemm_term<T> term[1] = {{dz + Gx, Gz, w, Gh}};
-            detail::gemm_row_runs<T, H>(runs.items, runs.count, dh, H, term);
+            detail::gemm_row_runs<T, H, H, true>(runs.items, runs.count, dh, H, term);
         }
         else
         {
             const detail::gemm_term<T> terms[2] = {{dz, Gz, w, Gs}, {dz + Gx, Gz, w + Gs * H, Gh - Gs}};
-            detail::gemm_row_runs<T, H>(runs.items, runs.count, dh, H, terms);
+            detail::gemm_row_runs<T, H, H, true>(runs.items, runs.count, dh, H, terms);
         }
     }
 
@@ -5608,23 +5727,31 @@ namespace xrnn
         }
         if constexpr (!register_blocked_steps)  // (Q7); the register-blocked loop did it step by step
         {
-            transpose_input_weights();
-            const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_transposed.data(), Gx}};
+            transpose_input_weights(false);
+            const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_panels.data(), Gx}};
             detail::parallel_gemm_rows<T, I>(rows, m_dx.data(), I, term);
         }
         mask_input_gradient();
     }
 
-    /// W_x^T for (Q7), so that its product reads W row by row as the forward does.
+    /// W_x^T for (Q7), so that its product reads W row by row as the forward does: packed by column tiles for
+    /// gemm_row_runs (the register-blocked path), else row-major.
     XRNN_CELL_TEMPLATE
-    void XRNN_CELL::transpose_input_weights()
+    void XRNN_CELL::transpose_input_weights(bool packed)
     {
-        detail::ensure_shape(m_w_x_transposed, {Gx, I});
+        detail::ensure_shape(m_w_x_panels, {Gx, I});
+        const T* w_x = p.w_x.data();
+        if (packed)
+        {
+            detail::pack_column_tiles<T, I>(Gx, m_w_x_panels.data(),
+                                            [&](std::size_t k, std::size_t j) { return w_x[j * Gx + k]; });
+            return;
+        }
         for (std::size_t i = 0; i < I; ++i)
         {
             for (std::size_t j = 0; j < Gx; ++j)
             {
-                m_w_x_transposed.data()[j * I + i] = p.w_x.data()[i * Gx + j];
+                m_w_x_panels.data()[j * I + i] = w_x[i * Gx + j];
             }
         }
     }

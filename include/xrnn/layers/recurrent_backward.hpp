@@ -102,15 +102,18 @@ namespace xrnn
         }
         else
         {
-            detail::ensure_shape(m_w_h_transposed, {Gh, H});
-            for (std::size_t i = 0; i < H; ++i)
+            // W_h^T for (Q2), packed by column tiles (detail/small_gemm.hpp): its rows [0, Gs) and [Gs, Gh) are
+            // the two terms' W (the shared and the recurrent-only columns of dz), each packed on its own
+            detail::ensure_shape(m_w_h_panels, {Gh, H});
+            const T* w_h = p.w_h.data();
+            const std::size_t split = Gs > 0 && Gs < Gh ? Gs : Gh;
+            for (const std::size_t k0 : {std::size_t(0), split})
             {
-                for (std::size_t j = 0; j < Gh; ++j)
-                {
-                    m_w_h_transposed.data()[j * H + i] = p.w_h.data()[i * Gh + j];
-                }
+                const std::size_t k1 = k0 == 0 ? split : Gh;
+                detail::pack_column_tiles<T, H>(k1 - k0, m_w_h_panels.data() + k0 * H,
+                                                [&](std::size_t k, std::size_t j) { return w_h[j * Gh + k0 + k]; });
             }
-            transpose_input_weights();  // for (Q7) in the loop
+            transpose_input_weights(true);  // for (Q7) in the loop
         }
         detail::ensure_shape(m_bias_sums, {tiles, Gz});
         m_bias_sums.fill(T(0));
@@ -147,8 +150,8 @@ namespace xrnn
                     if constexpr (!bf16_products)  // (Q7) while dz_t is in cache; dead rows (M2): dx_t = 0
                     {
                         T* dx = m_dx.data() + t * B * I;
-                        const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_transposed.data(), Gx}};
-                        detail::gemm_row_runs<T, I>(runs.items, runs.count, dx, I, term);
+                        const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_panels.data(), Gx}};
+                        detail::gemm_row_runs<T, I, I, true>(runs.items, runs.count, dx, I, term);
                         for (std::size_t r = group; m_has_lengths && r < end; r += stride)
                         {
                             for (std::size_t b = r; b < std::min(B, r + tile); ++b)
@@ -258,21 +261,21 @@ namespace xrnn
             return;
         }
         T* dh = m_dh.data();
-        const T* w = m_w_h_transposed.data();
+        const T* w = m_w_h_panels.data();
         if constexpr (Gs == Gh)
         {
             const detail::gemm_term<T> term[1] = {{dz, Gz, w, Gh}};
-            detail::gemm_row_runs<T, H>(runs.items, runs.count, dh, H, term);
+            detail::gemm_row_runs<T, H, H, true>(runs.items, runs.count, dh, H, term);
         }
         else if constexpr (Gs == 0)
         {
             const detail::gemm_term<T> term[1] = {{dz + Gx, Gz, w, Gh}};
-            detail::gemm_row_runs<T, H>(runs.items, runs.count, dh, H, term);
+            detail::gemm_row_runs<T, H, H, true>(runs.items, runs.count, dh, H, term);
         }
         else
         {
             const detail::gemm_term<T> terms[2] = {{dz, Gz, w, Gs}, {dz + Gx, Gz, w + Gs * H, Gh - Gs}};
-            detail::gemm_row_runs<T, H>(runs.items, runs.count, dh, H, terms);
+            detail::gemm_row_runs<T, H, H, true>(runs.items, runs.count, dh, H, terms);
         }
     }
 
@@ -368,23 +371,31 @@ namespace xrnn
         }
         if constexpr (!register_blocked_steps)  // (Q7); the register-blocked loop did it step by step
         {
-            transpose_input_weights();
-            const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_transposed.data(), Gx}};
+            transpose_input_weights(false);
+            const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_panels.data(), Gx}};
             detail::parallel_gemm_rows<T, I>(rows, m_dx.data(), I, term);
         }
         mask_input_gradient();
     }
 
-    /// W_x^T for (Q7), so that its product reads W row by row as the forward does.
+    /// W_x^T for (Q7), so that its product reads W row by row as the forward does: packed by column tiles for
+    /// gemm_row_runs (the register-blocked path), else row-major.
     XRNN_CELL_TEMPLATE
-    void XRNN_CELL::transpose_input_weights()
+    void XRNN_CELL::transpose_input_weights(bool packed)
     {
-        detail::ensure_shape(m_w_x_transposed, {Gx, I});
+        detail::ensure_shape(m_w_x_panels, {Gx, I});
+        const T* w_x = p.w_x.data();
+        if (packed)
+        {
+            detail::pack_column_tiles<T, I>(Gx, m_w_x_panels.data(),
+                                            [&](std::size_t k, std::size_t j) { return w_x[j * Gx + k]; });
+            return;
+        }
         for (std::size_t i = 0; i < I; ++i)
         {
             for (std::size_t j = 0; j < Gx; ++j)
             {
-                m_w_x_transposed.data()[j * I + i] = p.w_x.data()[i * Gx + j];
+                m_w_x_panels.data()[j * I + i] = w_x[i * Gx + j];
             }
         }
     }

@@ -19,11 +19,13 @@
 //   h~        S * B * H * e            only with recurrent dropout
 // and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller: the running dh
 // and dc, the cell's direct dh' (cells that have one), the register-blocked backward's W_h^T (Gh * H * e), (Q7)'s
-// W_x^T (Gx * I * e), per-tile bias sums (ceil(B / tile rows) * Gz * e) and the packed chunks of (Q4), (Q5)
+// W_x^T (Gx * I * e) (where a long forward packs W_h and W_x), per-tile bias sums (ceil(B / tile rows) * Gz * e) and the packed chunks of (Q4), (Q5)
 // (outer_chunk_rows * (about Gz / threads + I + H) * e per thread: 256 KB each for the IMDB LSTM). An inference
 // forward keeps h (the layer's output) and a gate buffer of B rows (at most max(B, inference_chunk_rows) rows on
-// the BLAS path), c ping-pongs between two (B, H) rows, and the input is not copied. workspace_bytes() returns
-// what the buffers hold.
+// the BLAS path), c ping-pongs between two (B, H) rows, and the input is not copied; one of at least packed_steps
+// steps on the register-blocked path also keeps W_x and W_h packed for (R3), (I Gx + H Gh) * e (in the buffers of
+// backward's W^T; not in a predictor's cells, which share the model's weights).
+// workspace_bytes() returns what the buffers hold.
 // Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
 #ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
 #define XRNN_LAYERS_RECURRENT_CELL_HPP
@@ -150,6 +152,13 @@ namespace xrnn
         /// Rows of a tile of the register-blocked path: a register tile of detail/small_gemm.hpp, or an AMX tile.
         static constexpr std::size_t tile_rows = bf16_products ? detail::bf16_tile_rows : detail::gemm_tile<T>::rows;
 
+        /// Register-blocked path: a forward of at least this many steps packs W_x and W_h by column tiles first
+        /// (detail/small_gemm.hpp's pack_column_tiles: 1.05x on (R3)'s products), which costs about as much as
+        /// the products of 20 steps gain; shorter ones (a step at a time) read the weights as they are, and so
+        /// does a cell that shares another's weights (a predictor's, whose memory stays its workspace). The
+        /// results are the same bits either way.
+        static constexpr std::size_t packed_steps = 32;
+
         /// BLAS path: rows (steps x batch) of the gate buffer of an inference forward. The input part of (R3)
         /// runs as one GEMM per chunk of max(1, inference_chunk_rows / B) steps, so that the chunk stays in cache.
         static constexpr std::size_t inference_chunk_rows = 512;
@@ -263,12 +272,16 @@ namespace xrnn
         const T* previous_hidden(std::size_t t, std::size_t r, std::size_t n);
         const T* hidden_rows(std::size_t t) const;
         void project_runs(const T* x, const T* h_prev, T* z, const row_runs& runs) const;
+        template <bool Packed>
+        void project_runs_from(const T* w_x, const T* w_h, const T* x, const T* h_prev, T* z,
+                               const row_runs& runs) const;
+        void pack_projection_weights();
         void activate_rows(std::size_t t, T* z, std::size_t r, std::size_t n);
         const T* gate_gradient(const T* dy_seq, std::size_t t, std::size_t r, std::size_t n);
         void hidden_gradient_runs(const T* dz, const row_runs& runs);
         void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
         void parameter_gradients(const T* input);
-        void transpose_input_weights();
+        void transpose_input_weights(bool packed);
         void mask_input_gradient();
 
         // precision::bf16: the products on bf16 operands (definitions in recurrent_bf16.hpp)
@@ -381,9 +394,13 @@ namespace xrnn
         xt::xtensor<T, 2> m_dh;         // (B, H) running dh_t, dh_0 at the end
         xt::xtensor<T, 2> m_dc;         // (B, H) running dc_t, dc_0 at the end
         xt::xtensor<T, 2> m_dh_direct;  // (B, H) the cell's direct part of dh_{t-1} (direct_hidden_gradient only)
-        aligned_tensor<T, 2> m_w_h_transposed;  // (Gh, H) W_h^T for (Q2) on the register-blocked path
-        aligned_tensor<T, 2> m_w_x_transposed;  // (Gx, I) W_x^T for (Q7)
-        aligned_tensor<T, 1> m_outer_packs;     // (Q4), (Q5): the packed chunks (detail/outer_gemm.hpp); grow-only
+        // the weights packed by column tiles for the register tiles (detail/small_gemm.hpp): a forward of at least
+        // packed_steps steps puts W_x and W_h there for (R3), a backward W_x^T and W_h^T for (Q7) and (Q2) (same
+        // sizes; on the BLAS path, W_x^T row-major for (Q7))
+        aligned_tensor<T, 2> m_w_h_panels;  // (Gh, H) values
+        aligned_tensor<T, 2> m_w_x_panels;  // (Gx, I) values
+        aligned_tensor<T, 1> m_outer_packs;  // (Q4), (Q5): the packed chunks (detail/outer_gemm.hpp); grow-only
+        bool m_weights_packed = false;      // whether this forward's (R3) reads the panels
         xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
         xt::xtensor<T, 2> m_dh_product;      // (B, H) (Q2) on the BLAS path with lengths (dead rows keep dh)
         detail::bf16_workspace m_bf16;       // precision::bf16: the packed operands (recurrent_bf16.hpp)
@@ -436,7 +453,7 @@ namespace xrnn
     {
         std::size_t values = m_x.size() + m_gates.size() + m_h.size() + m_c.size() + m_h_masked.size()
                              + m_input_mask.size() + m_recurrent_mask.size() + m_dx.size() + m_dh.size() + m_dc.size()
-                             + m_dh_direct.size() + m_w_h_transposed.size() + m_w_x_transposed.size()
+                             + m_dh_direct.size() + m_w_h_panels.size() + m_w_x_panels.size()
                              + m_outer_packs.size() + m_bias_sums.size() + m_dh_product.size() + m_step_z.size()
                              + m_step_hw.size() + m_next.h.size() + m_step_grads.dx.size()
                              + m_step_grads.d_prev.h.size()

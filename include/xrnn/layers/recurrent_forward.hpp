@@ -150,9 +150,14 @@ namespace xrnn
         const std::size_t B = m_batch;
         const bool training = m_state == cache_state::training;
         const std::size_t parts = part_count(S, B);
+        m_weights_packed = !bf16_products && S >= packed_steps && m_shared == nullptr;
         if constexpr (bf16_products)
         {
             pack_bf16_forward_weights();
+        }
+        else if (m_weights_packed)
+        {
+            pack_projection_weights();
         }
         detail::parallel_for(parts, [&](std::size_t part) {
             detail::flush_denormals_scope flush_denormals;  // on this thread too
@@ -344,21 +349,66 @@ namespace xrnn
             }
             return;
         }
+        if (m_weights_packed)
+        {
+            project_runs_from<true>(m_w_x_panels.data(), m_w_h_panels.data(), x, h_prev, z, runs);
+            return;
+        }
         const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
+        project_runs_from<false>(p.w_x.data(), p.w_h.data(), x, h_prev, z, runs);
+    }
+
+    /// project_runs from W_x and W_h as they are (rows Gx and Gh apart), or packed by pack_projection_weights.
+    XRNN_CELL_TEMPLATE
+    template <bool Packed>
+    void XRNN_CELL::project_runs_from(const T* w_x, const T* w_h, const T* x, const T* h_prev, T* z,
+                                      const row_runs& runs) const
+    {
+        // where the input-only and the recurrent-only columns start: the column Gs of W, or after the packed
+        // shared columns (Gs columns of I and of H rows)
+        const T* w_x_apart = Packed ? w_x + I * Gs : w_x + Gs;
+        const T* w_h_apart = Packed ? w_h + H * Gs : w_h + Gs;
         if constexpr (Gs > 0)
         {
-            const detail::gemm_term<T> terms[2] = {{x, I, p.w_x.data(), I}, {h_prev, H, p.w_h.data(), H}};
-            detail::gemm_row_runs<T, Gs, Gx>(runs.items, runs.count, z, Gz, terms);
+            const detail::gemm_term<T> terms[2] = {{x, I, w_x, I}, {h_prev, H, w_h, H}};
+            detail::gemm_row_runs<T, Gs, Packed ? Gs : Gx, Packed>(runs.items, runs.count, z, Gz, terms);
         }
         if constexpr (Gx > Gs)
         {
-            const detail::gemm_term<T> term[1] = {{x, I, p.w_x.data() + Gs, I}};
-            detail::gemm_row_runs<T, Gx - Gs, Gx>(runs.items, runs.count, z + Gs, Gz, term);
+            const detail::gemm_term<T> term[1] = {{x, I, w_x_apart, I}};
+            detail::gemm_row_runs<T, Gx - Gs, Packed ? Gx - Gs : Gx, Packed>(runs.items, runs.count, z + Gs, Gz,
+                                                                             term);
         }
         if constexpr (Gh > Gs)
         {
-            const detail::gemm_term<T> term[1] = {{h_prev, H, p.w_h.data() + Gs, H}};
-            detail::gemm_row_runs<T, Gh - Gs, Gh>(runs.items, runs.count, z + Gx, Gz, term);
+            const detail::gemm_term<T> term[1] = {{h_prev, H, w_h_apart, H}};
+            detail::gemm_row_runs<T, Gh - Gs, Packed ? Gh - Gs : Gh, Packed>(runs.items, runs.count, z + Gx, Gz,
+                                                                             term);
+        }
+    }
+
+    /// W_x and W_h packed by column tiles for (R3) (detail/small_gemm.hpp), each column range of project_runs_from
+    /// on its own: W_x's shared then input-only columns, then W_h's shared then recurrent-only columns.
+    XRNN_CELL_TEMPLATE
+    void XRNN_CELL::pack_projection_weights()
+    {
+        const params_type& p = weights();  // this cell's, or those it shares (a predictor's)
+        detail::ensure_shape(m_w_x_panels, {Gx, I});  // I * Gx and H * Gh values, in the buffers of backward's W^T
+        detail::ensure_shape(m_w_h_panels, {Gh, H});
+        T* w_x = m_w_x_panels.data();
+        T* w_h = m_w_h_panels.data();
+        if constexpr (Gs > 0)
+        {
+            detail::pack_column_tiles<T, Gs, Gx>(p.w_x.data(), I, w_x);
+            detail::pack_column_tiles<T, Gs, Gh>(p.w_h.data(), H, w_h);
+        }
+        if constexpr (Gx > Gs)
+        {
+            detail::pack_column_tiles<T, Gx - Gs, Gx>(p.w_x.data() + Gs, I, w_x + I * Gs);
+        }
+        if constexpr (Gh > Gs)
+        {
+            detail::pack_column_tiles<T, Gh - Gs, Gh>(p.w_h.data() + Gs, H, w_h + H * Gs);
         }
     }
 
