@@ -4316,55 +4316,6 @@ namespace xrnn
         return values * sizeof(T);
     }
 
-    XRNN_CELL_TEMPLATE
-    auto XRNN_CELL::forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m) -> const state_type&
-    {
-        const std::size_t B = x.shape()[0];
-        detail::check_positive(Cell::name, "batch (x.shape()[0])", B);
-        detail::check_shape(Cell::name, "x", x.shape(), {B, I});
-        detail::check_shape(Cell::name, "previous h", prev.h.shape(), {B, H});
-        const T* c0 = nullptr;
-        if constexpr (has_cell_state)
-        {
-            detail::check_shape(Cell::name, "previous c", prev.c.shape(), {B, H});
-            c0 = prev.c.data();
-        }
-        if (B == 1 && m == mode::inference)
-        {
-            step_batch1(x.data(), prev.h.data(), c0);
-            return m_next;
-        }
-        forward_sequence(x.data(), 1, B, prev.h.data(), c0, m);
-        copy_out(final_hidden(), m_next.h, B);
-        if constexpr (has_cell_state)
-        {
-            copy_out(final_cell(), m_next.c, B);
-        }
-        return m_next;
-    }
-
-    XRNN_CELL_TEMPLATE
-    auto XRNN_CELL::backward(const state_type& d_next) -> const gradients_type&
-    {
-        const std::size_t B = m_batch;
-        detail::check_shape(Cell::name, "gradient of h", d_next.h.shape(), {B, H});
-        const T* dc = nullptr;
-        if constexpr (has_cell_state)
-        {
-            detail::check_shape(Cell::name, "gradient of c", d_next.c.shape(), {B, H});
-            dc = d_next.c.data();
-        }
-        backward_sequence(nullptr, d_next.h.data(), dc);
-        detail::ensure_shape(m_step_grads.dx, {B, I});
-        std::copy(m_dx.data(), m_dx.data() + B * I, m_step_grads.dx.data());
-        copy_out(initial_hidden_gradient(), m_step_grads.d_prev.h, B);
-        if constexpr (has_cell_state)
-        {
-            copy_out(initial_cell_gradient(), m_step_grads.d_prev.c, B);
-        }
-        return m_step_grads;
-    }
-
 #undef XRNN_CELL
 #undef XRNN_CELL_TEMPLATE
 }  // namespace xrnn
@@ -4372,8 +4323,8 @@ namespace xrnn
 // the rest of the definitions, with their equations (see the top of this file)
 // ---- begin include/xrnn/layers/recurrent_forward.hpp ----
 // xtensor-rnn: the forward of the recurrent engine (recurrent_cell.hpp holds the class, its public interface and
-// the dimensions S, B, I, H, Gx, Gh, Gs, Gz): forward_sequence, its two paths and the batch-1 step, then the
-// per-row pieces (R2)-(R4) they share. Its backward is in recurrent_backward.hpp.
+// the dimensions S, B, I, H, Gx, Gh, Gs, Gz): forward_sequence, its two paths, the one-step forward and the batch-1
+// step, then the per-row pieces (R2)-(R4) they share. Its backward is in recurrent_backward.hpp.
 //
 // Forward, for t = 1..S (one layer):
 //   (R1) x~_t     = x_t * m_x                 m_x (B, I): input dropout mask, one per sequence (1 when off)
@@ -4812,6 +4763,35 @@ namespace xrnn
         }
     }
 
+    /// One step of the batch (the one-step API, recurrent_cell.hpp): the batch-1 path for inference on one row,
+    /// else a sequence of one step.
+    XRNN_CELL_TEMPLATE
+    auto XRNN_CELL::forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m) -> const state_type&
+    {
+        const std::size_t B = x.shape()[0];
+        detail::check_positive(Cell::name, "batch (x.shape()[0])", B);
+        detail::check_shape(Cell::name, "x", x.shape(), {B, I});
+        detail::check_shape(Cell::name, "previous h", prev.h.shape(), {B, H});
+        const T* c0 = nullptr;
+        if constexpr (has_cell_state)
+        {
+            detail::check_shape(Cell::name, "previous c", prev.c.shape(), {B, H});
+            c0 = prev.c.data();
+        }
+        if (B == 1 && m == mode::inference)
+        {
+            step_batch1(x.data(), prev.h.data(), c0);
+            return m_next;
+        }
+        forward_sequence(x.data(), 1, B, prev.h.data(), c0, m);
+        copy_out(final_hidden(), m_next.h, B);
+        if constexpr (has_cell_state)
+        {
+            copy_out(final_cell(), m_next.c, B);
+        }
+        return m_next;
+    }
+
     /// The batch-1 inference step: (R3) as matrix-vector products over x and h_{t-1} (register-blocked, one pass
     /// over each column range of the weights), then (R4) of z + b into m_next. h_prev is read completely by (R3),
     /// and elementwise by (R4), so prev may alias m_next.
@@ -4986,8 +4966,8 @@ namespace xrnn
 // ---- begin include/xrnn/layers/recurrent_backward.hpp ----
 // xtensor-rnn: backpropagation through time in the recurrent engine, the backward of recurrent_forward.hpp
 // (recurrent_cell.hpp holds the class, its public interface and the dimensions S, B, I, H, Gx, Gh, Gs, Gz):
-// backward_sequence, the loop over the steps on its two paths, the per-row pieces (Q1)-(Q3) they share, then the
-// parameter gradients over all steps.
+// backward_sequence and the one-step backward, the loop over the steps on its two paths, the per-row pieces
+// (Q1)-(Q3) they share, then the parameter gradients over all steps.
 //
 // Backward (BPTT), for t = S..1, with dh_t = dy_t (from the output or the layer above) + the recurrent part:
 //   (Q1) dz_t, dc_{t-1}, dh'_{t-1} = the cell's backward of dh_t, dc_t   (Cell::backward_rows; "dz" is the
@@ -5437,6 +5417,29 @@ namespace xrnn
         }
         parameter_gradients(input);
         m_state = cache_state::consumed;  // dz was written over the gates
+    }
+
+    /// Backward of the one-step forward (the one-step API, recurrent_cell.hpp): a sequence of one step.
+    XRNN_CELL_TEMPLATE
+    auto XRNN_CELL::backward(const state_type& d_next) -> const gradients_type&
+    {
+        const std::size_t B = m_batch;
+        detail::check_shape(Cell::name, "gradient of h", d_next.h.shape(), {B, H});
+        const T* dc = nullptr;
+        if constexpr (has_cell_state)
+        {
+            detail::check_shape(Cell::name, "gradient of c", d_next.c.shape(), {B, H});
+            dc = d_next.c.data();
+        }
+        backward_sequence(nullptr, d_next.h.data(), dc);
+        detail::ensure_shape(m_step_grads.dx, {B, I});
+        std::copy(m_dx.data(), m_dx.data() + B * I, m_step_grads.dx.data());
+        copy_out(initial_hidden_gradient(), m_step_grads.d_prev.h, B);
+        if constexpr (has_cell_state)
+        {
+            copy_out(initial_cell_gradient(), m_step_grads.d_prev.c, B);
+        }
+        return m_step_grads;
     }
 
     /// (Q1)-(Q3), (Q6) and (Q7) for t = S..1, each part of the batch on a thread of its own: per step and group of

@@ -1,7 +1,7 @@
 // xtensor-rnn: backpropagation through time in the recurrent engine, the backward of recurrent_forward.hpp
 // (recurrent_cell.hpp holds the class, its public interface and the dimensions S, B, I, H, Gx, Gh, Gs, Gz):
-// backward_sequence, the loop over the steps on its two paths, the per-row pieces (Q1)-(Q3) they share, then the
-// parameter gradients over all steps.
+// backward_sequence and the one-step backward, the loop over the steps on its two paths, the per-row pieces
+// (Q1)-(Q3) they share, then the parameter gradients over all steps.
 //
 // Backward (BPTT), for t = S..1, with dh_t = dy_t (from the output or the layer above) + the recurrent part:
 //   (Q1) dz_t, dc_{t-1}, dh'_{t-1} = the cell's backward of dh_t, dc_t   (Cell::backward_rows; "dz" is the
@@ -81,6 +81,29 @@ namespace xrnn
         }
         parameter_gradients(input);
         m_state = cache_state::consumed;  // dz was written over the gates
+    }
+
+    /// Backward of the one-step forward (the one-step API, recurrent_cell.hpp): a sequence of one step.
+    XRNN_CELL_TEMPLATE
+    auto XRNN_CELL::backward(const state_type& d_next) -> const gradients_type&
+    {
+        const std::size_t B = m_batch;
+        detail::check_shape(Cell::name, "gradient of h", d_next.h.shape(), {B, H});
+        const T* dc = nullptr;
+        if constexpr (has_cell_state)
+        {
+            detail::check_shape(Cell::name, "gradient of c", d_next.c.shape(), {B, H});
+            dc = d_next.c.data();
+        }
+        backward_sequence(nullptr, d_next.h.data(), dc);
+        detail::ensure_shape(m_step_grads.dx, {B, I});
+        std::copy(m_dx.data(), m_dx.data() + B * I, m_step_grads.dx.data());
+        copy_out(initial_hidden_gradient(), m_step_grads.d_prev.h, B);
+        if constexpr (has_cell_state)
+        {
+            copy_out(initial_cell_gradient(), m_step_grads.d_prev.c, B);
+        }
+        return m_step_grads;
     }
 
     /// (Q1)-(Q3), (Q6) and (Q7) for t = S..1, each part of the batch on a thread of its own: per step and group of

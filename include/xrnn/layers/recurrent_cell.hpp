@@ -465,55 +465,6 @@ namespace xrnn
         return values * sizeof(T);
     }
 
-    XRNN_CELL_TEMPLATE
-    auto XRNN_CELL::forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m) -> const state_type&
-    {
-        const std::size_t B = x.shape()[0];
-        detail::check_positive(Cell::name, "batch (x.shape()[0])", B);
-        detail::check_shape(Cell::name, "x", x.shape(), {B, I});
-        detail::check_shape(Cell::name, "previous h", prev.h.shape(), {B, H});
-        const T* c0 = nullptr;
-        if constexpr (has_cell_state)
-        {
-            detail::check_shape(Cell::name, "previous c", prev.c.shape(), {B, H});
-            c0 = prev.c.data();
-        }
-        if (B == 1 && m == mode::inference)
-        {
-            step_batch1(x.data(), prev.h.data(), c0);
-            return m_next;
-        }
-        forward_sequence(x.data(), 1, B, prev.h.data(), c0, m);
-        copy_out(final_hidden(), m_next.h, B);
-        if constexpr (has_cell_state)
-        {
-            copy_out(final_cell(), m_next.c, B);
-        }
-        return m_next;
-    }
-
-    XRNN_CELL_TEMPLATE
-    auto XRNN_CELL::backward(const state_type& d_next) -> const gradients_type&
-    {
-        const std::size_t B = m_batch;
-        detail::check_shape(Cell::name, "gradient of h", d_next.h.shape(), {B, H});
-        const T* dc = nullptr;
-        if constexpr (has_cell_state)
-        {
-            detail::check_shape(Cell::name, "gradient of c", d_next.c.shape(), {B, H});
-            dc = d_next.c.data();
-        }
-        backward_sequence(nullptr, d_next.h.data(), dc);
-        detail::ensure_shape(m_step_grads.dx, {B, I});
-        std::copy(m_dx.data(), m_dx.data() + B * I, m_step_grads.dx.data());
-        copy_out(initial_hidden_gradient(), m_step_grads.d_prev.h, B);
-        if constexpr (has_cell_state)
-        {
-            copy_out(initial_cell_gradient(), m_step_grads.d_prev.c, B);
-        }
-        return m_step_grads;
-    }
-
 #undef XRNN_CELL
 #undef XRNN_CELL_TEMPLATE
 }  // namespace xrnn

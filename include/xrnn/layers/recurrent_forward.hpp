@@ -1,6 +1,6 @@
 // xtensor-rnn: the forward of the recurrent engine (recurrent_cell.hpp holds the class, its public interface and
-// the dimensions S, B, I, H, Gx, Gh, Gs, Gz): forward_sequence, its two paths and the batch-1 step, then the
-// per-row pieces (R2)-(R4) they share. Its backward is in recurrent_backward.hpp.
+// the dimensions S, B, I, H, Gx, Gh, Gs, Gz): forward_sequence, its two paths, the one-step forward and the batch-1
+// step, then the per-row pieces (R2)-(R4) they share. Its backward is in recurrent_backward.hpp.
 //
 // Forward, for t = 1..S (one layer):
 //   (R1) x~_t     = x_t * m_x                 m_x (B, I): input dropout mask, one per sequence (1 when off)
@@ -262,6 +262,35 @@ namespace xrnn
                 }
             }
         }
+    }
+
+    /// One step of the batch (the one-step API, recurrent_cell.hpp): the batch-1 path for inference on one row,
+    /// else a sequence of one step.
+    XRNN_CELL_TEMPLATE
+    auto XRNN_CELL::forward(const xt::xtensor<T, 2>& x, const state_type& prev, mode m) -> const state_type&
+    {
+        const std::size_t B = x.shape()[0];
+        detail::check_positive(Cell::name, "batch (x.shape()[0])", B);
+        detail::check_shape(Cell::name, "x", x.shape(), {B, I});
+        detail::check_shape(Cell::name, "previous h", prev.h.shape(), {B, H});
+        const T* c0 = nullptr;
+        if constexpr (has_cell_state)
+        {
+            detail::check_shape(Cell::name, "previous c", prev.c.shape(), {B, H});
+            c0 = prev.c.data();
+        }
+        if (B == 1 && m == mode::inference)
+        {
+            step_batch1(x.data(), prev.h.data(), c0);
+            return m_next;
+        }
+        forward_sequence(x.data(), 1, B, prev.h.data(), c0, m);
+        copy_out(final_hidden(), m_next.h, B);
+        if constexpr (has_cell_state)
+        {
+            copy_out(final_cell(), m_next.c, B);
+        }
+        return m_next;
     }
 
     /// The batch-1 inference step: (R3) as matrix-vector products over x and h_{t-1} (register-blocked, one pass
