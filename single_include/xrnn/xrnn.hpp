@@ -3669,9 +3669,10 @@ namespace xrnn::detail
                           std::make_index_sequence<Packs>{});
         }
 
-        /// Every column of Rows rows: wide tiles of Packs packs, then one narrower tile, then single columns.
-        template <class T, std::size_t N, std::size_t LDW, std::size_t Rows, std::size_t Packs>
-        void row_block(T* y, std::size_t ldy, const gemm_term<T>* terms, std::size_t term_count)
+        /// f(col, packs, P) for each column tile of N: tiles of Packs packs, one narrower tile of whole packs, then
+        /// single columns (P = scalar_pack, packs = 1).
+        template <class T, std::size_t N, std::size_t Packs, class F>
+        XRNN_TILE_INLINE void for_each_column_tile(F&& f)
         {
             using P = vector_pack<T>;
             constexpr std::size_t wide = Packs * P::size;
@@ -3679,16 +3680,25 @@ namespace xrnn::detail
             constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;
             for (std::size_t col = 0; col < wide_end; col += wide)
             {
-                tile<P, T, LDW, Rows, Packs>(y, ldy, col, terms, term_count);
+                f(col, std::integral_constant<std::size_t, Packs>{}, P{});
             }
             if constexpr (pack_end > wide_end)
             {
-                tile<P, T, LDW, Rows, (pack_end - wide_end) / P::size>(y, ldy, wide_end, terms, term_count);
+                f(wide_end, std::integral_constant<std::size_t, (pack_end - wide_end) / P::size>{}, P{});
             }
             for (std::size_t col = pack_end; col < N; ++col)
             {
-                tile<scalar_pack<T>, T, LDW, Rows, 1>(y, ldy, col, terms, term_count);
+                f(col, std::integral_constant<std::size_t, 1>{}, scalar_pack<T>{});
             }
+        }
+
+        /// Every column of Rows rows: wide tiles of Packs packs, then one narrower tile, then single columns.
+        template <class T, std::size_t N, std::size_t LDW, std::size_t Rows, std::size_t Packs>
+        void row_block(T* y, std::size_t ldy, const gemm_term<T>* terms, std::size_t term_count)
+        {
+            for_each_column_tile<T, N, Packs>([&](std::size_t col, auto packs_here, auto pack_type) {
+                tile<decltype(pack_type), T, LDW, Rows, decltype(packs_here)::value>(y, ldy, col, terms, term_count);
+            });
         }
 
         /// A tile as above for one term and its k in [k0, k1), starting from 0 (first) or from what y holds; w
@@ -3789,32 +3799,6 @@ namespace xrnn::detail
         std::size_t count;
     };
 
-    namespace small_gemm_impl
-    {
-        /// f(col, packs, P) for each column tile of N as gemm_rows cuts it: tiles of Packs packs, one narrower tile
-        /// of whole packs, then single columns (P = scalar_pack, packs = 1).
-        template <class T, std::size_t N, class F>
-        XRNN_TILE_INLINE void for_each_column_tile(F&& f)
-        {
-            using P = vector_pack<T>;
-            constexpr std::size_t packs = gemm_tile<T>::packs;
-            constexpr std::size_t wide = packs * P::size;
-            constexpr std::size_t wide_end = N - N % wide;
-            constexpr std::size_t pack_end = P::size > 1 ? N - N % P::size : wide_end;
-            for (std::size_t col = 0; col < wide_end; col += wide)
-            {
-                f(col, std::integral_constant<std::size_t, packs>{}, P{});
-            }
-            if constexpr (pack_end > wide_end)
-            {
-                f(wide_end, std::integral_constant<std::size_t, (pack_end - wide_end) / P::size>{}, P{});
-            }
-            for (std::size_t col = pack_end; col < N; ++col)
-            {
-                f(col, std::integral_constant<std::size_t, 1>{}, scalar_pack<T>{});
-            }
-        }
-    }  // namespace small_gemm_impl
 
     /// W (k x N) packed column tile by column tile for gemm_row_runs<..., true>, W(i, j) = value(i, j): the tile of
     /// columns [col, col + width) is its k rows of width values one after the other, from out + col * k on (k * N
@@ -3824,7 +3808,8 @@ namespace xrnn::detail
     template <class T, std::size_t N, class Value>
     void pack_column_tiles(std::size_t k, T* out, Value&& value)
     {
-        small_gemm_impl::for_each_column_tile<T, N>([&](std::size_t col, auto packs_here, auto pack_type) {
+        constexpr std::size_t packs = gemm_tile<T>::packs;
+        small_gemm_impl::for_each_column_tile<T, N, packs>([&](std::size_t col, auto packs_here, auto pack_type) {
             constexpr std::size_t width = decltype(packs_here)::value * decltype(pack_type)::size;
             T* tile = out + col * k;
             for (std::size_t i = 0; i < k; ++i)
@@ -3841,7 +3826,8 @@ namespace xrnn::detail
     template <class T, std::size_t N, std::size_t LDW = N>
     void pack_column_tiles(const T* w, std::size_t k, T* out)
     {
-        small_gemm_impl::for_each_column_tile<T, N>([&](std::size_t col, auto packs_here, auto pack_type) {
+        constexpr std::size_t packs = gemm_tile<T>::packs;
+        small_gemm_impl::for_each_column_tile<T, N, packs>([&](std::size_t col, auto packs_here, auto pack_type) {
             constexpr std::size_t width = decltype(packs_here)::value * decltype(pack_type)::size;
             T* tile = out + col * k;
             for (std::size_t i = 0; i < k; ++i)
@@ -3864,9 +3850,10 @@ namespace xrnn::detail
     {
         static_assert(LDW >= N, "xrnn: gemm_row_runs reads N columns of rows LDW apart");
         constexpr std::size_t rows = gemm_tile<T>::rows;
-        constexpr std::size_t wide = gemm_tile<T>::packs * vector_pack<T>::size;
+        constexpr std::size_t packs = gemm_tile<T>::packs;
+        constexpr std::size_t wide = packs * vector_pack<T>::size;
         constexpr std::size_t k_block = std::max<std::size_t>(16, (std::size_t(24) << 10) / (wide * sizeof(T)));
-        small_gemm_impl::for_each_column_tile<T, N>([&](std::size_t col, auto packs_here, auto pack_type) {
+        small_gemm_impl::for_each_column_tile<T, N, packs>([&](std::size_t col, auto packs_here, auto pack_type) {
             using Q = decltype(pack_type);
             constexpr std::size_t width = decltype(packs_here)::value;
             constexpr std::size_t ldw = Packed ? width * Q::size : LDW;
@@ -4680,9 +4667,10 @@ namespace xrnn
                         });
                     }
                     project_runs(x, h_prev, z, runs);  // (R3)
-                    for (std::size_t i = 0; i < runs.count; ++i)
+                    for (std::size_t i = 0; i < runs.count; ++i)  // (R4)
                     {
-                        activate_rows(t, z + runs.items[i].first * Gz, runs.items[i].first, runs.items[i].count);  // (R4)
+                        const detail::row_run& run = runs.items[i];
+                        activate_rows(t, z + run.first * Gz, run.first, run.count);
                     }
                     for (std::size_t r = group; r < end; r += stride)
                     {
@@ -5499,7 +5487,8 @@ namespace xrnn
                             gate_gradient(dy_seq, t, r0, n0);  // (Q1)
                             runs.items[runs.count++] = {r0, n0};
                         });
-                        detail::accumulate_column_sums(dz + r * Gz, n, Gz, m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
+                        // (Q6)
+                        detail::accumulate_column_sums(dz + r * Gz, n, Gz, m_bias_sums.data() + (r / tile) * Gz);
                     }
                     hidden_gradient_runs(dz, runs);  // (Q2)
                     for (std::size_t i = 0; i < runs.count; ++i)

@@ -163,7 +163,8 @@ namespace xrnn
                             gate_gradient(dy_seq, t, r0, n0);  // (Q1)
                             runs.items[runs.count++] = {r0, n0};
                         });
-                        detail::accumulate_column_sums(dz + r * Gz, n, Gz, m_bias_sums.data() + (r / tile) * Gz);  // (Q6)
+                        // (Q6)
+                        detail::accumulate_column_sums(dz + r * Gz, n, Gz, m_bias_sums.data() + (r / tile) * Gz);
                     }
                     hidden_gradient_runs(dz, runs);  // (Q2)
                     for (std::size_t i = 0; i < runs.count; ++i)

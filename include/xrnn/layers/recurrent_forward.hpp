@@ -181,9 +181,10 @@ namespace xrnn
                         });
                     }
                     project_runs(x, h_prev, z, runs);  // (R3)
-                    for (std::size_t i = 0; i < runs.count; ++i)
+                    for (std::size_t i = 0; i < runs.count; ++i)  // (R4)
                     {
-                        activate_rows(t, z + runs.items[i].first * Gz, runs.items[i].first, runs.items[i].count);  // (R4)
+                        const detail::row_run& run = runs.items[i];
+                        activate_rows(t, z + run.first * Gz, run.first, run.count);
                     }
                     for (std::size_t r = group; r < end; r += stride)
                     {
