@@ -234,34 +234,26 @@ namespace
         CHECK(dx_error < layer_tolerance);
         CHECK(grad_error < layer_tolerance);
 
-        // the machine's kernel (AMX where it runs) against the portable one, on the same bf16 operands
-        Bf16 portable(rng);
-        copy_parameters(portable, mixed);
-        xrnn::zero_grad(portable);
-        with_portable(true, [&] {
-            const auto& y_portable = lengths ? portable.forward(x, *lengths, xrnn::mode::training)
-                                             : portable.forward(x, xrnn::mode::training);
-            CHECK(rms_relative(y_portable.data(), y_mixed.data(), y_mixed.size()) < 1e-5);
-            const auto dx_portable = xt::xtensor<float, 3>(portable.backward(dy));
-            CHECK(rms_relative(dx_portable.data(), dx_mixed.data(), dx_mixed.size()) < 1e-5);
-        });
-        const auto g_portable = gradients_of(portable);
-        CHECK(rms_relative(g_portable.data(), g_mixed.data(), g_mixed.size()) < 1e-5);
-
-        if (avx512_bf16_runs())  // and the AVX512-BF16 kernel, where it is not the machine's choice
-        {
-            Bf16 avx512(rng);
-            copy_parameters(avx512, mixed);
-            xrnn::zero_grad(avx512);
-            without_amx([&] {
-                const auto& y_avx512 = lengths ? avx512.forward(x, *lengths, xrnn::mode::training)
-                                               : avx512.forward(x, xrnn::mode::training);
-                CHECK(rms_relative(y_avx512.data(), y_mixed.data(), y_mixed.size()) < 1e-5);
-                const auto dx_avx512 = xt::xtensor<float, 3>(avx512.backward(dy));
-                CHECK(rms_relative(dx_avx512.data(), dx_mixed.data(), dx_mixed.size()) < 1e-5);
+        // the machine's kernel (AMX where it runs) against the portable one and the AVX512-BF16 one (where it is
+        // not the machine's choice), on the same bf16 operands
+        const auto same_on = [&](auto&& with_kernel) {
+            Bf16 other(rng);
+            copy_parameters(other, mixed);
+            xrnn::zero_grad(other);
+            with_kernel([&] {
+                const auto& y_other = lengths ? other.forward(x, *lengths, xrnn::mode::training)
+                                              : other.forward(x, xrnn::mode::training);
+                CHECK(rms_relative(y_other.data(), y_mixed.data(), y_mixed.size()) < 1e-5);
+                const auto dx_other = xt::xtensor<float, 3>(other.backward(dy));
+                CHECK(rms_relative(dx_other.data(), dx_mixed.data(), dx_mixed.size()) < 1e-5);
             });
-            const auto g_avx512 = gradients_of(avx512);
-            CHECK(rms_relative(g_avx512.data(), g_mixed.data(), g_mixed.size()) < 1e-5);
+            const auto g_other = gradients_of(other);
+            CHECK(rms_relative(g_other.data(), g_mixed.data(), g_mixed.size()) < 1e-5);
+        };
+        same_on([](auto&& f) { with_portable(true, f); });
+        if (avx512_bf16_runs())
+        {
+            same_on([](auto&& f) { without_amx(f); });
         }
     }
 }  // namespace
