@@ -3544,8 +3544,9 @@ namespace xrnn
 //   h~        S * B * H * e            only with recurrent dropout
 // and backward adds dx, S * B * I * e (the layer's result). Everything else is (B, .) or smaller: the running dh
 // and dc, the cell's direct dh' (cells that have one), the register-blocked backward's W_h^T (Gh * H * e), (Q7)'s
-// W_x^T (Gx * I * e) (where a long forward packs W_h and W_x), per-tile bias sums (ceil(B / tile rows) * Gz * e) and the packed chunks of (Q4), (Q5)
-// (outer_chunk_rows * (about Gz / threads + I + H) * e per thread: 256 KB each for the IMDB LSTM). An inference
+// W_x^T (Gx * I * e) (where a long forward packs W_h and W_x), per-tile bias sums (ceil(B / tile rows) * Gz * e)
+// and the packed chunks of (Q4), (Q5) (outer_chunk_rows * (about Gz / threads + I + H) * e per thread: 256 KB each
+// for the IMDB LSTM). An inference
 // forward keeps h (the layer's output) and a gate buffer of B rows (at most max(B, inference_chunk_rows) rows on
 // the BLAS path), c ping-pongs between two (B, H) rows, and the input is not copied; one of at least packed_steps
 // steps on the register-blocked path also keeps W_x and W_h packed for (R3), (I Gx + H Gh) * e (in the buffers of
@@ -4217,35 +4218,36 @@ namespace xrnn
         xt::xtensor<std::size_t, 1> m_lengths;  // (B) with lengths
         xt::xtensor<std::size_t, 1> m_step_extents;  // (S) with lengths: alive_extent(t) for the large products
 
-        // per-sequence cache of the last forward
-        xt::xtensor<T, 3> m_x;         // (S, B, I)   x~, the masked or copied input (first layer, training)
-        xt::xtensor<T, 1> m_gates;     // (S, B, Gz)  z, then the cell's cache, then dz (training);
-                                       //             (chunk, B, Gz) z of a chunk of steps (inference); grow-only
-        xt::xtensor<T, 3> m_h;         // (S+1, B, H) h_0 .. h_S
-        xt::xtensor<T, 1> m_c;         // (S+1, B, H) c_0 .. c_S (training); (2, B, H) (inference); grow-only
-        xt::xtensor<T, 3> m_h_masked;  // (S, B, H)   h~_0 .. h~_{S-1} (recurrent dropout only)
-        xt::xtensor<T, 2> m_input_mask;      // (B, I)
-        xt::xtensor<T, 2> m_recurrent_mask;  // (B, H)
-
-        // backward workspaces
-        xt::xtensor<T, 3> m_dx;         // (S, B, I)
-        xt::xtensor<T, 2> m_dh;         // (B, H) running dh_t, dh_0 at the end
-        xt::xtensor<T, 2> m_dc;         // (B, H) running dc_t, dc_0 at the end
-        xt::xtensor<T, 2> m_dh_direct;  // (B, H) the cell's direct part of dh_{t-1} (direct_hidden_gradient only)
+        // per-sequence cache of the last forward, and the backward's workspaces: on 64-byte lines (detail/tensor.hpp)
+        // whatever the user's build defines, so that the register tiles' rows of z, h, c and dh do not straddle
+        // cache lines (as xtensor's own allocator does without XTENSOR_USE_XSIMD)
+        aligned_tensor<T, 3> m_x;               // (S, B, I)   x~, the masked or copied input (first layer, training)
+        aligned_tensor<T, 1> m_gates;           // (S, B, Gz)  z, then the cell's cache, then dz (training);
+                                                //             (chunk, B, Gz) z of a chunk of steps (inference);
+                                                //             grow-only
+        aligned_tensor<T, 3> m_h;               // (S+1, B, H) h_0 .. h_S
+        aligned_tensor<T, 1> m_c;               // (S+1, B, H) c_0 .. c_S (training); (2, B, H) (inference); grow-only
+        aligned_tensor<T, 3> m_h_masked;        // (S, B, H)   h~_0 .. h~_{S-1} (recurrent dropout only)
+        aligned_tensor<T, 2> m_input_mask;      // (B, I)
+        aligned_tensor<T, 2> m_recurrent_mask;  // (B, H)
+        xt::xtensor<T, 3> m_dx;                 // (S, B, I) (the type input_gradient() returns)
+        aligned_tensor<T, 2> m_dh;              // (B, H) running dh_t, dh_0 at the end
+        aligned_tensor<T, 2> m_dc;              // (B, H) running dc_t, dc_0 at the end
+        aligned_tensor<T, 2> m_dh_direct;       // (B, H) the cell's direct part of dh_{t-1} (direct_hidden_gradient)
         // the weights packed by column tiles for the register tiles (detail/small_gemm.hpp): a forward of at least
         // packed_steps steps puts W_x and W_h there for (R3), a backward W_x^T and W_h^T for (Q7) and (Q2) (same
         // sizes; on the BLAS path, W_x^T row-major for (Q7))
-        aligned_tensor<T, 2> m_w_h_panels;  // (Gh, H) values
-        aligned_tensor<T, 2> m_w_x_panels;  // (Gx, I) values
+        aligned_tensor<T, 2> m_w_h_panels;   // (Gh, H) values
+        aligned_tensor<T, 2> m_w_x_panels;   // (Gx, I) values
+        bool m_weights_packed = false;       // whether this forward's (R3) reads the panels
         aligned_tensor<T, 1> m_outer_packs;  // (Q4), (Q5): the packed chunks (detail/outer_gemm.hpp); grow-only
-        bool m_weights_packed = false;      // whether this forward's (R3) reads the panels
-        xt::xtensor<T, 2> m_bias_sums;       // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
+        aligned_tensor<T, 2> m_bias_sums;    // (tiles of B, Gz) (Q6) per tile of rows, added in tile order
         xt::xtensor<T, 2> m_dh_product;      // (B, H) (Q2) on the BLAS path with lengths (dead rows keep dh)
         detail::bf16_workspace m_bf16;       // precision::bf16: the packed operands (recurrent_bf16.hpp)
 
         // the one-step API: z of the batch-1 path, and the results
-        xt::xtensor<T, 1> m_step_z;   // (Gz)
-        xt::xtensor<T, 1> m_step_hw;  // (Gh) h W_h of a layout that is not fused
+        aligned_tensor<T, 1> m_step_z;   // (Gz)
+        aligned_tensor<T, 1> m_step_hw;  // (Gh) h W_h of a layout that is not fused
         state_type m_next;
         gradients_type m_step_grads;
     };
