@@ -88,6 +88,21 @@ namespace xrnn::detail
         }
     };
 
+    /// The arguments of bf16_gemm: C[0:m, cols] (+)= A[0:m, k blocks kb0..kb1) B[those k, cols], cols the column
+    /// tiles [ct0, ct1) of B (the last one may be partial); c at C's column 0, rows ldc apart.
+    struct bf16_product
+    {
+        std::size_t m;
+        const bf16_t* a;
+        std::size_t lda;
+        const bf16_panels* b;
+        std::size_t kb0, kb1;
+        std::size_t ct0, ct1;
+        float* c;
+        std::size_t ldc;
+        bool accumulate;
+    };
+
     /// B(k, j) = value(k, j) for k < rows, j < columns, 0 in the padding, for the pairs [pair_begin, pair_end).
     template <class F>
     void pack_panel_pairs(bf16_panels& b, std::size_t pair_begin, std::size_t pair_end, F&& value)

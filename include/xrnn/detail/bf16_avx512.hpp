@@ -32,21 +32,6 @@
 
 namespace xrnn::detail
 {
-    /// The arguments of bf16_gemm: C[0:m, cols] (+)= A[0:m, k blocks kb0..kb1) B[those k, cols], cols the column
-    /// tiles [ct0, ct1) of B (the last one may be partial); c at C's column 0, rows ldc apart.
-    struct bf16_product
-    {
-        std::size_t m;
-        const bf16_t* a;
-        std::size_t lda;
-        const bf16_panels* b;
-        std::size_t kb0, kb1;
-        std::size_t ct0, ct1;
-        float* c;
-        std::size_t ldc;
-        bool accumulate;
-    };
-
     /// Whether this CPU runs AVX512-BF16 for this process: checked once.
     inline bool bf16_avx512_available() noexcept
     {
