@@ -1,10 +1,10 @@
 // xtensor-rnn: bfloat16 values and the packed operands of bf16 products (precision::bf16, xrnn/precision.hpp);
-// the products themselves are in detail/bf16_gemm.hpp.
+// the products themselves are in detail/bf16_gemm.hpp (and its AVX512-BF16 kernel in detail/bf16_avx512.hpp).
 //
 //   C (m x N) (+)= A (m x K) B (K x N)      A, B rounded to bf16 (round to nearest even); C float
 //
-// Operands are packed once per use into the layout of Intel's AMX tiles, and the portable kernel reads the same
-// layout, so both kernels multiply the same bf16 values:
+// Operands are packed once per use into the layout of Intel's AMX tiles, and the AVX512-BF16 and portable kernels
+// read the same layout, so every kernel multiplies the same bf16 values:
 //   A  rows of kp = K rounded up to 32 bf16 values (one 64-byte tile row per 32 k), rows lda >= kp apart
 //   B  bf16_panels: column tiles of 16; in each, K/2 rows of 16 pairs (B[2p][j], B[2p+1][j]) (AMX's "VNNI" layout),
 //      so that element (k, j) is at ((j / 16) * kp / 2 + k / 2) * 32 + (j % 16) * 2 + k % 2; padding is 0.
