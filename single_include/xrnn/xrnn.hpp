@@ -4135,7 +4135,7 @@ namespace xrnn
         template <class F>
         void for_alive_runs(std::size_t t, std::size_t r, std::size_t n, F&& f) const;
         void keep_dead_states(std::size_t t, std::size_t r, std::size_t n);
-        void zero_dead_gates(std::size_t t, std::size_t r, std::size_t n);
+        void zero_dead_rows(T* step_rows, std::size_t width, std::size_t t, std::size_t r, std::size_t n);
         std::size_t alive_extent(std::size_t t) const noexcept;
         bool alive(std::size_t t, std::size_t b) const noexcept
         {
@@ -4831,21 +4831,21 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     const T* XRNN_CELL::previous_hidden(std::size_t t, std::size_t r, std::size_t n)
     {
-        const T* h = m_h.data() + (t * m_batch + r) * H;
-        if (!recurrent_dropout())
+        if (recurrent_dropout())
         {
-            return h;
+            const T* h = m_h.data() + (t * m_batch + r) * H;
+            T* masked = m_h_masked.data() + (t * m_batch + r) * H;
+            const T* mask = m_recurrent_mask.data() + r * H;
+            for (std::size_t j = 0; j < n * H; ++j)
+            {
+                masked[j] = h[j] * mask[j];
+            }
         }
-        T* masked = m_h_masked.data() + (t * m_batch + r) * H;
-        const T* mask = m_recurrent_mask.data() + r * H;
-        for (std::size_t j = 0; j < n * H; ++j)
-        {
-            masked[j] = h[j] * mask[j];
-        }
-        return masked;
+        return hidden_rows(t) + r * H;
     }
 
-    /// Row 0 of h~_t, (R2)'s result (whose rows previous_hidden writes with recurrent dropout).
+    /// Row 0 of h~_t, (R2)'s result: the cache of h~ with recurrent dropout (whose rows previous_hidden writes),
+    /// else h itself; hidden_rows(0) is H~_prev of (Q5).
     XRNN_CELL_TEMPLATE
     const T* XRNN_CELL::hidden_rows(std::size_t t) const
     {
@@ -5481,9 +5481,13 @@ namespace xrnn
                     for (std::size_t r = group; r < end; r += stride)
                     {
                         const std::size_t n = std::min(tile, B - r);
-                        if (m_has_lengths)  // (M2), (M3): dead rows get dz = 0 and keep dh and dc
+                        if (m_has_lengths)  // (M2), (M3): dead rows get dz = 0 (and dx = 0) and keep dh and dc
                         {
-                            zero_dead_gates(t, r, n);
+                            zero_dead_rows(dz, Gz, t, r, n);
+                            if constexpr (!bf16_products)  // (Q7) below runs on the alive runs only
+                            {
+                                zero_dead_rows(m_dx.data() + t * B * I, I, t, r, n);
+                            }
                         }
                         for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
                             gate_gradient(dy_seq, t, r0, n0);  // (Q1)
@@ -5497,21 +5501,11 @@ namespace xrnn
                     {
                         finish_hidden_gradient(t, runs.items[i].first, runs.items[i].count);
                     }
-                    if constexpr (!bf16_products)  // (Q7) while dz_t is in cache; dead rows (M2): dx_t = 0
+                    if constexpr (!bf16_products)  // (Q7) while dz_t is in cache
                     {
-                        T* dx = m_dx.data() + t * B * I;
                         const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_panels.data(), Gx}};
-                        detail::gemm_row_runs<T, I, I, true>(runs.items, runs.count, dx, I, term);
-                        for (std::size_t r = group; m_has_lengths && r < end; r += stride)
-                        {
-                            for (std::size_t b = r; b < std::min(B, r + tile); ++b)
-                            {
-                                if (!alive(t, b))
-                                {
-                                    std::fill(dx + b * I, dx + (b + 1) * I, T(0));
-                                }
-                            }
-                        }
+                        detail::gemm_row_runs<T, I, I, true>(runs.items, runs.count, m_dx.data() + t * B * I, I,
+                                                             term);
                     }
                 }
             }
@@ -5533,7 +5527,7 @@ namespace xrnn
             const std::size_t B = alive_extent(t);  // rows up to the last alive one (M2)
             if (m_has_lengths)
             {
-                zero_dead_gates(t, 0, m_batch);
+                zero_dead_rows(m_gates.data() + t * m_batch * Gz, Gz, t, 0, m_batch);
                 if (B == 0)
                 {
                     continue;  // (M3) every row keeps dh and dc
@@ -5701,7 +5695,7 @@ namespace xrnn
             rows.count = m_step_extents.data();
         }
         const T* dz = m_gates.data();
-        const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
+        const T* h_prev = hidden_rows(0);
         T* dw_x = dp.w_x.data();
         T* dw_h = dp.w_h.data();
         if constexpr (Gs > 0)  // (Q4) and (Q5), shared columns
@@ -5785,7 +5779,7 @@ namespace xrnn
 //   (M4) truncation (Q3) counts from each sequence's own end: cut where t > 0 and (L_b - t) % k == 0
 // The products and the cell's equations run on the runs of alive rows of each tile only, so a tile whose rows are
 // all past their length costs a copy of its states, and the BLAS path multiplies the rows up to the last alive one.
-// keep_dead_states and zero_dead_gates below do (M1) and (M2); (M3) and (M4) are in the backward's loops and its
+// keep_dead_states and zero_dead_rows below do (M1) and (M2); (M3) and (M4) are in the backward's loops and its
 // finish_hidden_gradient (recurrent_backward.hpp).
 #ifndef XRNN_LAYERS_RECURRENT_MASKING_HPP
 #define XRNN_LAYERS_RECURRENT_MASKING_HPP
@@ -5856,16 +5850,16 @@ namespace xrnn
         }
     }
 
-    /// (M2) dz_t = 0 on the rows of [r, r + n) that are dead at step t (their gate cache holds nothing of use).
+    /// (M2) 0 on the rows of [r, r + n) that are dead at step t, in a step's buffer of rows width apart from
+    /// step_rows on: dz_t (their gate cache holds nothing of use), and dx_t where (Q7) runs on the alive runs only.
     XRNN_CELL_TEMPLATE
-    void XRNN_CELL::zero_dead_gates(std::size_t t, std::size_t r, std::size_t n)
+    void XRNN_CELL::zero_dead_rows(T* step_rows, std::size_t width, std::size_t t, std::size_t r, std::size_t n)
     {
         for (std::size_t b = r; b < r + n; ++b)
         {
             if (!alive(t, b))
             {
-                T* dz = m_gates.data() + (t * m_batch + b) * Gz;
-                std::fill(dz, dz + Gz, T(0));
+                std::fill(step_rows + b * width, step_rows + (b + 1) * width, T(0));
             }
         }
     }
@@ -5999,7 +5993,7 @@ namespace xrnn
         const std::size_t R = m_steps * m_batch;
         const std::size_t rp = detail::bf16_round_up(R, detail::bf16_tile_k);
         const T* dz = m_gates.data();
-        const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
+        const T* h_prev = hidden_rows(0);
 
         // pack dZ as the B of (BF4) and [X~ | H~_prev]^T as its A, in chunks of rows on the threads ((BF2) packed
         // the A of (BF3)); the rows of dead steps go in as 0, so that a padding value (even NaN) adds nothing

@@ -155,9 +155,13 @@ namespace xrnn
                     for (std::size_t r = group; r < end; r += stride)
                     {
                         const std::size_t n = std::min(tile, B - r);
-                        if (m_has_lengths)  // (M2), (M3): dead rows get dz = 0 and keep dh and dc
+                        if (m_has_lengths)  // (M2), (M3): dead rows get dz = 0 (and dx = 0) and keep dh and dc
                         {
-                            zero_dead_gates(t, r, n);
+                            zero_dead_rows(dz, Gz, t, r, n);
+                            if constexpr (!bf16_products)  // (Q7) below runs on the alive runs only
+                            {
+                                zero_dead_rows(m_dx.data() + t * B * I, I, t, r, n);
+                            }
                         }
                         for_alive_runs(t, r, n, [&](std::size_t r0, std::size_t n0) {
                             gate_gradient(dy_seq, t, r0, n0);  // (Q1)
@@ -171,21 +175,11 @@ namespace xrnn
                     {
                         finish_hidden_gradient(t, runs.items[i].first, runs.items[i].count);
                     }
-                    if constexpr (!bf16_products)  // (Q7) while dz_t is in cache; dead rows (M2): dx_t = 0
+                    if constexpr (!bf16_products)  // (Q7) while dz_t is in cache
                     {
-                        T* dx = m_dx.data() + t * B * I;
                         const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_panels.data(), Gx}};
-                        detail::gemm_row_runs<T, I, I, true>(runs.items, runs.count, dx, I, term);
-                        for (std::size_t r = group; m_has_lengths && r < end; r += stride)
-                        {
-                            for (std::size_t b = r; b < std::min(B, r + tile); ++b)
-                            {
-                                if (!alive(t, b))
-                                {
-                                    std::fill(dx + b * I, dx + (b + 1) * I, T(0));
-                                }
-                            }
-                        }
+                        detail::gemm_row_runs<T, I, I, true>(runs.items, runs.count, m_dx.data() + t * B * I, I,
+                                                             term);
                     }
                 }
             }
@@ -207,7 +201,7 @@ namespace xrnn
             const std::size_t B = alive_extent(t);  // rows up to the last alive one (M2)
             if (m_has_lengths)
             {
-                zero_dead_gates(t, 0, m_batch);
+                zero_dead_rows(m_gates.data() + t * m_batch * Gz, Gz, t, 0, m_batch);
                 if (B == 0)
                 {
                     continue;  // (M3) every row keeps dh and dc
@@ -375,7 +369,7 @@ namespace xrnn
             rows.count = m_step_extents.data();
         }
         const T* dz = m_gates.data();
-        const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
+        const T* h_prev = hidden_rows(0);
         T* dw_x = dp.w_x.data();
         T* dw_h = dp.w_h.data();
         if constexpr (Gs > 0)  // (Q4) and (Q5), shared columns

@@ -107,7 +107,7 @@ namespace xrnn
         const std::size_t R = m_steps * m_batch;
         const std::size_t rp = detail::bf16_round_up(R, detail::bf16_tile_k);
         const T* dz = m_gates.data();
-        const T* h_prev = recurrent_dropout() ? m_h_masked.data() : m_h.data();
+        const T* h_prev = hidden_rows(0);
 
         // pack dZ as the B of (BF4) and [X~ | H~_prev]^T as its A, in chunks of rows on the threads ((BF2) packed
         // the A of (BF3)); the rows of dead steps go in as 0, so that a padding value (even NaN) adds nothing

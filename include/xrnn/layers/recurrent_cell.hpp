@@ -297,7 +297,7 @@ namespace xrnn
         template <class F>
         void for_alive_runs(std::size_t t, std::size_t r, std::size_t n, F&& f) const;
         void keep_dead_states(std::size_t t, std::size_t r, std::size_t n);
-        void zero_dead_gates(std::size_t t, std::size_t r, std::size_t n);
+        void zero_dead_rows(T* step_rows, std::size_t width, std::size_t t, std::size_t r, std::size_t n);
         std::size_t alive_extent(std::size_t t) const noexcept;
         bool alive(std::size_t t, std::size_t b) const noexcept
         {

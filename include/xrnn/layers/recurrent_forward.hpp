@@ -343,21 +343,21 @@ namespace xrnn
     XRNN_CELL_TEMPLATE
     const T* XRNN_CELL::previous_hidden(std::size_t t, std::size_t r, std::size_t n)
     {
-        const T* h = m_h.data() + (t * m_batch + r) * H;
-        if (!recurrent_dropout())
+        if (recurrent_dropout())
         {
-            return h;
+            const T* h = m_h.data() + (t * m_batch + r) * H;
+            T* masked = m_h_masked.data() + (t * m_batch + r) * H;
+            const T* mask = m_recurrent_mask.data() + r * H;
+            for (std::size_t j = 0; j < n * H; ++j)
+            {
+                masked[j] = h[j] * mask[j];
+            }
         }
-        T* masked = m_h_masked.data() + (t * m_batch + r) * H;
-        const T* mask = m_recurrent_mask.data() + r * H;
-        for (std::size_t j = 0; j < n * H; ++j)
-        {
-            masked[j] = h[j] * mask[j];
-        }
-        return masked;
+        return hidden_rows(t) + r * H;
     }
 
-    /// Row 0 of h~_t, (R2)'s result (whose rows previous_hidden writes with recurrent dropout).
+    /// Row 0 of h~_t, (R2)'s result: the cache of h~ with recurrent dropout (whose rows previous_hidden writes),
+    /// else h itself; hidden_rows(0) is H~_prev of (Q5).
     XRNN_CELL_TEMPLATE
     const T* XRNN_CELL::hidden_rows(std::size_t t) const
     {

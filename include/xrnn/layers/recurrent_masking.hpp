@@ -12,7 +12,7 @@
 //   (M4) truncation (Q3) counts from each sequence's own end: cut where t > 0 and (L_b - t) % k == 0
 // The products and the cell's equations run on the runs of alive rows of each tile only, so a tile whose rows are
 // all past their length costs a copy of its states, and the BLAS path multiplies the rows up to the last alive one.
-// keep_dead_states and zero_dead_gates below do (M1) and (M2); (M3) and (M4) are in the backward's loops and its
+// keep_dead_states and zero_dead_rows below do (M1) and (M2); (M3) and (M4) are in the backward's loops and its
 // finish_hidden_gradient (recurrent_backward.hpp).
 #ifndef XRNN_LAYERS_RECURRENT_MASKING_HPP
 #define XRNN_LAYERS_RECURRENT_MASKING_HPP
@@ -84,16 +84,16 @@ namespace xrnn
         }
     }
 
-    /// (M2) dz_t = 0 on the rows of [r, r + n) that are dead at step t (their gate cache holds nothing of use).
+    /// (M2) 0 on the rows of [r, r + n) that are dead at step t, in a step's buffer of rows width apart from
+    /// step_rows on: dz_t (their gate cache holds nothing of use), and dx_t where (Q7) runs on the alive runs only.
     XRNN_CELL_TEMPLATE
-    void XRNN_CELL::zero_dead_gates(std::size_t t, std::size_t r, std::size_t n)
+    void XRNN_CELL::zero_dead_rows(T* step_rows, std::size_t width, std::size_t t, std::size_t r, std::size_t n)
     {
         for (std::size_t b = r; b < r + n; ++b)
         {
             if (!alive(t, b))
             {
-                T* dz = m_gates.data() + (t * m_batch + b) * Gz;
-                std::fill(dz, dz + Gz, T(0));
+                std::fill(step_rows + b * width, step_rows + (b + 1) * width, T(0));
             }
         }
     }
