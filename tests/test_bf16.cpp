@@ -10,9 +10,11 @@
 // layer checks measure the root-mean-square difference relative to the float result over a whole tensor and
 // allow 4 u = 0.0156: a product done in float, or operands rounded twice as coarsely, would stay below or fail it,
 // while the float accumulation (float rounding 2^-24) is far below it.
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -20,6 +22,7 @@
 #include <doctest/doctest.h>
 #include <xtensor/xtensor.hpp>
 
+#include <xrnn/detail/bf16_transpose.hpp>
 #include <xrnn/layers/bidirectional.hpp>
 #include <xrnn/layers/gru.hpp>
 #include <xrnn/layers/lstm.hpp>
@@ -124,6 +127,64 @@ TEST_CASE("bf16: rounding to nearest even, NaN and infinity")
     {
         const float f = d(gen);
         CHECK(std::abs(from_bf16(to_bf16(f)) - f) <= unit_roundoff * std::abs(f));
+    }
+}
+
+TEST_CASE("bf16: the transposed packing's AVX-512 and portable kernels write to_bf16 of every value")
+{
+    using xrnn::detail::pack_transposed;
+    using xrnn::detail::transpose_kernel;
+    MESSAGE("AVX-512 transposition on this machine: " << (xrnn::detail::avx512_available() ? "yes" : "no"));
+    std::mt19937 gen(11);
+    std::uniform_int_distribution<std::uint32_t> bits;
+    std::uniform_int_distribution<int> coin(0, 5);
+    // every kind of float: ties, NaN, infinities, denormals; rows [r0, r1) of columns [c0, c1) of a 100 x 45 matrix
+    const std::size_t rows = 100;
+    const std::size_t ld = 45;
+    std::vector<float> src(rows * ld);
+    for (float& v : src)
+    {
+        std::uint32_t u = bits(gen);
+        switch (coin(gen))
+        {
+        case 0: u = (u & 0xffff0000u) | 0x8000u; break;  // a tie
+        case 1: u = (u & 0x807fffffu) | 0x7f800000u; break;  // NaN, or infinity when the significand is 0
+        case 2: u &= 0x807fffffu; break;                       // a denormal
+        default: break;
+        }
+        std::memcpy(&v, &u, sizeof v);
+    }
+    std::vector<bool> keep(rows);
+    for (std::size_t r = 0; r < rows; ++r)
+    {
+        keep[r] = coin(gen) != 0;
+    }
+    const auto kept = [&](std::size_t r) { return bool(keep[r]); };
+    for (const auto& [r0, r1, c0, c1] : {std::array<std::size_t, 4>{0, 96, 0, 45}, {32, 64, 16, 32}, {0, 100, 3, 44},
+                                          {64, 96, 0, 16}, {5, 37, 0, 45}})
+    {
+        const std::size_t ldo = r1 + 7;
+        std::vector<bf16_t> best((c1 - c0) * ldo, bf16_t(0x1234));
+        std::vector<bf16_t> portable = best;
+        pack_transposed(best.data(), ldo, src.data(), ld, kept, r0, r1, c0, c1);
+        pack_transposed(portable.data(), ldo, src.data(), ld, kept, r0, r1, c0, c1, transpose_kernel::portable);
+        std::size_t wrong = 0;
+        std::size_t differ = 0;
+        for (std::size_t c = c0; c < c1; ++c)
+        {
+            for (std::size_t r = 0; r < ldo; ++r)
+            {
+                const bool inside = r >= r0 && r < r1;
+                const bf16_t expected =
+                    !inside ? bf16_t(0x1234) : keep[r] ? to_bf16(src[r * ld + c]) : bf16_t(0);  // outside: untouched
+                wrong += portable[(c - c0) * ldo + r] != expected;
+                differ += best[(c - c0) * ldo + r] != portable[(c - c0) * ldo + r];
+            }
+        }
+        CAPTURE(r0);
+        CAPTURE(c0);
+        CHECK(wrong == 0);
+        CHECK(differ == 0);
     }
 }
 

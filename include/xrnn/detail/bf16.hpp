@@ -167,43 +167,6 @@ namespace xrnn::detail
         }
     }
 
-    /// Columns [c0, c1) of a row-major float matrix (rows ld apart), rows [r0, r1), written transposed as rows of
-    /// A: out[(c - c0) * ldo + r], and 0 for the rows r where keep(r) is false (not read). By blocks of 32 x 16:
-    /// rows read whole (vectorised), columns written a whole cache line at a time, through a tile in L1.
-    template <class Keep>
-    void pack_transposed(bf16_t* out, std::size_t ldo, const float* src, std::size_t ld, Keep&& keep, std::size_t r0,
-                         std::size_t r1, std::size_t c0, std::size_t c1) noexcept
-    {
-        constexpr std::size_t block_rows = 32;  // a 64-byte line of each output row
-        constexpr std::size_t block_columns = 16;
-        bf16_t tile[block_rows][block_columns];
-        for (std::size_t rb = r0; rb < r1; rb += block_rows)
-        {
-            const std::size_t rn = std::min(block_rows, r1 - rb);
-            for (std::size_t cb = c0; cb < c1; cb += block_columns)
-            {
-                const std::size_t cn = std::min(block_columns, c1 - cb);
-                for (std::size_t i = 0; i < rn; ++i)
-                {
-                    const bool kept = keep(rb + i);
-                    const float* row = src + (rb + i) * ld + cb;
-                    for (std::size_t j = 0; j < cn; ++j)
-                    {
-                        tile[i][j] = kept ? to_bf16(row[j]) : bf16_t(0);
-                    }
-                }
-                for (std::size_t j = 0; j < cn; ++j)
-                {
-                    bf16_t* o = out + (cb + j - c0) * ldo + rb;
-                    for (std::size_t i = 0; i < rn; ++i)
-                    {
-                        o[i] = tile[i][j];
-                    }
-                }
-            }
-        }
-    }
-
     /// One row of A: the values of the segments one after another, then 0 up to kp.
     struct bf16_segment
     {

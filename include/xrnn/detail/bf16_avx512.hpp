@@ -32,8 +32,9 @@
 
 namespace xrnn::detail
 {
-    /// Whether this CPU runs AVX512-BF16 for this process: checked once.
-    inline bool bf16_avx512_available() noexcept
+    /// Whether this CPU runs AVX-512 (F, BW and VL) for this process, the system saving the ZMM and mask
+    /// registers (XCR0): checked once.
+    inline bool avx512_available() noexcept
     {
 #if XRNN_AVX512_BF16_POSSIBLE
         static const bool available = [] {
@@ -55,7 +56,22 @@ namespace xrnn::detail
             const bool avx512f = (b >> 16) & 1u;
             const bool avx512bw = (b >> 30) & 1u;
             const bool avx512vl = (b >> 31) & 1u;
-            if (!avx512f || !avx512bw || !avx512vl || a < 1 || __get_cpuid_count(7, 1, &a, &b, &c, &d) == 0)
+            return avx512f && avx512bw && avx512vl;
+        }();
+        return available;
+#else
+        return false;
+#endif
+    }
+
+    /// Whether this CPU runs AVX512-BF16 for this process: checked once.
+    inline bool bf16_avx512_available() noexcept
+    {
+#if XRNN_AVX512_BF16_POSSIBLE
+        static const bool available = [] {
+            unsigned a = 0, b = 0, c = 0, d = 0;
+            if (!avx512_available() || __get_cpuid_count(7, 0, &a, &b, &c, &d) == 0 || a < 1
+                || __get_cpuid_count(7, 1, &a, &b, &c, &d) == 0)
             {
                 return false;
             }

@@ -26,6 +26,7 @@
 #include <cstddef>
 
 #include <xrnn/detail/bf16_gemm.hpp>
+#include <xrnn/detail/bf16_transpose.hpp>
 #include <xrnn/layers/recurrent_cell.hpp>
 #include <xrnn/threads.hpp>
 
