@@ -303,8 +303,10 @@ TEST_CASE("fast paths: the recurrent weights start on 64-byte cache lines, also 
 
 namespace
 {
-    /// gemm_row_runs against gemm_rows run by run: the same bits, with runs of any length (remainder tiles), k
-    /// split into several L1 blocks, a scalar tail of columns and W a column range of a wider matrix.
+    /// gemm_row_runs on four runs together against the same runs one call each, against a double reference and
+    /// against W packed by column tiles: the same bits in the three runs (each element summed in the same order,
+    /// however the rows are grouped), with runs of any length (remainder tiles), k split into several L1 blocks,
+    /// a scalar tail of columns and W a column range of a wider matrix.
     template <class T, std::size_t N, std::size_t LDW>
     void check_row_runs(std::size_t k0, std::size_t k1)
     {
@@ -329,12 +331,33 @@ namespace
         CHECK(std::equal(packed.begin(), packed.end(), together.begin()));
         for (const auto& run : runs)
         {
-            xrnn::detail::gemm_term<T> block[2] = {terms[0], terms[1]};
-            block[0].a += run.first * (k0 + 3);
-            block[1].a += run.first * k1;
-            xrnn::detail::gemm_rows<T, N, LDW>(run.count, alone.data() + run.first * (N + 2), N + 2, block);
+            xrnn::detail::gemm_row_runs<T, N, LDW>(&run, 1, alone.data(), N + 2, terms);
         }
         CHECK(std::equal(together.begin(), together.end(), alone.begin()));
+        double worst = 0.0;  // relative to the sum of |a w|, the bound of a sum's rounding error over k terms
+        for (const auto& run : runs)
+        {
+            for (std::size_t i = run.first; i < run.first + run.count; ++i)
+            {
+                for (std::size_t j = 0; j < N; ++j)
+                {
+                    double sum = 0.0;
+                    double magnitude = 0.0;
+                    for (std::size_t k = 0; k < k0; ++k)
+                    {
+                        sum += double(a0(i, k)) * double(w0(k, j));
+                        magnitude += std::abs(double(a0(i, k)) * double(w0(k, j)));
+                    }
+                    for (std::size_t k = 0; k < k1; ++k)
+                    {
+                        sum += double(a1(i, k)) * double(w1(k, j));
+                        magnitude += std::abs(double(a1(i, k)) * double(w1(k, j)));
+                    }
+                    worst = std::max(worst, std::abs(double(together(i, j)) - sum) / magnitude);
+                }
+            }
+        }
+        CHECK(worst < double(k0 + k1) * std::numeric_limits<T>::epsilon());
         CHECK(together(12, N - 1) != T(0));
         CHECK(together(10, 0) == T(0));  // between the runs: untouched
     }

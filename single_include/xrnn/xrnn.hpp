@@ -3547,12 +3547,13 @@ namespace xrnn
 // xtensor-rnn: a register-blocked product of a few rows by small weight matrices of compile-time width.
 //
 //   Y (m x N) = sum over terms of A_t (m x k_t) W_t (k_t x N)        W_t row-major, rows LDW >= N apart (a
-//                                                                    column range of a wider matrix), A_t rows
-//                                                                    lda_t apart, Y rows ldy apart
+//                                                                    column range of a wider matrix), or packed
+//                                                                    by column tiles; A_t rows lda_t apart, Y
+//                                                                    rows ldy apart
 //
-// This is (R3) of one recurrent step for a slice of the batch, z_t = x_t W_x + h_{t-1} W_h, with both
-// products summed in registers: the inference forward runs it per step on each thread's rows
-// (layers/recurrent_forward.hpp), where a BLAS call per step would pay its call and threading overhead 200 times
+// This is (R3) of one recurrent step for a slice of the batch, z_t = x_t W_x + h_{t-1} W_h, and the backward's
+// (Q2) and (Q7) per step (layers/recurrent_forward.hpp, recurrent_backward.hpp): gemm_row_runs on the runs of
+// rows a thread has in a step, where a BLAS call per step would pay its call and threading overhead 200 times
 // for 1 MFLOP each, and would leave the input projection to a separate pass over memory.
 //
 // Blocking: Y is computed in tiles of Rows rows x Packs SIMD packs (8 x 3 with AVX-512's 32 registers, 4 x 3
@@ -3570,7 +3571,7 @@ namespace xrnn
 
 namespace xrnn::detail
 {
-    /// One operand pair of gemm_rows: A (m x k, rows lda apart) times W (k x N, row-major).
+    /// One operand pair of gemm_row_runs: A (m x k, rows lda apart) times W (k x N, row-major).
     template <class T>
     struct gemm_term
     {
@@ -3616,39 +3617,6 @@ namespace xrnn::detail
             (P::store(y + J * P::size, acc[J]), ...);
         }
 
-        /// Tile of sizeof...(R) rows x sizeof...(V) packs at column col; W rows LDW apart.
-        template <class P, class T, std::size_t LDW, std::size_t... R, std::size_t... V>
-        XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms,
-                                   std::size_t term_count, std::index_sequence<R...>, std::index_sequence<V...>)
-        {
-            using value = typename P::value;
-            using packs = std::index_sequence<V...>;
-            value acc[sizeof...(R)][sizeof...(V)];
-            (zero_row<P>(acc[R], packs{}), ...);
-            for (std::size_t t = 0; t < term_count; ++t)
-            {
-                const T* a = terms[t].a;
-                const std::size_t lda = terms[t].lda;
-                const T* w = terms[t].w + col;
-                const std::size_t k_end = terms[t].k;
-                for (std::size_t k = 0; k < k_end; ++k)
-                {
-                    const T* w_row = w + k * LDW;
-                    const value wk[sizeof...(V)] = {P::load(w_row + V * P::size)...};
-                    (fma_row<P>(acc[R], P::broadcast(a[R * lda + k]), wk, packs{}), ...);
-                }
-            }
-            (store_row<P>(y + R * ldy + col, acc[R], packs{}), ...);
-        }
-
-        template <class P, class T, std::size_t LDW, std::size_t Rows, std::size_t Packs>
-        XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms,
-                                   std::size_t term_count)
-        {
-            tile<P, T, LDW>(y, ldy, col, terms, term_count, std::make_index_sequence<Rows>{},
-                          std::make_index_sequence<Packs>{});
-        }
-
         /// f(col, packs, P) for each column tile of N: tiles of Packs packs, one narrower tile of whole packs, then
         /// single columns (P = scalar_pack, packs = 1).
         template <class T, std::size_t N, std::size_t Packs, class F>
@@ -3672,17 +3640,8 @@ namespace xrnn::detail
             }
         }
 
-        /// Every column of Rows rows: wide tiles of Packs packs, then one narrower tile, then single columns.
-        template <class T, std::size_t N, std::size_t LDW, std::size_t Rows, std::size_t Packs>
-        void row_block(T* y, std::size_t ldy, const gemm_term<T>* terms, std::size_t term_count)
-        {
-            for_each_column_tile<T, N, Packs>([&](std::size_t col, auto packs_here, auto pack_type) {
-                tile<decltype(pack_type), T, LDW, Rows, decltype(packs_here)::value>(y, ldy, col, terms, term_count);
-            });
-        }
-
-        /// A tile as above for one term and its k in [k0, k1), starting from 0 (first) or from what y holds; w
-        /// points at the tile's first column, its rows LDW apart.
+        /// Tile of sizeof...(R) rows x sizeof...(V) packs at column col, for one term and its k in [k0, k1),
+        /// starting from 0 (first) or from what y holds; w points at the tile's first column, its rows LDW apart.
         template <class P, class T, std::size_t LDW, std::size_t... R, std::size_t... V>
         XRNN_TILE_INLINE void tile_part(T* y, std::size_t ldy, std::size_t col, const T* a, std::size_t lda,
                                         const T* w, std::size_t k0, std::size_t k1, bool first,
@@ -3726,16 +3685,9 @@ namespace xrnn::detail
              ...);
         }
 
-        /// The last m < Rows rows, by one row_block of exactly m rows.
-        template <class T, std::size_t N, std::size_t LDW, std::size_t Packs, std::size_t... M>
-        void remainder_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T>* terms,
-                            std::size_t term_count, std::index_sequence<M...>)
-        {
-            ((m == M + 1 ? row_block<T, N, LDW, M + 1, Packs>(y, ldy, terms, term_count) : void()), ...);
-        }
     }  // namespace small_gemm_impl
 
-    /// Rows x Packs of a gemm_rows tile: as many accumulators as leave room for the W packs and a broadcast.
+    /// Rows x Packs of a gemm_row_runs tile: as many accumulators as leave room for the W packs and a broadcast.
     template <class T>
     struct gemm_tile
     {
@@ -3743,34 +3695,6 @@ namespace xrnn::detail
         static constexpr std::size_t rows = wide_registers ? 8 : 4;
         static constexpr std::size_t packs = 3;
     };
-
-    /// Y (m x N) = sum over terms of A_t W_t (see the top of this file), every W_t's rows LDW apart; Y may not
-    /// overlap any A_t or W_t.
-    template <class T, std::size_t N, std::size_t LDW = N, std::size_t Terms>
-    void gemm_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T> (&terms)[Terms])
-    {
-        static_assert(LDW >= N, "xrnn: gemm_rows reads N columns of rows LDW apart");
-        constexpr std::size_t rows = gemm_tile<T>::rows;
-        constexpr std::size_t packs = gemm_tile<T>::packs;
-        gemm_term<T> block[Terms];  // the terms from row r on
-        for (std::size_t r = 0; r < m; r += rows)
-        {
-            for (std::size_t t = 0; t < Terms; ++t)
-            {
-                block[t] = terms[t];
-                block[t].a += r * terms[t].lda;
-            }
-            if (r + rows <= m)
-            {
-                small_gemm_impl::row_block<T, N, LDW, rows, packs>(y + r * ldy, ldy, block, Terms);
-            }
-            else
-            {
-                small_gemm_impl::remainder_rows<T, N, LDW, packs>(m - r, y + r * ldy, ldy, block, Terms,
-                                                             std::make_index_sequence<rows - 1>{});
-            }
-        }
-    }
 
     /// Rows [first, first + count) of a gemm_row_runs call.
     struct row_run
@@ -3817,13 +3741,14 @@ namespace xrnn::detail
         });
     }
 
-    /// gemm_rows on several runs of rows of the same A_t and Y (row i of A_t at terms[t].a + i * lda_t, of Y at
-    /// y + i * ldy), computed together so that each block of W is read from L2 once for all of them: per column
-    /// tile, per term and per block of k_block rows of W_t (at most 24 KiB), every tile of Rows rows of every run.
-    /// With Packed, each terms[t].w is W_t packed by pack_column_tiles (LDW is then not used), whose blocks stay
-    /// in L1. A tile's sums are kept in Y between blocks, exactly as floats, so every element is summed in the same
-    /// order as by gemm_rows (terms, then k ascending): the results are bit-identical to it, packed or not. The
-    /// runs may not overlap; Y may not overlap any A_t or W_t.
+    /// Y = sum over terms of A_t W_t (see the top of this file) on the rows of several runs (row i of A_t at
+    /// terms[t].a + i * lda_t, of Y at y + i * ldy), computed together so that each block of W is read from L2
+    /// once for all of them: per column tile, per term and per block of k_block rows of W_t (at most 24 KiB),
+    /// every tile of Rows rows of every run. With Packed, each terms[t].w is W_t packed by pack_column_tiles
+    /// (LDW is then not used), whose blocks stay in L1. A tile's sums are kept in Y between blocks, exactly as
+    /// floats, so every element is summed in the same order (terms, then k ascending) whatever the runs, the
+    /// tiles it falls in or the packing: the results are bit-identical however the rows are grouped or split
+    /// among threads. The runs may not overlap; Y may not overlap any A_t or W_t.
     template <class T, std::size_t N, std::size_t LDW = N, bool Packed = false, std::size_t Terms>
     void gemm_row_runs(const row_run* runs, std::size_t run_count, T* y, std::size_t ldy,
                        const gemm_term<T> (&terms)[Terms])
@@ -4099,7 +4024,7 @@ namespace xrnn
         void hidden_gradient_runs(const T* dz, const row_runs& runs);
         void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
         void parameter_gradients(const T* input);
-        void transpose_input_weights(bool packed);
+        void transpose_input_weights();
         void mask_input_gradient();
 
         // precision::bf16: the products on bf16 operands (definitions in recurrent_bf16.hpp)
@@ -4971,7 +4896,7 @@ namespace xrnn
 //
 //   accumulate_outer_products   G_t (k_t x N) += A_t^T D   for a few terms sharing D (rows x N), summed over rows:
 //                               (Q4) dW_x += X~^T dZ and (Q5) dW_h += H~^T dZ over all steps, in one pass over dZ
-//   parallel_gemm_rows          Y (m x N) = sum of A_t W_t (small_gemm.hpp's gemm_rows) with the rows split over
+//   parallel_gemm_rows          Y (m x N) = sum of A_t W_t (small_gemm.hpp's gemm_row_runs) with the rows split over
 //                               the threads: (Q7) dX = dZ W_x^T from a transposed copy of W_x, on the BLAS path
 //                               (the register-blocked path does it in its time loop)
 // Both take the rows as live_rows: per step, the rows of the sequences still alive (a prefix of the batch when
@@ -5038,13 +4963,6 @@ namespace xrnn::detail
         {
             ((acc[J] = P::load(g + J * P::size)), ...);
         }
-
-        /// One run of consecutive live rows: the first and how many.
-        struct row_run
-        {
-            std::size_t first;
-            std::size_t count;
-        };
 
         /// G[0:R, 0:V packs] += sum over r < n of a[r][R] d[r][V packs]; a (n x R) and d (n x V packs) packed
         /// contiguous, g at the tile's corner.
@@ -5294,9 +5212,9 @@ namespace xrnn::detail
         });
     }
 
-    /// gemm_rows (small_gemm.hpp) over the live rows, in parts of about 256 rows on xrnn's threads; the other
+    /// gemm_row_runs (small_gemm.hpp) over the live rows, in parts of about 256 rows on xrnn's threads; the other
     /// rows of Y (N values each) are set to 0.
-    template <class T, std::size_t N, std::size_t LDW = N, std::size_t Terms>
+    template <class T, std::size_t N, std::size_t LDW = N, bool Packed = false, std::size_t Terms>
     void parallel_gemm_rows(const live_rows& rows, T* y, std::size_t ldy, const gemm_term<T> (&terms)[Terms])
     {
         constexpr std::size_t part_rows = 32 * gemm_tile<T>::rows;
@@ -5305,14 +5223,8 @@ namespace xrnn::detail
             const std::size_t m = rows.blocks * rows.block;
             parallel_for((m + part_rows - 1) / part_rows, [&](std::size_t p) {
                 flush_denormals_scope flush_denormals;
-                const std::size_t r = p * part_rows;
-                gemm_term<T> block[Terms];
-                for (std::size_t t = 0; t < Terms; ++t)
-                {
-                    block[t] = terms[t];
-                    block[t].a += r * terms[t].lda;
-                }
-                gemm_rows<T, N, LDW>(std::min(part_rows, m - r), y + r * ldy, ldy, block);
+                const row_run run{p * part_rows, std::min(part_rows, m - p * part_rows)};
+                gemm_row_runs<T, N, LDW, Packed>(&run, 1, y, ldy, terms);
             });
             return;
         }
@@ -5321,21 +5233,14 @@ namespace xrnn::detail
             flush_denormals_scope flush_denormals;
             for (std::size_t b = p * blocks_per_part; b < std::min(rows.blocks, (p + 1) * blocks_per_part); ++b)
             {
-                const std::size_t r = b * rows.block;
-                const std::size_t n = rows.count[b];
-                gemm_term<T> block[Terms];
-                for (std::size_t t = 0; t < Terms; ++t)
+                const row_run run{b * rows.block, rows.count[b]};
+                if (run.count > 0)
                 {
-                    block[t] = terms[t];
-                    block[t].a += r * terms[t].lda;
+                    gemm_row_runs<T, N, LDW, Packed>(&run, 1, y, ldy, terms);
                 }
-                if (n > 0)
+                for (std::size_t i = run.first + run.count; i < run.first + rows.block; ++i)
                 {
-                    gemm_rows<T, N, LDW>(n, y + r * ldy, ldy, block);
-                }
-                for (std::size_t i = n; i < rows.block; ++i)
-                {
-                    std::fill(y + (r + i) * ldy, y + (r + i) * ldy + N, T(0));
+                    std::fill(y + i * ldy, y + i * ldy + N, T(0));
                 }
             }
         });
@@ -5441,7 +5346,7 @@ namespace xrnn
                 detail::pack_column_tiles<T, H>(k1 - k0, m_w_h_panels.data() + k0 * H,
                                                 [&](std::size_t k, std::size_t j) { return w_h[j * Gh + k0 + k]; });
             }
-            transpose_input_weights(true);  // for (Q7) in the loop
+            transpose_input_weights();  // for (Q7) in the loop
         }
         detail::ensure_shape(m_bias_sums, {tiles, Gz});
         m_bias_sums.fill(T(0));
@@ -5652,7 +5557,7 @@ namespace xrnn
 
     /// (Q4), (Q5) (and (Q7) on the BLAS path) over all steps at once on xrnn's threads (detail/outer_gemm.hpp),
     /// bit-identical on any number of them: (Q4) and (Q5) in one pass over each column range of dZ, (Q7) from a
-    /// transposed copy of W_x (so that W is read row by row, as in the forward).
+    /// transposed copy of W_x packed by column tiles (so that W is read row by row, as in the forward).
     XRNN_CELL_TEMPLATE
     void XRNN_CELL::parameter_gradients(const T* input)
     {
@@ -5694,33 +5599,23 @@ namespace xrnn
         }
         if constexpr (!register_blocked_steps)  // (Q7); the register-blocked loop did it step by step
         {
-            transpose_input_weights(false);
+            transpose_input_weights();
             const detail::gemm_term<T> term[1] = {{dz, Gz, m_w_x_panels.data(), Gx}};
-            detail::parallel_gemm_rows<T, I>(rows, m_dx.data(), I, term);
+            detail::parallel_gemm_rows<T, I, I, true>(rows, m_dx.data(), I, term);
         }
         mask_input_gradient();
     }
 
-    /// W_x^T for (Q7), so that its product reads W row by row as the forward does: packed by column tiles for
-    /// gemm_row_runs (the register-blocked path), else row-major.
+    /// W_x^T for (Q7), so that its product reads W row by row as the forward does, packed by column tiles for
+    /// gemm_row_runs (detail/small_gemm.hpp): on the BLAS path's (Q7) over all steps (I = 512, Gz = 2048: 76 ->
+    /// 35 ms against row-by-row tiles from a row-major W^T, the same bits) as in the register-blocked loop.
     XRNN_CELL_TEMPLATE
-    void XRNN_CELL::transpose_input_weights(bool packed)
+    void XRNN_CELL::transpose_input_weights()
     {
         detail::ensure_shape(m_w_x_panels, {Gx, I});
         const T* w_x = p.w_x.data();
-        if (packed)
-        {
-            detail::pack_column_tiles<T, I>(Gx, m_w_x_panels.data(),
-                                            [&](std::size_t k, std::size_t j) { return w_x[j * Gx + k]; });
-            return;
-        }
-        for (std::size_t i = 0; i < I; ++i)
-        {
-            for (std::size_t j = 0; j < Gx; ++j)
-            {
-                m_w_x_panels.data()[j * I + i] = w_x[i * Gx + j];
-            }
-        }
+        detail::pack_column_tiles<T, I>(Gx, m_w_x_panels.data(),
+                                        [&](std::size_t k, std::size_t j) { return w_x[j * Gx + k]; });
     }
 
     /// (Q7)'s * m_x, with input dropout.

@@ -2,7 +2,7 @@
 //
 //   accumulate_outer_products   G_t (k_t x N) += A_t^T D   for a few terms sharing D (rows x N), summed over rows:
 //                               (Q4) dW_x += X~^T dZ and (Q5) dW_h += H~^T dZ over all steps, in one pass over dZ
-//   parallel_gemm_rows          Y (m x N) = sum of A_t W_t (small_gemm.hpp's gemm_rows) with the rows split over
+//   parallel_gemm_rows          Y (m x N) = sum of A_t W_t (small_gemm.hpp's gemm_row_runs) with the rows split over
 //                               the threads: (Q7) dX = dZ W_x^T from a transposed copy of W_x, on the BLAS path
 //                               (the register-blocked path does it in its time loop)
 // Both take the rows as live_rows: per step, the rows of the sequences still alive (a prefix of the batch when
@@ -73,13 +73,6 @@ namespace xrnn::detail
         {
             ((acc[J] = P::load(g + J * P::size)), ...);
         }
-
-        /// One run of consecutive live rows: the first and how many.
-        struct row_run
-        {
-            std::size_t first;
-            std::size_t count;
-        };
 
         /// G[0:R, 0:V packs] += sum over r < n of a[r][R] d[r][V packs]; a (n x R) and d (n x V packs) packed
         /// contiguous, g at the tile's corner.
@@ -329,9 +322,9 @@ namespace xrnn::detail
         });
     }
 
-    /// gemm_rows (small_gemm.hpp) over the live rows, in parts of about 256 rows on xrnn's threads; the other
+    /// gemm_row_runs (small_gemm.hpp) over the live rows, in parts of about 256 rows on xrnn's threads; the other
     /// rows of Y (N values each) are set to 0.
-    template <class T, std::size_t N, std::size_t LDW = N, std::size_t Terms>
+    template <class T, std::size_t N, std::size_t LDW = N, bool Packed = false, std::size_t Terms>
     void parallel_gemm_rows(const live_rows& rows, T* y, std::size_t ldy, const gemm_term<T> (&terms)[Terms])
     {
         constexpr std::size_t part_rows = 32 * gemm_tile<T>::rows;
@@ -340,14 +333,8 @@ namespace xrnn::detail
             const std::size_t m = rows.blocks * rows.block;
             parallel_for((m + part_rows - 1) / part_rows, [&](std::size_t p) {
                 flush_denormals_scope flush_denormals;
-                const std::size_t r = p * part_rows;
-                gemm_term<T> block[Terms];
-                for (std::size_t t = 0; t < Terms; ++t)
-                {
-                    block[t] = terms[t];
-                    block[t].a += r * terms[t].lda;
-                }
-                gemm_rows<T, N, LDW>(std::min(part_rows, m - r), y + r * ldy, ldy, block);
+                const row_run run{p * part_rows, std::min(part_rows, m - p * part_rows)};
+                gemm_row_runs<T, N, LDW, Packed>(&run, 1, y, ldy, terms);
             });
             return;
         }
@@ -356,21 +343,14 @@ namespace xrnn::detail
             flush_denormals_scope flush_denormals;
             for (std::size_t b = p * blocks_per_part; b < std::min(rows.blocks, (p + 1) * blocks_per_part); ++b)
             {
-                const std::size_t r = b * rows.block;
-                const std::size_t n = rows.count[b];
-                gemm_term<T> block[Terms];
-                for (std::size_t t = 0; t < Terms; ++t)
+                const row_run run{b * rows.block, rows.count[b]};
+                if (run.count > 0)
                 {
-                    block[t] = terms[t];
-                    block[t].a += r * terms[t].lda;
+                    gemm_row_runs<T, N, LDW, Packed>(&run, 1, y, ldy, terms);
                 }
-                if (n > 0)
+                for (std::size_t i = run.first + run.count; i < run.first + rows.block; ++i)
                 {
-                    gemm_rows<T, N, LDW>(n, y + r * ldy, ldy, block);
-                }
-                for (std::size_t i = n; i < rows.block; ++i)
-                {
-                    std::fill(y + (r + i) * ldy, y + (r + i) * ldy + N, T(0));
+                    std::fill(y + i * ldy, y + i * ldy + N, T(0));
                 }
             }
         });

@@ -1,12 +1,13 @@
 // xtensor-rnn: a register-blocked product of a few rows by small weight matrices of compile-time width.
 //
 //   Y (m x N) = sum over terms of A_t (m x k_t) W_t (k_t x N)        W_t row-major, rows LDW >= N apart (a
-//                                                                    column range of a wider matrix), A_t rows
-//                                                                    lda_t apart, Y rows ldy apart
+//                                                                    column range of a wider matrix), or packed
+//                                                                    by column tiles; A_t rows lda_t apart, Y
+//                                                                    rows ldy apart
 //
-// This is (R3) of one recurrent step for a slice of the batch, z_t = x_t W_x + h_{t-1} W_h, with both
-// products summed in registers: the inference forward runs it per step on each thread's rows
-// (layers/recurrent_forward.hpp), where a BLAS call per step would pay its call and threading overhead 200 times
+// This is (R3) of one recurrent step for a slice of the batch, z_t = x_t W_x + h_{t-1} W_h, and the backward's
+// (Q2) and (Q7) per step (layers/recurrent_forward.hpp, recurrent_backward.hpp): gemm_row_runs on the runs of
+// rows a thread has in a step, where a BLAS call per step would pay its call and threading overhead 200 times
 // for 1 MFLOP each, and would leave the input projection to a separate pass over memory.
 //
 // Blocking: Y is computed in tiles of Rows rows x Packs SIMD packs (8 x 3 with AVX-512's 32 registers, 4 x 3
@@ -25,7 +26,7 @@
 
 namespace xrnn::detail
 {
-    /// One operand pair of gemm_rows: A (m x k, rows lda apart) times W (k x N, row-major).
+    /// One operand pair of gemm_row_runs: A (m x k, rows lda apart) times W (k x N, row-major).
     template <class T>
     struct gemm_term
     {
@@ -71,39 +72,6 @@ namespace xrnn::detail
             (P::store(y + J * P::size, acc[J]), ...);
         }
 
-        /// Tile of sizeof...(R) rows x sizeof...(V) packs at column col; W rows LDW apart.
-        template <class P, class T, std::size_t LDW, std::size_t... R, std::size_t... V>
-        XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms,
-                                   std::size_t term_count, std::index_sequence<R...>, std::index_sequence<V...>)
-        {
-            using value = typename P::value;
-            using packs = std::index_sequence<V...>;
-            value acc[sizeof...(R)][sizeof...(V)];
-            (zero_row<P>(acc[R], packs{}), ...);
-            for (std::size_t t = 0; t < term_count; ++t)
-            {
-                const T* a = terms[t].a;
-                const std::size_t lda = terms[t].lda;
-                const T* w = terms[t].w + col;
-                const std::size_t k_end = terms[t].k;
-                for (std::size_t k = 0; k < k_end; ++k)
-                {
-                    const T* w_row = w + k * LDW;
-                    const value wk[sizeof...(V)] = {P::load(w_row + V * P::size)...};
-                    (fma_row<P>(acc[R], P::broadcast(a[R * lda + k]), wk, packs{}), ...);
-                }
-            }
-            (store_row<P>(y + R * ldy + col, acc[R], packs{}), ...);
-        }
-
-        template <class P, class T, std::size_t LDW, std::size_t Rows, std::size_t Packs>
-        XRNN_TILE_INLINE void tile(T* y, std::size_t ldy, std::size_t col, const gemm_term<T>* terms,
-                                   std::size_t term_count)
-        {
-            tile<P, T, LDW>(y, ldy, col, terms, term_count, std::make_index_sequence<Rows>{},
-                          std::make_index_sequence<Packs>{});
-        }
-
         /// f(col, packs, P) for each column tile of N: tiles of Packs packs, one narrower tile of whole packs, then
         /// single columns (P = scalar_pack, packs = 1).
         template <class T, std::size_t N, std::size_t Packs, class F>
@@ -127,17 +95,8 @@ namespace xrnn::detail
             }
         }
 
-        /// Every column of Rows rows: wide tiles of Packs packs, then one narrower tile, then single columns.
-        template <class T, std::size_t N, std::size_t LDW, std::size_t Rows, std::size_t Packs>
-        void row_block(T* y, std::size_t ldy, const gemm_term<T>* terms, std::size_t term_count)
-        {
-            for_each_column_tile<T, N, Packs>([&](std::size_t col, auto packs_here, auto pack_type) {
-                tile<decltype(pack_type), T, LDW, Rows, decltype(packs_here)::value>(y, ldy, col, terms, term_count);
-            });
-        }
-
-        /// A tile as above for one term and its k in [k0, k1), starting from 0 (first) or from what y holds; w
-        /// points at the tile's first column, its rows LDW apart.
+        /// Tile of sizeof...(R) rows x sizeof...(V) packs at column col, for one term and its k in [k0, k1),
+        /// starting from 0 (first) or from what y holds; w points at the tile's first column, its rows LDW apart.
         template <class P, class T, std::size_t LDW, std::size_t... R, std::size_t... V>
         XRNN_TILE_INLINE void tile_part(T* y, std::size_t ldy, std::size_t col, const T* a, std::size_t lda,
                                         const T* w, std::size_t k0, std::size_t k1, bool first,
@@ -181,16 +140,9 @@ namespace xrnn::detail
              ...);
         }
 
-        /// The last m < Rows rows, by one row_block of exactly m rows.
-        template <class T, std::size_t N, std::size_t LDW, std::size_t Packs, std::size_t... M>
-        void remainder_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T>* terms,
-                            std::size_t term_count, std::index_sequence<M...>)
-        {
-            ((m == M + 1 ? row_block<T, N, LDW, M + 1, Packs>(y, ldy, terms, term_count) : void()), ...);
-        }
     }  // namespace small_gemm_impl
 
-    /// Rows x Packs of a gemm_rows tile: as many accumulators as leave room for the W packs and a broadcast.
+    /// Rows x Packs of a gemm_row_runs tile: as many accumulators as leave room for the W packs and a broadcast.
     template <class T>
     struct gemm_tile
     {
@@ -198,34 +150,6 @@ namespace xrnn::detail
         static constexpr std::size_t rows = wide_registers ? 8 : 4;
         static constexpr std::size_t packs = 3;
     };
-
-    /// Y (m x N) = sum over terms of A_t W_t (see the top of this file), every W_t's rows LDW apart; Y may not
-    /// overlap any A_t or W_t.
-    template <class T, std::size_t N, std::size_t LDW = N, std::size_t Terms>
-    void gemm_rows(std::size_t m, T* y, std::size_t ldy, const gemm_term<T> (&terms)[Terms])
-    {
-        static_assert(LDW >= N, "xrnn: gemm_rows reads N columns of rows LDW apart");
-        constexpr std::size_t rows = gemm_tile<T>::rows;
-        constexpr std::size_t packs = gemm_tile<T>::packs;
-        gemm_term<T> block[Terms];  // the terms from row r on
-        for (std::size_t r = 0; r < m; r += rows)
-        {
-            for (std::size_t t = 0; t < Terms; ++t)
-            {
-                block[t] = terms[t];
-                block[t].a += r * terms[t].lda;
-            }
-            if (r + rows <= m)
-            {
-                small_gemm_impl::row_block<T, N, LDW, rows, packs>(y + r * ldy, ldy, block, Terms);
-            }
-            else
-            {
-                small_gemm_impl::remainder_rows<T, N, LDW, packs>(m - r, y + r * ldy, ldy, block, Terms,
-                                                             std::make_index_sequence<rows - 1>{});
-            }
-        }
-    }
 
     /// Rows [first, first + count) of a gemm_row_runs call.
     struct row_run
@@ -272,13 +196,14 @@ namespace xrnn::detail
         });
     }
 
-    /// gemm_rows on several runs of rows of the same A_t and Y (row i of A_t at terms[t].a + i * lda_t, of Y at
-    /// y + i * ldy), computed together so that each block of W is read from L2 once for all of them: per column
-    /// tile, per term and per block of k_block rows of W_t (at most 24 KiB), every tile of Rows rows of every run.
-    /// With Packed, each terms[t].w is W_t packed by pack_column_tiles (LDW is then not used), whose blocks stay
-    /// in L1. A tile's sums are kept in Y between blocks, exactly as floats, so every element is summed in the same
-    /// order as by gemm_rows (terms, then k ascending): the results are bit-identical to it, packed or not. The
-    /// runs may not overlap; Y may not overlap any A_t or W_t.
+    /// Y = sum over terms of A_t W_t (see the top of this file) on the rows of several runs (row i of A_t at
+    /// terms[t].a + i * lda_t, of Y at y + i * ldy), computed together so that each block of W is read from L2
+    /// once for all of them: per column tile, per term and per block of k_block rows of W_t (at most 24 KiB),
+    /// every tile of Rows rows of every run. With Packed, each terms[t].w is W_t packed by pack_column_tiles
+    /// (LDW is then not used), whose blocks stay in L1. A tile's sums are kept in Y between blocks, exactly as
+    /// floats, so every element is summed in the same order (terms, then k ascending) whatever the runs, the
+    /// tiles it falls in or the packing: the results are bit-identical however the rows are grouped or split
+    /// among threads. The runs may not overlap; Y may not overlap any A_t or W_t.
     template <class T, std::size_t N, std::size_t LDW = N, bool Packed = false, std::size_t Terms>
     void gemm_row_runs(const row_run* runs, std::size_t run_count, T* y, std::size_t ldy,
                        const gemm_term<T> (&terms)[Terms])

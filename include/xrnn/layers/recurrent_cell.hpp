@@ -282,7 +282,7 @@ namespace xrnn
         void hidden_gradient_runs(const T* dz, const row_runs& runs);
         void finish_hidden_gradient(std::size_t t, std::size_t r, std::size_t n);
         void parameter_gradients(const T* input);
-        void transpose_input_weights(bool packed);
+        void transpose_input_weights();
         void mask_input_gradient();
 
         // precision::bf16: the products on bf16 operands (definitions in recurrent_bf16.hpp)
