@@ -219,6 +219,19 @@ TEST_CASE("bf16: the AMX, AVX512-BF16 and portable kernels agree with a double r
         from_rows.reshape(k, n);
         xrnn::detail::pack_panel_rows(from_rows, b.data(), n, 0, from_rows.kp / 2);
         CHECK(from_rows.data == panels.data);
+        // the same panels from rows already in bf16 (rows n + 3 apart), as (BF4) packs dZ from (BF2)'s rows
+        std::vector<bf16_t> b_rounded(k * (n + 3), bf16_t(0x7fc1));
+        for (std::size_t r = 0; r < k; ++r)
+        {
+            for (std::size_t j = 0; j < n; ++j)
+            {
+                b_rounded[r * (n + 3) + j] = to_bf16(b[r * n + j]);
+            }
+        }
+        xrnn::detail::bf16_panels from_bf16_rows;
+        from_bf16_rows.reshape(k, n);
+        xrnn::detail::pack_panel_rows(from_bf16_rows, b_rounded.data(), n + 3, 0, from_bf16_rows.kp / 2);
+        CHECK(from_bf16_rows.data == panels.data);
         for (const bool accumulate : {false, true})
         {
             std::vector<float> fast = c0, portable = c0, avx512 = c0;

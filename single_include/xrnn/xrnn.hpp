@@ -1095,14 +1095,27 @@ namespace xrnn::detail
         pack_panel_pairs(b, 0, b.kp / 2, value);
     }
 
-    /// Pairs [pair_begin, pair_end) of B from a row-major float matrix (rows ld apart; rows >= b.k read as 0).
-    inline void pack_panel_rows(bf16_panels& b, const float* src, std::size_t ld, std::size_t pair_begin,
-                                std::size_t pair_end)
+    inline bf16_t bf16_of(float f) noexcept
     {
+        return to_bf16(f);
+    }
+    inline bf16_t bf16_of(bf16_t b) noexcept
+    {
+        return b;
+    }
+
+    /// Pairs [pair_begin, pair_end) of B from a row-major matrix of floats (rounded by to_bf16) or of bf16 values
+    /// (rows ld apart; rows >= b.k read as 0).
+    template <class Value>
+    void pack_panel_rows(bf16_panels& b, const Value* src, std::size_t ld, std::size_t pair_begin,
+                         std::size_t pair_end)
+    {
+        static_assert(std::is_same<Value, float>::value || std::is_same<Value, bf16_t>::value,
+                      "xrnn: pack_panel_rows reads floats or bf16 values");
         for (std::size_t p = pair_begin; p < pair_end; ++p)
         {
-            const float* r0 = src + 2 * p * ld;
-            const float* r1 = r0 + ld;
+            const Value* r0 = src + 2 * p * ld;
+            const Value* r1 = r0 + ld;
             const bool full = 2 * p + 1 < b.k;
             for (std::size_t ct = 0; ct < b.column_tiles(); ++ct)
             {
@@ -1114,7 +1127,7 @@ namespace xrnn::detail
                     std::uint32_t pairs[bf16_tile_n];
                     for (std::size_t c = 0; c < bf16_tile_n; ++c)
                     {
-                        pairs[c] = std::uint32_t(to_bf16(r0[j0 + c])) | (std::uint32_t(to_bf16(r1[j0 + c])) << 16);
+                        pairs[c] = std::uint32_t(bf16_of(r0[j0 + c])) | (std::uint32_t(bf16_of(r1[j0 + c])) << 16);
                     }
                     std::memcpy(out, pairs, sizeof pairs);
                     continue;
@@ -1122,8 +1135,8 @@ namespace xrnn::detail
                 std::fill(out, out + 2 * bf16_tile_n, bf16_t(0));
                 for (std::size_t c = 0; c < width; ++c)
                 {
-                    out[2 * c] = 2 * p < b.k ? to_bf16(r0[j0 + c]) : bf16_t(0);
-                    out[2 * c + 1] = full ? to_bf16(r1[j0 + c]) : bf16_t(0);
+                    out[2 * c] = 2 * p < b.k ? bf16_of(r0[j0 + c]) : bf16_t(0);
+                    out[2 * c + 1] = full ? bf16_of(r1[j0 + c]) : bf16_t(0);
                 }
             }
         }
@@ -5778,7 +5791,7 @@ namespace xrnn
 // A fused layout (the LSTM's, Gs = Gx = Gh) has no zero blocks in (BF1)-(BF3); a GRU multiplies a quarter of
 // zeros there, which costs less on AMX than splitting the products would. The weights are packed at the start
 // of every forward (BF1) and backward (BF2), (BF3), so a changed weight is always used. (BF2) keeps each step's
-// packed dz rows for (BF3); dZ and [X~ | H~] are packed once per backward for (BF4).
+// packed dz rows for (BF3), and (BF4) repacks them as its dZ panels; [X~ | H~] is packed once per backward for (BF4).
 //
 // Variable lengths: dz is 0 on dead steps (M2), so (BF3) gives dx = 0 there, and (BF4) packs their X~ and H~ rows
 // as 0, so that they add nothing even where the padding is not finite (the float path skips them).
@@ -6080,11 +6093,11 @@ namespace xrnn
         constexpr std::size_t rows_per_tile = detail::bf16_tile_rows;
         const std::size_t R = m_steps * m_batch;
         const std::size_t rp = detail::bf16_round_up(R, detail::bf16_tile_k);
-        const T* dz = m_gates.data();
         const T* h_prev = hidden_rows(0);
 
-        // pack dZ as the B of (BF4) and [X~ | H~_prev]^T as its A, in chunks of rows on the threads ((BF2) packed
-        // the A of (BF3)); the rows of dead steps go in as 0, so that a padding value (even NaN) adds nothing
+        // pack dZ as the B of (BF4) and [X~ | H~_prev]^T as its A, in chunks of rows on the threads; dZ from the bf16
+        // rows (BF2) packed as the A of (BF3) (the same values, half the bytes of the float dZ to read; 0 on dead
+        // steps), and the rows of dead steps of X~ and H~ go in as 0, so that a padding value (even NaN) adds nothing
         const detail::bf16_panels& w = m_bf16.w_x_t;
         const std::size_t B = m_batch;
         auto kept = [&](std::size_t r) { return r < R && alive(r / B, r % B); };
@@ -6094,7 +6107,7 @@ namespace xrnn
         detail::parallel_for((rp + pack_rows - 1) / pack_rows, [&](std::size_t c) {
             const std::size_t r0 = c * pack_rows;
             const std::size_t r1 = std::min(rp, r0 + pack_rows);
-            detail::pack_panel_rows(m_bf16.dz, dz, Gz, r0 / 2, r1 / 2);
+            detail::pack_panel_rows(m_bf16.dz, m_bf16.dz_rows.data(), w.kp, r0 / 2, r1 / 2);
             detail::pack_transposed(m_bf16.inputs_t.data(), rp, input, I, kept, r0, r1, 0, I);
             detail::pack_transposed(m_bf16.inputs_t.data() + I * rp, rp, h_prev, H, kept, r0, r1, 0, H);
         });

@@ -133,14 +133,27 @@ namespace xrnn::detail
         pack_panel_pairs(b, 0, b.kp / 2, value);
     }
 
-    /// Pairs [pair_begin, pair_end) of B from a row-major float matrix (rows ld apart; rows >= b.k read as 0).
-    inline void pack_panel_rows(bf16_panels& b, const float* src, std::size_t ld, std::size_t pair_begin,
-                                std::size_t pair_end)
+    inline bf16_t bf16_of(float f) noexcept
     {
+        return to_bf16(f);
+    }
+    inline bf16_t bf16_of(bf16_t b) noexcept
+    {
+        return b;
+    }
+
+    /// Pairs [pair_begin, pair_end) of B from a row-major matrix of floats (rounded by to_bf16) or of bf16 values
+    /// (rows ld apart; rows >= b.k read as 0).
+    template <class Value>
+    void pack_panel_rows(bf16_panels& b, const Value* src, std::size_t ld, std::size_t pair_begin,
+                         std::size_t pair_end)
+    {
+        static_assert(std::is_same<Value, float>::value || std::is_same<Value, bf16_t>::value,
+                      "xrnn: pack_panel_rows reads floats or bf16 values");
         for (std::size_t p = pair_begin; p < pair_end; ++p)
         {
-            const float* r0 = src + 2 * p * ld;
-            const float* r1 = r0 + ld;
+            const Value* r0 = src + 2 * p * ld;
+            const Value* r1 = r0 + ld;
             const bool full = 2 * p + 1 < b.k;
             for (std::size_t ct = 0; ct < b.column_tiles(); ++ct)
             {
@@ -152,7 +165,7 @@ namespace xrnn::detail
                     std::uint32_t pairs[bf16_tile_n];
                     for (std::size_t c = 0; c < bf16_tile_n; ++c)
                     {
-                        pairs[c] = std::uint32_t(to_bf16(r0[j0 + c])) | (std::uint32_t(to_bf16(r1[j0 + c])) << 16);
+                        pairs[c] = std::uint32_t(bf16_of(r0[j0 + c])) | (std::uint32_t(bf16_of(r1[j0 + c])) << 16);
                     }
                     std::memcpy(out, pairs, sizeof pairs);
                     continue;
@@ -160,8 +173,8 @@ namespace xrnn::detail
                 std::fill(out, out + 2 * bf16_tile_n, bf16_t(0));
                 for (std::size_t c = 0; c < width; ++c)
                 {
-                    out[2 * c] = 2 * p < b.k ? to_bf16(r0[j0 + c]) : bf16_t(0);
-                    out[2 * c + 1] = full ? to_bf16(r1[j0 + c]) : bf16_t(0);
+                    out[2 * c] = 2 * p < b.k ? bf16_of(r0[j0 + c]) : bf16_t(0);
+                    out[2 * c + 1] = full ? bf16_of(r1[j0 + c]) : bf16_t(0);
                 }
             }
         }
