@@ -1212,6 +1212,7 @@ namespace xrnn::detail
 //
 // The functions carry their own target attribute, so the headers need no -m flag; bf16_gemm calls them only when
 // the CPU reports AVX512-BF16 (CPUID leaf 7, sub-leaf 1) and the system saves the AVX-512 registers (XCR0).
+// avx512_available(), the same check without the BF16 instructions, chooses bf16_transpose.hpp's AVX-512 kernel.
 #ifndef XRNN_DETAIL_BF16_AVX512_HPP
 #define XRNN_DETAIL_BF16_AVX512_HPP
 
@@ -3697,7 +3698,6 @@ namespace xrnn::detail
                          : void()),
              ...);
         }
-
     }  // namespace small_gemm_impl
 
     /// Rows x Packs of a gemm_row_runs tile: as many accumulators as leave room for the W packs and a broadcast.

@@ -11,6 +11,7 @@
 //
 // The functions carry their own target attribute, so the headers need no -m flag; bf16_gemm calls them only when
 // the CPU reports AVX512-BF16 (CPUID leaf 7, sub-leaf 1) and the system saves the AVX-512 registers (XCR0).
+// avx512_available(), the same check without the BF16 instructions, chooses bf16_transpose.hpp's AVX-512 kernel.
 #ifndef XRNN_DETAIL_BF16_AVX512_HPP
 #define XRNN_DETAIL_BF16_AVX512_HPP
 

@@ -139,7 +139,6 @@ namespace xrnn::detail
                          : void()),
              ...);
         }
-
     }  // namespace small_gemm_impl
 
     /// Rows x Packs of a gemm_row_runs tile: as many accumulators as leave room for the W packs and a broadcast.
