@@ -11,6 +11,10 @@
 #                               medians are the table's "xrnn, user build" column (impl xrnn_user), and the
 #                               targets are judged on them (as users run it).
 #              XRNN_BENCH_RAW    file to keep the raw lines in (default: a temporary file)
+#              XRNN_BENCH_ROUNDS rounds of xrnn, its user build and oneDNN, run one after the other in each round
+#                               (default 1; PyTorch runs once): each case's median is then the median of the
+#                               rounds' medians, its min and max over all rounds, so that a host whose speed
+#                               drifts over minutes weighs on every implementation alike
 # Threads: OPENBLAS_NUM_THREADS=2 and OMP_NUM_THREADS=2 for all three (oneDNN runs on OpenMP); xrnn_bench also calls openblas_set_num_threads(2)
 # and torch_reference.py torch.set_num_threads(2). PyTorch comes from Debian's python3-torch, so the reference runs
 # with /usr/bin/python3.
@@ -41,16 +45,20 @@ cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
 echo "machine: ${cpu:-unknown CPU}, $(nproc) cores; $("${CXX:-c++}" --version 2>/dev/null | head -n 1)"
 echo "load before: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 : >"$raw"
-# the peak multiply-add rate and the streaming floors first (printed by xrnn_bench for every case or when named)
-"$build/benchmarks/xrnn_bench" ${1:+peak_fma stream_floor} "$@" | tee -a "$raw"
-if [ "$user_build" != none ]; then
-    "$user_build/benchmarks/xrnn_bench" "$@" | grep '^case=' | sed 's/ impl=xrnn/ impl=xrnn_user/' | tee -a "$raw"
-fi
-if [ -n "$onednn" ]; then
-    "$onednn" "$@" | tee -a "$raw"
-else
-    echo "# no oneDNN reference (libdnnl-dev not found)"
-fi
+rounds=${XRNN_BENCH_ROUNDS:-1}
+for ((round = 1; round <= rounds; round++)); do
+    [ "$rounds" -gt 1 ] && echo "# round $round of $rounds"
+    # the peak multiply-add rate and the streaming floors first (printed by xrnn_bench for every case or when named)
+    "$build/benchmarks/xrnn_bench" ${1:+peak_fma stream_floor} "$@" | tee -a "$raw"
+    if [ "$user_build" != none ]; then
+        "$user_build/benchmarks/xrnn_bench" "$@" | grep '^case=' | sed 's/ impl=xrnn/ impl=xrnn_user/' | tee -a "$raw"
+    fi
+    if [ -n "$onednn" ]; then
+        "$onednn" "$@" | tee -a "$raw"
+    else
+        echo "# no oneDNN reference (libdnnl-dev not found)"
+    fi
+done
 /usr/bin/python3 "$root/benchmarks/torch_reference.py" "$@" | tee -a "$raw"
 echo "load after: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 echo
@@ -58,17 +66,27 @@ echo
 python3 - "$raw" <<'EOF'
 import sys
 
+import statistics
+
 rows = {}
-peak = None  # one core's measured multiply-add rate, GFLOP/s
-stream = {}  # per cell: reading its weights once from cache, ms
+peak = None  # one core's measured multiply-add rate, GFLOP/s (the highest of the rounds)
+stream = {}  # per cell: reading its weights once from cache, ms (the lowest of the rounds)
+runs = {}  # (case, impl): each round's fields
 for line in open(sys.argv[1]):
     fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
     if line.startswith("# peak_fma") and "gflops_per_core" in fields:
-        peak = float(fields["gflops_per_core"])
+        peak = max(peak or 0.0, float(fields["gflops_per_core"]))
     if line.startswith("# stream_floor"):
-        stream = {cell: float(us) / 1000 for cell, us in fields.items()}
+        for cell, us in fields.items():
+            stream[cell] = min(stream.get(cell, float("inf")), float(us) / 1000)
     if "case" in fields and "impl" in fields:
-        rows.setdefault(fields["case"], {})[fields["impl"]] = fields
+        runs.setdefault((fields["case"], fields["impl"]), []).append(fields)
+for (case, impl), each in runs.items():  # one round: its fields; several: median of medians, min and max of all
+    merged = dict(each[0])
+    merged["ms"] = str(statistics.median(float(f["ms"]) for f in each))
+    merged["min"] = str(min(float(f["min"]) for f in each))
+    merged["max"] = str(max(float(f["max"]) for f in each))
+    rows.setdefault(case, {})[impl] = merged
 
 order = ["rnn_layer_train", "lstm_layer_train", "gru_layer_train", "rnn_layer_forward", "lstm_layer_forward",
          "gru_layer_forward", "rnn_cell_step_b1", "lstm_cell_step_b1", "gru_cell_step_b1", "rnn_train_step",
