@@ -3539,12 +3539,11 @@ namespace xrnn
 // and dc, the cell's direct dh' (cells that have one), the register-blocked backward's W_h^T (Gh * H * e), (Q7)'s
 // W_x^T (Gx * I * e) (where a long forward packs W_h and W_x), per-tile bias sums (ceil(B / tile rows) * Gz * e)
 // and the packed chunks of (Q4), (Q5) (outer_chunk_rows * (about Gz / threads + I + H) * e per thread: 256 KB each
-// for the IMDB LSTM). An inference
-// forward keeps h (the layer's output) and a gate buffer of B rows (at most max(B, inference_chunk_rows) rows on
-// the BLAS path), c ping-pongs between two (B, H) rows, and the input is not copied; one of at least packed_steps
-// steps on the register-blocked path also keeps W_x and W_h packed for (R3), (I Gx + H Gh) * e (in the buffers of
-// backward's W^T; not in a predictor's cells, which share the model's weights).
-// workspace_bytes() returns what the buffers hold.
+// for the IMDB LSTM). An inference forward keeps h (the layer's output) and a gate buffer of B rows (at most
+// max(B, inference_chunk_rows) rows on the BLAS path), c ping-pongs between two (B, H) rows, and the input is not
+// copied; one of at least packed_steps steps on the register-blocked path also keeps W_x and W_h packed for (R3),
+// (I Gx + H Gh) * e (in the buffers of backward's W^T; not in a predictor's cells, which share the model's
+// weights). workspace_bytes() returns what the buffers hold.
 // Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
 #ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
 #define XRNN_LAYERS_RECURRENT_CELL_HPP
@@ -3715,7 +3714,6 @@ namespace xrnn::detail
         std::size_t first;
         std::size_t count;
     };
-
 
     /// W (k x N) packed column tile by column tile for gemm_row_runs<..., true>, W(i, j) = value(i, j): the tile of
     /// columns [col, col + width) is its k rows of width values one after the other, from out + col * k on (k * N
@@ -4153,7 +4151,7 @@ namespace xrnn
         aligned_tensor<T, 2> m_dh_direct;       // (B, H) the cell's direct part of dh_{t-1} (direct_hidden_gradient)
         // the weights packed by column tiles for the register tiles (detail/small_gemm.hpp): a forward of at least
         // packed_steps steps puts W_x and W_h there for (R3), a backward W_x^T and W_h^T for (Q7) and (Q2) (same
-        // sizes; on the BLAS path, W_x^T row-major for (Q7))
+        // sizes; on the BLAS path, W_x^T alone, for its (Q7))
         aligned_tensor<T, 2> m_w_h_panels;   // (Gh, H) values
         aligned_tensor<T, 2> m_w_x_panels;   // (Gx, I) values
         bool m_weights_packed = false;       // whether this forward's (R3) reads the panels
@@ -4910,7 +4908,7 @@ namespace xrnn
 //   accumulate_outer_products   G_t (k_t x N) += A_t^T D   for a few terms sharing D (rows x N), summed over rows:
 //                               (Q4) dW_x += X~^T dZ and (Q5) dW_h += H~^T dZ over all steps, in one pass over dZ
 //   parallel_gemm_rows          Y (m x N) = sum of A_t W_t (small_gemm.hpp's gemm_row_runs) with the rows split over
-//                               the threads: (Q7) dX = dZ W_x^T from a transposed copy of W_x, on the BLAS path
+//                               the threads: (Q7) dX = dZ W_x^T from W_x^T packed by column tiles, on the BLAS path
 //                               (the register-blocked path does it in its time loop)
 // Both take the rows as live_rows: per step, the rows of the sequences still alive (a prefix of the batch when
 // the rows run sorted by length, layers/length_order.hpp), so that a padded batch costs its real tokens.

@@ -3,7 +3,7 @@
 //   accumulate_outer_products   G_t (k_t x N) += A_t^T D   for a few terms sharing D (rows x N), summed over rows:
 //                               (Q4) dW_x += X~^T dZ and (Q5) dW_h += H~^T dZ over all steps, in one pass over dZ
 //   parallel_gemm_rows          Y (m x N) = sum of A_t W_t (small_gemm.hpp's gemm_row_runs) with the rows split over
-//                               the threads: (Q7) dX = dZ W_x^T from a transposed copy of W_x, on the BLAS path
+//                               the threads: (Q7) dX = dZ W_x^T from W_x^T packed by column tiles, on the BLAS path
 //                               (the register-blocked path does it in its time loop)
 // Both take the rows as live_rows: per step, the rows of the sequences still alive (a prefix of the batch when
 // the rows run sorted by length, layers/length_order.hpp), so that a padded batch costs its real tokens.

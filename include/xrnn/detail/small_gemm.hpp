@@ -157,7 +157,6 @@ namespace xrnn::detail
         std::size_t count;
     };
 
-
     /// W (k x N) packed column tile by column tile for gemm_row_runs<..., true>, W(i, j) = value(i, j): the tile of
     /// columns [col, col + width) is its k rows of width values one after the other, from out + col * k on (k * N
     /// values in all). A block of a tile's rows is then contiguous and stays in L1 while the runs' tiles read it,

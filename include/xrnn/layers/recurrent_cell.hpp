@@ -21,12 +21,11 @@
 // and dc, the cell's direct dh' (cells that have one), the register-blocked backward's W_h^T (Gh * H * e), (Q7)'s
 // W_x^T (Gx * I * e) (where a long forward packs W_h and W_x), per-tile bias sums (ceil(B / tile rows) * Gz * e)
 // and the packed chunks of (Q4), (Q5) (outer_chunk_rows * (about Gz / threads + I + H) * e per thread: 256 KB each
-// for the IMDB LSTM). An inference
-// forward keeps h (the layer's output) and a gate buffer of B rows (at most max(B, inference_chunk_rows) rows on
-// the BLAS path), c ping-pongs between two (B, H) rows, and the input is not copied; one of at least packed_steps
-// steps on the register-blocked path also keeps W_x and W_h packed for (R3), (I Gx + H Gh) * e (in the buffers of
-// backward's W^T; not in a predictor's cells, which share the model's weights).
-// workspace_bytes() returns what the buffers hold.
+// for the IMDB LSTM). An inference forward keeps h (the layer's output) and a gate buffer of B rows (at most
+// max(B, inference_chunk_rows) rows on the BLAS path), c ping-pongs between two (B, H) rows, and the input is not
+// copied; one of at least packed_steps steps on the register-blocked path also keeps W_x and W_h packed for (R3),
+// (I Gx + H Gh) * e (in the buffers of backward's W^T; not in a predictor's cells, which share the model's
+// weights). workspace_bytes() returns what the buffers hold.
 // Backward consumes the gate cache (dz overwrites it): a second backward needs a new training forward.
 #ifndef XRNN_LAYERS_RECURRENT_CELL_HPP
 #define XRNN_LAYERS_RECURRENT_CELL_HPP
@@ -398,7 +397,7 @@ namespace xrnn
         aligned_tensor<T, 2> m_dh_direct;       // (B, H) the cell's direct part of dh_{t-1} (direct_hidden_gradient)
         // the weights packed by column tiles for the register tiles (detail/small_gemm.hpp): a forward of at least
         // packed_steps steps puts W_x and W_h there for (R3), a backward W_x^T and W_h^T for (Q7) and (Q2) (same
-        // sizes; on the BLAS path, W_x^T row-major for (Q7))
+        // sizes; on the BLAS path, W_x^T alone, for its (Q7))
         aligned_tensor<T, 2> m_w_h_panels;   // (Gh, H) values
         aligned_tensor<T, 2> m_w_x_panels;   // (Gx, I) values
         bool m_weights_packed = false;       // whether this forward's (R3) reads the panels
